@@ -1,0 +1,195 @@
+/* cli-util.c — option parsing, errors, progress and job running shared by
+ * every whittle-cli subcommand (see cli-util.h). */
+#include "config.h"
+
+#include "cli-util.h"
+
+#include <glib-unix.h>
+#include <stdio.h>
+#include <unistd.h>
+
+gboolean
+wh_cli_stderr_is_tty(void)
+{
+  static int tty = -1;
+  if (tty < 0)
+    tty = isatty(STDERR_FILENO) ? 1 : 0;
+  return tty == 1;
+}
+
+void
+wh_cli_print_usage(const wh_cli_command *cmd, FILE *out)
+{
+  fprintf(out, "Usage: whittle-cli %s %s\n", cmd->name, cmd->usage ? cmd->usage : "");
+}
+
+int
+wh_cli_usage_error(const wh_cli_command *cmd, const char *format, ...)
+{
+  va_list ap;
+  va_start(ap, format);
+  g_autofree char *msg = g_strdup_vprintf(format, ap);
+  va_end(ap);
+  wh_cli_progress_end();
+  fprintf(stderr, "whittle-cli %s: %s\n", cmd->name, msg);
+  wh_cli_print_usage(cmd, stderr);
+  fprintf(stderr, "Run 'whittle-cli help %s' for details.\n", cmd->name);
+  return WH_CLI_EXIT_USAGE;
+}
+
+int
+wh_cli_fail(const wh_cli_command *cmd, const GError *error)
+{
+  wh_cli_progress_end();
+  fprintf(stderr, "whittle-cli %s: %s\n", cmd->name,
+          error ? error->message : "failed");
+  return WH_CLI_EXIT_FAILURE;
+}
+
+gboolean
+wh_cli_parse_options(const wh_cli_command *cmd, GOptionEntry *entries,
+                     int *argc, char ***argv)
+{
+  g_autofree char *param = g_strdup_printf("%s — %s", cmd->usage ? cmd->usage : "",
+                                           cmd->summary);
+  g_autoptr(GOptionContext) ctx = g_option_context_new(param);
+  g_autofree char *prgname = g_strdup_printf("whittle-cli %s", cmd->name);
+  g_autoptr(GError) error = NULL;
+
+  g_set_prgname(prgname);
+  if (entries)
+    g_option_context_add_main_entries(ctx, entries, NULL);
+  if (cmd->description)
+    g_option_context_set_description(ctx, cmd->description);
+  /* Keep "--" so commands can take arguments that look like options. */
+  g_option_context_set_strict_posix(ctx, FALSE);
+  if (!g_option_context_parse(ctx, argc, argv, &error)) {
+    wh_cli_usage_error(cmd, "%s", error->message);
+    return FALSE;
+  }
+  return TRUE;
+}
+
+/* --- Progress ------------------------------------------------------------ */
+
+static gboolean progress_line_open = FALSE;
+static gint64 progress_last_plain = 0;
+
+void
+wh_cli_progress_print(const char *title, const wh_job_progress *p, gboolean bytes)
+{
+  g_autofree char *text = wh_job_progress_format(p, bytes);
+
+  if (wh_cli_stderr_is_tty()) {
+    /* One line, rewritten in place; \033[K clears what a longer line left. */
+    fprintf(stderr, "\r%s: %s\033[K", title, text);
+    progress_line_open = TRUE;
+  } else {
+    gint64 now = g_get_monotonic_time();
+    if (now - progress_last_plain < G_USEC_PER_SEC)
+      return;
+    progress_last_plain = now;
+    fprintf(stderr, "%s: %s\n", title, text);
+  }
+  fflush(stderr);
+}
+
+void
+wh_cli_progress_end(void)
+{
+  if (progress_line_open) {
+    fputc('\n', stderr);
+    fflush(stderr);
+    progress_line_open = FALSE;
+  }
+}
+
+/* --- Running a job ------------------------------------------------------- */
+
+typedef struct {
+  GMainLoop *loop;
+  wh_job *job;
+  const char *title;
+  gboolean bytes;
+  gboolean quiet;
+} run_state;
+
+static void
+run_notify(wh_job *job, gpointer user_data)
+{
+  run_state *st = user_data;
+  wh_job_progress p;
+
+  wh_job_get_progress(job, &p);
+  if (!st->quiet && p.state == WH_JOB_RUNNING)
+    wh_cli_progress_print(st->title, &p, st->bytes);
+  if (wh_job_is_finished(job)) {
+    if (!st->quiet && p.state == WH_JOB_SUCCEEDED) {
+      p.fraction = 1.0;
+      if (p.total)
+        p.done = p.total;
+      progress_last_plain = 0;
+      wh_cli_progress_print(st->title, &p, st->bytes);
+    }
+    wh_cli_progress_end();
+    g_main_loop_quit(st->loop);
+  }
+}
+
+static gboolean
+on_signal(gpointer user_data)
+{
+  run_state *st = user_data;
+  if (st->job) {
+    wh_cli_progress_end();
+    fprintf(stderr, "Cancelling…\n");
+    wh_job_cancel(st->job);
+  }
+  return G_SOURCE_CONTINUE;
+}
+
+gboolean
+wh_cli_run_job(wh_job_kind kind, const char *title, wh_job_func func,
+               gpointer user_data, gboolean bytes, gboolean quiet, GError **error)
+{
+  g_autoptr(GMainContext) ctx = g_main_context_new();
+  run_state st = { 0 };
+  gboolean ok;
+
+  g_main_context_push_thread_default(ctx);
+  st.loop = g_main_loop_new(ctx, FALSE);
+  st.title = title;
+  st.bytes = bytes;
+  st.quiet = quiet;
+
+  wh_job_queue *queue = wh_job_queue_new(ctx, 0);
+  GSource *sigint = g_unix_signal_source_new(SIGINT);
+  GSource *sigterm = g_unix_signal_source_new(SIGTERM);
+  g_source_set_callback(sigint, on_signal, &st, NULL);
+  g_source_set_callback(sigterm, on_signal, &st, NULL);
+  g_source_attach(sigint, ctx);
+  g_source_attach(sigterm, ctx);
+
+  st.job = wh_job_queue_submit(queue, kind, title, func, user_data, NULL,
+                               run_notify, &st);
+  g_main_loop_run(st.loop);
+
+  ok = wh_job_get_state(st.job) == WH_JOB_SUCCEEDED;
+  if (!ok) {
+    const GError *err = wh_job_get_error(st.job);
+    if (err)
+      g_propagate_error(error, g_error_copy(err));
+    else
+      g_set_error_literal(error, WH_JOBS_ERROR, WH_JOBS_ERROR_FAILED, "failed");
+  }
+
+  g_source_destroy(sigint);
+  g_source_destroy(sigterm);
+  g_source_unref(sigint);
+  g_source_unref(sigterm);
+  wh_job_unref(st.job);
+  wh_job_queue_free(queue);
+  g_main_loop_unref(st.loop);
+  g_main_context_pop_thread_default(ctx);
+  return ok;
+}
