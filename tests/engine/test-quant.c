@@ -1,0 +1,508 @@
+/* test-quant.c — tensor element types against the reference oracle.
+ *
+ * Data: ../shared/spec/format-tables.gguf (lookup tables) and
+ * ../shared/reference/quant-reference.gguf (16 x 1024 input, importance vector, the reference's
+ * quantization q[_imat].T of every type and its dequantization dq[_imat].T, error figures).
+ */
+#include "config.h"
+
+#include <math.h>
+#include <string.h>
+
+#include "gguf/gguf.h"
+#include "quant/quant.h"
+#include "quant/quant-tables.h"
+#include "wh-test-util.h"
+
+#define REF_FILE "reference/quant-reference.gguf"
+
+static wh_gguf *
+open_shared(const char *relative)
+{
+  g_autofree char *path = wh_test_shared_file_or_skip(relative);
+  if (!path)
+    return NULL;
+  g_autoptr(GError) error = NULL;
+  wh_gguf *g = wh_gguf_open(path, &error);
+  g_assert_no_error(error);
+  g_assert_nonnull(g);
+  return g;
+}
+
+static const float *
+f32_tensor(wh_gguf *g, const char *name, guint64 expect_n)
+{
+  const wh_gguf_tensor *t = wh_gguf_find_tensor(g, name);
+  g_assert_nonnull(t);
+  g_assert_cmpint(t->type, ==, WH_TYPE_F32);
+  g_assert_cmpuint(t->n_elements, ==, expect_n);
+  return (const float *)t->data;
+}
+
+/* ---- Tables -------------------------------------------------------------------------------- */
+
+typedef struct {
+  const char *name;
+  const void *table;
+  guint n;
+  guint bytes; /* per entry */
+} embedded_table;
+
+static void
+test_tables(void)
+{
+  wh_gguf *g = open_shared("spec/format-tables.gguf");
+  if (!g)
+    return;
+  const embedded_table tables[] = {
+    {"kmask_iq2xs", kmask_iq2xs, G_N_ELEMENTS(kmask_iq2xs), 1},
+    {"ksigns_iq2xs", ksigns_iq2xs, G_N_ELEMENTS(ksigns_iq2xs), 1},
+    {"iq2xxs_grid", iq2xxs_grid, G_N_ELEMENTS(iq2xxs_grid), 8},
+    {"iq2xs_grid", iq2xs_grid, G_N_ELEMENTS(iq2xs_grid), 8},
+    {"iq2s_grid", iq2s_grid, G_N_ELEMENTS(iq2s_grid), 8},
+    {"iq3xxs_grid", iq3xxs_grid, G_N_ELEMENTS(iq3xxs_grid), 4},
+    {"iq3s_grid", iq3s_grid, G_N_ELEMENTS(iq3s_grid), 4},
+    {"iq1s_grid", iq1s_grid, G_N_ELEMENTS(iq1s_grid), 8},
+    {"kvalues_iq4nl", kvalues_iq4nl, G_N_ELEMENTS(kvalues_iq4nl), 1},
+    {"kvalues_fp4", kvalues_fp4, G_N_ELEMENTS(kvalues_fp4), 1},
+  };
+  /* Every tensor of the file is embedded, and nothing else. */
+  g_assert_cmpuint(wh_gguf_n_tensors(g), ==, G_N_ELEMENTS(tables));
+  for (guint i = 0; i < G_N_ELEMENTS(tables); i++) {
+    const wh_gguf_tensor *t = wh_gguf_find_tensor(g, tables[i].name);
+    g_assert_nonnull(t);
+    g_assert_cmpuint(t->n_elements, ==, tables[i].n);
+    g_assert_cmpuint(t->n_bytes, ==, (guint64)tables[i].n * tables[i].bytes);
+    /* Little-endian host: the stored bit patterns equal the in-memory arrays. */
+    for (guint k = 0; k < tables[i].n; k++) {
+      guint64 file_v = 0, ours = 0;
+      memcpy(&file_v, t->data + (gsize)k * tables[i].bytes, tables[i].bytes);
+      memcpy(&ours, (const guint8 *)tables[i].table + (gsize)k * tables[i].bytes,
+             tables[i].bytes);
+      if (file_v != ours)
+        g_error("table %s entry %u: file 0x%" G_GINT64_MODIFIER "x, embedded 0x%"
+                G_GINT64_MODIFIER "x", tables[i].name, k, file_v, ours);
+    }
+  }
+  wh_gguf_close(g);
+}
+
+/* ---- Scalar conversions -------------------------------------------------------------------- */
+
+static guint32
+bits(float f)
+{
+  guint32 u;
+  memcpy(&u, &f, sizeof u);
+  return u;
+}
+
+static float
+from_bits(guint32 u)
+{
+  float f;
+  memcpy(&f, &u, sizeof f);
+  return f;
+}
+
+static void
+test_fp16(void)
+{
+  /* Every non-NaN fp16 value round-trips exactly, and fp16->fp32 matches the value formula. */
+  for (guint h = 0; h < 65536; h++) {
+    float f = wh_fp16_to_fp32((guint16)h);
+    guint e = (h >> 10) & 31, m = h & 1023;
+    if (e == 31 && m != 0) {
+      g_assert_true(isnan(f));
+      g_assert_cmphex(bits(f), ==, ((h & 0x8000u) << 16) | 0x7f800000u | (m << 13));
+      g_assert_cmphex(wh_fp32_to_fp16(f), ==, (h & 0x8000u) | 0x7e00u);
+      continue;
+    }
+    double expect = e == 0 ? ldexp(m, -24) : e == 31 ? INFINITY : ldexp(1024 + m, (int)e - 25);
+    if (h & 0x8000)
+      expect = -expect;
+    g_assert_true((double)f == expect);
+    g_assert_cmphex(wh_fp32_to_fp16(f), ==, h);
+  }
+  /* Rounding: ties to even, subnormals correctly rounded, overflow to inf. */
+  g_assert_cmphex(wh_fp32_to_fp16(65520.0f), ==, 0x7c00);
+  g_assert_cmphex(wh_fp32_to_fp16(nextafterf(65520.0f, 0.0f)), ==, 0x7bff);
+  g_assert_cmphex(wh_fp32_to_fp16(-1e9f), ==, 0xfc00);
+  g_assert_cmphex(wh_fp32_to_fp16(0x1p-25f), ==, 0x0000);
+  g_assert_cmphex(wh_fp32_to_fp16(nextafterf(0x1p-25f, 1.0f)), ==, 0x0001);
+  g_assert_cmphex(wh_fp32_to_fp16(-0x1p-25f), ==, 0x8000);
+  g_assert_cmphex(wh_fp32_to_fp16(3.0f * 0x1p-25f), ==, 0x0002); /* 1.5 ulp -> even (2) */
+  g_assert_cmphex(wh_fp32_to_fp16(1.0f + 0x1p-11f), ==, 0x3c00);  /* tie -> even */
+  g_assert_cmphex(wh_fp32_to_fp16(1.0f + 3 * 0x1p-11f), ==, 0x3c02);
+  g_assert_cmphex(wh_fp32_to_fp16(nextafterf(0x1p-14f, 0.0f)), ==, 0x0400);
+  g_assert_cmphex(wh_fp32_to_fp16(from_bits(0xffc00001u)), ==, 0xfe00);
+  /* Every fp32 in a sweep rounds to the nearest fp16 (checked against the neighbours). */
+  for (guint32 u = 0x33000000u; u < 0x477ff000u; u += 4099) {
+    float f = from_bits(u);
+    guint16 h = wh_fp32_to_fp16(f);
+    double v = wh_fp16_to_fp32(h);
+    double err = fabs(v - f);
+    if (h > 0)
+      g_assert_true(err <= fabs((double)wh_fp16_to_fp32(h - 1) - f));
+    if (h < 0x7bff)
+      g_assert_true(err <= fabs((double)wh_fp16_to_fp32(h + 1) - f));
+  }
+}
+
+static void
+test_bf16(void)
+{
+  for (guint h = 0; h < 65536; h++) {
+    float f = wh_bf16_to_fp32((guint16)h);
+    g_assert_cmphex(bits(f), ==, h << 16);
+    if (!isnan(f))
+      g_assert_cmphex(wh_fp32_to_bf16(f), ==, h);
+  }
+  g_assert_cmphex(wh_fp32_to_bf16(from_bits(0x3f808000u)), ==, 0x3f80); /* tie -> even */
+  g_assert_cmphex(wh_fp32_to_bf16(from_bits(0x3f818000u)), ==, 0x3f82);
+  g_assert_cmphex(wh_fp32_to_bf16(from_bits(0x3f808001u)), ==, 0x3f81);
+  g_assert_cmphex(wh_fp32_to_bf16(from_bits(0x7f7fffffu)), ==, 0x7f80); /* rounds to inf */
+  g_assert_cmphex(wh_fp32_to_bf16(from_bits(0x7f800001u)), ==, 0x7fc0); /* NaN: quiet */
+  g_assert_cmphex(wh_fp32_to_bf16(from_bits(0xff812345u)), ==, 0xffc1);
+  g_assert_cmphex(wh_fp32_to_bf16(from_bits(0x00018000u)), ==, 0x0002); /* subnormal */
+}
+
+/* ---- Dequantization against the reference -------------------------------------------------- */
+
+static const wh_type ref_types[] = {
+  WH_TYPE_F16,     WH_TYPE_BF16,   WH_TYPE_Q4_0,    WH_TYPE_Q4_1,   WH_TYPE_Q5_0,
+  WH_TYPE_Q5_1,    WH_TYPE_Q8_0,   WH_TYPE_Q2_K,    WH_TYPE_Q3_K,   WH_TYPE_Q4_K,
+  WH_TYPE_Q5_K,    WH_TYPE_Q6_K,   WH_TYPE_IQ2_XXS, WH_TYPE_IQ2_XS, WH_TYPE_IQ3_XXS,
+  WH_TYPE_IQ1_S,   WH_TYPE_IQ4_NL, WH_TYPE_IQ3_S,   WH_TYPE_IQ2_S,  WH_TYPE_IQ4_XS,
+  WH_TYPE_IQ1_M,   WH_TYPE_TQ1_0,  WH_TYPE_TQ2_0,   WH_TYPE_MXFP4,
+};
+
+static void
+test_dequantize_reference(void)
+{
+  wh_gguf *g = open_shared(REF_FILE);
+  if (!g)
+    return;
+  const guint64 N = 16 * 1024;
+  float *out = g_new(float, N);
+  guint n_checked = 0;
+  for (guint i = 0; i < G_N_ELEMENTS(ref_types); i++) {
+    wh_type type = ref_types[i];
+    g_assert_true(wh_quant_type_can_dequantize(type));
+    for (int imat = 0; imat < 2; imat++) {
+      g_autofree char *qname = g_strdup_printf("%s.%s", imat ? "q_imat" : "q", wh_type_name(type));
+      g_autofree char *dqname =
+        g_strdup_printf("%s.%s", imat ? "dq_imat" : "dq", wh_type_name(type));
+      const wh_gguf_tensor *q = wh_gguf_find_tensor(g, qname);
+      if (!q) {
+        /* only the imatrix-only types lack the plain form */
+        g_assert_false(imat);
+        g_assert_true(wh_quant_type_requires_imatrix(type));
+        continue;
+      }
+      g_assert_cmpint(q->type, ==, type);
+      g_assert_cmpuint(q->n_bytes, ==, 16 * wh_quant_row_bytes(type, 1024));
+      const float *dq = f32_tensor(g, dqname, N);
+      memset(out, 0xff, N * sizeof(float));
+      /* row by row, as a model loader would */
+      for (int r = 0; r < 16; r++)
+        wh_quant_dequantize_row(type, q->data + r * wh_quant_row_bytes(type, 1024),
+                                out + r * 1024, 1024);
+      for (guint64 k = 0; k < N; k++)
+        if (bits(out[k]) != bits(dq[k]))
+          g_error("%s element %" G_GUINT64_FORMAT ": got %.9g (0x%08x), reference %.9g (0x%08x)",
+                  qname, k, out[k], bits(out[k]), dq[k], bits(dq[k]));
+      n_checked++;
+    }
+  }
+  g_assert_cmpuint(n_checked, ==, 2 * G_N_ELEMENTS(ref_types) - 3);
+  g_free(out);
+  wh_gguf_close(g);
+}
+
+/* ---- Quantization against the reference ---------------------------------------------------- */
+
+/* Types whose quantizer the spec states byte-exact (block-formats.md appendix B). */
+static const wh_type exact_types[] = {
+  WH_TYPE_F16,  WH_TYPE_BF16,   WH_TYPE_Q4_0,   WH_TYPE_Q4_1,  WH_TYPE_Q5_0,  WH_TYPE_Q5_1,
+  WH_TYPE_Q8_0, WH_TYPE_Q2_K,   WH_TYPE_Q3_K,   WH_TYPE_Q4_K,  WH_TYPE_Q5_K,  WH_TYPE_Q6_K,
+  WH_TYPE_IQ4_NL, WH_TYPE_IQ4_XS, WH_TYPE_TQ1_0, WH_TYPE_TQ2_0, WH_TYPE_MXFP4,
+};
+
+/* RMS error and importance-weighted RMS error (the reference's definition, see the file's
+ * reference.note: each squared error weighted by its column's importance, averaged over all
+ * elements). */
+static void
+errors(const float *x, const float *y, const float *imatrix, gint64 nrows, gint64 ncols,
+       double *rmse, double *wrmse)
+{
+  double s = 0, ws = 0;
+  for (gint64 r = 0; r < nrows; r++)
+    for (gint64 c = 0; c < ncols; c++) {
+      double e = (double)x[r * ncols + c] - (double)y[r * ncols + c];
+      s += e * e;
+      ws += imatrix[c] * e * e;
+    }
+  *rmse = sqrt(s / (double)(nrows * ncols));
+  *wrmse = sqrt(ws / (double)(nrows * ncols));
+}
+
+/* Quantizes the reference input to @type and checks the error figures (and the bytes when
+ * @exact). */
+static void
+check_quantize(wh_gguf *g, wh_type type, gboolean with_imatrix, gboolean exact)
+{
+  const float *x = f32_tensor(g, "input", 16 * 1024);
+  const float *imatrix = f32_tensor(g, "imatrix", 1024);
+  const char *name = wh_type_name(type);
+  const char *suffix = with_imatrix ? "_imat" : "";
+  g_autofree char *qname = g_strdup_printf("q%s.%s", suffix, name);
+  const wh_gguf_tensor *ref = wh_gguf_find_tensor(g, qname);
+  g_assert_nonnull(ref);
+
+  gsize row_bytes = wh_quant_row_bytes(type, 1024);
+  guint8 *q = g_malloc(16 * row_bytes);
+  float *y = g_new(float, 16 * 1024);
+  g_autoptr(GError) error = NULL;
+  gsize n = wh_quant_quantize_rows(type, x, q, 16, 1024, with_imatrix ? imatrix : NULL, &error);
+  g_assert_no_error(error);
+  g_assert_cmpuint(n, ==, 16 * row_bytes);
+
+  if (exact) {
+    for (gsize k = 0; k < n; k++)
+      if (q[k] != ref->data[k])
+        g_error("%s: byte %" G_GSIZE_FORMAT " (row %" G_GSIZE_FORMAT ", block %" G_GSIZE_FORMAT
+                ", offset %" G_GSIZE_FORMAT ") is 0x%02x, reference 0x%02x",
+                qname, k, k / row_bytes, (k % row_bytes) / wh_quant_block_bytes(type),
+                (k % row_bytes) % wh_quant_block_bytes(type), q[k], ref->data[k]);
+  }
+
+  for (int r = 0; r < 16; r++)
+    wh_quant_dequantize_row(type, q + r * row_bytes, y + r * 1024, 1024);
+  double rmse, wrmse, ref_rmse, ref_wrmse;
+  errors(x, y, imatrix, 16, 1024, &rmse, &wrmse);
+  g_autofree char *k1 = g_strdup_printf("reference.rmse%s.%s", suffix, name);
+  g_autofree char *k2 = g_strdup_printf("reference.wrmse%s.%s", suffix, name);
+  g_assert_true(wh_gguf_get_float(g, k1, &ref_rmse));
+  g_assert_true(wh_gguf_get_float(g, k2, &ref_wrmse));
+  if (g_test_verbose())
+    g_test_message("%s: rmse %.9g (reference %.9g), wrmse %.9g (reference %.9g)", qname, rmse,
+                   ref_rmse, wrmse, ref_wrmse);
+  /* The metadata holds 9 significant digits. */
+  g_assert_cmpfloat(rmse, <=, ref_rmse * (1 + 1e-7));
+  g_assert_cmpfloat(wrmse, <=, ref_wrmse * (1 + 1e-7));
+  g_free(q);
+  g_free(y);
+}
+
+static void
+test_quantize_reference(void)
+{
+  wh_gguf *g = open_shared(REF_FILE);
+  if (!g)
+    return;
+  for (guint i = 0; i < G_N_ELEMENTS(exact_types); i++) {
+    g_assert_true(wh_quant_type_can_quantize(exact_types[i]));
+    g_assert_false(wh_quant_type_requires_imatrix(exact_types[i]));
+    check_quantize(g, exact_types[i], FALSE, TRUE);
+    check_quantize(g, exact_types[i], TRUE, TRUE);
+  }
+  wh_gguf_close(g);
+}
+
+/* The grid i-quants: quantized by quant-iq-search.c when it is built in; otherwise the
+ * dispatcher must refuse them cleanly. */
+static void
+test_quantize_grid_iquants(void)
+{
+  wh_gguf *g = open_shared(REF_FILE);
+  if (!g)
+    return;
+  static const wh_type grid[] = {WH_TYPE_IQ1_S,   WH_TYPE_IQ1_M,  WH_TYPE_IQ2_XXS, WH_TYPE_IQ2_XS,
+                                 WH_TYPE_IQ2_S,   WH_TYPE_IQ3_XXS, WH_TYPE_IQ3_S};
+  const float *x = f32_tensor(g, "input", 16 * 1024);
+  for (guint i = 0; i < G_N_ELEMENTS(grid); i++) {
+    wh_type type = grid[i];
+    guint8 *q = g_malloc(16 * wh_quant_row_bytes(type, 1024));
+    g_autoptr(GError) error = NULL;
+    if (!wh_quant_type_can_quantize(type)) {
+      g_assert_cmpuint(wh_quant_quantize_rows(type, x, q, 16, 1024, NULL, &error), ==, 0);
+      g_assert_error(error, WH_QUANT_ERROR, WH_QUANT_ERROR_UNSUPPORTED);
+      g_free(q);
+      continue;
+    }
+    if (wh_quant_type_requires_imatrix(type)) {
+      g_assert_cmpuint(wh_quant_quantize_rows(type, x, q, 16, 1024, NULL, &error), ==, 0);
+      g_assert_error(error, WH_QUANT_ERROR, WH_QUANT_ERROR_NEEDS_IMATRIX);
+    } else {
+      check_quantize(g, type, FALSE, FALSE);
+    }
+    check_quantize(g, type, TRUE, FALSE);
+    g_free(q);
+  }
+  wh_gguf_close(g);
+}
+
+static void
+test_quantize_errors(void)
+{
+  float x[512] = {0};
+  guint8 out[1024];
+  g_autoptr(GError) error = NULL;
+  g_assert_cmpuint(wh_quant_quantize_rows(WH_TYPE_Q4_K, x, out, 1, 100, NULL, &error), ==, 0);
+  g_assert_error(error, WH_QUANT_ERROR, WH_QUANT_ERROR_BAD_SHAPE);
+  g_clear_error(&error);
+  g_assert_cmpuint(wh_quant_quantize_rows(WH_TYPE_Q4_0, x, out, 1, 0, NULL, &error), ==, 0);
+  g_assert_error(error, WH_QUANT_ERROR, WH_QUANT_ERROR_BAD_SHAPE);
+  g_clear_error(&error);
+  g_assert_cmpuint(wh_quant_quantize_rows(WH_TYPE_IQ2_XXS, x, out, 1, 256, NULL, &error), ==, 0);
+  g_assert_true(error != NULL && error->domain == WH_QUANT_ERROR);
+  g_clear_error(&error);
+  g_assert_cmpuint(wh_quant_quantize_rows(WH_TYPE_I32, x, out, 1, 256, NULL, &error), ==, 0);
+  g_assert_error(error, WH_QUANT_ERROR, WH_QUANT_ERROR_UNSUPPORTED);
+  g_clear_error(&error);
+  g_assert_true(wh_quant_type_requires_imatrix(WH_TYPE_IQ1_S));
+  g_assert_false(wh_quant_type_requires_imatrix(WH_TYPE_IQ1_M));
+  g_assert_false(wh_quant_type_can_dequantize(WH_TYPE_I8));
+  g_assert_cmpuint(wh_quant_row_bytes(WH_TYPE_Q4_K, 512), ==, 288);
+  g_assert_cmpuint(wh_quant_row_bytes(WH_TYPE_Q4_K, 500), ==, 0);
+}
+
+/* ---- Types without reference tensors: Q8_1, Q8_K ------------------------------------------- */
+
+static void
+test_quantize_q8_1_q8_k(void)
+{
+  wh_gguf *g = open_shared(REF_FILE);
+  if (!g)
+    return;
+  const float *x = f32_tensor(g, "input", 16 * 1024);
+  float y[1024];
+  guint8 q[36 * 32 + 292 * 4];
+  g_autoptr(GError) error = NULL;
+  for (int r = 0; r < 16; r++) {
+    const float *xr = x + r * 1024;
+    /* Q8_1: same codes and d as Q8_0, plus s = fp16(sum(qs) * d). */
+    guint8 q80[34 * 32];
+    g_assert_cmpuint(wh_quant_quantize_rows(WH_TYPE_Q8_1, xr, q, 1, 1024, NULL, &error), ==,
+                     36 * 32);
+    g_assert_cmpuint(wh_quant_quantize_rows(WH_TYPE_Q8_0, xr, q80, 1, 1024, NULL, &error), ==,
+                     34 * 32);
+    for (int b = 0; b < 32; b++) {
+      const guint8 *b1 = q + 36 * b, *b0 = q80 + 34 * b;
+      g_assert_cmpmem(b1, 2, b0, 2);
+      g_assert_cmpmem(b1 + 4, 32, b0 + 2, 32);
+      int sum = 0;
+      for (int j = 0; j < 32; j++)
+        sum += (gint8)b1[4 + j];
+      float amax = 0.0f;
+      for (int j = 0; j < 32; j++)
+        amax = MAX(amax, fabsf(xr[32 * b + j]));
+      float d = amax / 127.0f; /* the unrounded scale (block-formats.md 5.2) */
+      g_assert_cmphex(b1[2] | (b1[3] << 8), ==, wh_fp32_to_fp16((float)sum * d));
+    }
+    /* Q8_K: error bounded by half a step; bsums are the group sums. */
+    g_assert_cmpuint(wh_quant_quantize_rows(WH_TYPE_Q8_K, xr, q, 1, 1024, NULL, &error), ==,
+                     292 * 4);
+    wh_quant_dequantize_row(WH_TYPE_Q8_K, q, y, 1024);
+    for (int b = 0; b < 4; b++) {
+      const guint8 *blk = q + 292 * b;
+      float d;
+      memcpy(&d, blk, 4);
+      for (int k = 0; k < 16; k++) {
+        int sum = 0;
+        for (int j = 0; j < 16; j++)
+          sum += (gint8)blk[4 + 16 * k + j];
+        g_assert_cmpint(sum, ==, (gint16)(blk[260 + 2 * k] | (blk[261 + 2 * k] << 8)));
+      }
+      for (int j = 0; j < 256; j++)
+        g_assert_cmpfloat(fabsf(y[256 * b + j] - xr[256 * b + j]), <=, fabsf(d) * 0.5001f);
+    }
+  }
+  wh_gguf_close(g);
+}
+
+/* ---- Edge rows ----------------------------------------------------------------------------- */
+
+static void
+test_edge_rows(void)
+{
+  enum { N = 512 };
+  static const wh_type types[] = {
+    WH_TYPE_F16,   WH_TYPE_BF16,   WH_TYPE_Q4_0,   WH_TYPE_Q4_1,  WH_TYPE_Q5_0,  WH_TYPE_Q5_1,
+    WH_TYPE_Q8_0,  WH_TYPE_Q8_1,   WH_TYPE_Q8_K,   WH_TYPE_Q2_K,  WH_TYPE_Q3_K,  WH_TYPE_Q4_K,
+    WH_TYPE_Q5_K,  WH_TYPE_Q6_K,   WH_TYPE_IQ4_NL, WH_TYPE_IQ4_XS, WH_TYPE_TQ1_0, WH_TYPE_TQ2_0,
+    WH_TYPE_MXFP4, WH_TYPE_IQ1_S,  WH_TYPE_IQ1_M,  WH_TYPE_IQ2_XXS, WH_TYPE_IQ2_XS,
+    WH_TYPE_IQ2_S, WH_TYPE_IQ3_XXS, WH_TYPE_IQ3_S,
+  };
+  const char *kinds[] = {"zero", "constant", "huge", "tiny", "subnormal", "spike", "negative"};
+  float *x = g_new(float, N);
+  float *y = g_new(float, N);
+  float imatrix[N];
+  guint8 *q = g_malloc(N * 4);
+  GRand *rand = g_rand_new_with_seed(1234);
+  for (int i = 0; i < N; i++)
+    imatrix[i] = (float)g_rand_double_range(rand, 0.0, 4.0);
+  imatrix[7] = 0.0f;
+  for (guint k = 0; k < G_N_ELEMENTS(kinds); k++) {
+    for (int i = 0; i < N; i++) {
+      double u = g_rand_double_range(rand, -1.0, 1.0);
+      switch (k) {
+      case 0: x[i] = 0.0f; break;
+      case 1: x[i] = 0.75f; break;
+      case 2: x[i] = (float)(u * 60000.0); break; /* stays finite in every fp16 scale */
+      case 3: x[i] = (float)(u * 1e-20); break;
+      case 4: x[i] = (float)(u * 1e-39); break;
+      case 5: x[i] = i == 77 ? 3000.0f : (float)(u * 0.01); break;
+      default: x[i] = (float)(-1.0 - fabs(u)); break;
+      }
+    }
+    for (guint t = 0; t < G_N_ELEMENTS(types); t++) {
+      wh_type type = types[t];
+      if (!wh_quant_type_can_quantize(type))
+        continue;
+      for (int with_imat = 0; with_imat < 2; with_imat++) {
+        if (!with_imat && wh_quant_type_requires_imatrix(type))
+          continue;
+        g_autoptr(GError) error = NULL;
+        gsize n =
+          wh_quant_quantize_rows(type, x, q, 1, N, with_imat ? imatrix : NULL, &error);
+        g_assert_no_error(error);
+        g_assert_cmpuint(n, ==, wh_quant_row_bytes(type, N));
+        wh_quant_dequantize_row(type, q, y, N);
+        double amax = 0, err = 0;
+        for (int i = 0; i < N; i++) {
+          if (!isfinite(y[i]))
+            g_error("%s %s row (imatrix %d): element %d dequantizes to %g", wh_type_name(type),
+                    kinds[k], with_imat, i, y[i]);
+          amax = MAX(amax, fabs(x[i]));
+          err = MAX(err, fabs((double)y[i] - x[i]));
+        }
+        /* No type may make an error larger than the row's magnitude (plus a little rounding) */
+        g_assert_cmpfloat(err, <=, amax * 1.01 + 1e-30);
+        if (k == 0)
+          g_assert_cmpfloat(err, ==, 0.0);
+      }
+    }
+  }
+  g_rand_free(rand);
+  g_free(x);
+  g_free(y);
+  g_free(q);
+}
+
+int
+main(int argc, char **argv)
+{
+  g_test_init(&argc, &argv, NULL);
+  g_test_add_func("/quant/tables", test_tables);
+  g_test_add_func("/quant/fp16", test_fp16);
+  g_test_add_func("/quant/bf16", test_bf16);
+  g_test_add_func("/quant/dequantize/reference", test_dequantize_reference);
+  g_test_add_func("/quant/quantize/reference", test_quantize_reference);
+  g_test_add_func("/quant/quantize/grid-iquants", test_quantize_grid_iquants);
+  g_test_add_func("/quant/quantize/errors", test_quantize_errors);
+  g_test_add_func("/quant/quantize/q8-1-q8-k", test_quantize_q8_1_q8_k);
+  g_test_add_func("/quant/quantize/edge-rows", test_edge_rows);
+  return g_test_run();
+}
