@@ -1,0 +1,583 @@
+/* cpu.c — the CPU backend: the forward pass of spec/architectures.md in F32.
+ *
+ * Layout of one step (n = tokens in the batch, all buffers in the context's
+ * compute block, row-major, one row per token):
+ *   x    [n, d]        residual stream
+ *   h    [n, d]        normed input of the next matmul
+ *   qkv  [n, W]        W = H*Dk | Hkv*Dk | Hkv*Dv (q, k, v side by side)
+ *   attn [n, H*Dv]     attention output (heads concatenated)
+ *   tmp  [n, d]        output of attn_output / ffn_down
+ *   ff   [n, 2F]       gate | up, then act(gate)*up in the first half
+ * Every stage is one run of the thread pool; a run is a barrier, so stages
+ * never overlap. Matmuls split weight rows across threads; per-token stages
+ * split tokens; attention splits (token, KV head) pairs.
+ */
+#include "config.h"
+
+#include "model/model-private.h"
+#include "quant/quant.h"
+
+#include <math.h>
+#include <string.h>
+
+/* --- small helpers ------------------------------------------------------------------- */
+
+static float *
+cbuf(wh_context *ctx, guint64 off)
+{
+  return (float *) (ctx->compute + off);
+}
+
+static guint8 *
+thread_scratch(wh_context *ctx, int ith)
+{
+  return ctx->compute + ctx->lay.off_thread + (guint64) ith * ctx->lay.thread_stride;
+}
+
+static float f16_table[65536];
+
+static gpointer
+init_f16_table(gpointer unused)
+{
+  for (guint32 i = 0; i < 65536; i++)
+    f16_table[i] = wh_fp16_to_fp32((guint16) i);
+  return NULL;
+}
+
+static void
+ensure_f16_table(void)
+{
+  static GOnce once = G_ONCE_INIT;
+  g_once(&once, init_f16_table, NULL);
+}
+
+/* Dot product of two F32 vectors of length n. Eight independent partial
+ * sums: the compiler can vectorise it, and the summation order does not
+ * depend on threads. */
+static float
+dot_f32(const float *a, const float *b, gsize n)
+{
+  float s[8] = {0};
+  gsize i = 0;
+  for (; i + 8 <= n; i += 8)
+    for (int k = 0; k < 8; k++)
+      s[k] += a[i + k] * b[i + k];
+  for (; i < n; i++)
+    s[i & 7] += a[i] * b[i];
+  return ((s[0] + s[4]) + (s[1] + s[5])) + ((s[2] + s[6]) + (s[3] + s[7]));
+}
+
+/* y[i] = w[i] * x[i] / sqrt(mean(x^2) + eps), n values. y may alias x. */
+static void
+rms_norm(float *y, const float *x, const float *w, gsize n, float eps)
+{
+  double ss = 0.0;
+  for (gsize i = 0; i < n; i++)
+    ss += (double) x[i] * x[i];
+  float scale = (float) (1.0 / sqrt(ss / (double) n + eps));
+  for (gsize i = 0; i < n; i++)
+    y[i] = x[i] * scale * w[i];
+}
+
+static const float *
+fdata(const wh_gguf_tensor *t)
+{
+  return t ? (const float *) t->data : NULL;
+}
+
+/* --- matmul -------------------------------------------------------------------------- */
+
+/* y[t][r] = W[r] . x[t] (+ bias[r]) for t < n_tokens, r < W->ne[1]. */
+typedef struct {
+  const wh_gguf_tensor *w;
+  const float *x;
+  guint64 ldx; /* floats between token rows of x */
+  float *y;
+  guint64 ldy;
+  const float *bias;
+} mm_op;
+
+typedef struct {
+  wh_context *ctx;
+  guint32 n_tokens;
+  int n_ops;
+  mm_op ops[3];
+} mm_job;
+
+static void
+mm_worker(int ith, int nth, void *data)
+{
+  mm_job *job = data;
+  guint64 total = 0;
+  for (int o = 0; o < job->n_ops; o++)
+    total += job->ops[o].w->ne[1];
+  gsize begin, end;
+  wh_threadpool_split(total, ith, nth, &begin, &end);
+  float *rowbuf = (float *) (thread_scratch(job->ctx, ith) + job->ctx->lay.th_row);
+
+  guint64 base = 0;
+  for (int o = 0; o < job->n_ops; o++) {
+    const mm_op *op = &job->ops[o];
+    const guint64 rows = op->w->ne[1], K = op->w->ne[0];
+    const guint64 r0 = MAX(begin, base), r1 = MIN(end, base + rows);
+    const gsize row_bytes = wh_quant_row_bytes(op->w->type, (gint64) K);
+    for (guint64 g = r0; g < r1; g++) {
+      const guint64 r = g - base;
+      const guint8 *src = op->w->data + r * row_bytes;
+      const float *wrow;
+      if (op->w->type == WH_TYPE_F32) {
+        wrow = (const float *) src;
+      } else if (op->w->type == WH_TYPE_F16) {
+        const guint16 *h = (const guint16 *) src;
+        for (guint64 i = 0; i < K; i++)
+          rowbuf[i] = f16_table[h[i]];
+        wrow = rowbuf;
+      } else {
+        wh_quant_dequantize_row(op->w->type, src, rowbuf, (gint64) K);
+        wrow = rowbuf;
+      }
+      const float b = op->bias ? op->bias[r] : 0.0f;
+      for (guint32 t = 0; t < job->n_tokens; t++)
+        op->y[t * op->ldy + r] = dot_f32(wrow, op->x + t * op->ldx, K) + b;
+    }
+    base += rows;
+  }
+}
+
+static void
+mm_add(mm_job *job, const wh_gguf_tensor *w, const float *x, guint64 ldx, float *y, guint64 ldy,
+       const wh_gguf_tensor *bias)
+{
+  g_assert(job->n_ops < (int) G_N_ELEMENTS(job->ops));
+  job->ops[job->n_ops++] = (mm_op){w, x, ldx, y, ldy, fdata(bias)};
+}
+
+static void
+mm_run(mm_job *job)
+{
+  wh_threadpool_run(job->ctx->pool, mm_worker, job);
+  job->n_ops = 0;
+}
+
+/* --- KV cache rows ------------------------------------------------------------------- */
+
+/* Stores @n floats as one cache row of @type. */
+static void
+kv_store(wh_kv_type type, guint8 *dst, const float *src, guint32 n)
+{
+  switch (type) {
+  case WH_KV_F32:
+    memcpy(dst, src, n * sizeof(float));
+    break;
+  case WH_KV_F16:
+    for (guint32 i = 0; i < n; i++)
+      ((guint16 *) dst)[i] = wh_fp32_to_fp16(src[i]);
+    break;
+  case WH_KV_Q8_0:
+    wh_quant_quantize_rows(WH_TYPE_Q8_0, src, dst, 1, n, NULL, NULL);
+    break;
+  case WH_KV_Q4_0:
+    wh_quant_quantize_rows(WH_TYPE_Q4_0, src, dst, 1, n, NULL, NULL);
+    break;
+  }
+}
+
+/* Elements [off, off+n) of a cache row of @row_len elements, as floats.
+ * May return a pointer into the row (F32) or into @buf (which must hold
+ * row_len floats for the block types). */
+static const float *
+kv_load(wh_kv_type type, const guint8 *row, guint32 row_len, guint32 off, guint32 n, float *buf)
+{
+  switch (type) {
+  case WH_KV_F32:
+    return (const float *) row + off;
+  case WH_KV_F16:
+    for (guint32 i = 0; i < n; i++)
+      buf[i] = f16_table[((const guint16 *) row)[off + i]];
+    return buf;
+  case WH_KV_Q8_0:
+  case WH_KV_Q4_0: {
+    wh_type t = type == WH_KV_Q8_0 ? WH_TYPE_Q8_0 : WH_TYPE_Q4_0;
+    if (off % 32 == 0 && n % 32 == 0) {
+      wh_quant_dequantize_row(t, row + off / 32 * wh_quant_block_bytes(t), buf, n);
+      return buf;
+    }
+    wh_quant_dequantize_row(t, row, buf, row_len);
+    return buf + off;
+  }
+  }
+  return buf;
+}
+
+/* --- per-token stages ---------------------------------------------------------------- */
+
+typedef struct {
+  wh_context *ctx;
+  const wh_batch *batch;
+  guint32 il;
+  /* residual stage */
+  const wh_gguf_tensor *post_norm; /* NULL: x += tmp; else x += rms_norm(tmp, post_norm) */
+  gboolean add_tmp;                /* FALSE: only norm x into h */
+  const wh_gguf_tensor *next_norm; /* h = rms_norm(x, next_norm) */
+  guint32 t_begin;                 /* first token row to produce h for */
+} stage_job;
+
+static void
+embed_worker(int ith, int nth, void *data)
+{
+  stage_job *job = data;
+  wh_context *ctx = job->ctx;
+  const wh_model *m = ctx->model;
+  const guint32 d = m->hp.n_embd;
+  gsize b, e;
+  wh_threadpool_split(job->batch->n_tokens, ith, nth, &b, &e);
+  const gsize row_bytes = wh_quant_row_bytes(m->tok_embd->type, d);
+  for (gsize t = b; t < e; t++) {
+    float *x = cbuf(ctx, ctx->lay.off_x) + t * d;
+    const guint8 *src = m->tok_embd->data + (guint64) job->batch->tokens[t] * row_bytes;
+    wh_quant_dequantize_row(m->tok_embd->type, src, x, d);
+    if (m->hp.embd_scale != 1.0f)
+      for (guint32 i = 0; i < d; i++)
+        x[i] *= m->hp.embd_scale;
+  }
+
+  /* RoPE tables for this batch: [config][token][pair] cos, then sin. */
+  const guint32 np = ctx->lay.n_pairs, nb = ctx->lay.nb;
+  float *rope = cbuf(ctx, ctx->lay.off_rope);
+  for (int c = 0; c < 2; c++) {
+    for (gsize t = b; t < e; t++) {
+      double p = (double) (job->batch->pos0 + t);
+      float *cs = rope + ((gsize) c * 2 * nb + t) * np;
+      float *sn = cs + (gsize) nb * np;
+      for (guint32 i = 0; i < np; i++) {
+        double theta = p * ctx->rope_freq[c][i];
+        cs[i] = (float) cos(theta) * ctx->rope_mscale[c];
+        sn[i] = (float) sin(theta) * ctx->rope_mscale[c];
+      }
+    }
+  }
+}
+
+static void
+rope_apply(float *v, const float *cs, const float *sn, guint32 n_rot, wh_rope_type type)
+{
+  const guint32 np = n_rot / 2;
+  for (guint32 i = 0; i < np; i++) {
+    guint32 i0 = type == WH_ROPE_NORMAL ? 2 * i : i;
+    guint32 i1 = type == WH_ROPE_NORMAL ? 2 * i + 1 : i + np;
+    float a = v[i0], b = v[i1];
+    v[i0] = a * cs[i] - b * sn[i];
+    v[i1] = a * sn[i] + b * cs[i];
+  }
+}
+
+/* x (+)= tmp (post-normed), then h = rms_norm(x, next_norm). */
+static void
+residual_worker(int ith, int nth, void *data)
+{
+  stage_job *job = data;
+  wh_context *ctx = job->ctx;
+  const wh_model_hparams *hp = &ctx->model->hp;
+  const guint32 d = hp->n_embd;
+  gsize b, e;
+  wh_threadpool_split(job->batch->n_tokens, ith, nth, &b, &e);
+  for (gsize t = b; t < e; t++) {
+    float *x = cbuf(ctx, ctx->lay.off_x) + t * d;
+    float *tmp = cbuf(ctx, ctx->lay.off_tmp) + t * d;
+    if (job->add_tmp) {
+      if (job->post_norm)
+        rms_norm(tmp, tmp, fdata(job->post_norm), d, hp->eps);
+      for (guint32 i = 0; i < d; i++)
+        x[i] += tmp[i];
+    }
+    if (job->next_norm && t >= job->t_begin)
+      rms_norm(cbuf(ctx, ctx->lay.off_h) + t * d, x, fdata(job->next_norm), d, hp->eps);
+  }
+}
+
+/* Q/K norms, RoPE, and the K/V append. */
+static void
+qk_worker(int ith, int nth, void *data)
+{
+  stage_job *job = data;
+  wh_context *ctx = job->ctx;
+  const wh_model_hparams *hp = &ctx->model->hp;
+  const wh_layer_weights *L = &ctx->model->layers[job->il];
+  const guint32 H = hp->n_head[job->il], Hkv = hp->n_head_kv[job->il];
+  const guint32 dk = hp->head_dim_k, dv = hp->head_dim_v, W = ctx->lay.qkv_width;
+  const guint32 np = ctx->lay.n_pairs, nb = ctx->lay.nb;
+  const int c = hp->swa_layer[job->il] ? 1 : 0;
+  gsize b, e;
+  wh_threadpool_split(job->batch->n_tokens, ith, nth, &b, &e);
+  for (gsize t = b; t < e; t++) {
+    float *q = cbuf(ctx, ctx->lay.off_qkv) + t * W;
+    float *k = q + H * dk;
+    float *v = k + Hkv * dk;
+    const float *cs = cbuf(ctx, ctx->lay.off_rope) + ((gsize) c * 2 * nb + t) * np;
+    const float *sn = cs + (gsize) nb * np;
+    for (guint32 h = 0; h < H; h++) {
+      if (L->q_norm)
+        rms_norm(q + h * dk, q + h * dk, fdata(L->q_norm), dk, hp->eps);
+      rope_apply(q + h * dk, cs, sn, hp->n_rot, hp->rope_type);
+    }
+    for (guint32 h = 0; h < Hkv; h++) {
+      if (L->k_norm)
+        rms_norm(k + h * dk, k + h * dk, fdata(L->k_norm), dk, hp->eps);
+      rope_apply(k + h * dk, cs, sn, hp->n_rot, hp->rope_type);
+    }
+    guint32 cell = job->batch->pos0 + (guint32) t;
+    kv_store(ctx->params.kv_type, wh_context_k_cell(ctx, job->il, cell), k, Hkv * dk);
+    kv_store(ctx->params.kv_type, wh_context_v_cell(ctx, job->il, cell), v, Hkv * dv);
+  }
+}
+
+/* --- attention ----------------------------------------------------------------------- */
+
+/* One (token, KV head) pair per work item: the n_group query heads sharing
+ * that KV head, against every visible cached key (causal, sliding window). */
+static void
+attn_worker(int ith, int nth, void *data)
+{
+  stage_job *job = data;
+  wh_context *ctx = job->ctx;
+  const wh_model_hparams *hp = &ctx->model->hp;
+  const guint32 il = job->il;
+  const guint32 H = hp->n_head[il], Hkv = hp->n_head_kv[il], ng = H / Hkv;
+  const guint32 dk = hp->head_dim_k, dv = hp->head_dim_v, W = ctx->lay.qkv_width;
+  const guint32 n_ctx = ctx->params.n_ctx;
+  const gboolean swa = hp->swa_layer[il];
+  const wh_kv_type kvt = ctx->params.kv_type;
+  guint8 *scratch = thread_scratch(ctx, ith);
+  float *scores = (float *) (scratch + ctx->lay.th_scores);
+  float *kvbuf = (float *) (scratch + ctx->lay.th_kv);
+  float *acc = kvbuf + (gsize) ctx->model->hp.n_head_kv_max * MAX(dk, dv);
+
+  gsize b, e;
+  wh_threadpool_split((gsize) job->batch->n_tokens * Hkv, ith, nth, &b, &e);
+  for (gsize item = b; item < e; item++) {
+    const guint32 t = (guint32) (item / Hkv), g = (guint32) (item % Hkv);
+    const guint32 p = job->batch->pos0 + t;
+    const guint32 j0 = swa && p + 1 > hp->n_swa ? p + 1 - hp->n_swa : 0;
+    const guint32 nj = p + 1 - j0;
+    const float *q = cbuf(ctx, ctx->lay.off_qkv) + (gsize) t * W + (gsize) g * ng * dk;
+
+    for (guint32 j = 0; j < nj; j++) {
+      const float *k = kv_load(kvt, wh_context_k_cell(ctx, il, j0 + j), Hkv * dk, g * dk, dk,
+                               kvbuf);
+      for (guint32 hh = 0; hh < ng; hh++) {
+        float z = dot_f32(q + hh * dk, k, dk) * hp->attn_scale;
+        if (hp->attn_softcap > 0.0f)
+          z = hp->attn_softcap * tanhf(z / hp->attn_softcap);
+        scores[(gsize) hh * n_ctx + j] = z;
+      }
+    }
+    for (guint32 hh = 0; hh < ng; hh++) {
+      float *s = scores + (gsize) hh * n_ctx;
+      float mx = -INFINITY;
+      for (guint32 j = 0; j < nj; j++)
+        mx = MAX(mx, s[j]);
+      double sum = 0.0;
+      for (guint32 j = 0; j < nj; j++) {
+        s[j] = expf(s[j] - mx);
+        sum += s[j];
+      }
+      float inv = (float) (1.0 / sum);
+      for (guint32 j = 0; j < nj; j++)
+        s[j] *= inv;
+    }
+    memset(acc, 0, sizeof(float) * ng * dv);
+    for (guint32 j = 0; j < nj; j++) {
+      const float *v = kv_load(kvt, wh_context_v_cell(ctx, il, j0 + j), Hkv * dv, g * dv, dv,
+                               kvbuf);
+      for (guint32 hh = 0; hh < ng; hh++) {
+        const float a = scores[(gsize) hh * n_ctx + j];
+        float *o = acc + hh * dv;
+        for (guint32 i = 0; i < dv; i++)
+          o[i] += a * v[i];
+      }
+    }
+    float *out = cbuf(ctx, ctx->lay.off_attn) + (gsize) t * H * dv + (gsize) g * ng * dv;
+    memcpy(out, acc, sizeof(float) * ng * dv);
+  }
+}
+
+/* --- FFN activation ------------------------------------------------------------------ */
+
+static float
+gelu_tanh(float u)
+{
+  if (u >= 10.0f)
+    return u;
+  if (u <= -10.0f)
+    return 0.0f;
+  const float c = 0.7978845608028654f; /* sqrt(2/pi) */
+  return 0.5f * u * (1.0f + tanhf(c * (u + 0.044715f * u * u * u)));
+}
+
+static float
+silu(float u)
+{
+  return u / (1.0f + expf(-u));
+}
+
+static void
+act_worker(int ith, int nth, void *data)
+{
+  stage_job *job = data;
+  wh_context *ctx = job->ctx;
+  const wh_model_hparams *hp = &ctx->model->hp;
+  const guint32 F = hp->n_ff[job->il];
+  gsize b, e;
+  wh_threadpool_split(job->batch->n_tokens, ith, nth, &b, &e);
+  for (gsize t = b; t < e; t++) {
+    float *gate = cbuf(ctx, ctx->lay.off_ff) + t * 2 * F;
+    const float *up = gate + F;
+    if (hp->ffn_gelu)
+      for (guint32 i = 0; i < F; i++)
+        gate[i] = gelu_tanh(gate[i]) * up[i];
+    else
+      for (guint32 i = 0; i < F; i++)
+        gate[i] = silu(gate[i]) * up[i];
+  }
+}
+
+static void
+softcap_worker(int ith, int nth, void *data)
+{
+  stage_job *job = data;
+  wh_context *ctx = job->ctx;
+  const float c = ctx->model->hp.final_softcap;
+  const guint32 V = ctx->model->hp.n_vocab;
+  gsize b, e;
+  wh_threadpool_split((gsize) (job->batch->n_tokens - job->t_begin) * V, ith, nth, &b, &e);
+  for (gsize i = b; i < e; i++)
+    ctx->logits[i] = c * tanhf(ctx->logits[i] / c);
+}
+
+/* --- the backend --------------------------------------------------------------------- */
+
+static void
+cpu_embed(wh_context *ctx, const wh_batch *batch)
+{
+  ensure_f16_table();
+  stage_job job = {.ctx = ctx, .batch = batch};
+  wh_threadpool_run(ctx->pool, embed_worker, &job);
+}
+
+static void
+cpu_layers(wh_context *ctx, const wh_batch *batch, guint32 il_begin, guint32 il_end)
+{
+  const wh_model *m = ctx->model;
+  const wh_model_hparams *hp = &m->hp;
+  const guint32 d = hp->n_embd, W = ctx->lay.qkv_width, dk = hp->head_dim_k;
+  float *h = cbuf(ctx, ctx->lay.off_h), *qkv = cbuf(ctx, ctx->lay.off_qkv);
+  float *attn = cbuf(ctx, ctx->lay.off_attn), *tmp = cbuf(ctx, ctx->lay.off_tmp);
+  float *ff = cbuf(ctx, ctx->lay.off_ff);
+  mm_job mm = {.ctx = ctx, .n_tokens = batch->n_tokens};
+
+  for (guint32 il = il_begin; il < il_end; il++) {
+    const wh_layer_weights *L = &m->layers[il];
+    const guint32 H = hp->n_head[il], Hkv = hp->n_head_kv[il], F = hp->n_ff[il];
+    stage_job st = {.ctx = ctx, .batch = batch, .il = il};
+
+    /* h = attn_norm(x) */
+    st.next_norm = L->attn_norm;
+    wh_threadpool_run(ctx->pool, residual_worker, &st);
+
+    /* q | k | v */
+    if (L->wqkv) {
+      mm_add(&mm, L->wqkv, h, d, qkv, W, L->bqkv);
+    } else {
+      mm_add(&mm, L->wq, h, d, qkv, W, L->bq);
+      mm_add(&mm, L->wk, h, d, qkv + H * dk, W, L->bk);
+      mm_add(&mm, L->wv, h, d, qkv + (H + Hkv) * dk, W, L->bv);
+    }
+    mm_run(&mm);
+    wh_threadpool_run(ctx->pool, qk_worker, &st);
+    wh_threadpool_run(ctx->pool, attn_worker, &st);
+    mm_add(&mm, L->wo, attn, (guint64) H * hp->head_dim_v, tmp, d, L->bo);
+    mm_run(&mm);
+
+    /* x += post_attn_norm(tmp); h = ffn_norm(x) */
+    st.add_tmp = TRUE;
+    st.post_norm = L->post_attn_norm;
+    st.next_norm = L->ffn_norm;
+    wh_threadpool_run(ctx->pool, residual_worker, &st);
+
+    if (L->ffn_gate) {
+      mm_add(&mm, L->ffn_gate, h, d, ff, 2 * F, L->b_gate);
+      mm_add(&mm, L->ffn_up, h, d, ff + F, 2 * F, L->b_up);
+    } else {
+      mm_add(&mm, L->ffn_up, h, d, ff, 2 * F, L->b_up); /* phi3: fused gate | up */
+    }
+    mm_run(&mm);
+    wh_threadpool_run(ctx->pool, act_worker, &st);
+    mm_add(&mm, L->ffn_down, ff, 2 * F, tmp, d, L->b_down);
+    mm_run(&mm);
+
+    /* x += post_ffw_norm(tmp) */
+    st.post_norm = L->post_ffn_norm;
+    st.next_norm = NULL;
+    wh_threadpool_run(ctx->pool, residual_worker, &st);
+  }
+}
+
+static void
+cpu_output(wh_context *ctx, const wh_batch *batch)
+{
+  const wh_model *m = ctx->model;
+  const guint32 d = m->hp.n_embd, V = m->hp.n_vocab;
+  stage_job st = {.ctx = ctx, .batch = batch, .next_norm = m->output_norm,
+                  .t_begin = batch->first_logit};
+  wh_threadpool_run(ctx->pool, residual_worker, &st);
+  mm_job mm = {.ctx = ctx, .n_tokens = batch->n_tokens - batch->first_logit};
+  mm_add(&mm, m->output, cbuf(ctx, ctx->lay.off_h) + (gsize) batch->first_logit * d, d,
+         ctx->logits, V, m->output_bias);
+  mm_run(&mm);
+  if (m->hp.final_softcap > 0.0f)
+    wh_threadpool_run(ctx->pool, softcap_worker, &st);
+}
+
+const wh_backend wh_backend_cpu = {
+  .name = "cpu",
+  .embed = cpu_embed,
+  .layers = cpu_layers,
+  .output = cpu_output,
+};
+
+/* Re-rotates the keys of cells [from, to) by @delta positions (context
+ * shift). RoPE angles are linear in the position, so rotating by the angle
+ * of the difference moves a key from position p to p + delta. */
+void wh_cpu_rope_shift(wh_context *ctx, guint32 from, guint32 to, gint64 delta);
+
+void
+wh_cpu_rope_shift(wh_context *ctx, guint32 from, guint32 to, gint64 delta)
+{
+  const wh_model_hparams *hp = &ctx->model->hp;
+  const guint32 dk = hp->head_dim_k, np = hp->n_rot / 2;
+  float *row = (float *) (thread_scratch(ctx, 0) + ctx->lay.th_kv);
+  float *cs = (float *) (thread_scratch(ctx, 0) + ctx->lay.th_row);
+  float *sn = cs + np;
+  ensure_f16_table();
+  for (int c = 0; c < 2; c++) {
+    for (guint32 i = 0; i < np; i++) {
+      double theta = (double) delta * ctx->rope_freq[c][i];
+      cs[i] = (float) cos(theta);
+      sn[i] = (float) sin(theta);
+    }
+    for (guint32 il = 0; il < hp->n_layer; il++) {
+      if ((hp->swa_layer[il] ? 1 : 0) != c)
+        continue;
+      const guint32 n = hp->n_head_kv[il] * dk;
+      for (guint32 cell = from; cell < to; cell++) {
+        guint8 *dst = wh_context_k_cell(ctx, il, cell);
+        const float *k = kv_load(ctx->params.kv_type, dst, n, 0, n, row);
+        if (k != row)
+          memcpy(row, k, n * sizeof(float));
+        for (guint32 h = 0; h < hp->n_head_kv[il]; h++)
+          rope_apply(row + h * dk, cs, sn, hp->n_rot, hp->rope_type);
+        kv_store(ctx->params.kv_type, dst, row, n);
+      }
+    }
+  }
+}
