@@ -69,11 +69,11 @@ wh_type
 wh_type_from_name(const char *name)
 {
   if (name == NULL)
-    return (wh_type)-1;
+    return WH_TYPE_INVALID;
   for (guint i = 0; i < WH_TYPE_COUNT; i++)
     if (type_table[i].name && g_ascii_strcasecmp(type_table[i].name, name) == 0)
       return (wh_type)i;
-  return (wh_type)-1;
+  return WH_TYPE_INVALID;
 }
 
 guint64

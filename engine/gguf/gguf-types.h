@@ -11,6 +11,7 @@
 G_BEGIN_DECLS
 
 typedef enum {
+  WH_TYPE_INVALID = -1, /* returned by wh_type_from_name(); makes the enum signed */
   WH_TYPE_F32 = 0,
   WH_TYPE_F16 = 1,
   WH_TYPE_Q4_0 = 2,
@@ -65,7 +66,7 @@ gboolean wh_type_is_valid(guint32 id);
 /* Type name ("Q4_K"), or "?" for an invalid id. Never NULL. */
 const char *wh_type_name(wh_type type);
 
-/* "Q4_K" / "q4_k" -> WH_TYPE_Q4_K; (wh_type)-1 when unknown or NULL. */
+/* "Q4_K" / "q4_k" -> WH_TYPE_Q4_K; WH_TYPE_INVALID (-1) when unknown or NULL. */
 wh_type wh_type_from_name(const char *name);
 
 /* Bytes taken by @n_elements elements of @type. @n_elements must be a multiple of the

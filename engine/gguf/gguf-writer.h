@@ -8,7 +8,8 @@
  *    wh_gguf_writer_begin(), then hands the bytes of each tensor in directory order, in
  *    as many wh_gguf_writer_write() pieces as it likes. Only the metadata is held in memory.
  *  - Layout exactly as the reference writer: version 3, KVs in insertion order, tensors packed
- *    in directory order at aligned offsets with zero padding (also after the last tensor).
+ *    in directory order at aligned offsets with zero padding (also after the last tensor). A
+ *    file without tensors ends right after its metadata (as gguf-py writes it).
  *  - Metadata copied from a source file is copied byte for byte (wh_gguf_writer_copy_kvs()),
  *    so a copy of a file with the same tensors is identical to it. Setting a key that exists
  *    replaces its value in place (its position is kept).
@@ -67,8 +68,8 @@ gboolean wh_gguf_writer_has_key(const wh_gguf_writer *w, const char *key);
 guint64 wh_gguf_writer_n_kv(const wh_gguf_writer *w);
 
 /* --- tensors (before begin) ------------------------------------------------------------ */
-/* Declares the next tensor. @ne has @n_dims entries (1..4; trailing 1s are dropped as the
- * reference does). Fails on a bad name (empty, > 63 bytes, duplicate), type or shape (row
+/* Declares the next tensor. @ne has @n_dims entries (0..4), written as given: pass the
+ * minimal n_dims (last dimension != 1, at least 1) to match the reference writer. Fails on a bad name (empty, > 63 bytes, duplicate), type or shape (row
  * length not a multiple of the block size). */
 gboolean wh_gguf_writer_add_tensor(wh_gguf_writer *w, const char *name, wh_type type,
                                    guint32 n_dims, const guint64 *ne, GError **error);

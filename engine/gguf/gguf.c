@@ -454,15 +454,20 @@ parse_file(wh_gguf *g, GError **error)
   gpointer ai = g_hash_table_lookup(g->key_index, "general.alignment");
   if (ai) {
     const wh_gguf_value *v = &g->values[GPOINTER_TO_SIZE(ai) - 1];
-    if (v->type != WH_GGUF_UINT32 || v->u == 0 || (v->u & (v->u - 1)) != 0)
+    if (v->type != WH_GGUF_UINT32)
       return fail(p, (guint64)(v->raw - g->base), WH_GGUF_ERROR_CORRUPT,
-                  "general.alignment must be a UINT32 power of two (it is a %s%s): the file is "
+                  "general.alignment has type %s; it must be UINT32: the file is corrupt",
+                  value_type_names[v->type]);
+    if (v->u == 0 || (v->u & (v->u - 1)) != 0)
+      return fail(p, (guint64)(v->raw - g->base), WH_GGUF_ERROR_CORRUPT,
+                  "general.alignment is %" G_GUINT64_FORMAT ", not a power of two: the file is "
                   "corrupt",
-                  value_type_names[v->type], v->type == WH_GGUF_UINT32 ? " that is not" : "");
+                  v->u);
     g->alignment = (guint32)v->u;
   }
 
-  /* tensor directory */
+  /* tensor directory; offsets must be the running sum of the padded sizes */
+  guint64 expect = 0;
   g->n_tensors = n_tensors;
   g->tensors = keep(g, g_new0(wh_gguf_tensor, n_tensors ? n_tensors : 1));
   g->tensor_index = g_hash_table_new(g_str_hash, g_str_equal);
@@ -538,7 +543,19 @@ parse_file(wh_gguf *g, GError **error)
       return fail(p, p->pos - 4, WH_GGUF_ERROR_CORRUPT,
                   "tensor '%s' is too large for this machine's address space", t->name);
     t->offset = ld_u64(p->base + p->pos);
+    if (t->offset != expect)
+      return fail(p, p->pos, WH_GGUF_ERROR_CORRUPT,
+                  "tensor '%s' has data offset %" G_GUINT64_FORMAT " but %" G_GUINT64_FORMAT
+                  " was expected (tensors must be packed in order at %u-byte alignment): the "
+                  "file is corrupt",
+                  t->name, t->offset, expect, g->alignment);
     p->pos += 8;
+    /* the running sum stays below 2^63 + 2^32: n_bytes is checked against the file below,
+     * but bound it here already so the sum cannot wrap */
+    if (t->n_bytes > G_MAXINT64 || expect > G_MAXINT64 - align_up(t->n_bytes, g->alignment))
+      return fail(p, p->pos - 8, WH_GGUF_ERROR_CORRUPT,
+                  "the data of tensor '%s' is too large: the file is corrupt", t->name);
+    expect += align_up(t->n_bytes, g->alignment);
   }
 
   /* data section: packed, aligned, in bounds */
@@ -546,15 +563,8 @@ parse_file(wh_gguf *g, GError **error)
   if (end_info > G_MAXUINT64 - g->alignment)
     return fail(p, end_info, WH_GGUF_ERROR_CORRUPT, "directory end overflows");
   g->data_start = align_up(end_info, g->alignment);
-  guint64 expect = 0;
   for (guint64 i = 0; i < n_tensors; i++) {
     wh_gguf_tensor *t = &g->tensors[i];
-    if (t->offset != expect)
-      return fail(p, end_info, WH_GGUF_ERROR_CORRUPT,
-                  "tensor '%s' has data offset %" G_GUINT64_FORMAT " but %" G_GUINT64_FORMAT
-                  " was expected (tensors must be packed in order at %u-byte alignment): the "
-                  "file is corrupt",
-                  t->name, t->offset, expect, g->alignment);
     if (t->offset > g->size || g->data_start > g->size - t->offset ||
         t->n_bytes > g->size - t->offset - g->data_start)
       return fail(p, end_info, WH_GGUF_ERROR_TRUNCATED,
@@ -563,8 +573,6 @@ parse_file(wh_gguf *g, GError **error)
                   "download it again",
                   t->name, t->n_bytes, g->data_start + t->offset, g->size);
     t->data = g->base + g->data_start + t->offset;
-    /* n_bytes < file size here, so the sum cannot overflow */
-    expect = t->offset + align_up(t->n_bytes, g->alignment);
   }
   return TRUE;
 }
