@@ -491,6 +491,118 @@ test_edge_rows(void)
   g_free(q);
 }
 
+/* ---- Dot products -------------------------------------------------------------------------- */
+
+static void
+test_vec_dot_types(void)
+{
+  g_assert_cmpint(wh_quant_vec_dot_type(WH_TYPE_F16), ==, WH_TYPE_F32);
+  g_assert_cmpint(wh_quant_vec_dot_type(WH_TYPE_BF16), ==, WH_TYPE_F32);
+  g_assert_cmpint(wh_quant_vec_dot_type(WH_TYPE_Q4_0), ==, WH_TYPE_Q8_0);
+  g_assert_cmpint(wh_quant_vec_dot_type(WH_TYPE_Q5_0), ==, WH_TYPE_Q8_0);
+  g_assert_cmpint(wh_quant_vec_dot_type(WH_TYPE_IQ4_NL), ==, WH_TYPE_Q8_0);
+  g_assert_cmpint(wh_quant_vec_dot_type(WH_TYPE_Q4_1), ==, WH_TYPE_Q8_1);
+  g_assert_cmpint(wh_quant_vec_dot_type(WH_TYPE_Q5_1), ==, WH_TYPE_Q8_1);
+  g_assert_cmpint(wh_quant_vec_dot_type(WH_TYPE_Q4_K), ==, WH_TYPE_Q8_K);
+  g_assert_cmpint(wh_quant_vec_dot_type(WH_TYPE_IQ2_XXS), ==, WH_TYPE_Q8_K);
+  g_assert_cmpint(wh_quant_vec_dot_type(WH_TYPE_I32), ==, -1);
+}
+
+/* Weight rows of every type (the reference's own quantizations, F32 = the input), activations
+ * = a random vector quantized with wh_quant_quantize_activations(). Checks:
+ *  - the portable dot equals the double-precision dot of the dequantized operands up to float
+ *    rounding (for Q8_1 activations, up to the fp16 rounding of the stored block sum s);
+ *  - wh_quant_vec_dot() (SIMD where available) equals the portable path up to summation order,
+ *    bit for bit for the k-quant kernels. */
+static void
+test_vec_dot_reference(void)
+{
+  wh_gguf *g = open_shared(REF_FILE);
+  if (!g)
+    return;
+  enum { N = 1024 };
+  static const char *const names[] = {
+    "input",     "q.F16",     "q.BF16",     "q.Q4_0",       "q.Q4_1",    "q.Q5_0",
+    "q.Q5_1",    "q.Q8_0",    "q.Q2_K",     "q.Q3_K",       "q.Q4_K",    "q.Q5_K",
+    "q.Q6_K",    "q.IQ4_NL",  "q.IQ4_XS",   "q.TQ1_0",      "q.TQ2_0",   "q.MXFP4",
+    "q.IQ1_M",   "q.IQ2_S",   "q.IQ3_XXS",  "q.IQ3_S",      "q_imat.IQ1_S", "q_imat.IQ2_XXS",
+    "q_imat.IQ2_XS", "q_imat.Q4_K", "q_imat.Q6_K",
+  };
+  float a[N], wf[N], af[N];
+  float act_f[N]; /* large enough for every activation type (F32 is the largest) */
+  guint8 *act = (guint8 *)act_f;
+  GRand *rand = g_rand_new_with_seed(42);
+  for (guint t = 0; t < G_N_ELEMENTS(names); t++) {
+    const wh_gguf_tensor *wt = wh_gguf_find_tensor(g, names[t]);
+    g_assert_nonnull(wt);
+    wh_type type = wt->type;
+    wh_type at = wh_quant_vec_dot_type(type);
+    g_assert_cmpint(at, !=, -1);
+    gsize row_bytes = wh_quant_row_bytes(type, N);
+    for (int r = 0; r < 16; r++) {
+      /* all-zero (row 8) and huge (row 11) weight rows included */
+      for (int i = 0; i < N; i++)
+        a[i] = (float)g_rand_double_range(rand, -2.0, 2.0);
+      const guint8 *w = wt->data + r * row_bytes;
+      wh_quant_quantize_activations(at, a, act, N);
+      wh_quant_dequantize_row(type, w, wf, N);
+      if (at == WH_TYPE_F32)
+        memcpy(af, a, sizeof af);
+      else
+        wh_quant_dequantize_row(at, act, af, N);
+      double exact = 0, mag = 0, slack = 0;
+      for (int i = 0; i < N; i++) {
+        exact += (double)wf[i] * af[i];
+        mag += fabs((double)wf[i] * af[i]);
+      }
+      if (at == WH_TYPE_Q8_1) {
+        /* the min term uses s = fp16(d * sum qs): allow its rounding */
+        gsize wb = wh_quant_block_bytes(type);
+        for (int b = 0; b < N / 32; b++) {
+          double m = wh_fp16_to_fp32((guint16)(w[wb * b + 2] | (w[wb * b + 3] << 8)));
+          double sd = wh_fp16_to_fp32((guint16)(act[36 * b + 2] | (act[36 * b + 3] << 8)));
+          double d8 = wh_fp16_to_fp32((guint16)(act[36 * b] | (act[36 * b + 1] << 8)));
+          slack += fabs(m) * (fabs(sd) * 0x1p-10 + d8 * 32 * 0x1p-10);
+        }
+      }
+      float portable = wh_quant_vec_dot_portable(type, w, act, N);
+      float fast = wh_quant_vec_dot(type, w, act, N);
+      g_assert_true(isfinite(portable) && isfinite(fast));
+      if (fabs(portable - exact) > 2e-6 * mag + slack + 1e-30)
+        g_error("%s row %d: portable dot %.9g, exact %.9g (magnitude %.3g)", names[t], r,
+                portable, exact, mag);
+      if (fabs((double)fast - portable) > 2e-6 * mag + 1e-30)
+        g_error("%s row %d: SIMD dot %.9g, portable %.9g", names[t], r, fast, portable);
+      if (type == WH_TYPE_Q4_K || type == WH_TYPE_Q6_K)
+        g_assert_cmphex(bits(fast), ==, bits(portable));
+    }
+    if (g_test_verbose())
+      g_test_message("%s: SIMD %s", names[t], wh_quant_vec_dot_has_simd(type) ? "yes" : "no");
+  }
+  /* Row lengths that are not a multiple of the SIMD width (tails) for the plain types. */
+  const float *x = f32_tensor(g, "input", 16 * 1024);
+  guint16 h[N];
+  for (int n = 1; n < 40; n += 3) {
+    for (int k = 0; k < 3; k++) {
+      wh_type type = k == 0 ? WH_TYPE_F32 : k == 1 ? WH_TYPE_F16 : WH_TYPE_BF16;
+      const void *w = x + 5 * 1024;
+      if (k > 0) {
+        for (int i = 0; i < n; i++)
+          h[i] = k == 1 ? wh_fp32_to_fp16(x[5 * 1024 + i]) : wh_fp32_to_bf16(x[5 * 1024 + i]);
+        w = h;
+      }
+      float p = wh_quant_vec_dot_portable(type, w, x + 3 * 1024, n);
+      float f = wh_quant_vec_dot(type, w, x + 3 * 1024, n);
+      double mag = 0;
+      for (int i = 0; i < n; i++)
+        mag += fabs((double)x[5 * 1024 + i] * x[3 * 1024 + i]);
+      g_assert_cmpfloat(fabs((double)p - f), <=, 2e-6 * mag);
+    }
+  }
+  g_rand_free(rand);
+  wh_gguf_close(g);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -504,5 +616,7 @@ main(int argc, char **argv)
   g_test_add_func("/quant/quantize/errors", test_quantize_errors);
   g_test_add_func("/quant/quantize/q8-1-q8-k", test_quantize_q8_1_q8_k);
   g_test_add_func("/quant/quantize/edge-rows", test_edge_rows);
+  g_test_add_func("/quant/vec-dot/types", test_vec_dot_types);
+  g_test_add_func("/quant/vec-dot/reference", test_vec_dot_reference);
   return g_test_run();
 }

@@ -1,0 +1,761 @@
+/* quant-dot.c — vector dot products of weight rows with (quantized) activations.
+ *
+ * Implementation notes
+ * --------------------
+ * The forward pass multiplies a weight row of type W by an activation vector that was first
+ * quantized the way the reference does (wh_quant_vec_dot_type(): Q8_0, Q8_1, Q8_K or plain F32),
+ * so that the results land next to the reference's (8-bit activations are part of its
+ * numerics). Block formats: block-formats.md section 4; activation quantizers: section 5.2/5.3.
+ *
+ * Portable path: integer products per (sub-)block, exactly as the formats suggest, one float
+ * multiply-add per block. Types without a dedicated kernel (grid i-quants, TQ1_0) dequantize one
+ * block into a stack buffer and take a float dot with the int8 activations.
+ *
+ * AVX2 path (x86-64, picked once at run time with __builtin_cpu_supports): F32, F16 (F16C), BF16,
+ * Q4_0, Q8_0, Q4_K, Q6_K. The k-quant kernels sum the integer products of a whole super-block in
+ * vector registers and then apply exactly the portable path's float arithmetic, so they return
+ * bit-identical results; the others accumulate per-lane floats and differ from the portable path
+ * only by summation order (tests bound the difference).
+ */
+#include "config.h"
+
+/* No implicit FMA contraction: the SIMD k-quant kernels share the portable float epilogue and
+ * must round exactly like it (explicit _mm256_fmadd_ps intrinsics are unaffected). */
+#pragma GCC optimize("fp-contract=off")
+
+#include "quant/quant-private.h"
+
+#if defined(__x86_64__) || defined(__i386__)
+#define WH_QUANT_X86 1
+#include <immintrin.h>
+#else
+#define WH_QUANT_X86 0
+#endif
+
+/* ---- Activation types ----------------------------------------------------------------------- */
+
+wh_type
+wh_quant_vec_dot_type(wh_type wtype)
+{
+  switch (wtype) {
+  case WH_TYPE_F32:
+  case WH_TYPE_F16:
+  case WH_TYPE_BF16:
+    return WH_TYPE_F32;
+  case WH_TYPE_Q4_0:
+  case WH_TYPE_Q5_0:
+  case WH_TYPE_Q8_0:
+  case WH_TYPE_IQ4_NL:
+  case WH_TYPE_MXFP4:
+    return WH_TYPE_Q8_0;
+  case WH_TYPE_Q4_1:
+  case WH_TYPE_Q5_1:
+    return WH_TYPE_Q8_1;
+  case WH_TYPE_Q2_K:
+  case WH_TYPE_Q3_K:
+  case WH_TYPE_Q4_K:
+  case WH_TYPE_Q5_K:
+  case WH_TYPE_Q6_K:
+  case WH_TYPE_IQ2_XXS:
+  case WH_TYPE_IQ2_XS:
+  case WH_TYPE_IQ2_S:
+  case WH_TYPE_IQ3_XXS:
+  case WH_TYPE_IQ3_S:
+  case WH_TYPE_IQ1_S:
+  case WH_TYPE_IQ1_M:
+  case WH_TYPE_IQ4_XS:
+  case WH_TYPE_TQ1_0:
+  case WH_TYPE_TQ2_0:
+    return WH_TYPE_Q8_K;
+  default:
+    return (wh_type)-1;
+  }
+}
+
+void
+wh_quant_quantize_activations(wh_type act_type, const float *src, void *dst, gint64 n)
+{
+  g_return_if_fail(act_type == WH_TYPE_F32 || act_type == WH_TYPE_Q8_0 ||
+                   act_type == WH_TYPE_Q8_1 || act_type == WH_TYPE_Q8_K);
+  if (n == 0)
+    return;
+  if (act_type == WH_TYPE_F32) {
+    memcpy(dst, src, (gsize)n * sizeof(float));
+    return;
+  }
+  g_autoptr(GError) error = NULL;
+  if (wh_quant_quantize_rows(act_type, src, dst, 1, n, NULL, &error) == 0)
+    g_critical("wh_quant_quantize_activations: %s", error->message);
+}
+
+/* ---- Portable kernels ----------------------------------------------------------------------- */
+/* Each takes @nb blocks of the weight type at @x and the matching activation blocks at @y. */
+
+static inline float
+rd_f32(const guint8 *p)
+{
+  float f;
+  guint32 u = wh_quant_rd32(p);
+  memcpy(&f, &u, sizeof f);
+  return f;
+}
+
+/* Q4_0 (18 B) x Q8_0 (34 B), 32 elements per block. */
+static float
+dot_q4_0_q8_0(const guint8 *x, const guint8 *y, gint64 nb)
+{
+  float sumf = 0.0f;
+  for (gint64 b = 0; b < nb; b++, x += 18, y += 34) {
+    const gint8 *q8 = (const gint8 *)(y + 2);
+    int sumi = 0;
+    for (int j = 0; j < 16; j++) {
+      sumi += ((x[2 + j] & 15) - 8) * q8[j];
+      sumi += ((x[2 + j] >> 4) - 8) * q8[j + 16];
+    }
+    sumf += (float)sumi * (wh_quant_rd_fp16(x) * wh_quant_rd_fp16(y));
+  }
+  return sumf;
+}
+
+/* Q5_0 (22 B) x Q8_0. */
+static float
+dot_q5_0_q8_0(const guint8 *x, const guint8 *y, gint64 nb)
+{
+  float sumf = 0.0f;
+  for (gint64 b = 0; b < nb; b++, x += 22, y += 34) {
+    const gint8 *q8 = (const gint8 *)(y + 2);
+    guint32 qh = wh_quant_rd32(x + 2);
+    int sumi = 0;
+    for (int j = 0; j < 16; j++) {
+      int q0 = (x[6 + j] & 15) | (int)(((qh >> j) & 1) << 4);
+      int q1 = (x[6 + j] >> 4) | (int)(((qh >> (j + 16)) & 1) << 4);
+      sumi += (q0 - 16) * q8[j] + (q1 - 16) * q8[j + 16];
+    }
+    sumf += (float)sumi * (wh_quant_rd_fp16(x) * wh_quant_rd_fp16(y));
+  }
+  return sumf;
+}
+
+/* Q8_0 x Q8_0. */
+static float
+dot_q8_0_q8_0(const guint8 *x, const guint8 *y, gint64 nb)
+{
+  float sumf = 0.0f;
+  for (gint64 b = 0; b < nb; b++, x += 34, y += 34) {
+    const gint8 *qx = (const gint8 *)(x + 2), *qy = (const gint8 *)(y + 2);
+    int sumi = 0;
+    for (int j = 0; j < 32; j++)
+      sumi += qx[j] * qy[j];
+    sumf += (float)sumi * (wh_quant_rd_fp16(x) * wh_quant_rd_fp16(y));
+  }
+  return sumf;
+}
+
+/* IQ4_NL (18 B) x Q8_0. */
+static float
+dot_iq4_nl_q8_0(const guint8 *x, const guint8 *y, gint64 nb)
+{
+  float sumf = 0.0f;
+  for (gint64 b = 0; b < nb; b++, x += 18, y += 34) {
+    const gint8 *q8 = (const gint8 *)(y + 2);
+    int sumi = 0;
+    for (int j = 0; j < 16; j++)
+      sumi += kvalues_iq4nl[x[2 + j] & 15] * q8[j] + kvalues_iq4nl[x[2 + j] >> 4] * q8[j + 16];
+    sumf += (float)sumi * (wh_quant_rd_fp16(x) * wh_quant_rd_fp16(y));
+  }
+  return sumf;
+}
+
+/* MXFP4 (17 B) x Q8_0: the E8M0 scale (halved, 1.4) times the int8 dot of doubled values. */
+static float
+dot_mxfp4_q8_0(const guint8 *x, const guint8 *y, gint64 nb)
+{
+  float sumf = 0.0f;
+  for (gint64 b = 0; b < nb; b++, x += 17, y += 34) {
+    const gint8 *q8 = (const gint8 *)(y + 2);
+    int sumi = 0;
+    for (int j = 0; j < 16; j++)
+      sumi += kvalues_fp4[x[1 + j] & 15] * q8[j] + kvalues_fp4[x[1 + j] >> 4] * q8[j + 16];
+    guint8 e = x[0];
+    guint32 sb = e == 0 ? 0x00200000u : e == 1 ? 0x00400000u : (guint32)(e - 1) << 23;
+    float s;
+    memcpy(&s, &sb, sizeof s);
+    sumf += (float)sumi * (s * wh_quant_rd_fp16(y));
+  }
+  return sumf;
+}
+
+/* Q4_1 (20 B) / Q5_1 (24 B) x Q8_1 (36 B): d*d8*sum(q*q8) + m*s8. */
+static float
+dot_q4_1_q8_1(const guint8 *x, const guint8 *y, gint64 nb)
+{
+  float sumf = 0.0f;
+  for (gint64 b = 0; b < nb; b++, x += 20, y += 36) {
+    const gint8 *q8 = (const gint8 *)(y + 4);
+    int sumi = 0;
+    for (int j = 0; j < 16; j++)
+      sumi += (x[4 + j] & 15) * q8[j] + (x[4 + j] >> 4) * q8[j + 16];
+    sumf += (float)sumi * (wh_quant_rd_fp16(x) * wh_quant_rd_fp16(y)) +
+            wh_quant_rd_fp16(x + 2) * wh_quant_rd_fp16(y + 2);
+  }
+  return sumf;
+}
+
+static float
+dot_q5_1_q8_1(const guint8 *x, const guint8 *y, gint64 nb)
+{
+  float sumf = 0.0f;
+  for (gint64 b = 0; b < nb; b++, x += 24, y += 36) {
+    const gint8 *q8 = (const gint8 *)(y + 4);
+    guint32 qh = wh_quant_rd32(x + 4);
+    int sumi = 0;
+    for (int j = 0; j < 16; j++) {
+      int q0 = (x[8 + j] & 15) | (int)(((qh >> j) & 1) << 4);
+      int q1 = (x[8 + j] >> 4) | (int)(((qh >> (j + 16)) & 1) << 4);
+      sumi += q0 * q8[j] + q1 * q8[j + 16];
+    }
+    sumf += (float)sumi * (wh_quant_rd_fp16(x) * wh_quant_rd_fp16(y)) +
+            wh_quant_rd_fp16(x + 2) * wh_quant_rd_fp16(y + 2);
+  }
+  return sumf;
+}
+
+/* Q8_K activation block: d (f32) at 0, qs at 4, bsums (i16 x 16) at 260. */
+#define Q8K_BYTES 292
+
+static inline int
+q8k_bsum(const guint8 *y, int k)
+{
+  return (gint16)wh_quant_rd16(y + 260 + 2 * k);
+}
+
+/* Q2_K (84 B) x Q8_K. */
+static float
+dot_q2_k_q8_k(const guint8 *x, const guint8 *y, gint64 nb)
+{
+  float sumf = 0.0f;
+  for (gint64 b = 0; b < nb; b++, x += 84, y += Q8K_BYTES) {
+    const guint8 *sc = x, *qs = x + 16;
+    const gint8 *q8 = (const gint8 *)(y + 4);
+    int summs = 0, sumi = 0;
+    for (int k = 0; k < 16; k++)
+      summs += (sc[k] >> 4) * q8k_bsum(y, k);
+    for (int k = 0; k < 16; k++) {
+      int s = 0;
+      for (int i = 0; i < 16; i++) {
+        int e = 16 * k + i;
+        int h = e / 128, r = e % 128;
+        s += ((qs[32 * h + r % 32] >> (2 * (r / 32))) & 3) * q8[e];
+      }
+      sumi += (sc[k] & 15) * s;
+    }
+    float dy = rd_f32(y);
+    sumf += dy * wh_quant_rd_fp16(x + 80) * (float)sumi -
+            dy * wh_quant_rd_fp16(x + 82) * (float)summs;
+  }
+  return sumf;
+}
+
+/* Q3_K (110 B) x Q8_K. */
+static float
+dot_q3_k_q8_k(const guint8 *x, const guint8 *y, gint64 nb)
+{
+  float sumf = 0.0f;
+  for (gint64 b = 0; b < nb; b++, x += 110, y += Q8K_BYTES) {
+    const guint8 *hmask = x, *qs = x + 32, *scales = x + 96;
+    const gint8 *q8 = (const gint8 *)(y + 4);
+    int sumi = 0;
+    for (int k = 0; k < 16; k++) {
+      int low = k < 8 ? (scales[k] & 15) : (scales[k - 8] >> 4);
+      int high = (scales[8 + (k % 4)] >> (2 * (k / 4))) & 3;
+      int sc = (low | (high << 4)) - 32;
+      int s = 0;
+      for (int i = 0; i < 16; i++) {
+        int e = 16 * k + i;
+        int h = e / 128, r = e % 128;
+        int lo = (qs[32 * h + r % 32] >> (2 * (r / 32))) & 3;
+        int q = ((hmask[e % 32] >> (e / 32)) & 1) ? lo : lo - 4;
+        s += q * q8[e];
+      }
+      sumi += sc * s;
+    }
+    sumf += wh_quant_rd_fp16(x + 108) * rd_f32(y) * (float)sumi;
+  }
+  return sumf;
+}
+
+static inline void
+k_scale_min(const guint8 *S, int j, int *sc, int *m)
+{
+  if (j < 4) {
+    *sc = S[j] & 63;
+    *m = S[j + 4] & 63;
+  } else {
+    *sc = (S[j + 4] & 15) | ((S[j - 4] >> 6) << 4);
+    *m = (S[j + 4] >> 4) | ((S[j] >> 6) << 4);
+  }
+}
+
+/* The min part of Q4_K/Q5_K: sum over sub-blocks of m_j * (sum of its 32 activations). */
+static inline int
+k_mins_dot(const guint8 *S, const guint8 *y)
+{
+  int summs = 0;
+  for (int j = 0; j < 8; j++) {
+    int sc, m;
+    k_scale_min(S, j, &sc, &m);
+    summs += m * (q8k_bsum(y, 2 * j) + q8k_bsum(y, 2 * j + 1));
+  }
+  return summs;
+}
+
+/* Float epilogue shared by the portable and AVX2 Q4_K/Q5_K kernels (keeps them identical). */
+static inline float
+k_affine_epilogue(const guint8 *x, const guint8 *y, int sumi, int summs)
+{
+  float dy = rd_f32(y);
+  return dy * wh_quant_rd_fp16(x) * (float)sumi - dy * wh_quant_rd_fp16(x + 2) * (float)summs;
+}
+
+/* Integer part of one Q4_K super-block: sum_j sc_j * sum_l q * q8. */
+static inline int
+q4_k_block_sumi(const guint8 *x, const gint8 *q8)
+{
+  const guint8 *qs = x + 16;
+  int sumi = 0;
+  for (int j = 0; j < 8; j++) {
+    int sc, m;
+    k_scale_min(x + 4, j, &sc, &m);
+    const guint8 *q = qs + 32 * (j / 2);
+    int shift = (j % 2) * 4;
+    int s = 0;
+    for (int l = 0; l < 32; l++)
+      s += ((q[l] >> shift) & 15) * q8[32 * j + l];
+    sumi += sc * s;
+  }
+  return sumi;
+}
+
+static float
+dot_q4_k_q8_k(const guint8 *x, const guint8 *y, gint64 nb)
+{
+  float sumf = 0.0f;
+  for (gint64 b = 0; b < nb; b++, x += 144, y += Q8K_BYTES)
+    sumf += k_affine_epilogue(x, y, q4_k_block_sumi(x, (const gint8 *)(y + 4)),
+                              k_mins_dot(x + 4, y));
+  return sumf;
+}
+
+static float
+dot_q5_k_q8_k(const guint8 *x, const guint8 *y, gint64 nb)
+{
+  float sumf = 0.0f;
+  for (gint64 b = 0; b < nb; b++, x += 176, y += Q8K_BYTES) {
+    const guint8 *qh = x + 16, *qs = x + 48;
+    const gint8 *q8 = (const gint8 *)(y + 4);
+    int sumi = 0;
+    for (int j = 0; j < 8; j++) {
+      int sc, m;
+      k_scale_min(x + 4, j, &sc, &m);
+      const guint8 *q = qs + 32 * (j / 2);
+      int shift = (j % 2) * 4;
+      int s = 0;
+      for (int l = 0; l < 32; l++)
+        s += (((q[l] >> shift) & 15) | (((qh[l] >> j) & 1) << 4)) * q8[32 * j + l];
+      sumi += sc * s;
+    }
+    sumf += k_affine_epilogue(x, y, sumi, k_mins_dot(x + 4, y));
+  }
+  return sumf;
+}
+
+/* Integer part of one Q6_K super-block: sum_k sc_k * sum (q - 32) * q8. */
+static inline int
+q6_k_block_sumi(const guint8 *x, const gint8 *q8)
+{
+  const guint8 *ql = x, *qh = x + 128;
+  const gint8 *scales = (const gint8 *)(x + 192);
+  int sumi = 0;
+  for (int k = 0; k < 16; k++) {
+    int s = 0;
+    for (int i = 0; i < 16; i++) {
+      int e = 16 * k + i;
+      int h = e / 128, r = e % 128, t = r / 32, l = r % 32;
+      int low = (t & 1) ? ql[64 * h + 32 + l] : ql[64 * h + l];
+      low = (t & 2) ? (low >> 4) : (low & 15);
+      int q = (low | (((qh[32 * h + l] >> (2 * t)) & 3) << 4)) - 32;
+      s += q * q8[e];
+    }
+    sumi += scales[k] * s;
+  }
+  return sumi;
+}
+
+static float
+dot_q6_k_q8_k(const guint8 *x, const guint8 *y, gint64 nb)
+{
+  float sumf = 0.0f;
+  for (gint64 b = 0; b < nb; b++, x += 210, y += Q8K_BYTES)
+    sumf += wh_quant_rd_fp16(x + 208) * rd_f32(y) *
+            (float)q6_k_block_sumi(x, (const gint8 *)(y + 4));
+  return sumf;
+}
+
+/* IQ4_XS (136 B) x Q8_K. */
+static float
+dot_iq4_xs_q8_k(const guint8 *x, const guint8 *y, gint64 nb)
+{
+  float sumf = 0.0f;
+  for (gint64 b = 0; b < nb; b++, x += 136, y += Q8K_BYTES) {
+    guint16 scales_h = wh_quant_rd16(x + 2);
+    const guint8 *scales_l = x + 4, *qs = x + 8;
+    const gint8 *q8 = (const gint8 *)(y + 4);
+    int sumi = 0;
+    for (int sb = 0; sb < 8; sb++) {
+      int ls =
+        ((scales_l[sb / 2] >> (4 * (sb % 2))) & 15) | (((scales_h >> (2 * sb)) & 3) << 4);
+      int s = 0;
+      for (int j = 0; j < 16; j++)
+        s += kvalues_iq4nl[qs[16 * sb + j] & 15] * q8[32 * sb + j] +
+             kvalues_iq4nl[qs[16 * sb + j] >> 4] * q8[32 * sb + j + 16];
+      sumi += (ls - 32) * s;
+    }
+    sumf += wh_quant_rd_fp16(x) * rd_f32(y) * (float)sumi;
+  }
+  return sumf;
+}
+
+/* TQ2_0 (66 B) x Q8_K. */
+static float
+dot_tq2_0_q8_k(const guint8 *x, const guint8 *y, gint64 nb)
+{
+  float sumf = 0.0f;
+  for (gint64 b = 0; b < nb; b++, x += 66, y += Q8K_BYTES) {
+    const gint8 *q8 = (const gint8 *)(y + 4);
+    int sumi = 0;
+    for (int e = 0; e < 256; e++) {
+      int c = e / 128, n = (e % 128) / 32, m = e % 32;
+      sumi += (((x[32 * c + m] >> (2 * n)) & 3) - 1) * q8[e];
+    }
+    sumf += wh_quant_rd_fp16(x + 64) * rd_f32(y) * (float)sumi;
+  }
+  return sumf;
+}
+
+/* Any other Q8_K-activated type (grid i-quants, TQ1_0): dequantize a super-block, float dot. */
+static float
+dot_generic_q8_k(wh_type wtype, const guint8 *x, const guint8 *y, gint64 nb)
+{
+  float w[WH_QK_K];
+  guint32 bytes = wh_quant_block_bytes(wtype);
+  float sumf = 0.0f;
+  for (gint64 b = 0; b < nb; b++, x += bytes, y += Q8K_BYTES) {
+    const gint8 *q8 = (const gint8 *)(y + 4);
+    wh_quant_dequantize_row(wtype, x, w, WH_QK_K);
+    float s = 0.0f;
+    for (int j = 0; j < WH_QK_K; j++)
+      s += w[j] * (float)q8[j];
+    sumf += s * rd_f32(y);
+  }
+  return sumf;
+}
+
+/* F32 / F16 / BF16 weights x F32 activations. */
+static float
+dot_plain_f32(wh_type wtype, const guint8 *x, const float *a, gint64 n)
+{
+  float sumf = 0.0f;
+  for (gint64 i = 0; i < n; i++) {
+    float w;
+    if (wtype == WH_TYPE_F32)
+      w = rd_f32(x + 4 * i);
+    else if (wtype == WH_TYPE_F16)
+      w = wh_fp16_to_fp32(wh_quant_rd16(x + 2 * i));
+    else
+      w = wh_bf16_to_fp32(wh_quant_rd16(x + 2 * i));
+    sumf += w * a[i];
+  }
+  return sumf;
+}
+
+float
+wh_quant_vec_dot_portable(wh_type wtype, const void *wrow, const void *act, gint64 n)
+{
+  wh_type at = wh_quant_vec_dot_type(wtype);
+  g_return_val_if_fail(at != (wh_type)-1, 0.0f);
+  guint32 qk = wh_quant_block_size(wtype);
+  g_return_val_if_fail(n >= 0 && n % qk == 0 && n % wh_quant_block_size(at) == 0, 0.0f);
+  const guint8 *x = wrow, *y = act;
+  gint64 nb = n / qk;
+  switch (wtype) {
+  case WH_TYPE_F32:
+  case WH_TYPE_F16:
+  case WH_TYPE_BF16: return dot_plain_f32(wtype, x, act, n);
+  case WH_TYPE_Q4_0: return dot_q4_0_q8_0(x, y, nb);
+  case WH_TYPE_Q5_0: return dot_q5_0_q8_0(x, y, nb);
+  case WH_TYPE_Q8_0: return dot_q8_0_q8_0(x, y, nb);
+  case WH_TYPE_IQ4_NL: return dot_iq4_nl_q8_0(x, y, nb);
+  case WH_TYPE_MXFP4: return dot_mxfp4_q8_0(x, y, nb);
+  case WH_TYPE_Q4_1: return dot_q4_1_q8_1(x, y, nb);
+  case WH_TYPE_Q5_1: return dot_q5_1_q8_1(x, y, nb);
+  case WH_TYPE_Q2_K: return dot_q2_k_q8_k(x, y, nb);
+  case WH_TYPE_Q3_K: return dot_q3_k_q8_k(x, y, nb);
+  case WH_TYPE_Q4_K: return dot_q4_k_q8_k(x, y, nb);
+  case WH_TYPE_Q5_K: return dot_q5_k_q8_k(x, y, nb);
+  case WH_TYPE_Q6_K: return dot_q6_k_q8_k(x, y, nb);
+  case WH_TYPE_IQ4_XS: return dot_iq4_xs_q8_k(x, y, nb);
+  case WH_TYPE_TQ2_0: return dot_tq2_0_q8_k(x, y, nb);
+  default: return dot_generic_q8_k(wtype, x, y, nb);
+  }
+}
+
+/* ---- AVX2 kernels --------------------------------------------------------------------------- */
+
+#if WH_QUANT_X86
+#define WH_AVX2 __attribute__((target("avx2,fma,f16c")))
+
+WH_AVX2 static inline float
+hsum_ps(__m256 v)
+{
+  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+  s = _mm_add_ss(s, _mm_movehdup_ps(s));
+  return _mm_cvtss_f32(s);
+}
+
+WH_AVX2 static inline int
+hsum_epi32(__m256i v)
+{
+  __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+  s = _mm_add_epi32(s, _mm_shuffle_epi32(s, _MM_SHUFFLE(1, 0, 3, 2)));
+  s = _mm_add_epi32(s, _mm_shuffle_epi32(s, _MM_SHUFFLE(2, 3, 0, 1)));
+  return _mm_cvtsi128_si32(s);
+}
+
+/* 32 int8 x 32 int8 -> 8 int32 partial sums (|a|,|b| <= 128 with b != -128: no saturation). */
+WH_AVX2 static inline __m256i
+dot_i8_i8(__m256i a, __m256i b)
+{
+  __m256i p16 = _mm256_maddubs_epi16(_mm256_sign_epi8(a, a), _mm256_sign_epi8(b, a));
+  return _mm256_madd_epi16(p16, _mm256_set1_epi16(1));
+}
+
+/* 16 bytes of packed nibbles -> 32 bytes: low nibbles (elements 0-15), then high (16-31). */
+WH_AVX2 static inline __m256i
+unpack_nibbles32(const guint8 *p)
+{
+  __m128i v = _mm_loadu_si128((const __m128i *)p);
+  __m128i lo = _mm_and_si128(v, _mm_set1_epi8(15));
+  __m128i hi = _mm_and_si128(_mm_srli_epi16(v, 4), _mm_set1_epi8(15));
+  return _mm256_set_m128i(hi, lo);
+}
+
+/* Q4_0 x Q8_0: per block, int8 products -> 8 int32 lanes -> float, scaled by d4*d8. */
+WH_AVX2 static float
+dot_q4_0_q8_0_avx2(const guint8 *x, const guint8 *y, gint64 nb)
+{
+  __m256 acc = _mm256_setzero_ps();
+  for (gint64 b = 0; b < nb; b++, x += 18, y += 34) {
+    __m256i qx = _mm256_sub_epi8(unpack_nibbles32(x + 2), _mm256_set1_epi8(8));
+    __m256i qy = _mm256_loadu_si256((const __m256i *)(y + 2));
+    __m256 d = _mm256_set1_ps(wh_quant_rd_fp16(x) * wh_quant_rd_fp16(y));
+    acc = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(dot_i8_i8(qx, qy)), acc);
+  }
+  return hsum_ps(acc);
+}
+
+WH_AVX2 static float
+dot_q8_0_q8_0_avx2(const guint8 *x, const guint8 *y, gint64 nb)
+{
+  __m256 acc = _mm256_setzero_ps();
+  for (gint64 b = 0; b < nb; b++, x += 34, y += 34) {
+    __m256i qx = _mm256_loadu_si256((const __m256i *)(x + 2));
+    __m256i qy = _mm256_loadu_si256((const __m256i *)(y + 2));
+    __m256 d = _mm256_set1_ps(wh_quant_rd_fp16(x) * wh_quant_rd_fp16(y));
+    acc = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(dot_i8_i8(qx, qy)), acc);
+  }
+  return hsum_ps(acc);
+}
+
+/* Q4_K x Q8_K: per super-block, 4 chunks of 64 elements = 32 bytes of qs (low nibbles:
+ * sub-block 2c, high: 2c+1); unsigned 4-bit x int8 via maddubs, scaled per sub-block with madd.
+ * The integer sum equals q4_k_block_sumi(), then the portable float epilogue. */
+WH_AVX2 static float
+dot_q4_k_q8_k_avx2(const guint8 *x, const guint8 *y, gint64 nb)
+{
+  float sumf = 0.0f;
+  const __m256i m4 = _mm256_set1_epi8(15);
+  for (gint64 b = 0; b < nb; b++, x += 144, y += Q8K_BYTES) {
+    const guint8 *qs = x + 16;
+    const guint8 *q8 = y + 4;
+    __m256i acc = _mm256_setzero_si256();
+    for (int c = 0; c < 4; c++) {
+      int sc0, sc1, m;
+      k_scale_min(x + 4, 2 * c, &sc0, &m);
+      k_scale_min(x + 4, 2 * c + 1, &sc1, &m);
+      __m256i q = _mm256_loadu_si256((const __m256i *)(qs + 32 * c));
+      __m256i lo = _mm256_and_si256(q, m4);
+      __m256i hi = _mm256_and_si256(_mm256_srli_epi16(q, 4), m4);
+      __m256i y0 = _mm256_loadu_si256((const __m256i *)(q8 + 64 * c));
+      __m256i y1 = _mm256_loadu_si256((const __m256i *)(q8 + 64 * c + 32));
+      __m256i p0 = _mm256_madd_epi16(_mm256_maddubs_epi16(lo, y0), _mm256_set1_epi16((short)sc0));
+      __m256i p1 = _mm256_madd_epi16(_mm256_maddubs_epi16(hi, y1), _mm256_set1_epi16((short)sc1));
+      acc = _mm256_add_epi32(acc, _mm256_add_epi32(p0, p1));
+    }
+    sumf += k_affine_epilogue(x, y, hsum_epi32(acc), k_mins_dot(x + 4, y));
+  }
+  return sumf;
+}
+
+/* Q6_K x Q8_K: chunks (h, t) of 32 elements; unsigned 6-bit code u = q + 32 via maddubs, the
+ * -32 offset folded in through the bsums: sum (u - 32) q8 = sum u q8 - 32 * bsum. Two sub-blocks
+ * of 16 per chunk, scaled with one madd (low/high 128-bit halves). Same integers as
+ * q6_k_block_sumi(), same float epilogue. */
+WH_AVX2 static float
+dot_q6_k_q8_k_avx2(const guint8 *x, const guint8 *y, gint64 nb)
+{
+  float sumf = 0.0f;
+  const __m256i m4 = _mm256_set1_epi8(15), m2 = _mm256_set1_epi8(3);
+  for (gint64 b = 0; b < nb; b++, x += 210, y += Q8K_BYTES) {
+    const guint8 *ql = x, *qh = x + 128;
+    const gint8 *scales = (const gint8 *)(x + 192);
+    const guint8 *q8 = y + 4;
+    __m256i acc = _mm256_setzero_si256();
+    for (int h = 0; h < 2; h++) {
+      __m256i vqh = _mm256_loadu_si256((const __m256i *)(qh + 32 * h));
+      __m256i ql0 = _mm256_loadu_si256((const __m256i *)(ql + 64 * h));
+      __m256i ql1 = _mm256_loadu_si256((const __m256i *)(ql + 64 * h + 32));
+      for (int t = 0; t < 4; t++) {
+        __m256i src = (t & 1) ? ql1 : ql0;
+        __m256i low = (t & 2) ? _mm256_and_si256(_mm256_srli_epi16(src, 4), m4)
+                              : _mm256_and_si256(src, m4);
+        __m256i high;
+        switch (t) {
+        case 0: high = _mm256_and_si256(vqh, m2); break;
+        case 1: high = _mm256_and_si256(_mm256_srli_epi16(vqh, 2), m2); break;
+        case 2: high = _mm256_and_si256(_mm256_srli_epi16(vqh, 4), m2); break;
+        default: high = _mm256_and_si256(_mm256_srli_epi16(vqh, 6), m2); break;
+        }
+        __m256i u = _mm256_or_si256(low, _mm256_slli_epi16(high, 4));
+        __m256i vy = _mm256_loadu_si256((const __m256i *)(q8 + 128 * h + 32 * t));
+        int k = 8 * h + 2 * t;
+        __m256i sc = _mm256_set_m128i(_mm_set1_epi16(scales[k + 1]), _mm_set1_epi16(scales[k]));
+        acc = _mm256_add_epi32(acc, _mm256_madd_epi16(_mm256_maddubs_epi16(u, vy), sc));
+      }
+    }
+    int offset = 0;
+    for (int k = 0; k < 16; k++)
+      offset += scales[k] * q8k_bsum(y, k);
+    int sumi = hsum_epi32(acc) - 32 * offset;
+    sumf += wh_quant_rd_fp16(x + 208) * rd_f32(y) * (float)sumi;
+  }
+  return sumf;
+}
+
+WH_AVX2 static float
+dot_f32_avx2(const guint8 *x, const float *a, gint64 n)
+{
+  __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
+  gint64 i = 0;
+  for (; i + 16 <= n; i += 16) {
+    acc0 = _mm256_fmadd_ps(_mm256_loadu_ps((const float *)(x + 4 * i)), _mm256_loadu_ps(a + i),
+                           acc0);
+    acc1 = _mm256_fmadd_ps(_mm256_loadu_ps((const float *)(x + 4 * i + 32)),
+                           _mm256_loadu_ps(a + i + 8), acc1);
+  }
+  float s = hsum_ps(_mm256_add_ps(acc0, acc1));
+  for (; i < n; i++)
+    s += rd_f32(x + 4 * i) * a[i];
+  return s;
+}
+
+WH_AVX2 static float
+dot_f16_avx2(const guint8 *x, const float *a, gint64 n)
+{
+  __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
+  gint64 i = 0;
+  for (; i + 16 <= n; i += 16) {
+    __m256 w0 = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(x + 2 * i)));
+    __m256 w1 = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(x + 2 * i + 16)));
+    acc0 = _mm256_fmadd_ps(w0, _mm256_loadu_ps(a + i), acc0);
+    acc1 = _mm256_fmadd_ps(w1, _mm256_loadu_ps(a + i + 8), acc1);
+  }
+  float s = hsum_ps(_mm256_add_ps(acc0, acc1));
+  for (; i < n; i++)
+    s += wh_fp16_to_fp32(wh_quant_rd16(x + 2 * i)) * a[i];
+  return s;
+}
+
+WH_AVX2 static float
+dot_bf16_avx2(const guint8 *x, const float *a, gint64 n)
+{
+  __m256 acc = _mm256_setzero_ps();
+  gint64 i = 0;
+  for (; i + 8 <= n; i += 8) {
+    __m256i w16 = _mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)(x + 2 * i)));
+    __m256 w = _mm256_castsi256_ps(_mm256_slli_epi32(w16, 16));
+    acc = _mm256_fmadd_ps(w, _mm256_loadu_ps(a + i), acc);
+  }
+  float s = hsum_ps(acc);
+  for (; i < n; i++)
+    s += wh_bf16_to_fp32(wh_quant_rd16(x + 2 * i)) * a[i];
+  return s;
+}
+
+static int
+cpu_has_avx2(void)
+{
+  static gsize once = 0;
+  static int has = 0;
+  if (g_once_init_enter(&once)) {
+    has = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
+          __builtin_cpu_supports("f16c");
+    g_once_init_leave(&once, 1);
+  }
+  return has;
+}
+#endif /* WH_QUANT_X86 */
+
+gboolean
+wh_quant_vec_dot_has_simd(wh_type wtype)
+{
+#if WH_QUANT_X86
+  switch (wtype) {
+  case WH_TYPE_F32:
+  case WH_TYPE_F16:
+  case WH_TYPE_BF16:
+  case WH_TYPE_Q4_0:
+  case WH_TYPE_Q8_0:
+  case WH_TYPE_Q4_K:
+  case WH_TYPE_Q6_K:
+    return cpu_has_avx2();
+  default:
+    return FALSE;
+  }
+#else
+  return FALSE;
+#endif
+}
+
+float
+wh_quant_vec_dot(wh_type wtype, const void *wrow, const void *act, gint64 n)
+{
+#if WH_QUANT_X86
+  if (wh_quant_vec_dot_has_simd(wtype)) {
+    guint32 qk = wh_quant_block_size(wtype);
+    g_return_val_if_fail(n >= 0 && n % qk == 0, 0.0f);
+    const guint8 *x = wrow, *y = act;
+    switch (wtype) {
+    case WH_TYPE_F32: return dot_f32_avx2(x, act, n);
+    case WH_TYPE_F16: return dot_f16_avx2(x, act, n);
+    case WH_TYPE_BF16: return dot_bf16_avx2(x, act, n);
+    case WH_TYPE_Q4_0: return dot_q4_0_q8_0_avx2(x, y, n / 32);
+    case WH_TYPE_Q8_0: return dot_q8_0_q8_0_avx2(x, y, n / 32);
+    case WH_TYPE_Q4_K: return dot_q4_k_q8_k_avx2(x, y, n / WH_QK_K);
+    case WH_TYPE_Q6_K: return dot_q6_k_q8_k_avx2(x, y, n / WH_QK_K);
+    default: break;
+    }
+  }
+#endif
+  return wh_quant_vec_dot_portable(wtype, wrow, act, n);
+}
