@@ -756,7 +756,7 @@ iq4_nearest(float a)
   if (a >= (float)v[15])
     return 15;
   int k = 1;
-  while (!(a < (float)v[k]))
+  while (k < 15 && !(a < (float)v[k])) /* k < 15 also stops a NaN from running off the table */
     k++;
   return (a - (float)v[k - 1]) < ((float)v[k] - a) ? k - 1 : k;
 }
