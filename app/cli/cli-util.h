@@ -16,6 +16,7 @@
 #pragma once
 
 #include <glib.h>
+#include <stdio.h>
 #include "jobs/jobs.h"
 
 G_BEGIN_DECLS

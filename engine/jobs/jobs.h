@@ -77,7 +77,10 @@ typedef struct {
 typedef gboolean (*wh_job_func)(wh_job *job, gpointer user_data, GError **error);
 
 /* Runs on the queue's main context whenever the job changed (progress,
- * state). Coalesced: several changes may arrive as one call. */
+ * state). Coalesced: several changes may arrive as one call. Inside the
+ * callback the getters (state, progress, error) answer from a snapshot taken
+ * when the notification was dispatched, so exactly one call sees a terminal
+ * state, and it is the last call. */
 typedef void (*wh_job_notify_func)(wh_job *job, gpointer user_data);
 
 /* Creates a queue delivering notifications on @context (NULL: the thread
