@@ -94,3 +94,58 @@ wh_type_bits_per_weight(wh_type type)
   const wh_type_traits *t = wh_type_get_traits(type);
   return t ? (double)t->type_size * 8.0 / (double)t->block_size : 0.0;
 }
+
+/* ftype-mixes.md, "ftype ids and base type". */
+static const struct {
+  guint32 id;
+  const char *name;
+  wh_type base;
+} ftype_table[] = {
+  {0, "ALL_F32", WH_TYPE_F32},      {1, "F16", WH_TYPE_F16},
+  {2, "Q4_0", WH_TYPE_Q4_0},        {3, "Q4_1", WH_TYPE_Q4_1},
+  {7, "Q8_0", WH_TYPE_Q8_0},        {8, "Q5_0", WH_TYPE_Q5_0},
+  {9, "Q5_1", WH_TYPE_Q5_1},        {10, "Q2_K", WH_TYPE_Q2_K},
+  {11, "Q3_K_S", WH_TYPE_Q3_K},     {12, "Q3_K_M", WH_TYPE_Q3_K},
+  {13, "Q3_K_L", WH_TYPE_Q3_K},     {14, "Q4_K_S", WH_TYPE_Q4_K},
+  {15, "Q4_K_M", WH_TYPE_Q4_K},     {16, "Q5_K_S", WH_TYPE_Q5_K},
+  {17, "Q5_K_M", WH_TYPE_Q5_K},     {18, "Q6_K", WH_TYPE_Q6_K},
+  {19, "IQ2_XXS", WH_TYPE_IQ2_XXS}, {20, "IQ2_XS", WH_TYPE_IQ2_XS},
+  {21, "Q2_K_S", WH_TYPE_Q2_K},     {22, "IQ3_XS", WH_TYPE_IQ3_S},
+  {23, "IQ3_XXS", WH_TYPE_IQ3_XXS}, {24, "IQ1_S", WH_TYPE_IQ1_S},
+  {25, "IQ4_NL", WH_TYPE_IQ4_NL},   {26, "IQ3_S", WH_TYPE_IQ3_S},
+  {27, "IQ3_M", WH_TYPE_IQ3_S},     {28, "IQ2_S", WH_TYPE_IQ2_XS},
+  {29, "IQ2_M", WH_TYPE_IQ2_S},     {30, "IQ4_XS", WH_TYPE_IQ4_XS},
+  {31, "IQ1_M", WH_TYPE_IQ1_M},     {32, "BF16", WH_TYPE_BF16},
+  {36, "TQ1_0", WH_TYPE_TQ1_0},     {37, "TQ2_0", WH_TYPE_TQ2_0},
+};
+
+const char *
+wh_ftype_name(guint32 id)
+{
+  for (guint i = 0; i < G_N_ELEMENTS(ftype_table); i++)
+    if (ftype_table[i].id == id)
+      return ftype_table[i].name;
+  return NULL;
+}
+
+gint
+wh_ftype_from_name(const char *name)
+{
+  if (name == NULL)
+    return -1;
+  if (g_ascii_strcasecmp(name, "F32") == 0)
+    return 0;
+  for (guint i = 0; i < G_N_ELEMENTS(ftype_table); i++)
+    if (g_ascii_strcasecmp(ftype_table[i].name, name) == 0)
+      return (gint)ftype_table[i].id;
+  return -1;
+}
+
+wh_type
+wh_ftype_base_type(guint32 id)
+{
+  for (guint i = 0; i < G_N_ELEMENTS(ftype_table); i++)
+    if (ftype_table[i].id == id)
+      return ftype_table[i].base;
+  return WH_TYPE_INVALID;
+}

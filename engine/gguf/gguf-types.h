@@ -76,4 +76,13 @@ guint64 wh_type_row_size(wh_type type, guint64 n_elements);
 /* Bits per weight of @type (type_size * 8 / block_size); 0 for an invalid type. */
 double wh_type_bits_per_weight(wh_type type);
 
+/* --- file types (general.file_type; ftype-mixes.md) ------------------------------------ */
+
+/* Name of ftype @id ("Q4_K_M", "ALL_F32", ...), or NULL for an unknown id. */
+const char *wh_ftype_name(guint32 id);
+/* Id of an ftype name (case-insensitive; "F32" is accepted for ALL_F32); -1 if unknown. */
+gint wh_ftype_from_name(const char *name);
+/* The ftype's base tensor type (Q4_K for Q4_K_M); WH_TYPE_INVALID for an unknown id. */
+wh_type wh_ftype_base_type(guint32 id);
+
 G_END_DECLS

@@ -132,6 +132,27 @@ test_types(void)
   g_assert_cmpuint(wh_type_row_size(WH_TYPE_F16, 7), ==, 14);
   g_assert_cmpfloat(wh_type_bits_per_weight(WH_TYPE_Q6_K), ==, 6.5625);
   g_assert_cmpfloat(wh_type_bits_per_weight(WH_TYPE_IQ1_S), ==, 1.5625);
+
+  /* ftype-mixes.md ftype table */
+  g_assert_cmpstr(wh_ftype_name(15), ==, "Q4_K_M");
+  g_assert_cmpstr(wh_ftype_name(0), ==, "ALL_F32");
+  g_assert_null(wh_ftype_name(4));
+  g_assert_null(wh_ftype_name(33));
+  g_assert_cmpint(wh_ftype_from_name("q4_k_m"), ==, 15);
+  g_assert_cmpint(wh_ftype_from_name("F32"), ==, 0);
+  g_assert_cmpint(wh_ftype_from_name("Q4_K"), ==, -1);
+  g_assert_cmpint(wh_ftype_base_type(28), ==, WH_TYPE_IQ2_XS); /* IQ2_S */
+  g_assert_cmpint(wh_ftype_base_type(29), ==, WH_TYPE_IQ2_S);  /* IQ2_M */
+  g_assert_cmpint(wh_ftype_base_type(22), ==, WH_TYPE_IQ3_S);  /* IQ3_XS */
+  g_assert_cmpint(wh_ftype_base_type(5), ==, WH_TYPE_INVALID);
+  guint n_ftypes = 0;
+  for (guint id = 0; id < 64; id++)
+    if (wh_ftype_name(id)) {
+      n_ftypes++;
+      g_assert_cmpint(wh_ftype_from_name(wh_ftype_name(id)), ==, id);
+      g_assert_true(wh_type_is_valid(wh_ftype_base_type(id)));
+    }
+  g_assert_cmpuint(n_ftypes, ==, 32);
 }
 
 /* ---------------------------------------------------------------------------------------- */
@@ -349,6 +370,10 @@ test_reference_models(void)
         g_assert_true(wh_gguf_get_uint(g, "general.quantization_version", &qv));
         g_assert_cmpuint(qv, ==, 2);
         g_assert_true(wh_gguf_get_uint(g, "general.file_type", &ft));
+        /* the ftype name is the one in the file name */
+        char *tag = g_strdup_printf("-%s", wh_ftype_name((guint32)ft));
+        g_assert_nonnull(strstr(name, tag));
+        g_free(tag);
       }
       if (strstr(name, "-imat")) /* written by the quantizer (§7.4) */
         g_assert_nonnull(wh_gguf_get_string(g, "quantize.imatrix.file"));
