@@ -229,7 +229,8 @@ q8k_bsum(const guint8 *y, int k)
   return (gint16)wh_quant_rd16(y + 260 + 2 * k);
 }
 
-/* Q2_K (84 B) x Q8_K. */
+/* Q2_K (84 B) x Q8_K. Loops follow the layout (4.8): element e = 128h + 32s + l takes bits 2s of
+ * qs[32h + l]; its 16-element sub-block is k = 8h + 2s + l/16. */
 static float
 dot_q2_k_q8_k(const guint8 *x, const guint8 *y, gint64 nb)
 {
@@ -240,15 +241,16 @@ dot_q2_k_q8_k(const guint8 *x, const guint8 *y, gint64 nb)
     int summs = 0, sumi = 0;
     for (int k = 0; k < 16; k++)
       summs += (sc[k] >> 4) * q8k_bsum(y, k);
-    for (int k = 0; k < 16; k++) {
-      int s = 0;
-      for (int i = 0; i < 16; i++) {
-        int e = 16 * k + i;
-        int h = e / 128, r = e % 128;
-        s += ((qs[32 * h + r % 32] >> (2 * (r / 32))) & 3) * q8[e];
-      }
-      sumi += (sc[k] & 15) * s;
-    }
+    for (int h = 0; h < 2; h++)
+      for (int s = 0; s < 4; s++)
+        for (int half = 0; half < 2; half++) {
+          const guint8 *q = qs + 32 * h + 16 * half;
+          const gint8 *a = q8 + 128 * h + 32 * s + 16 * half;
+          int acc = 0;
+          for (int l = 0; l < 16; l++)
+            acc += ((q[l] >> (2 * s)) & 3) * a[l];
+          sumi += (sc[8 * h + 2 * s + half] & 15) * acc;
+        }
     float dy = rd_f32(y);
     sumf += dy * wh_quant_rd_fp16(x + 80) * (float)sumi -
             dy * wh_quant_rd_fp16(x + 82) * (float)summs;
@@ -256,7 +258,8 @@ dot_q2_k_q8_k(const guint8 *x, const guint8 *y, gint64 nb)
   return sumf;
 }
 
-/* Q3_K (110 B) x Q8_K. */
+/* Q3_K (110 B) x Q8_K. Same walk as Q2_K; the high bit of element 128h + 32s + l is bit 4h + s
+ * of hmask[l] (4.9). */
 static float
 dot_q3_k_q8_k(const guint8 *x, const guint8 *y, gint64 nb)
 {
@@ -265,20 +268,22 @@ dot_q3_k_q8_k(const guint8 *x, const guint8 *y, gint64 nb)
     const guint8 *hmask = x, *qs = x + 32, *scales = x + 96;
     const gint8 *q8 = (const gint8 *)(y + 4);
     int sumi = 0;
-    for (int k = 0; k < 16; k++) {
-      int low = k < 8 ? (scales[k] & 15) : (scales[k - 8] >> 4);
-      int high = (scales[8 + (k % 4)] >> (2 * (k / 4))) & 3;
-      int sc = (low | (high << 4)) - 32;
-      int s = 0;
-      for (int i = 0; i < 16; i++) {
-        int e = 16 * k + i;
-        int h = e / 128, r = e % 128;
-        int lo = (qs[32 * h + r % 32] >> (2 * (r / 32))) & 3;
-        int q = ((hmask[e % 32] >> (e / 32)) & 1) ? lo : lo - 4;
-        s += q * q8[e];
-      }
-      sumi += sc * s;
-    }
+    for (int h = 0; h < 2; h++)
+      for (int s = 0; s < 4; s++)
+        for (int half = 0; half < 2; half++) {
+          int k = 8 * h + 2 * s + half;
+          int low = k < 8 ? (scales[k] & 15) : (scales[k - 8] >> 4);
+          int high = (scales[8 + (k % 4)] >> (2 * (k / 4))) & 3;
+          int sc = (low | (high << 4)) - 32;
+          int bit = 4 * h + s;
+          int acc = 0;
+          for (int l = 16 * half; l < 16 * half + 16; l++) {
+            int lo = (qs[32 * h + l] >> (2 * s)) & 3;
+            int q = ((hmask[l] >> bit) & 1) ? lo : lo - 4;
+            acc += q * q8[128 * h + 32 * s + l];
+          }
+          sumi += sc * acc;
+        }
     sumf += wh_quant_rd_fp16(x + 108) * rd_f32(y) * (float)sumi;
   }
   return sumf;
@@ -369,25 +374,28 @@ dot_q5_k_q8_k(const guint8 *x, const guint8 *y, gint64 nb)
   return sumf;
 }
 
-/* Integer part of one Q6_K super-block: sum_k sc_k * sum (q - 32) * q8. */
+/* Integer part of one Q6_K super-block: sum_k sc_k * sum (q - 32) * q8. Element
+ * 128h + 32t + l (4.12): low nibble of ql[64h + 32(t&1) + l] (high nibble when t >= 2), high
+ * 2 bits = bits 2t of qh[32h + l]; sub-block k = 8h + 2t + l/16. */
 static inline int
 q6_k_block_sumi(const guint8 *x, const gint8 *q8)
 {
   const guint8 *ql = x, *qh = x + 128;
   const gint8 *scales = (const gint8 *)(x + 192);
   int sumi = 0;
-  for (int k = 0; k < 16; k++) {
-    int s = 0;
-    for (int i = 0; i < 16; i++) {
-      int e = 16 * k + i;
-      int h = e / 128, r = e % 128, t = r / 32, l = r % 32;
-      int low = (t & 1) ? ql[64 * h + 32 + l] : ql[64 * h + l];
-      low = (t & 2) ? (low >> 4) : (low & 15);
-      int q = (low | (((qh[32 * h + l] >> (2 * t)) & 3) << 4)) - 32;
-      s += q * q8[e];
+  for (int h = 0; h < 2; h++)
+    for (int t = 0; t < 4; t++) {
+      const guint8 *lp = ql + 64 * h + 32 * (t & 1);
+      int shift = (t & 2) ? 4 : 0;
+      for (int half = 0; half < 2; half++) {
+        int acc = 0;
+        for (int l = 16 * half; l < 16 * half + 16; l++) {
+          int q = (((lp[l] >> shift) & 15) | (((qh[32 * h + l] >> (2 * t)) & 3) << 4)) - 32;
+          acc += q * q8[128 * h + 32 * t + l];
+        }
+        sumi += scales[8 * h + 2 * t + half] * acc;
+      }
     }
-    sumi += scales[k] * s;
-  }
   return sumi;
 }
 
@@ -425,7 +433,7 @@ dot_iq4_xs_q8_k(const guint8 *x, const guint8 *y, gint64 nb)
   return sumf;
 }
 
-/* TQ2_0 (66 B) x Q8_K. */
+/* TQ2_0 (66 B) x Q8_K: element 128c + 32n + m is bits 2n of qs[32c + m], value t - 1. */
 static float
 dot_tq2_0_q8_k(const guint8 *x, const guint8 *y, gint64 nb)
 {
@@ -433,10 +441,10 @@ dot_tq2_0_q8_k(const guint8 *x, const guint8 *y, gint64 nb)
   for (gint64 b = 0; b < nb; b++, x += 66, y += Q8K_BYTES) {
     const gint8 *q8 = (const gint8 *)(y + 4);
     int sumi = 0;
-    for (int e = 0; e < 256; e++) {
-      int c = e / 128, n = (e % 128) / 32, m = e % 32;
-      sumi += (((x[32 * c + m] >> (2 * n)) & 3) - 1) * q8[e];
-    }
+    for (int c = 0; c < 2; c++)
+      for (int n = 0; n < 4; n++)
+        for (int m = 0; m < 32; m++)
+          sumi += (((x[32 * c + m] >> (2 * n)) & 3) - 1) * q8[128 * c + 32 * n + m];
     sumf += wh_quant_rd_fp16(x + 64) * rd_f32(y) * (float)sumi;
   }
   return sumf;

@@ -63,12 +63,16 @@ wh_quant_rd_fp16(const guint8 *p)
   return wh_fp16_to_fp32(wh_quant_rd16(p));
 }
 
-/* Round to nearest, ties to even, as the reference's "add 1.5*2^23" trick (exact for
- * |v| < 2^22; callers only pass such values). Returns an int. */
+/* Round to nearest, ties to even, with the reference's "add 1.5*2^23" trick: exact for
+ * |v| < 2^22 (the quantizers only pass such values; anything else, NaN included, yields some
+ * int and the callers clamp). Inline bit arithmetic, no libm call. */
 static inline int
 wh_quant_nearest_int(float v)
 {
-  return (int)lrintf(v);
+  float t = v + 12582912.0f;
+  gint32 i;
+  memcpy(&i, &t, sizeof i);
+  return (i & 0x007fffff) - 0x00400000;
 }
 
 /* Byte @j (0-based, little-endian) of a grid entry. */

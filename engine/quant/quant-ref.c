@@ -747,44 +747,43 @@ quantize_row_q6_k(const float *x, guint8 *y, gint64 n, const float *qw)
 
 /* ---- IQ4_NL and IQ4_XS (5.8) ---------------------------------------------------------------- */
 
+/* nearest(a) of 5.8 over the value table @v (kvalues_iq4nl as floats, strictly increasing).
+ * k = number of v[1..14] <= a, so v[k] <= a < v[k+1] inside the range. Branch-free (the
+ * compiler vectorizes the count): this runs 16 x 32 times per sub-block. NaN gives code 1. */
 static inline int
-iq4_nearest(float a)
+iq4_nearest(const float *v, float a)
 {
-  const gint8 *v = kvalues_iq4nl;
-  if (a <= (float)v[0])
-    return 0;
-  if (a >= (float)v[15])
-    return 15;
-  int k = 1;
-  while (k < 15 && !(a < (float)v[k])) /* k < 15 also stops a NaN from running off the table */
-    k++;
-  return (a - (float)v[k - 1]) < ((float)v[k] - a) ? k - 1 : k;
+  /* No special case for the ends: a <= v[0] gives k = 0 and a - v[0] <= 0 < v[1] - a -> 0;
+   * a >= v[15] gives k = 14 and v[15] - a <= 0 < a - v[14] -> 15, as 5.8 says. */
+  int k = 0;
+  for (int i = 1; i < 15; i++)
+    k += a >= v[i];
+  return (a - v[k]) < (v[k + 1] - a) ? k : k + 1;
 }
 
 /* Best scale of one 32-element sub-block with weights @w (5.8 step 2). */
 static float
-iq4_subblock_scale(const float *x, const float *w)
+iq4_subblock_scale(const float *v, const float *x, const float *w)
 {
-  const gint8 *v = kvalues_iq4nl;
   float amax;
   float max = first_largest(x, 32, &amax);
   if (amax < 1e-15f)
     return 0.0f;
-  float d = -max / (float)v[0];
+  float d = -max / v[0];
   float id = 1.0f / d;
   float sumqx = 0.0f, sumq2 = 0.0f;
   for (int j = 0; j < 32; j++) {
-    float q = (float)v[iq4_nearest(id * x[j])];
+    float q = v[iq4_nearest(v, id * x[j])];
     sumqx += (w[j] * q) * x[j];
     sumq2 += (w[j] * q) * q;
   }
   d = sumq2 > 0.0f ? sumqx / sumq2 : 0.0f;
   float best = d * sumqx;
   for (int t = -7; t <= 7; t++) {
-    id = (float)(t + v[0]) / max;
+    id = ((float)t + v[0]) / max; /* integer numerator t + v[0], exact in float */
     sumqx = sumq2 = 0.0f;
     for (int j = 0; j < 32; j++) {
-      float q = (float)v[iq4_nearest(id * x[j])];
+      float q = v[iq4_nearest(v, id * x[j])];
       sumqx += (w[j] * q) * x[j];
       sumq2 += (w[j] * q) * q;
     }
@@ -797,10 +796,10 @@ iq4_subblock_scale(const float *x, const float *w)
 }
 
 static void
-pack_iq4_codes(guint8 *qs, const float *x, float id)
+pack_iq4_codes(const float *v, guint8 *qs, const float *x, float id)
 {
   for (int j = 0; j < 16; j++)
-    qs[j] = (guint8)(iq4_nearest(id * x[j]) | (iq4_nearest(id * x[j + 16]) << 4));
+    qs[j] = (guint8)(iq4_nearest(v, id * x[j]) | (iq4_nearest(v, id * x[j + 16]) << 4));
 }
 
 static void
@@ -808,6 +807,9 @@ quantize_row_iq4(const float *x, guint8 *y, gint64 n, const float *qw, gboolean 
 {
   const int S = xs ? 256 : 32;
   const int bytes = xs ? 136 : 18;
+  float v[16];
+  for (int i = 0; i < 16; i++)
+    v[i] = (float)kvalues_iq4nl[i];
   for (gint64 b = 0; b < n / S; b++, x += S, y += bytes) {
     float sigma2 = sum_squares(x, S) * (2.0f / (float)S);
     float scales[8], w[32];
@@ -819,7 +821,7 @@ quantize_row_iq4(const float *x, guint8 *y, gint64 n, const float *qw, gboolean 
       else
         for (int j = 0; j < 32; j++)
           w[j] = xs_[j] * xs_[j];
-      scales[sb] = iq4_subblock_scale(xs_, w);
+      scales[sb] = iq4_subblock_scale(v, xs_, w);
       if (fabsf(scales[sb]) > amax) {
         amax = fabsf(scales[sb]);
         max_scale = scales[sb];
@@ -828,7 +830,7 @@ quantize_row_iq4(const float *x, guint8 *y, gint64 n, const float *qw, gboolean 
     if (!xs) {
       wh_quant_wr16(y, wh_fp32_to_fp16(scales[0]));
       float id = scales[0] != 0.0f ? 1.0f / scales[0] : 0.0f;
-      pack_iq4_codes(y + 2, x, id);
+      pack_iq4_codes(v, y + 2, x, id);
       continue;
     }
     float d = -max_scale / 32.0f;
@@ -841,7 +843,7 @@ quantize_row_iq4(const float *x, guint8 *y, gint64 n, const float *qw, gboolean 
       int l = clampi(wh_quant_nearest_int(id * scales[sb]), -32, 31);
       float dl = d * (float)l;
       float idl = dl != 0.0f ? 1.0f / dl : 0.0f;
-      pack_iq4_codes(y + 8 + 16 * sb, x + 32 * sb, idl);
+      pack_iq4_codes(v, y + 8 + 16 * sb, x + 32 * sb, idl);
       int ls = l + 32;
       scales_l[sb / 2] |= (guint8)((ls & 15) << (4 * (sb % 2)));
       scales_h |= (guint16)((ls >> 4) << (2 * sb));
