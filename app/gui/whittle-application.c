@@ -1,0 +1,388 @@
+/* whittle-application.c — see whittle-application.h. */
+#include "config.h"
+
+#include <glib/gi18n.h>
+
+#include "whittle-application.h"
+#include "whittle-preferences-window.h"
+#include "whittle-window.h"
+
+struct _WhittleApplication {
+  AdwApplication parent_instance;
+
+  GSettings *settings;
+  wh_job_queue *queue;
+  GListStore *jobs;       /* WhittleJobItem, newest first */
+  GHashTable *job_items;  /* wh_job* → WhittleJobItem* (borrowed from jobs) */
+  guint n_active;
+};
+
+G_DEFINE_FINAL_TYPE(WhittleApplication, whittle_application, ADW_TYPE_APPLICATION)
+
+enum { PROP_0, PROP_N_ACTIVE, N_PROPS };
+static GParamSpec *props[N_PROPS];
+
+/* --- Jobs ---------------------------------------------------------------- */
+
+static void
+set_n_active(WhittleApplication *self, guint n)
+{
+  if (self->n_active == n)
+    return;
+  self->n_active = n;
+  g_object_notify_by_pspec(G_OBJECT(self), props[PROP_N_ACTIVE]);
+}
+
+static void
+recount_active(WhittleApplication *self)
+{
+  guint n = 0, n_items = g_list_model_get_n_items(G_LIST_MODEL(self->jobs));
+  for (guint i = 0; i < n_items; i++) {
+    g_autoptr(WhittleJobItem) item = g_list_model_get_item(G_LIST_MODEL(self->jobs), i);
+    if (!whittle_job_item_get_finished(item))
+      n++;
+  }
+  set_n_active(self, n);
+}
+
+/* Queue observer: runs on the main context for every change of every job. */
+static void
+on_job_changed(wh_job *job, gpointer user_data)
+{
+  WhittleApplication *self = user_data;
+  WhittleJobItem *item = g_hash_table_lookup(self->job_items, job);
+
+  if (item == NULL) {
+    g_autoptr(WhittleJobItem) created = whittle_job_item_new(job);
+    g_hash_table_insert(self->job_items, job, created);
+    g_list_store_insert(self->jobs, 0, created);
+  } else {
+    whittle_job_item_update(item);
+  }
+  recount_active(self);
+}
+
+void
+whittle_application_clear_finished_jobs(WhittleApplication *self)
+{
+  g_return_if_fail(WHITTLE_IS_APPLICATION(self));
+
+  guint i = 0;
+  while (i < g_list_model_get_n_items(G_LIST_MODEL(self->jobs))) {
+    g_autoptr(WhittleJobItem) item = g_list_model_get_item(G_LIST_MODEL(self->jobs), i);
+    if (whittle_job_item_get_finished(item)) {
+      g_hash_table_remove(self->job_items, whittle_job_item_get_job(item));
+      g_list_store_remove(self->jobs, i);
+    } else {
+      i++;
+    }
+  }
+  recount_active(self);
+}
+
+typedef struct {
+  gboolean fail;
+} TestJob;
+
+/* The dummy job behind app.test-job: 20 steps of 30 ms, 1 MiB each. */
+static gboolean
+run_test_job(wh_job *job, gpointer user_data, GError **error)
+{
+  const TestJob *test = user_data;
+  const guint steps = 20;
+  const guint64 chunk = 1024 * 1024;
+
+  for (guint i = 1; i <= steps; i++) {
+    if (wh_job_is_cancelled(job))
+      return FALSE;
+    g_usleep(30 * 1000);
+    g_autofree char *status = g_strdup_printf(_("Step %u of %u"), i, steps);
+    wh_job_set_progress(job, i * chunk, steps * chunk, status);
+    if (test->fail && i == steps / 2) {
+      g_set_error_literal(error, G_IO_ERROR, G_IO_ERROR_FAILED,
+                          _("The test job failed on purpose half-way. Nothing to fix: "
+                            "this only checks that errors reach the jobs list."));
+      return FALSE;
+    }
+  }
+  return TRUE;
+}
+
+wh_job *
+whittle_application_submit_test_job(WhittleApplication *self, gboolean fail)
+{
+  g_return_val_if_fail(WHITTLE_IS_APPLICATION(self), NULL);
+  g_return_val_if_fail(self->queue != NULL, NULL);
+
+  TestJob *test = g_new0(TestJob, 1);
+  test->fail = fail;
+  return wh_job_queue_submit(self->queue, WH_JOB_DOWNLOAD,
+                             fail ? _("Test download that fails") : _("Test download"),
+                             run_test_job, test, g_free, NULL, NULL);
+}
+
+/* --- Actions ------------------------------------------------------------- */
+
+static void
+action_quit(GSimpleAction *action, GVariant *param, gpointer user_data)
+{
+  GApplication *app = user_data;
+  /* Close windows one by one so each saves its state. */
+  GList *windows = gtk_application_get_windows(GTK_APPLICATION(app));
+  while (windows) {
+    GtkWindow *window = windows->data;
+    windows = windows->next;
+    gtk_window_close(window);
+  }
+  g_application_quit(app);
+}
+
+static void
+action_preferences(GSimpleAction *action, GVariant *param, gpointer user_data)
+{
+  WhittleApplication *self = user_data;
+  GtkWindow *parent = gtk_application_get_active_window(GTK_APPLICATION(self));
+  WhittlePreferencesWindow *prefs = whittle_preferences_window_new(self->settings);
+
+  gtk_window_set_transient_for(GTK_WINDOW(prefs), parent);
+  gtk_window_present(GTK_WINDOW(prefs));
+}
+
+static void
+action_help(GSimpleAction *action, GVariant *param, gpointer user_data)
+{
+  GtkWindow *parent = gtk_application_get_active_window(GTK_APPLICATION(user_data));
+  gtk_show_uri(parent, "help:whittle", GDK_CURRENT_TIME);
+}
+
+static void
+action_about(GSimpleAction *action, GVariant *param, gpointer user_data)
+{
+  GtkWindow *parent = gtk_application_get_active_window(GTK_APPLICATION(user_data));
+  const char *developers[] = {"The Whittle developers", NULL};
+
+  GtkWidget *about = g_object_new(ADW_TYPE_ABOUT_WINDOW,
+    "transient-for", parent,
+    "modal", TRUE,
+    "application-name", _("Whittle"),
+    "application-icon", APPLICATION_ID,
+    "developer-name", _("The Whittle developers"),
+    "version", PACKAGE_VERSION,
+    "comments", _("Download, shrink and chat with language models on your own computer."),
+    "website", "https://github.com/whittle/whittle",
+    "issue-url", "https://github.com/whittle/whittle/issues",
+    "license-type", GTK_LICENSE_GPL_3_0,
+    "copyright", "© 2026 The Whittle developers",
+    "developers", developers,
+    /* Translators: put your names here, one per line */
+    "translator-credits", _("translator-credits"),
+    NULL);
+  gtk_window_present(GTK_WINDOW(about));
+}
+
+static void
+action_test_job(GSimpleAction *action, GVariant *param, gpointer user_data)
+{
+  wh_job *job = whittle_application_submit_test_job(user_data, g_variant_get_boolean(param));
+  wh_job_unref(job);
+}
+
+static void
+action_clear_jobs(GSimpleAction *action, GVariant *param, gpointer user_data)
+{
+  whittle_application_clear_finished_jobs(user_data);
+}
+
+static const GActionEntry app_actions[] = {
+  {.name = "clear-jobs", .activate = action_clear_jobs},
+  {.name = "quit", .activate = action_quit},
+  {.name = "preferences", .activate = action_preferences},
+  {.name = "help", .activate = action_help},
+  {.name = "about", .activate = action_about},
+};
+
+/* --- GApplication -------------------------------------------------------- */
+
+static void
+whittle_application_startup(GApplication *app)
+{
+  WhittleApplication *self = WHITTLE_APPLICATION(app);
+
+  G_APPLICATION_CLASS(whittle_application_parent_class)->startup(app);
+
+  g_set_application_name(_("Whittle"));
+  self->settings = g_settings_new(BASE_APPLICATION_ID);
+  gtk_window_set_default_icon_name(APPLICATION_ID);
+
+  g_action_map_add_action_entries(G_ACTION_MAP(app), app_actions, G_N_ELEMENTS(app_actions),
+                                  app);
+  if (g_strcmp0(g_getenv("WHITTLE_TEST_HOOKS"), "1") == 0) {
+    g_autoptr(GSimpleAction) test = g_simple_action_new("test-job", G_VARIANT_TYPE_BOOLEAN);
+    g_signal_connect(test, "activate", G_CALLBACK(action_test_job), app);
+    g_action_map_add_action(G_ACTION_MAP(app), G_ACTION(test));
+  }
+
+  const struct {
+    const char *action;
+    const char *accels[2];
+  } accels[] = {
+    {"app.quit", {"<Control>q", NULL}},
+    {"app.preferences", {"<Control>comma", NULL}},
+    {"app.help", {"F1", NULL}},
+    {"win.show-page::browse", {"<Control>1", NULL}},
+    {"win.show-page::library", {"<Control>2", NULL}},
+    {"win.show-page::quantize", {"<Control>3", NULL}},
+    {"win.show-page::chat", {"<Control>4", NULL}},
+    {"win.show-page::planner", {"<Control>5", NULL}},
+  };
+  for (gsize i = 0; i < G_N_ELEMENTS(accels); i++)
+    gtk_application_set_accels_for_action(GTK_APPLICATION(app), accels[i].action,
+                                          accels[i].accels);
+
+  self->queue = wh_job_queue_new(NULL, 0);
+  wh_job_queue_set_observer(self->queue, on_job_changed, self);
+}
+
+static void
+whittle_application_shutdown(GApplication *app)
+{
+  WhittleApplication *self = WHITTLE_APPLICATION(app);
+
+  if (self->queue) {
+    wh_job_queue_set_observer(self->queue, NULL, NULL);
+    g_clear_pointer(&self->queue, wh_job_queue_free);
+  }
+  G_APPLICATION_CLASS(whittle_application_parent_class)->shutdown(app);
+}
+
+static void
+whittle_application_activate(GApplication *app)
+{
+  GtkWindow *window = gtk_application_get_active_window(GTK_APPLICATION(app));
+
+  if (window == NULL)
+    window = GTK_WINDOW(whittle_window_new(WHITTLE_APPLICATION(app)));
+  gtk_window_present(window);
+}
+
+static int
+whittle_application_handle_local_options(GApplication *app, GVariantDict *options)
+{
+  if (g_variant_dict_contains(options, "version")) {
+    g_print("whittle %s\n", PACKAGE_VERSION);
+    return 0;
+  }
+  return -1;
+}
+
+static void
+whittle_application_get_property(GObject *object, guint prop_id, GValue *value,
+                                 GParamSpec *pspec)
+{
+  WhittleApplication *self = WHITTLE_APPLICATION(object);
+
+  switch (prop_id) {
+  case PROP_N_ACTIVE:
+    g_value_set_uint(value, self->n_active);
+    break;
+  default:
+    G_OBJECT_WARN_INVALID_PROPERTY_ID(object, prop_id, pspec);
+  }
+}
+
+static void
+whittle_application_dispose(GObject *object)
+{
+  WhittleApplication *self = WHITTLE_APPLICATION(object);
+
+  if (self->queue) {
+    wh_job_queue_set_observer(self->queue, NULL, NULL);
+    g_clear_pointer(&self->queue, wh_job_queue_free);
+  }
+  g_clear_pointer(&self->job_items, g_hash_table_unref);
+  g_clear_object(&self->jobs);
+  g_clear_object(&self->settings);
+  G_OBJECT_CLASS(whittle_application_parent_class)->dispose(object);
+}
+
+static void
+whittle_application_class_init(WhittleApplicationClass *klass)
+{
+  GObjectClass *object_class = G_OBJECT_CLASS(klass);
+  GApplicationClass *app_class = G_APPLICATION_CLASS(klass);
+
+  object_class->dispose = whittle_application_dispose;
+  object_class->get_property = whittle_application_get_property;
+  app_class->startup = whittle_application_startup;
+  app_class->shutdown = whittle_application_shutdown;
+  app_class->activate = whittle_application_activate;
+  app_class->handle_local_options = whittle_application_handle_local_options;
+
+  props[PROP_N_ACTIVE] = g_param_spec_uint("n-active", NULL, NULL, 0, G_MAXUINT, 0,
+                                           G_PARAM_READABLE | G_PARAM_STATIC_STRINGS);
+  g_object_class_install_properties(object_class, N_PROPS, props);
+}
+
+static void
+whittle_application_init(WhittleApplication *self)
+{
+  g_application_add_main_option(G_APPLICATION(self), "version", 0, G_OPTION_FLAG_NONE,
+                                G_OPTION_ARG_NONE, _("Print the version and exit"), NULL);
+  self->jobs = g_list_store_new(WHITTLE_TYPE_JOB_ITEM);
+  self->job_items = g_hash_table_new(g_direct_hash, g_direct_equal);
+}
+
+gboolean
+whittle_application_check_schema(GError **error)
+{
+  GSettingsSchemaSource *source = g_settings_schema_source_get_default();
+  g_autoptr(GSettingsSchema) schema =
+    source ? g_settings_schema_source_lookup(source, BASE_APPLICATION_ID, TRUE) : NULL;
+
+  if (schema == NULL) {
+    g_set_error(error, G_IO_ERROR, G_IO_ERROR_NOT_FOUND,
+                _("The settings schema %s is not installed. Install Whittle, or run it from "
+                  "the build folder with “meson devenv -C _build ./app/gui/whittle”."),
+                BASE_APPLICATION_ID);
+    return FALSE;
+  }
+  return TRUE;
+}
+
+WhittleApplication *
+whittle_application_new(GApplicationFlags flags)
+{
+  return g_object_new(WHITTLE_TYPE_APPLICATION,
+                      "application-id", APPLICATION_ID,
+                      "flags", flags,
+                      "resource-base-path", "/io/github/whittle/Whittle",
+                      NULL);
+}
+
+GSettings *
+whittle_application_get_settings(WhittleApplication *self)
+{
+  g_return_val_if_fail(WHITTLE_IS_APPLICATION(self), NULL);
+  return self->settings;
+}
+
+wh_job_queue *
+whittle_application_get_job_queue(WhittleApplication *self)
+{
+  g_return_val_if_fail(WHITTLE_IS_APPLICATION(self), NULL);
+  return self->queue;
+}
+
+GListModel *
+whittle_application_get_jobs(WhittleApplication *self)
+{
+  g_return_val_if_fail(WHITTLE_IS_APPLICATION(self), NULL);
+  return G_LIST_MODEL(self->jobs);
+}
+
+guint
+whittle_application_get_n_active(WhittleApplication *self)
+{
+  g_return_val_if_fail(WHITTLE_IS_APPLICATION(self), 0);
+  return self->n_active;
+}

@@ -1,0 +1,172 @@
+/* whittle-jobs-button.c — see whittle-jobs-button.h. */
+#include "config.h"
+
+#include <glib/gi18n.h>
+
+#include "whittle-job-row.h"
+#include "whittle-jobs-button.h"
+
+struct _WhittleJobsButton {
+  AdwBin parent_instance;
+
+  guint n_active;
+
+  /* template children */
+  GtkMenuButton *menu_button;
+  GtkStack *indicator;
+  GtkSpinner *spinner;
+  GtkLabel *count_label;
+  GtkListBox *list_box;
+};
+
+G_DEFINE_FINAL_TYPE(WhittleJobsButton, whittle_jobs_button, ADW_TYPE_BIN)
+
+enum { PROP_0, PROP_N_ACTIVE, N_PROPS };
+static GParamSpec *props[N_PROPS];
+
+static GtkWidget *
+create_row(gpointer item, gpointer user_data)
+{
+  return whittle_job_row_new(WHITTLE_JOB_ITEM(item));
+}
+
+void
+whittle_jobs_button_set_model(WhittleJobsButton *self, GListModel *model)
+{
+  g_return_if_fail(WHITTLE_IS_JOBS_BUTTON(self));
+  gtk_list_box_bind_model(self->list_box, model, create_row, NULL, NULL);
+}
+
+void
+whittle_jobs_button_set_n_active(WhittleJobsButton *self, guint n_active)
+{
+  g_return_if_fail(WHITTLE_IS_JOBS_BUTTON(self));
+
+  if (self->n_active == n_active)
+    return;
+  self->n_active = n_active;
+
+  gboolean busy = n_active > 0;
+  g_autofree char *count = g_strdup_printf("%u", n_active);
+  gtk_label_set_label(self->count_label, count);
+  gtk_spinner_set_spinning(self->spinner, busy);
+  gtk_stack_set_visible_child_name(self->indicator, busy ? "busy" : "idle");
+
+  g_autofree char *label =
+    busy ? g_strdup_printf(g_dngettext(GETTEXT_PACKAGE, "Jobs, %u running", "Jobs, %u running",
+                                       n_active),
+                           n_active)
+         : g_strdup(_("Jobs"));
+  gtk_widget_set_tooltip_text(GTK_WIDGET(self->menu_button), label);
+  gtk_accessible_update_property(GTK_ACCESSIBLE(self->menu_button),
+                                 GTK_ACCESSIBLE_PROPERTY_LABEL, label, -1);
+
+  g_object_notify_by_pspec(G_OBJECT(self), props[PROP_N_ACTIVE]);
+}
+
+guint
+whittle_jobs_button_get_n_active(WhittleJobsButton *self)
+{
+  g_return_val_if_fail(WHITTLE_IS_JOBS_BUTTON(self), 0);
+  return self->n_active;
+}
+
+GtkMenuButton *
+whittle_jobs_button_get_menu_button(WhittleJobsButton *self)
+{
+  g_return_val_if_fail(WHITTLE_IS_JOBS_BUTTON(self), NULL);
+  return self->menu_button;
+}
+
+GtkListBox *
+whittle_jobs_button_get_list_box(WhittleJobsButton *self)
+{
+  g_return_val_if_fail(WHITTLE_IS_JOBS_BUTTON(self), NULL);
+  return self->list_box;
+}
+
+static void
+whittle_jobs_button_get_property(GObject *object, guint prop_id, GValue *value,
+                                 GParamSpec *pspec)
+{
+  WhittleJobsButton *self = WHITTLE_JOBS_BUTTON(object);
+
+  switch (prop_id) {
+  case PROP_N_ACTIVE:
+    g_value_set_uint(value, self->n_active);
+    break;
+  default:
+    G_OBJECT_WARN_INVALID_PROPERTY_ID(object, prop_id, pspec);
+  }
+}
+
+static void
+whittle_jobs_button_set_property(GObject *object, guint prop_id, const GValue *value,
+                                 GParamSpec *pspec)
+{
+  WhittleJobsButton *self = WHITTLE_JOBS_BUTTON(object);
+
+  switch (prop_id) {
+  case PROP_N_ACTIVE:
+    whittle_jobs_button_set_n_active(self, g_value_get_uint(value));
+    break;
+  default:
+    G_OBJECT_WARN_INVALID_PROPERTY_ID(object, prop_id, pspec);
+  }
+}
+
+static void
+whittle_jobs_button_dispose(GObject *object)
+{
+  WhittleJobsButton *self = WHITTLE_JOBS_BUTTON(object);
+
+  if (self->list_box)
+    gtk_list_box_bind_model(self->list_box, NULL, NULL, NULL, NULL);
+  /* The menu button is both a bound template child and the AdwBin's child:
+   * unparent it through AdwBin first, or AdwBin would keep a stale pointer
+   * after gtk_widget_dispose_template() unparents it. */
+  adw_bin_set_child(ADW_BIN(self), NULL);
+  gtk_widget_dispose_template(GTK_WIDGET(self), WHITTLE_TYPE_JOBS_BUTTON);
+  G_OBJECT_CLASS(whittle_jobs_button_parent_class)->dispose(object);
+}
+
+static void
+whittle_jobs_button_class_init(WhittleJobsButtonClass *klass)
+{
+  GObjectClass *object_class = G_OBJECT_CLASS(klass);
+  GtkWidgetClass *widget_class = GTK_WIDGET_CLASS(klass);
+
+  object_class->dispose = whittle_jobs_button_dispose;
+  object_class->get_property = whittle_jobs_button_get_property;
+  object_class->set_property = whittle_jobs_button_set_property;
+
+  props[PROP_N_ACTIVE] =
+    g_param_spec_uint("n-active", NULL, NULL, 0, G_MAXUINT, 0,
+                      G_PARAM_READWRITE | G_PARAM_EXPLICIT_NOTIFY | G_PARAM_STATIC_STRINGS);
+  g_object_class_install_properties(object_class, N_PROPS, props);
+
+  gtk_widget_class_set_template_from_resource(widget_class,
+                                              "/io/github/whittle/Whittle/whittle-jobs-button.ui");
+  gtk_widget_class_bind_template_child(widget_class, WhittleJobsButton, menu_button);
+  gtk_widget_class_bind_template_child(widget_class, WhittleJobsButton, indicator);
+  gtk_widget_class_bind_template_child(widget_class, WhittleJobsButton, spinner);
+  gtk_widget_class_bind_template_child(widget_class, WhittleJobsButton, count_label);
+  gtk_widget_class_bind_template_child(widget_class, WhittleJobsButton, list_box);
+}
+
+static void
+whittle_jobs_button_init(WhittleJobsButton *self)
+{
+  gtk_widget_init_template(GTK_WIDGET(self));
+
+  GtkWidget *placeholder = gtk_label_new(
+    _("Nothing is running. Downloads and quantizations will show up here."));
+  gtk_label_set_wrap(GTK_LABEL(placeholder), TRUE);
+  gtk_label_set_justify(GTK_LABEL(placeholder), GTK_JUSTIFY_CENTER);
+  gtk_widget_set_margin_top(placeholder, 24);
+  gtk_widget_set_margin_bottom(placeholder, 24);
+  gtk_widget_set_margin_start(placeholder, 12);
+  gtk_widget_set_margin_end(placeholder, 12);
+  gtk_widget_add_css_class(placeholder, "dim-label");
+  gtk_list_box_set_placeholder(self->list_box, placeholder);
+}

@@ -1,0 +1,150 @@
+/* whittle-window.c — see whittle-window.h. */
+#include "config.h"
+
+#include <glib/gi18n.h>
+
+#include "whittle-browse-page.h"
+#include "whittle-chat-page.h"
+#include "whittle-library-page.h"
+#include "whittle-planner-page.h"
+#include "whittle-quantize-page.h"
+#include "whittle-window.h"
+
+struct _WhittleWindow {
+  AdwApplicationWindow parent_instance;
+
+  GSettings *settings;
+  GCancellable *cancellable;
+
+  /* template children */
+  AdwViewStack *stack;
+  WhittleJobsButton *jobs_button;
+};
+
+G_DEFINE_FINAL_TYPE(WhittleWindow, whittle_window, ADW_TYPE_APPLICATION_WINDOW)
+
+static void
+save_window_state(WhittleWindow *self)
+{
+  if (self->settings == NULL)
+    return;
+
+  int width = 0, height = 0;
+  gtk_window_get_default_size(GTK_WINDOW(self), &width, &height);
+  gboolean maximized = gtk_window_is_maximized(GTK_WINDOW(self));
+
+  g_settings_delay(self->settings);
+  if (!maximized && width > 0 && height > 0) {
+    g_settings_set_int(self->settings, "window-width", width);
+    g_settings_set_int(self->settings, "window-height", height);
+  }
+  g_settings_set_boolean(self->settings, "window-maximized", maximized);
+  g_settings_apply(self->settings);
+}
+
+static gboolean
+whittle_window_close_request(GtkWindow *window)
+{
+  save_window_state(WHITTLE_WINDOW(window));
+  return GTK_WINDOW_CLASS(whittle_window_parent_class)->close_request(window);
+}
+
+/* Hooks the window to its application: settings, jobs. ("application" is
+ * not a construct property, so this cannot live in constructed().) */
+static void
+setup_for_application(WhittleWindow *self, WhittleApplication *app)
+{
+  self->settings = g_object_ref(whittle_application_get_settings(app));
+  gtk_window_set_default_size(GTK_WINDOW(self),
+                              g_settings_get_int(self->settings, "window-width"),
+                              g_settings_get_int(self->settings, "window-height"));
+  if (g_settings_get_boolean(self->settings, "window-maximized"))
+    gtk_window_maximize(GTK_WINDOW(self));
+
+  whittle_jobs_button_set_model(self->jobs_button, whittle_application_get_jobs(app));
+  g_object_bind_property(app, "n-active", self->jobs_button, "n-active",
+                         G_BINDING_SYNC_CREATE);
+}
+
+static void
+whittle_window_dispose(GObject *object)
+{
+  WhittleWindow *self = WHITTLE_WINDOW(object);
+
+  if (self->cancellable)
+    g_cancellable_cancel(self->cancellable);
+  g_clear_object(&self->cancellable);
+  g_clear_object(&self->settings);
+  gtk_widget_dispose_template(GTK_WIDGET(self), WHITTLE_TYPE_WINDOW);
+  G_OBJECT_CLASS(whittle_window_parent_class)->dispose(object);
+}
+
+static void
+whittle_window_class_init(WhittleWindowClass *klass)
+{
+  GObjectClass *object_class = G_OBJECT_CLASS(klass);
+  GtkWidgetClass *widget_class = GTK_WIDGET_CLASS(klass);
+  GtkWindowClass *window_class = GTK_WINDOW_CLASS(klass);
+
+  object_class->dispose = whittle_window_dispose;
+  window_class->close_request = whittle_window_close_request;
+
+  /* Types the template instantiates. */
+  g_type_ensure(WHITTLE_TYPE_JOBS_BUTTON);
+  g_type_ensure(WHITTLE_TYPE_BROWSE_PAGE);
+  g_type_ensure(WHITTLE_TYPE_LIBRARY_PAGE);
+  g_type_ensure(WHITTLE_TYPE_QUANTIZE_PAGE);
+  g_type_ensure(WHITTLE_TYPE_CHAT_PAGE);
+  g_type_ensure(WHITTLE_TYPE_PLANNER_PAGE);
+
+  gtk_widget_class_set_template_from_resource(widget_class,
+                                              "/io/github/whittle/Whittle/whittle-window.ui");
+  gtk_widget_class_bind_template_child(widget_class, WhittleWindow, stack);
+  gtk_widget_class_bind_template_child(widget_class, WhittleWindow, jobs_button);
+}
+
+static void
+whittle_window_init(WhittleWindow *self)
+{
+  gtk_widget_init_template(GTK_WIDGET(self));
+
+  self->cancellable = g_cancellable_new();
+
+  g_autoptr(GPropertyAction) show_page =
+    g_property_action_new("show-page", self->stack, "visible-child-name");
+  g_action_map_add_action(G_ACTION_MAP(self), G_ACTION(show_page));
+
+  if (g_strcmp0(PROFILE, "Devel") == 0)
+    gtk_widget_add_css_class(GTK_WIDGET(self), "devel");
+}
+
+WhittleWindow *
+whittle_window_new(WhittleApplication *app)
+{
+  g_return_val_if_fail(WHITTLE_IS_APPLICATION(app), NULL);
+
+  WhittleWindow *self = g_object_new(WHITTLE_TYPE_WINDOW, "application", app, NULL);
+  setup_for_application(self, app);
+  return self;
+}
+
+GCancellable *
+whittle_window_get_cancellable(WhittleWindow *self)
+{
+  g_return_val_if_fail(WHITTLE_IS_WINDOW(self), NULL);
+  return self->cancellable;
+}
+
+AdwViewStack *
+whittle_window_get_view_stack(WhittleWindow *self)
+{
+  g_return_val_if_fail(WHITTLE_IS_WINDOW(self), NULL);
+  return self->stack;
+}
+
+WhittleJobsButton *
+whittle_window_get_jobs_button(WhittleWindow *self)
+{
+  g_return_val_if_fail(WHITTLE_IS_WINDOW(self), NULL);
+  return self->jobs_button;
+}

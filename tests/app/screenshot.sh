@@ -1,0 +1,20 @@
+#!/bin/sh
+# screenshot.sh — regenerate the committed screenshots in data/screenshots/
+# from the app test (tests/app/test-window.c renders every page under Xvfb).
+#
+#   tests/app/screenshot.sh [BUILD_DIR]     (default: _build)
+#
+# Needs xvfb-run (packages xvfb, xauth) and fonts-cantarell for GNOME's font.
+set -eu
+src=$(cd "$(dirname "$0")/../.." && pwd)
+build=${1:-"$src/_build"}
+shots="$build/tests/app/screenshots"
+
+rm -rf "$shots"
+meson compile -C "$build" test-window whittle
+xvfb-run -a -s "-screen 0 1280x1024x24" meson test -C "$build" --print-errorlogs app-window
+
+for name in browse library quantize chat planner jobs preferences; do
+  cp "$shots/$name.png" "$src/data/screenshots/$name.png"
+  echo "data/screenshots/$name.png"
+done
