@@ -41,6 +41,7 @@ struct val {
   vtype t;
   int refs; /* < 0: immortal singleton */
   gboolean in_arena;
+  gboolean tuple; /* V_LIST made as a Python tuple (items() pairs, `(a, b)`): repr only */
   union {
     gboolean b;
     gint64 i;
@@ -80,6 +81,12 @@ val_ref(val *v)
   return v;
 }
 
+/* Containers are freed iteratively (a queue, not recursion), so a list nested a million
+ * levels deep by a loop cannot overflow the stack when it goes. */
+static _Thread_local GPtrArray *free_queue;
+
+static void val_free(val *v);
+
 static void
 val_unref(val *v)
 {
@@ -87,6 +94,26 @@ val_unref(val *v)
     return;
   if (--v->refs > 0)
     return;
+  gboolean container = v->t == V_LIST || v->t == V_DICT || v->t == V_NS || v->t == V_FUNC;
+  if (!container) {
+    val_free(v);
+    return;
+  }
+  if (free_queue) { /* inside an outer free: defer */
+    g_ptr_array_add(free_queue, v);
+    return;
+  }
+  free_queue = g_ptr_array_new();
+  g_ptr_array_add(free_queue, v);
+  while (free_queue->len)
+    val_free(g_ptr_array_steal_index_fast(free_queue, free_queue->len - 1));
+  g_ptr_array_free(free_queue, TRUE);
+  free_queue = NULL;
+}
+
+static void
+val_free(val *v)
+{
   switch (v->t) {
   case V_STR:
     g_free(v->s.s);
@@ -249,11 +276,15 @@ dict_get_str(const val *d, const char *k)
   return i >= 0 ? g_ptr_array_index(d->d.vals, i) : NULL;
 }
 
+/* Python equality. @budget bounds the nodes visited (values shared many times over can make
+ * a structure exponentially large); an exhausted budget or excessive depth compares unequal. */
 static gboolean
-val_eq(const val *a, const val *b)
+val_eq_r(const val *a, const val *b, gint64 *budget, int depth)
 {
   if (a == b)
     return TRUE;
+  if (--*budget < 0 || depth > 100)
+    return FALSE;
   if (is_num(a) && is_num(b)) {
     if (a->t != V_FLOAT && b->t != V_FLOAT)
       return num_i(a) == num_i(b);
@@ -271,7 +302,8 @@ val_eq(const val *a, const val *b)
     if (a->list->len != b->list->len)
       return FALSE;
     for (guint i = 0; i < a->list->len; i++)
-      if (!val_eq(g_ptr_array_index(a->list, i), g_ptr_array_index(b->list, i)))
+      if (!val_eq_r(g_ptr_array_index(a->list, i), g_ptr_array_index(b->list, i), budget,
+                    depth + 1))
         return FALSE;
     return TRUE;
   case V_DICT:
@@ -279,13 +311,21 @@ val_eq(const val *a, const val *b)
       return FALSE;
     for (guint i = 0; i < a->d.keys->len; i++) {
       int j = dict_find(b, g_ptr_array_index(a->d.keys, i));
-      if (j < 0 || !val_eq(g_ptr_array_index(a->d.vals, i), g_ptr_array_index(b->d.vals, j)))
+      if (j < 0 || !val_eq_r(g_ptr_array_index(a->d.vals, i), g_ptr_array_index(b->d.vals, j),
+                             budget, depth + 1))
         return FALSE;
     }
     return TRUE;
   default:
     return FALSE;
   }
+}
+
+static gboolean
+val_eq(const val *a, const val *b)
+{
+  gint64 budget = 1000000;
+  return val_eq_r(a, b, &budget, 0);
 }
 
 static gboolean
@@ -381,12 +421,23 @@ append_float(GString *out, double f, gboolean json)
   }
 }
 
-static void val_repr(GString *out, const val *v);
+/* str()/repr()/json output of containers stops descending once the buffer passes this many
+ * bytes (set per render from the output limit); the caller's size check then fails. */
+static _Thread_local gsize str_cap = (gsize)64 << 20;
+
+static void val_repr_d(GString *out, const val *v, int depth);
+static void val_str_d(GString *out, const val *v, int depth);
+#define val_str(out, v) val_str_d(out, v, 0)
+#define val_repr(out, v) val_repr_d(out, v, 0)
 
 /* Python str(). */
 static void
-val_str(GString *out, const val *v)
+val_str_d(GString *out, const val *v, int depth)
 {
+  if ((v->t == V_LIST || v->t == V_DICT || v->t == V_NS) && (depth > 64 || out->len > str_cap)) {
+    g_string_append(out, "[...]");
+    return;
+  }
   switch (v->t) {
   case V_UNDEF:
     break;
@@ -406,13 +457,15 @@ val_str(GString *out, const val *v)
     g_string_append_len(out, v->s.s, v->s.n);
     break;
   case V_LIST:
-    g_string_append_c(out, '[');
+    g_string_append_c(out, v->tuple ? '(' : '[');
     for (guint i = 0; i < v->list->len; i++) {
       if (i)
         g_string_append(out, ", ");
-      val_repr(out, g_ptr_array_index(v->list, i));
+      val_repr_d(out, g_ptr_array_index(v->list, i), depth + 1);
     }
-    g_string_append_c(out, ']');
+    if (v->tuple && v->list->len == 1)
+      g_string_append_c(out, ',');
+    g_string_append_c(out, v->tuple ? ')' : ']');
     break;
   case V_DICT:
   case V_NS:
@@ -420,9 +473,9 @@ val_str(GString *out, const val *v)
     for (guint i = 0; i < v->d.keys->len; i++) {
       if (i)
         g_string_append(out, ", ");
-      val_repr(out, g_ptr_array_index(v->d.keys, i));
+      val_repr_d(out, g_ptr_array_index(v->d.keys, i), depth + 1);
       g_string_append(out, ": ");
-      val_repr(out, g_ptr_array_index(v->d.vals, i));
+      val_repr_d(out, g_ptr_array_index(v->d.vals, i), depth + 1);
     }
     g_string_append(out, v->t == V_NS ? "}>" : "}");
     break;
@@ -437,14 +490,14 @@ val_str(GString *out, const val *v)
 
 /* Python repr(). */
 static void
-val_repr(GString *out, const val *v)
+val_repr_d(GString *out, const val *v, int depth)
 {
   if (v->t == V_UNDEF) {
     g_string_append(out, "Undefined");
     return;
   }
   if (v->t != V_STR) {
-    val_str(out, v);
+    val_str_d(out, v, depth);
     return;
   }
   gboolean has_sq = memchr(v->s.s, '\'', v->s.n) != NULL;
@@ -562,7 +615,7 @@ key_cmp(gconstpointer a, gconstpointer b, gpointer user_data)
 static gboolean
 val_json(GString *out, const val *v, const json_opts *o, int level)
 {
-  if (level > 200)
+  if (level > 200 || out->len > str_cap)
     return FALSE;
   switch (v->t) {
   case V_UNDEF:
@@ -681,8 +734,10 @@ val_from_json(JsonNode *n, int depth)
     val *d = v_dict_new(V_DICT);
     JsonObject *o = json_node_get_object(n);
     GList *members = json_object_get_members(o); /* insertion order */
-    for (GList *m = members; m; m = m->next)
-      dict_set(d, v_str(m->data), val_from_json(json_object_get_member(o, m->data), depth + 1));
+    for (GList *m = members; m; m = m->next) { /* JSON object members are unique */
+      g_ptr_array_add(d->d.keys, v_str(m->data));
+      g_ptr_array_add(d->d.vals, val_from_json(json_object_get_member(o, m->data), depth + 1));
+    }
     g_list_free(members);
     return d;
   }
@@ -1204,9 +1259,9 @@ parse_expr(parser *p)
       a = NULL;
       break;
     }
-    if (is_name(peek(p), "else")) {
+    if (is_name(peek(p), "else")) { /* `a if x else b if y else c` nests to the right */
       p->i++;
-      c->c = parse_or(p);
+      c->c = parse_expr(p);
       if (!c->c) {
         node_free(c);
         a = NULL;
@@ -1606,6 +1661,7 @@ parse_primary(parser *p)
       g_ptr_array_add(nd->kids, e);
     }
     p->i++;
+    nd->neg = paren; /* a tuple */
     if (paren && nd->kids->len == 1 && !comma) { /* plain parentheses */
       node *inner = g_ptr_array_steal_index(nd->kids, 0);
       node_free(nd);
@@ -1981,6 +2037,12 @@ wh_jinja_parse(const char *source, gsize len, GError **error)
                 "NUL byte)",
                 line, col);
     return NULL;
+  }
+  /* keep_trailing_newline=False: one trailing newline of the source is dropped. */
+  if (len > 0 && source[len - 1] == '\n') {
+    len--;
+    if (len > 0 && source[len - 1] == '\r')
+      len--;
   }
   lexer lx = {.src = source, .len = len, .error = error};
   lx.line_starts = g_array_new(FALSE, FALSE, sizeof(gsize));
@@ -2816,6 +2878,7 @@ call_method(ctx *c, const node *at, val *self, const char *m, args *a)
         g_ptr_array_add(l->list, val_ref(v));
       else {
         val *pair = v_list_new();
+        pair->tuple = TRUE;
         g_ptr_array_add(pair->list, val_ref(k));
         g_ptr_array_add(pair->list, val_ref(v));
         g_ptr_array_add(l->list, pair);
@@ -2985,6 +3048,59 @@ call_macro(ctx *c, const node *at, val *m, args *a)
 
 /* ---- binary operators ---- */
 
+/* Python's printf-style `str % args` for %s %r %d %i %f %%; a tuple supplies several
+ * arguments, anything else one. */
+static val *
+str_percent(ctx *c, const node *at, const val *fmt, val *args_v)
+{
+  GString *g = g_string_new(NULL);
+  guint next = 0;
+  gboolean many = args_v->t == V_LIST && args_v->tuple;
+  const char *p = fmt->s.s, *e = fmt->s.s + fmt->s.n;
+  while (p < e) {
+    if (*p != '%') {
+      g_string_append_c(g, *p++);
+      continue;
+    }
+    if (p + 1 >= e) {
+      g_string_free(g, TRUE);
+      return efail(c, at, WH_CHAT_ERROR_RUNTIME, "incomplete format");
+    }
+    char k = p[1];
+    p += 2;
+    if (k == '%') {
+      g_string_append_c(g, '%');
+      continue;
+    }
+    val *x = NULL;
+    if (many)
+      x = next < args_v->list->len ? g_ptr_array_index(args_v->list, next) : NULL;
+    else
+      x = next == 0 ? args_v : NULL;
+    next++;
+    if (!x) {
+      g_string_free(g, TRUE);
+      return efail(c, at, WH_CHAT_ERROR_RUNTIME, "not enough arguments for format string");
+    }
+    if (k == 's')
+      val_str(g, x);
+    else if (k == 'r')
+      val_repr(g, x);
+    else if ((k == 'd' || k == 'i') && is_num(x))
+      g_string_append_printf(g, "%" G_GINT64_FORMAT, num_i(x));
+    else if (k == 'f' && is_num(x))
+      g_string_append_printf(g, "%f", num_f(x));
+    else {
+      g_string_free(g, TRUE);
+      return efail(c, at, WH_CHAT_ERROR_RUNTIME, "unsupported format %%%c for a %s", k,
+                   type_name(x));
+    }
+    if (!size_ok(c, at, g->len))
+      return g_string_free(g, TRUE), NULL;
+  }
+  return v_gstring(g);
+}
+
 static val *
 binop(ctx *c, const node *at, const char *op, val *a, val *b)
 {
@@ -3022,7 +3138,16 @@ binop(ctx *c, const node *at, const char *op, val *a, val *b)
   }
   if (op[0] == '<' || op[0] == '>') {
     int cmp;
-    if (is_num(a) && is_num(b)) {
+    if (a->t == V_LIST && b->t == V_LIST) { /* lexicographic, as Python */
+      guint i = 0;
+      while (i < a->list->len && i < b->list->len &&
+             val_eq(g_ptr_array_index(a->list, i), g_ptr_array_index(b->list, i)))
+        i++;
+      if (i < a->list->len && i < b->list->len)
+        return binop(c, at, op, g_ptr_array_index(a->list, i), g_ptr_array_index(b->list, i));
+      gint64 la = a->list->len, lb = b->list->len;
+      cmp = (la > lb) - (la < lb);
+    } else if (is_num(a) && is_num(b)) {
       double x = num_f(a), y = num_f(b);
       if (a->t != V_FLOAT && b->t != V_FLOAT)
         cmp = (num_i(a) > num_i(b)) - (num_i(a) < num_i(b));
@@ -3072,6 +3197,25 @@ binop(ctx *c, const node *at, const char *op, val *a, val *b)
       g_string_append_len(g, sv->s.s, sv->s.n);
     return v_gstring(g);
   }
+  if (!strcmp(op, "*") && ((a->t == V_LIST && (b->t == V_INT || b->t == V_BOOL)) ||
+                           (b->t == V_LIST && (a->t == V_INT || a->t == V_BOOL)))) {
+    val *lv = a->t == V_LIST ? a : b;
+    gint64 k = num_i(a->t == V_LIST ? b : a);
+    val *l = v_list_new();
+    if (k <= 0)
+      return l;
+    if ((double)lv->list->len * (double)k * 8 > (double)c->lim.max_output ||
+        !charge(c, at, (guint64)(lv->list->len * (guint64)k) / 16)) {
+      val_unref(l);
+      return size_ok(c, at, c->lim.max_output + 1), NULL;
+    }
+    for (gint64 i = 0; i < k; i++)
+      for (guint j = 0; j < lv->list->len; j++)
+        g_ptr_array_add(l->list, val_ref(g_ptr_array_index(lv->list, j)));
+    return l;
+  }
+  if (!strcmp(op, "%") && a->t == V_STR)
+    return str_percent(c, at, a, b);
   if (!is_num(a) || !is_num(b))
     return efail(c, at, WH_CHAT_ERROR_RUNTIME, "unsupported operand types for %s: %s and %s",
                  op, type_name(a), type_name(b));
@@ -3164,6 +3308,7 @@ eval(ctx *c, scope *s, node *nd)
   }
   case N_LIST: {
     val *l = v_list_new();
+    l->tuple = nd->neg;
     for (guint i = 0; i < nd->kids->len; i++) {
       val *v = eval(c, s, g_ptr_array_index(nd->kids, i));
       if (!v)
@@ -3523,7 +3668,7 @@ apply_filter(ctx *c, const node *at, const char *f, args *a)
     g_free(ksep);
     if (!ok) {
       g_string_free(g, TRUE);
-      return efail(c, at, WH_CHAT_ERROR_RUNTIME, "tojson: value nested too deeply");
+      return efail(c, at, WH_CHAT_ERROR_RUNTIME, "tojson: value nested too deeply or too large");
     }
     if (!size_ok(c, at, g->len) || !charge(c, at, g->len / 64))
       return g_string_free(g, TRUE), NULL;
@@ -3532,6 +3677,25 @@ apply_filter(ctx *c, const node *at, const char *f, args *a)
   if (!strcmp(f, "from_json")) {
     if (!need_str(c, at, v, "from_json input"))
       return NULL;
+    int nest = 0, max_nest = 0;
+    gboolean in_str = FALSE;
+    for (gsize i = 0; i < v->s.n; i++) { /* the JSON parser recurses: bound the nesting */
+      char ch = v->s.s[i];
+      if (in_str) {
+        if (ch == '\\')
+          i++;
+        else if (ch == '"')
+          in_str = FALSE;
+      } else if (ch == '"') {
+        in_str = TRUE;
+      } else if (ch == '[' || ch == '{') {
+        max_nest = MAX(max_nest, ++nest);
+      } else if (ch == ']' || ch == '}') {
+        nest--;
+      }
+    }
+    if (max_nest > 200)
+      return efail(c, at, WH_CHAT_ERROR_LIMIT, "from_json: input nested too deeply");
     JsonParser *jp = json_parser_new();
     GError *e = NULL;
     val *r = NULL;
@@ -3679,6 +3843,7 @@ apply_filter(ctx *c, const node *at, const char *f, args *a)
     val *l = v_list_new();
     for (guint i = 0; i < v->d.keys->len; i++) {
       val *pair = v_list_new();
+      pair->tuple = TRUE;
       g_ptr_array_add(pair->list, val_ref(g_ptr_array_index(v->d.keys, i)));
       g_ptr_array_add(pair->list, val_ref(g_ptr_array_index(v->d.vals, i)));
       g_ptr_array_add(l->list, pair);
@@ -4056,7 +4221,11 @@ exec_for(ctx *c, scope *s, node *nd)
   guint n = items->list->len;
   for (guint i = 0; i < n && res == XR_OK; i++) {
     val *item = g_ptr_array_index(items->list, i);
-    if (!charge(c, nd, 1) || !bind_targets(c, nd, ls, nd->names, item)) {
+    /* Each iteration starts from the outer variables: sets inside the body do not carry
+     * over to the next iteration (nor out of the loop), as in Jinja2. */
+    scope *is = scope_push(s);
+    if (!charge(c, nd, 1) || !bind_targets(c, nd, is, nd->names, item)) {
+      scope_pop(c, is);
       res = XR_ERR;
       break;
     }
@@ -4074,8 +4243,9 @@ exec_for(ctx *c, scope *s, node *nd)
              i > 0 ? val_ref(g_ptr_array_index(items->list, i - 1)) : V_UNDEFINED);
     dict_set(loop, v_str("nextitem"),
              i + 1 < n ? val_ref(g_ptr_array_index(items->list, i + 1)) : V_UNDEFINED);
-    scope_set(ls, "loop", loop);
-    xres r = exec_body(c, ls, nd->kids);
+    scope_set(is, "loop", loop);
+    xres r = exec_body(c, is, nd->kids);
+    scope_pop(c, is);
     if (r == XR_ERR)
       res = XR_ERR;
     else if (r == XR_BREAK)
@@ -4201,6 +4371,8 @@ wh_jinja_render(wh_jinja_template *t, JsonObject *context, gint64 now_utc,
       c.lim.max_output = limits->max_output;
   }
   c.now = now_utc;
+  gsize saved_cap = str_cap;
+  str_cap = c.lim.max_output;
   c.out = g_string_new(NULL);
   c.arena = g_ptr_array_new();
   c.kept_scopes = g_ptr_array_new();
@@ -4244,6 +4416,7 @@ wh_jinja_render(wh_jinja_template *t, JsonObject *context, gint64 now_utc,
   for (guint i = 0; i < c.arena->len; i++)
     val_unref(g_ptr_array_index(c.arena, i));
   g_ptr_array_unref(c.arena);
+  str_cap = saved_cap;
   if (r == XR_ERR || c.err) {
     g_string_free(c.out, TRUE);
     if (c.err)
