@@ -11,11 +11,12 @@
  * multiply-add per block. Types without a dedicated kernel (grid i-quants, TQ1_0) dequantize one
  * block into a stack buffer and take a float dot with the int8 activations.
  *
- * AVX2 path (x86-64, picked once at run time with __builtin_cpu_supports): F32, F16 (F16C), BF16,
- * Q4_0, Q8_0, Q4_K, Q6_K. The k-quant kernels sum the integer products of a whole super-block in
- * vector registers and then apply exactly the portable path's float arithmetic, so they return
- * bit-identical results; the others accumulate per-lane floats and differ from the portable path
- * only by summation order (tests bound the difference).
+ * AVX2 path (x86-64, picked once at run time with __builtin_cpu_supports): F32, F16 (F16C),
+ * BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, IQ4_NL, IQ4_XS, Q4_K, Q5_K, Q6_K. The Q8_K-activated
+ * kernels sum the integer products of a whole super-block in vector registers and then apply
+ * exactly the portable path's float arithmetic, so they return bit-identical results; the
+ * others accumulate per-lane floats and differ from the portable path only by summation order
+ * (tests bound the difference).
  */
 #include "config.h"
 
@@ -660,6 +661,154 @@ dot_q6_k_q8_k_avx2(const guint8 *x, const guint8 *y, gint64 nb)
   return sumf;
 }
 
+/* 32 bits at @p -> 32 bytes, byte i = 0xFF when bit i is set, else 0 (the 5th bits of
+ * Q5_0/Q5_1: bit e of qh belongs to element e). */
+WH_AVX2 static inline __m256i
+bytes_from_bits32(const guint8 *p)
+{
+  guint32 bits32 = wh_quant_rd32(p);
+  /* byte i of the result starts as byte i/8 of bits32 ... */
+  const __m256i shuf = _mm256_set_epi64x(0x0303030303030303LL, 0x0202020202020202LL,
+                                         0x0101010101010101LL, 0x0000000000000000LL);
+  __m256i bytes = _mm256_shuffle_epi8(_mm256_set1_epi32((int)bits32), shuf);
+  /* ... then every bit but bit i%8 is forced on: all ones iff that bit was set */
+  bytes = _mm256_or_si256(bytes, _mm256_set1_epi64x(0x7fbfdfeff7fbfdfeLL));
+  return _mm256_cmpeq_epi8(bytes, _mm256_set1_epi64x(-1));
+}
+
+/* 32 unsigned bytes x 32 int8 -> 8 int32 partial sums (u <= 127 -> no saturation). */
+WH_AVX2 static inline __m256i
+dot_u8_i8(__m256i u, __m256i b)
+{
+  return _mm256_madd_epi16(_mm256_maddubs_epi16(u, b), _mm256_set1_epi16(1));
+}
+
+/* Q5_0 x Q8_0: code = nibble | 16 * bit, minus 16. */
+WH_AVX2 static float
+dot_q5_0_q8_0_avx2(const guint8 *x, const guint8 *y, gint64 nb)
+{
+  __m256 acc = _mm256_setzero_ps();
+  for (gint64 b = 0; b < nb; b++, x += 22, y += 34) {
+    __m256i hi = _mm256_and_si256(bytes_from_bits32(x + 2), _mm256_set1_epi8(16));
+    __m256i qx = _mm256_sub_epi8(_mm256_or_si256(unpack_nibbles32(x + 6), hi),
+                                 _mm256_set1_epi8(16));
+    __m256i qy = _mm256_loadu_si256((const __m256i *)(y + 2));
+    __m256 d = _mm256_set1_ps(wh_quant_rd_fp16(x) * wh_quant_rd_fp16(y));
+    acc = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(dot_i8_i8(qx, qy)), acc);
+  }
+  return hsum_ps(acc);
+}
+
+/* Q4_1 / Q5_1 x Q8_1: d*d8 * sum(q*q8) in vector lanes, m*s8 summed apart. */
+WH_AVX2 static float
+dot_q4_1_q8_1_avx2(const guint8 *x, const guint8 *y, gint64 nb)
+{
+  __m256 acc = _mm256_setzero_ps();
+  float summs = 0.0f;
+  for (gint64 b = 0; b < nb; b++, x += 20, y += 36) {
+    __m256i qy = _mm256_loadu_si256((const __m256i *)(y + 4));
+    __m256 d = _mm256_set1_ps(wh_quant_rd_fp16(x) * wh_quant_rd_fp16(y));
+    acc = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(dot_u8_i8(unpack_nibbles32(x + 4), qy)), acc);
+    summs += wh_quant_rd_fp16(x + 2) * wh_quant_rd_fp16(y + 2);
+  }
+  return hsum_ps(acc) + summs;
+}
+
+WH_AVX2 static float
+dot_q5_1_q8_1_avx2(const guint8 *x, const guint8 *y, gint64 nb)
+{
+  __m256 acc = _mm256_setzero_ps();
+  float summs = 0.0f;
+  for (gint64 b = 0; b < nb; b++, x += 24, y += 36) {
+    __m256i hi = _mm256_and_si256(bytes_from_bits32(x + 4), _mm256_set1_epi8(16));
+    __m256i qx = _mm256_or_si256(unpack_nibbles32(x + 8), hi);
+    __m256i qy = _mm256_loadu_si256((const __m256i *)(y + 4));
+    __m256 d = _mm256_set1_ps(wh_quant_rd_fp16(x) * wh_quant_rd_fp16(y));
+    acc = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(dot_u8_i8(qx, qy)), acc);
+    summs += wh_quant_rd_fp16(x + 2) * wh_quant_rd_fp16(y + 2);
+  }
+  return hsum_ps(acc) + summs;
+}
+
+/* kvalues_iq4nl in both 128-bit lanes, for _mm256_shuffle_epi8 lookups of 4-bit codes. */
+WH_AVX2 static inline __m256i
+iq4nl_table(void)
+{
+  __m128i t = _mm_loadu_si128((const __m128i *)kvalues_iq4nl);
+  return _mm256_set_m128i(t, t);
+}
+
+/* IQ4_NL x Q8_0: codes looked up with a byte shuffle, then as Q8_0. */
+WH_AVX2 static float
+dot_iq4_nl_q8_0_avx2(const guint8 *x, const guint8 *y, gint64 nb)
+{
+  const __m256i table = iq4nl_table();
+  __m256 acc = _mm256_setzero_ps();
+  for (gint64 b = 0; b < nb; b++, x += 18, y += 34) {
+    __m256i qx = _mm256_shuffle_epi8(table, unpack_nibbles32(x + 2));
+    __m256i qy = _mm256_loadu_si256((const __m256i *)(y + 2));
+    __m256 d = _mm256_set1_ps(wh_quant_rd_fp16(x) * wh_quant_rd_fp16(y));
+    acc = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(dot_i8_i8(qx, qy)), acc);
+  }
+  return hsum_ps(acc);
+}
+
+/* IQ4_XS x Q8_K: per sub-block of 32 (16 bytes of codes), int products scaled by ls - 32 and
+ * summed as integers; same float epilogue as the portable kernel (bit-identical). */
+WH_AVX2 static float
+dot_iq4_xs_q8_k_avx2(const guint8 *x, const guint8 *y, gint64 nb)
+{
+  const __m256i table = iq4nl_table();
+  float sumf = 0.0f;
+  for (gint64 b = 0; b < nb; b++, x += 136, y += Q8K_BYTES) {
+    guint16 scales_h = wh_quant_rd16(x + 2);
+    const guint8 *scales_l = x + 4, *qs = x + 8, *q8 = y + 4;
+    __m256i acc = _mm256_setzero_si256();
+    for (int sb = 0; sb < 8; sb++) {
+      int ls =
+        ((scales_l[sb / 2] >> (4 * (sb % 2))) & 15) | (((scales_h >> (2 * sb)) & 3) << 4);
+      __m256i qx = _mm256_shuffle_epi8(table, unpack_nibbles32(qs + 16 * sb));
+      __m256i qy = _mm256_loadu_si256((const __m256i *)(q8 + 32 * sb));
+      acc = _mm256_add_epi32(acc,
+                             _mm256_mullo_epi32(dot_i8_i8(qx, qy), _mm256_set1_epi32(ls - 32)));
+    }
+    sumf += wh_quant_rd_fp16(x) * rd_f32(y) * (float)hsum_epi32(acc);
+  }
+  return sumf;
+}
+
+/* Q5_K x Q8_K: as Q4_K, plus the 5th bit of sub-block j = bit j of qh[l]. */
+WH_AVX2 static float
+dot_q5_k_q8_k_avx2(const guint8 *x, const guint8 *y, gint64 nb)
+{
+  float sumf = 0.0f;
+  const __m256i m4 = _mm256_set1_epi8(15), one = _mm256_set1_epi8(1);
+  for (gint64 b = 0; b < nb; b++, x += 176, y += Q8K_BYTES) {
+    const guint8 *qs = x + 48;
+    const guint8 *q8 = y + 4;
+    __m256i vqh = _mm256_loadu_si256((const __m256i *)(x + 16));
+    __m256i acc = _mm256_setzero_si256();
+    for (int c = 0; c < 4; c++) {
+      int sc0, sc1, m;
+      k_scale_min(x + 4, 2 * c, &sc0, &m);
+      k_scale_min(x + 4, 2 * c + 1, &sc1, &m);
+      __m256i q = _mm256_loadu_si256((const __m256i *)(qs + 32 * c));
+      __m256i h0 = _mm256_and_si256(_mm256_srli_epi16(vqh, 2 * c), one);
+      __m256i h1 = _mm256_and_si256(_mm256_srli_epi16(vqh, 2 * c + 1), one);
+      __m256i lo = _mm256_or_si256(_mm256_and_si256(q, m4), _mm256_slli_epi16(h0, 4));
+      __m256i hi = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(q, 4), m4),
+                                   _mm256_slli_epi16(h1, 4));
+      __m256i y0 = _mm256_loadu_si256((const __m256i *)(q8 + 64 * c));
+      __m256i y1 = _mm256_loadu_si256((const __m256i *)(q8 + 64 * c + 32));
+      __m256i p0 = _mm256_madd_epi16(_mm256_maddubs_epi16(lo, y0), _mm256_set1_epi16((short)sc0));
+      __m256i p1 = _mm256_madd_epi16(_mm256_maddubs_epi16(hi, y1), _mm256_set1_epi16((short)sc1));
+      acc = _mm256_add_epi32(acc, _mm256_add_epi32(p0, p1));
+    }
+    sumf += k_affine_epilogue(x, y, hsum_epi32(acc), k_mins_dot(x + 4, y));
+  }
+  return sumf;
+}
+
 WH_AVX2 static float
 dot_f32_avx2(const guint8 *x, const float *a, gint64 n)
 {
@@ -733,8 +882,14 @@ wh_quant_vec_dot_has_simd(wh_type wtype)
   case WH_TYPE_F16:
   case WH_TYPE_BF16:
   case WH_TYPE_Q4_0:
+  case WH_TYPE_Q4_1:
+  case WH_TYPE_Q5_0:
+  case WH_TYPE_Q5_1:
   case WH_TYPE_Q8_0:
+  case WH_TYPE_IQ4_NL:
+  case WH_TYPE_IQ4_XS:
   case WH_TYPE_Q4_K:
+  case WH_TYPE_Q5_K:
   case WH_TYPE_Q6_K:
     return cpu_has_avx2();
   default:
@@ -759,6 +914,12 @@ wh_quant_vec_dot(wh_type wtype, const void *wrow, const void *act, gint64 n)
     case WH_TYPE_BF16: return dot_bf16_avx2(x, act, n);
     case WH_TYPE_Q4_0: return dot_q4_0_q8_0_avx2(x, y, n / 32);
     case WH_TYPE_Q8_0: return dot_q8_0_q8_0_avx2(x, y, n / 32);
+    case WH_TYPE_Q5_0: return dot_q5_0_q8_0_avx2(x, y, n / 32);
+    case WH_TYPE_Q4_1: return dot_q4_1_q8_1_avx2(x, y, n / 32);
+    case WH_TYPE_Q5_1: return dot_q5_1_q8_1_avx2(x, y, n / 32);
+    case WH_TYPE_IQ4_NL: return dot_iq4_nl_q8_0_avx2(x, y, n / 32);
+    case WH_TYPE_IQ4_XS: return dot_iq4_xs_q8_k_avx2(x, y, n / WH_QK_K);
+    case WH_TYPE_Q5_K: return dot_q5_k_q8_k_avx2(x, y, n / WH_QK_K);
     case WH_TYPE_Q4_K: return dot_q4_k_q8_k_avx2(x, y, n / WH_QK_K);
     case WH_TYPE_Q6_K: return dot_q6_k_q8_k_avx2(x, y, n / WH_QK_K);
     default: break;

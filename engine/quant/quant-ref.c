@@ -497,7 +497,7 @@ quantize_row_q2_k(const float *x, guint8 *y, gint64 n, const float *qw)
       if (max_min > 0.0f) {
         float iscale = 15.0f / max_min;
         for (int k = 0; k < 16; k++)
-          sc[k] |= (guint8)(wh_quant_nearest_int(iscale * mins[k]) << 4);
+          sc[k] |= (guint8)((guint)wh_quant_nearest_int(iscale * mins[k]) << 4);
         wh_quant_wr16(y + 82, wh_fp32_to_fp16(max_min / 15.0f));
       } else {
         wh_quant_wr16(y + 82, 0);

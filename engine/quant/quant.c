@@ -12,6 +12,13 @@
 
 #include "quant/quant-private.h"
 
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#define WH_QUANT_F16C 1
+#else
+#define WH_QUANT_F16C 0
+#endif
+
 G_DEFINE_QUARK(wh-quant-error-quark, wh_quant_error)
 
 /* ---- Scalar conversions ------------------------------------------------------------------- */
@@ -638,6 +645,40 @@ dq_q2_0(const guint8 *x, float *y)
     y[e] = (float)(((qs[e / 4] >> (2 * (e % 4))) & 3) - 1) * d;
 }
 
+#if WH_QUANT_F16C
+/* F16 row -> F32 with the F16C instruction (exact, like 1.1), 8 at a time. Groups holding a NaN
+ * take the scalar path: the instruction sets the quiet bit, 1.1 keeps the payload as is. */
+__attribute__((target("avx,f16c"))) static void
+fp16_row_f16c(const guint8 *x, float *y, gint64 n)
+{
+  gint64 i = 0;
+  for (; i + 8 <= n; i += 8) {
+    __m128i h = _mm_loadu_si128((const __m128i *)(x + 2 * i));
+    __m128i a = _mm_and_si128(h, _mm_set1_epi16(0x7fff));
+    if (_mm_movemask_epi8(_mm_cmpgt_epi16(a, _mm_set1_epi16(0x7c00)))) {
+      for (int j = 0; j < 8; j++)
+        y[i + j] = wh_fp16_to_fp32(wh_quant_rd16(x + 2 * (i + j)));
+      continue;
+    }
+    _mm256_storeu_ps(y + i, _mm256_cvtph_ps(h));
+  }
+  for (; i < n; i++)
+    y[i] = wh_fp16_to_fp32(wh_quant_rd16(x + 2 * i));
+}
+
+static gboolean
+cpu_has_f16c(void)
+{
+  static gsize once = 0;
+  static gboolean has = FALSE;
+  if (g_once_init_enter(&once)) {
+    has = __builtin_cpu_supports("avx") && __builtin_cpu_supports("f16c");
+    g_once_init_leave(&once, 1);
+  }
+  return has;
+}
+#endif
+
 typedef void (*dq_block_func)(const guint8 *x, float *y);
 
 static dq_block_func
@@ -690,6 +731,12 @@ wh_quant_dequantize_row(wh_type type, const void *src, float *dst, gint64 n)
     memcpy(dst, src, (gsize)n * sizeof(float));
     return;
   case WH_TYPE_F16:
+#if WH_QUANT_F16C
+    if (cpu_has_f16c()) {
+      fp16_row_f16c(x, dst, n);
+      return;
+    }
+#endif
     for (gint64 i = 0; i < n; i++)
       dst[i] = wh_fp16_to_fp32(wh_quant_rd16(x + 2 * i));
     return;

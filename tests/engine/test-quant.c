@@ -124,6 +124,16 @@ test_fp16(void)
     g_assert_true((double)f == expect);
     g_assert_cmphex(wh_fp32_to_fp16(f), ==, h);
   }
+  /* The row dequantizer (F16C where the CPU has it) agrees bit for bit, NaN payloads included. */
+  guint16 *all = g_new(guint16, 65536 + 3);
+  float *row = g_new(float, 65536 + 3);
+  for (guint h = 0; h < 65536 + 3; h++)
+    all[h] = (guint16)(h * 40503u); /* a permutation, so NaNs land inside 8-wide groups */
+  wh_quant_dequantize_row(WH_TYPE_F16, all, row, 65536 + 3);
+  for (guint h = 0; h < 65536 + 3; h++)
+    g_assert_cmphex(bits(row[h]), ==, bits(wh_fp16_to_fp32(all[h])));
+  g_free(all);
+  g_free(row);
   /* Rounding: ties to even, subnormals correctly rounded, overflow to inf. */
   g_assert_cmphex(wh_fp32_to_fp16(65520.0f), ==, 0x7c00);
   g_assert_cmphex(wh_fp32_to_fp16(nextafterf(65520.0f, 0.0f)), ==, 0x7bff);
@@ -577,7 +587,8 @@ test_vec_dot_reference(void)
                 portable, exact, mag);
       if (fabs((double)fast - portable) > 2e-6 * mag + 1e-30)
         g_error("%s row %d: SIMD dot %.9g, portable %.9g", names[t], r, fast, portable);
-      if (type == WH_TYPE_Q4_K || type == WH_TYPE_Q6_K)
+      if (type == WH_TYPE_Q4_K || type == WH_TYPE_Q5_K || type == WH_TYPE_Q6_K ||
+          type == WH_TYPE_IQ4_XS)
         g_assert_cmphex(bits(fast), ==, bits(portable));
     }
     if (g_test_verbose())
