@@ -87,7 +87,10 @@ fdata(const wh_gguf_tensor *t)
 
 /* --- matmul -------------------------------------------------------------------------- */
 
-/* y[t][r] = W[r] . x[t] (+ bias[r]) for t < n_tokens, r < W->ne[1]. */
+/* y[t][r] = W[r] . x[t] (+ bias[r]) for t < n_tokens, r < W->ne[1].
+ * Weights of a quantized type multiply activations quantized to their
+ * vec-dot type (Q8_0 / Q8_1 / Q8_K), like the reference; F32/F16/BF16
+ * weights are converted to F32 and multiply F32 activations. */
 typedef struct {
   const wh_gguf_tensor *w;
   const float *x;
@@ -95,6 +98,7 @@ typedef struct {
   float *y;
   guint64 ldy;
   const float *bias;
+  wh_type act_type; /* wh_quant_vec_dot_type(w->type) */
 } mm_op;
 
 typedef struct {
@@ -102,28 +106,55 @@ typedef struct {
   guint32 n_tokens;
   int n_ops;
   mm_op ops[3];
+  /* the ops of one run: all share x and act_type */
+  int first, last;
 } mm_job;
+
+/* Quantizes x (token rows) to the run's activation type, into qact. */
+static void
+mm_quant_worker(int ith, int nth, void *data)
+{
+  mm_job *job = data;
+  const mm_op *op = &job->ops[job->first];
+  const guint64 K = op->w->ne[0];
+  const gsize qrow = wh_quant_row_bytes(op->act_type, (gint64) K);
+  guint8 *qact = job->ctx->compute + job->ctx->lay.off_qact;
+  gsize b, e;
+  wh_threadpool_split(job->n_tokens, ith, nth, &b, &e);
+  for (gsize t = b; t < e; t++)
+    wh_quant_quantize_activations(op->act_type, op->x + t * op->ldx, qact + t * qrow,
+                                  (gint64) K);
+}
 
 static void
 mm_worker(int ith, int nth, void *data)
 {
   mm_job *job = data;
   guint64 total = 0;
-  for (int o = 0; o < job->n_ops; o++)
+  for (int o = job->first; o < job->last; o++)
     total += job->ops[o].w->ne[1];
   gsize begin, end;
   wh_threadpool_split(total, ith, nth, &begin, &end);
   float *rowbuf = (float *) (thread_scratch(job->ctx, ith) + job->ctx->lay.th_row);
+  const guint8 *qact = job->ctx->compute + job->ctx->lay.off_qact;
 
   guint64 base = 0;
-  for (int o = 0; o < job->n_ops; o++) {
+  for (int o = job->first; o < job->last; o++) {
     const mm_op *op = &job->ops[o];
     const guint64 rows = op->w->ne[1], K = op->w->ne[0];
     const guint64 r0 = MAX(begin, base), r1 = MIN(end, base + rows);
     const gsize row_bytes = wh_quant_row_bytes(op->w->type, (gint64) K);
+    const gsize qrow = wh_quant_row_bytes(op->act_type, (gint64) K);
     for (guint64 g = r0; g < r1; g++) {
       const guint64 r = g - base;
       const guint8 *src = op->w->data + r * row_bytes;
+      const float b = op->bias ? op->bias[r] : 0.0f;
+      if (op->act_type != WH_TYPE_F32) {
+        for (guint32 t = 0; t < job->n_tokens; t++)
+          op->y[t * op->ldy + r] =
+              wh_quant_vec_dot(op->w->type, src, qact + t * qrow, (gint64) K) + b;
+        continue;
+      }
       const float *wrow;
       if (op->w->type == WH_TYPE_F32) {
         wrow = (const float *) src;
@@ -136,7 +167,6 @@ mm_worker(int ith, int nth, void *data)
         wh_quant_dequantize_row(op->w->type, src, rowbuf, (gint64) K);
         wrow = rowbuf;
       }
-      const float b = op->bias ? op->bias[r] : 0.0f;
       for (guint32 t = 0; t < job->n_tokens; t++)
         op->y[t * op->ldy + r] = dot_f32(wrow, op->x + t * op->ldx, K) + b;
     }
@@ -149,13 +179,30 @@ mm_add(mm_job *job, const wh_gguf_tensor *w, const float *x, guint64 ldx, float 
        const wh_gguf_tensor *bias)
 {
   g_assert(job->n_ops < (int) G_N_ELEMENTS(job->ops));
-  job->ops[job->n_ops++] = (mm_op){w, x, ldx, y, ldy, fdata(bias)};
+  job->ops[job->n_ops++] = (mm_op){w, x, ldx, y, ldy, fdata(bias), wh_quant_vec_dot_type(w->type)};
 }
 
+/* Runs the added ops: consecutive ops with the same input and activation
+ * type share one quantization of the input and one pool run. */
 static void
 mm_run(mm_job *job)
 {
-  wh_threadpool_run(job->ctx->pool, mm_worker, job);
+  for (int first = 0; first < job->n_ops;) {
+    int last = first + 1;
+    while (last < job->n_ops && job->ops[last].act_type == job->ops[first].act_type &&
+           job->ops[last].x == job->ops[first].x && job->ops[last].ldx == job->ops[first].ldx)
+      last++;
+    job->first = first;
+    job->last = last;
+    if (job->ops[first].act_type != WH_TYPE_F32) {
+      if (job->n_tokens == 1)
+        mm_quant_worker(0, 1, job);
+      else
+        wh_threadpool_run(job->ctx->pool, mm_quant_worker, job);
+    }
+    wh_threadpool_run(job->ctx->pool, mm_worker, job);
+    first = last;
+  }
   job->n_ops = 0;
 }
 
@@ -456,12 +503,23 @@ softcap_worker(int ith, int nth, void *data)
 
 /* --- the backend --------------------------------------------------------------------- */
 
+/* Runs a per-token (or per-item) stage: on the pool, or inline on the calling thread when
+ * there is a single item (decoding one token), which saves a barrier. */
+static void
+stage_run(wh_context *ctx, wh_threadpool_func fn, stage_job *job, gsize n_items)
+{
+  if (n_items <= 1)
+    fn(0, 1, job);
+  else
+    wh_threadpool_run(ctx->pool, fn, job);
+}
+
 static void
 cpu_embed(wh_context *ctx, const wh_batch *batch)
 {
   ensure_f16_table();
   stage_job job = {.ctx = ctx, .batch = batch};
-  wh_threadpool_run(ctx->pool, embed_worker, &job);
+  stage_run(ctx, embed_worker, &job, batch->n_tokens);
 }
 
 static void
@@ -482,7 +540,7 @@ cpu_layers(wh_context *ctx, const wh_batch *batch, guint32 il_begin, guint32 il_
 
     /* h = attn_norm(x) */
     st.next_norm = L->attn_norm;
-    wh_threadpool_run(ctx->pool, residual_worker, &st);
+    stage_run(ctx, residual_worker, &st, batch->n_tokens);
 
     /* q | k | v */
     if (L->wqkv) {
@@ -493,8 +551,8 @@ cpu_layers(wh_context *ctx, const wh_batch *batch, guint32 il_begin, guint32 il_
       mm_add(&mm, L->wv, h, d, qkv + (H + Hkv) * dk, W, L->bv);
     }
     mm_run(&mm);
-    wh_threadpool_run(ctx->pool, qk_worker, &st);
-    wh_threadpool_run(ctx->pool, attn_worker, &st);
+    stage_run(ctx, qk_worker, &st, batch->n_tokens);
+    stage_run(ctx, attn_worker, &st, (gsize) batch->n_tokens * Hkv);
     mm_add(&mm, L->wo, attn, (guint64) H * hp->head_dim_v, tmp, d, L->bo);
     mm_run(&mm);
 
@@ -502,7 +560,7 @@ cpu_layers(wh_context *ctx, const wh_batch *batch, guint32 il_begin, guint32 il_
     st.add_tmp = TRUE;
     st.post_norm = L->post_attn_norm;
     st.next_norm = L->ffn_norm;
-    wh_threadpool_run(ctx->pool, residual_worker, &st);
+    stage_run(ctx, residual_worker, &st, batch->n_tokens);
 
     if (L->ffn_gate) {
       mm_add(&mm, L->ffn_gate, h, d, ff, 2 * F, L->b_gate);
@@ -511,14 +569,14 @@ cpu_layers(wh_context *ctx, const wh_batch *batch, guint32 il_begin, guint32 il_
       mm_add(&mm, L->ffn_up, h, d, ff, 2 * F, L->b_up); /* phi3: fused gate | up */
     }
     mm_run(&mm);
-    wh_threadpool_run(ctx->pool, act_worker, &st);
+    stage_run(ctx, act_worker, &st, batch->n_tokens);
     mm_add(&mm, L->ffn_down, ff, 2 * F, tmp, d, L->b_down);
     mm_run(&mm);
 
     /* x += post_ffw_norm(tmp) */
     st.post_norm = L->post_ffn_norm;
     st.next_norm = NULL;
-    wh_threadpool_run(ctx->pool, residual_worker, &st);
+    stage_run(ctx, residual_worker, &st, batch->n_tokens);
   }
 }
 
@@ -529,7 +587,7 @@ cpu_output(wh_context *ctx, const wh_batch *batch)
   const guint32 d = m->hp.n_embd, V = m->hp.n_vocab;
   stage_job st = {.ctx = ctx, .batch = batch, .next_norm = m->output_norm,
                   .t_begin = batch->first_logit};
-  wh_threadpool_run(ctx->pool, residual_worker, &st);
+  stage_run(ctx, residual_worker, &st, batch->n_tokens);
   mm_job mm = {.ctx = ctx, .n_tokens = batch->n_tokens - batch->first_logit};
   mm_add(&mm, m->output, cbuf(ctx, ctx->lay.off_h) + (gsize) batch->first_logit * d, d,
          ctx->logits, V, m->output_bias);

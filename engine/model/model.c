@@ -592,7 +592,9 @@ bind(binder *b, gboolean required, guint64 ne0, guint64 ne1, const char *base, i
     return NULL;
   }
   /* Vectors (norms, biases, rope factors) are F32; matrices any type we can read. */
-  gboolean ok = ne1 == 0 ? t->type == WH_TYPE_F32 : wh_quant_type_can_dequantize(t->type);
+  gboolean ok = ne1 == 0 ? t->type == WH_TYPE_F32
+                         : wh_quant_type_can_dequantize(t->type) &&
+                               wh_quant_vec_dot_type(t->type) != (wh_type) -1;
   if (!ok) {
     g_set_error(b->error, WH_MODEL_ERROR, WH_MODEL_ERROR_BAD_TENSOR,
                 "%s: tensor “%s” has type %s, which %s", wh_gguf_path(b->g), name,

@@ -258,7 +258,7 @@ test_incremental(gconstpointer data)
   if (!tokens)
     return;
   wh_model *model;
-  wh_context *ctx = open_ctx("reference/models/synth-gemma2-F16.gguf", 2, kv, 256, 256, &model);
+  wh_context *ctx = open_ctx("reference/models/synth-gemma2-F16.gguf", 1, kv, 256, 256, &model);
   if (!ctx)
     return;
   GError *error = NULL;
