@@ -12,8 +12,8 @@ struct _WhittleApplication {
 
   GSettings *settings;
   wh_job_queue *queue;
-  GListStore *jobs;       /* WhittleJobItem, newest first */
-  GHashTable *job_items;  /* wh_job* → WhittleJobItem* (borrowed from jobs) */
+  GListStore *jobs;      /* WhittleJobItem, newest first */
+  GHashTable *job_items; /* wh_job* → WhittleJobItem* (borrowed from jobs) */
   guint n_active;
 };
 
@@ -21,6 +21,9 @@ G_DEFINE_FINAL_TYPE(WhittleApplication, whittle_application, ADW_TYPE_APPLICATIO
 
 enum { PROP_0, PROP_N_ACTIVE, N_PROPS };
 static GParamSpec *props[N_PROPS];
+
+enum { JOB_FINISHED, N_SIGNALS };
+static guint signals[N_SIGNALS];
 
 /* --- Jobs ---------------------------------------------------------------- */
 
@@ -51,15 +54,20 @@ on_job_changed(wh_job *job, gpointer user_data)
 {
   WhittleApplication *self = user_data;
   WhittleJobItem *item = g_hash_table_lookup(self->job_items, job);
+  gboolean was_finished = item != NULL && whittle_job_item_get_finished(item);
 
   if (item == NULL) {
     g_autoptr(WhittleJobItem) created = whittle_job_item_new(job);
+    item = created;
     g_hash_table_insert(self->job_items, job, created);
     g_list_store_insert(self->jobs, 0, created);
   } else {
     whittle_job_item_update(item);
   }
   recount_active(self);
+
+  if (!was_finished && whittle_job_item_get_finished(item))
+    g_signal_emit(self, signals[JOB_FINISHED], 0, item);
 }
 
 void
@@ -161,22 +169,16 @@ action_about(GSimpleAction *action, GVariant *param, gpointer user_data)
   GtkWindow *parent = gtk_application_get_active_window(GTK_APPLICATION(user_data));
   const char *developers[] = {"The Whittle developers", NULL};
 
-  GtkWidget *about = g_object_new(ADW_TYPE_ABOUT_WINDOW,
-    "transient-for", parent,
-    "modal", TRUE,
-    "application-name", _("Whittle"),
-    "application-icon", APPLICATION_ID,
-    "developer-name", _("The Whittle developers"),
-    "version", PACKAGE_VERSION,
-    "comments", _("Download, shrink and chat with language models on your own computer."),
-    "website", "https://github.com/whittle/whittle",
-    "issue-url", "https://github.com/whittle/whittle/issues",
-    "license-type", GTK_LICENSE_GPL_3_0,
-    "copyright", "© 2026 The Whittle developers",
-    "developers", developers,
-    /* Translators: put your names here, one per line */
-    "translator-credits", _("translator-credits"),
-    NULL);
+  GtkWidget *about = g_object_new(
+      ADW_TYPE_ABOUT_WINDOW, "transient-for", parent, "modal", TRUE, "application-name",
+      _("Whittle"), "application-icon", APPLICATION_ID, "developer-name",
+      _("The Whittle developers"), "version", PACKAGE_VERSION, "comments",
+      _("Download, shrink and chat with language models on your own computer."), "website",
+      "https://github.com/whittle/whittle", "issue-url",
+      "https://github.com/whittle/whittle/issues", "license-type", GTK_LICENSE_GPL_3_0, "copyright",
+      "© 2026 The Whittle developers", "developers", developers,
+      /* Translators: put your names here, one per line */
+      "translator-credits", _("translator-credits"), NULL);
   gtk_window_present(GTK_WINDOW(about));
 }
 
@@ -194,11 +196,11 @@ action_clear_jobs(GSimpleAction *action, GVariant *param, gpointer user_data)
 }
 
 static const GActionEntry app_actions[] = {
-  {.name = "clear-jobs", .activate = action_clear_jobs},
-  {.name = "quit", .activate = action_quit},
-  {.name = "preferences", .activate = action_preferences},
-  {.name = "help", .activate = action_help},
-  {.name = "about", .activate = action_about},
+    {.name = "clear-jobs", .activate = action_clear_jobs},
+    {.name = "quit", .activate = action_quit},
+    {.name = "preferences", .activate = action_preferences},
+    {.name = "help", .activate = action_help},
+    {.name = "about", .activate = action_about},
 };
 
 /* --- GApplication -------------------------------------------------------- */
@@ -214,8 +216,7 @@ whittle_application_startup(GApplication *app)
   self->settings = g_settings_new(BASE_APPLICATION_ID);
   gtk_window_set_default_icon_name(APPLICATION_ID);
 
-  g_action_map_add_action_entries(G_ACTION_MAP(app), app_actions, G_N_ELEMENTS(app_actions),
-                                  app);
+  g_action_map_add_action_entries(G_ACTION_MAP(app), app_actions, G_N_ELEMENTS(app_actions), app);
   if (g_strcmp0(g_getenv("WHITTLE_TEST_HOOKS"), "1") == 0) {
     g_autoptr(GSimpleAction) test = g_simple_action_new("test-job", G_VARIANT_TYPE_BOOLEAN);
     g_signal_connect(test, "activate", G_CALLBACK(action_test_job), app);
@@ -226,18 +227,17 @@ whittle_application_startup(GApplication *app)
     const char *action;
     const char *accels[2];
   } accels[] = {
-    {"app.quit", {"<Control>q", NULL}},
-    {"app.preferences", {"<Control>comma", NULL}},
-    {"app.help", {"F1", NULL}},
-    {"win.show-page::browse", {"<Control>1", NULL}},
-    {"win.show-page::library", {"<Control>2", NULL}},
-    {"win.show-page::quantize", {"<Control>3", NULL}},
-    {"win.show-page::chat", {"<Control>4", NULL}},
-    {"win.show-page::planner", {"<Control>5", NULL}},
+      {"app.quit", {"<Control>q", NULL}},
+      {"app.preferences", {"<Control>comma", NULL}},
+      {"app.help", {"F1", NULL}},
+      {"win.show-page::browse", {"<Control>1", NULL}},
+      {"win.show-page::library", {"<Control>2", NULL}},
+      {"win.show-page::quantize", {"<Control>3", NULL}},
+      {"win.show-page::chat", {"<Control>4", NULL}},
+      {"win.show-page::planner", {"<Control>5", NULL}},
   };
   for (gsize i = 0; i < G_N_ELEMENTS(accels); i++)
-    gtk_application_set_accels_for_action(GTK_APPLICATION(app), accels[i].action,
-                                          accels[i].accels);
+    gtk_application_set_accels_for_action(GTK_APPLICATION(app), accels[i].action, accels[i].accels);
 
   self->queue = wh_job_queue_new(NULL, 0);
   wh_job_queue_set_observer(self->queue, on_job_changed, self);
@@ -276,8 +276,7 @@ whittle_application_handle_local_options(GApplication *app, GVariantDict *option
 }
 
 static void
-whittle_application_get_property(GObject *object, guint prop_id, GValue *value,
-                                 GParamSpec *pspec)
+whittle_application_get_property(GObject *object, guint prop_id, GValue *value, GParamSpec *pspec)
 {
   WhittleApplication *self = WHITTLE_APPLICATION(object);
 
@@ -321,6 +320,9 @@ whittle_application_class_init(WhittleApplicationClass *klass)
   props[PROP_N_ACTIVE] = g_param_spec_uint("n-active", NULL, NULL, 0, G_MAXUINT, 0,
                                            G_PARAM_READABLE | G_PARAM_STATIC_STRINGS);
   g_object_class_install_properties(object_class, N_PROPS, props);
+
+  signals[JOB_FINISHED] = g_signal_new("job-finished", G_TYPE_FROM_CLASS(klass), G_SIGNAL_RUN_LAST,
+                                       0, NULL, NULL, NULL, G_TYPE_NONE, 1, WHITTLE_TYPE_JOB_ITEM);
 }
 
 static void
@@ -337,7 +339,7 @@ whittle_application_check_schema(GError **error)
 {
   GSettingsSchemaSource *source = g_settings_schema_source_get_default();
   g_autoptr(GSettingsSchema) schema =
-    source ? g_settings_schema_source_lookup(source, BASE_APPLICATION_ID, TRUE) : NULL;
+      source ? g_settings_schema_source_lookup(source, BASE_APPLICATION_ID, TRUE) : NULL;
 
   if (schema == NULL) {
     g_set_error(error, G_IO_ERROR, G_IO_ERROR_NOT_FOUND,
@@ -352,11 +354,8 @@ whittle_application_check_schema(GError **error)
 WhittleApplication *
 whittle_application_new(GApplicationFlags flags)
 {
-  return g_object_new(WHITTLE_TYPE_APPLICATION,
-                      "application-id", APPLICATION_ID,
-                      "flags", flags,
-                      "resource-base-path", "/io/github/whittle/Whittle",
-                      NULL);
+  return g_object_new(WHITTLE_TYPE_APPLICATION, "application-id", APPLICATION_ID, "flags", flags,
+                      "resource-base-path", "/io/github/whittle/Whittle", NULL);
 }
 
 GSettings *

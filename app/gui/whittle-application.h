@@ -10,6 +10,8 @@
  * its notifications on the default main context; every job submitted to it
  * appears in the jobs model on its first notification and stays there, with
  * its final state, until "Clear Finished".
+ * Signals: "job-finished" (WhittleJobItem *item) once per job, when its
+ * item reaches a terminal state (windows show a toast).
  * Does not: build page content (the window and pages do).
  *
  * Test hook: with WHITTLE_TEST_HOOKS=1 in the environment the hidden action
@@ -26,8 +28,7 @@
 G_BEGIN_DECLS
 
 #define WHITTLE_TYPE_APPLICATION (whittle_application_get_type())
-G_DECLARE_FINAL_TYPE(WhittleApplication, whittle_application, WHITTLE, APPLICATION,
-                     AdwApplication)
+G_DECLARE_FINAL_TYPE(WhittleApplication, whittle_application, WHITTLE, APPLICATION, AdwApplication)
 
 WhittleApplication *whittle_application_new(GApplicationFlags flags);
 

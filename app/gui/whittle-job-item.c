@@ -78,8 +78,8 @@ whittle_job_item_class_init(WhittleJobItemClass *klass)
   object_class->finalize = whittle_job_item_finalize;
   object_class->get_property = whittle_job_item_get_property;
 
-  props[PROP_TITLE] = g_param_spec_string("title", NULL, NULL, NULL,
-                                          G_PARAM_READABLE | G_PARAM_STATIC_STRINGS);
+  props[PROP_TITLE] =
+      g_param_spec_string("title", NULL, NULL, NULL, G_PARAM_READABLE | G_PARAM_STATIC_STRINGS);
   props[PROP_STATE] = g_param_spec_int("state", NULL, NULL, WH_JOB_QUEUED, WH_JOB_CANCELLED,
                                        WH_JOB_QUEUED, G_PARAM_READABLE | G_PARAM_STATIC_STRINGS);
   props[PROP_FINISHED] = g_param_spec_boolean("finished", NULL, NULL, FALSE,
@@ -190,8 +190,8 @@ whittle_job_item_update(WhittleJobItem *self)
   char *message = NULL;
   if (state == WH_JOB_FAILED)
     message = g_strdup(error && error->message && error->message[0]
-                         ? error->message
-                         : _("The job stopped without saying why."));
+                           ? error->message
+                           : _("The job stopped without saying why."));
   set_string(self, &self->error_message, message, PROP_ERROR_MESSAGE);
 
   g_object_thaw_notify(G_OBJECT(self));

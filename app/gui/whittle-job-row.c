@@ -36,8 +36,8 @@ icon_for(WhittleJobItem *item)
     break;
   }
   return wh_job_kind_is_io(wh_job_get_kind(whittle_job_item_get_job(item)))
-           ? "folder-download-symbolic"
-           : "system-run-symbolic";
+             ? "folder-download-symbolic"
+             : "system-run-symbolic";
 }
 
 /* Brings every widget in line with the item. */
@@ -69,10 +69,10 @@ sync_row(WhittleJobRow *self)
 
   /* Screen readers: "Test download: Finished". */
   g_autofree char *description =
-    g_strdup_printf("%s: %s", whittle_job_item_get_title(item),
-                    error ? error : whittle_job_item_get_progress_text(item));
-  gtk_accessible_update_property(GTK_ACCESSIBLE(self), GTK_ACCESSIBLE_PROPERTY_LABEL,
-                                 description, -1);
+      g_strdup_printf("%s: %s", whittle_job_item_get_title(item),
+                      error ? error : whittle_job_item_get_progress_text(item));
+  gtk_accessible_update_property(GTK_ACCESSIBLE(self), GTK_ACCESSIBLE_PROPERTY_LABEL, description,
+                                 -1);
 }
 
 static void

@@ -52,14 +52,13 @@ whittle_jobs_button_set_n_active(WhittleJobsButton *self, guint n_active)
   gtk_spinner_set_spinning(self->spinner, busy);
   gtk_stack_set_visible_child_name(self->indicator, busy ? "busy" : "idle");
 
-  g_autofree char *label =
-    busy ? g_strdup_printf(g_dngettext(GETTEXT_PACKAGE, "Jobs, %u running", "Jobs, %u running",
-                                       n_active),
-                           n_active)
-         : g_strdup(_("Jobs"));
+  g_autofree char *label = busy ? g_strdup_printf(g_dngettext(GETTEXT_PACKAGE, "Jobs, %u running",
+                                                              "Jobs, %u running", n_active),
+                                                  n_active)
+                                : g_strdup(_("Jobs"));
   gtk_widget_set_tooltip_text(GTK_WIDGET(self->menu_button), label);
-  gtk_accessible_update_property(GTK_ACCESSIBLE(self->menu_button),
-                                 GTK_ACCESSIBLE_PROPERTY_LABEL, label, -1);
+  gtk_accessible_update_property(GTK_ACCESSIBLE(self->menu_button), GTK_ACCESSIBLE_PROPERTY_LABEL,
+                                 label, -1);
 
   g_object_notify_by_pspec(G_OBJECT(self), props[PROP_N_ACTIVE]);
 }
@@ -86,8 +85,7 @@ whittle_jobs_button_get_list_box(WhittleJobsButton *self)
 }
 
 static void
-whittle_jobs_button_get_property(GObject *object, guint prop_id, GValue *value,
-                                 GParamSpec *pspec)
+whittle_jobs_button_get_property(GObject *object, guint prop_id, GValue *value, GParamSpec *pspec)
 {
   WhittleJobsButton *self = WHITTLE_JOBS_BUTTON(object);
 
@@ -141,8 +139,8 @@ whittle_jobs_button_class_init(WhittleJobsButtonClass *klass)
   object_class->set_property = whittle_jobs_button_set_property;
 
   props[PROP_N_ACTIVE] =
-    g_param_spec_uint("n-active", NULL, NULL, 0, G_MAXUINT, 0,
-                      G_PARAM_READWRITE | G_PARAM_EXPLICIT_NOTIFY | G_PARAM_STATIC_STRINGS);
+      g_param_spec_uint("n-active", NULL, NULL, 0, G_MAXUINT, 0,
+                        G_PARAM_READWRITE | G_PARAM_EXPLICIT_NOTIFY | G_PARAM_STATIC_STRINGS);
   g_object_class_install_properties(object_class, N_PROPS, props);
 
   gtk_widget_class_set_template_from_resource(widget_class,
@@ -159,8 +157,8 @@ whittle_jobs_button_init(WhittleJobsButton *self)
 {
   gtk_widget_init_template(GTK_WIDGET(self));
 
-  GtkWidget *placeholder = gtk_label_new(
-    _("Nothing is running. Downloads and quantizations will show up here."));
+  GtkWidget *placeholder =
+      gtk_label_new(_("Nothing is running. Downloads and quantizations will show up here."));
   gtk_label_set_wrap(GTK_LABEL(placeholder), TRUE);
   gtk_label_set_justify(GTK_LABEL(placeholder), GTK_JUSTIFY_CENTER);
   gtk_widget_set_margin_top(placeholder, 24);

@@ -147,8 +147,8 @@ on_chooser_response(GtkNativeDialog *dialog, int response, WhittlePreferencesWin
       whittle_preferences_window_add_folder(self, path);
     else
       adw_preferences_window_add_toast(
-        ADW_PREFERENCES_WINDOW(self),
-        adw_toast_new(_("That folder is not on this computer. Choose a local folder.")));
+          ADW_PREFERENCES_WINDOW(self),
+          adw_toast_new(_("That folder is not on this computer. Choose a local folder.")));
   }
   g_clear_object(&self->chooser);
 }
@@ -159,8 +159,8 @@ on_add_folder_clicked(WhittlePreferencesWindow *self)
   if (self->chooser)
     return;
   GtkFileChooserNative *chooser =
-    gtk_file_chooser_native_new(_("Add a Folder to the Library"), GTK_WINDOW(self),
-                                GTK_FILE_CHOOSER_ACTION_SELECT_FOLDER, _("_Add"), _("_Cancel"));
+      gtk_file_chooser_native_new(_("Add a Folder to the Library"), GTK_WINDOW(self),
+                                  GTK_FILE_CHOOSER_ACTION_SELECT_FOLDER, _("_Add"), _("_Cancel"));
   self->chooser = GTK_NATIVE_DIALOG(chooser);
   gtk_native_dialog_set_modal(self->chooser, TRUE);
   g_signal_connect(chooser, "response", G_CALLBACK(on_chooser_response), self);
@@ -194,14 +194,11 @@ whittle_preferences_window_class_init(WhittlePreferencesWindowClass *klass)
   G_OBJECT_CLASS(klass)->dispose = whittle_preferences_window_dispose;
 
   gtk_widget_class_set_template_from_resource(
-    widget_class, "/io/github/whittle/Whittle/whittle-preferences-window.ui");
-  gtk_widget_class_bind_template_child(widget_class, WhittlePreferencesWindow,
-                                       auto_threads_switch);
+      widget_class, "/io/github/whittle/Whittle/whittle-preferences-window.ui");
+  gtk_widget_class_bind_template_child(widget_class, WhittlePreferencesWindow, auto_threads_switch);
   gtk_widget_class_bind_template_child(widget_class, WhittlePreferencesWindow, threads_row);
-  gtk_widget_class_bind_template_child(widget_class, WhittlePreferencesWindow,
-                                       threads_adjustment);
-  gtk_widget_class_bind_template_child(widget_class, WhittlePreferencesWindow,
-                                       context_adjustment);
+  gtk_widget_class_bind_template_child(widget_class, WhittlePreferencesWindow, threads_adjustment);
+  gtk_widget_class_bind_template_child(widget_class, WhittlePreferencesWindow, context_adjustment);
   gtk_widget_class_bind_template_child(widget_class, WhittlePreferencesWindow, folders_list);
   gtk_widget_class_bind_template_callback(widget_class, on_add_folder_clicked);
 }

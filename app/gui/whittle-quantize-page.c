@@ -20,8 +20,8 @@ static void
 whittle_quantize_page_class_init(WhittleQuantizePageClass *klass)
 {
   G_OBJECT_CLASS(klass)->dispose = whittle_quantize_page_dispose;
-  gtk_widget_class_set_template_from_resource(GTK_WIDGET_CLASS(klass),
-                                              "/io/github/whittle/Whittle/whittle-quantize-page.ui");
+  gtk_widget_class_set_template_from_resource(
+      GTK_WIDGET_CLASS(klass), "/io/github/whittle/Whittle/whittle-quantize-page.ui");
 }
 
 static void

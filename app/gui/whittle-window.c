@@ -15,8 +15,10 @@ struct _WhittleWindow {
 
   GSettings *settings;
   GCancellable *cancellable;
+  char *last_toast_title;
 
   /* template children */
+  AdwToastOverlay *toast_overlay;
   AdwViewStack *stack;
   WhittleJobsButton *jobs_button;
 };
@@ -49,21 +51,60 @@ whittle_window_close_request(GtkWindow *window)
   return GTK_WINDOW_CLASS(whittle_window_parent_class)->close_request(window);
 }
 
+static void
+action_show_jobs(GtkWidget *widget, const char *action_name, GVariant *param)
+{
+  WhittleWindow *self = WHITTLE_WINDOW(widget);
+  gtk_menu_button_popup(whittle_jobs_button_get_menu_button(self->jobs_button));
+}
+
+/* A toast per finished job: short for success, with "Details" for errors.
+ * Cancelled jobs need no news: the user asked for it. */
+static void
+on_job_finished(WhittleApplication *app, WhittleJobItem *item, WhittleWindow *self)
+{
+  AdwToast *toast = NULL;
+  const char *title = whittle_job_item_get_title(item);
+
+  switch (whittle_job_item_get_state(item)) {
+  case WH_JOB_SUCCEEDED: {
+    /* Translators: %s is a job title such as “Downloading model.gguf” */
+    g_autofree char *text = g_strdup_printf(_("Done: %s"), title);
+    toast = adw_toast_new(text);
+    adw_toast_set_timeout(toast, 3);
+    break;
+  }
+  case WH_JOB_FAILED: {
+    /* Translators: %s is a job title such as “Downloading model.gguf” */
+    g_autofree char *text = g_strdup_printf(_("Failed: %s"), title);
+    toast = adw_toast_new(text);
+    adw_toast_set_button_label(toast, _("_Details"));
+    adw_toast_set_action_name(toast, "win.show-jobs");
+    adw_toast_set_timeout(toast, 0);
+    break;
+  }
+  default:
+    return;
+  }
+  g_free(self->last_toast_title);
+  self->last_toast_title = g_strdup(adw_toast_get_title(toast));
+  adw_toast_overlay_add_toast(self->toast_overlay, toast);
+}
+
 /* Hooks the window to its application: settings, jobs. ("application" is
  * not a construct property, so this cannot live in constructed().) */
 static void
 setup_for_application(WhittleWindow *self, WhittleApplication *app)
 {
   self->settings = g_object_ref(whittle_application_get_settings(app));
-  gtk_window_set_default_size(GTK_WINDOW(self),
-                              g_settings_get_int(self->settings, "window-width"),
+  gtk_window_set_default_size(GTK_WINDOW(self), g_settings_get_int(self->settings, "window-width"),
                               g_settings_get_int(self->settings, "window-height"));
   if (g_settings_get_boolean(self->settings, "window-maximized"))
     gtk_window_maximize(GTK_WINDOW(self));
 
   whittle_jobs_button_set_model(self->jobs_button, whittle_application_get_jobs(app));
-  g_object_bind_property(app, "n-active", self->jobs_button, "n-active",
-                         G_BINDING_SYNC_CREATE);
+  g_object_bind_property(app, "n-active", self->jobs_button, "n-active", G_BINDING_SYNC_CREATE);
+  g_signal_connect_object(app, "job-finished", G_CALLBACK(on_job_finished), self, 0);
 }
 
 static void
@@ -75,6 +116,7 @@ whittle_window_dispose(GObject *object)
     g_cancellable_cancel(self->cancellable);
   g_clear_object(&self->cancellable);
   g_clear_object(&self->settings);
+  g_clear_pointer(&self->last_toast_title, g_free);
   gtk_widget_dispose_template(GTK_WIDGET(self), WHITTLE_TYPE_WINDOW);
   G_OBJECT_CLASS(whittle_window_parent_class)->dispose(object);
 }
@@ -99,7 +141,9 @@ whittle_window_class_init(WhittleWindowClass *klass)
 
   gtk_widget_class_set_template_from_resource(widget_class,
                                               "/io/github/whittle/Whittle/whittle-window.ui");
+  gtk_widget_class_bind_template_child(widget_class, WhittleWindow, toast_overlay);
   gtk_widget_class_bind_template_child(widget_class, WhittleWindow, stack);
+  gtk_widget_class_install_action(widget_class, "win.show-jobs", NULL, action_show_jobs);
   gtk_widget_class_bind_template_child(widget_class, WhittleWindow, jobs_button);
 }
 
@@ -111,7 +155,7 @@ whittle_window_init(WhittleWindow *self)
   self->cancellable = g_cancellable_new();
 
   g_autoptr(GPropertyAction) show_page =
-    g_property_action_new("show-page", self->stack, "visible-child-name");
+      g_property_action_new("show-page", self->stack, "visible-child-name");
   g_action_map_add_action(G_ACTION_MAP(self), G_ACTION(show_page));
 
   if (g_strcmp0(PROFILE, "Devel") == 0)
@@ -147,4 +191,11 @@ whittle_window_get_jobs_button(WhittleWindow *self)
 {
   g_return_val_if_fail(WHITTLE_IS_WINDOW(self), NULL);
   return self->jobs_button;
+}
+
+const char *
+whittle_window_get_last_toast_title(WhittleWindow *self)
+{
+  g_return_val_if_fail(WHITTLE_IS_WINDOW(self), NULL);
+  return self->last_toast_title;
 }

@@ -6,6 +6,8 @@
  * planner), the jobs button (fed by the application's jobs model), a
  * GCancellable for the window's own async work (cancelled when the window
  * goes away), and saving its size and maximized state to GSettings.
+ * Shows a toast when a job succeeds or fails ("Details" opens the jobs
+ * popover: win.show-jobs).
  * Promises: win.show-page(s) switches to the page of that name (Ctrl+1…5):
  * browse, library, quantize, chat, planner. The action's state is the name
  * of the visible page.
@@ -31,5 +33,8 @@ GCancellable *whittle_window_get_cancellable(WhittleWindow *self);
 /* For tests and cross-page navigation. Owned by the window. */
 AdwViewStack *whittle_window_get_view_stack(WhittleWindow *self);
 WhittleJobsButton *whittle_window_get_jobs_button(WhittleWindow *self);
+
+/* The title of the last toast shown (NULL if none yet), for tests. */
+const char *whittle_window_get_last_toast_title(WhittleWindow *self);
 
 G_END_DECLS
