@@ -25,7 +25,7 @@ SCALAR_FORMATS = {0: "<B", 1: "<b", 2: "<H", 3: "<h", 4: "<I", 5: "<i", 6: "<f",
                   10: "<Q", 11: "<q", 12: "<d"}
 GGUF_TYPE_STRING = 8
 GGUF_TYPE_ARRAY = 9
-# Tensor element types used by the table file: id -> (struct format, C type, bits).
+# Tensor element types used by the table file (I8, I16, I32, I64): id -> (struct format, bits).
 TENSOR_TYPES = {24: ("<b", 8), 25: ("<h", 16), 26: ("<i", 32), 27: ("<q", 64)}
 
 
@@ -168,8 +168,8 @@ def main(argv):
         header.append("extern const %s %s[%s];" % (ctype, name, upper))
         header.append("")
         signed = name in SIGNED_TABLES
-        per_line = 2 if TENSOR_TYPES[ttype][1] == 64 else (6 if TENSOR_TYPES[ttype][1] == 32
-                                                            else 12)
+        bits = TENSOR_TYPES[ttype][1]
+        per_line = 2 if bits == 64 else (6 if bits == 32 else 12)
         body.append("const %s %s[%s] = {" % (ctype, name, upper))
         for i in range(0, n, per_line):
             chunk = values[i:i + per_line]

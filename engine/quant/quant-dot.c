@@ -12,7 +12,7 @@
  * block into a stack buffer and take a float dot with the int8 activations.
  *
  * AVX2 path (x86-64, picked once at run time with __builtin_cpu_supports): F32, F16 (F16C),
- * BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, IQ4_NL, IQ4_XS, Q4_K, Q5_K, Q6_K. The Q8_K-activated
+ * BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, IQ4_NL, IQ4_XS, Q2_K..Q6_K. The Q8_K-activated
  * kernels sum the integer products of a whole super-block in vector registers and then apply
  * exactly the portable path's float arithmetic, so they return bit-identical results; the
  * others accumulate per-lane floats and differ from the portable path only by summation order
@@ -253,8 +253,8 @@ dot_q2_k_q8_k(const guint8 *x, const guint8 *y, gint64 nb)
           sumi += (sc[8 * h + 2 * s + half] & 15) * acc;
         }
     float dy = rd_f32(y);
-    sumf += dy * wh_quant_rd_fp16(x + 80) * (float)sumi -
-            dy * wh_quant_rd_fp16(x + 82) * (float)summs;
+    sumf +=
+        dy * wh_quant_rd_fp16(x + 80) * (float)sumi - dy * wh_quant_rd_fp16(x + 82) * (float)summs;
   }
   return sumf;
 }
@@ -347,8 +347,8 @@ dot_q4_k_q8_k(const guint8 *x, const guint8 *y, gint64 nb)
 {
   float sumf = 0.0f;
   for (gint64 b = 0; b < nb; b++, x += 144, y += Q8K_BYTES)
-    sumf += k_affine_epilogue(x, y, q4_k_block_sumi(x, (const gint8 *)(y + 4)),
-                              k_mins_dot(x + 4, y));
+    sumf +=
+        k_affine_epilogue(x, y, q4_k_block_sumi(x, (const gint8 *)(y + 4)), k_mins_dot(x + 4, y));
   return sumf;
 }
 
@@ -405,8 +405,8 @@ dot_q6_k_q8_k(const guint8 *x, const guint8 *y, gint64 nb)
 {
   float sumf = 0.0f;
   for (gint64 b = 0; b < nb; b++, x += 210, y += Q8K_BYTES)
-    sumf += wh_quant_rd_fp16(x + 208) * rd_f32(y) *
-            (float)q6_k_block_sumi(x, (const gint8 *)(y + 4));
+    sumf +=
+        wh_quant_rd_fp16(x + 208) * rd_f32(y) * (float)q6_k_block_sumi(x, (const gint8 *)(y + 4));
   return sumf;
 }
 
@@ -421,8 +421,7 @@ dot_iq4_xs_q8_k(const guint8 *x, const guint8 *y, gint64 nb)
     const gint8 *q8 = (const gint8 *)(y + 4);
     int sumi = 0;
     for (int sb = 0; sb < 8; sb++) {
-      int ls =
-        ((scales_l[sb / 2] >> (4 * (sb % 2))) & 15) | (((scales_h >> (2 * sb)) & 3) << 4);
+      int ls = ((scales_l[sb / 2] >> (4 * (sb % 2))) & 15) | (((scales_h >> (2 * sb)) & 3) << 4);
       int s = 0;
       for (int j = 0; j < 16; j++)
         s += kvalues_iq4nl[qs[16 * sb + j] & 15] * q8[32 * sb + j] +
@@ -499,22 +498,38 @@ wh_quant_vec_dot_portable(wh_type wtype, const void *wrow, const void *act, gint
   switch (wtype) {
   case WH_TYPE_F32:
   case WH_TYPE_F16:
-  case WH_TYPE_BF16: return dot_plain_f32(wtype, x, act, n);
-  case WH_TYPE_Q4_0: return dot_q4_0_q8_0(x, y, nb);
-  case WH_TYPE_Q5_0: return dot_q5_0_q8_0(x, y, nb);
-  case WH_TYPE_Q8_0: return dot_q8_0_q8_0(x, y, nb);
-  case WH_TYPE_IQ4_NL: return dot_iq4_nl_q8_0(x, y, nb);
-  case WH_TYPE_MXFP4: return dot_mxfp4_q8_0(x, y, nb);
-  case WH_TYPE_Q4_1: return dot_q4_1_q8_1(x, y, nb);
-  case WH_TYPE_Q5_1: return dot_q5_1_q8_1(x, y, nb);
-  case WH_TYPE_Q2_K: return dot_q2_k_q8_k(x, y, nb);
-  case WH_TYPE_Q3_K: return dot_q3_k_q8_k(x, y, nb);
-  case WH_TYPE_Q4_K: return dot_q4_k_q8_k(x, y, nb);
-  case WH_TYPE_Q5_K: return dot_q5_k_q8_k(x, y, nb);
-  case WH_TYPE_Q6_K: return dot_q6_k_q8_k(x, y, nb);
-  case WH_TYPE_IQ4_XS: return dot_iq4_xs_q8_k(x, y, nb);
-  case WH_TYPE_TQ2_0: return dot_tq2_0_q8_k(x, y, nb);
-  default: return dot_generic_q8_k(wtype, x, y, nb);
+  case WH_TYPE_BF16:
+    return dot_plain_f32(wtype, x, act, n);
+  case WH_TYPE_Q4_0:
+    return dot_q4_0_q8_0(x, y, nb);
+  case WH_TYPE_Q5_0:
+    return dot_q5_0_q8_0(x, y, nb);
+  case WH_TYPE_Q8_0:
+    return dot_q8_0_q8_0(x, y, nb);
+  case WH_TYPE_IQ4_NL:
+    return dot_iq4_nl_q8_0(x, y, nb);
+  case WH_TYPE_MXFP4:
+    return dot_mxfp4_q8_0(x, y, nb);
+  case WH_TYPE_Q4_1:
+    return dot_q4_1_q8_1(x, y, nb);
+  case WH_TYPE_Q5_1:
+    return dot_q5_1_q8_1(x, y, nb);
+  case WH_TYPE_Q2_K:
+    return dot_q2_k_q8_k(x, y, nb);
+  case WH_TYPE_Q3_K:
+    return dot_q3_k_q8_k(x, y, nb);
+  case WH_TYPE_Q4_K:
+    return dot_q4_k_q8_k(x, y, nb);
+  case WH_TYPE_Q5_K:
+    return dot_q5_k_q8_k(x, y, nb);
+  case WH_TYPE_Q6_K:
+    return dot_q6_k_q8_k(x, y, nb);
+  case WH_TYPE_IQ4_XS:
+    return dot_iq4_xs_q8_k(x, y, nb);
+  case WH_TYPE_TQ2_0:
+    return dot_tq2_0_q8_k(x, y, nb);
+  default:
+    return dot_generic_q8_k(wtype, x, y, nb);
   }
 }
 
@@ -636,14 +651,22 @@ dot_q6_k_q8_k_avx2(const guint8 *x, const guint8 *y, gint64 nb)
       __m256i ql1 = _mm256_loadu_si256((const __m256i *)(ql + 64 * h + 32));
       for (int t = 0; t < 4; t++) {
         __m256i src = (t & 1) ? ql1 : ql0;
-        __m256i low = (t & 2) ? _mm256_and_si256(_mm256_srli_epi16(src, 4), m4)
-                              : _mm256_and_si256(src, m4);
+        __m256i low =
+            (t & 2) ? _mm256_and_si256(_mm256_srli_epi16(src, 4), m4) : _mm256_and_si256(src, m4);
         __m256i high;
         switch (t) {
-        case 0: high = _mm256_and_si256(vqh, m2); break;
-        case 1: high = _mm256_and_si256(_mm256_srli_epi16(vqh, 2), m2); break;
-        case 2: high = _mm256_and_si256(_mm256_srli_epi16(vqh, 4), m2); break;
-        default: high = _mm256_and_si256(_mm256_srli_epi16(vqh, 6), m2); break;
+        case 0:
+          high = _mm256_and_si256(vqh, m2);
+          break;
+        case 1:
+          high = _mm256_and_si256(_mm256_srli_epi16(vqh, 2), m2);
+          break;
+        case 2:
+          high = _mm256_and_si256(_mm256_srli_epi16(vqh, 4), m2);
+          break;
+        default:
+          high = _mm256_and_si256(_mm256_srli_epi16(vqh, 6), m2);
+          break;
         }
         __m256i u = _mm256_or_si256(low, _mm256_slli_epi16(high, 4));
         __m256i vy = _mm256_loadu_si256((const __m256i *)(q8 + 128 * h + 32 * t));
@@ -690,8 +713,8 @@ dot_q5_0_q8_0_avx2(const guint8 *x, const guint8 *y, gint64 nb)
   __m256 acc = _mm256_setzero_ps();
   for (gint64 b = 0; b < nb; b++, x += 22, y += 34) {
     __m256i hi = _mm256_and_si256(bytes_from_bits32(x + 2), _mm256_set1_epi8(16));
-    __m256i qx = _mm256_sub_epi8(_mm256_or_si256(unpack_nibbles32(x + 6), hi),
-                                 _mm256_set1_epi8(16));
+    __m256i qx =
+        _mm256_sub_epi8(_mm256_or_si256(unpack_nibbles32(x + 6), hi), _mm256_set1_epi8(16));
     __m256i qy = _mm256_loadu_si256((const __m256i *)(y + 2));
     __m256 d = _mm256_set1_ps(wh_quant_rd_fp16(x) * wh_quant_rd_fp16(y));
     acc = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(dot_i8_i8(qx, qy)), acc);
@@ -765,12 +788,11 @@ dot_iq4_xs_q8_k_avx2(const guint8 *x, const guint8 *y, gint64 nb)
     const guint8 *scales_l = x + 4, *qs = x + 8, *q8 = y + 4;
     __m256i acc = _mm256_setzero_si256();
     for (int sb = 0; sb < 8; sb++) {
-      int ls =
-        ((scales_l[sb / 2] >> (4 * (sb % 2))) & 15) | (((scales_h >> (2 * sb)) & 3) << 4);
+      int ls = ((scales_l[sb / 2] >> (4 * (sb % 2))) & 15) | (((scales_h >> (2 * sb)) & 3) << 4);
       __m256i qx = _mm256_shuffle_epi8(table, unpack_nibbles32(qs + 16 * sb));
       __m256i qy = _mm256_loadu_si256((const __m256i *)(q8 + 32 * sb));
-      acc = _mm256_add_epi32(acc,
-                             _mm256_mullo_epi32(dot_i8_i8(qx, qy), _mm256_set1_epi32(ls - 32)));
+      acc =
+          _mm256_add_epi32(acc, _mm256_mullo_epi32(dot_i8_i8(qx, qy), _mm256_set1_epi32(ls - 32)));
     }
     sumf += wh_quant_rd_fp16(x) * rd_f32(y) * (float)hsum_epi32(acc);
   }
@@ -796,8 +818,8 @@ dot_q5_k_q8_k_avx2(const guint8 *x, const guint8 *y, gint64 nb)
       __m256i h0 = _mm256_and_si256(_mm256_srli_epi16(vqh, 2 * c), one);
       __m256i h1 = _mm256_and_si256(_mm256_srli_epi16(vqh, 2 * c + 1), one);
       __m256i lo = _mm256_or_si256(_mm256_and_si256(q, m4), _mm256_slli_epi16(h0, 4));
-      __m256i hi = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(q, 4), m4),
-                                   _mm256_slli_epi16(h1, 4));
+      __m256i hi =
+          _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(q, 4), m4), _mm256_slli_epi16(h1, 4));
       __m256i y0 = _mm256_loadu_si256((const __m256i *)(q8 + 64 * c));
       __m256i y1 = _mm256_loadu_si256((const __m256i *)(q8 + 64 * c + 32));
       __m256i p0 = _mm256_madd_epi16(_mm256_maddubs_epi16(lo, y0), _mm256_set1_epi16((short)sc0));
@@ -809,14 +831,84 @@ dot_q5_k_q8_k_avx2(const guint8 *x, const guint8 *y, gint64 nb)
   return sumf;
 }
 
+/* Q2_K x Q8_K: for each half h (32 bytes of qs) and shift s, the 2-bit codes of elements
+ * 128h + 32s + l; the two 16-element sub-blocks 8h + 2s (+1) are the 128-bit halves, scaled with
+ * one madd. Same integers and float epilogue as dot_q2_k_q8_k(): bit-identical. */
+WH_AVX2 static float
+dot_q2_k_q8_k_avx2(const guint8 *x, const guint8 *y, gint64 nb)
+{
+  float sumf = 0.0f;
+  const __m256i m3 = _mm256_set1_epi8(3);
+  for (gint64 b = 0; b < nb; b++, x += 84, y += Q8K_BYTES) {
+    const guint8 *sc = x, *qs = x + 16, *q8 = y + 4;
+    __m256i acc = _mm256_setzero_si256();
+    for (int h = 0; h < 2; h++) {
+      __m256i q = _mm256_loadu_si256((const __m256i *)(qs + 32 * h));
+      for (int s = 0; s < 4; s++) {
+        __m256i u = _mm256_and_si256(_mm256_srli_epi16(q, 2 * s), m3);
+        __m256i vy = _mm256_loadu_si256((const __m256i *)(q8 + 128 * h + 32 * s));
+        int k = 8 * h + 2 * s;
+        __m256i scv = _mm256_set_m128i(_mm_set1_epi16(sc[k + 1] & 15), _mm_set1_epi16(sc[k] & 15));
+        acc = _mm256_add_epi32(acc, _mm256_madd_epi16(_mm256_maddubs_epi16(u, vy), scv));
+      }
+    }
+    int summs = 0;
+    for (int k = 0; k < 16; k++)
+      summs += (sc[k] >> 4) * q8k_bsum(y, k);
+    float dy = rd_f32(y);
+    sumf += dy * wh_quant_rd_fp16(x + 80) * (float)hsum_epi32(acc) -
+            dy * wh_quant_rd_fp16(x + 82) * (float)summs;
+  }
+  return sumf;
+}
+
+/* Q3_K x Q8_K: unsigned u = low 2 bits + 4 * high bit (0..7) = q + 4; the -4 is folded in
+ * through the bsums: sum q*q8 = sum u*q8 - 4 * bsum. Walk as Q2_K; the high bit of element
+ * 128h + 32s + l is bit 4h + s of hmask[l]. Bit-identical to dot_q3_k_q8_k(). */
+WH_AVX2 static float
+dot_q3_k_q8_k_avx2(const guint8 *x, const guint8 *y, gint64 nb)
+{
+  float sumf = 0.0f;
+  const __m256i m3 = _mm256_set1_epi8(3), one = _mm256_set1_epi8(1);
+  for (gint64 b = 0; b < nb; b++, x += 110, y += Q8K_BYTES) {
+    const guint8 *qs = x + 32, *scales = x + 96, *q8 = y + 4;
+    int sc[16];
+    int offset = 0;
+    for (int k = 0; k < 16; k++) {
+      int low = k < 8 ? (scales[k] & 15) : (scales[k - 8] >> 4);
+      int high = (scales[8 + (k % 4)] >> (2 * (k / 4))) & 3;
+      sc[k] = (low | (high << 4)) - 32;
+      offset += sc[k] * q8k_bsum(y, k);
+    }
+    __m256i hm = _mm256_loadu_si256((const __m256i *)x);
+    __m256i acc = _mm256_setzero_si256();
+    for (int h = 0; h < 2; h++) {
+      __m256i q = _mm256_loadu_si256((const __m256i *)(qs + 32 * h));
+      for (int s = 0; s < 4; s++) {
+        __m256i lo = _mm256_and_si256(_mm256_srli_epi16(q, 2 * s), m3);
+        __m256i hb = _mm256_and_si256(_mm256_srli_epi16(hm, 4 * h + s), one);
+        __m256i u = _mm256_or_si256(lo, _mm256_slli_epi16(hb, 2));
+        __m256i vy = _mm256_loadu_si256((const __m256i *)(q8 + 128 * h + 32 * s));
+        int k = 8 * h + 2 * s;
+        __m256i scv =
+            _mm256_set_m128i(_mm_set1_epi16((short)sc[k + 1]), _mm_set1_epi16((short)sc[k]));
+        acc = _mm256_add_epi32(acc, _mm256_madd_epi16(_mm256_maddubs_epi16(u, vy), scv));
+      }
+    }
+    int sumi = hsum_epi32(acc) - 4 * offset;
+    sumf += wh_quant_rd_fp16(x + 108) * rd_f32(y) * (float)sumi;
+  }
+  return sumf;
+}
+
 WH_AVX2 static float
 dot_f32_avx2(const guint8 *x, const float *a, gint64 n)
 {
   __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
   gint64 i = 0;
   for (; i + 16 <= n; i += 16) {
-    acc0 = _mm256_fmadd_ps(_mm256_loadu_ps((const float *)(x + 4 * i)), _mm256_loadu_ps(a + i),
-                           acc0);
+    acc0 =
+        _mm256_fmadd_ps(_mm256_loadu_ps((const float *)(x + 4 * i)), _mm256_loadu_ps(a + i), acc0);
     acc1 = _mm256_fmadd_ps(_mm256_loadu_ps((const float *)(x + 4 * i + 32)),
                            _mm256_loadu_ps(a + i + 8), acc1);
   }
@@ -888,6 +980,8 @@ wh_quant_vec_dot_has_simd(wh_type wtype)
   case WH_TYPE_Q8_0:
   case WH_TYPE_IQ4_NL:
   case WH_TYPE_IQ4_XS:
+  case WH_TYPE_Q2_K:
+  case WH_TYPE_Q3_K:
   case WH_TYPE_Q4_K:
   case WH_TYPE_Q5_K:
   case WH_TYPE_Q6_K:
@@ -909,20 +1003,38 @@ wh_quant_vec_dot(wh_type wtype, const void *wrow, const void *act, gint64 n)
     g_return_val_if_fail(n >= 0 && n % qk == 0, 0.0f);
     const guint8 *x = wrow, *y = act;
     switch (wtype) {
-    case WH_TYPE_F32: return dot_f32_avx2(x, act, n);
-    case WH_TYPE_F16: return dot_f16_avx2(x, act, n);
-    case WH_TYPE_BF16: return dot_bf16_avx2(x, act, n);
-    case WH_TYPE_Q4_0: return dot_q4_0_q8_0_avx2(x, y, n / 32);
-    case WH_TYPE_Q8_0: return dot_q8_0_q8_0_avx2(x, y, n / 32);
-    case WH_TYPE_Q5_0: return dot_q5_0_q8_0_avx2(x, y, n / 32);
-    case WH_TYPE_Q4_1: return dot_q4_1_q8_1_avx2(x, y, n / 32);
-    case WH_TYPE_Q5_1: return dot_q5_1_q8_1_avx2(x, y, n / 32);
-    case WH_TYPE_IQ4_NL: return dot_iq4_nl_q8_0_avx2(x, y, n / 32);
-    case WH_TYPE_IQ4_XS: return dot_iq4_xs_q8_k_avx2(x, y, n / WH_QK_K);
-    case WH_TYPE_Q5_K: return dot_q5_k_q8_k_avx2(x, y, n / WH_QK_K);
-    case WH_TYPE_Q4_K: return dot_q4_k_q8_k_avx2(x, y, n / WH_QK_K);
-    case WH_TYPE_Q6_K: return dot_q6_k_q8_k_avx2(x, y, n / WH_QK_K);
-    default: break;
+    case WH_TYPE_F32:
+      return dot_f32_avx2(x, act, n);
+    case WH_TYPE_F16:
+      return dot_f16_avx2(x, act, n);
+    case WH_TYPE_BF16:
+      return dot_bf16_avx2(x, act, n);
+    case WH_TYPE_Q4_0:
+      return dot_q4_0_q8_0_avx2(x, y, n / 32);
+    case WH_TYPE_Q8_0:
+      return dot_q8_0_q8_0_avx2(x, y, n / 32);
+    case WH_TYPE_Q5_0:
+      return dot_q5_0_q8_0_avx2(x, y, n / 32);
+    case WH_TYPE_Q4_1:
+      return dot_q4_1_q8_1_avx2(x, y, n / 32);
+    case WH_TYPE_Q5_1:
+      return dot_q5_1_q8_1_avx2(x, y, n / 32);
+    case WH_TYPE_IQ4_NL:
+      return dot_iq4_nl_q8_0_avx2(x, y, n / 32);
+    case WH_TYPE_IQ4_XS:
+      return dot_iq4_xs_q8_k_avx2(x, y, n / WH_QK_K);
+    case WH_TYPE_Q5_K:
+      return dot_q5_k_q8_k_avx2(x, y, n / WH_QK_K);
+    case WH_TYPE_Q2_K:
+      return dot_q2_k_q8_k_avx2(x, y, n / WH_QK_K);
+    case WH_TYPE_Q3_K:
+      return dot_q3_k_q8_k_avx2(x, y, n / WH_QK_K);
+    case WH_TYPE_Q4_K:
+      return dot_q4_k_q8_k_avx2(x, y, n / WH_QK_K);
+    case WH_TYPE_Q6_K:
+      return dot_q6_k_q8_k_avx2(x, y, n / WH_QK_K);
+    default:
+      break;
     }
   }
 #endif

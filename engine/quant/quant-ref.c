@@ -138,8 +138,8 @@ q3_search(const float *x, guint8 *L_out)
 /* AFFINE(n, nmax, x, w, rmin, rdelta, nstep, use_mad) -> scale, *mn (>= 0); codes L in
  * [0, nmax]. @Laux is scratch of n bytes. */
 static float
-affine_quant(int n, int nmax, const float *x, const float *w, float rmin, float rdelta,
-             int nstep, gboolean use_mad, guint8 *L, guint8 *Laux, float *mn)
+affine_quant(int n, int nmax, const float *x, const float *w, float rmin, float rdelta, int nstep,
+             gboolean use_mad, guint8 *L, guint8 *Laux, float *mn)
 {
   float min = x[0], max = x[0];
   float sum_w = w[0];
@@ -460,13 +460,11 @@ quantize_row_q2_k(const float *x, guint8 *y, gint64 n, const float *qw)
         for (int i = 0; i < 16; i++)
           s += w[i];
         sw[k] = s;
-        scales[k] = affine_quant(16, 3, xk, w, -0.9f, 0.05f, 36, FALSE, L + 16 * k, aux,
-                                 &mins[k]);
+        scales[k] = affine_quant(16, 3, xk, w, -0.9f, 0.05f, 36, FALSE, L + 16 * k, aux, &mins[k]);
       } else {
         for (int i = 0; i < 16; i++)
           w[i] = fabsf(xk[i]);
-        scales[k] = affine_quant(16, 3, xk, w, -0.5f, 0.1f, 15, TRUE, L + 16 * k, aux,
-                                 &mins[k]);
+        scales[k] = affine_quant(16, 3, xk, w, -0.5f, 0.1f, 15, TRUE, L + 16 * k, aux, &mins[k]);
       }
     }
     if (qw) {
@@ -634,8 +632,8 @@ quantize_row_q45_k(const float *x, guint8 *y, gint64 n, const float *qw, int nma
         for (int i = 0; i < 32; i++)
           s += w[i];
         sw[j] = s;
-        scales[j] = affine_quant(32, nmax, xj, w, -0.9f, 0.05f, 36, FALSE, L + 32 * j, aux,
-                                 &mins[j]);
+        scales[j] =
+            affine_quant(32, nmax, xj, w, -0.9f, 0.05f, 36, FALSE, L + 32 * j, aux, &mins[j]);
       } else {
         float sum_x2 = 0.0f;
         for (int i = 0; i < 32; i++)
@@ -643,10 +641,10 @@ quantize_row_q45_k(const float *x, guint8 *y, gint64 n, const float *qw, int nma
         float av_x = sqrtf(sum_x2 / 32.0f);
         for (int i = 0; i < 32; i++)
           w[i] = av_x + fabsf(xj[i]);
-        scales[j] = nmax == 15 ? affine_quant(32, 15, xj, w, -1.0f, 0.1f, 20, FALSE, L + 32 * j,
-                                              aux, &mins[j])
-                               : affine_quant(32, 31, xj, w, -0.5f, 0.1f, 15, FALSE, L + 32 * j,
-                                              aux, &mins[j]);
+        scales[j] =
+            nmax == 15
+                ? affine_quant(32, 15, xj, w, -1.0f, 0.1f, 20, FALSE, L + 32 * j, aux, &mins[j])
+                : affine_quant(32, 31, xj, w, -0.5f, 0.1f, 15, FALSE, L + 32 * j, aux, &mins[j]);
       }
     }
     float d, dmin;
@@ -1024,39 +1022,74 @@ quantize_row(wh_type type, const float *x, guint8 *y, gint64 n, const float *qw)
     for (gint64 i = 0; i < n; i++)
       wh_quant_wr16(y + 2 * i, wh_fp32_to_bf16(x[i]));
     break;
-  case WH_TYPE_Q4_0: quantize_row_sym_0(x, y, n, qw, 8); break;
-  case WH_TYPE_Q5_0: quantize_row_sym_0(x, y, n, qw, 16); break;
-  case WH_TYPE_Q4_1: quantize_row_affine_1(x, y, n, qw, 15); break;
-  case WH_TYPE_Q5_1: quantize_row_affine_1(x, y, n, qw, 31); break;
-  case WH_TYPE_Q8_0: quantize_row_q8(x, y, n, FALSE); break;
-  case WH_TYPE_Q8_1: quantize_row_q8(x, y, n, TRUE); break;
-  case WH_TYPE_Q8_K: quantize_row_q8_k(x, y, n); break;
-  case WH_TYPE_Q2_K: quantize_row_q2_k(x, y, n, qw); break;
-  case WH_TYPE_Q3_K: quantize_row_q3_k(x, y, n, qw); break;
-  case WH_TYPE_Q4_K: quantize_row_q45_k(x, y, n, qw, 15); break;
-  case WH_TYPE_Q5_K: quantize_row_q45_k(x, y, n, qw, 31); break;
-  case WH_TYPE_Q6_K: quantize_row_q6_k(x, y, n, qw); break;
-  case WH_TYPE_IQ4_NL: quantize_row_iq4(x, y, n, qw, FALSE); break;
-  case WH_TYPE_IQ4_XS: quantize_row_iq4(x, y, n, qw, TRUE); break;
-  case WH_TYPE_TQ1_0: quantize_row_tq1_0(x, y, n); break;
-  case WH_TYPE_TQ2_0: quantize_row_tq2_0(x, y, n); break;
-  case WH_TYPE_MXFP4: quantize_row_mxfp4(x, y, n); break;
-  default: g_assert_not_reached();
+  case WH_TYPE_Q4_0:
+    quantize_row_sym_0(x, y, n, qw, 8);
+    break;
+  case WH_TYPE_Q5_0:
+    quantize_row_sym_0(x, y, n, qw, 16);
+    break;
+  case WH_TYPE_Q4_1:
+    quantize_row_affine_1(x, y, n, qw, 15);
+    break;
+  case WH_TYPE_Q5_1:
+    quantize_row_affine_1(x, y, n, qw, 31);
+    break;
+  case WH_TYPE_Q8_0:
+    quantize_row_q8(x, y, n, FALSE);
+    break;
+  case WH_TYPE_Q8_1:
+    quantize_row_q8(x, y, n, TRUE);
+    break;
+  case WH_TYPE_Q8_K:
+    quantize_row_q8_k(x, y, n);
+    break;
+  case WH_TYPE_Q2_K:
+    quantize_row_q2_k(x, y, n, qw);
+    break;
+  case WH_TYPE_Q3_K:
+    quantize_row_q3_k(x, y, n, qw);
+    break;
+  case WH_TYPE_Q4_K:
+    quantize_row_q45_k(x, y, n, qw, 15);
+    break;
+  case WH_TYPE_Q5_K:
+    quantize_row_q45_k(x, y, n, qw, 31);
+    break;
+  case WH_TYPE_Q6_K:
+    quantize_row_q6_k(x, y, n, qw);
+    break;
+  case WH_TYPE_IQ4_NL:
+    quantize_row_iq4(x, y, n, qw, FALSE);
+    break;
+  case WH_TYPE_IQ4_XS:
+    quantize_row_iq4(x, y, n, qw, TRUE);
+    break;
+  case WH_TYPE_TQ1_0:
+    quantize_row_tq1_0(x, y, n);
+    break;
+  case WH_TYPE_TQ2_0:
+    quantize_row_tq2_0(x, y, n);
+    break;
+  case WH_TYPE_MXFP4:
+    quantize_row_mxfp4(x, y, n);
+    break;
+  default:
+    g_assert_not_reached();
   }
 }
 
 gsize
-wh_quant_quantize_rows(wh_type type, const float *src, void *dst, gint64 nrows,
-                       gint64 n_per_row, const float *imatrix, GError **error)
+wh_quant_quantize_rows(wh_type type, const float *src, void *dst, gint64 nrows, gint64 n_per_row,
+                       const float *imatrix, GError **error)
 {
   g_return_val_if_fail(error == NULL || *error == NULL, 0);
   guint32 qk = wh_quant_block_size(type);
   if (!wh_quant_type_can_quantize(type)) {
     g_set_error(error, WH_QUANT_ERROR, WH_QUANT_ERROR_UNSUPPORTED,
                 is_grid_iquant(type)
-                  ? "No quantizer yet for tensor type %s (grid i-quant search not built in); "
-                    "choose another type"
-                  : "Cannot quantize to tensor type %s; choose another type",
+                    ? "No quantizer yet for tensor type %s (grid i-quant search not built in); "
+                      "choose another type"
+                    : "Cannot quantize to tensor type %s; choose another type",
                 wh_type_name(type));
     return 0;
   }

@@ -19,7 +19,7 @@
 #define WH_QUANT_F16C 0
 #endif
 
-G_DEFINE_QUARK(wh-quant-error-quark, wh_quant_error)
+G_DEFINE_QUARK(wh - quant - error - quark, wh_quant_error)
 
 /* ---- Scalar conversions ------------------------------------------------------------------- */
 
@@ -103,18 +103,18 @@ typedef struct {
 
 /* block-formats.md section 3; zero entries are ids we do not handle here. */
 static const type_shape type_shapes[WH_TYPE_COUNT] = {
-  [WH_TYPE_F32] = {1, 4},        [WH_TYPE_F16] = {1, 2},        [WH_TYPE_Q4_0] = {32, 18},
-  [WH_TYPE_Q4_1] = {32, 20},     [WH_TYPE_Q5_0] = {32, 22},     [WH_TYPE_Q5_1] = {32, 24},
-  [WH_TYPE_Q8_0] = {32, 34},     [WH_TYPE_Q8_1] = {32, 36},     [WH_TYPE_Q2_K] = {256, 84},
-  [WH_TYPE_Q3_K] = {256, 110},   [WH_TYPE_Q4_K] = {256, 144},   [WH_TYPE_Q5_K] = {256, 176},
-  [WH_TYPE_Q6_K] = {256, 210},   [WH_TYPE_Q8_K] = {256, 292},   [WH_TYPE_IQ2_XXS] = {256, 66},
-  [WH_TYPE_IQ2_XS] = {256, 74},  [WH_TYPE_IQ3_XXS] = {256, 98}, [WH_TYPE_IQ1_S] = {256, 50},
-  [WH_TYPE_IQ4_NL] = {32, 18},   [WH_TYPE_IQ3_S] = {256, 110},  [WH_TYPE_IQ2_S] = {256, 82},
-  [WH_TYPE_IQ4_XS] = {256, 136}, [WH_TYPE_I8] = {1, 1},         [WH_TYPE_I16] = {1, 2},
-  [WH_TYPE_I32] = {1, 4},        [WH_TYPE_I64] = {1, 8},        [WH_TYPE_F64] = {1, 8},
-  [WH_TYPE_IQ1_M] = {256, 56},   [WH_TYPE_BF16] = {1, 2},       [WH_TYPE_TQ1_0] = {256, 54},
-  [WH_TYPE_TQ2_0] = {256, 66},   [WH_TYPE_MXFP4] = {32, 17},    [WH_TYPE_NVFP4] = {64, 36},
-  [WH_TYPE_Q1_0] = {128, 18},    [WH_TYPE_Q2_0] = {64, 18},
+    [WH_TYPE_F32] = {1, 4},        [WH_TYPE_F16] = {1, 2},        [WH_TYPE_Q4_0] = {32, 18},
+    [WH_TYPE_Q4_1] = {32, 20},     [WH_TYPE_Q5_0] = {32, 22},     [WH_TYPE_Q5_1] = {32, 24},
+    [WH_TYPE_Q8_0] = {32, 34},     [WH_TYPE_Q8_1] = {32, 36},     [WH_TYPE_Q2_K] = {256, 84},
+    [WH_TYPE_Q3_K] = {256, 110},   [WH_TYPE_Q4_K] = {256, 144},   [WH_TYPE_Q5_K] = {256, 176},
+    [WH_TYPE_Q6_K] = {256, 210},   [WH_TYPE_Q8_K] = {256, 292},   [WH_TYPE_IQ2_XXS] = {256, 66},
+    [WH_TYPE_IQ2_XS] = {256, 74},  [WH_TYPE_IQ3_XXS] = {256, 98}, [WH_TYPE_IQ1_S] = {256, 50},
+    [WH_TYPE_IQ4_NL] = {32, 18},   [WH_TYPE_IQ3_S] = {256, 110},  [WH_TYPE_IQ2_S] = {256, 82},
+    [WH_TYPE_IQ4_XS] = {256, 136}, [WH_TYPE_I8] = {1, 1},         [WH_TYPE_I16] = {1, 2},
+    [WH_TYPE_I32] = {1, 4},        [WH_TYPE_I64] = {1, 8},        [WH_TYPE_F64] = {1, 8},
+    [WH_TYPE_IQ1_M] = {256, 56},   [WH_TYPE_BF16] = {1, 2},       [WH_TYPE_TQ1_0] = {256, 54},
+    [WH_TYPE_TQ2_0] = {256, 66},   [WH_TYPE_MXFP4] = {32, 17},    [WH_TYPE_NVFP4] = {64, 36},
+    [WH_TYPE_Q1_0] = {128, 18},    [WH_TYPE_Q2_0] = {64, 18},
 };
 
 guint32
@@ -429,8 +429,7 @@ dq_iq3_xxs(const guint8 *x, float *y)
       guint32 G2 = iq3xxs_grid[qs[8 * g + 2 * l + 1]];
       for (int j = 0; j < 4; j++) {
         y[32 * g + 8 * l + j] = iq_signed(db * (float)wh_quant_grid_byte32(G1, j), sign, j);
-        y[32 * g + 8 * l + j + 4] =
-          iq_signed(db * (float)wh_quant_grid_byte32(G2, j), sign, j + 4);
+        y[32 * g + 8 * l + j + 4] = iq_signed(db * (float)wh_quant_grid_byte32(G2, j), sign, j + 4);
       }
     }
   }
@@ -455,8 +454,7 @@ dq_iq3_s(const guint8 *x, float *y)
       guint8 sign = signs[4 * g + l];
       for (int j = 0; j < 4; j++) {
         y[32 * g + 8 * l + j] = iq_signed(db * (float)wh_quant_grid_byte32(G1, j), sign, j);
-        y[32 * g + 8 * l + j + 4] =
-          iq_signed(db * (float)wh_quant_grid_byte32(G2, j), sign, j + 4);
+        y[32 * g + 8 * l + j + 4] = iq_signed(db * (float)wh_quant_grid_byte32(G2, j), sign, j + 4);
       }
     }
   }
@@ -685,34 +683,62 @@ static dq_block_func
 dq_block_func_for(wh_type type)
 {
   switch (type) {
-  case WH_TYPE_Q4_0: return dq_q4_0;
-  case WH_TYPE_Q4_1: return dq_q4_1;
-  case WH_TYPE_Q5_0: return dq_q5_0;
-  case WH_TYPE_Q5_1: return dq_q5_1;
-  case WH_TYPE_Q8_0: return dq_q8_0;
-  case WH_TYPE_Q8_1: return dq_q8_1;
-  case WH_TYPE_Q2_K: return dq_q2_k;
-  case WH_TYPE_Q3_K: return dq_q3_k;
-  case WH_TYPE_Q4_K: return dq_q4_k;
-  case WH_TYPE_Q5_K: return dq_q5_k;
-  case WH_TYPE_Q6_K: return dq_q6_k;
-  case WH_TYPE_Q8_K: return dq_q8_k;
-  case WH_TYPE_IQ2_XXS: return dq_iq2_xxs;
-  case WH_TYPE_IQ2_XS: return dq_iq2_xs;
-  case WH_TYPE_IQ3_XXS: return dq_iq3_xxs;
-  case WH_TYPE_IQ1_S: return dq_iq1_s;
-  case WH_TYPE_IQ4_NL: return dq_iq4_nl;
-  case WH_TYPE_IQ3_S: return dq_iq3_s;
-  case WH_TYPE_IQ2_S: return dq_iq2_s;
-  case WH_TYPE_IQ4_XS: return dq_iq4_xs;
-  case WH_TYPE_IQ1_M: return dq_iq1_m;
-  case WH_TYPE_TQ1_0: return dq_tq1_0;
-  case WH_TYPE_TQ2_0: return dq_tq2_0;
-  case WH_TYPE_MXFP4: return dq_mxfp4;
-  case WH_TYPE_NVFP4: return dq_nvfp4;
-  case WH_TYPE_Q1_0: return dq_q1_0;
-  case WH_TYPE_Q2_0: return dq_q2_0;
-  default: return NULL;
+  case WH_TYPE_Q4_0:
+    return dq_q4_0;
+  case WH_TYPE_Q4_1:
+    return dq_q4_1;
+  case WH_TYPE_Q5_0:
+    return dq_q5_0;
+  case WH_TYPE_Q5_1:
+    return dq_q5_1;
+  case WH_TYPE_Q8_0:
+    return dq_q8_0;
+  case WH_TYPE_Q8_1:
+    return dq_q8_1;
+  case WH_TYPE_Q2_K:
+    return dq_q2_k;
+  case WH_TYPE_Q3_K:
+    return dq_q3_k;
+  case WH_TYPE_Q4_K:
+    return dq_q4_k;
+  case WH_TYPE_Q5_K:
+    return dq_q5_k;
+  case WH_TYPE_Q6_K:
+    return dq_q6_k;
+  case WH_TYPE_Q8_K:
+    return dq_q8_k;
+  case WH_TYPE_IQ2_XXS:
+    return dq_iq2_xxs;
+  case WH_TYPE_IQ2_XS:
+    return dq_iq2_xs;
+  case WH_TYPE_IQ3_XXS:
+    return dq_iq3_xxs;
+  case WH_TYPE_IQ1_S:
+    return dq_iq1_s;
+  case WH_TYPE_IQ4_NL:
+    return dq_iq4_nl;
+  case WH_TYPE_IQ3_S:
+    return dq_iq3_s;
+  case WH_TYPE_IQ2_S:
+    return dq_iq2_s;
+  case WH_TYPE_IQ4_XS:
+    return dq_iq4_xs;
+  case WH_TYPE_IQ1_M:
+    return dq_iq1_m;
+  case WH_TYPE_TQ1_0:
+    return dq_tq1_0;
+  case WH_TYPE_TQ2_0:
+    return dq_tq2_0;
+  case WH_TYPE_MXFP4:
+    return dq_mxfp4;
+  case WH_TYPE_NVFP4:
+    return dq_nvfp4;
+  case WH_TYPE_Q1_0:
+    return dq_q1_0;
+  case WH_TYPE_Q2_0:
+    return dq_q2_0;
+  default:
+    return NULL;
   }
 }
 
