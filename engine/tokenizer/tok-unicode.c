@@ -104,44 +104,16 @@ void
 wh_uc_decode(const char *s, gsize len, GArray *out)
 {
   const guint8 *b = (const guint8 *)s;
-  gsize i = 0;
+  gsize i = 0, base = out->len;
+  g_array_set_size(out, base + len); /* at most one code point per byte */
+  guint32 *dst = (guint32 *)out->data + base;
+  gsize n = 0;
   while (i < len) {
-    guint8 b0 = b[i];
-    gunichar c = 0;
-    guint n;
-    if (b0 < 0x80) {
-      g_array_append_val(out, (guint32){b0});
-      i++;
-      continue;
-    } else if (b0 < 0xC0) {
-      n = 0;
-    } else if (b0 < 0xE0) {
-      n = 2;
-      c = b0 & 0x1F;
-    } else if (b0 < 0xF0) {
-      n = 3;
-      c = b0 & 0x0F;
-    } else if (b0 < 0xF8) {
-      n = 4;
-      c = b0 & 0x07;
-    } else {
-      n = 0;
-    }
-    gboolean ok = n != 0 && i + n <= len;
-    for (guint k = 1; ok && k < n; k++) {
-      if ((b[i + k] & 0xC0) != 0x80)
-        ok = FALSE;
-      else
-        c = (c << 6) | (b[i + k] & 0x3F);
-    }
-    if (!ok) {
-      g_array_append_val(out, (guint32){0xFFFD});
-      i++;
-    } else {
-      g_array_append_val(out, c);
-      i += n;
-    }
+    gsize adv;
+    dst[n++] = wh_uc_decode_one(b + i, len - i, &adv);
+    i += adv;
   }
+  g_array_set_size(out, base + n);
 }
 
 void

@@ -43,6 +43,48 @@ wh_uc_lead_len(guint8 b)
   return lens[b >> 4];
 }
 
+/* Decodes one code point at @s (@len > 0 bytes available) per §5.1; *adv = bytes used
+ * (1 for an invalid byte, which gives U+FFFD). */
+static inline gunichar
+wh_uc_decode_one(const guint8 *s, gsize len, gsize *adv)
+{
+  guint8 b0 = s[0];
+  guint n;
+  gunichar c;
+  if (b0 < 0x80) {
+    *adv = 1;
+    return b0;
+  } else if (b0 < 0xC0) {
+    *adv = 1;
+    return 0xFFFD;
+  } else if (b0 < 0xE0) {
+    n = 2;
+    c = b0 & 0x1F;
+  } else if (b0 < 0xF0) {
+    n = 3;
+    c = b0 & 0x0F;
+  } else if (b0 < 0xF8) {
+    n = 4;
+    c = b0 & 0x07;
+  } else {
+    *adv = 1;
+    return 0xFFFD;
+  }
+  if (n > len) {
+    *adv = 1;
+    return 0xFFFD;
+  }
+  for (guint k = 1; k < n; k++) {
+    if ((s[k] & 0xC0) != 0x80) {
+      *adv = 1;
+      return 0xFFFD;
+    }
+    c = (c << 6) | (s[k] & 0x3F);
+  }
+  *adv = n;
+  return c;
+}
+
 /* Decodes @len bytes of @s into code points appended to @out (guint32 elements), with
  * U+FFFD for every byte that does not start a well-formed sequence (§5.1). */
 void wh_uc_decode(const char *s, gsize len, GArray *out);

@@ -38,6 +38,13 @@ typedef struct {
   guint32 off, llen, rlen;
 } merge_rule;
 
+/* A hash table slot: the full 32-bit hash (checked before touching the texts, so a probe
+ * costs one cache line) and the id / rule index, -1 when empty. */
+typedef struct {
+  guint32 hash;
+  gint32 id;
+} slot;
+
 typedef struct {
   guint32 first_child, next_sibling; /* 0 = none (the root is never a child) */
   gint32 special_index;              /* index into tok->special, or -1 */
@@ -59,13 +66,13 @@ struct wh_tokenizer {
   char *piece_arena;
   guint32 *piece_off, *piece_len;
 
-  gint32 *htab; /* text -> id */
+  slot *htab; /* text -> id */
   guint32 hmask;
 
   char *merge_arena;
   merge_rule *merges;
   guint n_merges;
-  gint32 *mtab; /* merge pair -> rule index (= rank) */
+  slot *mtab; /* merge pair -> rule index (= rank) */
   guint32 mmask;
 
   gint32 *special; /* the special set, longest text first, then ascending id */
@@ -80,6 +87,10 @@ struct wh_tokenizer {
   gint32 ids[N_IDS];
   gboolean add_bos, add_eos, add_sep, add_space_prefix, clean_spaces;
   gboolean escape_ws, byte_encode, ignore_merges, gemma4;
+  /* SPM: ASCII bytes no token of two or more bytes contains. Such a character can never
+   * merge, so the text on either side of it is merged independently (same result, much
+   * smaller heaps on long texts). */
+  gboolean spm_barrier[128];
 };
 
 /* --- hashing ----------------------------------------------------------------------------- */
@@ -97,10 +108,16 @@ fnv(guint64 h, const char *s, gsize n)
   return h;
 }
 
+/* Final avalanche (MurmurHash3 fmix64): FNV alone leaves clusters under linear probing. */
 static inline guint32
 mix(guint64 h)
 {
-  return (guint32)(h ^ (h >> 29) ^ (h >> 47));
+  h ^= h >> 33;
+  h *= G_GUINT64_CONSTANT(0xff51afd7ed558ccd);
+  h ^= h >> 33;
+  h *= G_GUINT64_CONSTANT(0xc4ceb9fe1a85ec53);
+  h ^= h >> 33;
+  return (guint32)h;
 }
 
 static guint32
@@ -115,14 +132,14 @@ table_mask_for(gsize n)
 gint32
 wh_tokenizer_find(const wh_tokenizer *tok, const char *text, gsize len)
 {
-  guint32 h = mix(fnv(FNV_INIT, text, len)) & tok->hmask;
-  for (;;) {
-    gint32 id = tok->htab[h];
+  guint32 hv = mix(fnv(FNV_INIT, text, len));
+  for (guint32 h = hv & tok->hmask;; h = (h + 1) & tok->hmask) {
+    gint32 id = tok->htab[h].id;
     if (id < 0)
       return WH_TOKEN_NONE;
-    if (tok->text_len[id] == len && memcmp(tok->arena + tok->text_off[id], text, len) == 0)
+    if (tok->htab[h].hash == hv && tok->text_len[id] == len &&
+        memcmp(tok->arena + tok->text_off[id], text, len) == 0)
       return id;
-    h = (h + 1) & tok->hmask;
   }
 }
 
@@ -141,17 +158,18 @@ merge_rank(const wh_tokenizer *tok, const char *l, gsize ll, const char *r, gsiz
   guint64 hv = fnv(FNV_INIT, l, ll);
   hv = fnv(hv, " ", 1);
   hv = fnv(hv, r, rl);
-  guint32 h = mix(hv) & tok->mmask;
-  for (;;) {
-    gint32 k = tok->mtab[h];
+  guint32 full = mix(hv);
+  for (guint32 h = full & tok->mmask;; h = (h + 1) & tok->mmask) {
+    gint32 k = tok->mtab[h].id;
     if (k < 0)
       return -1;
+    if (tok->mtab[h].hash != full)
+      continue;
     const merge_rule *m = &tok->merges[k];
     const char *s = tok->merge_arena + m->off;
     if (m->llen == ll && m->rlen == rl && memcmp(s, l, ll) == 0 &&
         memcmp(s + ll + 1, r, rl) == 0)
       return k;
-    h = (h + 1) & tok->mmask;
   }
 }
 
@@ -244,8 +262,9 @@ load_tokens(wh_tokenizer *tok, const wh_tokenizer_vocab *v, GError **error)
   tok->attrs = g_new(guint32, n);
   tok->tflags = g_new0(guint8, n);
   tok->hmask = table_mask_for(n);
-  tok->htab = g_new(gint32, (gsize)tok->hmask + 1);
-  memset(tok->htab, 0xff, ((gsize)tok->hmask + 1) * sizeof(gint32));
+  tok->htab = g_new(slot, (gsize)tok->hmask + 1);
+  memset(tok->htab, 0xff, ((gsize)tok->hmask + 1) * sizeof(slot));
+  g_autofree guint32 *hashes = g_new(guint32, n ? n : 1);
 
   gsize off = 0;
   for (guint i = 0; i < n; i++) {
@@ -269,10 +288,19 @@ load_tokens(wh_tokenizer *tok, const wh_tokenizer_vocab *v, GError **error)
     tok->types[i] = v->token_types ? v->token_types[i] : WH_TOKEN_TYPE_NORMAL;
     tok->attrs[i] = attr_of_type(tok->types[i]);
 
-    guint32 h = mix(fnv(FNV_INIT, dst, len)) & tok->hmask;
-    while (tok->htab[h] >= 0) {
-      gint32 o = tok->htab[h];
-      if (tok->text_len[o] == len && memcmp(tok->arena + tok->text_off[o], dst, len) == 0) {
+    hashes[i] = mix(fnv(FNV_INIT, dst, len));
+  }
+  /* Shape: n random inserts into a table far larger than the cache: prefetch ahead. */
+  for (guint i = 0; i < n; i++) {
+    if (i + 16 < n)
+      __builtin_prefetch(&tok->htab[hashes[i + 16] & tok->hmask], 1);
+    const char *dst = tok->arena + tok->text_off[i];
+    guint32 len = tok->text_len[i];
+    guint32 h = hashes[i] & tok->hmask;
+    while (tok->htab[h].id >= 0) {
+      gint32 o = tok->htab[h].id;
+      if (tok->htab[h].hash == hashes[i] && tok->text_len[o] == len &&
+          memcmp(tok->arena + tok->text_off[o], dst, len) == 0) {
         g_autofree char *shown = g_strescape(dst, NULL);
         g_set_error(error, WH_TOKENIZER_ERROR, WH_TOKENIZER_ERROR_INVALID,
                     "tokenizer.ggml.tokens: tokens %d and %u have the same text \"%s\"; the "
@@ -281,7 +309,8 @@ load_tokens(wh_tokenizer *tok, const wh_tokenizer_vocab *v, GError **error)
       }
       h = (h + 1) & tok->hmask;
     }
-    tok->htab[h] = (gint32)i;
+    tok->htab[h].hash = hashes[i];
+    tok->htab[h].id = (gint32)i;
   }
   return TRUE;
 }
@@ -296,8 +325,9 @@ load_merges(wh_tokenizer *tok, const wh_tokenizer_vocab *v)
   tok->merge_arena = g_malloc(total ? total : 1);
   tok->merges = g_new(merge_rule, n ? n : 1);
   tok->mmask = table_mask_for(n);
-  tok->mtab = g_new(gint32, (gsize)tok->mmask + 1);
-  memset(tok->mtab, 0xff, ((gsize)tok->mmask + 1) * sizeof(gint32));
+  tok->mtab = g_new(slot, (gsize)tok->mmask + 1);
+  memset(tok->mtab, 0xff, ((gsize)tok->mmask + 1) * sizeof(slot));
+  g_autofree guint32 *hashes = g_new0(guint32, n ? n : 1);
   gsize off = 0;
   for (guint i = 0; i < n; i++) {
     const char *s = v->merges[i];
@@ -310,26 +340,36 @@ load_merges(wh_tokenizer *tok, const wh_tokenizer_vocab *v)
     m->off = (guint32)off;
     off += len + 1;
     if (sp == NULL) { /* recorded as ("", "") — never matches a real pair */
-      m->llen = m->rlen = 0;
+      m->llen = m->rlen = G_MAXUINT32;
       continue;
     }
     m->llen = (guint32)(sp - s);
     m->rlen = (guint32)(len - m->llen - 1);
+    /* "left right" is hashed exactly as merge_rank() hashes (left, " ", right). */
+    hashes[i] = mix(fnv(FNV_INIT, s, len));
+  }
+  for (guint i = 0; i < n; i++) {
+    if (i + 16 < n)
+      __builtin_prefetch(&tok->mtab[hashes[i + 16] & tok->mmask], 1);
+    const merge_rule *m = &tok->merges[i];
+    if (m->llen == G_MAXUINT32)
+      continue;
     const char *l = tok->merge_arena + m->off;
-    guint32 h = mix(fnv(fnv(fnv(FNV_INIT, l, m->llen), " ", 1), l + m->llen + 1, m->rlen)) &
-                tok->mmask;
+    guint32 h = hashes[i] & tok->mmask;
     gboolean dup = FALSE;
-    while (tok->mtab[h] >= 0) {
-      const merge_rule *o = &tok->merges[tok->mtab[h]];
-      if (o->llen == m->llen && o->rlen == m->rlen &&
+    while (tok->mtab[h].id >= 0) {
+      const merge_rule *o = &tok->merges[tok->mtab[h].id];
+      if (tok->mtab[h].hash == hashes[i] && o->llen == m->llen && o->rlen == m->rlen &&
           memcmp(tok->merge_arena + o->off, l, m->llen + 1 + m->rlen) == 0) {
         dup = TRUE; /* the first (lower) rank counts */
         break;
       }
       h = (h + 1) & tok->mmask;
     }
-    if (!dup)
-      tok->mtab[h] = (gint32)i;
+    if (!dup) {
+      tok->mtab[h].hash = hashes[i];
+      tok->mtab[h].id = (gint32)i;
+    }
   }
   tok->n_merges = n;
 }
@@ -543,7 +583,6 @@ build_pieces(wh_tokenizer *tok)
   GString *all = g_string_sized_new(tok->n * 4);
   tok->piece_off = g_new(guint32, tok->n);
   tok->piece_len = g_new(guint32, tok->n);
-  GArray *cps = g_array_new(FALSE, FALSE, sizeof(guint32));
   for (guint i = 0; i < tok->n; i++) {
     const char *t = tok->arena + tok->text_off[i];
     gsize len = tok->text_len[i];
@@ -562,10 +601,10 @@ build_pieces(wh_tokenizer *tok)
           }
         }
       } else {
-        g_array_set_size(cps, 0);
-        wh_uc_decode(t, len, cps);
-        for (guint k = 0; k < cps->len; k++) {
-          guint32 c = g_array_index(cps, guint32, k);
+        for (gsize j = 0; j < len;) {
+          gsize adv;
+          gunichar c = wh_uc_decode_one((const guint8 *)t + j, len - j, &adv);
+          j += adv;
           int b = wh_uc_cp_to_byte(c);
           if (b >= 0) {
             g_string_append_c(all, (char)b);
@@ -591,7 +630,6 @@ build_pieces(wh_tokenizer *tok)
     tok->piece_off[i] = (guint32)start;
     tok->piece_len[i] = (guint32)(all->len - start);
   }
-  g_array_free(cps, TRUE);
   tok->piece_arena = g_string_free(all, FALSE);
 }
 
@@ -733,6 +771,17 @@ wh_tokenizer_new_from_vocab(const wh_tokenizer_vocab *v, GError **error)
   if (tok->gemma4)
     tok->add_bos = TRUE;
 
+  if (tok->family == WH_TOKENIZER_SPM) {
+    for (guint b = 0; b < 128; b++)
+      tok->spm_barrier[b] = TRUE;
+    for (guint i = 0; i < tok->n; i++)
+      if (tok->text_len[i] >= 2)
+        for (guint32 j = 0; j < tok->text_len[i]; j++) {
+          guint8 b = (guint8)tok->arena[tok->text_off[i] + j];
+          if (b < 128)
+            tok->spm_barrier[b] = FALSE;
+        }
+  }
   fixup_attributes(tok, v);
   build_special(tok);
   build_pieces(tok);
@@ -944,15 +993,26 @@ typedef struct {
 } symbol;
 
 typedef struct {
-  double prio;  /* lower first: BPE rank, SPM -score */
-  guint32 left; /* symbol index = position order: ties go to the leftmost */
-  guint32 len;  /* byte length of the pair when it was queued */
+  guint64 key; /* priority << 32 | left symbol index: lower first, ties to the leftmost */
+  guint32 len; /* byte length of the pair when it was queued */
 } candidate;
 
 static inline gboolean
 cand_before(const candidate *a, const candidate *b)
 {
-  return a->prio < b->prio || (a->prio == b->prio && a->left < b->left);
+  return a->key < b->key;
+}
+
+/* A 32-bit key that sorts higher scores first (float order; -0 counts as +0). */
+static inline guint32
+score_key(float score)
+{
+  union {
+    float f;
+    guint32 u;
+  } v = {score == 0.0f ? 0.0f : score};
+  guint32 asc = (v.u & 0x80000000u) ? ~v.u : (v.u | 0x80000000u);
+  return ~asc;
 }
 
 static void
@@ -1068,18 +1128,20 @@ try_pair(const wh_tokenizer *tok, merge_mode mode, const char *text, GArray *sym
     return;
   const symbol *l = &g_array_index(syms, symbol, left);
   const symbol *r = &g_array_index(syms, symbol, right);
-  candidate c = {0, (guint32)left, l->len + r->len};
+  candidate c = {0, l->len + r->len};
+  guint32 prio;
   if (mode == MERGE_SPM) {
     gint32 id = wh_tokenizer_find(tok, text + l->start, c.len);
     if (id < 0)
       return;
-    c.prio = -(double)tok->scores[id];
+    prio = score_key(tok->scores[id]);
   } else {
     gint32 rank = merge_rank(tok, text + l->start, l->len, text + r->start, r->len);
     if (rank < 0)
       return;
-    c.prio = rank;
+    prio = (guint32)rank;
   }
+  c.key = ((guint64)prio << 32) | (guint32)left;
   heap_push(heap, c);
 }
 
@@ -1094,8 +1156,9 @@ merge_loop(const wh_tokenizer *tok, merge_mode mode, const char *text, GArray *s
     try_pair(tok, mode, text, syms, heap, (gint32)i, (gint32)i + 1);
   while (heap->len) {
     candidate c = heap_pop(heap);
+    guint32 left = (guint32)c.key;
     symbol *sy = (symbol *)syms->data;
-    symbol *l = &sy[c.left];
+    symbol *l = &sy[left];
     if (l->len == 0 || l->next < 0 || l->len + sy[l->next].len != c.len)
       continue; /* stale */
     gint32 ri = l->next;
@@ -1104,9 +1167,9 @@ merge_loop(const wh_tokenizer *tok, merge_mode mode, const char *text, GArray *s
     r->len = 0;
     l->next = r->next;
     if (r->next >= 0)
-      sy[r->next].prev = (gint32)c.left;
-    try_pair(tok, mode, text, syms, heap, l->prev, (gint32)c.left);
-    try_pair(tok, mode, text, syms, heap, (gint32)c.left, sy[c.left].next);
+      sy[r->next].prev = (gint32)left;
+    try_pair(tok, mode, text, syms, heap, l->prev, (gint32)left);
+    try_pair(tok, mode, text, syms, heap, (gint32)left, sy[left].next);
   }
 }
 
@@ -1115,6 +1178,9 @@ push_id(GArray *out, gint32 id)
 {
   g_array_append_val(out, id);
 }
+
+static gboolean spm_region(const wh_tokenizer *tok, session *s, const char *text, gsize len,
+                           GArray *out, GError **error);
 
 /* §7.1 on one text fragment, with the space prefix when @prefix. */
 static gboolean
@@ -1131,17 +1197,37 @@ spm_fragment(const wh_tokenizer *tok, session *s, const char *text, gsize len,
     else
       g_string_append_c(buf, text[i]);
   }
-  make_symbols(s->syms, buf->str, buf->len);
-  merge_loop(tok, MERGE_SPM, buf->str, s->syms, s->heap);
+  gsize start = 0;
+  for (gsize p = 0; p <= buf->len; p++) {
+    guint8 b = p < buf->len ? (guint8)buf->str[p] : 0;
+    if (p < buf->len && !(b < 128 && tok->spm_barrier[b]))
+      continue;
+    /* [start, p) merges on its own; the barrier character at p stays alone. */
+    if (p > start && !spm_region(tok, s, buf->str + start, p - start, out, error))
+      return FALSE;
+    if (p < buf->len && !spm_region(tok, s, buf->str + p, 1, out, error))
+      return FALSE;
+    start = p + 1;
+  }
+  return TRUE;
+}
+
+/* §7.1 steps 2-4 on @len bytes of already escaped text. */
+static gboolean
+spm_region(const wh_tokenizer *tok, session *s, const char *text, gsize len, GArray *out,
+           GError **error)
+{
+  make_symbols(s->syms, text, len);
+  merge_loop(tok, MERGE_SPM, text, s->syms, s->heap);
   const symbol *sy = (const symbol *)s->syms->data;
   for (gint32 i = s->syms->len ? 0 : -1; i >= 0; i = sy[i].next) {
-    gint32 id = wh_tokenizer_find(tok, buf->str + sy[i].start, sy[i].len);
+    gint32 id = wh_tokenizer_find(tok, text + sy[i].start, sy[i].len);
     if (id >= 0) {
       push_id(out, id);
       continue;
     }
     for (guint32 k = 0; k < sy[i].len; k++) {
-      guint8 b = (guint8)buf->str[sy[i].start + k];
+      guint8 b = (guint8)text[sy[i].start + k];
       id = tok->hex_tok[b] >= 0 ? tok->hex_tok[b] : tok->raw_tok[b];
       if (id < 0) {
         g_set_error(error, WH_TOKENIZER_ERROR, WH_TOKENIZER_ERROR_TOKENIZE,
