@@ -262,6 +262,42 @@ open_and_close(GActionGroup *group, const char *action, GType type, const char *
   g_assert_true(wait_until(toplevel_gone, &find, 5));
 }
 
+typedef gboolean (*WidgetMatch)(GtkWidget *widget, gconstpointer data);
+
+/* Depth-first search of @root's descendants for the first match. */
+static GtkWidget *
+find_widget(GtkWidget *root, WidgetMatch match, gconstpointer data)
+{
+  for (GtkWidget *c = gtk_widget_get_first_child(root); c; c = gtk_widget_get_next_sibling(c)) {
+    if (match(c, data))
+      return c;
+    GtkWidget *found = find_widget(c, match, data);
+    if (found)
+      return found;
+  }
+  return NULL;
+}
+
+static gboolean
+is_type(GtkWidget *widget, gconstpointer type)
+{
+  return G_TYPE_CHECK_INSTANCE_TYPE(widget, GPOINTER_TO_SIZE(type));
+}
+
+static gboolean
+is_row_titled(GtkWidget *widget, gconstpointer title)
+{
+  return ADW_IS_ACTION_ROW(widget) &&
+         g_strcmp0(adw_preferences_row_get_title(ADW_PREFERENCES_ROW(widget)), title) == 0;
+}
+
+static gboolean
+is_threads_spin(GtkWidget *widget, gconstpointer data)
+{
+  return GTK_IS_SPIN_BUTTON(widget) &&
+         gtk_adjustment_get_upper(gtk_spin_button_get_adjustment(GTK_SPIN_BUTTON(widget))) == 1024;
+}
+
 static void
 check_preferences(GtkWindow *w)
 {
@@ -269,14 +305,44 @@ check_preferences(GtkWindow *w)
   WhittlePreferencesWindow *prefs = WHITTLE_PREFERENCES_WINDOW(w);
   g_autofree char *folder = g_build_filename(g_get_tmp_dir(), "whittle-test-models", NULL);
 
+  /* Threads: the switch is "automatic" (0); turning it off stores the
+   * spin button's number, and changing the number stores it. */
+  GtkSwitch *automatic =
+      GTK_SWITCH(find_widget(GTK_WIDGET(w), is_type, GSIZE_TO_POINTER(GTK_TYPE_SWITCH)));
+  GtkSpinButton *threads = GTK_SPIN_BUTTON(find_widget(GTK_WIDGET(w), is_threads_spin, NULL));
+  g_assert_nonnull(automatic);
+  g_assert_nonnull(threads);
+  g_assert_cmpint(g_settings_get_int(settings, "threads"), ==, 0);
+  g_assert_true(gtk_switch_get_active(automatic));
+  gtk_switch_set_active(automatic, FALSE);
+  g_assert_cmpint(g_settings_get_int(settings, "threads"), ==,
+                  gtk_spin_button_get_value_as_int(threads));
+  gtk_spin_button_set_value(threads, 3);
+  g_assert_cmpint(g_settings_get_int(settings, "threads"), ==, 3);
+  g_settings_set_int(settings, "threads", 0); /* and back from the settings side */
+  g_assert_true(gtk_switch_get_active(automatic));
+  /* While automatic, the greyed-out number shows what automatic means. */
+  g_assert_cmpint(gtk_spin_button_get_value_as_int(threads), ==, (int)g_get_num_processors());
+  g_assert_false(gtk_widget_is_sensitive(GTK_WIDGET(threads)));
+
+  /* Library folders: added once, shown as a row, removed by its button. */
   g_settings_reset(settings, "library-folders");
+  g_assert_nonnull(find_widget(GTK_WIDGET(w), is_row_titled, "No extra folders"));
   whittle_preferences_window_add_folder(prefs, folder);
   whittle_preferences_window_add_folder(prefs, folder); /* no duplicates */
   g_auto(GStrv) folders = g_settings_get_strv(settings, "library-folders");
   g_assert_cmpuint(g_strv_length(folders), ==, 1);
   g_assert_cmpstr(folders[0], ==, folder);
   settle(0.1);
-  g_settings_reset(settings, "library-folders");
+  GtkWidget *row = find_widget(GTK_WIDGET(w), is_row_titled, "whittle-test-models");
+  g_assert_nonnull(row);
+  g_assert_null(find_widget(GTK_WIDGET(w), is_row_titled, "No extra folders"));
+  GtkWidget *remove = find_widget(row, is_type, GSIZE_TO_POINTER(GTK_TYPE_BUTTON));
+  g_assert_nonnull(remove);
+  g_signal_emit_by_name(remove, "clicked");
+  g_auto(GStrv) after = g_settings_get_strv(settings, "library-folders");
+  g_assert_cmpuint(g_strv_length(after), ==, 0);
+  g_assert_nonnull(find_widget(GTK_WIDGET(w), is_row_titled, "No extra folders"));
 }
 
 static void
@@ -555,6 +621,38 @@ test_accessibility(void)
                                       GTK_ACCESSIBLE_PROPERTY_LABEL, "Jobs");
 }
 
+/* --- Narrow window -------------------------------------------------------- */
+
+static gboolean
+switcher_bar_revealed(gpointer data)
+{
+  AdwViewSwitcherBar *bar = data;
+  return adw_view_switcher_bar_get_reveal(bar) ==
+         GPOINTER_TO_INT(g_object_get_data(G_OBJECT(bar), "expect"));
+}
+
+static void
+test_narrow(void)
+{
+  AdwViewSwitcherBar *bar = ADW_VIEW_SWITCHER_BAR(
+      find_widget(GTK_WIDGET(window), is_type, GSIZE_TO_POINTER(ADW_TYPE_VIEW_SWITCHER_BAR)));
+  g_assert_nonnull(bar);
+  g_assert_false(adw_view_switcher_bar_get_reveal(bar));
+
+  /* Phone-sized: the switcher moves from the header to the bottom bar. */
+  gtk_window_set_default_size(GTK_WINDOW(window), 400, 640);
+  g_object_set_data(G_OBJECT(bar), "expect", GINT_TO_POINTER(TRUE));
+  g_assert_true(wait_until(switcher_bar_revealed, bar, 5));
+  g_action_group_activate_action(G_ACTION_GROUP(window), "show-page", g_variant_new_string("chat"));
+  settle(0.5);
+  assert_not_blank(render_png(GTK_WIDGET(window), "narrow"));
+
+  gtk_window_set_default_size(GTK_WINDOW(window), 1100, 720);
+  g_object_set_data(G_OBJECT(bar), "expect", GINT_TO_POINTER(FALSE));
+  g_assert_true(wait_until(switcher_bar_revealed, bar, 5));
+  settle(0.3);
+}
+
 /* --- Window state --------------------------------------------------------- */
 
 static gboolean
@@ -645,6 +743,7 @@ main(int argc, char **argv)
   g_test_add_func("/app/dialogs", test_dialogs);
   g_test_add_func("/app/jobs", test_jobs);
   g_test_add_func("/app/accessibility", test_accessibility);
+  g_test_add_func("/app/narrow", test_narrow);
   g_test_add_func("/app/window-state", test_window_state);
   int status = g_test_run();
 
