@@ -779,3 +779,116 @@ wh_quant_dequantize_row(wh_type type, const void *src, float *dst, gint64 n)
   for (gint64 b = 0; b < n / qk; b++)
     f(x + b * bytes, dst + b * qk);
 }
+
+/* ---- Validation (5.11) ---------------------------------------------------------------------- */
+
+static inline gboolean
+fp16_bad(const guint8 *p)
+{
+  return (wh_quant_rd16(p) & 0x7c00) == 0x7c00; /* exponent all ones: Inf or NaN */
+}
+
+/* Offsets of the fp16 scale fields of one block of @type; returns how many (0-2). */
+static int
+fp16_scale_fields(wh_type type, int *off)
+{
+  switch (type) {
+  case WH_TYPE_Q4_0:
+  case WH_TYPE_Q5_0:
+  case WH_TYPE_Q8_0:
+  case WH_TYPE_Q8_1:
+  case WH_TYPE_IQ2_XXS:
+  case WH_TYPE_IQ2_XS:
+  case WH_TYPE_IQ2_S:
+  case WH_TYPE_IQ3_XXS:
+  case WH_TYPE_IQ3_S:
+  case WH_TYPE_IQ1_S:
+  case WH_TYPE_IQ4_NL:
+  case WH_TYPE_IQ4_XS:
+  case WH_TYPE_Q1_0:
+  case WH_TYPE_Q2_0:
+    off[0] = 0;
+    return 1;
+  case WH_TYPE_Q4_1:
+  case WH_TYPE_Q5_1:
+  case WH_TYPE_Q4_K:
+  case WH_TYPE_Q5_K:
+    off[0] = 0;
+    off[1] = 2;
+    return 2;
+  case WH_TYPE_Q2_K:
+    off[0] = 80;
+    off[1] = 82;
+    return 2;
+  case WH_TYPE_Q3_K:
+    off[0] = 108;
+    return 1;
+  case WH_TYPE_Q6_K:
+    off[0] = 208;
+    return 1;
+  case WH_TYPE_TQ1_0:
+    off[0] = 52;
+    return 1;
+  case WH_TYPE_TQ2_0:
+    off[0] = 64;
+    return 1;
+  default:
+    return 0;
+  }
+}
+
+static gboolean
+validate_block(wh_type type, const guint8 *x)
+{
+  int off[2];
+  int nf = fp16_scale_fields(type, off);
+  for (int i = 0; i < nf; i++)
+    if (fp16_bad(x + off[i]))
+      return FALSE;
+  switch (type) {
+  case WH_TYPE_F32:
+  case WH_TYPE_Q8_K:
+    return (wh_quant_rd32(x) & 0x7f800000u) != 0x7f800000u;
+  case WH_TYPE_F64: {
+    guint64 hi = wh_quant_rd32(x + 4);
+    return (hi & 0x7ff00000u) != 0x7ff00000u;
+  }
+  case WH_TYPE_F16:
+    return !fp16_bad(x);
+  case WH_TYPE_BF16:
+    return (wh_quant_rd16(x) & 0x7f80) != 0x7f80;
+  case WH_TYPE_IQ1_M: {
+    guint16 sc[4];
+    for (int i = 0; i < 4; i++)
+      sc[i] = wh_quant_rd16(x + 48 + 2 * i);
+    guint16 D = (guint16)((sc[0] >> 12) | ((sc[1] >> 8) & 0x00f0) | ((sc[2] >> 4) & 0x0f00) |
+                          (sc[3] & 0xf000));
+    return (D & 0x7c00) != 0x7c00;
+  }
+  case WH_TYPE_MXFP4:
+    return x[0] != 255;
+  default:
+    return TRUE;
+  }
+}
+
+gboolean
+wh_quant_validate_row(wh_type type, const void *src, gint64 n, gint64 *bad_element)
+{
+  guint32 qk = wh_quant_block_size(type);
+  if (qk == 0 || n < 0 || n % qk != 0) {
+    if (bad_element)
+      *bad_element = -1;
+    return FALSE;
+  }
+  guint32 bytes = wh_quant_block_bytes(type);
+  const guint8 *x = src;
+  for (gint64 b = 0; b < n / qk; b++) {
+    if (!validate_block(type, x + b * bytes)) {
+      if (bad_element)
+        *bad_element = b * qk;
+      return FALSE;
+    }
+  }
+  return TRUE;
+}

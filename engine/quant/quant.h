@@ -69,6 +69,15 @@ gboolean wh_quant_type_can_dequantize(wh_type type);
  * dequantized (see above) or a bad @n write nothing and log a critical. Thread-safe. */
 void wh_quant_dequantize_row(wh_type type, const void *src, float *dst, gint64 n);
 
+/* Checks @n elements of @type at @src the way the reference's optional data check does
+ * (block-formats.md 5.11): F32/F16/BF16 elements that are Inf or NaN; fp16 scale fields (d, and
+ * m/dmin where present; IQ1_M's reassembled super-scale) that are Inf or NaN; a Q8_K d that is
+ * not finite; an MXFP4 exponent byte of 255. Types without such fields (integers, F64 aside from
+ * Inf/NaN, which is checked) always pass. Returns TRUE when the row is clean; otherwise FALSE
+ * and, when @bad_element is not NULL, the index of the first element of the first bad block.
+ * @n must be a multiple of the block size (FALSE with *bad_element = -1 otherwise). Thread-safe. */
+gboolean wh_quant_validate_row(wh_type type, const void *src, gint64 n, gint64 *bad_element);
+
 /* ---- Quantization --------------------------------------------------------------------------- */
 
 /* TRUE when wh_quant_quantize_rows() can produce @type (given an imatrix where required). For

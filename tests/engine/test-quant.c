@@ -229,6 +229,103 @@ test_dequantize_reference(void)
   wh_gguf_close(g);
 }
 
+/* ---- Validation (5.11) and robustness on arbitrary bytes ---------------------------------- */
+
+static void
+test_validate(void)
+{
+  wh_gguf *g = open_shared(REF_FILE);
+  if (!g)
+    return;
+  /* Every reference tensor is clean. */
+  for (guint64 i = 0; i < wh_gguf_n_tensors(g); i++) {
+    const wh_gguf_tensor *t = wh_gguf_get_tensor(g, i);
+    gint64 bad = 7;
+    if (!wh_quant_validate_row(t->type, t->data, (gint64)t->n_elements, &bad))
+      g_error("%s: reported invalid at element %" G_GINT64_FORMAT, t->name, bad);
+  }
+  /* A poisoned scale field / element / exponent in the third block is found there. */
+  static const struct {
+    wh_type type;
+    int offset; /* byte offset within the block */
+    guint8 b0, b1;
+  } poison[] = {
+      {WH_TYPE_Q4_0, 0, 0x00, 0x7c},  {WH_TYPE_Q4_1, 2, 0x01, 0xfc}, {WH_TYPE_Q2_K, 82, 0, 0x7e},
+      {WH_TYPE_Q3_K, 108, 0, 0x7c},   {WH_TYPE_Q4_K, 2, 0, 0xfc},    {WH_TYPE_Q6_K, 208, 0, 0x7c},
+      {WH_TYPE_TQ1_0, 52, 0, 0x7c},   {WH_TYPE_TQ2_0, 64, 0, 0x7c},  {WH_TYPE_IQ4_XS, 0, 0, 0x7c},
+      {WH_TYPE_MXFP4, 0, 0xff, 0x00}, {WH_TYPE_IQ1_M, 0, 0, 0},      {WH_TYPE_F16, 0, 0, 0x7c},
+      {WH_TYPE_BF16, 0, 0x80, 0x7f},
+  };
+  for (guint i = 0; i < G_N_ELEMENTS(poison); i++) {
+    wh_type type = poison[i].type;
+    g_autofree char *name = g_strdup_printf("q.%s", wh_type_name(type));
+    const wh_gguf_tensor *t = wh_gguf_find_tensor(g, name);
+    g_assert_nonnull(t);
+    guint32 bb = wh_quant_block_bytes(type), qk = wh_quant_block_size(type);
+    guint8 *copy = g_memdup2(t->data, 4 * bb);
+    g_assert_true(wh_quant_validate_row(type, copy, 4 * qk, NULL));
+    if (type == WH_TYPE_IQ1_M) {
+      /* the fp16 bits' nibbles 2 and 3 are the top nibbles of sc[2] and sc[3]: exponent 31 */
+      copy[2 * bb + 53] |= 0xf0;
+      copy[2 * bb + 55] = (guint8)((copy[2 * bb + 55] & 0x0f) | 0x70);
+    } else {
+      copy[2 * bb + poison[i].offset] = poison[i].b0;
+      if (bb > 1 && type != WH_TYPE_MXFP4)
+        copy[2 * bb + poison[i].offset + 1] = poison[i].b1;
+    }
+    gint64 bad = -7;
+    if (wh_quant_validate_row(type, copy, 4 * qk, &bad))
+      g_error("%s: poisoned block not detected", wh_type_name(type));
+    g_assert_cmpint(bad, ==, 2 * qk);
+    g_free(copy);
+  }
+  float f[3] = {1.0f, INFINITY, 2.0f};
+  gint64 bad = -7;
+  g_assert_false(wh_quant_validate_row(WH_TYPE_F32, f, 3, &bad));
+  g_assert_cmpint(bad, ==, 1);
+  g_assert_false(wh_quant_validate_row(WH_TYPE_Q4_0, f, 3, &bad));
+  g_assert_cmpint(bad, ==, -1);
+  wh_gguf_close(g);
+}
+
+/* Arbitrary bytes (a hostile or corrupt file) dequantize and dot without reading out of
+ * bounds (ASan) or tripping UBSan, for every type. */
+static void
+test_random_bytes(void)
+{
+  enum { N = 512 };
+  guint8 *bytes = g_malloc(N * 8);
+  float *y = g_new(float, N);
+  float act_f[N];
+  GRand *rand = g_rand_new_with_seed(7);
+  for (guint32 id = 0; id < WH_TYPE_COUNT; id++) {
+    wh_type type = (wh_type)id;
+    if (!wh_quant_type_can_dequantize(type) || N % wh_quant_block_size(type) != 0)
+      continue;
+    for (int rep = 0; rep < 4; rep++) {
+      gsize nb = wh_quant_row_bytes(type, N);
+      /* exact-size allocation so ASan sees any overrun */
+      guint8 *row = g_malloc(nb);
+      for (gsize i = 0; i < nb; i++)
+        row[i] = (guint8)g_rand_int(rand);
+      wh_quant_dequantize_row(type, row, y, N);
+      wh_quant_validate_row(type, row, N, NULL);
+      wh_type at = wh_quant_vec_dot_type(type);
+      if (at != (wh_type)-1) {
+        for (int i = 0; i < N; i++)
+          act_f[i] = (float)g_rand_double_range(rand, -1, 1);
+        wh_quant_quantize_activations(at, act_f, bytes, N);
+        (void)wh_quant_vec_dot(type, row, at == WH_TYPE_F32 ? (void *)act_f : bytes, N);
+        (void)wh_quant_vec_dot_portable(type, row, at == WH_TYPE_F32 ? (void *)act_f : bytes, N);
+      }
+      g_free(row);
+    }
+  }
+  g_rand_free(rand);
+  g_free(bytes);
+  g_free(y);
+}
+
 /* ---- Quantization against the reference ---------------------------------------------------- */
 
 /* Types whose quantizer the spec states byte-exact (block-formats.md appendix B). */
@@ -640,6 +737,8 @@ main(int argc, char **argv)
   g_test_add_func("/quant/fp16", test_fp16);
   g_test_add_func("/quant/bf16", test_bf16);
   g_test_add_func("/quant/dequantize/reference", test_dequantize_reference);
+  g_test_add_func("/quant/dequantize/validate", test_validate);
+  g_test_add_func("/quant/dequantize/random-bytes", test_random_bytes);
   g_test_add_func("/quant/quantize/reference", test_quantize_reference);
   g_test_add_func("/quant/quantize/grid-iquants", test_quantize_grid_iquants);
   g_test_add_func("/quant/quantize/errors", test_quantize_errors);
