@@ -19,6 +19,13 @@
 
 #include "quant/quant-private.h"
 
+#if defined(__SSE2__) && !defined(WH_QUANT_NO_SIMD)
+#define WH_QUANT_SSE2 1
+#include <emmintrin.h>
+#else
+#define WH_QUANT_SSE2 0
+#endif
+
 /* ---- Shared helpers (5.1) ------------------------------------------------------------------ */
 
 static inline int
@@ -169,6 +176,75 @@ affine_quant(int n, int nmax, const float *x, const float *w, float rmin, float 
     float err = use_mad ? fabsf(diff) : diff * diff;
     best += w[i] * err;
   }
+#if WH_QUANT_SSE2
+  /* Candidates four at a time, one per SSE lane: each lane performs exactly the scalar
+   * operations of its candidate (per-lane IEEE binary32, sums in index order), so the choice is
+   * identical. Candidates depend on each other only through the running min: when a candidate
+   * is accepted with a different min, the later lanes are discarded and recomputed. */
+  float lv[4 * 32]; /* n <= 32: the codes of each lane, as floats */
+  const __m128 magic = _mm_set1_ps(12582912.0f), vzero = _mm_setzero_ps();
+  const __m128 vnmax = _mm_set1_ps((float)nmax);
+  const __m128 absmask = _mm_castsi128_ps(_mm_set1_epi32(0x7fffffff));
+  g_assert(n <= 32);
+  for (int is = 0; is <= nstep;) {
+    int nl = MIN(4, nstep + 1 - is);
+    float isc[4], sl[4], sl2[4], sxl[4], D[4], sc[4], mnv[4], err[4];
+    for (int k = 0; k < 4; k++)
+      isc[k] = ((rmin + rdelta * (float)(is + MIN(k, nl - 1))) + (float)nmax) / (max - min);
+    __m128 vis = _mm_loadu_ps(isc);
+    __m128 s_l = vzero, s_l2 = vzero, s_xl = vzero;
+    for (int i = 0; i < n; i++) {
+      /* l = clamp(rint(iscale * (x - min)), 0, nmax); rint by the 1.5*2^23 trick in float */
+      __m128 t = _mm_mul_ps(vis, _mm_set1_ps(x[i] - min));
+      __m128 l = _mm_sub_ps(_mm_add_ps(t, magic), magic);
+      l = _mm_min_ps(_mm_max_ps(l, vzero), vnmax);
+      _mm_storeu_ps(lv + 4 * i, l);
+      __m128 wl = _mm_mul_ps(_mm_set1_ps(w[i]), l);
+      s_l = _mm_add_ps(s_l, wl);
+      s_l2 = _mm_add_ps(s_l2, _mm_mul_ps(wl, l));
+      s_xl = _mm_add_ps(s_xl, _mm_mul_ps(wl, _mm_set1_ps(x[i])));
+    }
+    _mm_storeu_ps(sl, s_l);
+    _mm_storeu_ps(sl2, s_l2);
+    _mm_storeu_ps(sxl, s_xl);
+    for (int k = 0; k < 4; k++) {
+      D[k] = sum_w * sl2[k] - sl[k] * sl[k];
+      sc[k] = mnv[k] = 0.0f;
+      if (D[k] > 0.0f) {
+        sc[k] = (sum_w * sxl[k] - sum_x * sl[k]) / D[k];
+        mnv[k] = (sl2[k] * sum_x - sl[k] * sxl[k]) / D[k];
+        if (mnv[k] > 0.0f) {
+          mnv[k] = 0.0f;
+          sc[k] = sxl[k] / sl2[k];
+        }
+      }
+    }
+    __m128 vsc = _mm_loadu_ps(sc), vmn = _mm_loadu_ps(mnv), verr = vzero;
+    for (int i = 0; i < n; i++) {
+      __m128 diff =
+          _mm_sub_ps(_mm_add_ps(_mm_mul_ps(vsc, _mm_loadu_ps(lv + 4 * i)), vmn), _mm_set1_ps(x[i]));
+      __m128 e = use_mad ? _mm_and_ps(diff, absmask) : _mm_mul_ps(diff, diff);
+      verr = _mm_add_ps(verr, _mm_mul_ps(_mm_set1_ps(w[i]), e));
+    }
+    _mm_storeu_ps(err, verr);
+    int next = is + nl;
+    for (int k = 0; k < nl; k++) {
+      if (D[k] > 0.0f && err[k] < best) {
+        for (int i = 0; i < n; i++)
+          L[i] = (guint8)lv[4 * i + k];
+        best = err[k];
+        scale = sc[k];
+        gboolean min_changed = memcmp(&min, &mnv[k], sizeof min) != 0;
+        min = mnv[k];
+        if (min_changed) {
+          next = is + k + 1;
+          break;
+        }
+      }
+    }
+    is = next;
+  }
+#else
   for (int is = 0; is <= nstep; is++) {
     iscale = ((rmin + rdelta * (float)is) + (float)nmax) / (max - min);
     float sum_l = 0.0f, sum_l2 = 0.0f, sum_xl = 0.0f;
@@ -201,6 +277,7 @@ affine_quant(int n, int nmax, const float *x, const float *w, float rmin, float 
       }
     }
   }
+#endif
   *mn = -min;
   return scale;
 }
