@@ -4,7 +4,9 @@
 #
 #   tests/app/screenshot.sh [BUILD_DIR]     (default: _build)
 #
-# Needs xvfb-run (packages xvfb, xauth) and fonts-cantarell for GNOME's font.
+# Use a build configured without -Ddevelopment=true, or the header bar shows
+# the striped development style. Needs xvfb-run (packages xvfb, xauth) and
+# fonts-cantarell for GNOME's font.
 set -eu
 src=$(cd "$(dirname "$0")/../.." && pwd)
 build=${1:-"$src/_build"}
