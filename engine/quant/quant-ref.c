@@ -71,6 +71,40 @@ sym_quant(int n, int nmax, const float *x, const float *w, guint8 *L)
   }
   float scale = suml2 != 0.0f ? sumlx / suml2 : 0.0f;
   float best = scale * sumlx;
+#if WH_QUANT_SSE2
+  /* The 18 candidates are independent (only the acceptance test depends on the previous ones):
+   * their sums are computed four lanes at a time, each lane with exactly the scalar arithmetic,
+   * then accepted in order as below. */
+  static const int cand[20] = {-9, -8, -7, -6, -5, -4, -3, -2, -1, 1, 2, 3, 4, 5, 6, 7, 8, 9, 9, 9};
+  const __m128 magic = _mm_set1_ps(12582912.0f);
+  const __m128 vlo = _mm_set1_ps((float)-nmax), vhi = _mm_set1_ps((float)(nmax - 1));
+  for (int c = 0; c < 18; c += 4) {
+    float isc[4], slx[4], sl2[4];
+    for (int k = 0; k < 4; k++)
+      isc[k] = -((float)nmax + 0.1f * (float)cand[c + k]) / max;
+    __m128 vis = _mm_loadu_ps(isc), vslx = _mm_setzero_ps(), vsl2 = _mm_setzero_ps();
+    for (int i = 0; i < n; i++) {
+      __m128 t = _mm_mul_ps(vis, _mm_set1_ps(x[i]));
+      __m128 l = _mm_sub_ps(_mm_add_ps(t, magic), magic); /* rint, |t| < 2^22 */
+      l = _mm_min_ps(_mm_max_ps(l, vlo), vhi);
+      float wi = w ? w[i] : x[i] * x[i];
+      vslx = _mm_add_ps(vslx, _mm_mul_ps(_mm_set1_ps(wi * x[i]), l));
+      vsl2 = _mm_add_ps(vsl2, _mm_mul_ps(_mm_mul_ps(_mm_set1_ps(wi), l), l));
+    }
+    _mm_storeu_ps(slx, vslx);
+    _mm_storeu_ps(sl2, vsl2);
+    for (int k = 0; k < 4 && c + k < 18; k++) {
+      if (sl2[k] > 0.0f && slx[k] * slx[k] > best * sl2[k]) {
+        for (int i = 0; i < n; i++) {
+          int l = clampi(wh_quant_nearest_int(isc[k] * x[i]), -nmax, nmax - 1);
+          L[i] = (guint8)(l + nmax);
+        }
+        scale = slx[k] / sl2[k];
+        best = scale * slx[k];
+      }
+    }
+  }
+#else
   for (int is = -9; is <= 9; is++) {
     if (is == 0)
       continue;
@@ -91,6 +125,7 @@ sym_quant(int n, int nmax, const float *x, const float *w, guint8 *L)
       best = scale * sumlx;
     }
   }
+#endif
   return scale;
 }
 
