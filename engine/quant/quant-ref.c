@@ -879,6 +879,48 @@ iq4_subblock_scale(const float *v, const float *x, const float *w)
   float max = first_largest(x, 32, &amax);
   if (amax < 1e-15f)
     return 0.0f;
+#if WH_QUANT_SSE2
+  /* 16 candidate scales (the initial one, then t = -7..7), four lanes at a time, each lane with
+   * the scalar arithmetic; accepted in order afterwards. nearest() per lane without a gather:
+   * lower = largest v[i] (i <= 14) <= a, else v[0]; upper = smallest v[i] (i >= 1) > a, else
+   * v[15] -- the same v[k], v[k+1] as iq4_nearest() -- then the same tie-break. */
+  float ids[16], sqx[16], sq2[16];
+  ids[0] = 1.0f / (-max / v[0]);
+  for (int t = -7; t <= 7; t++)
+    ids[t + 8] = ((float)t + v[0]) / max;
+  for (int c = 0; c < 16; c += 4) {
+    __m128 vid = _mm_loadu_ps(ids + c), vqx = _mm_setzero_ps(), vq2 = _mm_setzero_ps();
+    for (int j = 0; j < 32; j++) {
+      __m128 a = _mm_mul_ps(vid, _mm_set1_ps(x[j]));
+      __m128 lower = _mm_set1_ps(v[0]), upper = _mm_set1_ps(v[15]);
+      for (int i = 1; i < 15; i++) {
+        __m128 vi = _mm_set1_ps(v[i]);
+        __m128 ge = _mm_cmpge_ps(a, vi);
+        lower = _mm_or_ps(_mm_and_ps(ge, vi), _mm_andnot_ps(ge, lower));
+      }
+      for (int i = 14; i >= 1; i--) {
+        __m128 vi = _mm_set1_ps(v[i]);
+        __m128 lt = _mm_cmplt_ps(a, vi);
+        upper = _mm_or_ps(_mm_and_ps(lt, vi), _mm_andnot_ps(lt, upper));
+      }
+      __m128 pick_lower = _mm_cmplt_ps(_mm_sub_ps(a, lower), _mm_sub_ps(upper, a));
+      __m128 q = _mm_or_ps(_mm_and_ps(pick_lower, lower), _mm_andnot_ps(pick_lower, upper));
+      __m128 wq = _mm_mul_ps(_mm_set1_ps(w[j]), q);
+      vqx = _mm_add_ps(vqx, _mm_mul_ps(wq, _mm_set1_ps(x[j])));
+      vq2 = _mm_add_ps(vq2, _mm_mul_ps(wq, q));
+    }
+    _mm_storeu_ps(sqx + c, vqx);
+    _mm_storeu_ps(sq2 + c, vq2);
+  }
+  float d = sq2[0] > 0.0f ? sqx[0] / sq2[0] : 0.0f;
+  float best = d * sqx[0];
+  for (int c = 1; c < 16; c++) {
+    if (sq2[c] > 0.0f && sqx[c] * sqx[c] > best * sq2[c]) {
+      d = sqx[c] / sq2[c];
+      best = d * sqx[c];
+    }
+  }
+#else
   float d = -max / v[0];
   float id = 1.0f / d;
   float sumqx = 0.0f, sumq2 = 0.0f;
@@ -902,6 +944,7 @@ iq4_subblock_scale(const float *v, const float *x, const float *w)
       best = d * sumqx;
     }
   }
+#endif
   return d;
 }
 
