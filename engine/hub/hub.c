@@ -339,9 +339,9 @@ wh_hub_set_status_error(wh_hub *hub, SoupMessage *msg, const char *what, GError 
   switch (st) {
   case 401:
     g_set_error(error, WH_HUB_ERROR, WH_HUB_ERROR_AUTH,
-                "%s needs you to sign in (HTTP 401): %s; create an access token on "
-                "huggingface.co (Settings → Access Tokens) and set it in Preferences or in "
-                "HF_TOKEN",
+                "%s needs you to sign in (HTTP 401; or it does not exist): %s; if the name "
+                "is right, create an access token on huggingface.co (Settings → Access "
+                "Tokens) and set it in Preferences or in HF_TOKEN",
                 what,
                 wh_hub_has_token(hub) ? "the token you gave was not accepted"
                                       : "no token is set");
