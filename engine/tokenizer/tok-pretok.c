@@ -9,37 +9,102 @@
 #include "config.h"
 
 #include "tok-pretok.h"
+#include "tok-regex.h"
 #include "tok-unicode.h"
 
 #include <string.h>
 
 enum {
   P_END = 0,
-  P_X01, /* LLAMA3 routine */
-  P_X03, /* [\r\n] */
-  P_X04, /* \s?[DL]+ (deepseek-llm letters) */
-  P_X05, /* \s?[!-/:-~...]+ (deepseek-llm punctuation) */
-  P_X06, /* \s+$ */
-  P_X07, /* [U+0800-U+9FA5 U+AC00-U+D7FF]+ */
-  P_X08, /* \p{N}+ */
-  P_X09, /* \p{N}{1,3} */
-  P_X10, /* [一-龥぀-ゟ゠-ヿ]+ */
-  P_X13, /* \p{N} */
-  P_X16, /* \s?\p{L}+ */
-  P_X17, /* \s?\p{P}+ */
-  P_X18, /* [\p{P}\$\+<=>\^~\|`]+ (falcon) */
-  P_X19, /* GPT2 routine */
-  P_X20, /* [0-9][0-9][0-9] */
-  P_X21, /* QWEN2 routine */
-  P_X22, /* QWEN35 routine */
-  P_X23, /*  ?[^(\s|.,!?…。，、।۔،)]+ */
-  P_X35, /* bailingmoe: QWEN2 routine spelled differently */
-  P_X36, /* seed-coder */
-  P_X37, /* ufakzeka */
-  P_X41, /* NEWLINE-RUNS routine */
-  P_X43, /* minicpm5 */
-  P_X45, /* [\p{P}\$\+<=>\^~\|]+ (default) */
+  /* hand-written scanners, numbered as the spec's patterns */
+  P_X01 = 1,  /* LLAMA3 routine */
+  P_X03 = 3,  /* [\r\n] */
+  P_X04 = 4,  /* \s?[DL]+ (deepseek-llm letters) */
+  P_X05 = 5,  /* \s?[!-/:-~...]+ (deepseek-llm punctuation) */
+  P_X06 = 6,  /* \s+$ */
+  P_X07 = 7,  /* [U+0800-U+9FA5 U+AC00-U+D7FF]+ */
+  P_X08 = 8,  /* \p{N}+ */
+  P_X09 = 9,  /* \p{N}{1,3} */
+  P_X10 = 10, /* [一-龥぀-ゟ゠-ヿ]+ */
+  P_X13 = 13, /* \p{N} */
+  P_X16 = 16, /* \s?\p{L}+ */
+  P_X17 = 17, /* \s?\p{P}+ */
+  P_X18 = 18, /* [\p{P}\$\+<=>\^~\|`]+ (falcon) */
+  P_X19 = 19, /* GPT2 routine */
+  P_X20 = 20, /* [0-9][0-9][0-9] */
+  P_X21 = 21, /* QWEN2 routine */
+  P_X22 = 22, /* QWEN35 routine */
+  P_X23 = 23, /*  ?[^(\s|.,!?…。，、।۔،)]+ */
+  P_X31 = 31, /* DIGITS-MOD3 routine (also X38) */
+  P_X35 = 35, /* bailingmoe: QWEN2 routine spelled differently */
+  P_X36 = 36, /* seed-coder */
+  P_X37 = 37, /* ufakzeka */
+  P_X41 = 41, /* NEWLINE-RUNS routine */
+  P_X43 = 43, /* minicpm5 */
+  P_X45 = 45, /* [\p{P}\$\+<=>\^~\|]+ (default) */
 };
+
+/* Patterns evaluated by the regex evaluator (tok-regex.c): 100 + the spec's number. */
+#define G(x) (100 + (x))
+#define IS_GENERIC(p) ((p) >= 100)
+
+/* Source text of the spec's patterns (§6.4.0, §6.4.1), byte for byte. */
+static const struct {
+  guint x;
+  const char *src;
+} sources[] = {
+  {1, "(?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+"},
+  {2, "(?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s{512}(?!\\S)|\\s{256}(?!\\S)|\\s{128}(?!\\S)|\\s{64}(?!\\S)|\\s{32}(?!\\S)|\\s{16}(?!\\S)|\\s{8}(?!\\S)|\\s{4}(?!\\S)|\\s{1,2}(?!\\S)|\\s{1}"},
+  {3, "[\\r\\n]"},
+  {5, "\\s?[!-/:-~\xef""\xbc""\x81""-\xef""\xbc""\x8f""\xef""\xbc""\x9a""-\xef""\xbd""\x9e""\xe2""\x80""\x98""-\xe2""\x80""\x9f""\xe3""\x80""\x80""-\xe3""\x80""\x82""]+"},
+  {6, "\\s+$"},
+  {7, "[\xe4""\xb8""\x80""-\xe9""\xbe""\xa5""\xe0""\xa0""\x80""-\xe4""\xb8""\x80""\xea""\xb0""\x80""-\xed""\x9f""\xbf""]+"},
+  {8, "\\p{N}+"},
+  {9, "\\p{N}{1,3}"},
+  {10, "[\xe4""\xb8""\x80""-\xe9""\xbe""\xa5""\xe3""\x81""\x80""-\xe3""\x82""\x9f""\xe3""\x82""\xa0""-\xe3""\x83""\xbf""]+"},
+  {11, "[!\"#$%&'()*+,\\-./:;<=>?@\\[\\\\\\]^_`{|}~][A-Za-z]+|[^\\r\\n\\p{L}\\p{P}\\p{S}]?[\\p{L}\\p{M}]+| ?[\\p{P}\\p{S}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+"},
+  {12, "[!\"#$%&'()*+,\\-./:;<=>?@\\[\\\\\\]^_`{|}~][A-Za-z]+|[^\\r\\n\\p{L}\\p{P}\\p{S}]?[\\p{L}\\p{M}]+| ?[\\p{P}\\p{S}]+|[\\r\\n]|\\s+(?!\\S)|\\s+"},
+  {13, "\\p{N}"},
+  {14, "[\xea""\xb0""\x80""-\xed""\x9e""\xa3""\xe3""\x84""\xb1""-\xe3""\x86""\x8e""]+|[\xef""\xbc""\x81""\xe2""\x80""\xa6""\xe2""\x80""\x9c""\xe2""\x80""\x9d""\xe2""\x80""\x98""\xe2""\x80""\x99""\xe2""\x80""\x94""\xef""\xbc""\x9a""\xef""\xbc""\x9b""\xef""\xbc""\x8c""\xe3""\x80""\x81""-\xe3""\x80""\xbf""\xef""\xb8""\xb0""-\xef""\xb9""\x8f""]+|[\xe3""\x84""\x85""-\xe3""\x84""\xaf""]+|[\xe4""\xb8""\x80""-\xe9""\xbe""\xa5""\xe3""\x81""\x80""-\xe3""\x82""\x9f""\xe3""\x82""\xa0""-\xe3""\x83""\xbf""]+"},
+  {15, "[^\\r\\n\\p{L}\\p{N}]?[\\p{Lu}\\p{Lt}\\p{Lm}\\p{Lo}\\p{M}]*[\\p{Ll}\\p{Lm}\\p{Lo}\\p{M}]+(?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])?|[^\\r\\n\\p{L}\\p{N}]?[\\p{Lu}\\p{Lt}\\p{Lm}\\p{Lo}\\p{M}]+[\\p{Ll}\\p{Lm}\\p{Lo}\\p{M}]*(?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])?|\\p{N}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n/]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+"},
+  {16, "\\s?\\p{L}+"},
+  {17, "\\s?\\p{P}+"},
+  {18, "[\\p{P}\\$\\+<=>\\^~|`]+"},
+  {19, "'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^\\s\\p{L}\\p{N}]+|\\s+(?!\\S)"},
+  {20, "[0-9][0-9][0-9]"},
+  {21, "(?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+"},
+  {22, "(?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])|[^\\r\\n\\p{L}\\p{N}]?[\\p{L}\\p{M}]+|\\p{N}| ?[^\\s\\p{L}\\p{M}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+"},
+  {23, " ?[^(\\s|.,!?\xe2""\x80""\xa6""\xe3""\x80""\x82""\xef""\xbc""\x8c""\xe3""\x80""\x81""\xe0""\xa5""\xa4""\xdb""\x94""\xd8""\x8c"")]+"},
+  {24, "[^\\r\\n\\p{L}\\p{N}]?((?=[\\p{L}])([^a-z]))*((?=[\\p{L}])([^A-Z]))+|[^\\r\\n\\p{L}\\p{N}]?((?=[\\p{L}])([^a-z]))+((?=[\\p{L}])([^A-Z]))*|\\p{N}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n/]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+"},
+  {25, "<sentinel:[0-9]+>"},
+  {26, "(IMGIMG)((A|B|C|D|E|F|G|H|I){1,4})Z"},
+  {27, "([\\t\\n]|    |  )"},
+  {28, "[\\p{P}!-/:-@\\[-`{-~]"},
+  {29, "[^\\r\\n\\p{L}\\p{N}]?((?=[\\p{L}])([^a-z]))*((?=[\\p{L}])([^A-Z]))+(?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])?|[^\\r\\n\\p{L}\\p{N}]?((?=[\\p{L}])([^a-z]))+((?=[\\p{L}])([^A-Z]))*(?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])?|\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n/]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+"},
+  {30, "[^\\r\\n\\p{L}\\p{N}]?((?=[\\p{L}\\p{M}])([^a-z]))*((?=[\\p{L}\\p{M}])([^A-Z]))+(?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])?|[^\\r\\n\\p{L}\\p{N}]?((?=[\\p{L}\\p{M}])([^a-z]))+((?=[\\p{L}\\p{M}])([^A-Z]))*(?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])?|\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n/]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+"},
+  {32, "[^\\r\\n\\p{L}\\p{N}]?[\\p{Lu}\\p{Lt}\\p{Lm}\\p{Lo}\\p{M}]*[\\p{Ll}\\p{Lm}\\p{Lo}\\p{M}]+(?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])?|[^\\r\\n\\p{L}\\p{N}]?[\\p{Lu}\\p{Lt}\\p{Lm}\\p{Lo}\\p{M}]+[\\p{Ll}\\p{Lm}\\p{Lo}\\p{M}]*(?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])?|\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n/]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+"},
+  {34, "(?=(\\d{3})+(?!\\d))"},
+  {35, "'(?:[sSdDmMtT]|[lL][lL]|[vV][eE]|[rR][eE])|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]|\\s+(?!\\S)|\\s+"},
+  {36, "(?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1}| ?[^\\s\\p{L}\\p{N}\\r\\n]+|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+"},
+  {37, "[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+"},
+  {39, "[\xe4""\xb8""\x80""-\xe9""\xbf""\xbf""\xe3""\x90""\x80""-\xe4""\xb6""\xbf""\xe8""\xb1""\x88""-\xef""\xab""\xbf""\xe3""\x81""\x80""-\xe3""\x82""\x9f""\xe3""\x82""\xa0""-\xe3""\x83""\xbf""\xef""\xbd""\xa5""-\xef""\xbe""\x9f""\xe2""\xbc""\x80""-\xe2""\xbf""\x9f""\xe0""\xb9""\x80""-\xe0""\xb9""\xbf""\xe0""\xba""\x80""-\xe0""\xbb""\xbf""\xe1""\x9e""\x80""-\xe1""\x9f""\xbf""\xe1""\x80""\x80""-\xe1""\x82""\x9f""\xea""\xa9""\xa0""-\xea""\xa9""\xbf""\xea""\xa7""\xa0""-\xea""\xa7""\xbf""\xea""\xb0""\x80""-\xed""\x9e""\xaf""\xe1""\x84""\x80""-\xe1""\x87""\xbf""]+"},
+  {40, "[!\"#$%&'()*+,\\-./:;<=>?@\\[\\\\\\]^_`{|}~][A-Za-z]+|[^\\r\\n\\p{L}\\p{P}\\p{S}]?[\\p{L}\\p{M}]+| ?[\\p{P}\\p{S}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+"},
+  {41, "[^\\n]+|[\\n]+"},
+  {42, "(?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])|[^\\r\\n\\p{L}\\p{N}]?(?:\\p{L}\\p{M}*(?: \\p{L}\\p{M}*)*)+|\\p{N}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n/]?|\\s*[\\r\\n]|\\s+(?!\\S)|\\s+"},
+  {43, "(?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}+| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+"},
+  {44, "\\S+"},
+  {45, "[\\p{P}\\$\\+<=>\\^~|]+"},
+};
+
+const char *
+wh_pretok_pattern_source(guint x)
+{
+  for (gsize i = 0; i < G_N_ELEMENTS(sources); i++)
+    if (sources[i].x == x)
+      return sources[i].src;
+  return NULL;
+}
+
 
 typedef struct {
   const guint32 *cp;
@@ -115,9 +180,13 @@ set_x05(guint32 c, guint8 fl)
          (c >= 0x3001 && c <= 0x3002);
 }
 
+/* X07: the whitespace inside U+0800-U+9FA5 (U+1680, U+2000-200A, U+2028, ... U+3000) is
+ * replaced before matching (§6.1), so it never matches. */
 static gboolean
 set_x07(guint32 c, guint8 fl)
 {
+  if (fl & WH_UC_WHITESPACE)
+    return FALSE;
   return (c >= 0x0800 && c <= 0x9FA5) || (c >= 0xAC00 && c <= 0xD7FF);
 }
 
@@ -249,6 +318,8 @@ static void
 split_trailing_ws(const text_ctx *t, gsize a, gsize b, GArray *ends)
 {
   gsize p = b;
+  if (a == b)
+    return;
   while (p > a && IS_WS(t, p - 1))
     p--;
   if (p > a && p < b)
@@ -406,6 +477,30 @@ split_llama3(const llama3_params *lp, const text_ctx *t, gsize a, gsize b, GArra
   }
 }
 
+/* X31/X38 DIGITS-MOD3: a NUMBER run of n is cut into n mod 3 digits (if non-zero), then
+ * threes; the stretch before a run is glued to the run's first piece; the stretch after the
+ * last run is one piece. */
+static void
+split_digits_mod3(const text_ctx *t, gsize a, gsize b, GArray *ends)
+{
+  gsize p = a, start = a;
+  while (p < b) {
+    if (!IS_N(t, p)) {
+      p++;
+      continue;
+    }
+    gsize q = p;
+    while (q < b && IS_N(t, q))
+      q++;
+    gsize first = (q - p) % 3 ? (q - p) % 3 : 3;
+    for (gsize x = p + first; x <= q; x += 3)
+      emit(ends, x);
+    start = p = q;
+  }
+  if (b > start)
+    emit(ends, b);
+}
+
 static const llama3_params l3_llama3 = {TRUE, 3, FALSE, TRUE};
 static const llama3_params l3_qwen2 = {TRUE, 1, FALSE, TRUE};
 static const llama3_params l3_qwen35 = {TRUE, 1, TRUE, TRUE};
@@ -428,10 +523,12 @@ static const run_pattern rp_x20 = {set_ascii_digit, LEAD_NONE, 3, 3};
 static const run_pattern rp_x23 = {set_x23, LEAD_SPACE, 1, 0};
 static const run_pattern rp_x45 = {set_x45, LEAD_NONE, 1, 0};
 
-static void
+/* Returns FALSE when @pattern has no scanner. */
+static gboolean
 split_segment(guint8 pattern, const text_ctx *t, gsize a, gsize b, GArray *ends)
 {
   switch (pattern) {
+  case P_X31: split_digits_mod3(t, a, b, ends); break;
   case P_X01: split_llama3(&l3_llama3, t, a, b, ends); break;
   case P_X21: case P_X35: split_llama3(&l3_qwen2, t, a, b, ends); break;
   case P_X22: split_llama3(&l3_qwen35, t, a, b, ends); break;
@@ -455,7 +552,43 @@ split_segment(guint8 pattern, const text_ctx *t, gsize a, gsize b, GArray *ends)
   case P_X20: split_isolate(&rp_x20, t, a, b, ends); break;
   case P_X23: split_isolate(&rp_x23, t, a, b, ends); break;
   case P_X45: split_isolate(&rp_x45, t, a, b, ends); break;
-  default: emit(ends, b); break;
+  default: return FALSE;
+  }
+  return TRUE;
+}
+
+gboolean
+wh_pretok_split_scanner(guint x, const guint32 *cp, const guint8 *fl, gsize a, gsize b,
+                        GArray *ends)
+{
+  text_ctx t = {cp, fl};
+  return x < 100 && split_segment((guint8)x, &t, a, b, ends);
+}
+
+gboolean
+wh_pretok_info_compile(wh_pretok_info *info, char **error_message)
+{
+  for (guint k = 0; k < WH_PRETOK_MAX_PATTERNS && info->patterns[k] != P_END; k++) {
+    if (!IS_GENERIC(info->patterns[k]))
+      continue;
+    const char *src = wh_pretok_pattern_source(info->patterns[k] - 100);
+    info->rx[k] = src ? wh_regex_compile(src, error_message) : NULL;
+    if (info->rx[k] == NULL) {
+      if (!src && error_message)
+        *error_message = g_strdup("unknown pattern");
+      wh_pretok_info_clear(info);
+      return FALSE;
+    }
+  }
+  return TRUE;
+}
+
+void
+wh_pretok_info_clear(wh_pretok_info *info)
+{
+  for (guint k = 0; k < WH_PRETOK_MAX_PATTERNS; k++) {
+    wh_regex_free(info->rx[k]);
+    info->rx[k] = NULL;
   }
 }
 
@@ -473,7 +606,10 @@ wh_pretok_split(const wh_pretok_info *info, const guint32 *cp, const guint8 *fl,
     gsize a = 0;
     for (guint i = 0; i < ends->len; i++) {
       gsize b = g_array_index(ends, gsize, i);
-      split_segment(info->patterns[k], &t, a, b, scratch);
+      if (IS_GENERIC(info->patterns[k]))
+        wh_regex_split(info->rx[k], cp, fl, a, b, scratch);
+      else
+        split_segment(info->patterns[k], &t, a, b, scratch);
       a = b;
     }
     /* swap contents: ends <- scratch */
@@ -519,17 +655,17 @@ static const pre_row pre_rows[] = {
   ROW("smaug-bpe", "SMAUG", PAT(P_X01), KEEP, KEEP, KEEP, 0),
   ROW("glm4", "CHATGLM4", PAT(P_X01), KEEP, KEEP, KEEP, F_BOS_NONE),
   ROW("chatglm-bpe", "CHATGLM4", PAT(P_X01), KEEP, KEEP, KEEP, F_BOS_NONE),
-  ROW("jais-2", NULL, PAT(0), KEEP, KEEP, KEEP, 0),
+  ROW("jais-2", "JAIS2", PAT(G(2)), KEEP, KEEP, KEEP, 0),
   ROW("deepseek-llm", "DEEPSEEK_LLM", PAT(P_X03, P_X04, P_X05, P_X06, P_X07, P_X08), KEEP, NOCS,
       KEEP, 0),
   ROW("deepseek-coder", "DEEPSEEK_CODER", PAT(P_X03, P_X16, P_X17, P_X07, P_X13), KEEP, NOCS,
       KEEP, 0),
-  ROW("deepseek-v3", NULL, PAT(0), KEEP, KEEP, KEEP, 0),
-  ROW("hunyuan-dense", NULL, PAT(0), KEEP, KEEP, KEEP, 0),
-  ROW("joyai-llm", NULL, PAT(0), KEEP, KEEP, KEEP, 0),
-  ROW("hy_v4", NULL, PAT(0), KEEP, KEEP, KEEP, 0),
-  ROW("spark2_5", NULL, PAT(0), KEEP, KEEP, KEEP, 0),
-  ROW("youtu", NULL, PAT(0), KEEP, KEEP, KEEP, 0),
+  ROW("deepseek-v3", "DEEPSEEK3_LLM", PAT(P_X09, P_X10, G(11)), KEEP, NOCS, KEEP, 0),
+  ROW("hunyuan-dense", "HUNYUAN_DENSE", PAT(P_X09, P_X10, G(11)), KEEP, NOCS, KEEP, 0),
+  ROW("joyai-llm", "JOYAI_LLM", PAT(P_X09, P_X10, G(11)), KEEP, NOCS, KEEP, 0),
+  ROW("hy_v4", "HY_V4", PAT(P_X09, P_X10, G(11)), KEEP, NOCS, KEEP, 0),
+  ROW("spark2_5", "SPARK2_5", PAT(P_X09, P_X10, G(12), P_X13), KEEP, NOCS, KEEP, 0),
+  ROW("youtu", "YOUTU", PAT(G(14), G(15)), KEEP, NOCS, KEEP, F_IGNORE_MERGES),
   ROW("falcon", "FALCON", PAT(P_X18, P_X19, P_X20), KEEP, KEEP, KEEP, 0),
   ROW("starcoder", "STARCODER", PAT(P_X13, P_X19), KEEP, KEEP, KEEP, 0),
   ROW("refact", "REFACT", PAT(P_X13, P_X19), KEEP, KEEP, KEEP, 0),
@@ -572,26 +708,28 @@ static const pre_row pre_rows[] = {
   ROW("bloom", "BLOOM", PAT(P_X23), KEEP, KEEP, KEEP, 0),
   ROW("gpt3-finnish", "GPT3_FINNISH", PAT(P_X23), KEEP, KEEP, KEEP, 0),
   ROW("viking", "VIKING", PAT(P_X23, P_X13), KEEP, NOCS, KEEP, 0),
-  ROW("tekken", NULL, PAT(0), KEEP, KEEP, KEEP, 0),
-  ROW("chameleon", NULL, PAT(0), KEEP, KEEP, KEEP, 0),
-  ROW("gpt-4o", NULL, PAT(0), KEEP, KEEP, KEEP, 0),
-  ROW("llama4", NULL, PAT(0), KEEP, KEEP, KEEP, 0),
-  ROW("kanana2", NULL, PAT(0), KEEP, KEEP, KEEP, 0),
-  ROW("talkie", NULL, PAT(0), KEEP, KEEP, KEEP, 0),
-  ROW("minimax-m2", NULL, PAT(0), KEEP, KEEP, KEEP, 0),
-  ROW("granite-embed-multi-97m", NULL, PAT(0), KEEP, KEEP, KEEP, 0),
-  ROW("tiny_aya", NULL, PAT(0), KEEP, KEEP, KEEP, 0),
-  ROW("cohere2moe", NULL, PAT(0), KEEP, KEEP, KEEP, 0),
+  ROW("tekken", "TEKKEN", PAT(G(24)), 1, NOCS, KEEP, F_IGNORE_MERGES),
+  ROW("chameleon", "CHAMELEON", PAT(G(25), G(26), G(27), P_X13, G(28), P_X19), 1, NOCS,
+      KEEP, 0),
+  ROW("gpt-4o", "GPT4O", PAT(G(29)), KEEP, NOCS, KEEP, 0),
+  ROW("llama4", "GPT4O", PAT(G(29)), KEEP, NOCS, KEEP, 0),
+  ROW("kanana2", "GPT4O", PAT(G(29)), KEEP, NOCS, KEEP, 0),
+  ROW("talkie", "GPT4O", PAT(G(29)), KEEP, NOCS, KEEP, 0),
+  ROW("minimax-m2", "MINIMAX_M2", PAT(G(29)), KEEP, NOCS, KEEP, 0),
+  ROW("granite-embed-multi-97m", "GRANITE_EMB_MULTI", PAT(G(30)), KEEP, NOCS, KEEP,
+      F_IGNORE_MERGES),
+  ROW("tiny_aya", "TINY_AYA", PAT(P_X31, G(32)), KEEP, NOCS, KEEP, 0),
+  ROW("cohere2moe", "TINY_AYA", PAT(P_X31, G(32)), KEEP, NOCS, KEEP, 0),
   ROW("kimi-k2", NULL, PAT(0), KEEP, KEEP, KEEP, 0),
-  ROW("superbpe", NULL, PAT(0), KEEP, KEEP, KEEP, 0),
+  ROW("superbpe", "SUPERBPE", PAT(P_X08, G(34)), KEEP, NOCS, KEEP, 0),
   ROW("bailingmoe", "BAILINGMOE", PAT(P_X35), KEEP, NOCS, KEEP, 0),
   ROW("bailingmoe2", "BAILINGMOE", PAT(P_X35), KEEP, NOCS, KEEP, 0),
   ROW("llada-moe", "BAILINGMOE", PAT(P_X35), KEEP, NOCS, KEEP, 0),
   ROW("seed-coder", "SEED_CODER", PAT(P_X36), KEEP, NOCS, KEEP, 0),
   ROW("ufakzeka", "UFAKZEKA", PAT(P_X37), KEEP, NOCS, KEEP, 0),
-  ROW("afmoe", NULL, PAT(0), KEEP, KEEP, KEEP, 0),
+  ROW("afmoe", "AFMOE", PAT(P_X31, G(39), G(40)), KEEP, NOCS, KEEP, 0),
   ROW("laguna", "LAGUNA", PAT(P_X41, P_X21), KEEP, NOCS, KEEP, 0),
-  ROW("exaone-moe", NULL, PAT(0), KEEP, KEEP, KEEP, 0),
+  ROW("exaone-moe", "EXAONE_MOE", PAT(G(42)), KEEP, KEEP, KEEP, 0),
   ROW("minicpm5", "MINICPM5", PAT(P_X09, P_X43), KEEP, KEEP, KEEP, F_IGNORE_MERGES),
   ROW("gemma4", "GEMMA4", PAT(P_X41), 1, KEEP, KEEP, F_ESCAPE | F_NO_BYTES | F_GEMMA4),
   ROW("granite-embed-multi-311m", "GEMMA4", PAT(P_X41), 1, KEEP, KEEP,

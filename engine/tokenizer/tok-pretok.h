@@ -10,6 +10,8 @@
 
 #include <glib.h>
 
+#include "tok-regex.h"
+
 G_BEGIN_DECLS
 
 #define WH_PRETOK_MAX_PATTERNS 8
@@ -27,6 +29,7 @@ typedef struct {
   gboolean escape_whitespace; /* ' ' -> U+2581 before pre-tokenization */
   gboolean no_byte_encoding;  /* symbols are raw UTF-8; <0xHH> byte fallback */
   gboolean gemma4;            /* all-newline words shortcut, BOS forced */
+  wh_regex *rx[WH_PRETOK_MAX_PATTERNS]; /* compiled generic patterns (owned) */
 } wh_pretok_info;
 
 typedef enum {
@@ -37,6 +40,18 @@ typedef enum {
 
 /* Looks up @name (NULL or absent = "default"). */
 wh_pretok_lookup_result wh_pretok_lookup(const char *name, wh_pretok_info *out);
+
+/* Compiles the generic (regex-evaluated) patterns of @info; FALSE with a newly allocated
+ * message in @error_message on failure. Free with wh_pretok_info_clear(). */
+gboolean wh_pretok_info_compile(wh_pretok_info *info, char **error_message);
+void wh_pretok_info_clear(wh_pretok_info *info);
+
+/* One pattern by its spec number (X01 = 1, ...) on one segment, for tests that compare the
+ * hand-written scanners with the regex evaluator. FALSE when @x has no scanner here. */
+gboolean wh_pretok_split_scanner(guint x, const guint32 *cp, const guint8 *fl, gsize a, gsize b,
+                                 GArray *ends);
+/* The regex source text of pattern X@x as the spec gives it, or NULL. */
+const char *wh_pretok_pattern_source(guint x);
 
 /* Cuts code points @cp[0..@n) (with their wh_uc_flags() in @fl) into words: appends the end
  * offset of each word, in order, to @ends (gsize elements; the last is @n; nothing for

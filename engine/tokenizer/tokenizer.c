@@ -210,6 +210,7 @@ wh_tokenizer_free(wh_tokenizer *tok)
 {
   if (tok == NULL)
     return;
+  wh_pretok_info_clear(&tok->pre);
   g_free(tok->model_name);
   g_free(tok->arena);
   g_free(tok->text_off);
@@ -690,6 +691,13 @@ wh_tokenizer_new_from_vocab(const wh_tokenizer_vocab *v, GError **error)
     default:
       g_set_error(error, WH_TOKENIZER_ERROR, WH_TOKENIZER_ERROR_INVALID,
                   "tokenizer.ggml.pre \"%s\" is not a known pre-tokenizer name", pre_name);
+      return NULL;
+    }
+    g_autofree char *rx_error = NULL;
+    if (!wh_pretok_info_compile(&tok->pre, &rx_error)) {
+      g_set_error(error, WH_TOKENIZER_ERROR, WH_TOKENIZER_ERROR_UNSUPPORTED,
+                  "tokenizer.ggml.pre \"%s\": a pattern of pre-tokenizer %s cannot be "
+                  "evaluated (%s)", pre_name, tok->pre.type_name, rx_error);
       return NULL;
     }
     if (tok->pre.add_bos >= 0)

@@ -1,6 +1,7 @@
 /* fuzz-tokenizer.c — the tokenizers on arbitrary bytes.
  *
- * Input layout: byte 0 picks the vocabulary (the 8 shared ones and stories260K), byte 1 the
+ * Input layout: byte 0 picks the vocabulary (the 8 shared ones, stories260K, and a byte-level
+ * vocabulary under each regex-evaluated pre-tokenizer), byte 1 the
  * flags (bit 0 add_special, bit 1 parse_special), the rest is the text. Every run checks
  * that tokenization succeeds with ids in range, that for valid UTF-8 text the streaming
  * detokenizer only ever emits whole characters, that it adds up to the pieces, and,
@@ -27,13 +28,21 @@ static const char *const files[] = {
 };
 #define N_FILES G_N_ELEMENTS(files)
 
-static wh_tokenizer *toks[N_FILES];
+/* Pre-tokenizers whose patterns run on the regex evaluator, over a byte-level vocabulary of
+ * the 256 byte characters (no real model needed to exercise the pre-tokenization). */
+static const char *const generic_pres[] = {
+  "gpt-4o", "tekken", "deepseek-v3", "jais-2", "chameleon", "superbpe", "afmoe",
+  "exaone-moe", "youtu", "tiny_aya", "spark2_5", "granite-embed-multi-97m", "default",
+};
+#define N_TOKS (N_FILES + G_N_ELEMENTS(generic_pres))
+
+static wh_tokenizer *toks[N_TOKS];
 static gboolean loaded;
 
 static void
 free_all(void)
 {
-  for (gsize i = 0; i < N_FILES; i++)
+  for (gsize i = 0; i < N_TOKS; i++)
     wh_tokenizer_free(toks[i]);
 }
 
@@ -53,6 +62,32 @@ load_all(void)
     wh_gguf_close(g);
     g_assert_no_error(error);
   }
+  char *texts[256];
+  for (guint b = 0; b < 256; b++) {
+    GString *t = g_string_new(NULL);
+    /* GPT-2 byte table (spec §5.3) */
+    gunichar c = b;
+    if (!((b >= 0x21 && b <= 0x7E) || (b >= 0xA1 && b <= 0xAC) || (b >= 0xAE)))
+      c = 0x100 + (b <= 0x20 ? b : b <= 0xA0 ? 33 + (b - 0x7F) : 67);
+    g_string_append_unichar(t, c);
+    texts[b] = g_string_free(t, FALSE);
+  }
+  const char *merges[] = {"a b"};
+  for (gsize i = 0; i < G_N_ELEMENTS(generic_pres); i++) {
+    wh_tokenizer_vocab v;
+    wh_tokenizer_vocab_init(&v);
+    v.model = "gpt2";
+    v.pre = generic_pres[i];
+    v.n_tokens = 256;
+    v.tokens = (const char *const *)texts;
+    v.n_merges = 1;
+    v.merges = merges;
+    g_autoptr(GError) error = NULL;
+    toks[N_FILES + i] = wh_tokenizer_new_from_vocab(&v, &error);
+    g_assert_no_error(error);
+  }
+  for (guint b = 0; b < 256; b++)
+    g_free(texts[b]);
   atexit(free_all);
 }
 
@@ -62,7 +97,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
   load_all();
   if (size < 2)
     return 0;
-  gsize which = data[0] % N_FILES;
+  gsize which = data[0] % N_TOKS;
   const wh_tokenizer *tok = toks[which];
   if (!tok)
     return 0;
@@ -128,7 +163,7 @@ wh_fuzz_collect_seeds(GPtrArray *seeds)
     g_auto(GStrv) parts = g_strsplit(text, "\n__ggml_vocab_test__\n", -1);
     for (char **p = parts; *p; p++, k++) {
       GByteArray *b = g_byte_array_new();
-      guint8 head[2] = {(guint8)(k % N_FILES), (guint8)(k / N_FILES)};
+      guint8 head[2] = {(guint8)(k % N_TOKS), (guint8)(k / N_TOKS)};
       g_byte_array_append(b, head, 2);
       g_byte_array_append(b, (const guint8 *)*p, strlen(*p));
       g_ptr_array_add(seeds, g_byte_array_free_to_bytes(b));
@@ -140,7 +175,7 @@ wh_fuzz_collect_seeds(GPtrArray *seeds)
     "'s 'S 'Re 'LL don't", "<|end|><|user|> <|assistant|>\n", "\xe2\x96\x81<0x0A>",
   };
   for (gsize i = 0; i < G_N_ELEMENTS(extra); i++)
-    for (guint v = 0; v < N_FILES; v++) {
+    for (guint v = 0; v < N_TOKS; v++) {
       GByteArray *b = g_byte_array_new();
       guint8 head[2] = {(guint8)v, (guint8)(i & 3)};
       g_byte_array_append(b, head, 2);
