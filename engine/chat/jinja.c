@@ -24,7 +24,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define PARSE_MAX_DEPTH 96
+#define PARSE_MAX_DEPTH 200
+#define EVAL_MAX_DEPTH 4000 /* eval + exec frames, across macro calls */
 
 /* ------------------------------------------------------------------------------------ */
 /* Values                                                                               */
@@ -42,6 +43,7 @@ struct val {
   int refs; /* < 0: immortal singleton */
   gboolean in_arena;
   gboolean tuple; /* V_LIST made as a Python tuple (items() pairs, `(a, b)`): repr only */
+  val *next_free;  /* link in the queue of containers being freed */
   union {
     gboolean b;
     gint64 i;
@@ -83,7 +85,8 @@ val_ref(val *v)
 
 /* Containers are freed iteratively (a queue, not recursion), so a list nested a million
  * levels deep by a loop cannot overflow the stack when it goes. */
-static _Thread_local GPtrArray *free_queue;
+static _Thread_local val *free_queue;
+static _Thread_local gboolean freeing;
 
 static void val_free(val *v);
 
@@ -99,16 +102,17 @@ val_unref(val *v)
     val_free(v);
     return;
   }
-  if (free_queue) { /* inside an outer free: defer */
-    g_ptr_array_add(free_queue, v);
+  v->next_free = free_queue; /* an intrusive stack of containers waiting to go */
+  free_queue = v;
+  if (freeing) /* inside an outer free: that loop picks it up */
     return;
+  freeing = TRUE;
+  while (free_queue) {
+    val *x = free_queue;
+    free_queue = x->next_free;
+    val_free(x);
   }
-  free_queue = g_ptr_array_new();
-  g_ptr_array_add(free_queue, v);
-  while (free_queue->len)
-    val_free(g_ptr_array_steal_index_fast(free_queue, free_queue->len - 1));
-  g_ptr_array_free(free_queue, TRUE);
-  free_queue = NULL;
+  freeing = FALSE;
 }
 
 static void
@@ -150,9 +154,25 @@ v_bool(gboolean b)
   return b ? &v_true_s : &v_false_s;
 }
 
+/* Small integers are immortal and shared (loop counters, range()). */
+#define SMALL_INT_MAX 1024
+static val small_ints[SMALL_INT_MAX + 1];
+static gsize small_ints_ready;
+
 static val *
 v_int(gint64 i)
 {
+  if (i >= 0 && i <= SMALL_INT_MAX) {
+    if (g_once_init_enter(&small_ints_ready)) {
+      for (int k = 0; k <= SMALL_INT_MAX; k++) {
+        small_ints[k].t = V_INT;
+        small_ints[k].refs = -1;
+        small_ints[k].i = k;
+      }
+      g_once_init_leave(&small_ints_ready, 1);
+    }
+    return &small_ints[i];
+  }
   val *v = val_new(V_INT);
   v->i = i;
   return v;
@@ -1202,6 +1222,7 @@ expect_t(parser *p, ttype t, const char *what)
 }
 
 static node *parse_expr(parser *p);
+static gboolean chain_deeper(parser *p, node **a);
 static node *parse_or(parser *p);
 static node *parse_unary(parser *p, gboolean with_filter);
 static node *parse_primary(parser *p);
@@ -1244,6 +1265,7 @@ parse_args(parser *p, node *call)
 static node *
 parse_expr(parser *p)
 {
+  int base = p->depth;
   if (++p->depth > PARSE_MAX_DEPTH) {
     p->depth--;
     return pfail(p, peek(p), "expression nested too deeply");
@@ -1269,8 +1291,10 @@ parse_expr(parser *p)
       }
     }
     a = c;
+    if (!chain_deeper(p, &a))
+      return NULL;
   }
-  p->depth--;
+  p->depth = base;
   return a;
 }
 
@@ -1281,6 +1305,19 @@ static node *parse_math1(parser *p);
 static node *parse_concat(parser *p);
 static node *parse_math2(parser *p);
 static node *parse_pow(parser *p);
+
+/* Left-deep chains (a + b + c ..., x.y.z ..., x|f|g ...) deepen the tree without recursing
+ * in the parser: count them against the same depth budget so evaluation stays shallow. */
+static gboolean
+chain_deeper(parser *p, node **a)
+{
+  if (++p->depth <= PARSE_MAX_DEPTH)
+    return TRUE;
+  pfail(p, peek(p), "expression nested too deeply");
+  node_free(*a);
+  *a = NULL;
+  return FALSE;
+}
 
 static node *
 mk_bin(nkind k, const tok *at, const char *op, node *a, node *b)
@@ -1295,6 +1332,7 @@ mk_bin(nkind k, const tok *at, const char *op, node *a, node *b)
 static node *
 parse_or(parser *p)
 {
+  int base = p->depth;
   node *a = parse_and(p);
   while (a && is_name(peek(p), "or")) {
     tok *at = peek(p);
@@ -1303,13 +1341,17 @@ parse_or(parser *p)
     if (!b)
       return node_free(a), NULL;
     a = mk_bin(N_OR, at, "or", a, b);
+    if (!chain_deeper(p, &a))
+      return NULL;
   }
+  p->depth = base;
   return a;
 }
 
 static node *
 parse_and(parser *p)
 {
+  int base = p->depth;
   node *a = parse_not(p);
   while (a && is_name(peek(p), "and")) {
     tok *at = peek(p);
@@ -1318,7 +1360,10 @@ parse_and(parser *p)
     if (!b)
       return node_free(a), NULL;
     a = mk_bin(N_AND, at, "and", a, b);
+    if (!chain_deeper(p, &a))
+      return NULL;
   }
+  p->depth = base;
   return a;
 }
 
@@ -1344,6 +1389,7 @@ parse_not(parser *p)
 static node *
 parse_compare(parser *p)
 {
+  int base = p->depth;
   node *a = parse_math1(p);
   while (a) {
     tok *t = peek(p);
@@ -1365,13 +1411,17 @@ parse_compare(parser *p)
     if (!b)
       return node_free(a), NULL;
     a = mk_bin(N_BIN, t, op, a, b);
+    if (!chain_deeper(p, &a))
+      return NULL;
   }
+  p->depth = base;
   return a;
 }
 
 static node *
 parse_math1(parser *p)
 {
+  int base = p->depth;
   node *a = parse_concat(p);
   while (a && (is_op(peek(p), "+") || is_op(peek(p), "-"))) {
     tok *t = peek(p);
@@ -1380,13 +1430,17 @@ parse_math1(parser *p)
     if (!b)
       return node_free(a), NULL;
     a = mk_bin(N_BIN, t, t->s, a, b);
+    if (!chain_deeper(p, &a))
+      return NULL;
   }
+  p->depth = base;
   return a;
 }
 
 static node *
 parse_concat(parser *p)
 {
+  int base = p->depth;
   node *a = parse_math2(p);
   while (a && is_op(peek(p), "~")) {
     tok *t = peek(p);
@@ -1395,13 +1449,17 @@ parse_concat(parser *p)
     if (!b)
       return node_free(a), NULL;
     a = mk_bin(N_BIN, t, "~", a, b);
+    if (!chain_deeper(p, &a))
+      return NULL;
   }
+  p->depth = base;
   return a;
 }
 
 static node *
 parse_math2(parser *p)
 {
+  int base = p->depth;
   node *a = parse_pow(p);
   while (a && (is_op(peek(p), "*") || is_op(peek(p), "/") || is_op(peek(p), "//") ||
                is_op(peek(p), "%"))) {
@@ -1411,13 +1469,17 @@ parse_math2(parser *p)
     if (!b)
       return node_free(a), NULL;
     a = mk_bin(N_BIN, t, t->s, a, b);
+    if (!chain_deeper(p, &a))
+      return NULL;
   }
+  p->depth = base;
   return a;
 }
 
 static node *
 parse_pow(parser *p)
 {
+  int base = p->depth;
   node *a = parse_unary(p, TRUE);
   while (a && is_op(peek(p), "**")) {
     tok *t = peek(p);
@@ -1426,7 +1488,10 @@ parse_pow(parser *p)
     if (!b)
       return node_free(a), NULL;
     a = mk_bin(N_BIN, t, "**", a, b);
+    if (!chain_deeper(p, &a))
+      return NULL;
   }
+  p->depth = base;
   return a;
 }
 
@@ -1445,6 +1510,7 @@ test_arg_starts(const tok *t)
 static node *
 parse_filter_expr(parser *p, node *nd)
 {
+  int base = p->depth;
   while (nd) {
     tok *t = peek(p);
     if (is_op(t, "|")) {
@@ -1487,6 +1553,8 @@ parse_filter_expr(parser *p, node *nd)
       }
     } else if (is_op(t, "(")) {
       node *c = node_new(N_CALL, t);
+      c->line = nd->line; /* errors point at what is called */
+      c->col = nd->col;
       c->a = nd;
       nd = c;
       if (!parse_args(p, c))
@@ -1494,7 +1562,10 @@ parse_filter_expr(parser *p, node *nd)
     } else {
       break;
     }
+    if (nd && !chain_deeper(p, &nd))
+      return NULL;
   }
+  p->depth = base;
   return nd;
 }
 
@@ -1526,6 +1597,7 @@ parse_unary(parser *p, gboolean with_filter)
 static node *
 parse_postfix(parser *p, node *nd)
 {
+  int base = p->depth;
   while (nd) {
     tok *t = peek(p);
     if (is_op(t, ".")) {
@@ -1585,6 +1657,8 @@ parse_postfix(parser *p, node *nd)
       nd = x;
     } else if (is_op(t, "(")) {
       node *c = node_new(N_CALL, t);
+      c->line = nd->line; /* errors point at what is called */
+      c->col = nd->col;
       c->a = nd;
       nd = c;
       if (!parse_args(p, c))
@@ -1592,7 +1666,10 @@ parse_postfix(parser *p, node *nd)
     } else {
       break;
     }
+    if (nd && !chain_deeper(p, &nd))
+      return NULL;
   }
+  p->depth = base;
   return nd;
 }
 
@@ -2084,6 +2161,7 @@ typedef struct {
   GString *out;
   guint64 steps;
   guint depth;
+  guint rec; /* eval/exec frames on the stack */
   wh_jinja_limits lim;
   gint64 now;
   GPtrArray *arena;          /* mutated containers, emptied at the end */
@@ -2184,8 +2262,23 @@ scope_lookup(scope *s, const char *name)
 static void
 scope_set(scope *s, const char *name, val *v /* taken */)
 {
-  dict_set(s->vars, v_str(name), v);
+  int i = dict_find_str(s->vars, name);
+  if (i >= 0) {
+    val_unref(g_ptr_array_index(s->vars->d.vals, i));
+    g_ptr_array_index(s->vars->d.vals, i) = v;
+    return;
+  }
+  g_ptr_array_add(s->vars->d.keys, v_str(name));
+  g_ptr_array_add(s->vars->d.vals, v);
 }
+
+/* The keys of the `loop` object: immortal, so building it allocates only the values. */
+#define LOOP_KEY(n) {.t = V_STR, .refs = -1, .s = {(char *)n, sizeof n - 1}}
+static val loop_keys[] = {
+  LOOP_KEY("index"), LOOP_KEY("index0"), LOOP_KEY("revindex"), LOOP_KEY("revindex0"),
+  LOOP_KEY("first"), LOOP_KEY("last"), LOOP_KEY("length"), LOOP_KEY("depth"),
+  LOOP_KEY("depth0"), LOOP_KEY("previtem"), LOOP_KEY("nextitem"),
+};
 
 static val *eval(ctx *c, scope *s, node *nd);
 static xres exec_body(ctx *c, scope *s, GPtrArray *body);
@@ -3289,11 +3382,27 @@ binop(ctx *c, const node *at, const char *op, val *a, val *b)
   return efail(c, at, WH_CHAT_ERROR_RUNTIME, "unknown operator %s", op);
 }
 
+static val *eval_inner(ctx *c, scope *s, node *nd);
+
+/* Every evaluation and statement frame counts against EVAL_MAX_DEPTH, so macro recursion
+ * times expression depth cannot exhaust the stack. */
 static val *
 eval(ctx *c, scope *s, node *nd)
 {
   if (c->err)
     return NULL;
+  if (++c->rec > EVAL_MAX_DEPTH) {
+    c->rec--;
+    return efail(c, nd, WH_CHAT_ERROR_LIMIT, "template nests too deeply");
+  }
+  val *r = eval_inner(c, s, nd);
+  c->rec--;
+  return r;
+}
+
+static val *
+eval_inner(ctx *c, scope *s, node *nd)
+{
   switch (nd->k) {
   case N_LIT:
     return val_ref(nd->lit);
@@ -3668,7 +3777,7 @@ apply_filter(ctx *c, const node *at, const char *f, args *a)
     g_free(ksep);
     if (!ok) {
       g_string_free(g, TRUE);
-      return efail(c, at, WH_CHAT_ERROR_RUNTIME, "tojson: value nested too deeply or too large");
+      return efail(c, at, WH_CHAT_ERROR_LIMIT, "tojson: value nested too deeply or too large");
     }
     if (!size_ok(c, at, g->len) || !charge(c, at, g->len / 64))
       return g_string_free(g, TRUE), NULL;
@@ -4230,19 +4339,16 @@ exec_for(ctx *c, scope *s, node *nd)
       break;
     }
     val *loop = v_dict_new(V_DICT);
-    dict_set(loop, v_str("index"), v_int(i + 1));
-    dict_set(loop, v_str("index0"), v_int(i));
-    dict_set(loop, v_str("revindex"), v_int(n - i));
-    dict_set(loop, v_str("revindex0"), v_int(n - i - 1));
-    dict_set(loop, v_str("first"), v_bool(i == 0));
-    dict_set(loop, v_str("last"), v_bool(i == n - 1));
-    dict_set(loop, v_str("length"), v_int(n));
-    dict_set(loop, v_str("depth"), v_int(1));
-    dict_set(loop, v_str("depth0"), v_int(0));
-    dict_set(loop, v_str("previtem"),
-             i > 0 ? val_ref(g_ptr_array_index(items->list, i - 1)) : V_UNDEFINED);
-    dict_set(loop, v_str("nextitem"),
-             i + 1 < n ? val_ref(g_ptr_array_index(items->list, i + 1)) : V_UNDEFINED);
+    val *lv[G_N_ELEMENTS(loop_keys)] = {
+      v_int(i + 1), v_int(i), v_int(n - i), v_int(n - i - 1), v_bool(i == 0),
+      v_bool(i == n - 1), v_int(n), v_int(1), v_int(0),
+      i > 0 ? val_ref(g_ptr_array_index(items->list, i - 1)) : V_UNDEFINED,
+      i + 1 < n ? val_ref(g_ptr_array_index(items->list, i + 1)) : V_UNDEFINED,
+    };
+    for (guint k = 0; k < G_N_ELEMENTS(loop_keys); k++) {
+      g_ptr_array_add(loop->d.keys, &loop_keys[k]);
+      g_ptr_array_add(loop->d.vals, lv[k]);
+    }
     scope_set(is, "loop", loop);
     xres r = exec_body(c, is, nd->kids);
     scope_pop(c, is);
@@ -4258,11 +4364,26 @@ exec_for(ctx *c, scope *s, node *nd)
   return res;
 }
 
+static xres exec_inner(ctx *c, scope *s, node *nd);
+
 static xres
 exec_node(ctx *c, scope *s, node *nd)
 {
   if (c->err)
     return XR_ERR;
+  if (++c->rec > EVAL_MAX_DEPTH) {
+    c->rec--;
+    efail(c, nd, WH_CHAT_ERROR_LIMIT, "template nests too deeply");
+    return XR_ERR;
+  }
+  xres r = exec_inner(c, s, nd);
+  c->rec--;
+  return r;
+}
+
+static xres
+exec_inner(ctx *c, scope *s, node *nd)
+{
   switch (nd->k) {
   case N_TEXT:
     return out_append(c, nd, nd->str, nd->n) ? XR_OK : XR_ERR;
@@ -4360,7 +4481,7 @@ wh_jinja_render(wh_jinja_template *t, JsonObject *context, gint64 now_utc,
 {
   ctx c = {0};
   c.lim.max_depth = 64;
-  c.lim.max_steps = 2000000;
+  c.lim.max_steps = 1000000;
   c.lim.max_output = 16u << 20;
   if (limits) {
     if (limits->max_depth)
