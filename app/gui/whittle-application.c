@@ -90,9 +90,11 @@ whittle_application_clear_finished_jobs(WhittleApplication *self)
 
 typedef struct {
   gboolean fail;
+  guint step_ms;
 } TestJob;
 
-/* The dummy job behind app.test-job: 20 steps of 30 ms, 1 MiB each. */
+/* The dummy job behind app.test-job: 20 steps of step_ms (30 ms for the
+ * action), 1 MiB each. */
 static gboolean
 run_test_job(wh_job *job, gpointer user_data, GError **error)
 {
@@ -103,7 +105,7 @@ run_test_job(wh_job *job, gpointer user_data, GError **error)
   for (guint i = 1; i <= steps; i++) {
     if (wh_job_is_cancelled(job))
       return FALSE;
-    g_usleep(30 * 1000);
+    g_usleep(test->step_ms * 1000);
     g_autofree char *status = g_strdup_printf(_("Step %u of %u"), i, steps);
     wh_job_set_progress(job, i * chunk, steps * chunk, status);
     if (test->fail && i == steps / 2) {
@@ -117,13 +119,14 @@ run_test_job(wh_job *job, gpointer user_data, GError **error)
 }
 
 wh_job *
-whittle_application_submit_test_job(WhittleApplication *self, gboolean fail)
+whittle_application_submit_test_job(WhittleApplication *self, gboolean fail, guint step_ms)
 {
   g_return_val_if_fail(WHITTLE_IS_APPLICATION(self), NULL);
   g_return_val_if_fail(self->queue != NULL, NULL);
 
   TestJob *test = g_new0(TestJob, 1);
   test->fail = fail;
+  test->step_ms = step_ms ? step_ms : 30;
   return wh_job_queue_submit(self->queue, WH_JOB_DOWNLOAD,
                              fail ? _("Test download that fails") : _("Test download"),
                              run_test_job, test, g_free, NULL, NULL);
@@ -185,7 +188,7 @@ action_about(GSimpleAction *action, GVariant *param, gpointer user_data)
 static void
 action_test_job(GSimpleAction *action, GVariant *param, gpointer user_data)
 {
-  wh_job *job = whittle_application_submit_test_job(user_data, g_variant_get_boolean(param));
+  wh_job *job = whittle_application_submit_test_job(user_data, g_variant_get_boolean(param), 0);
   wh_job_unref(job);
 }
 

@@ -52,7 +52,8 @@ guint whittle_application_get_n_active(WhittleApplication *self);
 /* Removes the finished jobs from the jobs model. */
 void whittle_application_clear_finished_jobs(WhittleApplication *self);
 
-/* Submits the dummy test job (see above). Returns a new reference. */
-wh_job *whittle_application_submit_test_job(WhittleApplication *self, gboolean fail);
+/* Submits the dummy test job (see above): 20 steps of @step_ms each (0:
+ * 30 ms, as the action does). Returns a new reference. */
+wh_job *whittle_application_submit_test_job(WhittleApplication *self, gboolean fail, guint step_ms);
 
 G_END_DECLS

@@ -506,7 +506,7 @@ test_jobs(void)
                 g_str_has_prefix(toast, "Failed: Test download that fails"));
 
   /* A third one, cancelled from its row's Cancel button. */
-  wh_job *job = whittle_application_submit_test_job(app, FALSE);
+  wh_job *job = whittle_application_submit_test_job(app, FALSE, 250);
   WhittleJobRow *row = NULL;
   gint64 end = g_get_monotonic_time() + 10 * G_USEC_PER_SEC;
   while (g_get_monotonic_time() < end) {
@@ -603,7 +603,7 @@ test_accessibility(void)
   /* The jobs list with one row, Cancel showing. */
   WhittleJobsButton *button = whittle_window_get_jobs_button(window);
   GtkPopover *popover = gtk_menu_button_get_popover(whittle_jobs_button_get_menu_button(button));
-  wh_job *job = whittle_application_submit_test_job(app, FALSE);
+  wh_job *job = whittle_application_submit_test_job(app, FALSE, 250);
   Watch watch = {"Test download", FALSE, 0};
   g_assert_true(wait_until(row_in_progress, &watch, 10));
   g_assert_true(watch.saw_progress); /* so the Cancel button shows */
