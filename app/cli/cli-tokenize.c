@@ -20,15 +20,15 @@
 static int run_tokenize(int argc, char **argv);
 
 const wh_cli_command wh_cli_command_tokenize = {
-  .name = "tokenize",
-  .summary = "Print the token ids of test strings",
-  .usage = "-m MODEL -f FILE [--add-special] [--parse-special]",
-  .description =
-      "FILE holds strings separated by the line __ggml_vocab_test__ (the layout of the "
-      "shared .inp files). Prints one line of space-separated token ids per string.\n"
-      "By default no BOS/EOS is added and special tokens written in the text are not "
-      "recognised; --add-special and --parse-special turn these on.",
-  .run = run_tokenize,
+    .name = "tokenize",
+    .summary = "Print the token ids of test strings",
+    .usage = "-m MODEL -f FILE [--add-special] [--parse-special]",
+    .description =
+        "FILE holds strings separated by the line __ggml_vocab_test__ (the layout of the "
+        "shared .inp files). Prints one line of space-separated token ids per string.\n"
+        "By default no BOS/EOS is added and special tokens written in the text are not "
+        "recognised; --add-special and --parse-special turn these on.",
+    .run = run_tokenize,
 };
 
 static int
@@ -38,14 +38,12 @@ run_tokenize(int argc, char **argv)
   g_autofree char *model_path = NULL, *file_path = NULL;
   gboolean add_special = FALSE, parse_special = FALSE;
   GOptionEntry entries[] = {
-    {"model", 'm', 0, G_OPTION_ARG_FILENAME, &model_path, "GGUF file with a vocabulary",
-     "MODEL"},
-    {"file", 'f', 0, G_OPTION_ARG_FILENAME, &file_path, "Strings to tokenize", "FILE"},
-    {"add-special", 0, 0, G_OPTION_ARG_NONE, &add_special, "Add BOS/EOS as the model asks",
-     NULL},
-    {"parse-special", 0, 0, G_OPTION_ARG_NONE, &parse_special,
-     "Recognise control tokens written in the text", NULL},
-    {NULL},
+      {"model", 'm', 0, G_OPTION_ARG_FILENAME, &model_path, "GGUF file with a vocabulary", "MODEL"},
+      {"file", 'f', 0, G_OPTION_ARG_FILENAME, &file_path, "Strings to tokenize", "FILE"},
+      {"add-special", 0, 0, G_OPTION_ARG_NONE, &add_special, "Add BOS/EOS as the model asks", NULL},
+      {"parse-special", 0, 0, G_OPTION_ARG_NONE, &parse_special,
+       "Recognise control tokens written in the text", NULL},
+      {NULL},
   };
   if (!wh_cli_parse_options(cmd, entries, &argc, &argv))
     return WH_CLI_EXIT_USAGE;

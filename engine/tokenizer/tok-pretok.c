@@ -49,52 +49,90 @@ enum {
 #define IS_GENERIC(p) ((p) >= 100)
 
 /* Source text of the spec's patterns (§6.4.0, §6.4.1), byte for byte. */
+/* clang-format off */
 static const struct {
   guint x;
   const char *src;
 } sources[] = {
-  {1, "(?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+"},
-  {2, "(?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s{512}(?!\\S)|\\s{256}(?!\\S)|\\s{128}(?!\\S)|\\s{64}(?!\\S)|\\s{32}(?!\\S)|\\s{16}(?!\\S)|\\s{8}(?!\\S)|\\s{4}(?!\\S)|\\s{1,2}(?!\\S)|\\s{1}"},
-  {3, "[\\r\\n]"},
-  {5, "\\s?[!-/:-~\xef""\xbc""\x81""-\xef""\xbc""\x8f""\xef""\xbc""\x9a""-\xef""\xbd""\x9e""\xe2""\x80""\x98""-\xe2""\x80""\x9f""\xe3""\x80""\x80""-\xe3""\x80""\x82""]+"},
-  {6, "\\s+$"},
-  {7, "[\xe4""\xb8""\x80""-\xe9""\xbe""\xa5""\xe0""\xa0""\x80""-\xe4""\xb8""\x80""\xea""\xb0""\x80""-\xed""\x9f""\xbf""]+"},
-  {8, "\\p{N}+"},
-  {9, "\\p{N}{1,3}"},
-  {10, "[\xe4""\xb8""\x80""-\xe9""\xbe""\xa5""\xe3""\x81""\x80""-\xe3""\x82""\x9f""\xe3""\x82""\xa0""-\xe3""\x83""\xbf""]+"},
-  {11, "[!\"#$%&'()*+,\\-./:;<=>?@\\[\\\\\\]^_`{|}~][A-Za-z]+|[^\\r\\n\\p{L}\\p{P}\\p{S}]?[\\p{L}\\p{M}]+| ?[\\p{P}\\p{S}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+"},
-  {12, "[!\"#$%&'()*+,\\-./:;<=>?@\\[\\\\\\]^_`{|}~][A-Za-z]+|[^\\r\\n\\p{L}\\p{P}\\p{S}]?[\\p{L}\\p{M}]+| ?[\\p{P}\\p{S}]+|[\\r\\n]|\\s+(?!\\S)|\\s+"},
-  {13, "\\p{N}"},
-  {14, "[\xea""\xb0""\x80""-\xed""\x9e""\xa3""\xe3""\x84""\xb1""-\xe3""\x86""\x8e""]+|[\xef""\xbc""\x81""\xe2""\x80""\xa6""\xe2""\x80""\x9c""\xe2""\x80""\x9d""\xe2""\x80""\x98""\xe2""\x80""\x99""\xe2""\x80""\x94""\xef""\xbc""\x9a""\xef""\xbc""\x9b""\xef""\xbc""\x8c""\xe3""\x80""\x81""-\xe3""\x80""\xbf""\xef""\xb8""\xb0""-\xef""\xb9""\x8f""]+|[\xe3""\x84""\x85""-\xe3""\x84""\xaf""]+|[\xe4""\xb8""\x80""-\xe9""\xbe""\xa5""\xe3""\x81""\x80""-\xe3""\x82""\x9f""\xe3""\x82""\xa0""-\xe3""\x83""\xbf""]+"},
-  {15, "[^\\r\\n\\p{L}\\p{N}]?[\\p{Lu}\\p{Lt}\\p{Lm}\\p{Lo}\\p{M}]*[\\p{Ll}\\p{Lm}\\p{Lo}\\p{M}]+(?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])?|[^\\r\\n\\p{L}\\p{N}]?[\\p{Lu}\\p{Lt}\\p{Lm}\\p{Lo}\\p{M}]+[\\p{Ll}\\p{Lm}\\p{Lo}\\p{M}]*(?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])?|\\p{N}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n/]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+"},
-  {16, "\\s?\\p{L}+"},
-  {17, "\\s?\\p{P}+"},
-  {18, "[\\p{P}\\$\\+<=>\\^~|`]+"},
-  {19, "'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^\\s\\p{L}\\p{N}]+|\\s+(?!\\S)"},
-  {20, "[0-9][0-9][0-9]"},
-  {21, "(?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+"},
-  {22, "(?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])|[^\\r\\n\\p{L}\\p{N}]?[\\p{L}\\p{M}]+|\\p{N}| ?[^\\s\\p{L}\\p{M}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+"},
-  {23, " ?[^(\\s|.,!?\xe2""\x80""\xa6""\xe3""\x80""\x82""\xef""\xbc""\x8c""\xe3""\x80""\x81""\xe0""\xa5""\xa4""\xdb""\x94""\xd8""\x8c"")]+"},
-  {24, "[^\\r\\n\\p{L}\\p{N}]?((?=[\\p{L}])([^a-z]))*((?=[\\p{L}])([^A-Z]))+|[^\\r\\n\\p{L}\\p{N}]?((?=[\\p{L}])([^a-z]))+((?=[\\p{L}])([^A-Z]))*|\\p{N}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n/]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+"},
-  {25, "<sentinel:[0-9]+>"},
-  {26, "(IMGIMG)((A|B|C|D|E|F|G|H|I){1,4})Z"},
-  {27, "([\\t\\n]|    |  )"},
-  {28, "[\\p{P}!-/:-@\\[-`{-~]"},
-  {29, "[^\\r\\n\\p{L}\\p{N}]?((?=[\\p{L}])([^a-z]))*((?=[\\p{L}])([^A-Z]))+(?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])?|[^\\r\\n\\p{L}\\p{N}]?((?=[\\p{L}])([^a-z]))+((?=[\\p{L}])([^A-Z]))*(?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])?|\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n/]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+"},
-  {30, "[^\\r\\n\\p{L}\\p{N}]?((?=[\\p{L}\\p{M}])([^a-z]))*((?=[\\p{L}\\p{M}])([^A-Z]))+(?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])?|[^\\r\\n\\p{L}\\p{N}]?((?=[\\p{L}\\p{M}])([^a-z]))+((?=[\\p{L}\\p{M}])([^A-Z]))*(?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])?|\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n/]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+"},
-  {32, "[^\\r\\n\\p{L}\\p{N}]?[\\p{Lu}\\p{Lt}\\p{Lm}\\p{Lo}\\p{M}]*[\\p{Ll}\\p{Lm}\\p{Lo}\\p{M}]+(?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])?|[^\\r\\n\\p{L}\\p{N}]?[\\p{Lu}\\p{Lt}\\p{Lm}\\p{Lo}\\p{M}]+[\\p{Ll}\\p{Lm}\\p{Lo}\\p{M}]*(?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])?|\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n/]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+"},
-  {34, "(?=(\\d{3})+(?!\\d))"},
-  {35, "'(?:[sSdDmMtT]|[lL][lL]|[vV][eE]|[rR][eE])|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]|\\s+(?!\\S)|\\s+"},
-  {36, "(?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1}| ?[^\\s\\p{L}\\p{N}\\r\\n]+|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+"},
-  {37, "[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+"},
-  {39, "[\xe4""\xb8""\x80""-\xe9""\xbf""\xbf""\xe3""\x90""\x80""-\xe4""\xb6""\xbf""\xe8""\xb1""\x88""-\xef""\xab""\xbf""\xe3""\x81""\x80""-\xe3""\x82""\x9f""\xe3""\x82""\xa0""-\xe3""\x83""\xbf""\xef""\xbd""\xa5""-\xef""\xbe""\x9f""\xe2""\xbc""\x80""-\xe2""\xbf""\x9f""\xe0""\xb9""\x80""-\xe0""\xb9""\xbf""\xe0""\xba""\x80""-\xe0""\xbb""\xbf""\xe1""\x9e""\x80""-\xe1""\x9f""\xbf""\xe1""\x80""\x80""-\xe1""\x82""\x9f""\xea""\xa9""\xa0""-\xea""\xa9""\xbf""\xea""\xa7""\xa0""-\xea""\xa7""\xbf""\xea""\xb0""\x80""-\xed""\x9e""\xaf""\xe1""\x84""\x80""-\xe1""\x87""\xbf""]+"},
-  {40, "[!\"#$%&'()*+,\\-./:;<=>?@\\[\\\\\\]^_`{|}~][A-Za-z]+|[^\\r\\n\\p{L}\\p{P}\\p{S}]?[\\p{L}\\p{M}]+| ?[\\p{P}\\p{S}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+"},
-  {41, "[^\\n]+|[\\n]+"},
-  {42, "(?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])|[^\\r\\n\\p{L}\\p{N}]?(?:\\p{L}\\p{M}*(?: \\p{L}\\p{M}*)*)+|\\p{N}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n/]?|\\s*[\\r\\n]|\\s+(?!\\S)|\\s+"},
-  {43, "(?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}+| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+"},
-  {44, "\\S+"},
-  {45, "[\\p{P}\\$\\+<=>\\^~|]+"},
+    {1, "(?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+"
+        "|\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+"},
+    {2, "(?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+"
+        "|\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s{512}(?!\\S)|\\s{256}(?!\\"
+        "S)|\\s{128}(?!\\S)|\\s{64}(?!\\S)|\\s{32}(?!\\S)|\\s{16}(?!\\S)|\\s{8}(?!\\S)|\\s{4}(?!"
+        "\\S)|\\s{1,2}(?!\\S)|\\s{1}"},
+    {3, "[\\r\\n]"},
+    {5, "\\s?[!-/:-~\uFF01-\uFF0F\uFF1A-\uFF5E\u2018-\u201F\u3000-\u3002]+"},
+    {6, "\\s+$"},
+    {7, "[\u4E00-\u9FA5\u0800-\u4E00\uAC00-\uD7FF]+"},
+    {8, "\\p{N}+"},
+    {9, "\\p{N}{1,3}"},
+    {10, "[\u4E00-\u9FA5\u3040-\u309F\u30A0-\u30FF]+"},
+    {11, "[!\"#$%&'()*+,\\-./:;<=>?@\\[\\\\\\]^_`{|}~][A-Za-z]+|[^\\r\\n\\p{L}\\p{P}\\p{S}]?[\\p"
+         "{L}\\p{M}]+| ?[\\p{P}\\p{S}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+"},
+    {12, "[!\"#$%&'()*+,\\-./:;<=>?@\\[\\\\\\]^_`{|}~][A-Za-z]+|[^\\r\\n\\p{L}\\p{P}\\p{S}]?[\\p"
+         "{L}\\p{M}]+| ?[\\p{P}\\p{S}]+|[\\r\\n]|\\s+(?!\\S)|\\s+"},
+    {13, "\\p{N}"},
+    {14, "[\uAC00-\uD7A3\u3131-\u318E]+|[\uFF01\u2026\u201C\u201D\u2018\u2019\u2014\uFF1A\uFF1B"
+         "\uFF0C\u3001-\u303F\uFE30-\uFE4F]+|[\u3105-\u312F]+|[\u4E00-\u9FA5\u3040-\u309F\u30A0-"
+         "\u30FF]+"},
+    {15, "[^\\r\\n\\p{L}\\p{N}]?[\\p{Lu}\\p{Lt}\\p{Lm}\\p{Lo}\\p{M}]*[\\p{Ll}\\p{Lm}\\p{Lo}\\p{M"
+         "}]+(?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])?|[^\\r\\n\\p{L}\\p{N}]?["
+         "\\p{Lu}\\p{Lt}\\p{Lm}\\p{Lo}\\p{M}]+[\\p{Ll}\\p{Lm}\\p{Lo}\\p{M}]*(?:'[sS]|'[tT]|'[rR]"
+         "[eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])?|\\p{N}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n/]*|\\s*[\\r"
+         "\\n]+|\\s+(?!\\S)|\\s+"},
+    {16, "\\s?\\p{L}+"},
+    {17, "\\s?\\p{P}+"},
+    {18, "[\\p{P}\\$\\+<=>\\^~|`]+"},
+    {19, "'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^\\s\\p{L}\\p{N}]+|\\s+(?!\\S)"},
+    {20, "[0-9][0-9][0-9]"},
+    {21, "(?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])|[^\\r\\n\\p{L}\\p{N}]?\\p{L}"
+         "+|\\p{N}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+"},
+    {22, "(?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])|[^\\r\\n\\p{L}\\p{N}]?[\\p{L"
+         "}\\p{M}]+|\\p{N}| ?[^\\s\\p{L}\\p{M}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+"},
+    {23, " ?[^(\\s|.,!?\u2026\u3002\uFF0C\u3001\u0964\u06D4\u060C)]+"},
+    {24, "[^\\r\\n\\p{L}\\p{N}]?((?=[\\p{L}])([^a-z]))*((?=[\\p{L}])([^A-Z]))+|[^\\r\\n\\p{L}\\p"
+         "{N}]?((?=[\\p{L}])([^a-z]))+((?=[\\p{L}])([^A-Z]))*|\\p{N}| ?[^\\s\\p{L}\\p{N}]+[\\r\\"
+         "n/]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+"},
+    {25, "<sentinel:[0-9]+>"},
+    {26, "(IMGIMG)((A|B|C|D|E|F|G|H|I){1,4})Z"},
+    {27, "([\\t\\n]|    |  )"},
+    {28, "[\\p{P}!-/:-@\\[-`{-~]"},
+    {29, "[^\\r\\n\\p{L}\\p{N}]?((?=[\\p{L}])([^a-z]))*((?=[\\p{L}])([^A-Z]))+(?:'[sS]|'[tT]|'[r"
+         "R][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])?|[^\\r\\n\\p{L}\\p{N}]?((?=[\\p{L}])([^a-z]))+"
+         "((?=[\\p{L}])([^A-Z]))*(?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])?|\\p{"
+         "N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n/]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+"},
+    {30, "[^\\r\\n\\p{L}\\p{N}]?((?=[\\p{L}\\p{M}])([^a-z]))*((?=[\\p{L}\\p{M}])([^A-Z]))+(?:'[s"
+         "S]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])?|[^\\r\\n\\p{L}\\p{N}]?((?=[\\p{L}"
+         "\\p{M}])([^a-z]))+((?=[\\p{L}\\p{M}])([^A-Z]))*(?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM"
+         "]|'[lL][lL]|'[dD])?|\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n/]*|\\s*[\\r\\n]+|\\s+(?!"
+         "\\S)|\\s+"},
+    {32, "[^\\r\\n\\p{L}\\p{N}]?[\\p{Lu}\\p{Lt}\\p{Lm}\\p{Lo}\\p{M}]*[\\p{Ll}\\p{Lm}\\p{Lo}\\p{M"
+         "}]+(?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])?|[^\\r\\n\\p{L}\\p{N}]?["
+         "\\p{Lu}\\p{Lt}\\p{Lm}\\p{Lo}\\p{M}]+[\\p{Ll}\\p{Lm}\\p{Lo}\\p{M}]*(?:'[sS]|'[tT]|'[rR]"
+         "[eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])?|\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n/]*|\\s"
+         "*[\\r\\n]+|\\s+(?!\\S)|\\s+"},
+    {34, "(?=(\\d{3})+(?!\\d))"},
+    {35, "'(?:[sSdDmMtT]|[lL][lL]|[vV][eE]|[rR][eE])|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}| ?[^\\"
+         "s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]|\\s+(?!\\S)|\\s+"},
+    {36, "(?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])|[^\\r\\n\\p{L}\\p{N}]?\\p{L}"
+         "+|\\p{N}{1}| ?[^\\s\\p{L}\\p{N}\\r\\n]+|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+"},
+    {37, "[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+"
+         "(?!\\S)|\\s+"},
+    {39, "[\u4E00-\u9FFF\u3400-\u4DBF\u8C48-\uFAFF\u3040-\u309F\u30A0-\u30FF\uFF65-\uFF9F\u2F00-"
+         "\u2FDF\u0E40-\u0E7F\u0E80-\u0EFF\u1780-\u17FF\u1000-\u109F\uAA60-\uAA7F\uA9E0-\uA9FF"
+         "\uAC00-\uD7AF\u1100-\u11FF]+"},
+    {40, "[!\"#$%&'()*+,\\-./:;<=>?@\\[\\\\\\]^_`{|}~][A-Za-z]+|[^\\r\\n\\p{L}\\p{P}\\p{S}]?[\\p"
+         "{L}\\p{M}]+| ?[\\p{P}\\p{S}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+"},
+    {41, "[^\\n]+|[\\n]+"},
+    {42, "(?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])|[^\\r\\n\\p{L}\\p{N}]?(?:\\p"
+         "{L}\\p{M}*(?: \\p{L}\\p{M}*)*)+|\\p{N}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n/]?|\\s*[\\r\\n]|\\"
+         "s+(?!\\S)|\\s+"},
+    {43, "(?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])|[^\\r\\n\\p{L}\\p{N}]?\\p{L}"
+         "+|\\p{N}+| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+"},
+    {44, "\\S+"},
+    {45, "[\\p{P}\\$\\+<=>\\^~|]+"},
 };
+/* clang-format on */
 
 const char *
 wh_pretok_pattern_source(guint x)
@@ -104,7 +142,6 @@ wh_pretok_pattern_source(guint x)
       return sources[i].src;
   return NULL;
 }
-
 
 typedef struct {
   const guint32 *cp;
@@ -144,6 +181,7 @@ in_ranges(guint32 c, const guint32 (*r)[2], gsize n)
 }
 
 /* Class DL of deepseek-llm's X04 (sorted, inclusive). */
+/* clang-format off */
 static const guint32 dl_ranges[][2] = {
   {0x0041, 0x005A}, {0x0061, 0x007A}, {0x00B5, 0x00B5}, {0x00C0, 0x00D6}, {0x00D8, 0x00F6},
   {0x00F8, 0x01BA}, {0x01BC, 0x01BF}, {0x01C4, 0x0293}, {0x0295, 0x02AF}, {0x0370, 0x0373},
@@ -164,6 +202,7 @@ static const guint32 dl_ranges[][2] = {
   {0x104D8, 0x104FB}, {0x10C80, 0x10CB2}, {0x10CC0, 0x10CF2}, {0x118A0, 0x118DF},
   {0x1E900, 0x1E943},
 };
+/* clang-format on */
 
 static gboolean
 set_x04(guint32 c, guint8 fl)
@@ -250,8 +289,20 @@ set_x23(guint32 c, guint8 fl)
   if (fl & WH_UC_WHITESPACE)
     return FALSE;
   switch (c) {
-  case '(': case ')': case '|': case '.': case ',': case '!': case '?': case 0x2026:
-  case 0x3002: case 0xFF0C: case 0x3001: case 0x0964: case 0x06D4: case 0x060C:
+  case '(':
+  case ')':
+  case '|':
+  case '.':
+  case ',':
+  case '!':
+  case '?':
+  case 0x2026:
+  case 0x3002:
+  case 0xFF0C:
+  case 0x3001:
+  case 0x0964:
+  case 0x06D4:
+  case 0x060C:
     return FALSE;
   default:
     return TRUE;
@@ -528,31 +579,81 @@ static gboolean
 split_segment(guint8 pattern, const text_ctx *t, gsize a, gsize b, GArray *ends)
 {
   switch (pattern) {
-  case P_X31: split_digits_mod3(t, a, b, ends); break;
-  case P_X01: split_llama3(&l3_llama3, t, a, b, ends); break;
-  case P_X21: case P_X35: split_llama3(&l3_qwen2, t, a, b, ends); break;
-  case P_X22: split_llama3(&l3_qwen35, t, a, b, ends); break;
-  case P_X36: split_llama3(&l3_x36, t, a, b, ends); break;
-  case P_X37: split_llama3(&l3_x37, t, a, b, ends); break;
-  case P_X43: split_llama3(&l3_x43, t, a, b, ends); break;
-  case P_X19: split_gpt2(t, a, b, ends); break;
-  case P_X41: split_newline_runs(t, a, b, ends); break;
-  case P_X06: split_trailing_ws(t, a, b, ends); break;
-  case P_X03: split_isolate(&rp_x03, t, a, b, ends); break;
-  case P_X04: split_isolate(&rp_x04, t, a, b, ends); break;
-  case P_X05: split_isolate(&rp_x05, t, a, b, ends); break;
-  case P_X07: split_isolate(&rp_x07, t, a, b, ends); break;
-  case P_X08: split_isolate(&rp_x08, t, a, b, ends); break;
-  case P_X09: split_isolate(&rp_x09, t, a, b, ends); break;
-  case P_X10: split_isolate(&rp_x10, t, a, b, ends); break;
-  case P_X13: split_isolate(&rp_x13, t, a, b, ends); break;
-  case P_X16: split_isolate(&rp_x16, t, a, b, ends); break;
-  case P_X17: split_isolate(&rp_x17, t, a, b, ends); break;
-  case P_X18: split_isolate(&rp_x18, t, a, b, ends); break;
-  case P_X20: split_isolate(&rp_x20, t, a, b, ends); break;
-  case P_X23: split_isolate(&rp_x23, t, a, b, ends); break;
-  case P_X45: split_isolate(&rp_x45, t, a, b, ends); break;
-  default: return FALSE;
+  case P_X31:
+    split_digits_mod3(t, a, b, ends);
+    break;
+  case P_X01:
+    split_llama3(&l3_llama3, t, a, b, ends);
+    break;
+  case P_X21:
+  case P_X35:
+    split_llama3(&l3_qwen2, t, a, b, ends);
+    break;
+  case P_X22:
+    split_llama3(&l3_qwen35, t, a, b, ends);
+    break;
+  case P_X36:
+    split_llama3(&l3_x36, t, a, b, ends);
+    break;
+  case P_X37:
+    split_llama3(&l3_x37, t, a, b, ends);
+    break;
+  case P_X43:
+    split_llama3(&l3_x43, t, a, b, ends);
+    break;
+  case P_X19:
+    split_gpt2(t, a, b, ends);
+    break;
+  case P_X41:
+    split_newline_runs(t, a, b, ends);
+    break;
+  case P_X06:
+    split_trailing_ws(t, a, b, ends);
+    break;
+  case P_X03:
+    split_isolate(&rp_x03, t, a, b, ends);
+    break;
+  case P_X04:
+    split_isolate(&rp_x04, t, a, b, ends);
+    break;
+  case P_X05:
+    split_isolate(&rp_x05, t, a, b, ends);
+    break;
+  case P_X07:
+    split_isolate(&rp_x07, t, a, b, ends);
+    break;
+  case P_X08:
+    split_isolate(&rp_x08, t, a, b, ends);
+    break;
+  case P_X09:
+    split_isolate(&rp_x09, t, a, b, ends);
+    break;
+  case P_X10:
+    split_isolate(&rp_x10, t, a, b, ends);
+    break;
+  case P_X13:
+    split_isolate(&rp_x13, t, a, b, ends);
+    break;
+  case P_X16:
+    split_isolate(&rp_x16, t, a, b, ends);
+    break;
+  case P_X17:
+    split_isolate(&rp_x17, t, a, b, ends);
+    break;
+  case P_X18:
+    split_isolate(&rp_x18, t, a, b, ends);
+    break;
+  case P_X20:
+    split_isolate(&rp_x20, t, a, b, ends);
+    break;
+  case P_X23:
+    split_isolate(&rp_x23, t, a, b, ends);
+    break;
+  case P_X45:
+    split_isolate(&rp_x45, t, a, b, ends);
+    break;
+  default:
+    return FALSE;
   }
   return TRUE;
 }
@@ -636,11 +737,18 @@ enum {
   F_GEMMA4 = 1 << 4,
 };
 
-#define PAT(...) {__VA_ARGS__}
-#define ROW(n, tn, pats, bos, cs, sep, fl) {n, tn, pats, bos, cs, sep, fl}
+#define PAT(...)                                                                                   \
+  {                                                                                                \
+    __VA_ARGS__                                                                                    \
+  }
+#define ROW(n, tn, pats, bos, cs, sep, fl)                                                         \
+  {                                                                                                \
+    n, tn, pats, bos, cs, sep, fl                                                                  \
+  }
 #define NOCS 0 /* clean_spaces = false */
 #define KEEP -1
 
+/* clang-format off */
 static const pre_row pre_rows[] = {
   ROW("llama3", "LLAMA3", PAT(P_X01), 1, KEEP, KEEP, F_IGNORE_MERGES),
   ROW("llama-v3", "LLAMA3", PAT(P_X01), 1, KEEP, KEEP, F_IGNORE_MERGES),
@@ -738,6 +846,7 @@ static const pre_row pre_rows[] = {
   ROW("whitespace", NULL, PAT(0), KEEP, KEEP, KEEP, 0),
   ROW("default", "DEFAULT", PAT(P_X45, P_X19, P_X08, P_X20), KEEP, KEEP, KEEP, 0),
 };
+/* clang-format on */
 
 wh_pretok_lookup_result
 wh_pretok_lookup(const char *name, wh_pretok_info *out)

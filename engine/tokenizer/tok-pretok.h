@@ -19,16 +19,16 @@ G_BEGIN_DECLS
 /* What a `tokenizer.ggml.pre` name selects (§6.4). Tri-state fields: -1 = leave the
  * model default, 0 = false, 1 = true. */
 typedef struct {
-  const char *type_name;                     /* pre-type, e.g. "LLAMA3" */
-  guint8 patterns[WH_PRETOK_MAX_PATTERNS];   /* pattern ids, 0-terminated */
+  const char *type_name;                   /* pre-type, e.g. "LLAMA3" */
+  guint8 patterns[WH_PRETOK_MAX_PATTERNS]; /* pattern ids, 0-terminated */
   gint8 add_bos;
   gint8 clean_spaces;
   gint8 add_sep;
   gboolean ignore_merges;
-  gboolean bos_none;          /* CHATGLM4: the BOS default becomes NONE */
-  gboolean escape_whitespace; /* ' ' -> U+2581 before pre-tokenization */
-  gboolean no_byte_encoding;  /* symbols are raw UTF-8; <0xHH> byte fallback */
-  gboolean gemma4;            /* all-newline words shortcut, BOS forced */
+  gboolean bos_none;                    /* CHATGLM4: the BOS default becomes NONE */
+  gboolean escape_whitespace;           /* ' ' -> U+2581 before pre-tokenization */
+  gboolean no_byte_encoding;            /* symbols are raw UTF-8; <0xHH> byte fallback */
+  gboolean gemma4;                      /* all-newline words shortcut, BOS forced */
   wh_regex *rx[WH_PRETOK_MAX_PATTERNS]; /* compiled generic patterns (owned) */
 } wh_pretok_info;
 

@@ -19,7 +19,7 @@ enum { PH_LETTER, PH_NUMBER, PH_PUNCT, PH_MARK, PH_SYMBOL, PH_OTHER, PH_COUNT };
 
 typedef struct {
   guint64 ascii[2];
-  guint8 ph;     /* placeholder bits */
+  guint8 ph;      /* placeholder bits */
   GArray *ranges; /* guint32 pairs, inclusive, for symbols in [0x80, PH_BASE) */
   gboolean neg;
 } rx_class;
@@ -89,7 +89,7 @@ typedef enum { N_CLASS, N_CAT, N_ALT, N_REPEAT, N_LOOK, N_NLOOK, N_END } node_ki
 
 typedef struct rx_node {
   node_kind kind;
-  GPtrArray *kids; /* CAT, ALT */
+  GPtrArray *kids;     /* CAT, ALT */
   struct rx_node *kid; /* REPEAT, LOOK */
   gint cls;
   gint min, max; /* max -1 = unbounded */
@@ -152,8 +152,8 @@ next_char(parser *ps)
   return c;
 }
 
-static const guint64 ws_ascii[2] = {(1ull << 9) | (1ull << 10) | (1ull << 11) | (1ull << 12) |
-                                        (1ull << 13) | (1ull << 32), 0};
+static const guint64 ws_ascii[2] = {
+    (1ull << 9) | (1ull << 10) | (1ull << 11) | (1ull << 12) | (1ull << 13) | (1ull << 32), 0};
 static const guint64 digit_ascii[2] = {0x03FF000000000000ull, 0};
 static const guint64 word_ascii[2] = {0x03FF000000000000ull, 0x07FFFFFE87FFFFFEull};
 
@@ -168,17 +168,40 @@ escape_into(parser *ps, rx_class *c, guint32 *lit)
   }
   char e = *ps->p++;
   switch (e) {
-  case 's': c->ascii[0] |= ws_ascii[0]; return TRUE;
-  case 'S': cls_add_complement_ascii(c, ws_ascii); return TRUE;
-  case 'd': c->ascii[0] |= digit_ascii[0]; return TRUE;
-  case 'D': cls_add_complement_ascii(c, digit_ascii); return TRUE;
-  case 'w': c->ascii[0] |= word_ascii[0]; c->ascii[1] |= word_ascii[1]; return TRUE;
-  case 'W': cls_add_complement_ascii(c, word_ascii); return TRUE;
-  case 'r': *lit = '\r'; return FALSE;
-  case 'n': *lit = '\n'; return FALSE;
-  case 't': *lit = '\t'; return FALSE;
-  case 'v': *lit = '\v'; return FALSE;
-  case 'f': *lit = '\f'; return FALSE;
+  case 's':
+    c->ascii[0] |= ws_ascii[0];
+    return TRUE;
+  case 'S':
+    cls_add_complement_ascii(c, ws_ascii);
+    return TRUE;
+  case 'd':
+    c->ascii[0] |= digit_ascii[0];
+    return TRUE;
+  case 'D':
+    cls_add_complement_ascii(c, digit_ascii);
+    return TRUE;
+  case 'w':
+    c->ascii[0] |= word_ascii[0];
+    c->ascii[1] |= word_ascii[1];
+    return TRUE;
+  case 'W':
+    cls_add_complement_ascii(c, word_ascii);
+    return TRUE;
+  case 'r':
+    *lit = '\r';
+    return FALSE;
+  case 'n':
+    *lit = '\n';
+    return FALSE;
+  case 't':
+    *lit = '\t';
+    return FALSE;
+  case 'v':
+    *lit = '\v';
+    return FALSE;
+  case 'f':
+    *lit = '\f';
+    return FALSE;
   case 'p': {
     const char *close = memchr(ps->p, '}', ps->end - ps->p);
     if (*ps->p != '{' || !close) {
@@ -508,7 +531,7 @@ gen(wh_regex *re, const rx_node *n)
 static gboolean
 pattern_is_category(const char *p)
 {
-  static const char *const cats[] = {"\\p{N}", "\\p{L}", "\\p{P}", "\\p{M}", "\\p{S}",
+  static const char *const cats[] = {"\\p{N}",  "\\p{L}",  "\\p{P}",  "\\p{M}",  "\\p{S}",
                                      "\\p{Lu}", "\\p{Ll}", "\\p{Lt}", "\\p{Lm}", "\\p{Lo}"};
   for (gsize i = 0; i < G_N_ELEMENTS(cats); i++)
     if (strstr(p, cats[i]))
@@ -535,8 +558,9 @@ wh_regex_compile(const char *pattern, char **error_message)
   re->category = pattern_is_category(pattern);
   re->classes = g_array_new(FALSE, FALSE, sizeof(rx_class));
   re->prog = g_array_new(FALSE, FALSE, sizeof(rx_inst));
-  parser ps = {pattern, pattern + strlen(pattern), pattern, re, NULL,
-               g_ptr_array_new_with_free_func(free_node)};
+  parser ps = {pattern, pattern + strlen(pattern),
+               pattern, re,
+               NULL,    g_ptr_array_new_with_free_func(free_node)};
   rx_node *root = parse_alt(&ps);
   if (!ps.error && ps.p != ps.end)
     fail(&ps, "unbalanced )");
@@ -578,12 +602,18 @@ symbol_at(const run_ctx *r, gsize i)
   if (!r->re->category)
     return c;
   switch (f & WH_UC_CLASS_MASK) {
-  case WH_UC_LETTER: return PH_BASE + PH_LETTER;
-  case WH_UC_NUMBER: return PH_BASE + PH_NUMBER;
-  case WH_UC_PUNCT: return PH_BASE + PH_PUNCT;
-  case WH_UC_MARK: return PH_BASE + PH_MARK;
-  case WH_UC_SYMBOL: return PH_BASE + PH_SYMBOL;
-  default: return PH_BASE + PH_OTHER;
+  case WH_UC_LETTER:
+    return PH_BASE + PH_LETTER;
+  case WH_UC_NUMBER:
+    return PH_BASE + PH_NUMBER;
+  case WH_UC_PUNCT:
+    return PH_BASE + PH_PUNCT;
+  case WH_UC_MARK:
+    return PH_BASE + PH_MARK;
+  case WH_UC_SYMBOL:
+    return PH_BASE + PH_SYMBOL;
+  default:
+    return PH_BASE + PH_OTHER;
   }
 }
 

@@ -9,7 +9,13 @@ wh_uc_is_whitespace(gunichar c)
   if (c < 0x80)
     return (c >= 0x09 && c <= 0x0D) || c == 0x20;
   switch (c) {
-  case 0x85: case 0xA0: case 0x1680: case 0x2028: case 0x2029: case 0x202F: case 0x205F:
+  case 0x85:
+  case 0xA0:
+  case 0x1680:
+  case 0x2028:
+  case 0x2029:
+  case 0x202F:
+  case 0x205F:
   case 0x3000:
     return TRUE;
   default:
@@ -77,7 +83,15 @@ ascii_class(guint c)
   if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z'))
     return WH_UC_LETTER;
   switch (c) {
-  case '$': case '+': case '<': case '=': case '>': case '^': case '`': case '|': case '~':
+  case '$':
+  case '+':
+  case '<':
+  case '=':
+  case '>':
+  case '^':
+  case '`':
+  case '|':
+  case '~':
     return WH_UC_SYMBOL;
   default:
     return WH_UC_PUNCT;

@@ -24,11 +24,25 @@
 
 #include <string.h>
 
+/* clang-format off */
 G_DEFINE_QUARK(wh-tokenizer-error-quark, wh_tokenizer_error)
+/* clang-format on */
 
 enum {
-  ID_BOS, ID_EOS, ID_EOT, ID_EOM, ID_UNK, ID_SEP, ID_PAD, ID_MASK,
-  ID_FIM_PRE, ID_FIM_SUF, ID_FIM_MID, ID_FIM_PAD, ID_FIM_REP, ID_FIM_SEP,
+  ID_BOS,
+  ID_EOS,
+  ID_EOT,
+  ID_EOM,
+  ID_UNK,
+  ID_SEP,
+  ID_PAD,
+  ID_MASK,
+  ID_FIM_PRE,
+  ID_FIM_SUF,
+  ID_FIM_MID,
+  ID_FIM_PAD,
+  ID_FIM_REP,
+  ID_FIM_SEP,
   N_IDS
 };
 
@@ -80,8 +94,8 @@ struct wh_tokenizer {
   trie_node *trie;
   guint32 trie_root[256];
 
-  gint32 hex_tok[256]; /* find("<0xHH>") */
-  gint32 raw_tok[256]; /* find(one byte) */
+  gint32 hex_tok[256];   /* find("<0xHH>") */
+  gint32 raw_tok[256];   /* find(one byte) */
   char byte_enc[256][3]; /* GPT-2 table: UTF-8 of the code point of byte b, NUL-terminated */
 
   gint32 ids[N_IDS];
@@ -167,8 +181,7 @@ merge_rank(const wh_tokenizer *tok, const char *l, gsize ll, const char *r, gsiz
       continue;
     const merge_rule *m = &tok->merges[k];
     const char *s = tok->merge_arena + m->off;
-    if (m->llen == ll && m->rlen == rl && memcmp(s, l, ll) == 0 &&
-        memcmp(s + ll + 1, r, rl) == 0)
+    if (m->llen == ll && m->rlen == rl && memcmp(s, l, ll) == 0 && memcmp(s + ll + 1, r, rl) == 0)
       return k;
   }
 }
@@ -198,10 +211,10 @@ void
 wh_tokenizer_vocab_init(wh_tokenizer_vocab *v)
 {
   memset(v, 0, sizeof *v);
-  v->bos_id = v->eos_id = v->eot_id = v->eom_id = v->unk_id = v->sep_id = v->pad_id =
-      v->mask_id = -1;
-  v->fim_pre_id = v->fim_suf_id = v->fim_mid_id = v->fim_pad_id = v->fim_rep_id =
-      v->fim_sep_id = -1;
+  v->bos_id = v->eos_id = v->eot_id = v->eom_id = v->unk_id = v->sep_id = v->pad_id = v->mask_id =
+      -1;
+  v->fim_pre_id = v->fim_suf_id = v->fim_mid_id = v->fim_pad_id = v->fim_rep_id = v->fim_sep_id =
+      -1;
   v->add_bos = v->add_eos = v->add_sep = v->add_space_prefix = -1;
 }
 
@@ -235,13 +248,20 @@ static guint32
 attr_of_type(gint32 type)
 {
   switch (type) {
-  case WH_TOKEN_TYPE_NORMAL: return WH_TOKEN_ATTR_NORMAL;
-  case WH_TOKEN_TYPE_UNKNOWN: return WH_TOKEN_ATTR_UNKNOWN;
-  case WH_TOKEN_TYPE_CONTROL: return WH_TOKEN_ATTR_CONTROL;
-  case WH_TOKEN_TYPE_USER_DEFINED: return WH_TOKEN_ATTR_USER_DEFINED;
-  case WH_TOKEN_TYPE_UNUSED: return WH_TOKEN_ATTR_UNUSED;
-  case WH_TOKEN_TYPE_BYTE: return WH_TOKEN_ATTR_BYTE;
-  default: return 0; /* UNDEFINED */
+  case WH_TOKEN_TYPE_NORMAL:
+    return WH_TOKEN_ATTR_NORMAL;
+  case WH_TOKEN_TYPE_UNKNOWN:
+    return WH_TOKEN_ATTR_UNKNOWN;
+  case WH_TOKEN_TYPE_CONTROL:
+    return WH_TOKEN_ATTR_CONTROL;
+  case WH_TOKEN_TYPE_USER_DEFINED:
+    return WH_TOKEN_ATTR_USER_DEFINED;
+  case WH_TOKEN_TYPE_UNUSED:
+    return WH_TOKEN_ATTR_UNUSED;
+  case WH_TOKEN_TYPE_BYTE:
+    return WH_TOKEN_ATTR_BYTE;
+  default:
+    return 0; /* UNDEFINED */
   }
 }
 
@@ -305,7 +325,8 @@ load_tokens(wh_tokenizer *tok, const wh_tokenizer_vocab *v, GError **error)
         g_autofree char *shown = g_strescape(dst, NULL);
         g_set_error(error, WH_TOKENIZER_ERROR, WH_TOKENIZER_ERROR_INVALID,
                     "tokenizer.ggml.tokens: tokens %d and %u have the same text \"%s\"; the "
-                    "vocabulary is corrupt", o, i, shown);
+                    "vocabulary is corrupt",
+                    o, i, shown);
         return FALSE;
       }
       h = (h + 1) & tok->hmask;
@@ -378,8 +399,8 @@ load_merges(wh_tokenizer *tok, const wh_tokenizer_vocab *v)
 static gboolean
 text_contains(const wh_tokenizer *tok, gint32 id, const char *needle)
 {
-  return find_bytes(tok->arena + tok->text_off[id], tok->text_len[id], needle,
-                    strlen(needle)) != NULL;
+  return find_bytes(tok->arena + tok->text_off[id], tok->text_len[id], needle, strlen(needle)) !=
+         NULL;
 }
 
 static gboolean
@@ -393,38 +414,94 @@ eog_has(const wh_tokenizer *tok, gint32 id)
 static void
 fixup_attributes(wh_tokenizer *tok, const wh_tokenizer_vocab *v)
 {
-  static const char *const eot_texts[] = {
-    "<|eot_id|>", "<|im_end|>", "<|end|>", "<end_of_turn>", "<|endoftext|>", "<|end_of_text|>",
-    "<EOT>", "_<EOT>", "[EOT]", "<\xef\xbd\x9c" "end\xe2\x96\x81" "of\xe2\x96\x81" "sentence\xef\xbd\x9c>",
-    "<end_of_utterance>", NULL};
+  static const char *const eot_texts[] = {"<|eot_id|>",
+                                          "<|im_end|>",
+                                          "<|end|>",
+                                          "<end_of_turn>",
+                                          "<|endoftext|>",
+                                          "<|end_of_text|>",
+                                          "<EOT>",
+                                          "_<EOT>",
+                                          "[EOT]",
+                                          "<\xef\xbd\x9c"
+                                          "end\xe2\x96\x81"
+                                          "of\xe2\x96\x81"
+                                          "sentence\xef\xbd\x9c>",
+                                          "<end_of_utterance>",
+                                          NULL};
   static const char *const eom_texts[] = {"<|eom_id|>", NULL};
-  static const char *const fim_pre_texts[] = {
-    "<|fim_prefix|>", "<fim-prefix>", "<fim_prefix>", "<\xef\xbd\x9c" "fim\xe2\x96\x81" "begin\xef\xbd\x9c>",
-    "<PRE>", "\xe2\x96\x81<PRE>", "<|code_prefix|>", "<|prefix|>", NULL};
-  static const char *const fim_suf_texts[] = {
-    "<|fim_suffix|>", "<fim-suffix>", "<fim_suffix>", "<\xef\xbd\x9c" "fim\xe2\x96\x81" "hole\xef\xbd\x9c>",
-    "<SUF>", "\xe2\x96\x81<SUF>", "<|code_suffix|>", "<|suffix|>", NULL};
-  static const char *const fim_mid_texts[] = {
-    "<|fim_middle|>", "<fim-middle>", "<fim_middle>", "<\xef\xbd\x9c" "fim\xe2\x96\x81" "end\xef\xbd\x9c>",
-    "<MID>", "\xe2\x96\x81<MID>", "<|code_middle|>", "<|middle|>", NULL};
-  static const char *const fim_pad_texts[] = {
-    "<|fim_pad|>", "<fim-pad>", "<fim_pad>", "<PAD>", "[PAD]", NULL};
-  static const char *const fim_rep_texts[] = {
-    "<|fim_repo|>", "<|repo_name|>", "<fim-repo>", "<REPO>", "<reponame>", NULL};
+  static const char *const fim_pre_texts[] = {"<|fim_prefix|>",
+                                              "<fim-prefix>",
+                                              "<fim_prefix>",
+                                              "<\xef\xbd\x9c"
+                                              "fim\xe2\x96\x81"
+                                              "begin\xef\xbd\x9c>",
+                                              "<PRE>",
+                                              "\xe2\x96\x81<PRE>",
+                                              "<|code_prefix|>",
+                                              "<|prefix|>",
+                                              NULL};
+  static const char *const fim_suf_texts[] = {"<|fim_suffix|>",
+                                              "<fim-suffix>",
+                                              "<fim_suffix>",
+                                              "<\xef\xbd\x9c"
+                                              "fim\xe2\x96\x81"
+                                              "hole\xef\xbd\x9c>",
+                                              "<SUF>",
+                                              "\xe2\x96\x81<SUF>",
+                                              "<|code_suffix|>",
+                                              "<|suffix|>",
+                                              NULL};
+  static const char *const fim_mid_texts[] = {"<|fim_middle|>",
+                                              "<fim-middle>",
+                                              "<fim_middle>",
+                                              "<\xef\xbd\x9c"
+                                              "fim\xe2\x96\x81"
+                                              "end\xef\xbd\x9c>",
+                                              "<MID>",
+                                              "\xe2\x96\x81<MID>",
+                                              "<|code_middle|>",
+                                              "<|middle|>",
+                                              NULL};
+  static const char *const fim_pad_texts[] = {"<|fim_pad|>", "<fim-pad>", "<fim_pad>",
+                                              "<PAD>",       "[PAD]",     NULL};
+  static const char *const fim_rep_texts[] = {"<|fim_repo|>", "<|repo_name|>", "<fim-repo>",
+                                              "<REPO>",       "<reponame>",    NULL};
   static const char *const fim_sep_texts[] = {"<|file_sep|>", NULL};
   static const struct {
     int slot;
     const char *const *texts;
   } detect[] = {
-    {ID_EOT, eot_texts},         {ID_EOM, eom_texts},         {ID_FIM_PRE, fim_pre_texts},
-    {ID_FIM_SUF, fim_suf_texts}, {ID_FIM_MID, fim_mid_texts}, {ID_FIM_PAD, fim_pad_texts},
-    {ID_FIM_REP, fim_rep_texts}, {ID_FIM_SEP, fim_sep_texts},
+      {ID_EOT, eot_texts},         {ID_EOM, eom_texts},         {ID_FIM_PRE, fim_pre_texts},
+      {ID_FIM_SUF, fim_suf_texts}, {ID_FIM_MID, fim_mid_texts}, {ID_FIM_PAD, fim_pad_texts},
+      {ID_FIM_REP, fim_rep_texts}, {ID_FIM_SEP, fim_sep_texts},
   };
-  static const char *const eog_texts[] = {
-    "<|eot_id|>", "<|im_end|>", "<|end|>", "<|return|>", "<|call|>", "<|flush|>", "<|calls|>",
-    "<end_of_turn>", "<|endoftext|>", "</s>", "<|eom_id|>", "<EOT>", "_<EOT>", "[EOT]",
-    "[EOS]", "<|end_of_text|>", "<end_of_utterance>", "<eos>", "<turn|>", "<|tool_response>",
-    "<\xef\xbd\x9c" "end\xe2\x96\x81" "of\xe2\x96\x81" "sentence\xef\xbd\x9c>", "[e~[", NULL};
+  static const char *const eog_texts[] = {"<|eot_id|>",
+                                          "<|im_end|>",
+                                          "<|end|>",
+                                          "<|return|>",
+                                          "<|call|>",
+                                          "<|flush|>",
+                                          "<|calls|>",
+                                          "<end_of_turn>",
+                                          "<|endoftext|>",
+                                          "</s>",
+                                          "<|eom_id|>",
+                                          "<EOT>",
+                                          "_<EOT>",
+                                          "[EOT]",
+                                          "[EOS]",
+                                          "<|end_of_text|>",
+                                          "<end_of_utterance>",
+                                          "<eos>",
+                                          "<turn|>",
+                                          "<|tool_response>",
+                                          "<\xef\xbd\x9c"
+                                          "end\xe2\x96\x81"
+                                          "of\xe2\x96\x81"
+                                          "sentence\xef\xbd\x9c>",
+                                          "[e~[",
+                                          NULL};
 
   /* 1. */
   for (gsize k = 0; k < G_N_ELEMENTS(detect); k++) {
@@ -456,8 +533,7 @@ fixup_attributes(wh_tokenizer *tok, const wh_tokenizer_vocab *v)
     if (tok->ids[eog_slots[k]] >= 0)
       tok->tflags[tok->ids[eog_slots[k]]] |= TF_EOG;
   /* 4. */
-  static const char *const harmony[] = {"<|channel|>", "<|message|>", "<|start|>",
-                                        "<|constrain|>"};
+  static const char *const harmony[] = {"<|channel|>", "<|message|>", "<|start|>", "<|constrain|>"};
   for (gsize k = 0; k < G_N_ELEMENTS(harmony); k++) {
     gint32 id = find_str(tok, harmony[k]);
     if (id >= 0)
@@ -465,8 +541,8 @@ fixup_attributes(wh_tokenizer *tok, const wh_tokenizer_vocab *v)
   }
   /* 5. */
   gint32 end = find_str(tok, "<|end|>");
-  gboolean has_call = eog_has(tok, find_str(tok, "<|call|>")) ||
-                      eog_has(tok, find_str(tok, "<|calls|>"));
+  gboolean has_call =
+      eog_has(tok, find_str(tok, "<|call|>")) || eog_has(tok, find_str(tok, "<|calls|>"));
   if (eog_has(tok, end) && has_call &&
       (eog_has(tok, find_str(tok, "<|return|>")) || eog_has(tok, find_str(tok, "<|flush|>")))) {
     tok->tflags[end] &= ~TF_EOG;
@@ -526,8 +602,7 @@ static void
 build_special(wh_tokenizer *tok)
 {
   static GMutex sort_lock;
-  const guint32 mask = WH_TOKEN_ATTR_CONTROL | WH_TOKEN_ATTR_USER_DEFINED |
-                       WH_TOKEN_ATTR_UNKNOWN;
+  const guint32 mask = WH_TOKEN_ATTR_CONTROL | WH_TOKEN_ATTR_USER_DEFINED | WH_TOKEN_ATTR_UNKNOWN;
   guint n = 0;
   for (guint i = 0; i < tok->n; i++)
     if (tok->attrs[i] & mask)
@@ -686,7 +761,8 @@ wh_tokenizer_new_from_vocab(const wh_tokenizer_vocab *v, GError **error)
     case WH_PRETOK_UNSUPPORTED:
       g_set_error(error, WH_TOKENIZER_ERROR, WH_TOKENIZER_ERROR_UNSUPPORTED,
                   "tokenizer.ggml.pre \"%s\" names a pre-tokenizer Whittle does not support "
-                  "yet (it needs a general regex engine)", pre_name);
+                  "yet (it needs a general regex engine)",
+                  pre_name);
       return NULL;
     default:
       g_set_error(error, WH_TOKENIZER_ERROR, WH_TOKENIZER_ERROR_INVALID,
@@ -697,7 +773,8 @@ wh_tokenizer_new_from_vocab(const wh_tokenizer_vocab *v, GError **error)
     if (!wh_pretok_info_compile(&tok->pre, &rx_error)) {
       g_set_error(error, WH_TOKENIZER_ERROR, WH_TOKENIZER_ERROR_UNSUPPORTED,
                   "tokenizer.ggml.pre \"%s\": a pattern of pre-tokenizer %s cannot be "
-                  "evaluated (%s)", pre_name, tok->pre.type_name, rx_error);
+                  "evaluated (%s)",
+                  pre_name, tok->pre.type_name, rx_error);
       return NULL;
     }
     if (tok->pre.add_bos >= 0)
@@ -713,13 +790,14 @@ wh_tokenizer_new_from_vocab(const wh_tokenizer_vocab *v, GError **error)
     tok->byte_encode = !tok->pre.no_byte_encoding;
     tok->gemma4 = tok->pre.gemma4;
   } else {
-    static const char *const known[] = {"bert", "t5", "rwkv", "plamo2", "hybriddna",
+    static const char *const known[] = {"bert",       "t5",       "rwkv", "plamo2", "hybriddna",
                                         "whitespace", "no_vocab", "none", "test"};
     for (gsize k = 0; k < G_N_ELEMENTS(known); k++)
       if (strcmp(v->model, known[k]) == 0) {
         g_set_error(error, WH_TOKENIZER_ERROR, WH_TOKENIZER_ERROR_UNSUPPORTED,
                     "tokenizer.ggml.model \"%s\" is a tokenizer family Whittle does not "
-                    "support (only \"llama\", \"gpt2\" and \"gemma4\")", v->model);
+                    "support (only \"llama\", \"gpt2\" and \"gemma4\")",
+                    v->model);
         return NULL;
       }
     g_set_error(error, WH_TOKENIZER_ERROR, WH_TOKENIZER_ERROR_INVALID,
@@ -744,7 +822,8 @@ wh_tokenizer_new_from_vocab(const wh_tokenizer_vocab *v, GError **error)
     if (v->merges == NULL) {
       g_set_error(error, WH_TOKENIZER_ERROR, WH_TOKENIZER_ERROR_MISSING,
                   "tokenizer.ggml.merges is missing; a BPE (\"%s\") vocabulary needs its merge "
-                  "rules", v->model);
+                  "rules",
+                  v->model);
       return NULL;
     }
     load_merges(tok, v);
@@ -757,9 +836,9 @@ wh_tokenizer_new_from_vocab(const wh_tokenizer_vocab *v, GError **error)
     if (tok->ids[k] >= (gint32)tok->n)
       tok->ids[k] = WH_TOKEN_NONE;
   const gint64 keyed[N_IDS] = {
-    v->bos_id,     v->eos_id,     v->eot_id,     v->eom_id,     v->unk_id,
-    v->sep_id,     v->pad_id,     v->mask_id,    v->fim_pre_id, v->fim_suf_id,
-    v->fim_mid_id, v->fim_pad_id, v->fim_rep_id, v->fim_sep_id,
+      v->bos_id,     v->eos_id,     v->eot_id,     v->eom_id,     v->unk_id,
+      v->sep_id,     v->pad_id,     v->mask_id,    v->fim_pre_id, v->fim_suf_id,
+      v->fim_mid_id, v->fim_pad_id, v->fim_rep_id, v->fim_sep_id,
   };
   for (int k = 0; k < N_IDS; k++) {
     if (keyed[k] < 0)
@@ -768,7 +847,8 @@ wh_tokenizer_new_from_vocab(const wh_tokenizer_vocab *v, GError **error)
       tok->ids[k] = (gint32)keyed[k];
     else
       g_debug("tokenizer: special id %" G_GINT64_FORMAT " is out of range (n_vocab %u); "
-              "ignored", keyed[k], tok->n);
+              "ignored",
+              keyed[k], tok->n);
   }
   if (v->add_bos >= 0)
     tok->add_bos = v->add_bos;
@@ -860,10 +940,11 @@ gguf_string_array(const wh_gguf *g, const char *key, gboolean required, guint *n
     return TRUE;
   }
   if (arr.type != WH_GGUF_STRING || arr.n > G_MAXINT32) {
-    g_set_error(error, WH_TOKENIZER_ERROR, WH_TOKENIZER_ERROR_INVALID,
-                "%s: metadata key %s must be an array of at most 2^31 strings (found %s[%"
-                G_GUINT64_FORMAT "])", wh_gguf_path(g), key, wh_gguf_value_type_name(arr.type),
-                arr.n);
+    g_set_error(
+        error, WH_TOKENIZER_ERROR, WH_TOKENIZER_ERROR_INVALID,
+        "%s: metadata key %s must be an array of at most 2^31 strings (found %s[%" G_GUINT64_FORMAT
+        "])",
+        wh_gguf_path(g), key, wh_gguf_value_type_name(arr.type), arr.n);
     return FALSE;
   }
   *n_out = (guint)arr.n;
@@ -907,8 +988,7 @@ wh_tokenizer_new_from_gguf(const wh_gguf *g, GError **error)
   v.general_name = wh_gguf_get_string(g, "general.name");
   v.general_architecture = wh_gguf_get_string(g, "general.architecture");
 
-  if (!gguf_string_array(g, "tokenizer.ggml.tokens", TRUE, &n_tokens, &tokens, &token_lens,
-                         error))
+  if (!gguf_string_array(g, "tokenizer.ggml.tokens", TRUE, &n_tokens, &tokens, &token_lens, error))
     goto out;
   v.n_tokens = n_tokens;
   v.tokens = tokens;
@@ -919,8 +999,8 @@ wh_tokenizer_new_from_gguf(const wh_gguf *g, GError **error)
     if ((arr.type != WH_GGUF_FLOAT32 && arr.type != WH_GGUF_INT32) || arr.n < n_tokens) {
       g_set_error(error, WH_TOKENIZER_ERROR, WH_TOKENIZER_ERROR_INVALID,
                   "%s: tokenizer.ggml.scores must be FLOAT32 or INT32 with at least %u "
-                  "entries (found %s[%" G_GUINT64_FORMAT "])", wh_gguf_path(g), n_tokens,
-                  wh_gguf_value_type_name(arr.type), arr.n);
+                  "entries (found %s[%" G_GUINT64_FORMAT "])",
+                  wh_gguf_path(g), n_tokens, wh_gguf_value_type_name(arr.type), arr.n);
       goto out;
     }
     scores = g_new(float, n_tokens);
@@ -932,8 +1012,8 @@ wh_tokenizer_new_from_gguf(const wh_gguf *g, GError **error)
     if (arr.type != WH_GGUF_INT32 || arr.n < n_tokens) {
       g_set_error(error, WH_TOKENIZER_ERROR, WH_TOKENIZER_ERROR_INVALID,
                   "%s: tokenizer.ggml.token_type must be INT32 with at least %u entries "
-                  "(found %s[%" G_GUINT64_FORMAT "])", wh_gguf_path(g), n_tokens,
-                  wh_gguf_value_type_name(arr.type), arr.n);
+                  "(found %s[%" G_GUINT64_FORMAT "])",
+                  wh_gguf_path(g), n_tokens, wh_gguf_value_type_name(arr.type), arr.n);
       goto out;
     }
     types = g_new(gint32, n_tokens);
@@ -941,8 +1021,7 @@ wh_tokenizer_new_from_gguf(const wh_gguf *g, GError **error)
       types[i] = (gint32)wh_gguf_array_get_int(&arr, i);
     v.token_types = types;
   }
-  if (!gguf_string_array(g, "tokenizer.ggml.merges", FALSE, &n_merges, &merges, &merge_lens,
-                         error))
+  if (!gguf_string_array(g, "tokenizer.ggml.merges", FALSE, &n_merges, &merges, &merge_lens, error))
     goto out;
   v.n_merges = n_merges;
   v.merges = merges;
@@ -952,24 +1031,24 @@ wh_tokenizer_new_from_gguf(const wh_gguf *g, GError **error)
     const char *key;
     gsize offset;
   } ids[] = {
-    {"tokenizer.ggml.bos_token_id", G_STRUCT_OFFSET(wh_tokenizer_vocab, bos_id)},
-    {"tokenizer.ggml.eos_token_id", G_STRUCT_OFFSET(wh_tokenizer_vocab, eos_id)},
-    {"tokenizer.ggml.eot_token_id", G_STRUCT_OFFSET(wh_tokenizer_vocab, eot_id)},
-    {"tokenizer.ggml.eom_token_id", G_STRUCT_OFFSET(wh_tokenizer_vocab, eom_id)},
-    {"tokenizer.ggml.unknown_token_id", G_STRUCT_OFFSET(wh_tokenizer_vocab, unk_id)},
-    {"tokenizer.ggml.seperator_token_id", G_STRUCT_OFFSET(wh_tokenizer_vocab, sep_id)},
-    {"tokenizer.ggml.padding_token_id", G_STRUCT_OFFSET(wh_tokenizer_vocab, pad_id)},
-    {"tokenizer.ggml.mask_token_id", G_STRUCT_OFFSET(wh_tokenizer_vocab, mask_id)},
-    {"tokenizer.ggml.fim_pre_token_id", G_STRUCT_OFFSET(wh_tokenizer_vocab, fim_pre_id)},
-    {"tokenizer.ggml.fim_suf_token_id", G_STRUCT_OFFSET(wh_tokenizer_vocab, fim_suf_id)},
-    {"tokenizer.ggml.fim_mid_token_id", G_STRUCT_OFFSET(wh_tokenizer_vocab, fim_mid_id)},
-    {"tokenizer.ggml.fim_pad_token_id", G_STRUCT_OFFSET(wh_tokenizer_vocab, fim_pad_id)},
-    {"tokenizer.ggml.fim_rep_token_id", G_STRUCT_OFFSET(wh_tokenizer_vocab, fim_rep_id)},
-    {"tokenizer.ggml.fim_sep_token_id", G_STRUCT_OFFSET(wh_tokenizer_vocab, fim_sep_id)},
-    /* deprecated aliases, read after the new names so they win */
-    {"tokenizer.ggml.prefix_token_id", G_STRUCT_OFFSET(wh_tokenizer_vocab, fim_pre_id)},
-    {"tokenizer.ggml.suffix_token_id", G_STRUCT_OFFSET(wh_tokenizer_vocab, fim_suf_id)},
-    {"tokenizer.ggml.middle_token_id", G_STRUCT_OFFSET(wh_tokenizer_vocab, fim_mid_id)},
+      {"tokenizer.ggml.bos_token_id", G_STRUCT_OFFSET(wh_tokenizer_vocab, bos_id)},
+      {"tokenizer.ggml.eos_token_id", G_STRUCT_OFFSET(wh_tokenizer_vocab, eos_id)},
+      {"tokenizer.ggml.eot_token_id", G_STRUCT_OFFSET(wh_tokenizer_vocab, eot_id)},
+      {"tokenizer.ggml.eom_token_id", G_STRUCT_OFFSET(wh_tokenizer_vocab, eom_id)},
+      {"tokenizer.ggml.unknown_token_id", G_STRUCT_OFFSET(wh_tokenizer_vocab, unk_id)},
+      {"tokenizer.ggml.seperator_token_id", G_STRUCT_OFFSET(wh_tokenizer_vocab, sep_id)},
+      {"tokenizer.ggml.padding_token_id", G_STRUCT_OFFSET(wh_tokenizer_vocab, pad_id)},
+      {"tokenizer.ggml.mask_token_id", G_STRUCT_OFFSET(wh_tokenizer_vocab, mask_id)},
+      {"tokenizer.ggml.fim_pre_token_id", G_STRUCT_OFFSET(wh_tokenizer_vocab, fim_pre_id)},
+      {"tokenizer.ggml.fim_suf_token_id", G_STRUCT_OFFSET(wh_tokenizer_vocab, fim_suf_id)},
+      {"tokenizer.ggml.fim_mid_token_id", G_STRUCT_OFFSET(wh_tokenizer_vocab, fim_mid_id)},
+      {"tokenizer.ggml.fim_pad_token_id", G_STRUCT_OFFSET(wh_tokenizer_vocab, fim_pad_id)},
+      {"tokenizer.ggml.fim_rep_token_id", G_STRUCT_OFFSET(wh_tokenizer_vocab, fim_rep_id)},
+      {"tokenizer.ggml.fim_sep_token_id", G_STRUCT_OFFSET(wh_tokenizer_vocab, fim_sep_id)},
+      /* deprecated aliases, read after the new names so they win */
+      {"tokenizer.ggml.prefix_token_id", G_STRUCT_OFFSET(wh_tokenizer_vocab, fim_pre_id)},
+      {"tokenizer.ggml.suffix_token_id", G_STRUCT_OFFSET(wh_tokenizer_vocab, fim_suf_id)},
+      {"tokenizer.ggml.middle_token_id", G_STRUCT_OFFSET(wh_tokenizer_vocab, fim_mid_id)},
   };
   for (gsize k = 0; k < G_N_ELEMENTS(ids); k++)
     if (!gguf_id(g, ids[k].key, (gint64 *)((char *)&v + ids[k].offset), error))
@@ -1066,9 +1145,9 @@ heap_pop(GArray *h)
 
 /* Per-call scratch space (a tokenizer is shared between threads; this is not). */
 typedef struct {
-  GArray *syms;  /* symbol */
-  GArray *heap;  /* candidate */
-  GArray *cps;   /* guint32 */
+  GArray *syms; /* symbol */
+  GArray *heap; /* candidate */
+  GArray *cps;  /* guint32 */
   GByteArray *flags;
   GArray *ends, *scratch; /* gsize */
   GString *buf;
@@ -1156,8 +1235,7 @@ try_pair(const wh_tokenizer *tok, merge_mode mode, const char *text, GArray *sym
 /* Shape: one SPM text fragment or one BPE word, symbols = characters; runs until no adjacent
  * pair qualifies. The surviving symbols are linked from index 0. */
 static void
-merge_loop(const wh_tokenizer *tok, merge_mode mode, const char *text, GArray *syms,
-           GArray *heap)
+merge_loop(const wh_tokenizer *tok, merge_mode mode, const char *text, GArray *syms, GArray *heap)
 {
   g_array_set_size(heap, 0);
   for (guint i = 0; i + 1 < syms->len; i++)
@@ -1192,8 +1270,8 @@ static gboolean spm_region(const wh_tokenizer *tok, session *s, const char *text
 
 /* §7.1 on one text fragment, with the space prefix when @prefix. */
 static gboolean
-spm_fragment(const wh_tokenizer *tok, session *s, const char *text, gsize len,
-             gboolean prefix, GArray *out, GError **error)
+spm_fragment(const wh_tokenizer *tok, session *s, const char *text, gsize len, gboolean prefix,
+             GArray *out, GError **error)
 {
   GString *buf = s->buf;
   g_string_truncate(buf, 0);
@@ -1240,7 +1318,8 @@ spm_region(const wh_tokenizer *tok, session *s, const char *text, gsize len, GAr
       if (id < 0) {
         g_set_error(error, WH_TOKENIZER_ERROR, WH_TOKENIZER_ERROR_TOKENIZE,
                     "the vocabulary has no token for byte 0x%02X (neither <0x%02X> nor the "
-                    "byte itself), so this text cannot be tokenized", b, b);
+                    "byte itself), so this text cannot be tokenized",
+                    b, b);
         return FALSE;
       }
       push_id(out, id);
@@ -1364,8 +1443,7 @@ scan_present(const wh_tokenizer *tok, session *s, const char *text, gsize len)
 }
 
 static void
-partition(const wh_tokenizer *tok, session *s, const char *text, gsize len,
-          gboolean parse_special)
+partition(const wh_tokenizer *tok, session *s, const char *text, gsize len, gboolean parse_special)
 {
   s->frags = g_array_new(FALSE, FALSE, sizeof(fragment));
   s->frags_tmp = g_array_new(FALSE, FALSE, sizeof(fragment));
@@ -1426,9 +1504,8 @@ partition(const wh_tokenizer *tok, session *s, const char *text, gsize len,
 /* --- tokenize (§8) ----------------------------------------------------------------------- */
 
 gint
-wh_tokenizer_tokenize(const wh_tokenizer *tok, const char *text, gsize len,
-                      gboolean add_special, gboolean parse_special, GArray *out_ids,
-                      GError **error)
+wh_tokenizer_tokenize(const wh_tokenizer *tok, const char *text, gsize len, gboolean add_special,
+                      gboolean parse_special, GArray *out_ids, GError **error)
 {
   g_return_val_if_fail(tok != NULL && out_ids != NULL, -1);
   g_return_val_if_fail(text != NULL || len == 0, -1);
@@ -1456,8 +1533,8 @@ wh_tokenizer_tokenize(const wh_tokenizer *tok, const char *text, gsize len,
       continue;
     }
     if (tok->family == WH_TOKENIZER_SPM) {
-      if (!spm_fragment(tok, &s, text + fr->off, fr->len,
-                        tok->add_space_prefix && prev_special, out_ids, error)) {
+      if (!spm_fragment(tok, &s, text + fr->off, fr->len, tok->add_space_prefix && prev_special,
+                        out_ids, error)) {
         ok = FALSE;
         goto out;
       }
@@ -1537,8 +1614,8 @@ clean_spaces(char *b, gsize len)
     char x = b[r];
     if (x == '\'' && w > 1 && b[w - 1] == ' ') {
       gboolean one = r + 1 < len && (b[r + 1] == 's' || b[r + 1] == 'm');
-      gboolean two = r + 2 < len && ((b[r + 1] == 'r' && b[r + 2] == 'e') ||
-                                     (b[r + 1] == 'v' && b[r + 2] == 'e'));
+      gboolean two = r + 2 < len &&
+                     ((b[r + 1] == 'r' && b[r + 2] == 'e') || (b[r + 1] == 'v' && b[r + 2] == 'e'));
       if (one || two)
         w--;
     }
@@ -1663,16 +1740,56 @@ wh_tokenizer_n_vocab(const wh_tokenizer *tok)
   return tok->n;
 }
 
-gint32 wh_tokenizer_bos(const wh_tokenizer *tok) { return tok->ids[ID_BOS]; }
-gint32 wh_tokenizer_eos(const wh_tokenizer *tok) { return tok->ids[ID_EOS]; }
-gint32 wh_tokenizer_eot(const wh_tokenizer *tok) { return tok->ids[ID_EOT]; }
-gint32 wh_tokenizer_eom(const wh_tokenizer *tok) { return tok->ids[ID_EOM]; }
-gint32 wh_tokenizer_pad(const wh_tokenizer *tok) { return tok->ids[ID_PAD]; }
-gint32 wh_tokenizer_unk(const wh_tokenizer *tok) { return tok->ids[ID_UNK]; }
-gint32 wh_tokenizer_sep(const wh_tokenizer *tok) { return tok->ids[ID_SEP]; }
-gboolean wh_tokenizer_add_bos(const wh_tokenizer *tok) { return tok->add_bos; }
-gboolean wh_tokenizer_add_eos(const wh_tokenizer *tok) { return tok->add_eos; }
-gboolean wh_tokenizer_add_space_prefix(const wh_tokenizer *tok) { return tok->add_space_prefix; }
+gint32
+wh_tokenizer_bos(const wh_tokenizer *tok)
+{
+  return tok->ids[ID_BOS];
+}
+gint32
+wh_tokenizer_eos(const wh_tokenizer *tok)
+{
+  return tok->ids[ID_EOS];
+}
+gint32
+wh_tokenizer_eot(const wh_tokenizer *tok)
+{
+  return tok->ids[ID_EOT];
+}
+gint32
+wh_tokenizer_eom(const wh_tokenizer *tok)
+{
+  return tok->ids[ID_EOM];
+}
+gint32
+wh_tokenizer_pad(const wh_tokenizer *tok)
+{
+  return tok->ids[ID_PAD];
+}
+gint32
+wh_tokenizer_unk(const wh_tokenizer *tok)
+{
+  return tok->ids[ID_UNK];
+}
+gint32
+wh_tokenizer_sep(const wh_tokenizer *tok)
+{
+  return tok->ids[ID_SEP];
+}
+gboolean
+wh_tokenizer_add_bos(const wh_tokenizer *tok)
+{
+  return tok->add_bos;
+}
+gboolean
+wh_tokenizer_add_eos(const wh_tokenizer *tok)
+{
+  return tok->add_eos;
+}
+gboolean
+wh_tokenizer_add_space_prefix(const wh_tokenizer *tok)
+{
+  return tok->add_space_prefix;
+}
 
 gboolean
 wh_tokenizer_is_eog(const wh_tokenizer *tok, gint32 id)

@@ -82,20 +82,20 @@ wh_tokenizer *wh_tokenizer_new_from_gguf(const wh_gguf *g, GError **error);
 /* The same from plain arrays (hand-made vocabularies in tests, converters). Strings are
  * copied. Optional fields: NULL / -1 = "key absent". */
 typedef struct {
-  const char *model;              /* "llama", "gpt2", "gemma4" (required) */
-  const char *pre;                /* tokenizer.ggml.pre, may be NULL */
+  const char *model; /* "llama", "gpt2", "gemma4" (required) */
+  const char *pre;   /* tokenizer.ggml.pre, may be NULL */
   guint n_tokens;
-  const char *const *tokens;      /* n_tokens texts */
-  const gsize *token_lens;        /* byte lengths, or NULL for NUL-terminated texts */
-  const float *scores;            /* NULL = all 0 */
-  const gint32 *token_types;      /* NULL = all NORMAL */
+  const char *const *tokens; /* n_tokens texts */
+  const gsize *token_lens;   /* byte lengths, or NULL for NUL-terminated texts */
+  const float *scores;       /* NULL = all 0 */
+  const gint32 *token_types; /* NULL = all NORMAL */
   guint n_merges;
-  const char *const *merges;      /* "left right" rules */
-  const gsize *merge_lens;        /* byte lengths, or NULL for NUL-terminated rules */
+  const char *const *merges; /* "left right" rules */
+  const gsize *merge_lens;   /* byte lengths, or NULL for NUL-terminated rules */
   gint64 bos_id, eos_id, eot_id, eom_id, unk_id, sep_id, pad_id, mask_id; /* -1 = absent */
   gint64 fim_pre_id, fim_suf_id, fim_mid_id, fim_pad_id, fim_rep_id, fim_sep_id;
-  gint8 add_bos, add_eos, add_sep, add_space_prefix;                      /* -1 = absent */
-  const char *general_name;       /* may be NULL */
+  gint8 add_bos, add_eos, add_sep, add_space_prefix; /* -1 = absent */
+  const char *general_name;                          /* may be NULL */
   const char *general_architecture;
 } wh_tokenizer_vocab;
 
@@ -156,7 +156,7 @@ wh_tokenizer_family wh_tokenizer_get_family(const wh_tokenizer *tok);
 const char *wh_tokenizer_get_model_name(const wh_tokenizer *tok); /* "llama", "gpt2", ... */
 const char *wh_tokenizer_get_pre_name(const wh_tokenizer *tok);   /* "LLAMA3", ...; NULL: SPM */
 guint wh_tokenizer_n_vocab(const wh_tokenizer *tok);
-gint32 wh_tokenizer_bos(const wh_tokenizer *tok);  /* WH_TOKEN_NONE when there is none */
+gint32 wh_tokenizer_bos(const wh_tokenizer *tok); /* WH_TOKEN_NONE when there is none */
 gint32 wh_tokenizer_eos(const wh_tokenizer *tok);
 gint32 wh_tokenizer_eot(const wh_tokenizer *tok);
 gint32 wh_tokenizer_eom(const wh_tokenizer *tok);

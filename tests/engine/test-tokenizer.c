@@ -18,7 +18,7 @@
 #define SEPARATOR "\n__ggml_vocab_test__\n"
 
 static const char *const vocab_names[] = {
-  "llama-spm", "phi-3", "llama-bpe", "qwen2", "gpt-2", "falcon", "starcoder", "deepseek-llm",
+    "llama-spm", "phi-3", "llama-bpe", "qwen2", "gpt-2", "falcon", "starcoder", "deepseek-llm",
 };
 
 /* Loaded once per process: the big vocabularies take tens of ms each. */
@@ -31,8 +31,8 @@ load_tokenizer(const char *relative)
   if (!path)
     return NULL;
   if (!cache)
-    cache = g_hash_table_new_full(g_str_hash, g_str_equal, g_free,
-                                  (GDestroyNotify)wh_tokenizer_free);
+    cache =
+        g_hash_table_new_full(g_str_hash, g_str_equal, g_free, (GDestroyNotify)wh_tokenizer_free);
   wh_tokenizer *tok = g_hash_table_lookup(cache, path);
   if (tok)
     return tok;
@@ -226,16 +226,16 @@ test_settings(void)
     gboolean add_bos, add_eos, space_prefix;
     gint32 bos, eos, unk;
   } rows[] = {
-    {"vocab/ggml-vocab-llama-spm.gguf", "llama", NULL, TRUE, FALSE, TRUE, 1, 2, 0},
-    {"vocab/ggml-vocab-phi-3.gguf", "llama", NULL, TRUE, FALSE, TRUE, 1, 32000, 0},
-    {"models/stories260K.gguf", "llama", NULL, TRUE, FALSE, TRUE, 1, 2, 0},
-    {"vocab/ggml-vocab-llama-bpe.gguf", "gpt2", "LLAMA3", TRUE, FALSE, FALSE, 128000, 128001, -1},
-    {"vocab/ggml-vocab-qwen2.gguf", "gpt2", "QWEN2", FALSE, FALSE, FALSE, 151643, 151643, -1},
-    {"vocab/ggml-vocab-gpt-2.gguf", "gpt2", "GPT2", FALSE, FALSE, FALSE, 50256, 50256, -1},
-    {"vocab/ggml-vocab-falcon.gguf", "gpt2", "FALCON", FALSE, FALSE, FALSE, 11, 11, -1},
-    {"vocab/ggml-vocab-starcoder.gguf", "gpt2", "STARCODER", FALSE, FALSE, FALSE, 0, 0, 0},
-    {"vocab/ggml-vocab-deepseek-llm.gguf", "gpt2", "DEEPSEEK_LLM", TRUE, FALSE, FALSE, 100000,
-     100001, -1},
+      {"vocab/ggml-vocab-llama-spm.gguf", "llama", NULL, TRUE, FALSE, TRUE, 1, 2, 0},
+      {"vocab/ggml-vocab-phi-3.gguf", "llama", NULL, TRUE, FALSE, TRUE, 1, 32000, 0},
+      {"models/stories260K.gguf", "llama", NULL, TRUE, FALSE, TRUE, 1, 2, 0},
+      {"vocab/ggml-vocab-llama-bpe.gguf", "gpt2", "LLAMA3", TRUE, FALSE, FALSE, 128000, 128001, -1},
+      {"vocab/ggml-vocab-qwen2.gguf", "gpt2", "QWEN2", FALSE, FALSE, FALSE, 151643, 151643, -1},
+      {"vocab/ggml-vocab-gpt-2.gguf", "gpt2", "GPT2", FALSE, FALSE, FALSE, 50256, 50256, -1},
+      {"vocab/ggml-vocab-falcon.gguf", "gpt2", "FALCON", FALSE, FALSE, FALSE, 11, 11, -1},
+      {"vocab/ggml-vocab-starcoder.gguf", "gpt2", "STARCODER", FALSE, FALSE, FALSE, 0, 0, 0},
+      {"vocab/ggml-vocab-deepseek-llm.gguf", "gpt2", "DEEPSEEK_LLM", TRUE, FALSE, FALSE, 100000,
+       100001, -1},
   };
   for (gsize i = 0; i < G_N_ELEMENTS(rows); i++) {
     const wh_tokenizer *tok = load_tokenizer(rows[i].file);
@@ -336,20 +336,25 @@ test_detokenize_clean_spaces(void)
     return;
   const char *text = "Hello , world ! It 's a 'test' .";
   g_autoptr(GArray) ids = tokenize(tok, text, strlen(text), FALSE, FALSE);
-  g_autofree char *s = wh_tokenizer_detokenize(tok, (const gint32 *)ids->data, ids->len, FALSE,
-                                               FALSE, NULL);
+  g_autofree char *s =
+      wh_tokenizer_detokenize(tok, (const gint32 *)ids->data, ids->len, FALSE, FALSE, NULL);
   g_assert_cmpstr(s, ==, "Hello, world! It's a 'test'.");
   /* qwen2 does not clean spaces. */
   const wh_tokenizer *q = load_vocab("qwen2");
   g_autoptr(GArray) qi = tokenize(q, text, strlen(text), FALSE, FALSE);
-  g_autofree char *qs = wh_tokenizer_detokenize(q, (const gint32 *)qi->data, qi->len, FALSE,
-                                                FALSE, NULL);
+  g_autofree char *qs =
+      wh_tokenizer_detokenize(q, (const gint32 *)qi->data, qi->len, FALSE, FALSE, NULL);
   g_assert_cmpstr(qs, ==, text);
   /* Invalid UTF-8 goes through BPE as U+FFFD and comes back as EF BF BD. */
-  g_autoptr(GArray) bad = tokenize(q, "a\xff" "b", 3, FALSE, FALSE);
-  g_autofree char *bs = wh_tokenizer_detokenize(q, (const gint32 *)bad->data, bad->len, FALSE,
-                                                FALSE, NULL);
-  g_assert_cmpstr(bs, ==, "a\xef\xbf\xbd" "b");
+  g_autoptr(GArray) bad = tokenize(q,
+                                   "a\xff"
+                                   "b",
+                                   3, FALSE, FALSE);
+  g_autofree char *bs =
+      wh_tokenizer_detokenize(q, (const gint32 *)bad->data, bad->len, FALSE, FALSE, NULL);
+  g_assert_cmpstr(bs, ==,
+                  "a\xef\xbf\xbd"
+                  "b");
 }
 
 static gboolean
@@ -386,14 +391,14 @@ test_round_trip(void)
       for (int special = 0; special < 2; special++) {
         g_autoptr(GArray) ids = tokenize(tok, s, len, special, special);
         gsize out_len;
-        g_autofree char *back = wh_tokenizer_detokenize(tok, (const gint32 *)ids->data,
-                                                        ids->len, TRUE, FALSE, &out_len);
+        g_autofree char *back = wh_tokenizer_detokenize(tok, (const gint32 *)ids->data, ids->len,
+                                                        TRUE, FALSE, &out_len);
         /* With BOS removed the SPM space prefix stays (spec §10.2: ` Hello`). */
         gsize lead = special && wh_tokenizer_add_space_prefix(tok) && len > 0 ? 1 : 0;
         if (out_len != len + lead || (lead && back[0] != ' ') ||
             (len && memcmp(back + lead, s, len) != 0))
-          g_error("%s: round trip of string %u (special %d) gave '%s'", vocab_names[v], i,
-                  special, back);
+          g_error("%s: round trip of string %u (special %d) gave '%s'", vocab_names[v], i, special,
+                  back);
         checked++;
       }
     }
@@ -478,8 +483,8 @@ test_stream(void)
 static void
 test_partition_order(void)
 {
-  static const char *const tokens[] = {"<unk>", "<s>", "</s>", "\xe2\x96\x81", "a", "b", "c",
-                                       "d", "ab", "bcd"};
+  static const char *const tokens[] = {"<unk>", "<s>", "</s>", "\xe2\x96\x81", "a",
+                                       "b",     "c",   "d",    "ab",           "bcd"};
   static const gint32 types[] = {2, 3, 3, 1, 1, 1, 1, 1, 4, 4};
   wh_tokenizer_vocab v;
   wh_tokenizer_vocab_init(&v);
@@ -548,13 +553,13 @@ test_load_errors(void)
     guint n;
     int code;
   } cases[] = {
-    {"bert", NULL, 2, WH_TOKENIZER_ERROR_UNSUPPORTED},
-    {"frobnicate", NULL, 2, WH_TOKENIZER_ERROR_INVALID},
-    {"gpt2", "no-such-pre", 2, WH_TOKENIZER_ERROR_INVALID},
-    {"gpt2", "kimi-k2", 2, WH_TOKENIZER_ERROR_UNSUPPORTED},
-    {"gpt2", "gpt-2", 2, WH_TOKENIZER_ERROR_MISSING}, /* no merges */
-    {"llama", NULL, 3, WH_TOKENIZER_ERROR_INVALID},   /* duplicate text */
-    {NULL, NULL, 2, WH_TOKENIZER_ERROR_MISSING},
+      {"bert", NULL, 2, WH_TOKENIZER_ERROR_UNSUPPORTED},
+      {"frobnicate", NULL, 2, WH_TOKENIZER_ERROR_INVALID},
+      {"gpt2", "no-such-pre", 2, WH_TOKENIZER_ERROR_INVALID},
+      {"gpt2", "kimi-k2", 2, WH_TOKENIZER_ERROR_UNSUPPORTED},
+      {"gpt2", "gpt-2", 2, WH_TOKENIZER_ERROR_MISSING}, /* no merges */
+      {"llama", NULL, 3, WH_TOKENIZER_ERROR_INVALID},   /* duplicate text */
+      {NULL, NULL, 2, WH_TOKENIZER_ERROR_MISSING},
   };
   for (gsize i = 0; i < G_N_ELEMENTS(cases); i++) {
     g_autoptr(GError) error = NULL;
@@ -665,15 +670,16 @@ static void
 test_scanners_vs_regex(void)
 {
   static const guint32 pool[] = {
-    'a', 'b', 'Z', 'Q', 's', 't', 'm', 'd', 'l', 'r', 'e', 'v', 'S', 'L', 'R', 'E', 'V', 'T',
-    '0', '1', '9', '\'', '\'', '.', ',', '!', '?', '(', '|', '$', '+', '`', '-', '_', '<',
-    ' ', ' ', ' ', '\t', '\n', '\n', '\r', '\v', 0x1C, 0x7F, 0x85, 0xA0, 0xBD, 0xE9, 0x2581,
-    0x0301, 0x0660, 0x0964, 0x06D4, 0x2014, 0x2018, 0x2026, 0x2028, 0x20AC, 0x3000, 0x3001,
-    0x3042, 0x30A2, 0x4E00, 0x9FA5, 0xAC00, 0xD7A3, 0xFF01, 0xFF0C, 0xFF21, 0x1F600, 0xFFFD,
-    0x0800, 0x10400, 0x1E900, 0x2FFC, 0xE000,
+      'a',    'b',    'Z',    'Q',    's',     't',    'm',    'd',     'l',     'r',    'e',
+      'v',    'S',    'L',    'R',    'E',     'V',    'T',    '0',     '1',     '9',    '\'',
+      '\'',   '.',    ',',    '!',    '?',     '(',    '|',    '$',     '+',     '`',    '-',
+      '_',    '<',    ' ',    ' ',    ' ',     '\t',   '\n',   '\n',    '\r',    '\v',   0x1C,
+      0x7F,   0x85,   0xA0,   0xBD,   0xE9,    0x2581, 0x0301, 0x0660,  0x0964,  0x06D4, 0x2014,
+      0x2018, 0x2026, 0x2028, 0x20AC, 0x3000,  0x3001, 0x3042, 0x30A2,  0x4E00,  0x9FA5, 0xAC00,
+      0xD7A3, 0xFF01, 0xFF0C, 0xFF21, 0x1F600, 0xFFFD, 0x0800, 0x10400, 0x1E900, 0x2FFC, 0xE000,
   };
-  static const guint xs[] = {1, 3, 5, 6, 7, 8, 9, 10, 13, 16, 17, 18, 19, 20,
-                             21, 22, 23, 35, 36, 37, 41, 43, 45};
+  static const guint xs[] = {1,  3,  5,  6,  7,  8,  9,  10, 13, 16, 17, 18,
+                             19, 20, 21, 22, 23, 35, 36, 37, 41, 43, 45};
   g_autoptr(GArray) a = g_array_new(FALSE, FALSE, sizeof(gsize));
   g_autoptr(GArray) b = g_array_new(FALSE, FALSE, sizeof(gsize));
   GRand *rng = g_rand_new_with_seed(4242);
@@ -689,8 +695,8 @@ test_scanners_vs_regex(void)
         GString *s = g_string_new(NULL);
         for (gsize i = 0; i < n; i++)
           g_string_append_printf(s, " %04X", cp[i]);
-        g_error("X%02u differs on [%s ]: scanner %u pieces, regex %u pieces", xs[k], s->str,
-                a->len, b->len);
+        g_error("X%02u differs on [%s ]: scanner %u pieces, regex %u pieces", xs[k], s->str, a->len,
+                b->len);
       }
     }
   }
@@ -706,20 +712,20 @@ test_generic_patterns(void)
     const char *text;
     const char *pieces; /* joined with '|' */
   } cases[] = {
-    /* X29 (gpt-4o, llama4): case runs, contractions, digits in threes */
-    {29, "HelloWorld 12345", "Hello|World| |123|45"},
-    {29, "HELLOworld don't", "HELLOworld| don't"},
-    {29, "\xc3\x89t\xc3\xa9 ABC!!\n\nx", "\xc3\x89t\xc3\xa9| ABC|!!\n\n|x"},
-    /* X24 (tekken): the same without contractions */
-    {24, "don't", "don|'t"},
-    /* X34 (superbpe): zero-length matches split digit runs from the right */
-    {34, "1234567", "1|234|567"},
-    /* X11 (deepseek-v3): punctuation glued to a following ASCII word */
-    {11, "a.b,c", "a|.b|,c"},
-    /* X02 (jais-2): whitespace runs in powers of two */
-    {2, "a      b", "a|    | | b"},
-    /* X26 (chameleon) */
-    {26, "xIMGIMGABZy", "x|IMGIMGABZ|y"},
+      /* X29 (gpt-4o, llama4): case runs, contractions, digits in threes */
+      {29, "HelloWorld 12345", "Hello|World| |123|45"},
+      {29, "HELLOworld don't", "HELLOworld| don't"},
+      {29, "\xc3\x89t\xc3\xa9 ABC!!\n\nx", "\xc3\x89t\xc3\xa9| ABC|!!\n\n|x"},
+      /* X24 (tekken): the same without contractions */
+      {24, "don't", "don|'t"},
+      /* X34 (superbpe): zero-length matches split digit runs from the right */
+      {34, "1234567", "1|234|567"},
+      /* X11 (deepseek-v3): punctuation glued to a following ASCII word */
+      {11, "a.b,c", "a|.b|,c"},
+      /* X02 (jais-2): whitespace runs in powers of two */
+      {2, "a      b", "a|    | | b"},
+      /* X26 (chameleon) */
+      {26, "xIMGIMGABZy", "x|IMGIMGABZ|y"},
   };
   g_autoptr(GArray) ends = g_array_new(FALSE, FALSE, sizeof(gsize));
   g_autoptr(GArray) cps = g_array_new(FALSE, FALSE, sizeof(guint32));
@@ -742,8 +748,9 @@ test_generic_patterns(void)
   }
   /* Every pre-tokenizer name that loads compiles its patterns. */
   static const char *const names[] = {
-    "jais-2", "deepseek-v3", "spark2_5", "youtu", "tekken", "chameleon", "gpt-4o", "llama4",
-    "minimax-m2", "granite-embed-multi-97m", "tiny_aya", "superbpe", "afmoe", "exaone-moe",
+      "jais-2",    "deepseek-v3", "spark2_5", "youtu",      "tekken",
+      "chameleon", "gpt-4o",      "llama4",   "minimax-m2", "granite-embed-multi-97m",
+      "tiny_aya",  "superbpe",    "afmoe",    "exaone-moe",
   };
   for (gsize i = 0; i < G_N_ELEMENTS(names); i++) {
     wh_pretok_info info;

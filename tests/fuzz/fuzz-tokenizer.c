@@ -20,19 +20,20 @@
 #include <string.h>
 
 static const char *const files[] = {
-  "vocab/ggml-vocab-llama-spm.gguf", "vocab/ggml-vocab-qwen2.gguf",
-  "vocab/ggml-vocab-phi-3.gguf",     "vocab/ggml-vocab-llama-bpe.gguf",
-  "vocab/ggml-vocab-gpt-2.gguf",     "vocab/ggml-vocab-falcon.gguf",
-  "vocab/ggml-vocab-starcoder.gguf", "vocab/ggml-vocab-deepseek-llm.gguf",
-  "models/stories260K.gguf",
+    "vocab/ggml-vocab-llama-spm.gguf", "vocab/ggml-vocab-qwen2.gguf",
+    "vocab/ggml-vocab-phi-3.gguf",     "vocab/ggml-vocab-llama-bpe.gguf",
+    "vocab/ggml-vocab-gpt-2.gguf",     "vocab/ggml-vocab-falcon.gguf",
+    "vocab/ggml-vocab-starcoder.gguf", "vocab/ggml-vocab-deepseek-llm.gguf",
+    "models/stories260K.gguf",
 };
 #define N_FILES G_N_ELEMENTS(files)
 
 /* Pre-tokenizers whose patterns run on the regex evaluator, over a byte-level vocabulary of
  * the 256 byte characters (no real model needed to exercise the pre-tokenization). */
 static const char *const generic_pres[] = {
-  "gpt-4o", "tekken", "deepseek-v3", "jais-2", "chameleon", "superbpe", "afmoe",
-  "exaone-moe", "youtu", "tiny_aya", "spark2_5", "granite-embed-multi-97m", "default",
+    "gpt-4o",  "tekken",     "deepseek-v3", "jais-2",   "chameleon", "superbpe",
+    "afmoe",   "exaone-moe", "youtu",       "tiny_aya", "spark2_5",  "granite-embed-multi-97m",
+    "default",
 };
 #define N_TOKS (N_FILES + G_N_ELEMENTS(generic_pres))
 
@@ -142,8 +143,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
   }
 
   gsize out_len;
-  g_autofree char *back = wh_tokenizer_detokenize(tok, (const gint32 *)ids->data, ids->len,
-                                                  TRUE, FALSE, &out_len);
+  g_autofree char *back =
+      wh_tokenizer_detokenize(tok, (const gint32 *)ids->data, ids->len, TRUE, FALSE, &out_len);
   gboolean has_lower_block = FALSE; /* a literal U+2581 in SPM text prints as a space */
   for (gsize i = 0; i + 3 <= len; i++)
     has_lower_block |= memcmp(text + i, "\xe2\x96\x81", 3) == 0;
@@ -170,9 +171,14 @@ wh_fuzz_collect_seeds(GPtrArray *seeds)
     }
   }
   static const char *const extra[] = {
-    "<s>Hello</s> world", "<|im_start|>user\nhi<|im_end|>\n", "<|begin_of_text|>x<|eot_id|>",
-    "M\xc3\xbcnchen \xf0\x9f\x98\x80 \xe4\xb8\x80 \xff\xfe \xed\xa0\x80", "  3  \r\n\r\n\t\v 12345",
-    "'s 'S 'Re 'LL don't", "<|end|><|user|> <|assistant|>\n", "\xe2\x96\x81<0x0A>",
+      "<s>Hello</s> world",
+      "<|im_start|>user\nhi<|im_end|>\n",
+      "<|begin_of_text|>x<|eot_id|>",
+      "M\xc3\xbcnchen \xf0\x9f\x98\x80 \xe4\xb8\x80 \xff\xfe \xed\xa0\x80",
+      "  3  \r\n\r\n\t\v 12345",
+      "'s 'S 'Re 'LL don't",
+      "<|end|><|user|> <|assistant|>\n",
+      "\xe2\x96\x81<0x0A>",
   };
   for (gsize i = 0; i < G_N_ELEMENTS(extra); i++)
     for (guint v = 0; v < N_TOKS; v++) {
