@@ -22,6 +22,10 @@ G_BEGIN_DECLS
 gsize wh_quant_iq_quantize_rows(wh_type type, const float *src, void *dst, gint64 nrows,
                                 gint64 n_per_row, const float *imatrix, GError **error);
 
+/* @n floats -> @n fp16 (little-endian) at @dst, exactly as wh_fp32_to_fp16(); uses F16C when
+ * the CPU has it. */
+void wh_quant_fp32_to_fp16_row(const float *x, void *dst, gint64 n);
+
 /* Super-block size of the k-quants and i-quants. */
 #define WH_QK_K 256
 

@@ -1170,8 +1170,7 @@ quantize_row(wh_type type, const float *x, guint8 *y, gint64 n, const float *qw)
     memcpy(y, x, (gsize)n * sizeof(float));
     break;
   case WH_TYPE_F16:
-    for (gint64 i = 0; i < n; i++)
-      wh_quant_wr16(y + 2 * i, wh_fp32_to_fp16(x[i]));
+    wh_quant_fp32_to_fp16_row(x, y, n);
     break;
   case WH_TYPE_BF16:
     for (gint64 i = 0; i < n; i++)

@@ -664,6 +664,25 @@ fp16_row_f16c(const guint8 *x, float *y, gint64 n)
     y[i] = wh_fp16_to_fp32(wh_quant_rd16(x + 2 * i));
 }
 
+/* F32 row -> F16 with F16C, round to nearest even (exactly 1.2, subnormals and overflow to inf
+ * included); groups holding a NaN take the scalar path (1.2 wants 0x7E00 with the sign). */
+__attribute__((target("avx,f16c"))) static void
+fp16_from_f32_row_f16c(const float *x, guint8 *y, gint64 n)
+{
+  gint64 i = 0;
+  for (; i + 8 <= n; i += 8) {
+    __m256 v = _mm256_loadu_ps(x + i);
+    if (_mm256_movemask_ps(_mm256_cmp_ps(v, v, _CMP_UNORD_Q))) {
+      for (int j = 0; j < 8; j++)
+        wh_quant_wr16(y + 2 * (i + j), wh_fp32_to_fp16(x[i + j]));
+      continue;
+    }
+    _mm_storeu_si128((__m128i *)(y + 2 * i), _mm256_cvtps_ph(v, _MM_FROUND_TO_NEAREST_INT));
+  }
+  for (; i < n; i++)
+    wh_quant_wr16(y + 2 * i, wh_fp32_to_fp16(x[i]));
+}
+
 static gboolean
 cpu_has_f16c(void)
 {
@@ -891,4 +910,18 @@ wh_quant_validate_row(wh_type type, const void *src, gint64 n, gint64 *bad_eleme
     }
   }
   return TRUE;
+}
+
+void
+wh_quant_fp32_to_fp16_row(const float *x, void *dst, gint64 n)
+{
+  guint8 *y = dst;
+#if WH_QUANT_F16C
+  if (cpu_has_f16c()) {
+    fp16_from_f32_row_f16c(x, y, n);
+    return;
+  }
+#endif
+  for (gint64 i = 0; i < n; i++)
+    wh_quant_wr16(y + 2 * i, wh_fp32_to_fp16(x[i]));
 }

@@ -132,6 +132,22 @@ test_fp16(void)
   wh_quant_dequantize_row(WH_TYPE_F16, all, row, 65536 + 3);
   for (guint h = 0; h < 65536 + 3; h++)
     g_assert_cmphex(bits(row[h]), ==, bits(wh_fp16_to_fp32(all[h])));
+  /* ... and so does the row quantizer to F16 (F16C where available), on every fp32 pattern of
+   * a sweep that covers subnormal results, ties, overflow, Inf and NaN. */
+  enum { SWEEP = 1 << 16 };
+  float *fs = g_new(float, SWEEP + 5);
+  guint16 *h16 = g_new(guint16, SWEEP + 5);
+  for (guint i = 0; i < SWEEP + 5; i++)
+    fs[i] = from_bits((guint32)i * 65537u + (i & 1 ? 0x1000u : 0u));
+  g_autoptr(GError) error = NULL;
+  g_assert_cmpuint(wh_quant_quantize_rows(WH_TYPE_F16, fs, h16, 1, SWEEP + 5, NULL, &error), ==,
+                   2 * (SWEEP + 5));
+  for (guint i = 0; i < SWEEP + 5; i++)
+    if (h16[i] != wh_fp32_to_fp16(fs[i]))
+      g_error("F16 row of 0x%08x: 0x%04x, scalar 0x%04x", bits(fs[i]), h16[i],
+              wh_fp32_to_fp16(fs[i]));
+  g_free(fs);
+  g_free(h16);
   g_free(all);
   g_free(row);
   /* Rounding: ties to even, subnormals correctly rounded, overflow to inf. */
