@@ -46,6 +46,11 @@ recount_active(WhittleApplication *self)
       n++;
   }
   set_n_active(self, n);
+
+  /* Clear Finished is only useful when something finished. */
+  GAction *clear = g_action_map_lookup_action(G_ACTION_MAP(self), "clear-jobs");
+  if (clear)
+    g_simple_action_set_enabled(G_SIMPLE_ACTION(clear), n < n_items);
 }
 
 /* Queue observer: runs on the main context for every change of every job. */
@@ -241,6 +246,9 @@ whittle_application_startup(GApplication *app)
   };
   for (gsize i = 0; i < G_N_ELEMENTS(accels); i++)
     gtk_application_set_accels_for_action(GTK_APPLICATION(app), accels[i].action, accels[i].accels);
+
+  g_simple_action_set_enabled(
+      G_SIMPLE_ACTION(g_action_map_lookup_action(G_ACTION_MAP(app), "clear-jobs")), FALSE);
 
   self->queue = wh_job_queue_new(NULL, 0);
   wh_job_queue_set_observer(self->queue, on_job_changed, self);

@@ -464,6 +464,7 @@ test_jobs(void)
 
   g_assert_cmpuint(n_rows(), ==, 0);
   g_assert_cmpuint(whittle_jobs_button_get_n_active(button), ==, 0);
+  g_assert_false(g_action_group_get_action_enabled(G_ACTION_GROUP(app), "clear-jobs"));
 
   gtk_menu_button_popup(menu_button);
   g_assert_true(wait_until(popover_visible, popover, 5));
@@ -480,6 +481,7 @@ test_jobs(void)
   g_assert_true(ok.saw_progress);
   g_assert_cmpuint(ok.max_active, >=, 1);
   g_assert_cmpuint(n_rows(), ==, 2);
+  g_assert_true(g_action_group_get_action_enabled(G_ACTION_GROUP(app), "clear-jobs"));
 
   WhittleJobRow *ok_row = find_row("Test download");
   g_assert_cmpint(whittle_job_item_get_state(whittle_job_row_get_item(ok_row)), ==,
@@ -544,6 +546,7 @@ test_jobs(void)
   g_action_group_activate_action(G_ACTION_GROUP(app), "clear-jobs", NULL);
   settle(0.05);
   g_assert_cmpuint(n_rows(), ==, 0);
+  g_assert_false(g_action_group_get_action_enabled(G_ACTION_GROUP(app), "clear-jobs"));
 
   gtk_popover_popdown(popover);
   settle(0.1);
