@@ -21,6 +21,8 @@
 
 #include <errno.h>
 #include <stdarg.h>
+#include <sys/mman.h>
+#include <unistd.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -903,6 +905,20 @@ wh_gguf_find_tensor(const wh_gguf *g, const char *name)
 {
   gint64 i = wh_gguf_find_tensor_index(g, name);
   return i >= 0 ? &g->tensors[i] : NULL;
+}
+
+void
+wh_gguf_tensor_release(const wh_gguf *g, const wh_gguf_tensor *t)
+{
+  const wh_gguf *p = part_of(g, t->split_index);
+  if (p == NULL || p->mapped == NULL || t->n_bytes == 0)
+    return;
+  /* only whole pages inside the tensor: neighbours may still be in use */
+  guintptr page = (guintptr)sysconf(_SC_PAGESIZE);
+  guintptr start = ((guintptr)t->data + page - 1) / page * page;
+  guintptr end = ((guintptr)t->data + t->n_bytes) / page * page;
+  if (end > start)
+    madvise((void *)start, end - start, MADV_DONTNEED);
 }
 
 /* ------------------------------------------------------------------------------------- */

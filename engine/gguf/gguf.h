@@ -127,6 +127,12 @@ const wh_gguf_tensor *wh_gguf_get_tensor(const wh_gguf *g, guint64 i); /* NULL i
 const wh_gguf_tensor *wh_gguf_find_tensor(const wh_gguf *g, const char *name); /* NULL if none */
 gint64 wh_gguf_find_tensor_index(const wh_gguf *g, const char *name);          /* -1 if none */
 
+/* Hint that @t's bytes will not be read again soon (streaming tools call it after each
+ * tensor): drops their pages from the process's resident set; the page cache keeps them and
+ * t->data stays valid (a later read just faults them back in). No-op for wh_gguf_open_bytes().
+ * Thread-safe. */
+void wh_gguf_tensor_release(const wh_gguf *g, const wh_gguf_tensor *t);
+
 /* --- metadata by key ------------------------------------------------------------------- */
 
 guint64 wh_gguf_n_kv(const wh_gguf *g);

@@ -902,6 +902,7 @@ wh_quantize_plan_execute(const wh_quantize_plan *plan, const char *output,
       }
       if (t->n_bytes == 0)
         report(params, i, n, tp->name, done, total);
+      wh_gguf_tensor_release(plan->src, t);
       continue;
     }
     guint64 ne0 = tp->ne[0];
@@ -941,6 +942,7 @@ wh_quantize_plan_execute(const wh_quantize_plan *plan, const char *output,
       report(params, i, n, tp->name, done, total);
     }
     g_free(buf);
+    wh_gguf_tensor_release(plan->src, t); /* keeps the resident set at a few chunks */
   }
   if (ok)
     ok = wh_gguf_writer_finish(w, error);

@@ -309,6 +309,12 @@ test_stories(void)
   g_assert_cmpuint(t->ne[1], ==, 172);
   t = wh_gguf_find_tensor(g, "blk.4.attn_k.weight");
   g_assert_cmpuint(t->ne[1], ==, 32); /* 4 KV heads x head dim 8 */
+  /* releasing a tensor's pages keeps its bytes readable */
+  const wh_gguf_tensor *big = wh_gguf_find_tensor(g, "token_embd.weight");
+  guint8 *before = g_memdup2(big->data, big->n_bytes);
+  wh_gguf_tensor_release(g, big);
+  g_assert_cmpmem(big->data, big->n_bytes, before, big->n_bytes);
+  g_free(before);
   check_model(g);
   check_tensors_sane(g);
   wh_gguf_close(g);
