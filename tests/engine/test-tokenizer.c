@@ -476,6 +476,68 @@ test_stream(void)
   g_assert_cmpmem(out->str, out->len, "\xe4\xb8", 2);
 }
 
+/* phi-3: special tokens carry RSTRIP (spec §2.3 step 8), so the newline after each is
+ * dropped and the text after one gets the SPM space prefix; its user-defined `</s>` became
+ * CONTROL (step 3) and is no longer matched without parse_special. */
+static void
+test_phi3_rstrip(void)
+{
+  const wh_tokenizer *tok = load_vocab("phi-3");
+  if (!tok)
+    return;
+  const char *text = "<|user|>\nHello<|end|>\n<|assistant|>";
+  static const gint32 want[] = {32010, 15043, 32007, 32001};
+  g_autoptr(GArray) ids = tokenize(tok, text, strlen(text), FALSE, TRUE);
+  g_assert_cmpmem(ids->data, ids->len * 4, want, sizeof want);
+  g_autoptr(GArray) off = tokenize(tok, "a</s>b", 6, FALSE, FALSE);
+  for (guint i = 0; i < off->len; i++)
+    g_assert_cmpint(g_array_index(off, gint32, i), !=, 2);
+  g_autoptr(GArray) on = tokenize(tok, "a</s>b", 6, FALSE, TRUE);
+  gboolean found = FALSE;
+  for (guint i = 0; i < on->len; i++)
+    found |= g_array_index(on, gint32, i) == 2;
+  g_assert_true(found);
+}
+
+/* The gemma-4 variant (spec §6.7) on a hand-made vocabulary: spaces become U+2581 before
+ * splitting at newline runs, no byte encoding, all-newline words taken whole, <0xHH> byte
+ * fallback, BOS forced. */
+static void
+test_gemma4_variant(void)
+{
+  static const char *const tokens[] = {
+      "<pad>",          "<eos>", "<bos>", "<unk>",  "\xe2\x96\x81", "h",      "i",
+      "\xe2\x96\x81hi", "\n",    "\n\n",  "<0xF0>", "<0x9F>",       "<0x98>", "<0x80>",
+  };
+  static const gint32 types[] = {3, 3, 3, 2, 1, 1, 1, 1, 1, 1, 6, 6, 6, 6};
+  static const char *const merges[] = {"\xe2\x96\x81 h", "\xe2\x96\x81h i"};
+  wh_tokenizer_vocab v;
+  wh_tokenizer_vocab_init(&v);
+  v.model = "gemma4";
+  v.pre = "gpt-2"; /* ignored: model gemma4 forces the gemma4 pre-tokenizer */
+  v.n_tokens = G_N_ELEMENTS(tokens);
+  v.tokens = tokens;
+  v.token_types = types;
+  v.n_merges = G_N_ELEMENTS(merges);
+  v.merges = merges;
+  v.bos_id = 2;
+  v.eos_id = 1;
+  v.unk_id = 3;
+  v.add_bos = 0; /* forced to true anyway */
+  g_autoptr(GError) error = NULL;
+  g_autoptr(wh_tokenizer) tok = wh_tokenizer_new_from_vocab(&v, &error);
+  g_assert_no_error(error);
+  g_assert_cmpstr(wh_tokenizer_get_pre_name(tok), ==, "GEMMA4");
+  g_assert_true(wh_tokenizer_add_bos(tok));
+  const char *text = " hi\n\n\xf0\x9f\x98\x80";
+  static const gint32 want[] = {2, 7, 9, 10, 11, 12, 13};
+  g_autoptr(GArray) ids = tokenize(tok, text, strlen(text), TRUE, FALSE);
+  g_assert_cmpmem(ids->data, ids->len * 4, want, sizeof want);
+  g_autofree char *back =
+      wh_tokenizer_detokenize(tok, (const gint32 *)ids->data, ids->len, TRUE, FALSE, NULL);
+  g_assert_cmpstr(back, ==, text);
+}
+
 /* --- hand-made vocabularies -------------------------------------------------------------- */
 
 /* Special tokens are claimed longest first everywhere (spec §4: `bcd` before `ab`), the text
@@ -799,6 +861,8 @@ main(int argc, char **argv)
   g_test_add_func("/tokenizer/logits-prompts", test_logits_prompts);
   g_test_add_func("/tokenizer/settings", test_settings);
   g_test_add_func("/tokenizer/user-defined", test_user_defined);
+  g_test_add_func("/tokenizer/phi3-rstrip", test_phi3_rstrip);
+  g_test_add_func("/tokenizer/handmade/gemma4", test_gemma4_variant);
   g_test_add_func("/tokenizer/detokenize/spm", test_detokenize_spm);
   g_test_add_func("/tokenizer/detokenize/clean-spaces", test_detokenize_clean_spaces);
   g_test_add_func("/tokenizer/round-trip", test_round_trip);
