@@ -143,14 +143,16 @@ static void
 action_quit(GSimpleAction *action, GVariant *param, gpointer user_data)
 {
   GApplication *app = user_data;
-  /* Close windows one by one so each saves its state. */
+  /* Close windows one by one so each saves its state (and asks first when
+   * jobs run); the application ends with its last window. */
   GList *windows = gtk_application_get_windows(GTK_APPLICATION(app));
+  if (windows == NULL)
+    g_application_quit(app);
   while (windows) {
     GtkWindow *window = windows->data;
     windows = windows->next;
     gtk_window_close(window);
   }
-  g_application_quit(app);
 }
 
 static void

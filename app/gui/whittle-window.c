@@ -16,6 +16,8 @@ struct _WhittleWindow {
   GSettings *settings;
   GCancellable *cancellable;
   char *last_toast_title;
+  gboolean close_confirmed; /* the user chose to stop running jobs */
+  AdwMessageDialog *confirm_close;
 
   /* template children */
   AdwToastOverlay *toast_overlay;
@@ -45,9 +47,72 @@ save_window_state(WhittleWindow *self)
 }
 
 static gboolean
+close_later(gpointer data)
+{
+  gtk_window_close(GTK_WINDOW(data));
+  return G_SOURCE_REMOVE;
+}
+
+static void
+on_confirm_close_response(AdwMessageDialog *dialog, const char *response, WhittleWindow *self)
+{
+  self->confirm_close = NULL;
+  if (g_strcmp0(response, "stop") != 0)
+    return;
+
+  WhittleApplication *app = WHITTLE_APPLICATION(gtk_window_get_application(GTK_WINDOW(self)));
+  GListModel *jobs = whittle_application_get_jobs(app);
+  for (guint i = 0; i < g_list_model_get_n_items(jobs); i++) {
+    g_autoptr(WhittleJobItem) item = g_list_model_get_item(jobs, i);
+    whittle_job_item_cancel(item);
+  }
+  self->close_confirmed = TRUE;
+  /* Close once the dialog is gone: it is transient for this window and
+   * still inside its own response handling. */
+  g_idle_add_full(G_PRIORITY_DEFAULT, close_later, g_object_ref(self), g_object_unref);
+}
+
+/* Closing the window quits the app, which stops every job: ask first. */
+static void
+confirm_close(WhittleWindow *self, guint n_active)
+{
+  if (self->confirm_close) {
+    gtk_window_present(GTK_WINDOW(self->confirm_close));
+    return;
+  }
+
+  g_autofree char *body = g_strdup_printf(
+      g_dngettext(GETTEXT_PACKAGE,
+                  "%u job is still running. Closing Whittle stops it, and its unfinished work "
+                  "is lost.",
+                  "%u jobs are still running. Closing Whittle stops them, and their unfinished "
+                  "work is lost.",
+                  n_active),
+      n_active);
+  GtkWidget *dialog = adw_message_dialog_new(GTK_WINDOW(self), _("Stop Running Jobs?"), body);
+  adw_message_dialog_add_responses(ADW_MESSAGE_DIALOG(dialog), "cancel", _("_Keep Running"), "stop",
+                                   _("_Stop and Close"), NULL);
+  adw_message_dialog_set_response_appearance(ADW_MESSAGE_DIALOG(dialog), "stop",
+                                             ADW_RESPONSE_DESTRUCTIVE);
+  adw_message_dialog_set_default_response(ADW_MESSAGE_DIALOG(dialog), "cancel");
+  adw_message_dialog_set_close_response(ADW_MESSAGE_DIALOG(dialog), "cancel");
+  g_signal_connect_object(dialog, "response", G_CALLBACK(on_confirm_close_response), self, 0);
+  self->confirm_close = ADW_MESSAGE_DIALOG(dialog);
+  gtk_window_present(GTK_WINDOW(dialog));
+}
+
+static gboolean
 whittle_window_close_request(GtkWindow *window)
 {
-  save_window_state(WHITTLE_WINDOW(window));
+  WhittleWindow *self = WHITTLE_WINDOW(window);
+  GtkApplication *app = gtk_window_get_application(window);
+  guint n_active = app ? whittle_application_get_n_active(WHITTLE_APPLICATION(app)) : 0;
+
+  if (n_active > 0 && !self->close_confirmed) {
+    confirm_close(self, n_active);
+    return TRUE; /* keep the window open for now */
+  }
+  save_window_state(self);
   return GTK_WINDOW_CLASS(whittle_window_parent_class)->close_request(window);
 }
 

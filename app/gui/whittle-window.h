@@ -6,6 +6,7 @@
  * planner), the jobs button (fed by the application's jobs model), a
  * GCancellable for the window's own async work (cancelled when the window
  * goes away), and saving its size and maximized state to GSettings.
+ * Asks before closing while jobs run (closing quits, which stops them).
  * Shows a toast when a job succeeds or fails ("Details" opens the jobs
  * popover: win.show-jobs).
  * Promises: win.show-page(s) switches to the page of that name (Ctrl+1…5):

@@ -693,6 +693,57 @@ test_window_state(void)
   g_settings_reset(settings, "window-height");
 }
 
+/* --- Closing while jobs run ----------------------------------------------- */
+
+static gboolean
+has_n_active(gpointer n)
+{
+  return whittle_application_get_n_active(app) == GPOINTER_TO_UINT(n);
+}
+
+static gboolean
+is_button_labelled(GtkWidget *widget, gconstpointer label)
+{
+  return GTK_IS_BUTTON(widget) && g_strcmp0(gtk_button_get_label(GTK_BUTTON(widget)), label) == 0;
+}
+
+/* Clicks the button showing @label, as a user would. */
+static void
+click_button_labelled(GtkWidget *root, const char *label)
+{
+  GtkWidget *button = find_widget(root, is_button_labelled, label);
+  g_assert_nonnull(button);
+  g_signal_emit_by_name(button, "clicked");
+}
+
+static void
+test_close_with_jobs(void)
+{
+  wh_job *job = whittle_application_submit_test_job(app, FALSE, 250);
+  g_assert_true(wait_until(has_n_active, GUINT_TO_POINTER(1), 5));
+
+  /* Closing asks first; "Keep Running" keeps the window and the job. */
+  FindWindow find = {ADW_TYPE_MESSAGE_DIALOG, NULL};
+  g_action_group_activate_action(G_ACTION_GROUP(app), "quit", NULL);
+  g_assert_true(wait_until(find_toplevel, &find, 5));
+  settle(0.2);
+  assert_not_blank(render_png(GTK_WIDGET(find.found), "close-confirm"));
+  click_button_labelled(GTK_WIDGET(find.found), "_Keep Running");
+  g_assert_true(wait_until(toplevel_gone, &find, 5));
+  g_assert_true(gtk_widget_get_mapped(GTK_WIDGET(window)));
+  g_assert_cmpint(wh_job_get_state(job), ==, WH_JOB_RUNNING);
+
+  /* "Stop and Close" cancels the job and closes the window. */
+  gtk_window_close(GTK_WINDOW(window));
+  g_assert_true(wait_until(find_toplevel, &find, 5));
+  click_button_labelled(GTK_WIDGET(find.found), "_Stop and Close");
+  g_assert_cmpint(wh_job_wait(job), ==, WH_JOB_CANCELLED);
+  window = NULL;
+  g_assert_true(wait_until(app_has_no_window, NULL, 5));
+  g_assert_true(wait_until(has_n_active, GUINT_TO_POINTER(0), 5));
+  wh_job_unref(job);
+}
+
 /* --- Main ----------------------------------------------------------------- */
 
 static void
@@ -748,6 +799,7 @@ main(int argc, char **argv)
   g_test_add_func("/app/accessibility", test_accessibility);
   g_test_add_func("/app/narrow", test_narrow);
   g_test_add_func("/app/window-state", test_window_state);
+  g_test_add_func("/app/close-with-jobs", test_close_with_jobs);
   int status = g_test_run();
 
   if (window)
