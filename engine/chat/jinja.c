@@ -2600,12 +2600,11 @@ get_attr(val *obj, const char *name)
 {
   const char *m = NULL;
   if (obj->t == V_DICT || obj->t == V_NS) {
-    val *v = dict_get_str(obj, name);
-    if (v)
-      return val_ref(v);
+    /* `d.name` is getattr first, as in Jinja2: dict methods win over keys. */
     if (obj->t == V_DICT && (m = find_name(dict_methods, name)))
       return v_func(m, obj);
-    return V_UNDEFINED;
+    val *v = dict_get_str(obj, name);
+    return v ? val_ref(v) : V_UNDEFINED;
   }
   if (obj->t == V_STR && (m = find_name(str_methods, name)))
     return v_func(m, obj);
@@ -4126,9 +4125,8 @@ apply_filter(ctx *c, const node *at, const char *f, args *a)
     if (!l)
       return NULL;
     val *attr = arg(a, 1, "attribute");
-    val *acc = val_ref(arg(a, 2, "start") ? arg(a, 2, "start") : v_int(0));
-    if (!arg(a, 2, "start"))
-      val_unref(acc); /* v_int(0) came with its own reference */
+    val *start = arg(a, 2, "start");
+    val *acc = start ? val_ref(start) : v_int(0);
     for (guint i = 0; i < l->list->len && acc; i++) {
       val *x = attr && attr->t == V_STR ? attr_path(g_ptr_array_index(l->list, i), attr->s.s)
                                         : val_ref(g_ptr_array_index(l->list, i));
@@ -4202,10 +4200,8 @@ apply_test(ctx *c, const node *at, const char *t, val *v, args *a, guint first)
     return v->t == V_BOOL && !v->b;
   if (!strcmp(t, "mapping"))
     return v->t == V_DICT;
-  if (!strcmp(t, "sequence"))
-    return v->t == V_LIST || v->t == V_STR || v->t == V_DICT;
-  if (!strcmp(t, "iterable"))
-    return v->t == V_LIST || v->t == V_STR || v->t == V_DICT;
+  if (!strcmp(t, "sequence") || !strcmp(t, "iterable")) /* Jinja2's Undefined is both */
+    return v->t == V_LIST || v->t == V_STR || v->t == V_DICT || v->t == V_UNDEF;
   if (!strcmp(t, "callable"))
     return v->t == V_MACRO || v->t == V_FUNC;
   if (!strcmp(t, "lower") || !strcmp(t, "upper")) {
@@ -4279,9 +4275,9 @@ bind_targets(ctx *c, const node *at, scope *s, GPtrArray *names, val *item)
   if (!l)
     return FALSE;
   if (l->list->len != names->len) {
-    val_unref(l);
     efail(c, at, WH_CHAT_ERROR_RUNTIME, "cannot unpack %u values into %u names", l->list->len,
           names->len);
+    val_unref(l);
     return FALSE;
   }
   for (guint i = 0; i < names->len; i++)

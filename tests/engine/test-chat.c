@@ -289,6 +289,8 @@ test_runtime_errors(void)
     {"{{ nofunc() }}", WH_CHAT_ERROR_RUNTIME, "line 1, column 4", "'nofunc' is undefined"},
     {"{% set x = 1 %}{% set x.y = 2 %}", WH_CHAT_ERROR_RUNTIME, "line 1, column 19",
      "not a namespace"},
+    {"{% for a, b in [[1, 2, 3]] %}{% endfor %}", WH_CHAT_ERROR_RUNTIME, "line 1, column 4",
+     "cannot unpack 3 values into 2 names"},
   };
   JsonObject *ctx = parse_object("{}");
   for (guint i = 0; i < G_N_ELEMENTS(cases); i++) {

@@ -91,6 +91,7 @@ static const char *const hand_made[] = {
   "{{ loop.previtem.role }}{% endfor %}{{ raise_exception('boom') }}",
   "{%- set x = 'a b  c'.split() -%}{{ x|unique|list|length }}{{ '{}-{}'.format(1, 'z') }}"
   "{{ -9223372036854775807 - 1 }}{{ (-9223372036854775807 - 1) // -1 }}{{ 7 % -1 }}",
+  "{% for a, b in [[1], 'xyz', {'k': 1}, [1, 2]] %}{{ a }}{% endfor %}",
   "{% if %}", "{{", "{% for %}{% endfor", "{# never closed", "{{ 'unterminated }}",
   "{% set a %}{% for x in 'abc' %}{{ x|upper }}{% else %}e{% endfor %}{% endset %}{{ a }}",
   "{{ strftime_now('%Y-%m-%d %b %A %j %%') }}{{ 1.5e300 * 1e300 }}{{ 1/3 }}{{ 10 ** 30 }}",
