@@ -585,13 +585,12 @@ fixup_attributes(wh_tokenizer *tok, const wh_tokenizer_vocab *v)
   }
 }
 
-static const wh_tokenizer *sort_tok; /* only during build_special's qsort, under a lock */
-
-static int
-special_cmp(const void *a, const void *b)
+static gint
+special_cmp(gconstpointer a, gconstpointer b, gpointer user_data)
 {
+  const wh_tokenizer *tok = user_data;
   gint32 x = *(const gint32 *)a, y = *(const gint32 *)b;
-  guint32 lx = sort_tok->text_len[x], ly = sort_tok->text_len[y];
+  guint32 lx = tok->text_len[x], ly = tok->text_len[y];
   if (lx != ly)
     return lx > ly ? -1 : 1;
   return x < y ? -1 : (x > y);
@@ -601,7 +600,6 @@ special_cmp(const void *a, const void *b)
 static void
 build_special(wh_tokenizer *tok)
 {
-  static GMutex sort_lock;
   const guint32 mask = WH_TOKEN_ATTR_CONTROL | WH_TOKEN_ATTR_USER_DEFINED | WH_TOKEN_ATTR_UNKNOWN;
   guint n = 0;
   for (guint i = 0; i < tok->n; i++)
@@ -613,11 +611,7 @@ build_special(wh_tokenizer *tok)
     if (tok->attrs[i] & mask)
       tok->special[n++] = (gint32)i;
   tok->n_special = n;
-  g_mutex_lock(&sort_lock);
-  sort_tok = tok;
-  qsort(tok->special, n, sizeof(gint32), special_cmp);
-  sort_tok = NULL;
-  g_mutex_unlock(&sort_lock);
+  g_qsort_with_data(tok->special, (gint)n, sizeof(gint32), special_cmp, tok);
 
   gsize cap = 1;
   for (guint k = 0; k < n; k++)
@@ -1153,6 +1147,10 @@ typedef struct {
   GString *buf;
   GArray *frags, *frags_tmp;
   guint8 *present;
+  /* BPE words already seen in this call: GBytes word -> (offset << 32 | count) into
+   * cache_ids. A word's ids depend on the word alone, so repeats skip the merge loop. */
+  GHashTable *cache;
+  GArray *cache_ids; /* gint32 */
 } session;
 
 static void
@@ -1168,6 +1166,8 @@ session_init(session *s, const wh_tokenizer *tok)
   s->frags = NULL;
   s->frags_tmp = NULL;
   s->present = g_new0(guint8, tok->n_special ? tok->n_special : 1);
+  s->cache = NULL;
+  s->cache_ids = NULL;
 }
 
 static void
@@ -1185,6 +1185,10 @@ session_clear(session *s)
   if (s->frags_tmp)
     g_array_free(s->frags_tmp, TRUE);
   g_free(s->present);
+  if (s->cache) {
+    g_hash_table_destroy(s->cache);
+    g_array_free(s->cache_ids, TRUE);
+  }
 }
 
 /* Cuts @text into one symbol per character (lead-byte length, clipped). */
@@ -1368,6 +1372,41 @@ bpe_word(const wh_tokenizer *tok, session *s, const char *w, gsize len, GArray *
   }
 }
 
+#define CACHE_MAX_WORD 64 /* longer words are rare and not worth keeping */
+#define CACHE_MAX_ENTRIES 65536
+
+static void
+bpe_word_cached(const wh_tokenizer *tok, session *s, const char *w, gsize len, GArray *out)
+{
+  if (len > CACHE_MAX_WORD) {
+    bpe_word(tok, s, w, len, out);
+    return;
+  }
+  if (s->cache == NULL) {
+    s->cache =
+        g_hash_table_new_full(g_bytes_hash, g_bytes_equal, (GDestroyNotify)g_bytes_unref, g_free);
+    s->cache_ids = g_array_new(FALSE, FALSE, sizeof(gint32));
+  }
+  GBytes *key = g_bytes_new_static(w, len);
+  gpointer val;
+  gboolean hit = g_hash_table_lookup_extended(s->cache, key, NULL, &val);
+  g_bytes_unref(key);
+  if (hit) {
+    guint64 packed = *(const guint64 *)val;
+    g_array_append_vals(out, &g_array_index(s->cache_ids, gint32, packed >> 32),
+                        (guint)(packed & G_MAXUINT32));
+    return;
+  }
+  guint start = out->len;
+  bpe_word(tok, s, w, len, out);
+  if (g_hash_table_size(s->cache) >= CACHE_MAX_ENTRIES)
+    return;
+  guint64 *packed = g_new(guint64, 1);
+  *packed = ((guint64)s->cache_ids->len << 32) | (out->len - start);
+  g_array_append_vals(s->cache_ids, &g_array_index(out, gint32, start), out->len - start);
+  g_hash_table_insert(s->cache, g_bytes_new(w, len), packed);
+}
+
 /* §6.1 + §6.2 on one text fragment. */
 static void
 bpe_fragment(const wh_tokenizer *tok, session *s, const char *text, gsize len, GArray *out)
@@ -1399,7 +1438,7 @@ bpe_fragment(const wh_tokenizer *tok, session *s, const char *text, gsize len, G
       for (gsize q = 0; q < tmp->len; q++)
         g_string_append(word, tok->byte_enc[(guint8)tmp->str[q]]);
     }
-    bpe_word(tok, s, word->str, word->len, out);
+    bpe_word_cached(tok, s, word->str, word->len, out);
     a = b;
   }
   g_string_free(word, TRUE);

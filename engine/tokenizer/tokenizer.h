@@ -10,15 +10,20 @@
  * emits half a UTF-8 character.
  * Promises:
  *  - Token-exact agreement with the reference (llama.cpp) on the vocabularies of
- *    shared/vocab/ and stories260K; arbitrary bytes (invalid UTF-8 included) never fail or
- *    crash tokenization.
+ *    shared/vocab/ and stories260K; arbitrary bytes (invalid UTF-8 included) never crash
+ *    tokenization (it fails only when an SPM vocabulary lacks the byte tokens it needs).
+ *  - Every `tokenizer.ggml.pre` of spec §6.4 except kimi-k2 and whitespace: the patterns of
+ *    the verified vocabularies run as hand-written scanners, the others on a small
+ *    backtracking regex evaluator (tok-regex.h) checked against those scanners.
  *  - Loading copies what it needs: the wh_gguf may be closed afterwards. Token text -> id and
- *    merge pair -> rank are hash tables built once (a 150k vocabulary loads in ~10-20 ms).
+ *    merge pair -> rank are hash tables built once (qwen2's 152k tokens + 151k merges load in
+ *    ~40 ms of CPU). Tokenizing 1 MB of text takes 0.1-0.35 s (BPE caches repeated words
+ *    within a call; SPM merges independently between characters no token can span).
  *  - A wh_tokenizer is immutable after creation: every function taking a const
  *    wh_tokenizer * may be called from any number of threads at once.
- * Does not: WordPiece (`bert`), Unigram (`t5`), RWKV, PLaMo-2 or the pre-tokenizers whose
- * patterns need a general regex engine (gpt-4o/llama4, tekken, deepseek-v3, ...): loading
- * those fails with WH_TOKENIZER_ERROR_UNSUPPORTED. No chat templates (engine/chat).
+ * Does not: WordPiece (`bert`), Unigram (`t5`), RWKV, PLaMo-2, the kimi-k2 and whitespace
+ * pre-tokenizers: loading those fails with WH_TOKENIZER_ERROR_UNSUPPORTED. No chat templates
+ * (engine/chat).
  */
 #pragma once
 
