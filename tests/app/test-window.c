@@ -191,7 +191,7 @@ test_pages(void)
   for (int i = G_N_ELEMENTS(pages) - 1; i >= 0; i--) {
     g_action_group_activate_action(G_ACTION_GROUP(window), "show-page",
                                    g_variant_new_string(pages[i].name));
-    g_assert_true(wait_until(stack_shows, (gpointer)pages[i].name, 5));
+    g_assert_true(wait_until(stack_shows, (gpointer)pages[i].name, 15));
 
     GtkWidget *child = adw_view_stack_get_visible_child(stack);
     g_assert_true(G_TYPE_CHECK_INSTANCE_TYPE(child, pages[i].get_type()));
@@ -252,14 +252,14 @@ open_and_close(GActionGroup *group, const char *action, GType type, const char *
 {
   FindWindow find = {type, NULL};
   g_action_group_activate_action(group, action, NULL);
-  g_assert_true(wait_until(find_toplevel, &find, 5));
+  g_assert_true(wait_until(find_toplevel, &find, 15));
   g_assert_true(gtk_window_get_transient_for(find.found) == GTK_WINDOW(window));
   settle(0.3);
   assert_not_blank(render_png(GTK_WIDGET(find.found), shot));
   if (check)
     check(find.found);
   gtk_window_close(find.found);
-  g_assert_true(wait_until(toplevel_gone, &find, 5));
+  g_assert_true(wait_until(toplevel_gone, &find, 15));
 }
 
 typedef gboolean (*WidgetMatch)(GtkWidget *widget, gconstpointer data);
@@ -467,7 +467,7 @@ test_jobs(void)
   g_assert_false(g_action_group_get_action_enabled(G_ACTION_GROUP(app), "clear-jobs"));
 
   gtk_menu_button_popup(menu_button);
-  g_assert_true(wait_until(popover_visible, popover, 5));
+  g_assert_true(wait_until(popover_visible, popover, 15));
 
   /* A job that succeeds and one that fails half-way, side by side. */
   g_assert_true(g_action_group_has_action(G_ACTION_GROUP(app), "test-job"));
@@ -498,7 +498,7 @@ test_jobs(void)
   g_assert_cmpstr(whittle_job_row_get_progress_text(bad_row), ==, "Failed");
   g_assert_false(whittle_job_row_get_can_cancel(bad_row));
 
-  g_assert_true(wait_until(queue_idle, NULL, 5));
+  g_assert_true(wait_until(queue_idle, NULL, 15));
   g_assert_cmpuint(whittle_jobs_button_get_n_active(button), ==, 0);
   /* The failing one ended last (half-way vs. all the way is not ordered:
    * just check a toast named one of them). */
@@ -535,7 +535,7 @@ test_jobs(void)
   g_assert_nonnull(cancel);
   g_signal_emit_by_name(cancel, "clicked");
   g_assert_cmpint(wh_job_wait(job), ==, WH_JOB_CANCELLED);
-  g_assert_true(wait_until(queue_idle, NULL, 5));
+  g_assert_true(wait_until(queue_idle, NULL, 15));
   settle(0.1);
   g_assert_cmpstr(whittle_job_row_get_progress_text(row), ==, "Cancelled");
   g_assert_false(whittle_job_row_get_can_cancel(row));
@@ -645,14 +645,14 @@ test_narrow(void)
   /* Phone-sized: the switcher moves from the header to the bottom bar. */
   gtk_window_set_default_size(GTK_WINDOW(window), 400, 640);
   g_object_set_data(G_OBJECT(bar), "expect", GINT_TO_POINTER(TRUE));
-  g_assert_true(wait_until(switcher_bar_revealed, bar, 5));
+  g_assert_true(wait_until(switcher_bar_revealed, bar, 15));
   g_action_group_activate_action(G_ACTION_GROUP(window), "show-page", g_variant_new_string("chat"));
   settle(0.5);
   assert_not_blank(render_png(GTK_WIDGET(window), "narrow"));
 
   gtk_window_set_default_size(GTK_WINDOW(window), 1100, 720);
   g_object_set_data(G_OBJECT(bar), "expect", GINT_TO_POINTER(FALSE));
-  g_assert_true(wait_until(switcher_bar_revealed, bar, 5));
+  g_assert_true(wait_until(switcher_bar_revealed, bar, 15));
   settle(0.3);
 }
 
@@ -673,7 +673,7 @@ test_window_state(void)
   settle(0.3);
   gtk_window_close(GTK_WINDOW(window));
   window = NULL;
-  g_assert_true(wait_until(app_has_no_window, NULL, 5));
+  g_assert_true(wait_until(app_has_no_window, NULL, 15));
 
   g_assert_cmpint(g_settings_get_int(settings, "window-width"), ==, 900);
   g_assert_cmpint(g_settings_get_int(settings, "window-height"), ==, 600);
@@ -720,27 +720,27 @@ static void
 test_close_with_jobs(void)
 {
   wh_job *job = whittle_application_submit_test_job(app, FALSE, 250);
-  g_assert_true(wait_until(has_n_active, GUINT_TO_POINTER(1), 5));
+  g_assert_true(wait_until(has_n_active, GUINT_TO_POINTER(1), 15));
 
   /* Closing asks first; "Keep Running" keeps the window and the job. */
   FindWindow find = {ADW_TYPE_MESSAGE_DIALOG, NULL};
   g_action_group_activate_action(G_ACTION_GROUP(app), "quit", NULL);
-  g_assert_true(wait_until(find_toplevel, &find, 5));
+  g_assert_true(wait_until(find_toplevel, &find, 15));
   settle(0.2);
   assert_not_blank(render_png(GTK_WIDGET(find.found), "close-confirm"));
   click_button_labelled(GTK_WIDGET(find.found), "_Keep Running");
-  g_assert_true(wait_until(toplevel_gone, &find, 5));
+  g_assert_true(wait_until(toplevel_gone, &find, 15));
   g_assert_true(gtk_widget_get_mapped(GTK_WIDGET(window)));
   g_assert_cmpint(wh_job_get_state(job), ==, WH_JOB_RUNNING);
 
   /* "Stop and Close" cancels the job and closes the window. */
   gtk_window_close(GTK_WINDOW(window));
-  g_assert_true(wait_until(find_toplevel, &find, 5));
+  g_assert_true(wait_until(find_toplevel, &find, 15));
   click_button_labelled(GTK_WIDGET(find.found), "_Stop and Close");
   g_assert_cmpint(wh_job_wait(job), ==, WH_JOB_CANCELLED);
   window = NULL;
-  g_assert_true(wait_until(app_has_no_window, NULL, 5));
-  g_assert_true(wait_until(has_n_active, GUINT_TO_POINTER(0), 5));
+  g_assert_true(wait_until(app_has_no_window, NULL, 15));
+  g_assert_true(wait_until(has_n_active, GUINT_TO_POINTER(0), 15));
   wh_job_unref(job);
 }
 
