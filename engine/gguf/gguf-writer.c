@@ -146,8 +146,12 @@ put_scalars(GByteArray *b, wh_gguf_value_type type, const void *src, guint64 n)
 static void
 set_encoded(wh_gguf_writer *w, const char *key, GByteArray *enc)
 {
-  g_return_if_fail(key != NULL && key[0] != '\0');
-  g_return_if_fail(!w->begun);
+  if (key == NULL || key[0] == '\0' || w->begun) {
+    g_byte_array_unref(enc);
+    g_return_if_fail(key != NULL && key[0] != '\0');
+    g_return_if_fail(!w->begun);
+    return;
+  }
   wkv *kv = g_hash_table_lookup(w->kv_index, key);
   if (kv) {
     g_byte_array_unref(kv->enc);

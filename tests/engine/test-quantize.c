@@ -299,6 +299,18 @@ test_refusals(void)
   g_assert_false(wh_quantize_file(src, out, &p, NULL, &error));
   g_assert_error(error, WH_QUANTIZE_ERROR, WH_QUANTIZE_ERROR_INVALID);
   g_clear_error(&error);
+  /* a type without a quantizer in this build is refused before the file is created */
+  if (!wh_quant_type_can_quantize(WH_TYPE_NVFP4)) {
+    const char *nv[] = {"attn_q=NVFP4", NULL};
+    p.tensor_types = nv;
+    wh_quantize_plan *plan = wh_quantize_plan_new(src, &p, &error); /* planning is fine */
+    g_assert_no_error(error);
+    g_assert_false(wh_quantize_plan_execute(plan, out, &p, &error));
+    g_assert_error(error, WH_QUANTIZE_ERROR, WH_QUANTIZE_ERROR_UNSUPPORTED);
+    g_assert_nonnull(strstr(error->message, "NVFP4"));
+    g_clear_error(&error);
+    wh_quantize_plan_free(plan);
+  }
   /* an imatrix for another model */
   p = wh_quantize_default_params();
   p.ftype = wh_ftype_from_name("Q4_K_M");
