@@ -238,6 +238,289 @@ test_semantics(void)
   g_assert_cmpuint(bad, ==, 0);
 }
 
+/* Tool-calling conversations: the outputs below were checked against Jinja2 3.1 configured
+ * as Hugging Face renders chat templates (strftime_now at 2025-11-22). They exercise tojson
+ * on tool schemas, tool calls with dict and JSON-string arguments, and tool results. */
+static const char tool_contexts[] =
+  "[{\"bos_token\": \"<s>\", \"eos_token\": \"</s>\", \"add_generation_prompt\": true, \"ena"
+  "ble_thinking\": true, \"tools\": [{\"type\": \"function\", \"function\": {\"name\": \"get"
+  "_weather\", \"description\": \"Get the weather\", \"parameters\": {\"type\": \"object\", "
+  "\"properties\": {\"city\": {\"type\": \"string\", \"description\": \"City name\"}, \"unit"
+  "\": {\"type\": \"string\", \"enum\": [\"c\", \"f\"]}, \"days\": {\"type\": \"integer\"}, "
+  "\"tags\": {\"type\": \"array\", \"items\": {\"type\": \"string\"}}}, \"required\": [\"cit"
+  "y\"]}}}], \"messages\": [{\"role\": \"system\", \"content\": \"You are helpful.\"}, {\"ro"
+  "le\": \"user\", \"content\": \"Weather in Z\303\274rich?\"}, {\"role\": \"assistant\", \""
+  "content\": \"\", \"tool_calls\": [{\"id\": \"call12345\", \"type\": \"function\", \"funct"
+  "ion\": {\"name\": \"get_weather\", \"arguments\": {\"city\": \"Z\303\274rich\", \"days\":"
+  " 2}}}]}, {\"role\": \"tool\", \"tool_call_id\": \"call12345\", \"name\": \"get_weather\","
+  " \"content\": \"{\\\"temp\\\": 3.5}\"}, {\"role\": \"assistant\", \"content\": \"It is 3."
+  "5 \302\260C.\"}, {\"role\": \"user\", \"content\": \"Thanks\"}]}, {\"bos_token\": \"<s>\""
+  ", \"eos_token\": \"</s>\", \"add_generation_prompt\": true, \"tools\": [{\"type\": \"func"
+  "tion\", \"function\": {\"name\": \"search\", \"description\": \"Search\", \"parameters\":"
+  " {\"type\": \"object\", \"properties\": {\"q\": {\"type\": \"string\"}}, \"required\": [\""
+  "q\"]}}}], \"messages\": [{\"role\": \"user\", \"content\": \"Find cats\"}, {\"role\": \"a"
+  "ssistant\", \"content\": null, \"tool_calls\": [{\"id\": \"abcdefghi\", \"type\": \"funct"
+  "ion\", \"function\": {\"name\": \"search\", \"arguments\": \"{\\\"q\\\": \\\"cats\\\"}\"}"
+  "}]}, {\"role\": \"tool\", \"tool_call_id\": \"abcdefghi\", \"content\": \"many cats\"}]}]";
+
+static const struct {
+  const char *model;
+  guint context;
+  const char *want;
+} tool_renders[] = {
+  {"Qwen-Qwen2.5-7B-Instruct", 0,
+   "<|im_start|>system\n"
+   "You are helpful.\n"
+   "\n"
+   "# Tools\n"
+   "\n"
+   "You may call one or more functions to assist with the user query.\n"
+   "\n"
+   "You are provided with function signatures within <tools></tools> XML tags:\n"
+   "<tools>\n"
+   "{\"type\": \"function\", \"function\": {\"name\": \"get_weather\", \"description\": \"Get"
+   " the weather\", \"parameters\": {\"type\": \"object\", \"properties\": {\"city\": {\"type"
+   "\": \"string\", \"description\": \"City name\"}, \"unit\": {\"type\": \"string\", \"enum\""
+   ": [\"c\", \"f\"]}, \"days\": {\"type\": \"integer\"}, \"tags\": {\"type\": \"array\", \"i"
+   "tems\": {\"type\": \"string\"}}}, \"required\": [\"city\"]}}}\n"
+   "</tools>\n"
+   "\n"
+   "For each function call, return a json object with function name and arguments within <too"
+   "l_call></tool_call> XML tags:\n"
+   "<tool_call>\n"
+   "{\"name\": <function-name>, \"arguments\": <args-json-object>}\n"
+   "</tool_call><|im_end|>\n"
+   "<|im_start|>user\n"
+   "Weather in Z\303\274rich?<|im_end|>\n"
+   "<|im_start|>assistant\n"
+   "<tool_call>\n"
+   "{\"name\": \"get_weather\", \"arguments\": {\"city\": \"Z\303\274rich\", \"days\": 2}}\n"
+   "</tool_call><|im_end|>\n"
+   "<|im_start|>user\n"
+   "<tool_response>\n"
+   "{\"temp\": 3.5}\n"
+   "</tool_response><|im_end|>\n"
+   "<|im_start|>assistant\n"
+   "It is 3.5 \302\260C.<|im_end|>\n"
+   "<|im_start|>user\n"
+   "Thanks<|im_end|>\n"
+   "<|im_start|>assistant\n"},
+  {"Qwen-Qwen2.5-7B-Instruct", 1,
+   "<|im_start|>system\n"
+   "You are Qwen, created by Alibaba Cloud. You are a helpful assistant.\n"
+   "\n"
+   "# Tools\n"
+   "\n"
+   "You may call one or more functions to assist with the user query.\n"
+   "\n"
+   "You are provided with function signatures within <tools></tools> XML tags:\n"
+   "<tools>\n"
+   "{\"type\": \"function\", \"function\": {\"name\": \"search\", \"description\": \"Search\""
+   ", \"parameters\": {\"type\": \"object\", \"properties\": {\"q\": {\"type\": \"string\"}},"
+   " \"required\": [\"q\"]}}}\n"
+   "</tools>\n"
+   "\n"
+   "For each function call, return a json object with function name and arguments within <too"
+   "l_call></tool_call> XML tags:\n"
+   "<tool_call>\n"
+   "{\"name\": <function-name>, \"arguments\": <args-json-object>}\n"
+   "</tool_call><|im_end|>\n"
+   "<|im_start|>user\n"
+   "Find cats<|im_end|>\n"
+   "<|im_start|>assistant\n"
+   "<tool_call>\n"
+   "{\"name\": \"search\", \"arguments\": \"{\\\"q\\\": \\\"cats\\\"}\"}\n"
+   "</tool_call><|im_end|>\n"
+   "<|im_start|>user\n"
+   "<tool_response>\n"
+   "many cats\n"
+   "</tool_response><|im_end|>\n"
+   "<|im_start|>assistant\n"},
+  {"meta-llama-Llama-3.2-3B-Instruct", 0,
+   "<s><|start_header_id|>system<|end_header_id|>\n"
+   "\n"
+   "Environment: ipython\n"
+   "Cutting Knowledge Date: December 2023\n"
+   "Today Date: 22 Nov 2025\n"
+   "\n"
+   "You are helpful.<|eot_id|><|start_header_id|>user<|end_header_id|>\n"
+   "\n"
+   "Given the following functions, please respond with a JSON for a function call with its pr"
+   "oper arguments that best answers the given prompt.\n"
+   "\n"
+   "Respond in the format {\"name\": function name, \"parameters\": dictionary of argument na"
+   "me and its value}.Do not use variables.\n"
+   "\n"
+   "{\n"
+   "    \"type\": \"function\",\n"
+   "    \"function\": {\n"
+   "        \"name\": \"get_weather\",\n"
+   "        \"description\": \"Get the weather\",\n"
+   "        \"parameters\": {\n"
+   "            \"type\": \"object\",\n"
+   "            \"properties\": {\n"
+   "                \"city\": {\n"
+   "                    \"type\": \"string\",\n"
+   "                    \"description\": \"City name\"\n"
+   "                },\n"
+   "                \"unit\": {\n"
+   "                    \"type\": \"string\",\n"
+   "                    \"enum\": [\n"
+   "                        \"c\",\n"
+   "                        \"f\"\n"
+   "                    ]\n"
+   "                },\n"
+   "                \"days\": {\n"
+   "                    \"type\": \"integer\"\n"
+   "                },\n"
+   "                \"tags\": {\n"
+   "                    \"type\": \"array\",\n"
+   "                    \"items\": {\n"
+   "                        \"type\": \"string\"\n"
+   "                    }\n"
+   "                }\n"
+   "            },\n"
+   "            \"required\": [\n"
+   "                \"city\"\n"
+   "            ]\n"
+   "        }\n"
+   "    }\n"
+   "}\n"
+   "\n"
+   "Weather in Z\303\274rich?<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n"
+   "\n"
+   "{\"name\": \"get_weather\", \"parameters\": {\"city\": \"Z\303\274rich\", \"days\": 2}}<|"
+   "eot_id|><|start_header_id|>ipython<|end_header_id|>\n"
+   "\n"
+   "\"{\\\"temp\\\": 3.5}\"<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n"
+   "\n"
+   "It is 3.5 \302\260C.<|eot_id|><|start_header_id|>user<|end_header_id|>\n"
+   "\n"
+   "Thanks<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n"
+   "\n"},
+  {"meta-llama-Llama-3.2-3B-Instruct", 1,
+   "<s><|start_header_id|>system<|end_header_id|>\n"
+   "\n"
+   "Environment: ipython\n"
+   "Cutting Knowledge Date: December 2023\n"
+   "Today Date: 22 Nov 2025\n"
+   "\n"
+   "<|eot_id|><|start_header_id|>user<|end_header_id|>\n"
+   "\n"
+   "Given the following functions, please respond with a JSON for a function call with its pr"
+   "oper arguments that best answers the given prompt.\n"
+   "\n"
+   "Respond in the format {\"name\": function name, \"parameters\": dictionary of argument na"
+   "me and its value}.Do not use variables.\n"
+   "\n"
+   "{\n"
+   "    \"type\": \"function\",\n"
+   "    \"function\": {\n"
+   "        \"name\": \"search\",\n"
+   "        \"description\": \"Search\",\n"
+   "        \"parameters\": {\n"
+   "            \"type\": \"object\",\n"
+   "            \"properties\": {\n"
+   "                \"q\": {\n"
+   "                    \"type\": \"string\"\n"
+   "                }\n"
+   "            },\n"
+   "            \"required\": [\n"
+   "                \"q\"\n"
+   "            ]\n"
+   "        }\n"
+   "    }\n"
+   "}\n"
+   "\n"
+   "Find cats<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n"
+   "\n"
+   "{\"name\": \"search\", \"parameters\": \"{\\\"q\\\": \\\"cats\\\"}\"}<|eot_id|><|start_he"
+   "ader_id|>ipython<|end_header_id|>\n"
+   "\n"
+   "\"many cats\"<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n"
+   "\n"},
+  {"mistralai-Mistral-Nemo-Instruct-2407", 0,
+   "<s>[INST]Weather in Z\303\274rich?[/INST][TOOL_CALLS][{\"name\": \"get_weather\", \"argum"
+   "ents\": {\"city\": \"Z\303\274rich\", \"days\": 2}, \"id\": \"call12345\"}]</s>[TOOL_RESU"
+   "LTS]{\"content\": {\"temp\": 3.5}, \"call_id\": \"call12345\"}[/TOOL_RESULTS]It is 3.5 \302"
+   "\260C.</s>[AVAILABLE_TOOLS][{\"type\": \"function\", \"function\": {\"name\": \"get_weath"
+   "er\", \"description\": \"Get the weather\", \"parameters\": {\"type\": \"object\", \"prop"
+   "erties\": {\"city\": {\"type\": \"string\", \"description\": \"City name\"}, \"unit\": {\""
+   "type\": \"string\", \"enum\": [\"c\", \"f\"]}, \"days\": {\"type\": \"integer\"}, \"tags\""
+   ": {\"type\": \"array\", \"items\": {\"type\": \"string\"}}}, \"required\": [\"city\"]}}}]"
+   "[/AVAILABLE_TOOLS][INST]You are helpful.\n"
+   "\n"
+   "Thanks[/INST]"},
+  {"mistralai-Mistral-Nemo-Instruct-2407", 1,
+   "<s>[AVAILABLE_TOOLS][{\"type\": \"function\", \"function\": {\"name\": \"search\", \"desc"
+   "ription\": \"Search\", \"parameters\": {\"type\": \"object\", \"properties\": {\"q\": {\""
+   "type\": \"string\"}}, \"required\": [\"q\"]}}}][/AVAILABLE_TOOLS][INST]Find cats[/INST][T"
+   "OOL_CALLS][{\"name\": \"search\", \"arguments\": \"{\\\"q\\\": \\\"cats\\\"}\", \"id\": \""
+   "abcdefghi\"}]</s>[TOOL_RESULTS]{\"content\": many cats, \"call_id\": \"abcdefghi\"}[/TOOL"
+   "_RESULTS]"},
+  {"google-gemma-4-31B-it", 0,
+   "<s><|turn>system\n"
+   "<|think|>\n"
+   "You are helpful.<|tool>declaration:get_weather{description:<|\"|>Get the weather<|\"|>,pa"
+   "rameters:{properties:{city:{description:<|\"|>City name<|\"|>,type:<|\"|>STRING<|\"|>},da"
+   "ys:{type:<|\"|>INTEGER<|\"|>},tags:{items:{type:<|\"|>STRING<|\"|>},type:<|\"|>ARRAY<|\"|"
+   ">},unit:{enum:[<|\"|>c<|\"|>,<|\"|>f<|\"|>],type:<|\"|>STRING<|\"|>}},required:[<|\"|>cit"
+   "y<|\"|>],type:<|\"|>OBJECT<|\"|>}}<tool|><turn|>\n"
+   "<|turn>user\n"
+   "Weather in Z\303\274rich?<turn|>\n"
+   "<|turn>model\n"
+   "<|tool_call>call:get_weather{city:<|\"|>Z\303\274rich<|\"|>,days:2}<tool_call|><|tool_res"
+   "ponse>response:get_weather{value:<|\"|>{\"temp\": 3.5}<|\"|>}<tool_response|>It is 3.5 \302"
+   "\260C.<turn|>\n"
+   "<|turn>user\n"
+   "Thanks<turn|>\n"
+   "<|turn>model\n"},
+  {"google-gemma-4-31B-it", 1,
+   "<s><|turn>system\n"
+   "<|tool>declaration:search{description:<|\"|>Search<|\"|>,parameters:{properties:{q:{type:"
+   "<|\"|>STRING<|\"|>}},required:[<|\"|>q<|\"|>],type:<|\"|>OBJECT<|\"|>}}<tool|><turn|>\n"
+   "<|turn>user\n"
+   "Find cats<turn|>\n"
+   "<|turn>model\n"
+   "<|tool_call>call:search{{\"q\": \"cats\"}}<tool_call|><|tool_response>response:search{val"
+   "ue:<|\"|>many cats<|\"|>}<tool_response|>"},
+};
+
+static void
+test_tool_calls(void)
+{
+  g_autoptr(JsonParser) jp = json_parser_new();
+  g_autoptr(GError) error = NULL;
+  g_assert_true(json_parser_load_from_data(jp, tool_contexts, -1, &error));
+  JsonArray *contexts = json_node_get_array(json_parser_get_root(jp));
+  for (guint i = 0; i < G_N_ELEMENTS(tool_renders); i++) {
+    g_autofree char *rel = g_strdup_printf("chat-templates/%s.jinja", tool_renders[i].model);
+    g_autofree char *src = read_shared(rel, NULL);
+    if (!src)
+      return;
+    JsonObject *ctx = json_array_get_object_element(contexts, tool_renders[i].context);
+    g_autoptr(wh_chat_template) t = wh_chat_template_new(src, &error);
+    g_assert_no_error(error);
+    wh_chat_render_params p = wh_chat_render_default_params();
+    p.bos_token = json_object_get_string_member(ctx, "bos_token");
+    p.eos_token = json_object_get_string_member(ctx, "eos_token");
+    p.add_generation_prompt = json_object_get_boolean_member(ctx, "add_generation_prompt");
+    p.enable_thinking = json_object_get_boolean_member_with_default(ctx, "enable_thinking",
+                                                                    FALSE);
+    p.now = wh_chat_parse_time("2025-11-22T08:00:00Z");
+    g_autofree char *tools = json_to_string(json_object_get_member(ctx, "tools"), FALSE);
+    p.tools_json = tools;
+    wh_chat_format used = WH_CHAT_FORMAT_CHATML;
+    g_autofree char *out = wh_chat_template_render_json(
+        t, json_object_get_array_member(ctx, "messages"), &p, &used, &error);
+    g_assert_no_error(error);
+    g_assert_cmpint(used, ==, WH_CHAT_FORMAT_TEMPLATE);
+    g_autofree char *why = describe_mismatch(out, tool_renders[i].want);
+    if (why)
+      g_error("%s, conversation %u: %s", tool_renders[i].model, tool_renders[i].context, why);
+  }
+}
+
 static void
 test_syntax_errors(void)
 {
@@ -541,6 +824,7 @@ main(int argc, char **argv)
   g_test_init(&argc, &argv, NULL);
   g_test_add_func("/chat/shared-templates", test_shared_templates);
   g_test_add_func("/chat/jinja-semantics", test_semantics);
+  g_test_add_func("/chat/tool-calls", test_tool_calls);
   g_test_add_func("/chat/syntax-errors", test_syntax_errors);
   g_test_add_func("/chat/runtime-errors", test_runtime_errors);
   g_test_add_func("/chat/system-folding", test_system_folding);
