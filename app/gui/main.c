@@ -32,16 +32,16 @@ main(int argc, char **argv)
   bind_textdomain_codeset(GETTEXT_PACKAGE, "UTF-8");
   textdomain(GETTEXT_PACKAGE);
 
+  g_autoptr(GError) error = NULL;
+  if (!wants_local_answer(argc, argv) && !whittle_application_check_schema(&error)) {
+    fprintf(stderr, "whittle: %s\n", error->message);
+    return 1;
+  }
+
   if (!wants_local_answer(argc, argv) && !gtk_init_check()) {
     fprintf(stderr, "%s\n",
             _("whittle: cannot open a display — run it inside a graphical session, "
               "or use whittle-cli"));
-    return 1;
-  }
-
-  g_autoptr(GError) error = NULL;
-  if (!wants_local_answer(argc, argv) && !whittle_application_check_schema(&error)) {
-    fprintf(stderr, "whittle: %s\n", error->message);
     return 1;
   }
 

@@ -26,3 +26,14 @@ fi
 env -u DISPLAY -u WAYLAND_DISPLAY "$whittle" --version >"$out" 2>&1 || {
   echo "FAIL: whittle --version failed without a display"; cat "$out"; exit 1; }
 echo "ok: $(cat "$out")"
+
+# Without its settings schema: exit 1 and say how to run it uninstalled.
+empty=$(mktemp -d)
+trap 'rm -f "$out"; rmdir "$empty"' EXIT
+GSETTINGS_SCHEMA_DIR=$empty XDG_DATA_DIRS=$empty "$whittle" >/dev/null 2>"$out"
+status=$?
+if [ "$status" -ne 1 ] || ! grep -q "settings schema .* is not installed" "$out"; then
+  echo "FAIL: without the schema expected exit 1 and an explanation, got $status:"; cat "$out"
+  exit 1
+fi
+echo "ok: $(cat "$out")"
