@@ -101,10 +101,10 @@ struct wh_tokenizer {
   gint32 ids[N_IDS];
   gboolean add_bos, add_eos, add_sep, add_space_prefix, clean_spaces;
   gboolean escape_ws, byte_encode, ignore_merges, gemma4;
-  /* SPM: ASCII bytes no token of two or more bytes contains. Such a character can never
-   * merge, so the text on either side of it is merged independently (same result, much
-   * smaller heaps on long texts). */
-  gboolean spm_barrier[128];
+  /* SPM: bit (a << 8 | b) is set when some token contains the bytes a b in a row. Where
+   * two adjacent characters form a pair no token contains, no symbol can ever span them, so
+   * the text on either side merges independently (same result, small heaps). */
+  guint8 spm_pairs[65536 / 8];
 };
 
 /* --- hashing ----------------------------------------------------------------------------- */
@@ -854,15 +854,13 @@ wh_tokenizer_new_from_vocab(const wh_tokenizer_vocab *v, GError **error)
     tok->add_bos = TRUE;
 
   if (tok->family == WH_TOKENIZER_SPM) {
-    for (guint b = 0; b < 128; b++)
-      tok->spm_barrier[b] = TRUE;
-    for (guint i = 0; i < tok->n; i++)
-      if (tok->text_len[i] >= 2)
-        for (guint32 j = 0; j < tok->text_len[i]; j++) {
-          guint8 b = (guint8)tok->arena[tok->text_off[i] + j];
-          if (b < 128)
-            tok->spm_barrier[b] = FALSE;
-        }
+    for (guint i = 0; i < tok->n; i++) {
+      const guint8 *t = (const guint8 *)tok->arena + tok->text_off[i];
+      for (guint32 j = 0; j + 1 < tok->text_len[i]; j++) {
+        guint pair = (guint)t[j] << 8 | t[j + 1];
+        tok->spm_pairs[pair >> 3] |= 1u << (pair & 7);
+      }
+    }
   }
   fixup_attributes(tok, v);
   build_special(tok);
@@ -1287,18 +1285,21 @@ spm_fragment(const wh_tokenizer *tok, session *s, const char *text, gsize len, g
     else
       g_string_append_c(buf, text[i]);
   }
-  gsize start = 0;
-  for (gsize p = 0; p <= buf->len; p++) {
-    guint8 b = p < buf->len ? (guint8)buf->str[p] : 0;
-    if (p < buf->len && !(b < 128 && tok->spm_barrier[b]))
-      continue;
-    /* [start, p) merges on its own; the barrier character at p stays alone. */
-    if (p > start && !spm_region(tok, s, buf->str + start, p - start, out, error))
-      return FALSE;
-    if (p < buf->len && !spm_region(tok, s, buf->str + p, 1, out, error))
-      return FALSE;
-    start = p + 1;
+  /* Shape: cut the fragment at character boundaries no token spans, merge each piece. */
+  const guint8 *b = (const guint8 *)buf->str;
+  gsize start = 0, p = 0;
+  while (p < buf->len) {
+    gsize q = p + MIN((gsize)wh_uc_lead_len(b[p]), buf->len - p);
+    guint pair = q < buf->len ? ((guint)b[q - 1] << 8 | b[q]) : 0;
+    if (q < buf->len && !(tok->spm_pairs[pair >> 3] & (1u << (pair & 7)))) {
+      if (!spm_region(tok, s, buf->str + start, q - start, out, error))
+        return FALSE;
+      start = q;
+    }
+    p = q;
   }
+  if (buf->len > start && !spm_region(tok, s, buf->str + start, buf->len - start, out, error))
+    return FALSE;
   return TRUE;
 }
 

@@ -17,7 +17,7 @@
  *    backtracking regex evaluator (tok-regex.h) checked against those scanners.
  *  - Loading copies what it needs: the wh_gguf may be closed afterwards. Token text -> id and
  *    merge pair -> rank are hash tables built once (qwen2's 152k tokens + 151k merges load in
- *    ~40 ms of CPU). Tokenizing 1 MB of text takes 0.1-0.35 s (BPE caches repeated words
+ *    ~40 ms of CPU). Tokenizing 1 MB of text takes 0.1-0.25 s (BPE caches repeated words
  *    within a call; SPM merges independently between characters no token can span).
  *  - A wh_tokenizer is immutable after creation: every function taking a const
  *    wh_tokenizer * may be called from any number of threads at once.
