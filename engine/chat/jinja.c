@@ -847,7 +847,8 @@ lex_tag(lexer *lx, gsize pos, gboolean block, gboolean *strip_after, gboolean *p
     while (pos < n && is_ws(s[pos]))
       pos++;
     if (pos >= n)
-      return lex_fail(lx, pos, block ? "unclosed tag: expected '%}'" : "unclosed '{{': expected '}}'"),
+      return lex_fail(lx, pos,
+                      block ? "unclosed tag: expected '%}'" : "unclosed '{{': expected '}}'"),
              0;
     if (depth == 0) {
       if ((s[pos] == '-' || s[pos] == '+') && pos + 2 < n && s[pos + 1] == closer &&

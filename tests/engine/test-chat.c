@@ -125,41 +125,57 @@ static const struct {
    "systemuserassistant|"},
   {"{{ 'x' }}  {% if 1 %}y{% endif %}\n z",
    "x  y z"},
-  {"{%- for m in messages if m.role != 'system' %}{{ loop.index }}/{{ loop.length }}:{{ m.content }}{{ ',' if not loop.last }}{% endfor %}",
+  {"{%- for m in messages if m.role != 'system' %}{{ loop.index }}/{{ loop.length }}:{{ m.c"
+   "ontent }}{{ ',' if not loop.last }}{% endfor %}",
    "1/2:Hi,2/2:Yo"},
-  {"{% for x in [1,2,3] %}{{ loop.index0 }}{{ loop.revindex }}{{ loop.first }}{{ loop.previtem }}{{ loop.nextitem }};{% endfor %}",
+  {"{% for x in [1,2,3] %}{{ loop.index0 }}{{ loop.revindex }}{{ loop.first }}{{ loop.previ"
+   "tem }}{{ loop.nextitem }};{% endfor %}",
    "03True2;12False13;21False2;"},
   {"{% for x in [] %}a{% else %}empty{% endfor %}",
    "empty"},
   {"{% set x = 1 %}{% for i in [1,2] %}{% set x = x + i %}{{ x }}{% endfor %}{{ x }}",
    "231"},
-  {"{% set ns = namespace(n=0) %}{% for i in range(5) %}{% set ns.n = ns.n + i %}{% endfor %}{{ ns.n }}",
+  {"{% set ns = namespace(n=0) %}{% for i in range(5) %}{% set ns.n = ns.n + i %}{% endfor "
+   "%}{{ ns.n }}",
    "10"},
   {"{% if true %}{% set y = 5 %}{% endif %}{{ y }}",
    "5"},
   {"{{ d|tojson }} {{ d|dictsort }} {{ d|items|list }} {{ tools|tojson(indent=2) }}",
-   "{\"b\": 2, \"a\": 1, \"C\": 3} [('a', 1), ('b', 2), ('C', 3)] [('b', 2), ('a', 1), ('C', 3)] [\n  {\n    \"name\": \"f\",\n    \"args\": {\n      \"x\": 1,\n      \"\303\251\": [\n        1.5,\n        null,\n        true\n      ]\n    }\n  }\n]"},
+   "{\"b\": 2, \"a\": 1, \"C\": 3} [('a', 1), ('b', 2), ('C', 3)] [('b', 2), ('a', 1), ('C'"
+   ", 3)] [\n  {\n    \"name\": \"f\",\n    \"args\": {\n      \"x\": 1,\n      \"\303\251\""
+   ": [\n        1.5,\n        null,\n        true\n      ]\n    }\n  }\n]"},
   {"{{ tools|tojson(ensure_ascii=True) }}{{ 'a\"b\\n\303\251'|tojson }}",
-   "[{\"name\": \"f\", \"args\": {\"x\": 1, \"\\u00e9\": [1.5, null, true]}}]\"a\\\"b\\n\303\251\""},
-  {"{{ d }} {{ [1, 'a', none, true, 1.0, 2.5e-7, 1e22, 0.1] }} {{ none }} {{ 7 / 2 }} {{ 7 // 2 }} {{ -7 // 2 }} {{ -7 % 3 }} {{ 2 ** 10 }}",
-   "{'b': 2, 'a': 1, 'C': 3} [1, 'a', None, True, 1.0, 2.5e-07, 1e+22, 0.1] None 3.5 3 -4 2 1024"},
-  {"{{ messages|selectattr('role', 'equalto', 'user')|map(attribute='content')|join(', ') }}|{{ messages|rejectattr('role', 'in', ['system'])|list|length }}",
+   "[{\"name\": \"f\", \"args\": {\"x\": 1, \"\\u00e9\": [1.5, null, true]}}]\"a\\\"b\\n\303"
+   "\251\""},
+  {"{{ d }} {{ [1, 'a', none, true, 1.0, 2.5e-7, 1e22, 0.1] }} {{ none }} {{ 7 / 2 }} {{ 7 "
+   "// 2 }} {{ -7 // 2 }} {{ -7 % 3 }} {{ 2 ** 10 }}",
+   "{'b': 2, 'a': 1, 'C': 3} [1, 'a', None, True, 1.0, 2.5e-07, 1e+22, 0.1] None 3.5 3 -4 2"
+   " 1024"},
+  {"{{ messages|selectattr('role', 'equalto', 'user')|map(attribute='content')|join(', ') }"
+   "}|{{ messages|rejectattr('role', 'in', ['system'])|list|length }}",
    "Hi|2"},
   {"{{ undefined_thing|default('dflt') }}{{ ''|default('e', true) }}{{ none|default('n') }}",
    "dflteNone"},
-  {"{{ ['b', 'A', 'a', 'B']|unique|list }}{{ ['b','A','c']|sort }}{{ [3,1,2]|max }}{{ '42'|int + 1 }}{{ '3.7'|int }}{{ 'x'|int }}",
+  {"{{ ['b', 'A', 'a', 'B']|unique|list }}{{ ['b','A','c']|sort }}{{ [3,1,2]|max }}{{ '42'|"
+   "int + 1 }}{{ '3.7'|int }}{{ 'x'|int }}",
    "['b', 'A']['A', 'b', 'c']34330"},
-  {"{{ '  hi  '|trim }}|{{ 'Hello World'|replace('o', '0') }}|{{ 'ab'|upper }}{{ 'hello world'|title }}{{ 'hELLO'|capitalize }}",
+  {"{{ '  hi  '|trim }}|{{ 'Hello World'|replace('o', '0') }}|{{ 'ab'|upper }}{{ 'hello wor"
+   "ld'|title }}{{ 'hELLO'|capitalize }}",
    "hi|Hell0 W0rld|ABHello WorldHello"},
-  {"{{ 'a,b,,c'.split(',') }}{{ ' a  b '.split() }}{{ 'a-b-c'.split('-', 1) }}{{ 'xxhixx'.strip('x') }}{{ 'hi'.startswith(('h', 'z')) }}{{ 'abc'.endswith('bc') }}",
+  {"{{ 'a,b,,c'.split(',') }}{{ ' a  b '.split() }}{{ 'a-b-c'.split('-', 1) }}{{ 'xxhixx'.s"
+   "trip('x') }}{{ 'hi'.startswith(('h', 'z')) }}{{ 'abc'.endswith('bc') }}",
    "['a', 'b', '', 'c']['a', 'b']['a', 'b-c']hiTrueTrue"},
-  {"{{ 'h\303\251llo'[1:3] }}{{ 'abc'[::-1] }}{{ [1,2,3,4][1:] }}{{ [1,2,3][-1] }}{{ 'abc'[-1] }}{{ [1,2,3,4,5][::2] }}",
+  {"{{ 'h\303\251llo'[1:3] }}{{ 'abc'[::-1] }}{{ [1,2,3,4][1:] }}{{ [1,2,3][-1] }}{{ 'abc'["
+   "-1] }}{{ [1,2,3,4,5][::2] }}",
    "\303\251lcba[2, 3, 4]3c[1, 3, 5]"},
   {"{{ 'b' in 'abc' }}{{ 2 in [1,2] }}{{ 'a' in d }}{{ 'z' not in d }}",
    "TrueTrueTrueTrue"},
-  {"{{ x is defined }}{{ d is mapping }}{{ 'a' is string }}{{ 1 is number }}{{ [1] is sequence }}{{ none is none }}{{ 3 is odd }}{{ 4 is divisibleby 2 }}{{ true is boolean }}{{ d is iterable }}",
+  {"{{ x is defined }}{{ d is mapping }}{{ 'a' is string }}{{ 1 is number }}{{ [1] is seque"
+   "nce }}{{ none is none }}{{ 3 is odd }}{{ 4 is divisibleby 2 }}{{ true is boolean }}{{ d"
+   " is iterable }}",
    "FalseTrueTrueTrueTrueTrueTrueTrueTrueTrue"},
-  {"{% macro greet(name, greeting='Hello') %}{{ greeting }}, {{ name }}!{% endmacro %}{{ greet('Bob') }} {{ greet('Al', greeting='Hi') }}",
+  {"{% macro greet(name, greeting='Hello') %}{{ greeting }}, {{ name }}!{% endmacro %}{{ gr"
+   "eet('Bob') }} {{ greet('Al', greeting='Hi') }}",
    "Hello, Bob! Hi, Al!"},
   {"{% set s %}  block {{ 1 + 1 }}{% endset %}[{{ s }}]",
    "[  block 2]"},
@@ -167,17 +183,21 @@ static const struct {
    "noa1None."},
   {"{{ '{} and {}'.format('a', 1) }}{{ '{0}{name}'.format('x', name='y') }}",
    "a and 1xy"},
-  {"{% for k, v in d.items() %}{{ k }}={{ v }};{% endfor %}{{ d.get('a') }}{{ d.get('zz', 'none!') }}{{ d.keys()|list }}",
+  {"{% for k, v in d.items() %}{{ k }}={{ v }};{% endfor %}{{ d.get('a') }}{{ d.get('zz', '"
+   "none!') }}{{ d.keys()|list }}",
    "b=2;a=1;C=3;1none!['b', 'a', 'C']"},
-  {"{{ messages[0]['content'] }}{{ messages[0].role }}{{ messages|length }}{{ messages|first|tojson }}{{ (messages|last).content }}",
+  {"{{ messages[0]['content'] }}{{ messages[0].role }}{{ messages|length }}{{ messages|firs"
+   "t|tojson }}{{ (messages|last).content }}",
    "Ssystem3{\"role\": \"system\", \"content\": \"S\"}Yo"},
   {"{{ strftime_now('%Y-%m-%d') }} {{ strftime_now('%d %b %Y') }}",
    "2025-11-22 22 Nov 2025"},
-  {"{%- for i in range(3) -%}\n  {%- if i == 1 %}{% continue %}{% endif -%}\n  {{ i }}\n{%- endfor %}",
+  {"{%- for i in range(3) -%}\n  {%- if i == 1 %}{% continue %}{% endif -%}\n  {{ i }}\n{%-"
+   " endfor %}",
    "02"},
   {"{% for i in range(10) %}{% if i == 3 %}{% break %}{% endif %}{{ i }}{% endfor %}",
    "012"},
-  {"{{ 1 == 1.0 }}{{ true == 1 }}{{ 'a' < 'b' }}{{ [1,2] == [1,2] }}{{ 0.1 + 0.2 }}{{ 3 * 'ab' }}{{ [0] * 3 }}",
+  {"{{ 1 == 1.0 }}{{ true == 1 }}{{ 'a' < 'b' }}{{ [1,2] == [1,2] }}{{ 0.1 + 0.2 }}{{ 3 * '"
+   "ab' }}{{ [0] * 3 }}",
    "TrueTrueTrueTrue0.30000000000000004ababab[0, 0, 0]"},
   {"{# comment #}\n{% if true %}\nX\n{% endif %}\n{# c2 #}\nY",
    "X\nY"},
@@ -185,7 +205,8 @@ static const struct {
    "  keep"},
   {"{{ 'a\nb'|indent(2) }}|{{ 'a\nb'|indent(2, true) }}",
    "a\n  b|  a\n  b"},
-  {"{{ [1,2,3,4,5]|batch(2)|list }}{{ 'a b c'|wordcount }}{{ -3|abs }}{{ 2.567|round(1) }}{{ [1,2]|reverse|list }}",
+  {"{{ [1,2,3,4,5]|batch(2)|list }}{{ 'a b c'|wordcount }}{{ -3|abs }}{{ 2.567|round(1) }}{"
+   "{ [1,2]|reverse|list }}",
    "[[1, 2], [3, 4], [5]]332.6[2, 1]"},
   {"{{ 'abc'|list }}{{ {'x': 1}|list }}{{ 'Hello'|length }}{{ 'Hello'|lower }}{{ 'a<b'|e }}",
    "['a', 'b', 'c']['x']5helloa&lt;b"},
