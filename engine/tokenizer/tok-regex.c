@@ -447,6 +447,44 @@ parse_alt(parser *ps)
   return alt->kids->len == 1 ? alt->kids->pdata[0] : alt;
 }
 
+/* TRUE when @n can match the empty string (lookaheads and $ consume nothing). */
+static gboolean
+nullable(const rx_node *n)
+{
+  switch (n->kind) {
+  case N_CLASS:
+    return FALSE;
+  case N_CAT:
+    for (guint i = 0; i < n->kids->len; i++)
+      if (!nullable(n->kids->pdata[i]))
+        return FALSE;
+    return TRUE;
+  case N_ALT:
+    for (guint i = 0; i < n->kids->len; i++)
+      if (nullable(n->kids->pdata[i]))
+        return TRUE;
+    return FALSE;
+  case N_REPEAT:
+    return n->min == 0 || nullable(n->kid);
+  default:
+    return TRUE;
+  }
+}
+
+/* An unbounded loop whose body can match nothing would spin forever in the backtracking
+ * machine; no pre-tokenizer pattern has one, so such patterns are refused. */
+static gboolean
+has_empty_loop(const rx_node *n)
+{
+  if (n->kind == N_REPEAT && n->max < 0 && nullable(n->kid))
+    return TRUE;
+  if (n->kids)
+    for (guint i = 0; i < n->kids->len; i++)
+      if (has_empty_loop(n->kids->pdata[i]))
+        return TRUE;
+  return n->kid && has_empty_loop(n->kid);
+}
+
 /* --- code generation --------------------------------------------------------------------- */
 
 static gint32
@@ -564,6 +602,8 @@ wh_regex_compile(const char *pattern, char **error_message)
   rx_node *root = parse_alt(&ps);
   if (!ps.error && ps.p != ps.end)
     fail(&ps, "unbalanced )");
+  if (!ps.error && has_empty_loop(root))
+    fail(&ps, "a repeated group that can match nothing");
   if (!ps.error) {
     gen(re, root);
     emit_inst(re, OP_MATCH, 0, 0);

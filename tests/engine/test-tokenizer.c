@@ -808,6 +808,14 @@ test_generic_patterns(void)
     g_assert_cmpstr(got->str, ==, cases[i].pieces);
     g_string_free(got, TRUE);
   }
+  /* Syntax the evaluator does not have is refused, not misread. */
+  static const char *const bad[] = {"(?i:a)", "a*?", "(a*)*", "\\p{Han}", "[a", "a)", "\\b"};
+  for (gsize i = 0; i < G_N_ELEMENTS(bad); i++) {
+    g_autofree char *msg = NULL;
+    wh_regex *re = wh_regex_compile(bad[i], &msg);
+    g_assert_null(re);
+    g_assert_nonnull(msg);
+  }
   /* Every pre-tokenizer name that loads compiles its patterns. */
   static const char *const names[] = {
       "jais-2",    "deepseek-v3", "spark2_5", "youtu",      "tekken",
