@@ -4,9 +4,10 @@
  *
  * Implementation notes
  * --------------------
- * - Token texts live in one arena; text -> id is an open-addressing table (FNV-1a, linear
- *   probing, load <= 1/2). Merge rules likewise, keyed by (left, right) without building the
- *   concatenation: the hash runs over left, one space, right.
+ * - Token texts live in one arena; text -> id is an open-addressing table (FNV-1a + an
+ *   fmix64 finaliser, linear probing, load <= 1/2, slots keep the full hash). Merge rules
+ *   likewise, keyed by (left, right) without building the concatenation: the hash runs over
+ *   left, one space, right.
  * - Special-token partitioning (§4) follows the spec's order literally (longest text first,
  *   every fragment searched), but first finds, with one pass of a byte trie over the input,
  *   which special texts occur at all, so vocabularies with thousands of added tokens stay
@@ -15,6 +16,9 @@
  *   heap of candidates ordered by (priority, left position), stale candidates dropped when
  *   popped (their lengths no longer add up).
  * - Every token's piece (§10.1 with special = true) is computed once at load.
+ * - Two shortcuts that cannot change a result: BPE words seen before in the same call reuse
+ *   their ids; an SPM fragment is cut where two adjacent characters form a byte pair that no
+ *   token contains (no symbol can ever span that boundary), so heaps stay small.
  */
 #include "config.h"
 
