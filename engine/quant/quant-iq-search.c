@@ -467,7 +467,11 @@ mag_assign_all(const iq_grid *g, const mag_params *pp, mag_block *b, const float
     float best = INFINITY, bqx = 0.0f, bq2 = 0.0f;
     int bc = c0;
     guint16 idx[8];
-    for (int c = MAX(c0 - 1, 0); c <= MIN(c0 + 1, 15); c++) {
+    /* The nearest code and its neighbour on the ratio's side. */
+    int c1 = c0;
+    if (d > 0.0f)
+      c1 = sc[s] / d > pp->fmul[c0] ? MIN(c0 + 1, 15) : MAX(c0 - 1, 0);
+    for (int c = MIN(c0, c1); c <= MAX(c0, c1); c++) {
       float ds = d * pp->fmul[c], qx, q2, err;
       if (ds > 0.0f) {
         mag_assign(g, a, w, pp->sub, ds, idx, &qx, &q2);
@@ -763,8 +767,8 @@ iq1_assign(const iq_grid *g, const iq1_params *p, const float *x, const float *w
   return sw2 - 2.0f * dl * qx + dl * dl * q2;
 }
 
-#define IQ1_NSTEP 10
-#define IQ1_LO 0.25f
+#define IQ1_NSTEP 5
+#define IQ1_LO 0.3f
 #define IQ1_HI 0.7f
 
 static float
@@ -814,7 +818,10 @@ iq1_assign_all(const iq_grid *g, const iq1_params *p, const float *x, iq1_block 
     int c0 = d > 0.0f ? nearest_code(fmul, 8, sc[s] / d) : 0;
     float best = INFINITY, bqx = 0.0f, bq2 = 0.0f;
     int bc = c0;
-    for (int c = MAX(c0 - 1, 0); c <= MIN(c0 + 1, 7); c++) {
+    int c1 = c0;
+    if (d > 0.0f)
+      c1 = sc[s] / d > fmul[c0] ? MIN(c0 + 1, 7) : MAX(c0 - 1, 0);
+    for (int c = MIN(c0, c1); c <= MAX(c0, c1); c++) {
       float dl = d * fmul[c], qx = 0.0f, q2 = 0.0f, err;
       guint16 idx[4] = {0};
       guint8 dn[4] = {0};
