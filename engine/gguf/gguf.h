@@ -12,6 +12,10 @@
  *    the file, the field and its byte offset; never a crash and never an allocation larger
  *    than the file justifies.
  *  - Tensor data is zero-copy: wh_gguf_tensor.data points into the mapping.
+ *  - Every value type is read, including empty arrays and nested arrays (arrays of arrays,
+ *    which llama.cpp rejects but gguf-py writes; nesting deeper than 8 is refused).
+ *  - Tensor offsets must follow the reference packing (each tensor at the running sum of the
+ *    aligned sizes before it), as llama.cpp requires.
  *  - Lookups by key and by tensor name are hash lookups; string arrays (vocabularies of
  *    ~150k tokens) are indexed once at open, O(n), so element access is O(1).
  *  - A wh_gguf is immutable after open: every getter may be called from any thread.
@@ -72,7 +76,9 @@ typedef struct {
   guint64 n_elements;
   guint64 n_bytes;
   guint64 offset;      /* in its file's data section */
-  const guint8 *data;  /* mmap'd bytes, valid while the wh_gguf is open */
+  const guint8 *data;  /* mmap'd bytes, valid while the wh_gguf is open; aligned to the file's
+                        * alignment (>= 32) for files, as aligned as the buffer for
+                        * wh_gguf_open_bytes() */
   guint split_index;   /* which shard holds it (0 for a single file) */
 } wh_gguf_tensor;
 
