@@ -4436,18 +4436,22 @@ exec_inner(ctx *c, scope *s, node *nd)
       return XR_ERR;
     }
     val *v = v_gstring(res);
-    if (nd->a) { /* {% set x | filter %}: the filter chain's innermost operand is the body */
-      node *leaf = nd->a;
-      while (leaf->a && leaf->a->k == N_FILTER)
-        leaf = leaf->a;
-      val *old = leaf->a->lit;
-      leaf->a->lit = v;
-      val *fv = eval(c, s, nd->a);
-      leaf->a->lit = old;
-      val_unref(v);
-      if (!fv)
+    if (nd->a) { /* {% set x | f | g %}: apply the chain to the body, innermost first
+                    (without touching the shared AST: templates render concurrently) */
+      GPtrArray *chain = g_ptr_array_new();
+      for (node *f = nd->a; f && f->k == N_FILTER; f = f->a)
+        g_ptr_array_add(chain, f);
+      for (guint j = chain->len; j > 0 && v; j--) {
+        node *f = g_ptr_array_index(chain, j - 1);
+        args a = {0};
+        val *fv = eval_args(c, s, f, &a, v) ? apply_filter(c, f, f->str, &a) : NULL;
+        args_clear(&a);
+        val_unref(v);
+        v = fv;
+      }
+      g_ptr_array_unref(chain);
+      if (!v)
         return XR_ERR;
-      v = fv;
     }
     scope_set(s, g_ptr_array_index(nd->names, 0), v);
     return XR_OK;

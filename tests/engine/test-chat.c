@@ -210,6 +210,31 @@ static const struct {
    "[[1, 2], [3, 4], [5]]332.6[2, 1]"},
   {"{{ 'abc'|list }}{{ {'x': 1}|list }}{{ 'Hello'|length }}{{ 'Hello'|lower }}{{ 'a<b'|e }}",
    "['a', 'b', 'c']['x']5helloa&lt;b"},
+  {"{% set s | trim | upper %}  block {{ 1 + 1 }} {% endset %}[{{ s }}]",
+   "[BLOCK 2]"},
+  {"{{ 1 if false else 2 if false else 3 }}{{ 'a' if true else 'b' if true else 'c' }}",
+   "3a"},
+  {"{{ '%s=%d' % ('x', 3) }}{{ '%s!' % 'hi' }}{{ [1, 2] < [1, 3] }}{{ (1, 2) }}{{ (1,) }}",
+   "x=3hi!True(1, 2)(1,)"},
+  {"{{ nothing is iterable }}{{ nothing is sequence }}{{ nothing is mapping }}{{ nothing|le"
+   "ngth }}{{ nothing|items|list }}",
+   "TrueTrueFalse0[]"},
+  {"{{ 'keep' }}\n",
+   "keep"},
+  {"{% for x in [1, 2] %}{% set y = (y | default(0)) + x %}{{ y }}{% endfor %}[{{ y }}]",
+   "12[]"},
+  {"{% for k, v in d|dictsort %}{{ k }}{{ v }}{% endfor %}{{ d|dictsort(reverse=true)|first"
+   " }}",
+   "a1b2C3('C', 3)"},
+  {"{{ [3, 1, 2]|sort(reverse=true) }}{{ messages|sort(attribute='role')|map(attribute='rol"
+   "e')|join(',') }}",
+   "[3, 2, 1]assistant,system,user"},
+  {"{{ 'Hello'.replace('l', 'L', 1) }}{{ 'a b c'.rsplit(' ', 1) }}{{ 'abc'.find('c') }}{{ '"
+   "x'.join(['1', '2']) }}",
+   "HeLlo['a b', 'c']21x2"},
+  {"{{ messages|selectattr('content')|list|length }}{{ [0, 1, '', 'a', none]|select|list }}"
+   "{{ [1, 2, 3, 4]|reject('odd')|list }}",
+   "3[1, 'a'][2, 4]"},
 };
 
 static const char semantics_context[] =
