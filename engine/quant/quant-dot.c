@@ -73,6 +73,37 @@ wh_quant_vec_dot_type(wh_type wtype)
   }
 }
 
+/* Q8_0 / Q8_1 activations. Not the file quantizer of block-formats.md 5.2: the reference's CPU
+ * path scales by id = 127 / amax (5.2: 1 / (amax / 127), an ulp off now and then) and rounds
+ * half to even (5.2: half away from zero). Both matter more than it seems: activations still on
+ * a quantization lattice (the token embedding row of a Q4_1/Q5_1 file right after RMSNorm) put
+ * many x * id on or within an ulp of a rounding boundary. With the 5.2 rule the synth-llama-Q4_1
+ * and -Q5_1 logits at position 0 differ from the reference by KLD 7e-4 / 2e-3; with this one by
+ * 2e-13 (found with the reference logits as a black box). d = amax / 127 and
+ * s = fp16(d * sum qs) as in 5.2. Q8_K activations follow 5.3 exactly (already a 1e-13 match). */
+static void
+quantize_act_q8(const float *x, void *dst, gint64 n, gboolean with_sum)
+{
+  const int bytes = with_sum ? 36 : 34;
+  guint8 *y = dst;
+  for (gint64 b = 0; b < n / 32; b++, x += 32, y += bytes) {
+    float amax = 0.0f;
+    for (int j = 0; j < 32; j++)
+      amax = MAX(amax, fabsf(x[j]));
+    float d = amax / 127.0f;
+    float id = amax != 0.0f ? 127.0f / amax : 0.0f;
+    gint8 *qs = (gint8 *)(y + (with_sum ? 4 : 2));
+    int sum = 0;
+    for (int j = 0; j < 32; j++) {
+      qs[j] = (gint8)wh_quant_nearest_int(x[j] * id); /* |x * id| <= 127: exact RNE */
+      sum += qs[j];
+    }
+    wh_quant_wr16(y, wh_fp32_to_fp16(d));
+    if (with_sum)
+      wh_quant_wr16(y + 2, wh_fp32_to_fp16((float)sum * d));
+  }
+}
+
 void
 wh_quant_quantize_activations(wh_type act_type, const float *src, void *dst, gint64 n)
 {
@@ -82,6 +113,10 @@ wh_quant_quantize_activations(wh_type act_type, const float *src, void *dst, gin
     return;
   if (act_type == WH_TYPE_F32) {
     memcpy(dst, src, (gsize)n * sizeof(float));
+    return;
+  }
+  if (act_type == WH_TYPE_Q8_0 || act_type == WH_TYPE_Q8_1) {
+    quantize_act_q8(src, dst, n, act_type == WH_TYPE_Q8_1);
     return;
   }
   g_autoptr(GError) error = NULL;

@@ -107,7 +107,9 @@ gsize wh_quant_quantize_rows(wh_type type, const float *src, void *dst, gint64 n
 wh_type wh_quant_vec_dot_type(wh_type wtype);
 
 /* Quantizes @n activations (a multiple of the block size of @act_type) to @act_type into @dst
- * (wh_quant_row_bytes(act_type, n) bytes). For WH_TYPE_F32 it copies. Thread-safe. */
+ * (wh_quant_row_bytes(act_type, n) bytes), the way the reference's CPU backend does: Q8_K per
+ * block-formats.md 5.3; Q8_0/Q8_1 like 5.2 but with id = 127/amax and round-half-even (what the
+ * reference's logits show; see quant-dot.c). For WH_TYPE_F32 it copies. Thread-safe. */
 void wh_quant_quantize_activations(wh_type act_type, const float *src, void *dst, gint64 n);
 
 /* Dot product of a weight row @wrow of @wtype (@n elements) with activations @act already in

@@ -650,6 +650,64 @@ test_vec_dot_types(void)
   g_assert_cmpint(wh_quant_vec_dot_type(WH_TYPE_I32), ==, -1);
 }
 
+/* Activation quantization (Q8_0/Q8_1): id = 127/amax, ties to even; agrees with the file
+ * quantizer except on rare boundary cases. */
+static void
+test_activations(void)
+{
+  float x[64];
+  guint8 q[2 * 36];
+  /* amax = 254 gives id = 0.5 exactly: odd x land on ties k + 0.5, which go to even. */
+  for (int j = 0; j < 64; j++)
+    x[j] = (float)(2 * (j % 32) - 31) * (j % 32 == 0 ? 254.0f / 31.0f : 1.0f);
+  x[0] = -254.0f;
+  x[32] = 254.0f;
+  wh_quant_quantize_activations(WH_TYPE_Q8_0, x, q, 64);
+  for (int b = 0; b < 2; b++) {
+    const gint8 *qs = (const gint8 *)(q + 34 * b + 2);
+    g_assert_cmphex(q[34 * b] | (q[34 * b + 1] << 8), ==, wh_fp32_to_fp16(254.0f / 127.0f));
+    g_assert_cmpint(qs[0], ==, b ? 127 : -127);
+    for (int j = 1; j < 32; j++) {
+      float t = x[32 * b + j] * 0.5f; /* k + 0.5 */
+      int even = (int)floorf(t);
+      if (even % 2)
+        even++;
+      g_assert_cmpint(qs[j], ==, even);
+    }
+  }
+  guint8 q80[2 * 34];
+  memcpy(q80, q, sizeof q80);
+  wh_quant_quantize_activations(WH_TYPE_Q8_1, x, q, 64);
+  for (int b = 0; b < 2; b++) {
+    const gint8 *qs = (const gint8 *)(q + 36 * b + 4);
+    int sum = 0;
+    for (int j = 0; j < 32; j++)
+      sum += qs[j];
+    g_assert_cmpmem(qs, 32, q80 + 34 * b + 2, 32); /* same codes and d as Q8_0 */
+    g_assert_cmpmem(q + 36 * b, 2, q80 + 34 * b, 2);
+    g_assert_cmphex(q[36 * b + 2] | (q[36 * b + 3] << 8), ==,
+                    wh_fp32_to_fp16((float)sum * (254.0f / 127.0f)));
+  }
+  /* On generic data the codes equal the file quantizer's nearly everywhere. */
+  GRand *rand = g_rand_new_with_seed(3);
+  enum { N = 4096 };
+  float *v = g_new(float, N);
+  guint8 *a = g_malloc(34 * N / 32), *f = g_malloc(34 * N / 32);
+  for (int i = 0; i < N; i++)
+    v[i] = (float)g_rand_double_range(rand, -3, 3);
+  wh_quant_quantize_activations(WH_TYPE_Q8_0, v, a, N);
+  g_autoptr(GError) error = NULL;
+  g_assert_cmpuint(wh_quant_quantize_rows(WH_TYPE_Q8_0, v, f, 1, N, NULL, &error), ==, 34 * N / 32);
+  int differ = 0;
+  for (int i = 0; i < 34 * N / 32; i++)
+    differ += a[i] != f[i];
+  g_assert_cmpint(differ, <, N / 200);
+  g_free(v);
+  g_free(a);
+  g_free(f);
+  g_rand_free(rand);
+}
+
 /* Weight rows of every type (the reference's own quantizations, F32 = the input), activations
  * = a random vector quantized with wh_quant_quantize_activations(). Checks:
  *  - the portable dot equals the double-precision dot of the dequantized operands up to float
@@ -761,6 +819,7 @@ main(int argc, char **argv)
   g_test_add_func("/quant/quantize/q8-1-q8-k", test_quantize_q8_1_q8_k);
   g_test_add_func("/quant/quantize/edge-rows", test_edge_rows);
   g_test_add_func("/quant/vec-dot/types", test_vec_dot_types);
+  g_test_add_func("/quant/vec-dot/activations", test_activations);
   g_test_add_func("/quant/vec-dot/reference", test_vec_dot_reference);
   return g_test_run();
 }
