@@ -202,14 +202,15 @@ grid_get(grid_id id)
 }
 
 /* Lattice point of the targets @t (grid units): each element rounded to its nearest level,
- * through the half-step bucket table (every threshold is a multiple of 1/2). fmaxf/fminf clamp
- * first, so NaN lands in bucket 0 and the index is always in range. */
+ * through the half-step bucket table (every threshold is a multiple of 1/2). The clamp comes
+ * first and sends NaN to bucket 0 and the index is always in range. */
 static inline int
 lattice_index(const iq_grid *g, const float *t)
 {
   int idx = 0, mul = 1;
   for (int j = 0; j < g->width; j++) {
-    float c = fminf(fmaxf(t[j], g->lut_lo), g->lut_hi);
+    float c = t[j] > g->lut_lo ? t[j] : g->lut_lo; /* NaN -> lut_lo */
+    c = c < g->lut_hi ? c : g->lut_hi;
     idx += g->lut[(int)((c - g->lut_lo) * 2.0f)] * mul;
     mul *= g->n_levels;
   }
