@@ -3,6 +3,7 @@
 #include "config.h"
 
 #include "fuzz-main.h"
+#include "gguf/gguf-writer.h"
 #include "gguf/gguf.h"
 #include "wh-test-util.h"
 
@@ -68,6 +69,21 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (t->n_bytes)
       sink += t->data[0] + t->data[t->n_bytes - 1];
   }
+  /* what a writer makes of it: copying every KV and declaring every tensor must either work
+   * or fail cleanly (nested arrays), and give a consistent size */
+  wh_gguf_writer *w = wh_gguf_writer_new();
+  GError *werr = NULL;
+  if (wh_gguf_writer_copy_kvs(w, g, NULL, &werr)) {
+    gboolean all = TRUE;
+    for (guint64 i = 0; i < wh_gguf_n_tensors(g) && all; i++) {
+      const wh_gguf_tensor *t = wh_gguf_get_tensor(g, i);
+      all = wh_gguf_writer_add_tensor(w, t->name, t->type, t->n_dims, t->ne, &werr);
+    }
+    if (all && !wh_gguf_writer_has_key(w, "general.alignment"))
+      g_assert_cmpuint(wh_gguf_writer_file_size(w), <=, size + 32);
+  }
+  g_clear_error(&werr);
+  wh_gguf_writer_free(w);
   wh_gguf_close(g);
   return 0;
 }
