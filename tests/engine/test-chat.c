@@ -864,6 +864,52 @@ test_limits(void)
   }
 }
 
+typedef struct {
+  wh_chat_template *t;
+  const char *cases;
+  const char *want;
+  gboolean ok;
+} thread_job;
+
+static gpointer
+render_in_thread(gpointer data)
+{
+  thread_job *j = data;
+  j->ok = TRUE;
+  for (int i = 0; i < 20 && j->ok; i++) {
+    g_autoptr(GError) error = NULL;
+    g_autofree char *out = wh_chat_template_render_cases(j->t, j->cases, -1,
+                                                         wh_chat_parse_time(EXPECTED_NOW),
+                                                         &error);
+    j->ok = out && strcmp(out, j->want) == 0;
+  }
+  return NULL;
+}
+
+/* One parsed template rendered from several threads at once gives the same text. */
+static void
+test_threads(void)
+{
+  g_autofree char *cases = read_shared("chat-templates/cases.json", NULL);
+  g_autofree char *src = read_shared("chat-templates/google-gemma-4-31B-it.jinja", NULL);
+  g_autofree char *want = read_shared("chat-templates/google-gemma-4-31B-it.expected", NULL);
+  if (!cases || !src || !want)
+    return;
+  g_autoptr(GError) error = NULL;
+  g_autoptr(wh_chat_template) t = wh_chat_template_new(src, &error);
+  g_assert_no_error(error);
+  thread_job jobs[4];
+  GThread *threads[4];
+  for (int i = 0; i < 4; i++) {
+    jobs[i] = (thread_job){.t = t, .cases = cases, .want = want};
+    threads[i] = g_thread_new("render", render_in_thread, &jobs[i]);
+  }
+  for (int i = 0; i < 4; i++) {
+    g_thread_join(threads[i]);
+    g_assert_true(jobs[i].ok);
+  }
+}
+
 int
 main(int argc, char **argv)
 {
@@ -878,5 +924,6 @@ main(int argc, char **argv)
   g_test_add_func("/chat/now-and-params", test_now_and_params);
   g_test_add_func("/chat/cases-driver", test_cases_driver);
   g_test_add_func("/chat/limits", test_limits);
+  g_test_add_func("/chat/threads", test_threads);
   return g_test_run();
 }
