@@ -3,6 +3,7 @@
  * (types, size, metadata and tensor bytes), and the refusals, overrides, cancel and threads. */
 #include "config.h"
 
+#include "gguf/gguf-writer.h"
 #include "gguf/gguf.h"
 #include "quant/quant.h"
 #include "quantize/quantize.h"
@@ -507,6 +508,65 @@ test_progress_cancel_threads(void)
   g_free(src);
 }
 
+/* A split input gives the same output as the single file (split.* keys dropped). */
+static void
+test_split_input(void)
+{
+  char *src = wh_test_shared_file_or_skip("reference/models/synth-llama-F16.gguf");
+  if (!src)
+    return;
+  GError *error = NULL;
+  wh_gguf *g = wh_gguf_open(src, &error);
+  g_assert_no_error(error);
+  char *tmp = wh_test_make_tmpdir();
+  char *prefix = g_build_filename(tmp, "split", NULL);
+  guint64 n = wh_gguf_n_tensors(g);
+  for (guint s = 0; s < 2; s++) {
+    wh_gguf_writer *w = wh_gguf_writer_new();
+    if (s == 0)
+      g_assert_true(wh_gguf_writer_copy_kvs(w, g, NULL, &error));
+    wh_gguf_writer_set_uint16(w, "split.no", (guint16)s);
+    wh_gguf_writer_set_uint16(w, "split.count", 2);
+    wh_gguf_writer_set_int32(w, "split.tensors.count", (gint32)n);
+    for (guint64 i = s * n / 2; i < (s + 1) * n / 2; i++) {
+      const wh_gguf_tensor *t = wh_gguf_get_tensor(g, i);
+      g_assert_true(wh_gguf_writer_add_tensor(w, t->name, t->type, t->n_dims, t->ne, &error));
+    }
+    char *sp = wh_gguf_split_path(prefix, s, 2);
+    g_assert_true(wh_gguf_writer_begin(w, sp, &error));
+    for (guint64 i = s * n / 2; i < (s + 1) * n / 2; i++) {
+      const wh_gguf_tensor *t = wh_gguf_get_tensor(g, i);
+      g_assert_true(wh_gguf_writer_write(w, t->data, t->n_bytes, &error));
+    }
+    g_assert_true(wh_gguf_writer_finish(w, &error));
+    wh_gguf_writer_free(w);
+    g_free(sp);
+  }
+  wh_gguf_close(g);
+  wh_quantize_params p = wh_quantize_default_params();
+  p.ftype = wh_ftype_from_name("Q8_0");
+  char *from_split = g_build_filename(tmp, "a.gguf", NULL);
+  char *from_single = g_build_filename(tmp, "b.gguf", NULL);
+  char *second = wh_gguf_split_path(prefix, 1, 2);
+  g_assert_true(wh_quantize_file(second, from_split, &p, NULL, &error));
+  g_assert_no_error(error);
+  g_assert_true(wh_quantize_file(src, from_single, &p, NULL, &error));
+  char *a, *b;
+  gsize la, lb;
+  g_assert_true(g_file_get_contents(from_split, &a, &la, NULL));
+  g_assert_true(g_file_get_contents(from_single, &b, &lb, NULL));
+  g_assert_cmpmem(a, la, b, lb);
+  g_free(a);
+  g_free(b);
+  g_free(second);
+  g_free(from_split);
+  g_free(from_single);
+  g_free(prefix);
+  wh_test_rmdir_r(tmp);
+  g_free(tmp);
+  g_free(src);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -516,5 +576,6 @@ main(int argc, char **argv)
   g_test_add_func("/quantize/refusals", test_refusals);
   g_test_add_func("/quantize/overrides", test_overrides);
   g_test_add_func("/quantize/progress-cancel-threads", test_progress_cancel_threads);
+  g_test_add_func("/quantize/split-input", test_split_input);
   return g_test_run();
 }
