@@ -12,7 +12,8 @@
  * block into a stack buffer and take a float dot with the int8 activations.
  *
  * AVX2 path (x86-64, picked once at run time with __builtin_cpu_supports): F32, F16 (F16C),
- * BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, IQ4_NL, IQ4_XS, Q2_K..Q6_K. The Q8_K-activated
+ * BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, IQ4_NL, IQ4_XS, Q2_K..Q6_K, IQ2_XXS/XS/S, IQ3_XXS/S
+ * (IQ1_S/M and TQ1_0 have integer portable kernels only). The Q8_K-activated
  * kernels sum the integer products of a whole super-block in vector registers and then apply
  * exactly the portable path's float arithmetic, so they return bit-identical results; the
  * others accumulate per-lane floats and differ from the portable path only by summation order
@@ -485,6 +486,222 @@ dot_tq2_0_q8_k(const guint8 *x, const guint8 *y, gint64 nb)
   return sumf;
 }
 
+/* ---- Grid i-quants and TQ1_0 x Q8_K: integer sums per group, one float scale per super-block.
+ * Group scales are odd integers over a power of two ((0.5 + s) / 4 = (2s + 1) / 8, ...), so the
+ * integer total times one float constant is the exact dot of the dequantized values. */
+
+/* Dot of 8 grid magnitudes (bytes of @G) with signs from @sign (section 2 rule) and 8 int8. */
+static inline int
+grid8_dot(guint64 G, guint8 sign, const gint8 *q8)
+{
+  int s = 0;
+  for (int j = 0; j < 8; j++) {
+    int v = (int)((G >> (8 * j)) & 255) * q8[j];
+    s += (sign & kmask_iq2xs[j]) ? -v : v;
+  }
+  return s;
+}
+
+/* Same for two IQ3 grid entries of 4 magnitudes each. */
+static inline int
+grid4x2_dot(guint32 G1, guint32 G2, guint8 sign, const gint8 *q8)
+{
+  return grid8_dot((guint64)G1 | ((guint64)G2 << 32), sign, q8);
+}
+
+static float
+dot_iq2_xxs_q8_k(const guint8 *x, const guint8 *y, gint64 nb)
+{
+  float sumf = 0.0f;
+  for (gint64 b = 0; b < nb; b++, x += 66, y += Q8K_BYTES) {
+    const gint8 *q8 = (const gint8 *)(y + 4);
+    int total = 0;
+    for (int g = 0; g < 8; g++) {
+      guint32 A = wh_quant_rd32(x + 2 + 8 * g), B = wh_quant_rd32(x + 6 + 8 * g);
+      int sumi = 0;
+      for (int l = 0; l < 4; l++)
+        sumi += grid8_dot(iq2xxs_grid[(A >> (8 * l)) & 255], ksigns_iq2xs[(B >> (7 * l)) & 127],
+                          q8 + 32 * g + 8 * l);
+      total += (2 * (int)(B >> 28) + 1) * sumi;
+    }
+    sumf += wh_quant_rd_fp16(x) * rd_f32(y) * 0.125f * (float)total;
+  }
+  return sumf;
+}
+
+static float
+dot_iq2_xs_q8_k(const guint8 *x, const guint8 *y, gint64 nb)
+{
+  float sumf = 0.0f;
+  for (gint64 b = 0; b < nb; b++, x += 74, y += Q8K_BYTES) {
+    const gint8 *q8 = (const gint8 *)(y + 4);
+    const guint8 *scales = x + 66;
+    int total = 0;
+    for (int g = 0; g < 8; g++)
+      for (int l = 0; l < 4; l++) {
+        guint16 v = wh_quant_rd16(x + 2 + 2 * (4 * g + l));
+        int s = l < 2 ? (scales[g] & 15) : (scales[g] >> 4);
+        total +=
+            (2 * s + 1) * grid8_dot(iq2xs_grid[v & 511], ksigns_iq2xs[v >> 9], q8 + 32 * g + 8 * l);
+      }
+    sumf += wh_quant_rd_fp16(x) * rd_f32(y) * 0.125f * (float)total;
+  }
+  return sumf;
+}
+
+static float
+dot_iq2_s_q8_k(const guint8 *x, const guint8 *y, gint64 nb)
+{
+  float sumf = 0.0f;
+  for (gint64 b = 0; b < nb; b++, x += 82, y += Q8K_BYTES) {
+    const gint8 *q8 = (const gint8 *)(y + 4);
+    const guint8 *qs = x + 2, *signs = x + 34, *qh = x + 66, *scales = x + 74;
+    int total = 0;
+    for (int g = 0; g < 8; g++)
+      for (int l = 0; l < 4; l++) {
+        int idx = qs[4 * g + l] | (((qh[g] >> (2 * l)) & 3) << 8);
+        int s = l < 2 ? (scales[g] & 15) : (scales[g] >> 4);
+        total += (2 * s + 1) * grid8_dot(iq2s_grid[idx], signs[4 * g + l], q8 + 32 * g + 8 * l);
+      }
+    sumf += wh_quant_rd_fp16(x) * rd_f32(y) * 0.125f * (float)total;
+  }
+  return sumf;
+}
+
+static float
+dot_iq3_xxs_q8_k(const guint8 *x, const guint8 *y, gint64 nb)
+{
+  float sumf = 0.0f;
+  for (gint64 b = 0; b < nb; b++, x += 98, y += Q8K_BYTES) {
+    const gint8 *q8 = (const gint8 *)(y + 4);
+    const guint8 *qs = x + 2;
+    int total = 0;
+    for (int g = 0; g < 8; g++) {
+      guint32 W = wh_quant_rd32(x + 66 + 4 * g);
+      int sumi = 0;
+      for (int l = 0; l < 4; l++)
+        sumi += grid4x2_dot(iq3xxs_grid[qs[8 * g + 2 * l]], iq3xxs_grid[qs[8 * g + 2 * l + 1]],
+                            ksigns_iq2xs[(W >> (7 * l)) & 127], q8 + 32 * g + 8 * l);
+      total += (2 * (int)(W >> 28) + 1) * sumi;
+    }
+    sumf += wh_quant_rd_fp16(x) * rd_f32(y) * 0.25f * (float)total;
+  }
+  return sumf;
+}
+
+static float
+dot_iq3_s_q8_k(const guint8 *x, const guint8 *y, gint64 nb)
+{
+  float sumf = 0.0f;
+  for (gint64 b = 0; b < nb; b++, x += 110, y += Q8K_BYTES) {
+    const gint8 *q8 = (const gint8 *)(y + 4);
+    const guint8 *qs = x + 2, *qh = x + 66, *signs = x + 74, *scales = x + 106;
+    int total = 0;
+    for (int g = 0; g < 8; g++) {
+      int s = (g % 2) ? (scales[g / 2] >> 4) : (scales[g / 2] & 15);
+      int sumi = 0;
+      for (int l = 0; l < 4; l++) {
+        int i1 = qs[8 * g + 2 * l] | (((qh[g] >> (2 * l)) & 1) << 8);
+        int i2 = qs[8 * g + 2 * l + 1] | (((qh[g] >> (2 * l + 1)) & 1) << 8);
+        sumi += grid4x2_dot(iq3s_grid[i1], iq3s_grid[i2], signs[4 * g + l], q8 + 32 * g + 8 * l);
+      }
+      total += (1 + 2 * s) * sumi;
+    }
+    sumf += wh_quant_rd_fp16(x) * rd_f32(y) * (float)total;
+  }
+  return sumf;
+}
+
+/* Sum of 8 signed grid values (iq1s_grid bytes are int8) times 8 int8. */
+static inline int
+grid8s_dot(guint64 G, const gint8 *q8)
+{
+  int s = 0;
+  for (int j = 0; j < 8; j++)
+    s += (gint8)((G >> (8 * j)) & 255) * q8[j];
+  return s;
+}
+
+/* IQ1_S: y = d (2s + 1) (G + delta), delta = +-1/8 per group of 32; the delta part uses the
+ * activation sums: 8 * dot = (2s + 1) * (8 * sum G q8 +- sum q8). */
+static float
+dot_iq1_s_q8_k(const guint8 *x, const guint8 *y, gint64 nb)
+{
+  float sumf = 0.0f;
+  for (gint64 b = 0; b < nb; b++, x += 50, y += Q8K_BYTES) {
+    const gint8 *q8 = (const gint8 *)(y + 4);
+    const guint8 *qs = x + 2;
+    int total = 0;
+    for (int g = 0; g < 8; g++) {
+      guint16 H = wh_quant_rd16(x + 34 + 2 * g);
+      int sumi = 0;
+      for (int l = 0; l < 4; l++)
+        sumi +=
+            grid8s_dot(iq1s_grid[qs[4 * g + l] | (((H >> (3 * l)) & 7) << 8)], q8 + 32 * g + 8 * l);
+      int sumq8 = q8k_bsum(y, 2 * g) + q8k_bsum(y, 2 * g + 1);
+      total += (2 * ((H >> 12) & 7) + 1) * (8 * sumi + ((H & 0x8000) ? -sumq8 : sumq8));
+    }
+    sumf += wh_quant_rd_fp16(x) * rd_f32(y) * 0.125f * (float)total;
+  }
+  return sumf;
+}
+
+/* IQ1_M: as IQ1_S with a delta per 8 elements and two 3-bit scales per group. */
+static float
+dot_iq1_m_q8_k(const guint8 *x, const guint8 *y, gint64 nb)
+{
+  float sumf = 0.0f;
+  for (gint64 b = 0; b < nb; b++, x += 56, y += Q8K_BYTES) {
+    const gint8 *q8 = (const gint8 *)(y + 4);
+    const guint8 *qs = x, *qh = x + 32;
+    guint16 sc[4];
+    for (int i = 0; i < 4; i++)
+      sc[i] = wh_quant_rd16(x + 48 + 2 * i);
+    guint16 D = (guint16)((sc[0] >> 12) | ((sc[1] >> 8) & 0x00f0) | ((sc[2] >> 4) & 0x0f00) |
+                          (sc[3] & 0xf000));
+    int total = 0;
+    for (int g = 0; g < 8; g++) {
+      int o = 6 * (g % 2);
+      for (int l = 0; l < 4; l++) {
+        int s = l < 2 ? (sc[g / 2] >> o) & 7 : (sc[g / 2] >> (o + 3)) & 7;
+        guint8 Q = qh[2 * g + l / 2];
+        int nib = (l % 2) ? (Q >> 4) : (Q & 15);
+        const gint8 *a = q8 + 32 * g + 8 * l;
+        int sumq8 = 0;
+        for (int j = 0; j < 8; j++)
+          sumq8 += a[j];
+        int dot = grid8s_dot(iq1s_grid[qs[4 * g + l] | ((nib & 7) << 8)], a);
+        total += (2 * s + 1) * (8 * dot + ((nib & 8) ? -sumq8 : sumq8));
+      }
+    }
+    sumf += wh_fp16_to_fp32(D) * rd_f32(y) * 0.125f * (float)total;
+  }
+  return sumf;
+}
+
+/* TQ1_0: base-3 digits (4.23) times int8, (t - 1) in {-1, 0, 1}. */
+static float
+dot_tq1_0_q8_k(const guint8 *x, const guint8 *y, gint64 nb)
+{
+  static const guint8 pow3[5] = {1, 3, 9, 27, 81};
+  float sumf = 0.0f;
+  for (gint64 b = 0; b < nb; b++, x += 54, y += Q8K_BYTES) {
+    const gint8 *q8 = (const gint8 *)(y + 4);
+    int sumi = 0;
+    for (int n = 0; n < 5; n++) {
+      for (int m = 0; m < 32; m++)
+        sumi += ((((guint8)(x[m] * pow3[n]) * 3) >> 8) - 1) * q8[32 * n + m];
+      for (int m = 0; m < 16; m++)
+        sumi += ((((guint8)(x[32 + m] * pow3[n]) * 3) >> 8) - 1) * q8[160 + 16 * n + m];
+    }
+    for (int n = 0; n < 4; n++)
+      for (int m = 0; m < 4; m++)
+        sumi += ((((guint8)(x[48 + m] * pow3[n]) * 3) >> 8) - 1) * q8[240 + 4 * n + m];
+    sumf += wh_quant_rd_fp16(x + 52) * rd_f32(y) * (float)sumi;
+  }
+  return sumf;
+}
+
 /* Any other Q8_K-activated type (grid i-quants, TQ1_0): dequantize a super-block, float dot. */
 static float
 dot_generic_q8_k(wh_type wtype, const guint8 *x, const guint8 *y, gint64 nb)
@@ -563,6 +780,22 @@ wh_quant_vec_dot_portable(wh_type wtype, const void *wrow, const void *act, gint
     return dot_iq4_xs_q8_k(x, y, nb);
   case WH_TYPE_TQ2_0:
     return dot_tq2_0_q8_k(x, y, nb);
+  case WH_TYPE_TQ1_0:
+    return dot_tq1_0_q8_k(x, y, nb);
+  case WH_TYPE_IQ2_XXS:
+    return dot_iq2_xxs_q8_k(x, y, nb);
+  case WH_TYPE_IQ2_XS:
+    return dot_iq2_xs_q8_k(x, y, nb);
+  case WH_TYPE_IQ2_S:
+    return dot_iq2_s_q8_k(x, y, nb);
+  case WH_TYPE_IQ3_XXS:
+    return dot_iq3_xxs_q8_k(x, y, nb);
+  case WH_TYPE_IQ3_S:
+    return dot_iq3_s_q8_k(x, y, nb);
+  case WH_TYPE_IQ1_S:
+    return dot_iq1_s_q8_k(x, y, nb);
+  case WH_TYPE_IQ1_M:
+    return dot_iq1_m_q8_k(x, y, nb);
   default:
     return dot_generic_q8_k(wtype, x, y, nb);
   }
@@ -936,6 +1169,153 @@ dot_q3_k_q8_k_avx2(const guint8 *x, const guint8 *y, gint64 nb)
   return sumf;
 }
 
+/* ---- Grid i-quants: 32 elements (4 sub-groups of 8) per vector. The 32 magnitudes come from 4
+ * (or 8) grid entries, the signs from a 32-bit word (bit 8l + j = sign of element j of sub-group
+ * l, since kmask_iq2xs[j] = 1 << j): v = (g ^ m) - m with m = 0xFF where negative. Integer
+ * totals and the float epilogue are those of the portable kernels: bit-identical results. */
+
+/* Signed magnitudes of 32 elements: grid bytes @g with the signs of @signs32. */
+WH_AVX2 static inline __m256i
+apply_signs32(__m256i g, guint32 signs32)
+{
+  guint8 b[4];
+  wh_quant_wr32(b, signs32);
+  __m256i m = bytes_from_bits32(b);
+  return _mm256_sub_epi8(_mm256_xor_si256(g, m), m);
+}
+
+/* 4 sign indices (7 bits each) -> the 4 expanded sign bytes as one word. */
+static inline guint32
+ksigns4(guint32 W)
+{
+  return (guint32)ksigns_iq2xs[W & 127] | ((guint32)ksigns_iq2xs[(W >> 7) & 127] << 8) |
+         ((guint32)ksigns_iq2xs[(W >> 14) & 127] << 16) |
+         ((guint32)ksigns_iq2xs[(W >> 21) & 127] << 24);
+}
+
+WH_AVX2 static float
+dot_iq2_xxs_q8_k_avx2(const guint8 *x, const guint8 *y, gint64 nb)
+{
+  float sumf = 0.0f;
+  for (gint64 b = 0; b < nb; b++, x += 66, y += Q8K_BYTES) {
+    const guint8 *q8 = y + 4;
+    __m256i acc = _mm256_setzero_si256();
+    for (int g = 0; g < 8; g++) {
+      guint32 A = wh_quant_rd32(x + 2 + 8 * g), B = wh_quant_rd32(x + 6 + 8 * g);
+      __m256i gv = _mm256_set_epi64x(
+          (long long)iq2xxs_grid[A >> 24], (long long)iq2xxs_grid[(A >> 16) & 255],
+          (long long)iq2xxs_grid[(A >> 8) & 255], (long long)iq2xxs_grid[A & 255]);
+      __m256i v = apply_signs32(gv, ksigns4(B));
+      __m256i p = dot_i8_i8(v, _mm256_loadu_si256((const __m256i *)(q8 + 32 * g)));
+      acc = _mm256_add_epi32(acc, _mm256_mullo_epi32(p, _mm256_set1_epi32(2 * (int)(B >> 28) + 1)));
+    }
+    sumf += wh_quant_rd_fp16(x) * rd_f32(y) * 0.125f * (float)hsum_epi32(acc);
+  }
+  return sumf;
+}
+
+/* Scale factors (2s + 1) of the two halves of a group: low nibble for elements 0-15 (int32
+ * lanes 0-3), high nibble for 16-31 (lanes 4-7). */
+WH_AVX2 static inline __m256i
+half_scales(guint8 sc)
+{
+  return _mm256_set_m128i(_mm_set1_epi32(2 * (sc >> 4) + 1), _mm_set1_epi32(2 * (sc & 15) + 1));
+}
+
+WH_AVX2 static float
+dot_iq2_xs_q8_k_avx2(const guint8 *x, const guint8 *y, gint64 nb)
+{
+  float sumf = 0.0f;
+  for (gint64 b = 0; b < nb; b++, x += 74, y += Q8K_BYTES) {
+    const guint8 *q8 = y + 4, *scales = x + 66;
+    __m256i acc = _mm256_setzero_si256();
+    for (int g = 0; g < 8; g++) {
+      guint16 v[4];
+      guint32 signs = 0;
+      for (int l = 0; l < 4; l++) {
+        v[l] = wh_quant_rd16(x + 2 + 2 * (4 * g + l));
+        signs |= (guint32)ksigns_iq2xs[v[l] >> 9] << (8 * l);
+      }
+      __m256i gv =
+          _mm256_set_epi64x((long long)iq2xs_grid[v[3] & 511], (long long)iq2xs_grid[v[2] & 511],
+                            (long long)iq2xs_grid[v[1] & 511], (long long)iq2xs_grid[v[0] & 511]);
+      __m256i p =
+          dot_i8_i8(apply_signs32(gv, signs), _mm256_loadu_si256((const __m256i *)(q8 + 32 * g)));
+      acc = _mm256_add_epi32(acc, _mm256_mullo_epi32(p, half_scales(scales[g])));
+    }
+    sumf += wh_quant_rd_fp16(x) * rd_f32(y) * 0.125f * (float)hsum_epi32(acc);
+  }
+  return sumf;
+}
+
+WH_AVX2 static float
+dot_iq2_s_q8_k_avx2(const guint8 *x, const guint8 *y, gint64 nb)
+{
+  float sumf = 0.0f;
+  for (gint64 b = 0; b < nb; b++, x += 82, y += Q8K_BYTES) {
+    const guint8 *q8 = y + 4, *qs = x + 2, *signs = x + 34, *qh = x + 66, *scales = x + 74;
+    __m256i acc = _mm256_setzero_si256();
+    for (int g = 0; g < 8; g++) {
+      int idx[4];
+      for (int l = 0; l < 4; l++)
+        idx[l] = qs[4 * g + l] | (((qh[g] >> (2 * l)) & 3) << 8);
+      __m256i gv = _mm256_set_epi64x((long long)iq2s_grid[idx[3]], (long long)iq2s_grid[idx[2]],
+                                     (long long)iq2s_grid[idx[1]], (long long)iq2s_grid[idx[0]]);
+      __m256i p = dot_i8_i8(apply_signs32(gv, wh_quant_rd32(signs + 4 * g)),
+                            _mm256_loadu_si256((const __m256i *)(q8 + 32 * g)));
+      acc = _mm256_add_epi32(acc, _mm256_mullo_epi32(p, half_scales(scales[g])));
+    }
+    sumf += wh_quant_rd_fp16(x) * rd_f32(y) * 0.125f * (float)hsum_epi32(acc);
+  }
+  return sumf;
+}
+
+WH_AVX2 static float
+dot_iq3_xxs_q8_k_avx2(const guint8 *x, const guint8 *y, gint64 nb)
+{
+  float sumf = 0.0f;
+  for (gint64 b = 0; b < nb; b++, x += 98, y += Q8K_BYTES) {
+    const guint8 *q8 = y + 4, *qs = x + 2;
+    __m256i acc = _mm256_setzero_si256();
+    for (int g = 0; g < 8; g++) {
+      guint32 W = wh_quant_rd32(x + 66 + 4 * g);
+      const guint8 *q = qs + 8 * g;
+      __m256i gv =
+          _mm256_set_epi32((int)iq3xxs_grid[q[7]], (int)iq3xxs_grid[q[6]], (int)iq3xxs_grid[q[5]],
+                           (int)iq3xxs_grid[q[4]], (int)iq3xxs_grid[q[3]], (int)iq3xxs_grid[q[2]],
+                           (int)iq3xxs_grid[q[1]], (int)iq3xxs_grid[q[0]]);
+      __m256i p = dot_i8_i8(apply_signs32(gv, ksigns4(W)),
+                            _mm256_loadu_si256((const __m256i *)(q8 + 32 * g)));
+      acc = _mm256_add_epi32(acc, _mm256_mullo_epi32(p, _mm256_set1_epi32(2 * (int)(W >> 28) + 1)));
+    }
+    sumf += wh_quant_rd_fp16(x) * rd_f32(y) * 0.25f * (float)hsum_epi32(acc);
+  }
+  return sumf;
+}
+
+WH_AVX2 static float
+dot_iq3_s_q8_k_avx2(const guint8 *x, const guint8 *y, gint64 nb)
+{
+  float sumf = 0.0f;
+  for (gint64 b = 0; b < nb; b++, x += 110, y += Q8K_BYTES) {
+    const guint8 *q8 = y + 4, *qs = x + 2, *qh = x + 66, *signs = x + 74, *scales = x + 106;
+    __m256i acc = _mm256_setzero_si256();
+    for (int g = 0; g < 8; g++) {
+      int s = (g % 2) ? (scales[g / 2] >> 4) : (scales[g / 2] & 15);
+      guint32 e[8];
+      for (int k = 0; k < 8; k++)
+        e[k] = iq3s_grid[qs[8 * g + k] | (((qh[g] >> k) & 1) << 8)];
+      __m256i gv = _mm256_set_epi32((int)e[7], (int)e[6], (int)e[5], (int)e[4], (int)e[3],
+                                    (int)e[2], (int)e[1], (int)e[0]);
+      __m256i p = dot_i8_i8(apply_signs32(gv, wh_quant_rd32(signs + 4 * g)),
+                            _mm256_loadu_si256((const __m256i *)(q8 + 32 * g)));
+      acc = _mm256_add_epi32(acc, _mm256_mullo_epi32(p, _mm256_set1_epi32(1 + 2 * s)));
+    }
+    sumf += wh_quant_rd_fp16(x) * rd_f32(y) * (float)hsum_epi32(acc);
+  }
+  return sumf;
+}
+
 WH_AVX2 static float
 dot_f32_avx2(const guint8 *x, const float *a, gint64 n)
 {
@@ -1020,6 +1400,11 @@ wh_quant_vec_dot_has_simd(wh_type wtype)
   case WH_TYPE_Q4_K:
   case WH_TYPE_Q5_K:
   case WH_TYPE_Q6_K:
+  case WH_TYPE_IQ2_XXS:
+  case WH_TYPE_IQ2_XS:
+  case WH_TYPE_IQ2_S:
+  case WH_TYPE_IQ3_XXS:
+  case WH_TYPE_IQ3_S:
     return cpu_has_avx2();
   default:
     return FALSE;
@@ -1064,6 +1449,16 @@ wh_quant_vec_dot(wh_type wtype, const void *wrow, const void *act, gint64 n)
       return dot_q2_k_q8_k_avx2(x, y, n / WH_QK_K);
     case WH_TYPE_Q3_K:
       return dot_q3_k_q8_k_avx2(x, y, n / WH_QK_K);
+    case WH_TYPE_IQ2_XXS:
+      return dot_iq2_xxs_q8_k_avx2(x, y, n / WH_QK_K);
+    case WH_TYPE_IQ2_XS:
+      return dot_iq2_xs_q8_k_avx2(x, y, n / WH_QK_K);
+    case WH_TYPE_IQ2_S:
+      return dot_iq2_s_q8_k_avx2(x, y, n / WH_QK_K);
+    case WH_TYPE_IQ3_XXS:
+      return dot_iq3_xxs_q8_k_avx2(x, y, n / WH_QK_K);
+    case WH_TYPE_IQ3_S:
+      return dot_iq3_s_q8_k_avx2(x, y, n / WH_QK_K);
     case WH_TYPE_Q4_K:
       return dot_q4_k_q8_k_avx2(x, y, n / WH_QK_K);
     case WH_TYPE_Q6_K:
