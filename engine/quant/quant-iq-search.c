@@ -65,6 +65,7 @@ typedef struct {
  * its length cap. Larger lists find better points for skewed weights but cost time. */
 #define NB_MARGIN 2.0f
 #define NB_CAP 24
+#define NB_CAP_IQ1 16 /* IQ1 snaps every slot twice (both delta signs): shorter lists */
 
 static guint8
 grid_raw_byte(grid_id id, int e, int j)
@@ -177,7 +178,8 @@ grid_build(iq_grid *g, grid_id id)
         c[nc++] = (nb_cand){c[e].d2, (guint16)e};
     qsort(c, (gsize)nc, sizeof(nb_cand), nb_cand_cmp);
     g->nb_off[p] = nb->len;
-    for (int k = 0; k < nc && k < NB_CAP; k++)
+    int cap = id == GRID_IQ1S ? NB_CAP_IQ1 : NB_CAP;
+    for (int k = 0; k < nc && k < cap; k++)
       g_array_append_val(nb, c[k].e);
   }
   g->nb_off[g->n_lattice] = nb->len;
