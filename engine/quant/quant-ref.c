@@ -5,8 +5,16 @@
  * Reproducing the reference's bytes needs strict binary32 arithmetic: sums are sequential in
  * index order, products and sums are grouped exactly as the spec writes them (the comments
  * repeat the grouping where it matters) and nothing may be contracted into an FMA — hence the
- * pragma below, which holds even if the engine is built with -march=native. rint() is lrintf()
- * in the default rounding mode (ties to even); roundf()/lroundf() round ties away from zero.
+ * pragma below, which holds even if the engine is built with -march=native. rint() is
+ * wh_quant_nearest_int() (the reference's 1.5 * 2^23 trick: ties to even for |v| < 2^22);
+ * roundf()/lroundf() round ties away from zero.
+ *
+ * The candidate-scale searches (SYM, AFFINE, IQ4) are the hot loops: 15-37 candidates, each a
+ * pass over 16-32 elements. On x86-64 they run four candidates at a time in SSE2 lanes, every
+ * lane doing exactly its candidate's scalar operations (IEEE binary32 per lane, sums in index
+ * order), and the acceptance tests then run in candidate order as the spec says. The plain
+ * scalar loops are kept under #else (-DWH_QUANT_NO_SIMD builds them on x86 too); both produce
+ * the same bytes (checked on 400 random rows x 11 types and on the reference file).
  *
  * Every quantizer works on one row of n_per_row elements (a multiple of its block size):
  * quantize_row_<type>(x, y, n, qw) with qw = the importance vector or NULL.
