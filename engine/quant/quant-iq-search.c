@@ -47,13 +47,13 @@ typedef enum {
 } grid_id;
 
 typedef struct {
-  int n_grid;      /* entries */
-  int width;       /* elements per entry: 8 or 4 */
-  int n_levels;    /* distinct element values (3 or 8) */
-  int n_lattice;   /* n_levels ^ width */
-  float level[8];  /* the distinct element values, ascending (grid units) */
-  float thr[7];    /* midpoints between consecutive levels */
-  float lut_lo;    /* half-step buckets of [lut_lo, lut_hi] -> nearest level index */
+  int n_grid;     /* entries */
+  int width;      /* elements per entry: 8 or 4 */
+  int n_levels;   /* distinct element values (3 or 8) */
+  int n_lattice;  /* n_levels ^ width */
+  float level[8]; /* the distinct element values, ascending (grid units) */
+  float thr[7];   /* midpoints between consecutive levels */
+  float lut_lo;   /* half-step buckets of [lut_lo, lut_hi] -> nearest level index */
   float lut_hi;
   guint8 lut[160];
   float *val;      /* n_grid × width element values */
@@ -105,9 +105,8 @@ static void
 grid_build(iq_grid *g, grid_id id)
 {
   static const int n_entries[N_GRIDS] = {
-    WH_QUANT_TABLE_IQ2XXS_GRID_LEN, WH_QUANT_TABLE_IQ2XS_GRID_LEN,
-    WH_QUANT_TABLE_IQ2S_GRID_LEN,   WH_QUANT_TABLE_IQ3XXS_GRID_LEN,
-    WH_QUANT_TABLE_IQ3S_GRID_LEN,   WH_QUANT_TABLE_IQ1S_GRID_LEN,
+      WH_QUANT_TABLE_IQ2XXS_GRID_LEN, WH_QUANT_TABLE_IQ2XS_GRID_LEN, WH_QUANT_TABLE_IQ2S_GRID_LEN,
+      WH_QUANT_TABLE_IQ3XXS_GRID_LEN, WH_QUANT_TABLE_IQ3S_GRID_LEN,  WH_QUANT_TABLE_IQ1S_GRID_LEN,
   };
   g->n_grid = n_entries[id];
   g->width = (id == GRID_IQ3XXS || id == GRID_IQ3S) ? 4 : 8;
@@ -183,9 +182,6 @@ grid_build(iq_grid *g, grid_id id)
       g_array_append_val(nb, c[k].e);
   }
   g->nb_off[g->n_lattice] = nb->len;
-#ifdef NBSTAT
-  g_printerr("grid %d: lattice %d, entries %u, avg %.2f\n", id, g->n_lattice, nb->len, (double)nb->len / g->n_lattice);
-#endif
   g->nb = (guint16 *)(void *)g_array_free(nb, FALSE);
   g_free(c);
 }
@@ -305,7 +301,7 @@ block_weights(const float *x, const float *qw, float *w)
     w[i] = sigma2 + x[i] * x[i];
 }
 
-/* ---- Magnitude grids: IQ2_XXS, IQ2_XS, IQ2_S, IQ3_XXS, IQ3_S -------------------------------- */
+/* ---- Magnitude grids: IQ2_XXS, IQ2_XS, IQ2_S, IQ3_XXS, IQ3_S --------------------------------- */
 
 typedef struct {
   grid_id grid;
@@ -318,10 +314,10 @@ typedef struct {
 typedef struct {
   float a[WH_QK_K]; /* signed magnitude targets: |x| or -|x| where the sign had to be wrong */
   float w[WH_QK_K];
-  guint8 sign[32];  /* stored sign byte per group of 8 */
-  guint16 idx[64];  /* grid entry per slot */
-  int code[16];     /* scale code per sub-block */
-  float d;          /* super-block scale as stored (fp16 value) */
+  guint8 sign[32]; /* stored sign byte per group of 8 */
+  guint16 idx[64]; /* grid entry per slot */
+  int code[16];    /* scale code per sub-block */
+  float d;         /* super-block scale as stored (fp16 value) */
 } mag_block;
 
 /* Assigns grid entries to the @n targets @a at scale @s > 0; returns sum w·a·v and sum w·v². */
@@ -347,6 +343,9 @@ mag_assign(const iq_grid *g, const float *a, const float *w, int n, float s, gui
   *sq2 = q2;
 }
 
+/* Search effort of the magnitude grids (tuned on quant-reference.gguf for error vs. time):
+ * MAG_NSTEP candidate sub-block scales from MAG_LO to MAG_HI times (largest |x| / top level);
+ * MAG_NSTART starting super-block scales, each MAG_START_STEP below the previous. */
 #define MAG_NSTART 2
 #define MAG_START_STEP 0.04f
 #define MAG_LO 0.7f
@@ -678,7 +677,7 @@ mag_write_block(wh_type type, const mag_block *b, guint16 dbits, guint8 *out)
   }
 }
 
-/* ---- Ternary grid with offset: IQ1_S, IQ1_M ---------------------------------------------------- */
+/* ---- Ternary grid with offset: IQ1_S, IQ1_M -------------------------------------------------- */
 
 typedef struct {
   int sub;             /* elements per scale code: 32 (IQ1_S) or 16 (IQ1_M) */
@@ -770,6 +769,8 @@ iq1_assign(const iq_grid *g, const iq1_params *p, const float *x, const float *w
   return sw2 - 2.0f * dl * qx + dl * dl * q2;
 }
 
+/* IQ1 candidate sub-block scales: IQ1_NSTEP from IQ1_LO to IQ1_HI times the largest |x| (a
+ * ternary code fits best well below the peak). */
 #define IQ1_NSTEP 5
 #define IQ1_LO 0.3f
 #define IQ1_HI 0.7f
@@ -807,8 +808,8 @@ iq1_search_scale(const iq_grid *g, const iq1_params *p, const float *x, const fl
 }
 
 static float
-iq1_assign_all(const iq_grid *g, const iq1_params *p, const float *x, iq1_block *b,
-               const float *sc, float d, float *num, float *den)
+iq1_assign_all(const iq_grid *g, const iq1_params *p, const float *x, iq1_block *b, const float *sc,
+               float d, float *num, float *den)
 {
   static const float fmul[8] = {1, 3, 5, 7, 9, 11, 13, 15};
   int nsub = WH_QK_K / p->sub, slots = p->sub / 8;
@@ -938,11 +939,11 @@ iq1_write_block(wh_type type, const iq1_block *b, guint16 dbits, guint8 *out)
   }
 }
 
-/* ---- Entry point ------------------------------------------------------------------------------ */
+/* ---- Entry point ----------------------------------------------------------------------------- */
 
 gsize
-wh_quant_iq_quantize_rows(wh_type type, const float *src, void *dst, gint64 nrows,
-                          gint64 n_per_row, const float *imatrix, GError **error)
+wh_quant_iq_quantize_rows(wh_type type, const float *src, void *dst, gint64 nrows, gint64 n_per_row,
+                          const float *imatrix, GError **error)
 {
   gboolean is_iq1 = type == WH_TYPE_IQ1_S || type == WH_TYPE_IQ1_M;
   switch (type) {

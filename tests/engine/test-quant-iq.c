@@ -29,11 +29,11 @@
 #define REF_N (REF_ROWS * REF_COLS)
 
 static const wh_type iq_types[] = {
-    WH_TYPE_IQ1_S,  WH_TYPE_IQ1_M,   WH_TYPE_IQ2_XXS, WH_TYPE_IQ2_XS,
-    WH_TYPE_IQ2_S,  WH_TYPE_IQ3_XXS, WH_TYPE_IQ3_S,
+    WH_TYPE_IQ1_S, WH_TYPE_IQ1_M,   WH_TYPE_IQ2_XXS, WH_TYPE_IQ2_XS,
+    WH_TYPE_IQ2_S, WH_TYPE_IQ3_XXS, WH_TYPE_IQ3_S,
 };
 
-/* ---- Helpers ------------------------------------------------------------------------------- */
+/* ---- Helpers --------------------------------------------------------------------------------- */
 
 typedef struct {
   wh_gguf *g;
@@ -100,8 +100,7 @@ roundtrip(wh_type type, const float *x, gint64 nrows, gint64 ncols, const float 
 
 /* rmse and importance-weighted rmse of @y against @x over rows [r0, r1). */
 static void
-errors(const float *x, const float *y, const float *qw, int r0, int r1, double *rmse,
-       double *wrmse)
+errors(const float *x, const float *y, const float *qw, int r0, int r1, double *rmse, double *wrmse)
 {
   double se = 0.0, wse = 0.0;
   for (int i = r0 * REF_COLS; i < r1 * REF_COLS; i++) {
@@ -125,7 +124,7 @@ ref_figure(wh_gguf *g, const char *what, gboolean imat, wh_type type)
   return v;
 }
 
-/* ---- Thread safety (first: the neighbour maps are built lazily) ---------------------------- */
+/* ---- Thread safety (first: the neighbour maps are built lazily) ------------------------------ */
 
 typedef struct {
   const ref_data *r;
@@ -139,8 +138,8 @@ thread_main(gpointer data)
   for (guint t = 0; t < G_N_ELEMENTS(iq_types); t++) {
     gsize rb = wh_quant_row_bytes(iq_types[t], REF_COLS);
     job->out[t] = g_malloc(rb * REF_ROWS);
-    gsize n = wh_quant_iq_quantize_rows(iq_types[t], job->r->input, job->out[t], REF_ROWS,
-                                        REF_COLS, job->r->imatrix, NULL);
+    gsize n = wh_quant_iq_quantize_rows(iq_types[t], job->r->input, job->out[t], REF_ROWS, REF_COLS,
+                                        job->r->imatrix, NULL);
     g_assert_cmpuint(n, ==, rb * REF_ROWS);
   }
   return NULL;
@@ -172,7 +171,7 @@ test_threads(void)
   ref_close(&r);
 }
 
-/* ---- Error against the reference ----------------------------------------------------------- */
+/* ---- Error against the reference ------------------------------------------------------------- */
 
 static void
 check_type(const ref_data *r, wh_type type, gboolean imat)
@@ -194,8 +193,7 @@ check_type(const ref_data *r, wh_type type, gboolean imat)
 
   /* Row by row against the reference's own dequantized output: no row type (sparse outliers,
    * one-signed, constant, ...) may be handled clearly worse. */
-  g_autofree char *name =
-      g_strdup_printf("dq%s.%s", imat ? "_imat" : "", wh_type_name(type));
+  g_autofree char *name = g_strdup_printf("dq%s.%s", imat ? "_imat" : "", wh_type_name(type));
   const wh_gguf_tensor *t = wh_gguf_find_tensor(r->g, name);
   g_assert_nonnull(t);
   g_assert_cmpuint(t->n_elements, ==, REF_N);
@@ -225,7 +223,7 @@ test_reference_error(void)
   ref_close(&r);
 }
 
-/* ---- Refusals and argument errors ---------------------------------------------------------- */
+/* ---- Refusals and argument errors ------------------------------------------------------------ */
 
 static void
 test_errors(void)
@@ -261,7 +259,7 @@ test_errors(void)
   g_assert_error(error, WH_QUANT_ERROR, WH_QUANT_ERROR_UNSUPPORTED);
 }
 
-/* ---- Edge rows ----------------------------------------------------------------------------- */
+/* ---- Edge rows ------------------------------------------------------------------------------- */
 
 #define EDGE_COLS 512
 #define EDGE_ROWS 10
@@ -300,8 +298,8 @@ row_rms(const float *v, int n)
 static void
 test_edge_rows(void)
 {
-  g_autofree float *x = g_new(float, EDGE_ROWS * EDGE_COLS);
-  g_autofree float *y = g_new(float, EDGE_ROWS * EDGE_COLS);
+  g_autofree float *x = g_new(float, EDGE_ROWS *EDGE_COLS);
+  g_autofree float *y = g_new(float, EDGE_ROWS *EDGE_COLS);
   g_autofree float *diff = g_new(float, EDGE_COLS);
   g_autofree float *ones = g_new(float, EDGE_COLS);
   g_autofree float *zeros = g_new0(float, EDGE_COLS);
@@ -332,8 +330,7 @@ test_edge_rows(void)
           diff[c] = x[row * EDGE_COLS + c] - y[row * EDGE_COLS + c];
         double rel = row_rms(diff, EDGE_COLS) / row_rms(x + row * EDGE_COLS, EDGE_COLS);
         if (!(rel < 0.6))
-          g_error("%s weights %d row %d: relative rms error %g", wh_type_name(type), k, row,
-                  rel);
+          g_error("%s weights %d row %d: relative rms error %g", wh_type_name(type), k, row, rel);
       }
       /* The outlier row keeps its outlier's sign and most of its size. */
       g_assert_cmpfloat(y[6 * EDGE_COLS + 77], >, 25.0f);
@@ -357,7 +354,7 @@ test_non_finite(void)
   }
 }
 
-/* ---- Determinism ---------------------------------------------------------------------------- */
+/* ---- Determinism ----------------------------------------------------------------------------- */
 
 static void
 test_deterministic(void)
@@ -371,21 +368,25 @@ test_deterministic(void)
     g_autofree guint8 *a = g_malloc(rb * REF_ROWS);
     g_autofree guint8 *b = g_malloc(rb * REF_ROWS);
     g_autofree guint8 *c = g_malloc(rb * REF_ROWS);
-    g_assert_cmpuint(wh_quant_iq_quantize_rows(type, r.input, a, REF_ROWS, REF_COLS, r.imatrix,
-                                               NULL), ==, rb * REF_ROWS);
-    g_assert_cmpuint(wh_quant_iq_quantize_rows(type, r.input, b, REF_ROWS, REF_COLS, r.imatrix,
-                                               NULL), ==, rb * REF_ROWS);
+    g_assert_cmpuint(
+        wh_quant_iq_quantize_rows(type, r.input, a, REF_ROWS, REF_COLS, r.imatrix, NULL), ==,
+        rb * REF_ROWS);
+    g_assert_cmpuint(
+        wh_quant_iq_quantize_rows(type, r.input, b, REF_ROWS, REF_COLS, r.imatrix, NULL), ==,
+        rb * REF_ROWS);
     g_assert_cmpmem(a, rb * REF_ROWS, b, rb * REF_ROWS);
     /* Row by row (how callers split work across threads) gives the same bytes. */
     for (int row = 0; row < REF_ROWS; row++)
       g_assert_cmpuint(wh_quant_iq_quantize_rows(type, r.input + row * REF_COLS, c + rb * row, 1,
-                                                 REF_COLS, r.imatrix, NULL), ==, rb);
+                                                 REF_COLS, r.imatrix, NULL),
+                       ==, rb);
     g_assert_cmpmem(a, rb * REF_ROWS, c, rb * REF_ROWS);
     /* And the public entry point dispatches here. */
     g_autoptr(GError) error = NULL;
     memset(c, 0, rb * REF_ROWS);
-    g_assert_cmpuint(wh_quant_quantize_rows(type, r.input, c, REF_ROWS, REF_COLS, r.imatrix,
-                                            &error), ==, rb * REF_ROWS);
+    g_assert_cmpuint(
+        wh_quant_quantize_rows(type, r.input, c, REF_ROWS, REF_COLS, r.imatrix, &error), ==,
+        rb * REF_ROWS);
     g_assert_no_error(error);
     g_assert_cmpmem(a, rb * REF_ROWS, c, rb * REF_ROWS);
   }
@@ -402,7 +403,7 @@ test_perf(void)
   const char *env = g_getenv("WH_IQ_BENCH_ROWS");
   if (env && g_ascii_strtoll(env, NULL, 10) > 0)
     rows = (int)g_ascii_strtoll(env, NULL, 10);
-  g_autofree float *x = g_new(float, (gsize)rows * cols);
+  g_autofree float *x = g_new(float, (gsize)rows *cols);
   g_autofree float *qw = g_new(float, cols);
   GRand *rand = g_rand_new_with_seed(7);
   for (gsize i = 0; i < (gsize)rows * cols; i++) {
