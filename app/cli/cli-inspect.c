@@ -15,22 +15,22 @@
 #include "cli-util.h"
 #include "gguf/gguf.h"
 
-#define ARRAY_PREVIEW 8     /* items shown of a long array */
-#define ARRAY_FULL_MAX 64   /* arrays up to this length are shown in full in JSON */
-#define STRING_PREVIEW 100  /* bytes of a string shown in text mode */
+#define ARRAY_PREVIEW 8    /* items shown of a long array */
+#define ARRAY_FULL_MAX 64  /* arrays up to this length are shown in full in JSON */
+#define STRING_PREVIEW 100 /* bytes of a string shown in text mode */
 
 static int run_inspect(int argc, char **argv);
 
 const wh_cli_command wh_cli_command_inspect = {
-  .name = "inspect",
-  .summary = "Show what a GGUF file contains: metadata, tensors, types, sizes",
-  .usage = "FILE [--json]",
-  .description =
-      "Prints the architecture, parameter count, file type (general.file_type), bits per "
-      "weight, every metadata key (long arrays summarised by type, length and first items) "
-      "and every tensor with its shape, type and size. A split model is opened from any of "
-      "its -NNNNN-of-MMMMM.gguf shards. --json prints one JSON object instead.",
-  .run = run_inspect,
+    .name = "inspect",
+    .summary = "Show what a GGUF file contains: metadata, tensors, types, sizes",
+    .usage = "FILE [--json]",
+    .description =
+        "Prints the architecture, parameter count, file type (general.file_type), bits per "
+        "weight, every metadata key (long arrays summarised by type, length and first items) "
+        "and every tensor with its shape, type and size. A split model is opened from any of "
+        "its -NNNNN-of-MMMMM.gguf shards. --json prints one JSON object instead.",
+    .run = run_inspect,
 };
 
 typedef struct {
@@ -204,9 +204,9 @@ print_text(const wh_gguf *g)
   g_string_append_printf(out, "file:          %s", wh_gguf_path(g));
   if (wh_gguf_n_splits(g) > 1)
     g_string_append_printf(out, " (split model, %u shards)", wh_gguf_n_splits(g));
-  g_string_append_printf(out, "\nformat:        GGUF v%u, alignment %u, %" G_GUINT64_FORMAT
-                         " bytes on disk\n",
-                         wh_gguf_version(g), wh_gguf_alignment(g), wh_gguf_total_size(g));
+  g_string_append_printf(
+      out, "\nformat:        GGUF v%u, alignment %u, %" G_GUINT64_FORMAT " bytes on disk\n",
+      wh_gguf_version(g), wh_gguf_alignment(g), wh_gguf_total_size(g));
   const char *arch = wh_gguf_get_architecture(g);
   g_string_append_printf(out, "architecture:  %s\n", arch ? arch : "(none)");
   const char *name = wh_gguf_get_string(g, "general.name");
@@ -249,10 +249,9 @@ print_text(const wh_gguf *g)
     for (guint64 i = 0; i < wh_gguf_n_tensors(g); i++) {
       const wh_gguf_tensor *x = wh_gguf_get_tensor(g, i);
       char *shape = shape_string(x);
-      g_string_append_printf(out, "  %5" G_GUINT64_FORMAT "  %-40s %-22s %-8s %12" G_GUINT64_FORMAT
-                             " %8.4f",
-                             i, x->name, shape, wh_type_name(x->type), x->n_bytes,
-                             wh_type_bits_per_weight(x->type));
+      g_string_append_printf(
+          out, "  %5" G_GUINT64_FORMAT "  %-40s %-22s %-8s %12" G_GUINT64_FORMAT " %8.4f", i,
+          x->name, shape, wh_type_name(x->type), x->n_bytes, wh_type_bits_per_weight(x->type));
       if (wh_gguf_n_splits(g) > 1)
         g_string_append_printf(out, "  %5u", x->split_index + 1);
       g_string_append_c(out, '\n');
@@ -502,8 +501,8 @@ run_inspect(int argc, char **argv)
   const wh_cli_command *cmd = &wh_cli_command_inspect;
   gboolean json = FALSE;
   GOptionEntry entries[] = {
-    {"json", 0, 0, G_OPTION_ARG_NONE, &json, "Print one JSON object", NULL},
-    {NULL},
+      {"json", 0, 0, G_OPTION_ARG_NONE, &json, "Print one JSON object", NULL},
+      {NULL},
   };
   if (!wh_cli_parse_options(cmd, entries, &argc, &argv))
     return WH_CLI_EXIT_USAGE;

@@ -16,18 +16,18 @@
 static int run_quantize(int argc, char **argv);
 
 const wh_cli_command wh_cli_command_quantize = {
-  .name = "quantize",
-  .summary = "Quantize a GGUF model to an ftype (Q4_K_M, Q8_0, IQ4_XS, ...)",
-  .usage = "IN.gguf OUT.gguf FTYPE [OPTION...]  (OUT may be left out with --dry-run)",
-  .description =
-      "Writes OUT.gguf with the tensor types the reference quantizer picks for FTYPE, tensor "
-      "by tensor. FTYPE is one of F32 F16 BF16 Q8_0 Q4_0 Q4_1 Q5_0 Q5_1 Q2_K Q2_K_S Q3_K_S "
-      "Q3_K_M Q3_K_L Q4_K_S Q4_K_M Q5_K_S Q5_K_M Q6_K IQ1_S IQ1_M IQ2_XXS IQ2_XS IQ2_S IQ2_M "
-      "IQ3_XXS IQ3_XS IQ3_S IQ3_M IQ4_NL IQ4_XS TQ1_0 TQ2_0. IQ1_*, IQ2_* and Q2_K_S need "
-      "--imatrix. --tensor-type takes a regular expression searched in the tensor name and a "
-      "type, e.g. --tensor-type 'attn_v=Q8_0' (repeatable; the first match wins). The output is "
-      "written to a temporary file next to OUT and renamed when complete.",
-  .run = run_quantize,
+    .name = "quantize",
+    .summary = "Quantize a GGUF model to an ftype (Q4_K_M, Q8_0, IQ4_XS, ...)",
+    .usage = "IN.gguf OUT.gguf FTYPE [OPTION...]  (OUT may be left out with --dry-run)",
+    .description =
+        "Writes OUT.gguf with the tensor types the reference quantizer picks for FTYPE, tensor "
+        "by tensor. FTYPE is one of F32 F16 BF16 Q8_0 Q4_0 Q4_1 Q5_0 Q5_1 Q2_K Q2_K_S Q3_K_S "
+        "Q3_K_M Q3_K_L Q4_K_S Q4_K_M Q5_K_S Q5_K_M Q6_K IQ1_S IQ1_M IQ2_XXS IQ2_XS IQ2_S IQ2_M "
+        "IQ3_XXS IQ3_XS IQ3_S IQ3_M IQ4_NL IQ4_XS TQ1_0 TQ2_0. IQ1_*, IQ2_* and Q2_K_S need "
+        "--imatrix. --tensor-type takes a regular expression searched in the tensor name and a "
+        "type, e.g. --tensor-type 'attn_v=Q8_0' (repeatable; the first match wins). The output is "
+        "written to a temporary file next to OUT and renamed when complete.",
+    .run = run_quantize,
 };
 
 typedef struct {
@@ -77,7 +77,7 @@ print_plan(const wh_quantize_plan *plan)
 {
   GString *out = g_string_new(NULL);
   g_string_append_printf(out, "%5s  %-40s %-22s %-8s %-8s %12s\n", "#", "tensor", "shape", "from",
-                          "to", "bytes");
+                         "to", "bytes");
   guint64 n_conv = 0, n_params = 0, bytes = 0;
   for (guint64 i = 0; i < wh_quantize_plan_n_tensors(plan); i++) {
     const wh_quantize_tensor_plan *tp = wh_quantize_plan_get(plan, i);
@@ -85,13 +85,12 @@ print_plan(const wh_quantize_plan *plan)
     for (guint d = 0; d < MAX(tp->n_dims, 1); d++)
       g_string_append_printf(shape, "%s%" G_GUINT64_FORMAT, d ? ", " : "", tp->ne[d]);
     g_string_append_c(shape, ']');
-    g_string_append_printf(out, "%5" G_GUINT64_FORMAT "  %-40s %-22s %-8s %-8s %12" G_GUINT64_FORMAT
-                           "%s%s%s\n",
-                           i, tp->name, shape->str, wh_type_name(tp->src_type),
-                           tp->converted ? wh_type_name(tp->dst_type) : "(copy)", tp->dst_bytes,
-                           tp->fell_back ? "  fallback from " : "",
-                           tp->fell_back ? wh_type_name(tp->wanted_type) : "",
-                           tp->uses_imatrix ? "  imatrix" : "");
+    g_string_append_printf(
+        out, "%5" G_GUINT64_FORMAT "  %-40s %-22s %-8s %-8s %12" G_GUINT64_FORMAT "%s%s%s\n", i,
+        tp->name, shape->str, wh_type_name(tp->src_type),
+        tp->converted ? wh_type_name(tp->dst_type) : "(copy)", tp->dst_bytes,
+        tp->fell_back ? "  fallback from " : "", tp->fell_back ? wh_type_name(tp->wanted_type) : "",
+        tp->uses_imatrix ? "  imatrix" : "");
     g_string_free(shape, TRUE);
     n_conv += tp->converted;
     guint64 nel = tp->ne[0] * tp->ne[1] * tp->ne[2] * tp->ne[3];
@@ -100,15 +99,13 @@ print_plan(const wh_quantize_plan *plan)
   }
   char *in_s = human_size(wh_quantize_plan_input_size(plan));
   char *out_s = human_size(wh_quantize_plan_file_size(plan));
-  g_string_append_printf(out,
-                         "\n%" G_GUINT64_FORMAT " tensors, %" G_GUINT64_FORMAT
-                         " converted, %u shape fallbacks\n"
-                         "input %s, output %" G_GUINT64_FORMAT " bytes (%s), %.3f bits per "
-                         "weight\n",
-                         wh_quantize_plan_n_tensors(plan), n_conv,
-                         wh_quantize_plan_n_fallbacks(plan), in_s,
-                         wh_quantize_plan_file_size(plan), out_s,
-                         n_params ? bytes * 8.0 / (double)n_params : 0.0);
+  g_string_append_printf(
+      out,
+      "\n%" G_GUINT64_FORMAT " tensors, %" G_GUINT64_FORMAT " converted, %u shape fallbacks\n"
+      "input %s, output %" G_GUINT64_FORMAT " bytes (%s), %.3f bits per "
+      "weight\n",
+      wh_quantize_plan_n_tensors(plan), n_conv, wh_quantize_plan_n_fallbacks(plan), in_s,
+      wh_quantize_plan_file_size(plan), out_s, n_params ? bytes * 8.0 / (double)n_params : 0.0);
   g_free(in_s);
   g_free(out_s);
   fwrite(out->str, 1, out->len, stdout);
@@ -134,22 +131,22 @@ run_quantize(int argc, char **argv)
   gboolean allow_requantize = FALSE, pure = FALSE, dry_run = FALSE, quiet = FALSE;
   gint threads = 0;
   GOptionEntry entries[] = {
-    {"imatrix", 0, 0, G_OPTION_ARG_FILENAME, &imatrix, "Importance matrix (GGUF or .dat)",
-     "FILE"},
-    {"allow-requantize", 0, 0, G_OPTION_ARG_NONE, &allow_requantize,
-     "Allow an already quantized input (lower quality)", NULL},
-    {"pure", 0, 0, G_OPTION_ARG_NONE, &pure, "Base type for every tensor (no per-tensor mix)",
-     NULL},
-    {"output-tensor-type", 0, 0, G_OPTION_ARG_STRING, &out_type, "Type of output.weight", "T"},
-    {"token-embedding-type", 0, 0, G_OPTION_ARG_STRING, &embd_type,
-     "Type of token_embd.weight", "T"},
-    {"tensor-type", 0, 0, G_OPTION_ARG_STRING_ARRAY, &tensor_types,
-     "Type of the tensors whose name matches REGEX (repeatable)", "REGEX=T"},
-    {"threads", 't', 0, G_OPTION_ARG_INT, &threads, "Worker threads (default: all CPUs)", "N"},
-    {"dry-run", 'n', 0, G_OPTION_ARG_NONE, &dry_run, "Print the plan and size, write nothing",
-     NULL},
-    {"quiet", 'q', 0, G_OPTION_ARG_NONE, &quiet, "No progress output", NULL},
-    {NULL},
+      {"imatrix", 0, 0, G_OPTION_ARG_FILENAME, &imatrix, "Importance matrix (GGUF or .dat)",
+       "FILE"},
+      {"allow-requantize", 0, 0, G_OPTION_ARG_NONE, &allow_requantize,
+       "Allow an already quantized input (lower quality)", NULL},
+      {"pure", 0, 0, G_OPTION_ARG_NONE, &pure, "Base type for every tensor (no per-tensor mix)",
+       NULL},
+      {"output-tensor-type", 0, 0, G_OPTION_ARG_STRING, &out_type, "Type of output.weight", "T"},
+      {"token-embedding-type", 0, 0, G_OPTION_ARG_STRING, &embd_type, "Type of token_embd.weight",
+       "T"},
+      {"tensor-type", 0, 0, G_OPTION_ARG_STRING_ARRAY, &tensor_types,
+       "Type of the tensors whose name matches REGEX (repeatable)", "REGEX=T"},
+      {"threads", 't', 0, G_OPTION_ARG_INT, &threads, "Worker threads (default: all CPUs)", "N"},
+      {"dry-run", 'n', 0, G_OPTION_ARG_NONE, &dry_run, "Print the plan and size, write nothing",
+       NULL},
+      {"quiet", 'q', 0, G_OPTION_ARG_NONE, &quiet, "No progress output", NULL},
+      {NULL},
   };
   if (!wh_cli_parse_options(cmd, entries, &argc, &argv))
     return WH_CLI_EXIT_USAGE;

@@ -21,16 +21,16 @@
 static int run_synth(int argc, char **argv);
 
 const wh_cli_command wh_cli_command_synth = {
-  .name = "synth",
-  .summary = "Generate a random-weight F16 model (for benchmarks)",
-  .usage = "--vocab FILE -o OUT.gguf [--arch llama] [--n-embd N] [--n-layer N] [--n-ff N] "
-           "[--n-head N] [--n-head-kv N]",
-  .description =
-      "Writes a llama-architecture model with random F16 weights (F32 norms) and the "
-      "vocabulary of FILE (any GGUF with tokenizer.* keys, e.g. a model or a vocab-only file). "
-      "Defaults: n-embd 2048, n-layer 16, n-ff 5632, n-head 32, n-head-kv 8, n-ctx 4096, "
-      "seed 1. The weights have variance 1/row length so activations stay of order 1.",
-  .run = run_synth,
+    .name = "synth",
+    .summary = "Generate a random-weight F16 model (for benchmarks)",
+    .usage = "--vocab FILE -o OUT.gguf [--arch llama] [--n-embd N] [--n-layer N] [--n-ff N] "
+             "[--n-head N] [--n-head-kv N]",
+    .description =
+        "Writes a llama-architecture model with random F16 weights (F32 norms) and the "
+        "vocabulary of FILE (any GGUF with tokenizer.* keys, e.g. a model or a vocab-only file). "
+        "Defaults: n-embd 2048, n-layer 16, n-ff 5632, n-head 32, n-head-kv 8, n-ctx 4096, "
+        "seed 1. The weights have variance 1/row length so activations stay of order 1.",
+    .run = run_synth,
 };
 
 typedef struct {
@@ -102,8 +102,8 @@ synth_job(wh_job *job, gpointer data, GError **error)
   return ok;
 }
 
-static void
-add(GArray *ts, wh_type type, guint64 ne0, guint64 ne1, const char *fmt, ...) G_GNUC_PRINTF(5, 6);
+static void add(GArray *ts, wh_type type, guint64 ne0, guint64 ne1, const char *fmt, ...)
+    G_GNUC_PRINTF(5, 6);
 
 static void
 add(GArray *ts, wh_type type, guint64 ne0, guint64 ne1, const char *fmt, ...)
@@ -125,20 +125,20 @@ run_synth(int argc, char **argv)
   gint64 seed = 1;
   gboolean quiet = FALSE;
   GOptionEntry entries[] = {
-    {"arch", 0, 0, G_OPTION_ARG_STRING, &arch, "Architecture (llama)", "ARCH"},
-    {"n-embd", 0, 0, G_OPTION_ARG_INT, &n_embd, "Embedding length", "N"},
-    {"n-layer", 0, 0, G_OPTION_ARG_INT, &n_layer, "Number of layers", "N"},
-    {"n-ff", 0, 0, G_OPTION_ARG_INT, &n_ff, "Feed-forward length", "N"},
-    {"n-head", 0, 0, G_OPTION_ARG_INT, &n_head, "Attention heads", "N"},
-    {"n-head-kv", 0, 0, G_OPTION_ARG_INT, &n_head_kv, "Key/value heads", "N"},
-    {"n-ctx", 0, 0, G_OPTION_ARG_INT, &n_ctx, "Training context length", "N"},
-    {"vocab", 0, 0, G_OPTION_ARG_FILENAME, &vocab, "GGUF file to take the vocabulary from",
-     "FILE"},
-    {"seed", 0, 0, G_OPTION_ARG_INT64, &seed, "Random seed", "N"},
-    {"name", 0, 0, G_OPTION_ARG_STRING, &name, "general.name", "TEXT"},
-    {"output", 'o', 0, G_OPTION_ARG_FILENAME, &out, "Output file", "OUT.gguf"},
-    {"quiet", 'q', 0, G_OPTION_ARG_NONE, &quiet, "No progress output", NULL},
-    {NULL},
+      {"arch", 0, 0, G_OPTION_ARG_STRING, &arch, "Architecture (llama)", "ARCH"},
+      {"n-embd", 0, 0, G_OPTION_ARG_INT, &n_embd, "Embedding length", "N"},
+      {"n-layer", 0, 0, G_OPTION_ARG_INT, &n_layer, "Number of layers", "N"},
+      {"n-ff", 0, 0, G_OPTION_ARG_INT, &n_ff, "Feed-forward length", "N"},
+      {"n-head", 0, 0, G_OPTION_ARG_INT, &n_head, "Attention heads", "N"},
+      {"n-head-kv", 0, 0, G_OPTION_ARG_INT, &n_head_kv, "Key/value heads", "N"},
+      {"n-ctx", 0, 0, G_OPTION_ARG_INT, &n_ctx, "Training context length", "N"},
+      {"vocab", 0, 0, G_OPTION_ARG_FILENAME, &vocab, "GGUF file to take the vocabulary from",
+       "FILE"},
+      {"seed", 0, 0, G_OPTION_ARG_INT64, &seed, "Random seed", "N"},
+      {"name", 0, 0, G_OPTION_ARG_STRING, &name, "general.name", "TEXT"},
+      {"output", 'o', 0, G_OPTION_ARG_FILENAME, &out, "Output file", "OUT.gguf"},
+      {"quiet", 'q', 0, G_OPTION_ARG_NONE, &quiet, "No progress output", NULL},
+      {NULL},
   };
   if (!wh_cli_parse_options(cmd, entries, &argc, &argv))
     return WH_CLI_EXIT_USAGE;
@@ -154,7 +154,7 @@ run_synth(int argc, char **argv)
     return wh_cli_usage_error(cmd, "--n-layer must be at most 512");
   if (n_embd % n_head != 0 || n_head % n_head_kv != 0 || (n_embd / n_head) % 2 != 0)
     return wh_cli_usage_error(cmd, "n-embd must be a multiple of n-head with an even head "
-                              "size, and n-head a multiple of n-head-kv");
+                                   "size, and n-head a multiple of n-head-kv");
 
   GError *error = NULL;
   wh_gguf *v = wh_gguf_open(vocab, &error);
@@ -230,7 +230,9 @@ run_synth(int argc, char **argv)
     return rc;
   }
   if (!quiet)
-    fprintf(stderr, "%s: llama, %" G_GUINT64_FORMAT " tensor bytes, vocabulary of %" G_GUINT64_FORMAT
-            " tokens\n", out, r.total_bytes, n_vocab);
+    fprintf(stderr,
+            "%s: llama, %" G_GUINT64_FORMAT " tensor bytes, vocabulary of %" G_GUINT64_FORMAT
+            " tokens\n",
+            out, r.total_bytes, n_vocab);
   return WH_CLI_EXIT_OK;
 }

@@ -51,10 +51,10 @@ typedef enum {
 } wh_type;
 
 typedef struct {
-  const char *name;    /* "Q4_K" */
-  guint32 block_size;  /* elements per block (QK); 1 for plain types */
-  guint32 type_size;   /* bytes per block */
-  gboolean quantized;  /* block-quantized (everything except F32/F16/BF16/F64/I*) */
+  const char *name;   /* "Q4_K" */
+  guint32 block_size; /* elements per block (QK); 1 for plain types */
+  guint32 type_size;  /* bytes per block */
+  gboolean quantized; /* block-quantized (everything except F32/F16/BF16/F64/I*) */
 } wh_type_traits;
 
 /* Traits of @type, or NULL for a removed or unknown id. Static data, never freed. */

@@ -35,9 +35,9 @@ typedef struct {
 } wtensor;
 
 struct wh_gguf_writer {
-  GPtrArray *kvs;        /* wkv*, in order */
-  GHashTable *kv_index;  /* key -> wkv* */
-  GArray *tensors;       /* wtensor */
+  GPtrArray *kvs;       /* wkv*, in order */
+  GHashTable *kv_index; /* key -> wkv* */
+  GArray *tensors;      /* wtensor */
   GHashTable *tensor_names;
 
   /* writing */
@@ -280,8 +280,7 @@ wh_gguf_writer_set_string_array(wh_gguf_writer *w, const char *key, const char *
 }
 
 gboolean
-wh_gguf_writer_set_value(wh_gguf_writer *w, const char *key, const wh_gguf_value *v,
-                         GError **error)
+wh_gguf_writer_set_value(wh_gguf_writer *w, const char *key, const wh_gguf_value *v, GError **error)
 {
   g_return_val_if_fail(v != NULL, FALSE);
   wh_gguf_value_type type = wh_gguf_value_get_type(v);
@@ -443,8 +442,8 @@ gboolean
 wh_gguf_writer_set_alignment(wh_gguf_writer *w, guint32 alignment, GError **error)
 {
   if (alignment == 0 || (alignment & (alignment - 1)) != 0) {
-    g_set_error(error, WH_GGUF_ERROR, WH_GGUF_ERROR_INVALID,
-                "alignment %u is not a power of two", alignment);
+    g_set_error(error, WH_GGUF_ERROR, WH_GGUF_ERROR_INVALID, "alignment %u is not a power of two",
+                alignment);
     return FALSE;
   }
   if (alignment != WH_GGUF_DEFAULT_ALIGNMENT ||
@@ -607,8 +606,8 @@ wh_gguf_writer_begin(wh_gguf_writer *w, const char *path, GError **error)
     off += align_up(t->n_bytes, w->alignment);
   }
   guint64 pad = w->tensors->len ? align_up(h->len, w->alignment) - h->len : 0;
-  gboolean ok = write_all(w, h->data, h->len, error) && emit_zeros(w, pad, error) &&
-                advance(w, error);
+  gboolean ok =
+      write_all(w, h->data, h->len, error) && emit_zeros(w, pad, error) && advance(w, error);
   g_byte_array_unref(h);
   return ok;
 }

@@ -53,8 +53,8 @@ void wh_gguf_writer_set_string(wh_gguf_writer *w, const char *key, const char *v
 void wh_gguf_writer_set_array(wh_gguf_writer *w, const char *key, wh_gguf_value_type type,
                               const void *elements, guint64 n);
 /* Array of @n strings. @lens may be NULL (then each string is NUL-terminated). */
-void wh_gguf_writer_set_string_array(wh_gguf_writer *w, const char *key,
-                                     const char *const *strings, const gsize *lens, guint64 n);
+void wh_gguf_writer_set_string_array(wh_gguf_writer *w, const char *key, const char *const *strings,
+                                     const gsize *lens, guint64 n);
 /* Copies @v (a value of another open file) under @key. FALSE for nested arrays. */
 gboolean wh_gguf_writer_set_value(wh_gguf_writer *w, const char *key, const wh_gguf_value *v,
                                   GError **error);
@@ -69,8 +69,9 @@ guint64 wh_gguf_writer_n_kv(const wh_gguf_writer *w);
 
 /* --- tensors (before begin) ------------------------------------------------------------ */
 /* Declares the next tensor. @ne has @n_dims entries (0..4), written as given: pass the
- * minimal n_dims (last dimension != 1, at least 1) to match the reference writer. Fails on a bad name (empty, > 63 bytes, duplicate), type or shape (row
- * length not a multiple of the block size). */
+ * minimal n_dims (last dimension != 1, at least 1) to match the reference writer. Fails on a bad
+ * name (empty, > 63 bytes, duplicate), type or shape (row length not a multiple of the block size).
+ */
 gboolean wh_gguf_writer_add_tensor(wh_gguf_writer *w, const char *name, wh_type type,
                                    guint32 n_dims, const guint64 *ne, GError **error);
 guint64 wh_gguf_writer_n_tensors(const wh_gguf_writer *w);

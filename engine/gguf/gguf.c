@@ -35,8 +35,8 @@ G_DEFINE_QUARK(wh-gguf-error-quark, wh_gguf_error)
 #define MIN_TENSOR_BYTES (8 + 4 + 4 + 8)
 
 struct wh_gguf_value {
-  guint8 type;      /* wh_gguf_value_type */
-  guint8 elem_type; /* arrays: element type */
+  guint8 type;       /* wh_gguf_value_type */
+  guint8 elem_type;  /* arrays: element type */
   const guint8 *raw; /* encoding in the file, after the type tag */
   gsize raw_len;
   union {
@@ -49,9 +49,9 @@ struct wh_gguf_value {
     } str;
     struct {
       guint64 n;
-      const guint8 *elems;      /* fixed-size elements in the mapping */
-      const char *arena;        /* string arrays: NUL-terminated copies, back to back */
-      const guint64 *offsets;   /* string arrays: n + 1 offsets into arena */
+      const guint8 *elems;            /* fixed-size elements in the mapping */
+      const char *arena;              /* string arrays: NUL-terminated copies, back to back */
+      const guint64 *offsets;         /* string arrays: n + 1 offsets into arena */
       struct wh_gguf_value *children; /* arrays of arrays */
     } arr;
   };
@@ -86,11 +86,11 @@ struct wh_gguf {
 /* type tables */
 
 static const char *const value_type_names[WH_GGUF_N_VALUE_TYPES] = {
-  "UINT8", "INT8", "UINT16", "INT16", "UINT32", "INT32", "FLOAT32",
-  "BOOL", "STRING", "ARRAY", "UINT64", "INT64", "FLOAT64",
+    "UINT8", "INT8",   "UINT16", "INT16",  "UINT32", "INT32",   "FLOAT32",
+    "BOOL",  "STRING", "ARRAY",  "UINT64", "INT64",  "FLOAT64",
 };
 static const guint8 value_type_sizes[WH_GGUF_N_VALUE_TYPES] = {
-  1, 1, 2, 2, 4, 4, 4, 1, 0, 0, 8, 8, 8,
+    1, 1, 2, 2, 4, 4, 4, 1, 0, 0, 8, 8, 8,
 };
 
 const char *
@@ -163,7 +163,7 @@ typedef struct {
 } parser;
 
 static gboolean G_GNUC_PRINTF(4, 5)
-fail(parser *p, guint64 offset, int code, const char *format, ...)
+    fail(parser *p, guint64 offset, int code, const char *format, ...)
 {
   va_list ap;
   va_start(ap, format);
@@ -235,8 +235,7 @@ static gboolean parse_value(parser *p, wh_gguf_value *v, guint32 type, guint dep
 
 /* Array body (after the u32 element type and u64 count were read). */
 static gboolean
-parse_array_body(parser *p, wh_gguf_value *v, guint32 et, guint64 n, guint depth,
-                 const char *owner)
+parse_array_body(parser *p, wh_gguf_value *v, guint32 et, guint64 n, guint depth, const char *owner)
 {
   guint64 count_pos = p->pos - 8;
   if (et >= WH_GGUF_N_VALUE_TYPES)
@@ -253,8 +252,9 @@ parse_array_body(parser *p, wh_gguf_value *v, guint32 et, guint64 n, guint depth
   guint64 min_elem = et == WH_GGUF_STRING ? 8 : et == WH_GGUF_ARRAY ? 12 : value_type_sizes[et];
   if (n * min_elem > remaining(p))
     return fail(p, count_pos, WH_GGUF_ERROR_TRUNCATED,
-                "array of %s declares %" G_GUINT64_FORMAT " %s elements (at least %" G_GUINT64_FORMAT
-                " bytes) but only %" G_GUINT64_FORMAT " bytes are left: the file is truncated or "
+                "array of %s declares %" G_GUINT64_FORMAT
+                " %s elements (at least %" G_GUINT64_FORMAT " bytes) but only %" G_GUINT64_FORMAT
+                " bytes are left: the file is truncated or "
                 "corrupt",
                 owner, n, value_type_names[et], n * min_elem, remaining(p));
 
@@ -332,17 +332,39 @@ parse_value(parser *p, wh_gguf_value *v, guint32 type, guint depth, const char *
       return FALSE;
     const guint8 *q = p->base + p->pos;
     switch (type) {
-    case WH_GGUF_UINT8: v->u = q[0]; break;
-    case WH_GGUF_INT8: v->i = (gint8)q[0]; break;
-    case WH_GGUF_UINT16: v->u = ld_u16(q); break;
-    case WH_GGUF_INT16: v->i = (gint16)ld_u16(q); break;
-    case WH_GGUF_UINT32: v->u = ld_u32(q); break;
-    case WH_GGUF_INT32: v->i = (gint32)ld_u32(q); break;
-    case WH_GGUF_FLOAT32: v->f = ld_f32(q); break;
-    case WH_GGUF_BOOL: v->u = q[0] != 0; break;
-    case WH_GGUF_UINT64: v->u = ld_u64(q); break;
-    case WH_GGUF_INT64: v->i = (gint64)ld_u64(q); break;
-    default: v->f = ld_f64(q); break;
+    case WH_GGUF_UINT8:
+      v->u = q[0];
+      break;
+    case WH_GGUF_INT8:
+      v->i = (gint8)q[0];
+      break;
+    case WH_GGUF_UINT16:
+      v->u = ld_u16(q);
+      break;
+    case WH_GGUF_INT16:
+      v->i = (gint16)ld_u16(q);
+      break;
+    case WH_GGUF_UINT32:
+      v->u = ld_u32(q);
+      break;
+    case WH_GGUF_INT32:
+      v->i = (gint32)ld_u32(q);
+      break;
+    case WH_GGUF_FLOAT32:
+      v->f = ld_f32(q);
+      break;
+    case WH_GGUF_BOOL:
+      v->u = q[0] != 0;
+      break;
+    case WH_GGUF_UINT64:
+      v->u = ld_u64(q);
+      break;
+    case WH_GGUF_INT64:
+      v->i = (gint64)ld_u64(q);
+      break;
+    default:
+      v->f = ld_f64(q);
+      break;
     }
     p->pos += sz;
     break;
@@ -390,8 +412,7 @@ parse_file(wh_gguf *g, GError **error)
 
   /* header */
   if (g->size < 4 || memcmp(g->base, "GGUF", 4) != 0)
-    return fail(p, 0, WH_GGUF_ERROR_NOT_GGUF,
-                "not a GGUF file (the first bytes are not \"GGUF\")");
+    return fail(p, 0, WH_GGUF_ERROR_NOT_GGUF, "not a GGUF file (the first bytes are not \"GGUF\")");
   if (!need(p, 24, "header", NULL))
     return FALSE;
   guint32 version = ld_u32(g->base + 4);
@@ -401,8 +422,8 @@ parse_file(wh_gguf *g, GError **error)
                 "(endianness mismatch); use a little-endian GGUF",
                 version);
   if (version < 2 || version > 3)
-    return fail(p, 4, WH_GGUF_ERROR_VERSION,
-                "GGUF version %u is not supported (only 2 and 3); %s", version,
+    return fail(p, 4, WH_GGUF_ERROR_VERSION, "GGUF version %u is not supported (only 2 and 3); %s",
+                version,
                 version < 2 ? "convert the model again with a current tool"
                             : "this file needs a newer Whittle");
   g->version = version;
@@ -416,7 +437,8 @@ parse_file(wh_gguf *g, GError **error)
                 n_tensors, g->size);
   if (n_kv > (guint64)G_MAXINT64 || n_kv > remaining(p) / MIN_KV_BYTES)
     return fail(p, 16, WH_GGUF_ERROR_CORRUPT,
-                "metadata key count %" G_GUINT64_FORMAT " cannot fit in a file of %" G_GUINT64_FORMAT
+                "metadata key count %" G_GUINT64_FORMAT
+                " cannot fit in a file of %" G_GUINT64_FORMAT
                 " bytes: the file is corrupt or truncated",
                 n_kv, g->size);
 
@@ -489,8 +511,8 @@ parse_file(wh_gguf *g, GError **error)
     t->name = copy_string(g, p->base + p->pos, len);
     p->pos += len;
     if (g_hash_table_contains(g->tensor_index, t->name))
-      return fail(p, rec, WH_GGUF_ERROR_CORRUPT, "tensor name '%s' occurs twice: the file is corrupt",
-                  t->name);
+      return fail(p, rec, WH_GGUF_ERROR_CORRUPT,
+                  "tensor name '%s' occurs twice: the file is corrupt", t->name);
     g_hash_table_insert(g->tensor_index, (gpointer)t->name, GSIZE_TO_POINTER((gsize)i + 1));
     if (!need(p, 4, "dimension count", t->name))
       return FALSE;
@@ -522,8 +544,8 @@ parse_file(wh_gguf *g, GError **error)
     guint32 type = ld_u32(p->base + p->pos);
     const wh_type_traits *tr = wh_type_get_traits((wh_type)type);
     if (tr == NULL)
-      return fail(p, p->pos, WH_GGUF_ERROR_CORRUPT,
-                  "tensor '%s' has type id %d, which is %s", t->name, (gint32)type,
+      return fail(p, p->pos, WH_GGUF_ERROR_CORRUPT, "tensor '%s' has type id %d, which is %s",
+                  t->name, (gint32)type,
                   (type >= 4 && type < WH_TYPE_COUNT)
                       ? "a removed type (re-convert the model with a current tool)"
                       : "unknown (corrupt file, or it needs a newer Whittle)");
@@ -683,8 +705,8 @@ wh_gguf_split_parse(const char *path, char **prefix, guint *index, guint *count)
   return TRUE;
 }
 
-static gboolean
-split_fail(GError **error, const char *path, const char *format, ...) G_GNUC_PRINTF(3, 4);
+static gboolean split_fail(GError **error, const char *path, const char *format, ...)
+    G_GNUC_PRINTF(3, 4);
 
 static gboolean
 split_fail(GError **error, const char *path, const char *format, ...)
@@ -971,8 +993,7 @@ is_signed_int(guint t)
 static gboolean
 is_unsigned_int(guint t)
 {
-  return t == WH_GGUF_UINT8 || t == WH_GGUF_UINT16 || t == WH_GGUF_UINT32 ||
-         t == WH_GGUF_UINT64;
+  return t == WH_GGUF_UINT8 || t == WH_GGUF_UINT16 || t == WH_GGUF_UINT32 || t == WH_GGUF_UINT64;
 }
 
 wh_gguf_value_type
@@ -1134,16 +1155,25 @@ wh_gguf_array_get_int(const wh_gguf_array *a, guint64 i)
     return 0;
   const guint8 *q = v->arr.elems;
   switch (v->elem_type) {
-  case WH_GGUF_UINT8: return q[i];
-  case WH_GGUF_INT8: return (gint8)q[i];
-  case WH_GGUF_BOOL: return q[i] != 0;
-  case WH_GGUF_UINT16: return ld_u16(q + 2 * i);
-  case WH_GGUF_INT16: return (gint16)ld_u16(q + 2 * i);
-  case WH_GGUF_UINT32: return ld_u32(q + 4 * i);
-  case WH_GGUF_INT32: return (gint32)ld_u32(q + 4 * i);
+  case WH_GGUF_UINT8:
+    return q[i];
+  case WH_GGUF_INT8:
+    return (gint8)q[i];
+  case WH_GGUF_BOOL:
+    return q[i] != 0;
+  case WH_GGUF_UINT16:
+    return ld_u16(q + 2 * i);
+  case WH_GGUF_INT16:
+    return (gint16)ld_u16(q + 2 * i);
+  case WH_GGUF_UINT32:
+    return ld_u32(q + 4 * i);
+  case WH_GGUF_INT32:
+    return (gint32)ld_u32(q + 4 * i);
   case WH_GGUF_UINT64:
-  case WH_GGUF_INT64: return (gint64)ld_u64(q + 8 * i);
-  default: return 0;
+  case WH_GGUF_INT64:
+    return (gint64)ld_u64(q + 8 * i);
+  default:
+    return 0;
   }
 }
 
@@ -1154,12 +1184,17 @@ wh_gguf_array_get_float(const wh_gguf_array *a, guint64 i)
   if (v == NULL || i >= v->arr.n)
     return 0.0;
   switch (v->elem_type) {
-  case WH_GGUF_FLOAT32: return ld_f32(v->arr.elems + 4 * i);
-  case WH_GGUF_FLOAT64: return ld_f64(v->arr.elems + 8 * i);
-  case WH_GGUF_UINT64: return (double)ld_u64(v->arr.elems + 8 * i);
+  case WH_GGUF_FLOAT32:
+    return ld_f32(v->arr.elems + 4 * i);
+  case WH_GGUF_FLOAT64:
+    return ld_f64(v->arr.elems + 8 * i);
+  case WH_GGUF_UINT64:
+    return (double)ld_u64(v->arr.elems + 8 * i);
   case WH_GGUF_STRING:
-  case WH_GGUF_ARRAY: return 0.0;
-  default: return (double)wh_gguf_array_get_int(a, i);
+  case WH_GGUF_ARRAY:
+    return 0.0;
+  default:
+    return (double)wh_gguf_array_get_int(a, i);
   }
 }
 

@@ -69,17 +69,17 @@ typedef enum {
 } wh_gguf_value_type;
 
 typedef struct {
-  const char *name;    /* NUL-terminated, owned by the wh_gguf */
+  const char *name; /* NUL-terminated, owned by the wh_gguf */
   wh_type type;
-  guint32 n_dims;      /* as stored in the file (0..4) */
-  guint64 ne[4];       /* ne[0] = row length; unused dimensions are 1 */
+  guint32 n_dims; /* as stored in the file (0..4) */
+  guint64 ne[4];  /* ne[0] = row length; unused dimensions are 1 */
   guint64 n_elements;
   guint64 n_bytes;
-  guint64 offset;      /* in its file's data section */
-  const guint8 *data;  /* mmap'd bytes, valid while the wh_gguf is open; aligned to the file's
-                        * alignment (>= 32) for files, as aligned as the buffer for
-                        * wh_gguf_open_bytes() */
-  guint split_index;   /* which shard holds it (0 for a single file) */
+  guint64 offset;     /* in its file's data section */
+  const guint8 *data; /* mmap'd bytes, valid while the wh_gguf is open; aligned to the file's
+                       * alignment (>= 32) for files, as aligned as the buffer for
+                       * wh_gguf_open_bytes() */
+  guint split_index;  /* which shard holds it (0 for a single file) */
 } wh_gguf_tensor;
 
 /* A metadata value (scalar, string or array). Opaque; owned by its wh_gguf. */
@@ -88,12 +88,12 @@ typedef struct wh_gguf_value wh_gguf_value;
 /* An array value, filled by wh_gguf_get_array() / wh_gguf_value_get_array(). Only valid
  * while its wh_gguf is open. */
 typedef struct {
-  wh_gguf_value_type type;    /* element type */
-  guint64 n;                  /* element count */
-  const void *data;           /* private: the array value */
-  const guint8 *raw;          /* fixed-size element types: the n little-endian elements in
-                               * the mapping (not necessarily aligned); NULL for STRING and
-                               * ARRAY elements */
+  wh_gguf_value_type type; /* element type */
+  guint64 n;               /* element count */
+  const void *data;        /* private: the array value */
+  const guint8 *raw;       /* fixed-size element types: the n little-endian elements in
+                            * the mapping (not necessarily aligned); NULL for STRING and
+                            * ARRAY elements */
 } wh_gguf_array;
 
 /* --- opening --------------------------------------------------------------------------- */
@@ -118,13 +118,13 @@ void wh_gguf_close(wh_gguf *gguf); /* NULL-safe */
 
 /* --- file facts ------------------------------------------------------------------------ */
 
-const char *wh_gguf_path(const wh_gguf *g);     /* path as opened (first shard) */
-guint32 wh_gguf_version(const wh_gguf *g);      /* 2 or 3 */
-guint32 wh_gguf_alignment(const wh_gguf *g);    /* general.alignment or 32 */
-guint wh_gguf_n_splits(const wh_gguf *g);       /* 1 for a single file */
+const char *wh_gguf_path(const wh_gguf *g);                 /* path as opened (first shard) */
+guint32 wh_gguf_version(const wh_gguf *g);                  /* 2 or 3 */
+guint32 wh_gguf_alignment(const wh_gguf *g);                /* general.alignment or 32 */
+guint wh_gguf_n_splits(const wh_gguf *g);                   /* 1 for a single file */
 guint64 wh_gguf_data_offset(const wh_gguf *g, guint split); /* data_start of a shard */
 guint64 wh_gguf_file_size(const wh_gguf *g, guint split);   /* size of a shard */
-guint64 wh_gguf_total_size(const wh_gguf *g);   /* all shards */
+guint64 wh_gguf_total_size(const wh_gguf *g);               /* all shards */
 
 /* --- tensors --------------------------------------------------------------------------- */
 
@@ -145,7 +145,7 @@ guint64 wh_gguf_n_kv(const wh_gguf *g);
 const char *wh_gguf_kv_key(const wh_gguf *g, guint64 i);
 wh_gguf_value_type wh_gguf_kv_type(const wh_gguf *g, guint64 i);
 const wh_gguf_value *wh_gguf_kv_value(const wh_gguf *g, guint64 i); /* NULL if out of range */
-gint64 wh_gguf_find_key(const wh_gguf *g, const char *key);          /* -1 if absent */
+gint64 wh_gguf_find_key(const wh_gguf *g, const char *key);         /* -1 if absent */
 const wh_gguf_value *wh_gguf_find_value(const wh_gguf *g, const char *key); /* NULL if absent */
 
 /* The getters below return FALSE (and leave *out alone) when the key is absent or its

@@ -12,8 +12,8 @@ G_DEFINE_QUARK(wh-imatrix-error-quark, wh_imatrix_error)
 
 struct wh_imatrix {
   gboolean legacy;
-  GArray *entries;     /* wh_imatrix_entry, sorted by name */
-  GHashTable *index;   /* name -> entry index + 1 */
+  GArray *entries;   /* wh_imatrix_entry, sorted by name */
+  GHashTable *index; /* name -> entry index + 1 */
   GPtrArray *allocs;
   gint64 chunk_count;
   gint64 chunk_size;
@@ -94,7 +94,7 @@ ld_i32(const guint8 *p)
 }
 
 static gboolean G_GNUC_PRINTF(3, 4)
-format_fail(GError **error, const char *name, const char *format, ...)
+    format_fail(GError **error, const char *name, const char *format, ...)
 {
   va_list ap;
   va_start(ap, format);
@@ -190,13 +190,13 @@ static gboolean
 load_dat(wh_imatrix *im, const guint8 *d, gsize size, const char *name, GError **error)
 {
   gsize pos = 0;
-#define NEED(n, what)                                                                          \
-  do {                                                                                         \
-    if ((guint64)(n) > size - pos)                                                             \
-      return format_fail(error, name,                                                          \
-                         "not a GGUF file, and as a legacy .dat imatrix it is truncated at "    \
-                         "offset %" G_GSIZE_FORMAT " (%s)",                                     \
-                         pos, what);                                                           \
+#define NEED(n, what)                                                                              \
+  do {                                                                                             \
+    if ((guint64)(n) > size - pos)                                                                 \
+      return format_fail(error, name,                                                              \
+                         "not a GGUF file, and as a legacy .dat imatrix it is truncated at "       \
+                         "offset %" G_GSIZE_FORMAT " (%s)",                                        \
+                         pos, what);                                                               \
   } while (0)
   NEED(4, "entry count");
   gint32 n_entries = ld_i32(d);

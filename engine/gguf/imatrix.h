@@ -28,13 +28,13 @@ typedef enum {
 typedef struct wh_imatrix wh_imatrix;
 
 typedef struct {
-  const char *name;         /* weight tensor name, e.g. "blk.0.attn_q.weight" */
-  guint64 n_cols;           /* ne[0] of the weight */
-  guint64 n_mat;            /* 1, or the number of experts */
-  const float *importance;  /* n_cols * n_mat values */
-  const float *in_sum2;     /* GGUF form: the raw sums (n_cols * n_mat); NULL for .dat */
-  const float *counts;      /* GGUF form: per matrix token counts (n_mat), rounded; NULL for .dat */
-  gint64 ncall;             /* .dat form: ncall; GGUF form: -1 */
+  const char *name;        /* weight tensor name, e.g. "blk.0.attn_q.weight" */
+  guint64 n_cols;          /* ne[0] of the weight */
+  guint64 n_mat;           /* 1, or the number of experts */
+  const float *importance; /* n_cols * n_mat values */
+  const float *in_sum2;    /* GGUF form: the raw sums (n_cols * n_mat); NULL for .dat */
+  const float *counts;     /* GGUF form: per matrix token counts (n_mat), rounded; NULL for .dat */
+  gint64 ncall;            /* .dat form: ncall; GGUF form: -1 */
 } wh_imatrix_entry;
 
 wh_imatrix *wh_imatrix_load(const char *path, GError **error);
@@ -42,7 +42,7 @@ wh_imatrix *wh_imatrix_load(const char *path, GError **error);
 wh_imatrix *wh_imatrix_load_bytes(GBytes *bytes, const char *name, GError **error);
 void wh_imatrix_free(wh_imatrix *im); /* NULL-safe */
 
-gboolean wh_imatrix_is_legacy(const wh_imatrix *im);      /* TRUE for the .dat form */
+gboolean wh_imatrix_is_legacy(const wh_imatrix *im); /* TRUE for the .dat form */
 guint wh_imatrix_n_entries(const wh_imatrix *im);
 const wh_imatrix_entry *wh_imatrix_get_entry(const wh_imatrix *im, guint i); /* name order */
 const wh_imatrix_entry *wh_imatrix_find(const wh_imatrix *im, const char *tensor_name);

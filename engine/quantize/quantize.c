@@ -35,17 +35,53 @@ G_DEFINE_QUARK(wh-quantize-error-quark, wh_quantize_error)
 
 /* ftype ids (ftype-mixes.md) */
 enum {
-  FT_ALL_F32 = 0, FT_F16 = 1, FT_Q4_0 = 2, FT_Q4_1 = 3, FT_Q8_0 = 7, FT_Q5_0 = 8, FT_Q5_1 = 9,
-  FT_Q2_K = 10, FT_Q3_K_S = 11, FT_Q3_K_M = 12, FT_Q3_K_L = 13, FT_Q4_K_S = 14, FT_Q4_K_M = 15,
-  FT_Q5_K_S = 16, FT_Q5_K_M = 17, FT_Q6_K = 18, FT_IQ2_XXS = 19, FT_IQ2_XS = 20, FT_Q2_K_S = 21,
-  FT_IQ3_XS = 22, FT_IQ3_XXS = 23, FT_IQ1_S = 24, FT_IQ4_NL = 25, FT_IQ3_S = 26, FT_IQ3_M = 27,
-  FT_IQ2_S = 28, FT_IQ2_M = 29, FT_IQ4_XS = 30, FT_IQ1_M = 31, FT_BF16 = 32, FT_TQ1_0 = 36,
+  FT_ALL_F32 = 0,
+  FT_F16 = 1,
+  FT_Q4_0 = 2,
+  FT_Q4_1 = 3,
+  FT_Q8_0 = 7,
+  FT_Q5_0 = 8,
+  FT_Q5_1 = 9,
+  FT_Q2_K = 10,
+  FT_Q3_K_S = 11,
+  FT_Q3_K_M = 12,
+  FT_Q3_K_L = 13,
+  FT_Q4_K_S = 14,
+  FT_Q4_K_M = 15,
+  FT_Q5_K_S = 16,
+  FT_Q5_K_M = 17,
+  FT_Q6_K = 18,
+  FT_IQ2_XXS = 19,
+  FT_IQ2_XS = 20,
+  FT_Q2_K_S = 21,
+  FT_IQ3_XS = 22,
+  FT_IQ3_XXS = 23,
+  FT_IQ1_S = 24,
+  FT_IQ4_NL = 25,
+  FT_IQ3_S = 26,
+  FT_IQ3_M = 27,
+  FT_IQ2_S = 28,
+  FT_IQ2_M = 29,
+  FT_IQ4_XS = 30,
+  FT_IQ1_M = 31,
+  FT_BF16 = 32,
+  FT_TQ1_0 = 36,
   FT_TQ2_0 = 37,
 };
 
 typedef enum {
-  CAT_OUTPUT, CAT_TOKEN_EMBD, CAT_QKV, CAT_KV_B, CAT_V, CAT_K, CAT_Q, CAT_ATTN_OUTPUT,
-  CAT_FFN_UP, CAT_FFN_GATE, CAT_FFN_DOWN, CAT_OTHER,
+  CAT_OUTPUT,
+  CAT_TOKEN_EMBD,
+  CAT_QKV,
+  CAT_KV_B,
+  CAT_V,
+  CAT_K,
+  CAT_Q,
+  CAT_ATTN_OUTPUT,
+  CAT_FFN_UP,
+  CAT_FFN_GATE,
+  CAT_FFN_DOWN,
+  CAT_OTHER,
 } category;
 
 typedef struct {
@@ -58,7 +94,7 @@ struct wh_quantize_plan {
   wh_imatrix *imatrix;
   char *imatrix_path;
   gint ftype;
-  GArray *tensors; /* wh_quantize_tensor_plan, in output order */
+  GArray *tensors;    /* wh_quantize_tensor_plan, in output order */
   guint64 *src_index; /* per output tensor: its index in the input */
   const float **imat; /* per output tensor: importance vector or NULL */
   guint n_fallbacks;
@@ -144,9 +180,16 @@ is_quantizable(const wh_gguf_tensor *t)
   if (effective_dims(t) < 2 || !g_str_has_suffix(n, "weight"))
     return FALSE;
   static const char *const excluded[] = {
-    "_norm.weight",    "ffn_gate_inp.weight", "position_embd.weight", "token_types.weight",
-    "pos_embd.weight", "ssm_conv1d.weight",   "rel_pos",              "attn_rel_b.weight",
-    "shortconv.conv.weight", "time_mix_first.weight",
+      "_norm.weight",
+      "ffn_gate_inp.weight",
+      "position_embd.weight",
+      "token_types.weight",
+      "pos_embd.weight",
+      "ssm_conv1d.weight",
+      "rel_pos",
+      "attn_rel_b.weight",
+      "shortconv.conv.weight",
+      "time_mix_first.weight",
   };
   for (guint i = 0; i < G_N_ELEMENTS(excluded); i++)
     if (strstr(n, excluded[i]))
@@ -328,8 +371,16 @@ rule_attn_output(const model_facts *m)
     return f == FT_Q3_K_L ? WH_TYPE_Q4_K : m->base;
   if (m->n_expert == 8) {
     switch (f) {
-    case FT_Q2_K: case FT_IQ3_XS: case FT_IQ3_XXS: case FT_Q3_K_S: case FT_Q3_K_M:
-    case FT_IQ4_NL: case FT_Q4_K_S: case FT_Q4_K_M: case FT_IQ3_S: case FT_IQ3_M:
+    case FT_Q2_K:
+    case FT_IQ3_XS:
+    case FT_IQ3_XXS:
+    case FT_Q3_K_S:
+    case FT_Q3_K_M:
+    case FT_IQ4_NL:
+    case FT_Q4_K_S:
+    case FT_Q4_K_M:
+    case FT_IQ3_S:
+    case FT_IQ3_M:
     case FT_IQ4_XS:
       return WH_TYPE_Q5_K;
     default:
@@ -337,12 +388,18 @@ rule_attn_output(const model_facts *m)
     }
   }
   switch (f) {
-  case FT_Q2_K: return WH_TYPE_Q3_K;
-  case FT_IQ3_XXS: return WH_TYPE_IQ3_S;
-  case FT_Q3_K_M: return WH_TYPE_Q4_K;
-  case FT_Q3_K_L: return WH_TYPE_Q5_K;
-  case FT_IQ3_M: return WH_TYPE_Q4_K;
-  default: return m->base;
+  case FT_Q2_K:
+    return WH_TYPE_Q3_K;
+  case FT_IQ3_XXS:
+    return WH_TYPE_IQ3_S;
+  case FT_Q3_K_M:
+    return WH_TYPE_Q4_K;
+  case FT_Q3_K_L:
+    return WH_TYPE_Q5_K;
+  case FT_IQ3_M:
+    return WH_TYPE_Q4_K;
+  default:
+    return m->base;
   }
 }
 
@@ -364,17 +421,33 @@ shape_fallback(wh_type t, guint64 ne0)
   if (ne0 % tr->block_size == 0)
     return t;
   switch (t) {
-  case WH_TYPE_IQ1_S: case WH_TYPE_IQ1_M: case WH_TYPE_IQ2_XXS: case WH_TYPE_IQ2_XS:
-  case WH_TYPE_IQ2_S: case WH_TYPE_IQ3_XXS: case WH_TYPE_IQ3_S: case WH_TYPE_IQ4_XS:
+  case WH_TYPE_IQ1_S:
+  case WH_TYPE_IQ1_M:
+  case WH_TYPE_IQ2_XXS:
+  case WH_TYPE_IQ2_XS:
+  case WH_TYPE_IQ2_S:
+  case WH_TYPE_IQ3_XXS:
+  case WH_TYPE_IQ3_S:
+  case WH_TYPE_IQ4_XS:
     t = WH_TYPE_IQ4_NL;
     break;
-  case WH_TYPE_Q2_K: case WH_TYPE_Q3_K: case WH_TYPE_TQ1_0: case WH_TYPE_TQ2_0:
+  case WH_TYPE_Q2_K:
+  case WH_TYPE_Q3_K:
+  case WH_TYPE_TQ1_0:
+  case WH_TYPE_TQ2_0:
     t = WH_TYPE_Q4_0;
     break;
-  case WH_TYPE_Q4_K: t = WH_TYPE_Q5_0; break;
-  case WH_TYPE_Q5_K: t = WH_TYPE_Q5_1; break;
-  case WH_TYPE_Q6_K: t = WH_TYPE_Q8_0; break;
-  default: break;
+  case WH_TYPE_Q4_K:
+    t = WH_TYPE_Q5_0;
+    break;
+  case WH_TYPE_Q5_K:
+    t = WH_TYPE_Q5_1;
+    break;
+  case WH_TYPE_Q6_K:
+    t = WH_TYPE_Q8_0;
+    break;
+  default:
+    break;
   }
   if (ne0 % wh_type_get_traits(t)->block_size != 0)
     t = WH_TYPE_F16;
@@ -735,8 +808,7 @@ wh_quantize_plan_n_tensors(const wh_quantize_plan *plan)
 const wh_quantize_tensor_plan *
 wh_quantize_plan_get(const wh_quantize_plan *plan, guint64 i)
 {
-  return i < plan->tensors->len ? &g_array_index(plan->tensors, wh_quantize_tensor_plan, i)
-                                : NULL;
+  return i < plan->tensors->len ? &g_array_index(plan->tensors, wh_quantize_tensor_plan, i) : NULL;
 }
 
 guint64
@@ -762,11 +834,11 @@ wh_quantize_plan_n_fallbacks(const wh_quantize_plan *plan)
 
 typedef struct {
   const wh_quantize_tensor_plan *tp;
-  const guint8 *src;    /* first row of the tensor */
-  guint8 *dst;          /* output buffer of the chunk */
-  guint64 chunk_row0;   /* first row of the chunk */
-  guint64 r0, r1;       /* this worker's rows */
-  const float *imat;    /* whole importance vector (n_cols x n_mat) or NULL */
+  const guint8 *src;  /* first row of the tensor */
+  guint8 *dst;        /* output buffer of the chunk */
+  guint64 chunk_row0; /* first row of the chunk */
+  guint64 r0, r1;     /* this worker's rows */
+  const float *imat;  /* whole importance vector (n_cols x n_mat) or NULL */
   GError *error;
 } work_item;
 
@@ -805,8 +877,8 @@ work_run(gpointer data)
       memcpy(d, f32, nr * ne0 * sizeof(float));
     } else {
       const float *imat = w->imat ? w->imat + (mat % MAX(tp->ne[2], 1)) * ne0 : NULL;
-      gsize n = wh_quant_quantize_rows(tp->dst_type, f32, d, (gint64)nr, (gint64)ne0, imat,
-                                       &w->error);
+      gsize n =
+          wh_quant_quantize_rows(tp->dst_type, f32, d, (gint64)nr, (gint64)ne0, imat, &w->error);
       if (n == 0 && w->error == NULL)
         g_set_error(&w->error, WH_QUANTIZE_ERROR, WH_QUANTIZE_ERROR_UNSUPPORTED,
                     "quantizing '%s' to %s failed", tp->name, wh_type_name(tp->dst_type));
@@ -920,8 +992,14 @@ wh_quantize_plan_execute(const wh_quantize_plan *plan, const char *output,
       guint64 r1 = MIN(rows, r0 + chunk_rows);
       guint nt = (guint)MIN((guint64)n_threads, r1 - r0);
       for (guint k = 0; k < nt; k++) {
-        items[k] = (work_item){tp, t->data, buf, r0, r0 + (r1 - r0) * k / nt,
-                               r0 + (r1 - r0) * (k + 1) / nt, plan->imat[i], NULL};
+        items[k] = (work_item){tp,
+                               t->data,
+                               buf,
+                               r0,
+                               r0 + (r1 - r0) * k / nt,
+                               r0 + (r1 - r0) * (k + 1) / nt,
+                               plan->imat[i],
+                               NULL};
         threads[k] = k ? g_thread_new("wh-quantize", work_run, &items[k]) : NULL;
       }
       work_run(&items[0]);

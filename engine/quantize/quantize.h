@@ -35,42 +35,41 @@ G_BEGIN_DECLS
 GQuark wh_quantize_error_quark(void);
 
 typedef enum {
-  WH_QUANTIZE_ERROR_INVALID,        /* bad parameters (unknown ftype, bad pattern, ...) */
-  WH_QUANTIZE_ERROR_NEEDS_IMATRIX,  /* the ftype or a chosen type needs an importance matrix */
-  WH_QUANTIZE_ERROR_REQUANTIZE,     /* input already quantized and allow_requantize not set */
-  WH_QUANTIZE_ERROR_UNSUPPORTED,    /* no quantizer / dequantizer for a type in this build */
-  WH_QUANTIZE_ERROR_IMATRIX,        /* an imatrix entry does not fit its tensor */
-  WH_QUANTIZE_ERROR_CANCELLED,      /* the abort callback returned TRUE */
+  WH_QUANTIZE_ERROR_INVALID,       /* bad parameters (unknown ftype, bad pattern, ...) */
+  WH_QUANTIZE_ERROR_NEEDS_IMATRIX, /* the ftype or a chosen type needs an importance matrix */
+  WH_QUANTIZE_ERROR_REQUANTIZE,    /* input already quantized and allow_requantize not set */
+  WH_QUANTIZE_ERROR_UNSUPPORTED,   /* no quantizer / dequantizer for a type in this build */
+  WH_QUANTIZE_ERROR_IMATRIX,       /* an imatrix entry does not fit its tensor */
+  WH_QUANTIZE_ERROR_CANCELLED,     /* the abort callback returned TRUE */
 } wh_quantize_error;
 
 typedef struct {
-  guint64 tensor_index;    /* tensor being processed (0-based) */
+  guint64 tensor_index; /* tensor being processed (0-based) */
   guint64 n_tensors;
   const char *tensor_name;
-  guint64 bytes_done;      /* input tensor bytes processed so far, over all tensors */
-  guint64 bytes_total;     /* all input tensor bytes */
+  guint64 bytes_done;  /* input tensor bytes processed so far, over all tensors */
+  guint64 bytes_total; /* all input tensor bytes */
 } wh_quantize_progress;
 
 /* Called after each slice of work (several times per large tensor). */
-typedef void (*wh_quantize_progress_func)(const wh_quantize_progress *progress,
-                                          gpointer user_data);
+typedef void (*wh_quantize_progress_func)(const wh_quantize_progress *progress, gpointer user_data);
 /* Polled between slices of work; TRUE stops the run (error WH_QUANTIZE_ERROR_CANCELLED). */
 typedef gboolean (*wh_quantize_abort_func)(gpointer user_data);
 
 typedef struct {
-  gint ftype;                       /* general.file_type id (wh_ftype_from_name("Q4_K_M")) */
-  const char *imatrix_path;         /* importance matrix (GGUF or .dat), NULL for none */
-  gboolean allow_requantize;        /* allow already-quantized input (via F32) */
-  gboolean pure;                    /* skip the per-category rules 3-10: base type everywhere */
-  wh_type output_type;              /* output.weight type, WH_TYPE_INVALID = by rule */
-  wh_type token_embd_type;          /* token_embd.weight type, WH_TYPE_INVALID = by rule */
-  const char *const *tensor_types;  /* NULL-terminated "REGEX=TYPE" overrides, or NULL; the
-                                     * first pattern found in the tensor name wins */
-  guint n_threads;                  /* 0 = one per CPU */
-  gboolean dry_run;                 /* wh_quantize_file(): plan only, write nothing */
+  gint ftype;                      /* general.file_type id (wh_ftype_from_name("Q4_K_M")) */
+  const char *imatrix_path;        /* importance matrix (GGUF or .dat), NULL for none */
+  gboolean allow_requantize;       /* allow already-quantized input (via F32) */
+  gboolean pure;                   /* skip the per-category rules 3-10: base type everywhere */
+  wh_type output_type;             /* output.weight type, WH_TYPE_INVALID = by rule */
+  wh_type token_embd_type;         /* token_embd.weight type, WH_TYPE_INVALID = by rule */
+  const char *const *tensor_types; /* NULL-terminated "REGEX=TYPE" overrides, or NULL; the
+                                    * first pattern found in the tensor name wins */
+  guint n_threads;                 /* 0 = one per CPU */
+  gboolean dry_run;                /* wh_quantize_file(): plan only, write nothing */
   wh_quantize_progress_func progress;
   wh_quantize_abort_func abort;
-  gpointer user_data;               /* for progress and abort */
+  gpointer user_data; /* for progress and abort */
 } wh_quantize_params;
 
 wh_quantize_params wh_quantize_default_params(void);
@@ -81,8 +80,8 @@ typedef struct {
   guint32 n_dims;
   guint64 ne[4];
   wh_type src_type;
-  wh_type dst_type;      /* final type (after overrides and shape fallback) */
-  wh_type wanted_type;   /* type before the shape fallback */
+  wh_type dst_type;    /* final type (after overrides and shape fallback) */
+  wh_type wanted_type; /* type before the shape fallback */
   guint64 src_bytes;
   guint64 dst_bytes;
   gboolean converted;    /* FALSE: copied unchanged (not quantizable, or already dst_type) */
@@ -118,7 +117,7 @@ typedef struct {
   guint64 n_tensors;
   guint64 n_converted;
   guint n_fallbacks;
-  double seconds;         /* wall time of the run (0 for a dry run) */
+  double seconds; /* wall time of the run (0 for a dry run) */
 } wh_quantize_result;
 
 /* Plans and (unless params->dry_run) writes @output. @result may be NULL. */

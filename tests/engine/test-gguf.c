@@ -85,24 +85,41 @@ test_types(void)
     const char *name;
     guint bs, ts;
   } rows[] = {
-    {WH_TYPE_F32, "F32", 1, 4},        {WH_TYPE_F16, "F16", 1, 2},
-    {WH_TYPE_Q4_0, "Q4_0", 32, 18},    {WH_TYPE_Q4_1, "Q4_1", 32, 20},
-    {WH_TYPE_Q5_0, "Q5_0", 32, 22},    {WH_TYPE_Q5_1, "Q5_1", 32, 24},
-    {WH_TYPE_Q8_0, "Q8_0", 32, 34},    {WH_TYPE_Q8_1, "Q8_1", 32, 36},
-    {WH_TYPE_Q2_K, "Q2_K", 256, 84},   {WH_TYPE_Q3_K, "Q3_K", 256, 110},
-    {WH_TYPE_Q4_K, "Q4_K", 256, 144},  {WH_TYPE_Q5_K, "Q5_K", 256, 176},
-    {WH_TYPE_Q6_K, "Q6_K", 256, 210},  {WH_TYPE_Q8_K, "Q8_K", 256, 292},
-    {WH_TYPE_IQ2_XXS, "IQ2_XXS", 256, 66}, {WH_TYPE_IQ2_XS, "IQ2_XS", 256, 74},
-    {WH_TYPE_IQ3_XXS, "IQ3_XXS", 256, 98}, {WH_TYPE_IQ1_S, "IQ1_S", 256, 50},
-    {WH_TYPE_IQ4_NL, "IQ4_NL", 32, 18}, {WH_TYPE_IQ3_S, "IQ3_S", 256, 110},
-    {WH_TYPE_IQ2_S, "IQ2_S", 256, 82}, {WH_TYPE_IQ4_XS, "IQ4_XS", 256, 136},
-    {WH_TYPE_I8, "I8", 1, 1},          {WH_TYPE_I16, "I16", 1, 2},
-    {WH_TYPE_I32, "I32", 1, 4},        {WH_TYPE_I64, "I64", 1, 8},
-    {WH_TYPE_F64, "F64", 1, 8},        {WH_TYPE_IQ1_M, "IQ1_M", 256, 56},
-    {WH_TYPE_BF16, "BF16", 1, 2},      {WH_TYPE_TQ1_0, "TQ1_0", 256, 54},
-    {WH_TYPE_TQ2_0, "TQ2_0", 256, 66}, {WH_TYPE_MXFP4, "MXFP4", 32, 17},
-    {WH_TYPE_NVFP4, "NVFP4", 64, 36},  {WH_TYPE_Q1_0, "Q1_0", 128, 18},
-    {WH_TYPE_Q2_0, "Q2_0", 64, 18},
+      {WH_TYPE_F32, "F32", 1, 4},
+      {WH_TYPE_F16, "F16", 1, 2},
+      {WH_TYPE_Q4_0, "Q4_0", 32, 18},
+      {WH_TYPE_Q4_1, "Q4_1", 32, 20},
+      {WH_TYPE_Q5_0, "Q5_0", 32, 22},
+      {WH_TYPE_Q5_1, "Q5_1", 32, 24},
+      {WH_TYPE_Q8_0, "Q8_0", 32, 34},
+      {WH_TYPE_Q8_1, "Q8_1", 32, 36},
+      {WH_TYPE_Q2_K, "Q2_K", 256, 84},
+      {WH_TYPE_Q3_K, "Q3_K", 256, 110},
+      {WH_TYPE_Q4_K, "Q4_K", 256, 144},
+      {WH_TYPE_Q5_K, "Q5_K", 256, 176},
+      {WH_TYPE_Q6_K, "Q6_K", 256, 210},
+      {WH_TYPE_Q8_K, "Q8_K", 256, 292},
+      {WH_TYPE_IQ2_XXS, "IQ2_XXS", 256, 66},
+      {WH_TYPE_IQ2_XS, "IQ2_XS", 256, 74},
+      {WH_TYPE_IQ3_XXS, "IQ3_XXS", 256, 98},
+      {WH_TYPE_IQ1_S, "IQ1_S", 256, 50},
+      {WH_TYPE_IQ4_NL, "IQ4_NL", 32, 18},
+      {WH_TYPE_IQ3_S, "IQ3_S", 256, 110},
+      {WH_TYPE_IQ2_S, "IQ2_S", 256, 82},
+      {WH_TYPE_IQ4_XS, "IQ4_XS", 256, 136},
+      {WH_TYPE_I8, "I8", 1, 1},
+      {WH_TYPE_I16, "I16", 1, 2},
+      {WH_TYPE_I32, "I32", 1, 4},
+      {WH_TYPE_I64, "I64", 1, 8},
+      {WH_TYPE_F64, "F64", 1, 8},
+      {WH_TYPE_IQ1_M, "IQ1_M", 256, 56},
+      {WH_TYPE_BF16, "BF16", 1, 2},
+      {WH_TYPE_TQ1_0, "TQ1_0", 256, 54},
+      {WH_TYPE_TQ2_0, "TQ2_0", 256, 66},
+      {WH_TYPE_MXFP4, "MXFP4", 32, 17},
+      {WH_TYPE_NVFP4, "NVFP4", 64, 36},
+      {WH_TYPE_Q1_0, "Q1_0", 128, 18},
+      {WH_TYPE_Q2_0, "Q2_0", 64, 18},
   };
   guint n_valid = 0;
   for (guint i = 0; i < G_N_ELEMENTS(rows); i++) {
@@ -185,8 +202,8 @@ test_worked_example(void)
   for (guint i = 0; i < 10; i++) {
     const wh_gguf_tensor *t = wh_gguf_get_tensor(g, i);
     g_assert_cmpuint(t->offset, ==, offsets[i]);
-    g_assert_true(t->data == d + 864 + offsets[i] || memcmp(t->data, d + 864 + offsets[i],
-                                                           t->n_bytes) == 0);
+    g_assert_true(t->data == d + 864 + offsets[i] ||
+                  memcmp(t->data, d + 864 + offsets[i], t->n_bytes) == 0);
     g_assert_true(wh_gguf_find_tensor(g, t->name) == t);
   }
   const wh_gguf_tensor *k = wh_gguf_find_tensor(g, "kmask_iq2xs");
@@ -275,8 +292,7 @@ test_stories(void)
   g_assert_cmpuint(v, ==, 4);
   g_assert_true(wh_gguf_get_uint(g, "llama.feed_forward_length", &v));
   g_assert_cmpuint(v, ==, 172);
-  g_assert_cmpint(wh_gguf_kv_type(g, wh_gguf_find_key(g, "llama.block_count")), ==,
-                  WH_GGUF_UINT32);
+  g_assert_cmpint(wh_gguf_kv_type(g, wh_gguf_find_key(g, "llama.block_count")), ==, WH_GGUF_UINT32);
   g_assert_cmpstr(wh_gguf_get_string(g, "tokenizer.ggml.model"), ==, "llama");
   g_assert_null(wh_gguf_get_string(g, "llama.block_count")); /* not a string */
   double eps;
@@ -456,10 +472,14 @@ test_vocab_files(void)
     guint64 n_tokens;
     const char *model;
   } vocabs[] = {
-    {"ggml-vocab-llama-spm.gguf", 32000, "llama"},  {"ggml-vocab-llama-bpe.gguf", 128256, "gpt2"},
-    {"ggml-vocab-qwen2.gguf", 151936, "gpt2"},      {"ggml-vocab-gpt-2.gguf", 50257, "gpt2"},
-    {"ggml-vocab-phi-3.gguf", 32064, "llama"},      {"ggml-vocab-falcon.gguf", 65024, "gpt2"},
-    {"ggml-vocab-starcoder.gguf", 49152, "gpt2"},   {"ggml-vocab-deepseek-llm.gguf", 102400, "gpt2"},
+      {"ggml-vocab-llama-spm.gguf", 32000, "llama"},
+      {"ggml-vocab-llama-bpe.gguf", 128256, "gpt2"},
+      {"ggml-vocab-qwen2.gguf", 151936, "gpt2"},
+      {"ggml-vocab-gpt-2.gguf", 50257, "gpt2"},
+      {"ggml-vocab-phi-3.gguf", 32064, "llama"},
+      {"ggml-vocab-falcon.gguf", 65024, "gpt2"},
+      {"ggml-vocab-starcoder.gguf", 49152, "gpt2"},
+      {"ggml-vocab-deepseek-llm.gguf", 102400, "gpt2"},
   };
   for (guint i = 0; i < G_N_ELEMENTS(vocabs); i++) {
     char *rel = g_build_filename("vocab", vocabs[i].file, NULL);
@@ -677,46 +697,46 @@ test_mini(void)
     guint64 value;
     int code;
   } cases[] = {
-    {0, 1, 'X', WH_GGUF_ERROR_NOT_GGUF},
-    {4, 4, 1, WH_GGUF_ERROR_VERSION},
-    {4, 4, 4, WH_GGUF_ERROR_VERSION},
-    {4, 4, 0x03000000, WH_GGUF_ERROR_VERSION},
-    {m.tensor_count, 8, G_GUINT64_CONSTANT(1) << 40, WH_GGUF_ERROR_CORRUPT},
-    {m.tensor_count, 8, G_MAXUINT64, WH_GGUF_ERROR_CORRUPT},
-    {m.kv_count, 8, G_MAXUINT64, WH_GGUF_ERROR_CORRUPT},
-    {m.kv_count, 8, 100, WH_GGUF_ERROR_CORRUPT},
-    {m.key0_len, 8, 0, WH_GGUF_ERROR_CORRUPT},
-    {m.key0_len, 8, G_GUINT64_CONSTANT(1) << 31, WH_GGUF_ERROR_CORRUPT},
-    {m.key0_len, 8, 100000, WH_GGUF_ERROR_TRUNCATED},
-    {m.kv0_type, 4, 13, WH_GGUF_ERROR_CORRUPT},
-    {m.kv0_str_len, 8, G_GUINT64_CONSTANT(1) << 40, WH_GGUF_ERROR_CORRUPT},
-    {m.arr_elem_type, 4, 13, WH_GGUF_ERROR_CORRUPT},
-    {m.arr_count, 8, G_GUINT64_CONSTANT(1) << 29, WH_GGUF_ERROR_TRUNCATED},
-    {m.arr_count, 8, G_MAXUINT64, WH_GGUF_ERROR_CORRUPT},
-    {m.arr_str0_len, 8, 5000, WH_GGUF_ERROR_TRUNCATED},
-    {m.align_value, 4, 48, WH_GGUF_ERROR_CORRUPT},
-    {m.align_value, 4, 0, WH_GGUF_ERROR_CORRUPT},
-    {m.align_value, 4, 64, WH_GGUF_ERROR_CORRUPT}, /* offsets no longer packed */
-    {m.key3 + 8 + 5, 4, 0x7473696c /* "list" */, WH_GGUF_ERROR_CORRUPT}, /* duplicate key */
-    {m.key3 + 8 + 5, 1, 'F', -1},                                        /* "mini.Flag": fine */
-    {m.t0_name_len + 8, 1, 'b', WH_GGUF_ERROR_CORRUPT},      /* duplicate tensor name */
-    {m.t0_name_len, 8, 64, WH_GGUF_ERROR_CORRUPT},
-    {m.t0_ndims, 4, 5, WH_GGUF_ERROR_CORRUPT},
-    {m.t0_ne0, 8, G_MAXUINT64, WH_GGUF_ERROR_CORRUPT},
-    {m.t0_ne0, 8, 33, WH_GGUF_ERROR_CORRUPT},
-    {m.t0_ne0, 8, G_GUINT64_CONSTANT(1) << 62, WH_GGUF_ERROR_CORRUPT},
-    {m.t0_ne1, 8, G_GUINT64_CONSTANT(1) << 40, WH_GGUF_ERROR_CORRUPT}, /* next offset wrong */
-    {m.t1_name + 1 + 4, 8, G_GUINT64_CONSTANT(1) << 20, WH_GGUF_ERROR_TRUNCATED},
-    {m.t0_ne1, 8, G_GUINT64_CONSTANT(1) << 60, WH_GGUF_ERROR_CORRUPT},
-    {m.t0_ne1, 8, 3, WH_GGUF_ERROR_CORRUPT}, /* overlaps the next tensor */
-    {m.t0_type, 4, 4, WH_GGUF_ERROR_CORRUPT},
-    {m.t0_type, 4, 31, WH_GGUF_ERROR_CORRUPT},
-    {m.t0_type, 4, 43, WH_GGUF_ERROR_CORRUPT},
-    {m.t0_type, 4, 0xFFFFFFFF, WH_GGUF_ERROR_CORRUPT},
-    {m.t0_offset, 8, 32, WH_GGUF_ERROR_CORRUPT},
-    {m.t0_offset, 8, 1, WH_GGUF_ERROR_CORRUPT},
-    {m.t1_offset, 8, 128, WH_GGUF_ERROR_CORRUPT},
-    {m.t1_offset, 8, G_MAXUINT64 - 31, WH_GGUF_ERROR_CORRUPT},
+      {0, 1, 'X', WH_GGUF_ERROR_NOT_GGUF},
+      {4, 4, 1, WH_GGUF_ERROR_VERSION},
+      {4, 4, 4, WH_GGUF_ERROR_VERSION},
+      {4, 4, 0x03000000, WH_GGUF_ERROR_VERSION},
+      {m.tensor_count, 8, G_GUINT64_CONSTANT(1) << 40, WH_GGUF_ERROR_CORRUPT},
+      {m.tensor_count, 8, G_MAXUINT64, WH_GGUF_ERROR_CORRUPT},
+      {m.kv_count, 8, G_MAXUINT64, WH_GGUF_ERROR_CORRUPT},
+      {m.kv_count, 8, 100, WH_GGUF_ERROR_CORRUPT},
+      {m.key0_len, 8, 0, WH_GGUF_ERROR_CORRUPT},
+      {m.key0_len, 8, G_GUINT64_CONSTANT(1) << 31, WH_GGUF_ERROR_CORRUPT},
+      {m.key0_len, 8, 100000, WH_GGUF_ERROR_TRUNCATED},
+      {m.kv0_type, 4, 13, WH_GGUF_ERROR_CORRUPT},
+      {m.kv0_str_len, 8, G_GUINT64_CONSTANT(1) << 40, WH_GGUF_ERROR_CORRUPT},
+      {m.arr_elem_type, 4, 13, WH_GGUF_ERROR_CORRUPT},
+      {m.arr_count, 8, G_GUINT64_CONSTANT(1) << 29, WH_GGUF_ERROR_TRUNCATED},
+      {m.arr_count, 8, G_MAXUINT64, WH_GGUF_ERROR_CORRUPT},
+      {m.arr_str0_len, 8, 5000, WH_GGUF_ERROR_TRUNCATED},
+      {m.align_value, 4, 48, WH_GGUF_ERROR_CORRUPT},
+      {m.align_value, 4, 0, WH_GGUF_ERROR_CORRUPT},
+      {m.align_value, 4, 64, WH_GGUF_ERROR_CORRUPT}, /* offsets no longer packed */
+      {m.key3 + 8 + 5, 4, 0x7473696c /* "list" */, WH_GGUF_ERROR_CORRUPT}, /* duplicate key */
+      {m.key3 + 8 + 5, 1, 'F', -1},                                        /* "mini.Flag": fine */
+      {m.t0_name_len + 8, 1, 'b', WH_GGUF_ERROR_CORRUPT}, /* duplicate tensor name */
+      {m.t0_name_len, 8, 64, WH_GGUF_ERROR_CORRUPT},
+      {m.t0_ndims, 4, 5, WH_GGUF_ERROR_CORRUPT},
+      {m.t0_ne0, 8, G_MAXUINT64, WH_GGUF_ERROR_CORRUPT},
+      {m.t0_ne0, 8, 33, WH_GGUF_ERROR_CORRUPT},
+      {m.t0_ne0, 8, G_GUINT64_CONSTANT(1) << 62, WH_GGUF_ERROR_CORRUPT},
+      {m.t0_ne1, 8, G_GUINT64_CONSTANT(1) << 40, WH_GGUF_ERROR_CORRUPT}, /* next offset wrong */
+      {m.t1_name + 1 + 4, 8, G_GUINT64_CONSTANT(1) << 20, WH_GGUF_ERROR_TRUNCATED},
+      {m.t0_ne1, 8, G_GUINT64_CONSTANT(1) << 60, WH_GGUF_ERROR_CORRUPT},
+      {m.t0_ne1, 8, 3, WH_GGUF_ERROR_CORRUPT}, /* overlaps the next tensor */
+      {m.t0_type, 4, 4, WH_GGUF_ERROR_CORRUPT},
+      {m.t0_type, 4, 31, WH_GGUF_ERROR_CORRUPT},
+      {m.t0_type, 4, 43, WH_GGUF_ERROR_CORRUPT},
+      {m.t0_type, 4, 0xFFFFFFFF, WH_GGUF_ERROR_CORRUPT},
+      {m.t0_offset, 8, 32, WH_GGUF_ERROR_CORRUPT},
+      {m.t0_offset, 8, 1, WH_GGUF_ERROR_CORRUPT},
+      {m.t1_offset, 8, 128, WH_GGUF_ERROR_CORRUPT},
+      {m.t1_offset, 8, G_MAXUINT64 - 31, WH_GGUF_ERROR_CORRUPT},
   };
   for (guint i = 0; i < G_N_ELEMENTS(cases); i++) {
     GByteArray *c = g_byte_array_new();
@@ -945,8 +965,7 @@ write_copy(const wh_gguf *src, const char *out)
     const wh_gguf_tensor *t = wh_gguf_get_tensor(src, i);
     g_assert_cmpuint(wh_gguf_writer_current_tensor(w), ==, i);
     for (guint64 o = 0; o < t->n_bytes; o += 4097)
-      g_assert_true(
-          wh_gguf_writer_write(w, t->data + o, (gsize)MIN(4097, t->n_bytes - o), &error));
+      g_assert_true(wh_gguf_writer_write(w, t->data + o, (gsize)MIN(4097, t->n_bytes - o), &error));
   }
   g_assert_true(wh_gguf_writer_finish(w, &error));
   g_assert_no_error(error);
@@ -991,9 +1010,11 @@ assert_same_content(const wh_gguf *a, const wh_gguf *b, const char *const *skip_
 static void
 test_roundtrip(void)
 {
-  const char *files[] = {"reference/models/synth-llama-F16.gguf", "models/stories260K.gguf",
+  const char *files[] = {"reference/models/synth-llama-F16.gguf",
+                         "models/stories260K.gguf",
                          "reference/models/synth-llama-Q4_K_M-imat.gguf",
-                         "reference/synth-llama.imatrix.gguf", "vocab/ggml-vocab-qwen2.gguf",
+                         "reference/synth-llama.imatrix.gguf",
+                         "vocab/ggml-vocab-qwen2.gguf",
                          "spec/format-tables.gguf"};
   char *tmp = wh_test_make_tmpdir();
   for (guint f = 0; f < G_N_ELEMENTS(files); f++) {
@@ -1092,7 +1113,7 @@ test_writer_values(void)
   for (guint i = 0; i < sizeof buf; i++)
     buf[i] = (guint8)(i * 7);
   g_assert_true(wh_gguf_writer_write(w, buf, sizeof buf, &error)); /* all tensors at once */
-  g_assert_false(wh_gguf_writer_write(w, buf, 1, &error));          /* past the end */
+  g_assert_false(wh_gguf_writer_write(w, buf, 1, &error));         /* past the end */
   g_assert_error(error, WH_GGUF_ERROR, WH_GGUF_ERROR_INVALID);
   g_clear_error(&error);
   g_assert_false(wh_gguf_writer_finish(w, &error)); /* aborted by the bad write */

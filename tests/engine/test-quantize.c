@@ -135,9 +135,20 @@ static gboolean
 byte_exact_type(wh_type t)
 {
   switch (t) {
-  case WH_TYPE_F32: case WH_TYPE_F16: case WH_TYPE_BF16: case WH_TYPE_Q4_0: case WH_TYPE_Q4_1:
-  case WH_TYPE_Q5_0: case WH_TYPE_Q5_1: case WH_TYPE_Q8_0: case WH_TYPE_Q2_K: case WH_TYPE_Q3_K:
-  case WH_TYPE_Q4_K: case WH_TYPE_Q5_K: case WH_TYPE_Q6_K: case WH_TYPE_IQ4_NL:
+  case WH_TYPE_F32:
+  case WH_TYPE_F16:
+  case WH_TYPE_BF16:
+  case WH_TYPE_Q4_0:
+  case WH_TYPE_Q4_1:
+  case WH_TYPE_Q5_0:
+  case WH_TYPE_Q5_1:
+  case WH_TYPE_Q8_0:
+  case WH_TYPE_Q2_K:
+  case WH_TYPE_Q3_K:
+  case WH_TYPE_Q4_K:
+  case WH_TYPE_Q5_K:
+  case WH_TYPE_Q6_K:
+  case WH_TYPE_IQ4_NL:
   case WH_TYPE_IQ4_XS:
     return TRUE;
   default:
