@@ -12,8 +12,8 @@
  * block into a stack buffer and take a float dot with the int8 activations.
  *
  * AVX2 path (x86-64, picked once at run time with __builtin_cpu_supports): F32, F16 (F16C),
- * BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, IQ4_NL, IQ4_XS, Q2_K..Q6_K, IQ2_XXS/XS/S, IQ3_XXS/S
- * (IQ1_S/M and TQ1_0 have integer portable kernels only). The Q8_K-activated
+ * BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, IQ4_NL, IQ4_XS, Q2_K..Q6_K and the grid i-quants
+ * (TQ1_0/TQ2_0 have integer portable kernels only). The Q8_K-activated
  * kernels sum the integer products of a whole super-block in vector registers and then apply
  * exactly the portable path's float arithmetic, so they return bit-identical results; the
  * others accumulate per-lane floats and differ from the portable path only by summation order
@@ -1316,6 +1316,75 @@ dot_iq3_s_q8_k_avx2(const guint8 *x, const guint8 *y, gint64 nb)
   return sumf;
 }
 
+/* IQ1_S: signed grid values (int8 -1/0/1) straight from 4 grid entries; the +-1/8 delta of the
+ * group enters through the bsums, as in the portable kernel. */
+WH_AVX2 static float
+dot_iq1_s_q8_k_avx2(const guint8 *x, const guint8 *y, gint64 nb)
+{
+  float sumf = 0.0f;
+  for (gint64 b = 0; b < nb; b++, x += 50, y += Q8K_BYTES) {
+    const guint8 *q8 = y + 4, *qs = x + 2;
+    __m256i acc = _mm256_setzero_si256();
+    int delta_total = 0;
+    for (int g = 0; g < 8; g++) {
+      guint16 H = wh_quant_rd16(x + 34 + 2 * g);
+      int idx[4];
+      for (int l = 0; l < 4; l++)
+        idx[l] = qs[4 * g + l] | (((H >> (3 * l)) & 7) << 8);
+      __m256i gv = _mm256_set_epi64x((long long)iq1s_grid[idx[3]], (long long)iq1s_grid[idx[2]],
+                                     (long long)iq1s_grid[idx[1]], (long long)iq1s_grid[idx[0]]);
+      __m256i p = dot_i8_i8(gv, _mm256_loadu_si256((const __m256i *)(q8 + 32 * g)));
+      int sc = 2 * ((H >> 12) & 7) + 1;
+      acc = _mm256_add_epi32(acc, _mm256_mullo_epi32(p, _mm256_set1_epi32(8 * sc)));
+      int sumq8 = q8k_bsum(y, 2 * g) + q8k_bsum(y, 2 * g + 1);
+      delta_total += sc * ((H & 0x8000) ? -sumq8 : sumq8);
+    }
+    int total = hsum_epi32(acc) + delta_total;
+    sumf += wh_quant_rd_fp16(x) * rd_f32(y) * 0.125f * (float)total;
+  }
+  return sumf;
+}
+
+/* IQ1_M: scales per half group (int32 lanes 0-3 / 4-7), delta per 8 elements (lane pairs
+ * 2l, 2l+1); the sums of 8 activations come from maddubs with ones. */
+WH_AVX2 static float
+dot_iq1_m_q8_k_avx2(const guint8 *x, const guint8 *y, gint64 nb)
+{
+  float sumf = 0.0f;
+  const __m256i ones8 = _mm256_set1_epi8(1);
+  for (gint64 b = 0; b < nb; b++, x += 56, y += Q8K_BYTES) {
+    const guint8 *q8 = y + 4, *qs = x, *qh = x + 32;
+    guint16 sc[4];
+    for (int i = 0; i < 4; i++)
+      sc[i] = wh_quant_rd16(x + 48 + 2 * i);
+    guint16 D = (guint16)((sc[0] >> 12) | ((sc[1] >> 8) & 0x00f0) | ((sc[2] >> 4) & 0x0f00) |
+                          (sc[3] & 0xf000));
+    __m256i acc = _mm256_setzero_si256();
+    for (int g = 0; g < 8; g++) {
+      int o = 6 * (g % 2);
+      int s1 = 2 * ((sc[g / 2] >> o) & 7) + 1, s2 = 2 * ((sc[g / 2] >> (o + 3)) & 7) + 1;
+      int idx[4], dl[4];
+      for (int l = 0; l < 4; l++) {
+        guint8 Q = qh[2 * g + l / 2];
+        int nib = (l % 2) ? (Q >> 4) : (Q & 15);
+        idx[l] = qs[4 * g + l] | ((nib & 7) << 8);
+        dl[l] = (nib & 8) ? -1 : 1;
+      }
+      __m256i gv = _mm256_set_epi64x((long long)iq1s_grid[idx[3]], (long long)iq1s_grid[idx[2]],
+                                     (long long)iq1s_grid[idx[1]], (long long)iq1s_grid[idx[0]]);
+      __m256i vy = _mm256_loadu_si256((const __m256i *)(q8 + 32 * g));
+      __m256i p = dot_i8_i8(gv, vy);
+      __m256i s8 = _mm256_madd_epi16(_mm256_maddubs_epi16(ones8, vy), _mm256_set1_epi16(1));
+      __m256i dv = _mm256_set_epi32(dl[3], dl[3], dl[2], dl[2], dl[1], dl[1], dl[0], dl[0]);
+      __m256i t = _mm256_add_epi32(_mm256_slli_epi32(p, 3), _mm256_mullo_epi32(s8, dv));
+      __m256i scv = _mm256_set_m128i(_mm_set1_epi32(s2), _mm_set1_epi32(s1));
+      acc = _mm256_add_epi32(acc, _mm256_mullo_epi32(t, scv));
+    }
+    sumf += wh_fp16_to_fp32(D) * rd_f32(y) * 0.125f * (float)hsum_epi32(acc);
+  }
+  return sumf;
+}
+
 WH_AVX2 static float
 dot_f32_avx2(const guint8 *x, const float *a, gint64 n)
 {
@@ -1405,6 +1474,8 @@ wh_quant_vec_dot_has_simd(wh_type wtype)
   case WH_TYPE_IQ2_S:
   case WH_TYPE_IQ3_XXS:
   case WH_TYPE_IQ3_S:
+  case WH_TYPE_IQ1_S:
+  case WH_TYPE_IQ1_M:
     return cpu_has_avx2();
   default:
     return FALSE;
@@ -1459,6 +1530,10 @@ wh_quant_vec_dot(wh_type wtype, const void *wrow, const void *act, gint64 n)
       return dot_iq3_xxs_q8_k_avx2(x, y, n / WH_QK_K);
     case WH_TYPE_IQ3_S:
       return dot_iq3_s_q8_k_avx2(x, y, n / WH_QK_K);
+    case WH_TYPE_IQ1_S:
+      return dot_iq1_s_q8_k_avx2(x, y, n / WH_QK_K);
+    case WH_TYPE_IQ1_M:
+      return dot_iq1_m_q8_k_avx2(x, y, n / WH_QK_K);
     case WH_TYPE_Q4_K:
       return dot_q4_k_q8_k_avx2(x, y, n / WH_QK_K);
     case WH_TYPE_Q6_K:
