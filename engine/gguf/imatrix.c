@@ -3,6 +3,7 @@
 
 #include "imatrix.h"
 
+#include "gguf-writer.h"
 #include "gguf.h"
 
 #include <math.h>
@@ -346,4 +347,77 @@ const char *
 wh_imatrix_dataset(const wh_imatrix *im)
 {
   return im->dataset;
+}
+
+/* ------------------------------------------------------------------------------------- */
+/* writing */
+
+static gint
+entry_ptr_cmp(gconstpointer a, gconstpointer b)
+{
+  const wh_imatrix_entry *ea = *(const wh_imatrix_entry *const *)a;
+  const wh_imatrix_entry *eb = *(const wh_imatrix_entry *const *)b;
+  return strcmp(ea->name, eb->name);
+}
+
+gboolean
+wh_imatrix_save_gguf(const char *path, const wh_imatrix_entry *entries, guint n_entries,
+                     const char *const *datasets, guint32 chunk_count, guint32 chunk_size,
+                     GError **error)
+{
+  g_return_val_if_fail(path != NULL && datasets != NULL, FALSE);
+  g_return_val_if_fail(n_entries == 0 || entries != NULL, FALSE);
+  GPtrArray *sorted = g_ptr_array_sized_new(n_entries);
+  for (guint i = 0; i < n_entries; i++) {
+    const wh_imatrix_entry *e = &entries[i];
+    if (e->name == NULL || e->in_sum2 == NULL || e->counts == NULL || e->n_cols == 0 ||
+        e->n_mat == 0 || strlen(e->name) + strlen(".in_sum2") > 63) {
+      g_set_error(error, WH_IMATRIX_ERROR, WH_IMATRIX_ERROR_FORMAT,
+                  "%s: imatrix entry %u (%s) has no sums, no counts, no shape or too long a "
+                  "name",
+                  path, i, e->name ? e->name : "unnamed");
+      g_ptr_array_unref(sorted);
+      return FALSE;
+    }
+    g_ptr_array_add(sorted, (gpointer)e);
+  }
+  g_ptr_array_sort(sorted, entry_ptr_cmp);
+
+  wh_gguf_writer *w = wh_gguf_writer_new();
+  wh_gguf_writer_set_string(w, "general.type", "imatrix");
+  wh_gguf_writer_set_string_array(w, "imatrix.datasets", datasets, NULL,
+                                  g_strv_length((char **)datasets));
+  wh_gguf_writer_set_uint32(w, "imatrix.chunk_count", chunk_count);
+  wh_gguf_writer_set_uint32(w, "imatrix.chunk_size", chunk_size);
+  gboolean ok = TRUE;
+  for (guint i = 0; i < sorted->len && ok; i++) {
+    const wh_imatrix_entry *e = sorted->pdata[i];
+    /* an ordinary matrix is written 1-D: [n_cols] and [1] */
+    guint32 nd = e->n_mat > 1 ? 2 : 1;
+    guint64 ne_sums[2] = {e->n_cols, e->n_mat}, ne_counts[2] = {1, e->n_mat};
+    char *sn = g_strconcat(e->name, ".in_sum2", NULL);
+    char *cn = g_strconcat(e->name, ".counts", NULL);
+    ok = wh_gguf_writer_add_tensor(w, sn, WH_TYPE_F32, nd, ne_sums, error) &&
+         wh_gguf_writer_add_tensor(w, cn, WH_TYPE_F32, nd, ne_counts, error);
+    g_free(sn);
+    g_free(cn);
+  }
+  ok = ok && wh_gguf_writer_begin(w, path, error);
+  for (guint i = 0; i < sorted->len && ok; i++) {
+    const wh_imatrix_entry *e = sorted->pdata[i];
+    ok = wh_gguf_writer_write(w, e->in_sum2, e->n_cols * e->n_mat * sizeof(float), error) &&
+         wh_gguf_writer_write(w, e->counts, e->n_mat * sizeof(float), error);
+  }
+  ok = ok && wh_gguf_writer_finish(w, error);
+  if (!ok && error && *error && (*error)->domain == WH_GGUF_ERROR &&
+      (*error)->code == WH_GGUF_ERROR_INVALID) {
+    /* a duplicate name or a bad shape: report it in our domain */
+    GError *e = *error;
+    *error = NULL;
+    g_set_error(error, WH_IMATRIX_ERROR, WH_IMATRIX_ERROR_FORMAT, "%s: %s", path, e->message);
+    g_error_free(e);
+  }
+  wh_gguf_writer_free(w);
+  g_ptr_array_unref(sorted);
+  return ok;
 }

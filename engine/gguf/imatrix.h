@@ -53,4 +53,13 @@ gint64 wh_imatrix_chunk_size(const wh_imatrix *im);
 /* First dataset name, or NULL. */
 const char *wh_imatrix_dataset(const wh_imatrix *im);
 
+/* Writes a GGUF imatrix file (§8.1) from accumulated sums: for each entry (any order; they
+ * are written in ascending name order) in_sum2 (n_cols x n_mat floats) and counts (n_mat
+ * floats, token counts) must be set; importance and ncall are ignored. @datasets is a
+ * NULL-terminated list of calibration file names (may be empty, not NULL). The file is written
+ * through the GGUF writer: temporary file, renamed on success. */
+gboolean wh_imatrix_save_gguf(const char *path, const wh_imatrix_entry *entries, guint n_entries,
+                              const char *const *datasets, guint32 chunk_count, guint32 chunk_size,
+                              GError **error);
+
 G_END_DECLS

@@ -1456,6 +1456,33 @@ test_imatrix_gguf(void)
   g_assert_null(wh_imatrix_find(im, "output.weight"));
   g_assert_null(wh_imatrix_find(im, "token_embd.weight"));
 
+  /* writing the same sums back (in reverse order) reproduces the reference file exactly */
+  guint n = wh_imatrix_n_entries(im);
+  wh_imatrix_entry *rev = g_new(wh_imatrix_entry, n);
+  for (guint i = 0; i < n; i++)
+    rev[i] = *wh_imatrix_get_entry(im, n - 1 - i);
+  char *tmp = wh_test_make_tmpdir();
+  char *out = g_build_filename(tmp, "copy.imatrix.gguf", NULL);
+  const char *datasets[] = {wh_imatrix_dataset(im), NULL};
+  g_assert_true(wh_imatrix_save_gguf(out, rev, n, datasets, (guint32)wh_imatrix_chunk_count(im),
+                                     (guint32)wh_imatrix_chunk_size(im), &error));
+  g_assert_no_error(error);
+  GBytes *a = read_bytes(path), *b = read_bytes(out);
+  g_assert_true(g_bytes_equal(a, b));
+  g_bytes_unref(a);
+  g_bytes_unref(b);
+  /* a duplicate entry is refused and leaves nothing behind */
+  rev[1] = rev[0];
+  g_unlink(out);
+  g_assert_false(wh_imatrix_save_gguf(out, rev, n, datasets, 1, 1, &error));
+  g_assert_error(error, WH_IMATRIX_ERROR, WH_IMATRIX_ERROR_FORMAT);
+  g_clear_error(&error);
+  g_assert_false(g_file_test(out, G_FILE_TEST_EXISTS));
+  g_free(rev);
+  g_free(out);
+  wh_test_rmdir_r(tmp);
+  g_free(tmp);
+
   /* a GGUF that is not an imatrix */
   char *ft = wh_test_shared_path("spec/format-tables.gguf");
   g_assert_null(wh_imatrix_load(ft, &error));
