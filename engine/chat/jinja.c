@@ -1092,7 +1092,8 @@ struct node {
   GPtrArray *kids;  /* body / list items / positional args / dict keys */
   GPtrArray *kids2; /* else body / kwarg values / dict values / macro defaults */
   GPtrArray *names; /* for targets / kwarg names / macro params (char*) */
-  gboolean neg;     /* TEST: `is not` */
+  gboolean neg;     /* TEST: `is not`; LIST: a tuple */
+  gboolean own_lit; /* LIT: lit was allocated by the parser (and is made immortal) */
 };
 
 static void
@@ -1101,7 +1102,10 @@ node_free(node *nd)
   if (!nd)
     return;
   g_free(nd->str);
-  val_unref(nd->lit);
+  if (nd->own_lit) {
+    nd->lit->refs = 1;
+    val_unref(nd->lit);
+  }
   node_free(nd->a);
   node_free(nd->b);
   node_free(nd->c);
@@ -1113,6 +1117,18 @@ node_free(node *nd)
   if (nd->names)
     g_ptr_array_unref(nd->names);
   g_free(nd);
+}
+
+/* Literals live in the AST, which concurrent renders share: they are made immortal (refcount
+ * never touched while rendering) and freed with their node. */
+static void
+set_lit(node *nd, val *v)
+{
+  if (v->refs >= 0) {
+    v->refs = -1;
+    nd->own_lit = TRUE;
+  }
+  nd->lit = v;
 }
 
 static GPtrArray *
@@ -1614,7 +1630,7 @@ parse_postfix(parser *p, node *nd)
         node *a = node_new(N_INDEX, nm);
         a->a = nd;
         a->b = node_new(N_LIT, nm);
-        a->b->lit = v_int(nm->i);
+        set_lit(a->b, v_int(nm->i));
         p->i++;
         nd = a;
       } else {
@@ -1684,11 +1700,11 @@ parse_primary(parser *p)
     p->i++;
     nd = node_new(N_LIT, t);
     if (!strcmp(t->s, "true") || !strcmp(t->s, "True"))
-      nd->lit = v_bool(TRUE);
+      set_lit(nd, v_bool(TRUE));
     else if (!strcmp(t->s, "false") || !strcmp(t->s, "False"))
-      nd->lit = v_bool(FALSE);
+      set_lit(nd, v_bool(FALSE));
     else if (!strcmp(t->s, "none") || !strcmp(t->s, "None"))
-      nd->lit = V_NONEV;
+      set_lit(nd, V_NONEV);
     else {
       nd->k = N_NAME;
       nd->str = g_strdup(t->s);
@@ -1702,18 +1718,18 @@ parse_primary(parser *p)
       p->i++;
     }
     nd = node_new(N_LIT, t);
-    nd->lit = v_gstring(s);
+    set_lit(nd, v_gstring(s));
     return nd;
   }
   case T_INT:
     p->i++;
     nd = node_new(N_LIT, t);
-    nd->lit = v_int(t->i);
+    set_lit(nd, v_int(t->i));
     return nd;
   case T_FLOAT:
     p->i++;
     nd = node_new(N_LIT, t);
-    nd->lit = v_float(t->f);
+    set_lit(nd, v_float(t->f));
     return nd;
   default:
     break;
@@ -2012,7 +2028,7 @@ parse_stmt(parser *p)
       return node_free(nd), pfail(p, peek(p), "a block set takes one plain variable name");
     if (is_op(peek(p), "|")) { /* {% set x | filter %} */
       node *holder = node_new(N_LIT, peek(p));
-      holder->lit = V_UNDEFINED;
+      set_lit(holder, V_UNDEFINED);
       nd->a = parse_filter_expr(p, holder);
       if (!nd->a)
         return node_free(nd), NULL;
