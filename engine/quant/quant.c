@@ -238,6 +238,8 @@ dq_q8_k(const guint8 *x, float *y)
     y[j] = d * (float)qs[j];
 }
 
+/* Loops follow the layout: element 128h + 32s + l is bits 2s of qs[32h + l]; its 16-element
+ * sub-block is 8h + 2s + l/16. */
 static void
 dq_q2_k(const guint8 *x, float *y)
 {
@@ -245,14 +247,15 @@ dq_q2_k(const guint8 *x, float *y)
   const guint8 *qs = x + 16;
   float d = wh_quant_rd_fp16(x + 80);
   float dmin = wh_quant_rd_fp16(x + 82);
-  for (int e = 0; e < 256; e++) {
-    int h = e / 128, r = e % 128, s = r / 32, l = r % 32;
-    int q = (qs[32 * h + l] >> (2 * s)) & 3;
-    guint8 sc = scales[e / 16];
-    float dl = d * (float)(sc & 15);
-    float ml = dmin * (float)(sc >> 4);
-    y[e] = dl * (float)q - ml;
-  }
+  for (int h = 0; h < 2; h++)
+    for (int s = 0; s < 4; s++)
+      for (int half = 0; half < 2; half++) {
+        guint8 sc = scales[8 * h + 2 * s + half];
+        float dl = d * (float)(sc & 15);
+        float ml = dmin * (float)(sc >> 4);
+        for (int l = 16 * half; l < 16 * half + 16; l++)
+          y[128 * h + 32 * s + l] = dl * (float)((qs[32 * h + l] >> (2 * s)) & 3) - ml;
+      }
 }
 
 /* 6-bit signed scale of Q3_K sub-block k (4.9). */
@@ -271,13 +274,16 @@ dq_q3_k(const guint8 *x, float *y)
   const guint8 *qs = x + 32;
   const guint8 *scales = x + 96;
   float d = wh_quant_rd_fp16(x + 108);
-  for (int e = 0; e < 256; e++) {
-    int h = e / 128, r = e % 128, s = r / 32, l = r % 32;
-    int lo = (qs[32 * h + l] >> (2 * s)) & 3;
-    int hb = (hmask[e % 32] >> (e / 32)) & 1;
-    int q = hb ? lo : lo - 4;
-    y[e] = (d * (float)q3k_scale(scales, e / 16)) * (float)q;
-  }
+  for (int h = 0; h < 2; h++)
+    for (int s = 0; s < 4; s++)
+      for (int half = 0; half < 2; half++) {
+        float dl = d * (float)q3k_scale(scales, 8 * h + 2 * s + half);
+        for (int l = 16 * half; l < 16 * half + 16; l++) {
+          int lo = (qs[32 * h + l] >> (2 * s)) & 3;
+          int q = ((hmask[l] >> (4 * h + s)) & 1) ? lo : lo - 4; /* element 128h+32s+l */
+          y[128 * h + 32 * s + l] = dl * (float)q;
+        }
+      }
 }
 
 /* 6-bit scale and min codes of Q4_K/Q5_K sub-block j (4.10). */
@@ -341,14 +347,18 @@ dq_q6_k(const guint8 *x, float *y)
   const guint8 *qh = x + 128;
   const gint8 *scales = (const gint8 *)(x + 192);
   float d = wh_quant_rd_fp16(x + 208);
-  for (int e = 0; e < 256; e++) {
-    int h = e / 128, r = e % 128, t = r / 32, l = r % 32;
-    int low = (t & 1) ? ql[64 * h + 32 + l] : ql[64 * h + l];
-    low = (t & 2) ? (low >> 4) : (low & 15);
-    int high = (qh[32 * h + l] >> (2 * t)) & 3;
-    int q = (low | (high << 4)) - 32;
-    y[e] = (d * (float)scales[e / 16]) * (float)q;
-  }
+  for (int h = 0; h < 2; h++)
+    for (int t = 0; t < 4; t++) {
+      const guint8 *lp = ql + 64 * h + 32 * (t & 1);
+      int shift = (t & 2) ? 4 : 0;
+      for (int half = 0; half < 2; half++) {
+        float dl = d * (float)scales[8 * h + 2 * t + half];
+        for (int l = 16 * half; l < 16 * half + 16; l++) {
+          int q = (((lp[l] >> shift) & 15) | (((qh[32 * h + l] >> (2 * t)) & 3) << 4)) - 32;
+          y[128 * h + 32 * t + l] = dl * (float)q;
+        }
+      }
+    }
 }
 
 /* i-quant sign rule (section 2): negate element j when (sign & kmask[j]) != 0. */
@@ -572,11 +582,10 @@ dq_tq2_0(const guint8 *x, float *y)
 {
   const guint8 *qs = x;
   float d = wh_quant_rd_fp16(x + 64);
-  for (int e = 0; e < 256; e++) {
-    int c = e / 128, n = (e % 128) / 32, m = e % 32;
-    int t = (qs[32 * c + m] >> (2 * n)) & 3;
-    y[e] = (float)(t - 1) * d;
-  }
+  for (int c = 0; c < 2; c++)
+    for (int n = 0; n < 4; n++)
+      for (int m = 0; m < 32; m++)
+        y[128 * c + 32 * n + m] = (float)(((qs[32 * c + m] >> (2 * n)) & 3) - 1) * d;
 }
 
 /* E8M0 exponent byte -> 2^(e-128) (1.4). */
