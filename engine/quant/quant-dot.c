@@ -7,17 +7,16 @@
  * so that the results land next to the reference's (8-bit activations are part of its
  * numerics). Block formats: block-formats.md section 4; activation quantizers: section 5.2/5.3.
  *
- * Portable path: integer products per (sub-)block, exactly as the formats suggest, one float
- * multiply-add per block. Types without a dedicated kernel (grid i-quants, TQ1_0) dequantize one
- * block into a stack buffer and take a float dot with the int8 activations.
+ * Portable path: integer products per (sub-)block, exactly as the formats suggest (grid
+ * i-quants: integer sums per group, whose scales are odd integers over powers of two), one float
+ * scale per block or super-block.
  *
  * AVX2 path (x86-64, picked once at run time with __builtin_cpu_supports): F32, F16 (F16C),
- * BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, IQ4_NL, IQ4_XS, Q2_K..Q6_K and the grid i-quants
- * (TQ1_0/TQ2_0 have integer portable kernels only). The Q8_K-activated
- * kernels sum the integer products of a whole super-block in vector registers and then apply
- * exactly the portable path's float arithmetic, so they return bit-identical results; the
- * others accumulate per-lane floats and differ from the portable path only by summation order
- * (tests bound the difference).
+ * BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, IQ4_NL, MXFP4, IQ4_XS, Q2_K..Q6_K and the grid i-quants
+ * (TQ1_0/TQ2_0: portable integer kernels only). The Q8_K-activated kernels sum the integer
+ * products of a whole super-block in vector registers and then apply exactly the portable
+ * path's float arithmetic, so they return bit-identical results; the others accumulate per-lane
+ * floats and differ from the portable path only by summation order (tests bound it).
  */
 #include "config.h"
 
@@ -1044,6 +1043,26 @@ dot_iq4_nl_q8_0_avx2(const guint8 *x, const guint8 *y, gint64 nb)
   return hsum_ps(acc);
 }
 
+/* MXFP4 x Q8_0: doubled E2M1 values looked up like IQ4_NL, scaled by the halved E8M0 power. */
+WH_AVX2 static float
+dot_mxfp4_q8_0_avx2(const guint8 *x, const guint8 *y, gint64 nb)
+{
+  __m128i t = _mm_loadu_si128((const __m128i *)kvalues_fp4);
+  const __m256i table = _mm256_set_m128i(t, t);
+  __m256 acc = _mm256_setzero_ps();
+  for (gint64 b = 0; b < nb; b++, x += 17, y += 34) {
+    __m256i qx = _mm256_shuffle_epi8(table, unpack_nibbles32(x + 1));
+    __m256i qy = _mm256_loadu_si256((const __m256i *)(y + 2));
+    guint8 e = x[0];
+    guint32 sb = e == 0 ? 0x00200000u : e == 1 ? 0x00400000u : (guint32)(e - 1) << 23;
+    float s;
+    memcpy(&s, &sb, sizeof s);
+    __m256 d = _mm256_set1_ps(s * wh_quant_rd_fp16(y));
+    acc = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(dot_i8_i8(qx, qy)), acc);
+  }
+  return hsum_ps(acc);
+}
+
 /* IQ4_XS x Q8_K: per sub-block of 32 (16 bytes of codes), int products scaled by ls - 32 and
  * summed as integers; same float epilogue as the portable kernel (bit-identical). */
 WH_AVX2 static float
@@ -1463,6 +1482,7 @@ wh_quant_vec_dot_has_simd(wh_type wtype)
   case WH_TYPE_Q5_1:
   case WH_TYPE_Q8_0:
   case WH_TYPE_IQ4_NL:
+  case WH_TYPE_MXFP4:
   case WH_TYPE_IQ4_XS:
   case WH_TYPE_Q2_K:
   case WH_TYPE_Q3_K:
@@ -1512,6 +1532,8 @@ wh_quant_vec_dot(wh_type wtype, const void *wrow, const void *act, gint64 n)
       return dot_q5_1_q8_1_avx2(x, y, n / 32);
     case WH_TYPE_IQ4_NL:
       return dot_iq4_nl_q8_0_avx2(x, y, n / 32);
+    case WH_TYPE_MXFP4:
+      return dot_mxfp4_q8_0_avx2(x, y, n / 32);
     case WH_TYPE_IQ4_XS:
       return dot_iq4_xs_q8_k_avx2(x, y, n / WH_QK_K);
     case WH_TYPE_Q5_K:
