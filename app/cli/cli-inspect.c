@@ -24,12 +24,14 @@ static int run_inspect(int argc, char **argv);
 const wh_cli_command wh_cli_command_inspect = {
     .name = "inspect",
     .summary = "Show what a GGUF file contains: metadata, tensors, types, sizes",
-    .usage = "FILE [--json]",
+    .usage = "FILE [--json] [--check]",
     .description =
         "Prints the architecture, parameter count, file type (general.file_type), bits per "
         "weight, every metadata key (long arrays summarised by type, length and first items) "
         "and every tensor with its shape, type and size. A split model is opened from any of "
-        "its -NNNNN-of-MMMMM.gguf shards. --json prints one JSON object instead.",
+        "its -NNNNN-of-MMMMM.gguf shards. --json prints one JSON object instead. --check also "
+        "reads "
+        "every tensor and fails (exit 1) if one holds Inf/NaN values or scales (a damaged file).",
     .run = run_inspect,
 };
 
@@ -499,9 +501,10 @@ static int
 run_inspect(int argc, char **argv)
 {
   const wh_cli_command *cmd = &wh_cli_command_inspect;
-  gboolean json = FALSE;
+  gboolean json = FALSE, check = FALSE;
   GOptionEntry entries[] = {
       {"json", 0, 0, G_OPTION_ARG_NONE, &json, "Print one JSON object", NULL},
+      {"check", 0, 0, G_OPTION_ARG_NONE, &check, "Check every tensor for Inf/NaN data", NULL},
       {NULL},
   };
   if (!wh_cli_parse_options(cmd, entries, &argc, &argv))
@@ -521,6 +524,24 @@ run_inspect(int argc, char **argv)
     print_json(g);
   else
     print_text(g);
+  int rc = fflush(stdout) == 0 ? WH_CLI_EXIT_OK : WH_CLI_EXIT_FAILURE;
+  if (check) {
+    guint64 n_bad = 0;
+    for (guint64 i = 0; i < wh_gguf_n_tensors(g); i++) {
+      if (!wh_gguf_check_tensor_data(wh_gguf_get_tensor(g, i), &error)) {
+        fprintf(stderr, "whittle-cli inspect: %s\n", error->message);
+        g_clear_error(&error);
+        n_bad++;
+      }
+      wh_gguf_tensor_release(g, wh_gguf_get_tensor(g, i));
+    }
+    if (n_bad) {
+      fprintf(stderr, "whittle-cli inspect: %" G_GUINT64_FORMAT " damaged tensor(s)\n", n_bad);
+      rc = WH_CLI_EXIT_FAILURE;
+    } else {
+      fprintf(stderr, "data check: %" G_GUINT64_FORMAT " tensors OK\n", wh_gguf_n_tensors(g));
+    }
+  }
   wh_gguf_close(g);
-  return fflush(stdout) == 0 ? WH_CLI_EXIT_OK : WH_CLI_EXIT_FAILURE;
+  return rc;
 }

@@ -139,6 +139,13 @@ gint64 wh_gguf_find_tensor_index(const wh_gguf *g, const char *name);          /
  * Thread-safe. */
 void wh_gguf_tensor_release(const wh_gguf *g, const wh_gguf_tensor *t);
 
+/* Checks @t's contents as the reference's optional data check does (gguf-container.md §4.10,
+ * block-formats.md §5.11): no Inf/NaN in F32/F16/BF16/F64 elements, in the fp16 scale fields
+ * of block types (IQ1_M: its reassembled super-scale) or in Q8_K's f32 scale, and no MXFP4
+ * exponent of 255. Reads every byte of the tensor. On failure sets @error (WH_GGUF_ERROR_CORRUPT)
+ * naming the tensor and the element or block. Thread-safe. */
+gboolean wh_gguf_check_tensor_data(const wh_gguf_tensor *t, GError **error);
+
 /* --- metadata by key ------------------------------------------------------------------- */
 
 guint64 wh_gguf_n_kv(const wh_gguf *g);

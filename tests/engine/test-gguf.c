@@ -237,6 +237,17 @@ check_tensors_sane(const wh_gguf *g)
   }
 }
 
+/* Every tensor of a real file passes the optional data check. */
+static void
+check_all_data(const wh_gguf *g)
+{
+  for (guint64 i = 0; i < wh_gguf_n_tensors(g); i++) {
+    GError *error = NULL;
+    g_assert_true(wh_gguf_check_tensor_data(wh_gguf_get_tensor(g, i), &error));
+    g_assert_no_error(error);
+  }
+}
+
 /* A model file: the hyper-parameters and tensors agree with each other. */
 static void
 check_model(const wh_gguf *g)
@@ -355,6 +366,7 @@ test_reference_models(void)
     g_assert_no_error(error);
     check_model(g);
     check_tensors_sane(g);
+    check_all_data(g);
     for (guint64 i = 0; i < wh_gguf_n_tensors(g); i++) /* mmap + aligned data start */
       g_assert_cmpuint(((guintptr)wh_gguf_get_tensor(g, i)->data) % 32, ==, 0);
     if (g_str_has_prefix(name, "synth-")) {
@@ -530,6 +542,7 @@ test_quant_reference(void)
   wh_gguf *g = wh_gguf_open(path, &error);
   g_assert_no_error(error);
   check_tensors_sane(g);
+  check_all_data(g); /* every storage type, including IQ1_M and MXFP4 */
   const wh_gguf_tensor *in = wh_gguf_find_tensor(g, "input");
   g_assert_nonnull(in);
   g_assert_cmpint(in->type, ==, WH_TYPE_F32);
@@ -567,6 +580,59 @@ test_quant_reference(void)
   g_assert_cmpuint(n_q, >=, 25);
   wh_gguf_close(g);
   g_free(path);
+}
+
+/* The data check finds Inf/NaN elements and scales, and MXFP4 exponent 255. */
+static void
+test_check_data(void)
+{
+  guint8 buf[4 * 292];
+  struct {
+    wh_type type;
+    gsize off;   /* where to poke */
+    guint width; /* 1, 2 or 4 bytes */
+    guint64 value;
+  } cases[] = {
+      {WH_TYPE_F32, 8, 4, 0x7FC00000},    /* NaN element 2 */
+      {WH_TYPE_F32, 0, 4, 0xFF800000},    /* -Inf */
+      {WH_TYPE_F16, 6, 2, 0x7C00},        /* Inf */
+      {WH_TYPE_BF16, 2, 2, 0x7FC1},       /* NaN */
+      {WH_TYPE_F64, 8, 4, 0},             /* (low word) - then high word below */
+      {WH_TYPE_Q4_0, 18, 2, 0x7E00},      /* block 1 d */
+      {WH_TYPE_Q4_1, 2, 2, 0xFC00},       /* m */
+      {WH_TYPE_Q2_K, 84 + 82, 2, 0x7C01}, /* block 1 dmin */
+      {WH_TYPE_Q3_K, 108, 2, 0x7C00},
+      {WH_TYPE_Q4_K, 144 + 2, 2, 0x7C00},
+      {WH_TYPE_Q6_K, 208, 2, 0x7C00},
+      {WH_TYPE_TQ1_0, 52, 2, 0x7C00},
+      {WH_TYPE_TQ2_0, 66 + 64, 2, 0x7C00},
+      {WH_TYPE_IQ4_XS, 0, 2, 0x7C00},
+      {WH_TYPE_Q8_K, 292, 4, 0x7F800000},
+      {WH_TYPE_MXFP4, 17 * 2, 1, 255},
+      {WH_TYPE_IQ1_M, 52, 2, 0xC000}, /* sc[2] top nibble C ... */
+  };
+  for (guint i = 0; i < G_N_ELEMENTS(cases); i++) {
+    const wh_type_traits *tr = wh_type_get_traits(cases[i].type);
+    wh_gguf_tensor t = {"t", cases[i].type, 1, {tr->block_size * 4, 1, 1, 1}};
+    t.n_elements = t.ne[0];
+    t.n_bytes = wh_type_row_size(t.type, t.ne[0]);
+    g_assert_cmpuint(t.n_bytes, <=, sizeof buf);
+    memset(buf, 0, sizeof buf);
+    t.data = buf;
+    GError *error = NULL;
+    g_assert_true(wh_gguf_check_tensor_data(&t, &error)); /* zeros are fine */
+    for (guint k = 0; k < cases[i].width; k++)
+      buf[cases[i].off + k] = (guint8)(cases[i].value >> (8 * k));
+    if (cases[i].type == WH_TYPE_F64)
+      buf[15] = 0x7F, buf[14] = 0xF0; /* element 1 = +Inf */
+    if (cases[i].type == WH_TYPE_IQ1_M)
+      buf[55] = 0x70; /* ... and sc[3] top nibble 7: super-scale 0x7C00 = Inf */
+    if (wh_gguf_check_tensor_data(&t, &error))
+      g_error("case %u (%s) passed the check", i, wh_type_name(t.type));
+    g_assert_error(error, WH_GGUF_ERROR, WH_GGUF_ERROR_CORRUPT);
+    g_assert_nonnull(strstr(error->message, "'t'"));
+    g_clear_error(&error);
+  }
 }
 
 /* ---------------------------------------------------------------------------------------- */
@@ -1605,6 +1671,7 @@ main(int argc, char **argv)
   g_test_add_func("/gguf/logits-files", test_logits_files);
   g_test_add_func("/gguf/vocab-files", test_vocab_files);
   g_test_add_func("/gguf/quant-reference", test_quant_reference);
+  g_test_add_func("/gguf/check-data", test_check_data);
   g_test_add_func("/gguf/mini-corruptions", test_mini);
   g_test_add_func("/gguf/nested-arrays", test_nested_arrays);
   g_test_add_func("/gguf/corrupt-shared", test_corrupt_shared);
