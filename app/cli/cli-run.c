@@ -27,6 +27,17 @@ const wh_cli_command wh_cli_command_run = {
   .run = run_run,
 };
 
+/* MemAvailable from /proc/meminfo in bytes, 0 when unknown. */
+static guint64
+mem_available(void)
+{
+  g_autofree char *text = NULL;
+  if (!g_file_get_contents("/proc/meminfo", &text, NULL, NULL))
+    return 0;
+  const char *line = strstr(text, "MemAvailable:");
+  return line ? g_ascii_strtoull(line + strlen("MemAvailable:"), NULL, 10) * 1024 : 0;
+}
+
 static void
 print_memory(const wh_context *ctx, gboolean json)
 {
@@ -38,9 +49,9 @@ print_memory(const wh_context *ctx, gboolean json)
            "\"devices\": [{\"name\": \"CPU\", \"kind\": \"cpu\", \"weights\": %" G_GUINT64_FORMAT
            ", \"kv_cache\": %" G_GUINT64_FORMAT ", \"compute\": %" G_GUINT64_FORMAT
            ", \"output\": %" G_GUINT64_FORMAT ", \"overhead\": %" G_GUINT64_FORMAT
-           ", \"total\": %" G_GUINT64_FORMAT "}]}\n",
+           ", \"total\": %" G_GUINT64_FORMAT ", \"free\": %" G_GUINT64_FORMAT "}]}\n",
            cp->n_ctx, wh_kv_type_name(cp->kv_type), alloc.weights, alloc.kv_cache, alloc.compute,
-           alloc.output, alloc.overhead, alloc.total);
+           alloc.output, alloc.overhead, alloc.total, mem_available());
     return;
   }
   fprintf(stderr,

@@ -155,15 +155,9 @@ mm_worker(int ith, int nth, void *data)
               wh_quant_vec_dot(op->w->type, src, qact + t * qrow, (gint64) K) + b;
         continue;
       }
-      const float *wrow;
-      if (op->w->type == WH_TYPE_F32) {
-        wrow = (const float *) src;
-      } else if (op->w->type == WH_TYPE_F16) {
-        const guint16 *h = (const guint16 *) src;
-        for (guint64 i = 0; i < K; i++)
-          rowbuf[i] = f16_table[h[i]];
-        wrow = rowbuf;
-      } else {
+      /* F16/BF16 rows are converted once and reused for every token of the batch */
+      const float *wrow = (const float *) src;
+      if (op->w->type != WH_TYPE_F32) {
         wh_quant_dequantize_row(op->w->type, src, rowbuf, (gint64) K);
         wrow = rowbuf;
       }
