@@ -16,12 +16,13 @@
 static int run_logits(int argc, char **argv);
 
 const wh_cli_command wh_cli_command_logits = {
-  .name = "logits",
-  .summary = "Write the logits after every position of a prompt",
-  .usage = "-m MODEL (-p TEXT | --tokens \"1 2 3\") -o OUT",
-  .description = "Tokenizes TEXT (BOS added, special tokens parsed), prints the token ids on\n"
-                 "stdout and writes n_tokens rows of n_vocab little-endian float32 logits to OUT.",
-  .run = run_logits,
+    .name = "logits",
+    .summary = "Write the logits after every position of a prompt",
+    .usage = "-m MODEL (-p TEXT | --tokens \"1 2 3\") -o OUT",
+    .description =
+        "Tokenizes TEXT (BOS added, special tokens parsed), prints the token ids on\n"
+        "stdout and writes n_tokens rows of n_vocab little-endian float32 logits to OUT.",
+    .run = run_logits,
 };
 
 /* Parses "1 2 3" (spaces, tabs or commas) into @out. */
@@ -37,7 +38,7 @@ parse_token_list(const char *text, GArray *out, GError **error)
       g_prefix_error(error, "--tokens: ");
       return FALSE;
     }
-    gint32 id = (gint32) v;
+    gint32 id = (gint32)v;
     g_array_append_val(out, id);
   }
   return TRUE;
@@ -51,15 +52,15 @@ run_logits(int argc, char **argv)
   g_autofree char *kv_name = NULL;
   int n_threads = 0;
   GOptionEntry entries[] = {
-    {"model", 'm', 0, G_OPTION_ARG_FILENAME, &model_path, "GGUF model file", "MODEL"},
-    {"prompt", 'p', 0, G_OPTION_ARG_STRING, &prompt, "Prompt text", "TEXT"},
-    {"tokens", 0, 0, G_OPTION_ARG_STRING, &tokens_text, "Token ids instead of text", "\"1 2 3\""},
-    {"output", 'o', 0, G_OPTION_ARG_FILENAME, &out_path, "Output file (raw float32)", "OUT"},
-    {"threads", 't', 0, G_OPTION_ARG_INT, &n_threads, "Compute threads (default: all cores)",
-     "N"},
-    {"kv-type", 0, 0, G_OPTION_ARG_STRING, &kv_name, "KV cache type: f16 (default), q8_0, q4_0, f32",
-     "TYPE"},
-    {NULL},
+      {"model", 'm', 0, G_OPTION_ARG_FILENAME, &model_path, "GGUF model file", "MODEL"},
+      {"prompt", 'p', 0, G_OPTION_ARG_STRING, &prompt, "Prompt text", "TEXT"},
+      {"tokens", 0, 0, G_OPTION_ARG_STRING, &tokens_text, "Token ids instead of text", "\"1 2 3\""},
+      {"output", 'o', 0, G_OPTION_ARG_FILENAME, &out_path, "Output file (raw float32)", "OUT"},
+      {"threads", 't', 0, G_OPTION_ARG_INT, &n_threads, "Compute threads (default: all cores)",
+       "N"},
+      {"kv-type", 0, 0, G_OPTION_ARG_STRING, &kv_name,
+       "KV cache type: f16 (default), q8_0, q4_0, f32", "TYPE"},
+      {NULL},
   };
   if (!wh_cli_parse_options(cmd, entries, &argc, &argv))
     return WH_CLI_EXIT_USAGE;
@@ -107,16 +108,16 @@ run_logits(int argc, char **argv)
   cp.n_batch = ids->len;
   wh_context *ctx = wh_context_new(model, &cp, &error);
   const float *logits =
-      ctx ? wh_context_decode(ctx, (const gint32 *) ids->data, ids->len, TRUE, &error) : NULL;
+      ctx ? wh_context_decode(ctx, (const gint32 *)ids->data, ids->len, TRUE, &error) : NULL;
   if (logits) {
-    const gsize n = (gsize) ids->len * wh_model_n_vocab(model);
+    const gsize n = (gsize)ids->len * wh_model_n_vocab(model);
     guint32 *le = g_new(guint32, n);
     for (gsize i = 0; i < n; i++) {
       guint32 bits;
       memcpy(&bits, &logits[i], sizeof(bits));
       le[i] = GUINT32_TO_LE(bits);
     }
-    ok = g_file_set_contents(out_path, (const char *) le, (gssize) (n * sizeof(guint32)), &error);
+    ok = g_file_set_contents(out_path, (const char *)le, (gssize)(n * sizeof(guint32)), &error);
     g_free(le);
   } else {
     ok = FALSE;

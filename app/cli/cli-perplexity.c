@@ -19,12 +19,12 @@
 static int run_perplexity(int argc, char **argv);
 
 const wh_cli_command wh_cli_command_perplexity = {
-  .name = "perplexity",
-  .summary = "Measure the perplexity of a model on a text",
-  .usage = "-m MODEL -f TEXT [-c N] [-t THREADS]",
-  .description = "Chunks of N tokens (default 512), BOS first, the second half of each chunk\n"
-                 "scored. Ends with the line `PPL = <value> +/- <error>`.",
-  .run = run_perplexity,
+    .name = "perplexity",
+    .summary = "Measure the perplexity of a model on a text",
+    .usage = "-m MODEL -f TEXT [-c N] [-t THREADS]",
+    .description = "Chunks of N tokens (default 512), BOS first, the second half of each chunk\n"
+                   "scored. Ends with the line `PPL = <value> +/- <error>`.",
+    .run = run_perplexity,
 };
 
 typedef struct {
@@ -49,8 +49,8 @@ neg_log_prob(const float *logits, guint32 n_vocab, gint32 target)
     mx = MAX(mx, logits[i]);
   double sum = 0.0;
   for (guint32 i = 0; i < n_vocab; i++)
-    sum += exp((double) logits[i] - mx);
-  return log(sum) - ((double) logits[target] - mx);
+    sum += exp((double)logits[i] - mx);
+  return log(sum) - ((double)logits[target] - mx);
 }
 
 static gboolean
@@ -68,7 +68,7 @@ ppl_job(wh_job *job, gpointer user_data, GError **error)
       ok = FALSE;
       break;
     }
-    memcpy(chunk, st->tokens + (gsize) c * N, N * sizeof(gint32));
+    memcpy(chunk, st->tokens + (gsize)c * N, N * sizeof(gint32));
     if (st->bos >= 0)
       chunk[0] = st->bos;
     wh_context_clear(ctx);
@@ -78,9 +78,9 @@ ppl_job(wh_job *job, gpointer user_data, GError **error)
       break;
     }
     /* targets come from the text, not the BOS-patched chunk */
-    const gint32 *text = st->tokens + (gsize) c * N;
+    const gint32 *text = st->tokens + (gsize)c * N;
     for (guint32 j = N / 2; j + 1 < N; j++) {
-      double v = neg_log_prob(logits + (gsize) j * V, V, text[j + 1]);
+      double v = neg_log_prob(logits + (gsize)j * V, V, text[j + 1]);
       st->nll += v;
       st->nll2 += v * v;
       st->count++;
@@ -101,14 +101,14 @@ run_perplexity(int argc, char **argv)
   g_autofree char *model_path = NULL, *text_path = NULL, *kv_name = NULL;
   int n_ctx = 512, n_threads = 0;
   GOptionEntry entries[] = {
-    {"model", 'm', 0, G_OPTION_ARG_FILENAME, &model_path, "GGUF model file", "MODEL"},
-    {"file", 'f', 0, G_OPTION_ARG_FILENAME, &text_path, "Text file to score", "TEXT"},
-    {"ctx-size", 'c', 0, G_OPTION_ARG_INT, &n_ctx, "Tokens per chunk (default 512)", "N"},
-    {"threads", 't', 0, G_OPTION_ARG_INT, &n_threads, "Compute threads (default: all cores)",
-     "N"},
-    {"kv-type", 0, 0, G_OPTION_ARG_STRING, &kv_name, "KV cache type: f16 (default), q8_0, q4_0, f32",
-     "TYPE"},
-    {NULL},
+      {"model", 'm', 0, G_OPTION_ARG_FILENAME, &model_path, "GGUF model file", "MODEL"},
+      {"file", 'f', 0, G_OPTION_ARG_FILENAME, &text_path, "Text file to score", "TEXT"},
+      {"ctx-size", 'c', 0, G_OPTION_ARG_INT, &n_ctx, "Tokens per chunk (default 512)", "N"},
+      {"threads", 't', 0, G_OPTION_ARG_INT, &n_threads, "Compute threads (default: all cores)",
+       "N"},
+      {"kv-type", 0, 0, G_OPTION_ARG_STRING, &kv_name,
+       "KV cache type: f16 (default), q8_0, q4_0, f32", "TYPE"},
+      {NULL},
   };
   if (!wh_cli_parse_options(cmd, entries, &argc, &argv))
     return WH_CLI_EXIT_USAGE;
@@ -138,12 +138,12 @@ run_perplexity(int argc, char **argv)
   gboolean ok = tok && wh_tokenizer_tokenize(tok, text, text_len, TRUE, FALSE, ids, &error) >= 0;
   if (ok) {
     st.model = model;
-    st.tokens = (const gint32 *) ids->data;
+    st.tokens = (const gint32 *)ids->data;
     st.n_tokens = ids->len;
-    st.n_chunk_tokens = (guint32) n_ctx;
-    st.n_chunks = ids->len / (guint32) n_ctx;
+    st.n_chunk_tokens = (guint32)n_ctx;
+    st.n_chunks = ids->len / (guint32)n_ctx;
     st.bos = wh_tokenizer_add_bos(tok) ? wh_tokenizer_bos(tok) : -1;
-    st.cp.n_ctx = st.cp.n_batch = (guint32) n_ctx;
+    st.cp.n_ctx = st.cp.n_batch = (guint32)n_ctx;
     st.cp.n_threads = n_threads;
     if (st.n_chunks == 0) {
       g_set_error(&error, WH_MODEL_ERROR, WH_MODEL_ERROR_CONTEXT,

@@ -18,13 +18,13 @@
 static int run_run(int argc, char **argv);
 
 const wh_cli_command wh_cli_command_run = {
-  .name = "run",
-  .summary = "Generate a completion of a prompt",
-  .usage = "-m MODEL -p PROMPT [-n N] [--temp T] [--seed S] [--top-k K] [--top-p P] "
-           "[--min-p P] [--repeat-penalty R] [-t THREADS] [-c CTX]",
-  .description = "Streams the completion to stdout; prints time to first token and tokens/s\n"
-                 "to stderr. --temp 0 is greedy decoding.",
-  .run = run_run,
+    .name = "run",
+    .summary = "Generate a completion of a prompt",
+    .usage = "-m MODEL -p PROMPT [-n N] [--temp T] [--seed S] [--top-k K] [--top-p P] "
+             "[--min-p P] [--repeat-penalty R] [-t THREADS] [-c CTX]",
+    .description = "Streams the completion to stdout; prints time to first token and tokens/s\n"
+                   "to stderr. --temp 0 is greedy decoding.",
+    .run = run_run,
 };
 
 /* MemAvailable from /proc/meminfo in bytes, 0 when unknown. */
@@ -77,27 +77,27 @@ run_run(int argc, char **argv)
   gint64 seed = -1;
   gboolean report_memory = FALSE, json = FALSE;
   GOptionEntry entries[] = {
-    {"model", 'm', 0, G_OPTION_ARG_FILENAME, &model_path, "GGUF model file", "MODEL"},
-    {"prompt", 'p', 0, G_OPTION_ARG_STRING, &prompt, "Prompt text", "PROMPT"},
-    {"n-predict", 'n', 0, G_OPTION_ARG_INT, &n_predict, "Tokens to generate (default 128)", "N"},
-    {"temp", 0, 0, G_OPTION_ARG_DOUBLE, &temp, "Temperature; 0 = greedy (default 0.8)", "T"},
-    {"seed", 0, 0, G_OPTION_ARG_INT64, &seed, "Random seed (default: random)", "S"},
-    {"top-k", 0, 0, G_OPTION_ARG_INT, &top_k, "Top-k, 0 = off (default 40)", "K"},
-    {"top-p", 0, 0, G_OPTION_ARG_DOUBLE, &top_p, "Top-p, 1 = off (default 0.95)", "P"},
-    {"min-p", 0, 0, G_OPTION_ARG_DOUBLE, &min_p, "Min-p, 0 = off (default 0.05)", "P"},
-    {"repeat-penalty", 0, 0, G_OPTION_ARG_DOUBLE, &repeat_penalty,
-     "Repetition penalty over the last 64 tokens, 1 = off (default 1)", "R"},
-    {"threads", 't', 0, G_OPTION_ARG_INT, &n_threads, "Compute threads (default: all cores)",
-     "N"},
-    {"ctx-size", 'c', 0, G_OPTION_ARG_INT, &n_ctx, "Context size (default: min(train, 4096))",
-     "CTX"},
-    {"kv-type", 0, 0, G_OPTION_ARG_STRING, &kv_name, "KV cache type: f16 (default), q8_0, q4_0, f32",
-     "TYPE"},
-    {"report-memory", 0, 0, G_OPTION_ARG_NONE, &report_memory,
-     "Print the memory allocated per component", NULL},
-    {"json", 0, 0, G_OPTION_ARG_NONE, &json, "With --report-memory: one JSON object on stdout",
-     NULL},
-    {NULL},
+      {"model", 'm', 0, G_OPTION_ARG_FILENAME, &model_path, "GGUF model file", "MODEL"},
+      {"prompt", 'p', 0, G_OPTION_ARG_STRING, &prompt, "Prompt text", "PROMPT"},
+      {"n-predict", 'n', 0, G_OPTION_ARG_INT, &n_predict, "Tokens to generate (default 128)", "N"},
+      {"temp", 0, 0, G_OPTION_ARG_DOUBLE, &temp, "Temperature; 0 = greedy (default 0.8)", "T"},
+      {"seed", 0, 0, G_OPTION_ARG_INT64, &seed, "Random seed (default: random)", "S"},
+      {"top-k", 0, 0, G_OPTION_ARG_INT, &top_k, "Top-k, 0 = off (default 40)", "K"},
+      {"top-p", 0, 0, G_OPTION_ARG_DOUBLE, &top_p, "Top-p, 1 = off (default 0.95)", "P"},
+      {"min-p", 0, 0, G_OPTION_ARG_DOUBLE, &min_p, "Min-p, 0 = off (default 0.05)", "P"},
+      {"repeat-penalty", 0, 0, G_OPTION_ARG_DOUBLE, &repeat_penalty,
+       "Repetition penalty over the last 64 tokens, 1 = off (default 1)", "R"},
+      {"threads", 't', 0, G_OPTION_ARG_INT, &n_threads, "Compute threads (default: all cores)",
+       "N"},
+      {"ctx-size", 'c', 0, G_OPTION_ARG_INT, &n_ctx, "Context size (default: min(train, 4096))",
+       "CTX"},
+      {"kv-type", 0, 0, G_OPTION_ARG_STRING, &kv_name,
+       "KV cache type: f16 (default), q8_0, q4_0, f32", "TYPE"},
+      {"report-memory", 0, 0, G_OPTION_ARG_NONE, &report_memory,
+       "Print the memory allocated per component", NULL},
+      {"json", 0, 0, G_OPTION_ARG_NONE, &json, "With --report-memory: one JSON object on stdout",
+       NULL},
+      {NULL},
   };
   if (!wh_cli_parse_options(cmd, entries, &argc, &argv))
     return WH_CLI_EXIT_USAGE;
@@ -108,19 +108,19 @@ run_run(int argc, char **argv)
   if (n_predict < 0 || n_ctx < 0 || top_k < 0)
     return wh_cli_usage_error(cmd, "-n, -c and --top-k must not be negative");
   wh_context_params cp = wh_context_default_params();
-  cp.n_ctx = (guint32) n_ctx;
+  cp.n_ctx = (guint32)n_ctx;
   cp.n_threads = n_threads;
   if (kv_name && !wh_kv_type_from_name(kv_name, &cp.kv_type))
     return wh_cli_usage_error(cmd, "unknown KV cache type “%s”", kv_name);
 
   wh_sampler_params sp = wh_sampler_default_params();
-  sp.temperature = (float) temp;
+  sp.temperature = (float)temp;
   sp.top_k = top_k;
-  sp.top_p = (float) top_p;
-  sp.min_p = (float) min_p;
-  sp.repeat_penalty = (float) repeat_penalty;
+  sp.top_p = (float)top_p;
+  sp.min_p = (float)min_p;
+  sp.repeat_penalty = (float)repeat_penalty;
   if (seed >= 0)
-    sp.seed = (guint64) seed;
+    sp.seed = (guint64)seed;
 
   g_autoptr(GError) error = NULL;
   wh_model_params mp = wh_model_default_params();
@@ -154,11 +154,10 @@ run_run(int argc, char **argv)
   const guint32 n_vocab = wh_model_n_vocab(model);
   gint64 t0 = g_get_monotonic_time(), t_first = 0, t_prompt = 0;
   int n_gen = 0;
-  const float *logits = wh_context_decode(ctx, (const gint32 *) ids->data, ids->len, FALSE,
-                                          &error);
+  const float *logits = wh_context_decode(ctx, (const gint32 *)ids->data, ids->len, FALSE, &error);
   t_prompt = g_get_monotonic_time();
   while (logits && n_gen < n_predict) {
-    gint32 next = wh_sampler_sample(sampler, logits, (int) n_vocab);
+    gint32 next = wh_sampler_sample(sampler, logits, (int)n_vocab);
     if (n_gen == 0)
       t_first = g_get_monotonic_time();
     if (wh_tokenizer_is_eog(tok, next))

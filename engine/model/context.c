@@ -16,10 +16,10 @@ wh_context_params
 wh_context_default_params(void)
 {
   wh_context_params p = {
-    .n_ctx = 0,
-    .n_batch = 512,
-    .kv_type = WH_KV_F16,
-    .n_threads = 0,
+      .n_ctx = 0,
+      .n_batch = 512,
+      .kv_type = WH_KV_F16,
+      .n_threads = 0,
   };
   return p;
 }
@@ -56,13 +56,13 @@ wh_context_new(wh_model *model, const wh_context_params *params, GError **error)
   ctx->allocated.overhead = sizeof(wh_context);
   ctx->kv = planned_alloc(plan->kv_cache, &ctx->allocated.kv_cache);
   ctx->compute = planned_alloc(plan->compute, &ctx->allocated.compute);
-  ctx->logits = (float *) planned_alloc(plan->output, &ctx->allocated.output);
+  ctx->logits = (float *)planned_alloc(plan->output, &ctx->allocated.output);
   ctx->overhead = planned_alloc(ctx->lay.overhead_block, &ctx->allocated.overhead);
-  ctx->allocated.total = ctx->allocated.weights + ctx->allocated.kv_cache +
-                         ctx->allocated.compute + ctx->allocated.output + ctx->allocated.overhead;
+  ctx->allocated.total = ctx->allocated.weights + ctx->allocated.kv_cache + ctx->allocated.compute +
+                         ctx->allocated.output + ctx->allocated.overhead;
 
-  ctx->tokens = (gint32 *) (ctx->overhead + ctx->lay.off_ov_tokens);
-  ctx->rope_freq[0] = (double *) (ctx->overhead + ctx->lay.off_ov_rope);
+  ctx->tokens = (gint32 *)(ctx->overhead + ctx->lay.off_ov_tokens);
+  ctx->rope_freq[0] = (double *)(ctx->overhead + ctx->lay.off_ov_rope);
   ctx->rope_freq[1] = ctx->rope_freq[0] + ctx->lay.n_pairs;
   wh_model_rope_freqs(model, &cp, FALSE, ctx->rope_freq[0], &ctx->rope_mscale[0]);
   wh_model_rope_freqs(model, &cp, TRUE, ctx->rope_freq[1], &ctx->rope_mscale[1]);
@@ -137,7 +137,7 @@ wh_context_shift(wh_context *ctx, guint32 n_keep, guint32 n_discard)
             n_move * ctx->lay.kv_row_v[il]);
   }
   memmove(ctx->tokens + n_keep, ctx->tokens + from, n_move * sizeof(gint32));
-  wh_cpu_rope_shift(ctx, n_keep, n_keep + n_move, -(gint64) n_discard);
+  wh_cpu_rope_shift(ctx, n_keep, n_keep + n_move, -(gint64)n_discard);
   ctx->n_past -= n_discard;
 }
 
@@ -152,10 +152,10 @@ wh_context_decode(wh_context *ctx, const gint32 *tokens, guint32 n, gboolean wan
     return NULL;
   }
   for (guint32 i = 0; i < n; i++) {
-    if (tokens[i] < 0 || (guint32) tokens[i] >= hp->n_vocab) {
+    if (tokens[i] < 0 || (guint32)tokens[i] >= hp->n_vocab) {
       g_set_error(error, WH_MODEL_ERROR, WH_MODEL_ERROR_CONTEXT,
-                  "token %u of the input has id %d, outside the vocabulary (0..%u)", i,
-                  tokens[i], hp->n_vocab - 1);
+                  "token %u of the input has id %d, outside the vocabulary (0..%u)", i, tokens[i],
+                  hp->n_vocab - 1);
       return NULL;
     }
   }
@@ -189,10 +189,10 @@ wh_context_decode(wh_context *ctx, const gint32 *tokens, guint32 n, gboolean wan
     const guint32 m = MIN(nb, n - off);
     const gboolean last = off + m == n;
     wh_batch batch = {
-      .tokens = tokens + off,
-      .n_tokens = m,
-      .pos0 = ctx->n_past,
-      .first_logit = want_all_logits ? 0 : (last ? m - 1 : m),
+        .tokens = tokens + off,
+        .n_tokens = m,
+        .pos0 = ctx->n_past,
+        .first_logit = want_all_logits ? 0 : (last ? m - 1 : m),
     };
     ctx->backend->embed(ctx, &batch);
     ctx->backend->layers(ctx, &batch, 0, hp->n_layer);

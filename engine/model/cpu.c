@@ -25,13 +25,13 @@
 static float *
 cbuf(wh_context *ctx, guint64 off)
 {
-  return (float *) (ctx->compute + off);
+  return (float *)(ctx->compute + off);
 }
 
 static guint8 *
 thread_scratch(wh_context *ctx, int ith)
 {
-  return ctx->compute + ctx->lay.off_thread + (guint64) ith * ctx->lay.thread_stride;
+  return ctx->compute + ctx->lay.off_thread + (guint64)ith * ctx->lay.thread_stride;
 }
 
 static float f16_table[65536];
@@ -40,7 +40,7 @@ static gpointer
 init_f16_table(gpointer unused)
 {
   for (guint32 i = 0; i < 65536; i++)
-    f16_table[i] = wh_fp16_to_fp32((guint16) i);
+    f16_table[i] = wh_fp16_to_fp32((guint16)i);
   return NULL;
 }
 
@@ -73,8 +73,8 @@ rms_norm(float *y, const float *x, const float *w, gsize n, float eps)
 {
   double ss = 0.0;
   for (gsize i = 0; i < n; i++)
-    ss += (double) x[i] * x[i];
-  float scale = (float) (1.0 / sqrt(ss / (double) n + eps));
+    ss += (double)x[i] * x[i];
+  float scale = (float)(1.0 / sqrt(ss / (double)n + eps));
   for (gsize i = 0; i < n; i++)
     y[i] = x[i] * scale * w[i];
 }
@@ -82,7 +82,7 @@ rms_norm(float *y, const float *x, const float *w, gsize n, float eps)
 static const float *
 fdata(const wh_gguf_tensor *t)
 {
-  return t ? (const float *) t->data : NULL;
+  return t ? (const float *)t->data : NULL;
 }
 
 /* --- matmul -------------------------------------------------------------------------- */
@@ -117,13 +117,12 @@ mm_quant_worker(int ith, int nth, void *data)
   mm_job *job = data;
   const mm_op *op = &job->ops[job->first];
   const guint64 K = op->w->ne[0];
-  const gsize qrow = wh_quant_row_bytes(op->act_type, (gint64) K);
+  const gsize qrow = wh_quant_row_bytes(op->act_type, (gint64)K);
   guint8 *qact = job->ctx->compute + job->ctx->lay.off_qact;
   gsize b, e;
   wh_threadpool_split(job->n_tokens, ith, nth, &b, &e);
   for (gsize t = b; t < e; t++)
-    wh_quant_quantize_activations(op->act_type, op->x + t * op->ldx, qact + t * qrow,
-                                  (gint64) K);
+    wh_quant_quantize_activations(op->act_type, op->x + t * op->ldx, qact + t * qrow, (gint64)K);
 }
 
 static void
@@ -135,7 +134,7 @@ mm_worker(int ith, int nth, void *data)
     total += job->ops[o].w->ne[1];
   gsize begin, end;
   wh_threadpool_split(total, ith, nth, &begin, &end);
-  float *rowbuf = (float *) (thread_scratch(job->ctx, ith) + job->ctx->lay.th_row);
+  float *rowbuf = (float *)(thread_scratch(job->ctx, ith) + job->ctx->lay.th_row);
   const guint8 *qact = job->ctx->compute + job->ctx->lay.off_qact;
 
   guint64 base = 0;
@@ -143,8 +142,8 @@ mm_worker(int ith, int nth, void *data)
     const mm_op *op = &job->ops[o];
     const guint64 rows = op->w->ne[1], K = op->w->ne[0];
     const guint64 r0 = MAX(begin, base), r1 = MIN(end, base + rows);
-    const gsize row_bytes = wh_quant_row_bytes(op->w->type, (gint64) K);
-    const gsize qrow = wh_quant_row_bytes(op->act_type, (gint64) K);
+    const gsize row_bytes = wh_quant_row_bytes(op->w->type, (gint64)K);
+    const gsize qrow = wh_quant_row_bytes(op->act_type, (gint64)K);
     for (guint64 g = r0; g < r1; g++) {
       const guint64 r = g - base;
       const guint8 *src = op->w->data + r * row_bytes;
@@ -152,13 +151,13 @@ mm_worker(int ith, int nth, void *data)
       if (op->act_type != WH_TYPE_F32) {
         for (guint32 t = 0; t < job->n_tokens; t++)
           op->y[t * op->ldy + r] =
-              wh_quant_vec_dot(op->w->type, src, qact + t * qrow, (gint64) K) + b;
+              wh_quant_vec_dot(op->w->type, src, qact + t * qrow, (gint64)K) + b;
         continue;
       }
       /* F16/BF16 rows are converted once and reused for every token of the batch */
-      const float *wrow = (const float *) src;
+      const float *wrow = (const float *)src;
       if (op->w->type != WH_TYPE_F32) {
-        wh_quant_dequantize_row(op->w->type, src, rowbuf, (gint64) K);
+        wh_quant_dequantize_row(op->w->type, src, rowbuf, (gint64)K);
         wrow = rowbuf;
       }
       for (guint32 t = 0; t < job->n_tokens; t++)
@@ -172,7 +171,7 @@ static void
 mm_add(mm_job *job, const wh_gguf_tensor *w, const float *x, guint64 ldx, float *y, guint64 ldy,
        const wh_gguf_tensor *bias)
 {
-  g_assert(job->n_ops < (int) G_N_ELEMENTS(job->ops));
+  g_assert(job->n_ops < (int)G_N_ELEMENTS(job->ops));
   job->ops[job->n_ops++] = (mm_op){w, x, ldx, y, ldy, fdata(bias), wh_quant_vec_dot_type(w->type)};
 }
 
@@ -212,7 +211,7 @@ kv_store(wh_kv_type type, guint8 *dst, const float *src, guint32 n)
     break;
   case WH_KV_F16:
     for (guint32 i = 0; i < n; i++)
-      ((guint16 *) dst)[i] = wh_fp32_to_fp16(src[i]);
+      ((guint16 *)dst)[i] = wh_fp32_to_fp16(src[i]);
     break;
   case WH_KV_Q8_0:
     wh_quant_quantize_rows(WH_TYPE_Q8_0, src, dst, 1, n, NULL, NULL);
@@ -231,10 +230,10 @@ kv_load(wh_kv_type type, const guint8 *row, guint32 row_len, guint32 off, guint3
 {
   switch (type) {
   case WH_KV_F32:
-    return (const float *) row + off;
+    return (const float *)row + off;
   case WH_KV_F16:
     for (guint32 i = 0; i < n; i++)
-      buf[i] = f16_table[((const guint16 *) row)[off + i]];
+      buf[i] = f16_table[((const guint16 *)row)[off + i]];
     return buf;
   case WH_KV_Q8_0:
   case WH_KV_Q4_0: {
@@ -275,7 +274,7 @@ embed_worker(int ith, int nth, void *data)
   const gsize row_bytes = wh_quant_row_bytes(m->tok_embd->type, d);
   for (gsize t = b; t < e; t++) {
     float *x = cbuf(ctx, ctx->lay.off_x) + t * d;
-    const guint8 *src = m->tok_embd->data + (guint64) job->batch->tokens[t] * row_bytes;
+    const guint8 *src = m->tok_embd->data + (guint64)job->batch->tokens[t] * row_bytes;
     wh_quant_dequantize_row(m->tok_embd->type, src, x, d);
     if (m->hp.embd_scale != 1.0f)
       for (guint32 i = 0; i < d; i++)
@@ -287,13 +286,13 @@ embed_worker(int ith, int nth, void *data)
   float *rope = cbuf(ctx, ctx->lay.off_rope);
   for (int c = 0; c < 2; c++) {
     for (gsize t = b; t < e; t++) {
-      double p = (double) (job->batch->pos0 + t);
-      float *cs = rope + ((gsize) c * 2 * nb + t) * np;
-      float *sn = cs + (gsize) nb * np;
+      double p = (double)(job->batch->pos0 + t);
+      float *cs = rope + ((gsize)c * 2 * nb + t) * np;
+      float *sn = cs + (gsize)nb * np;
       for (guint32 i = 0; i < np; i++) {
         double theta = p * ctx->rope_freq[c][i];
-        cs[i] = (float) cos(theta) * ctx->rope_mscale[c];
-        sn[i] = (float) sin(theta) * ctx->rope_mscale[c];
+        cs[i] = (float)cos(theta) * ctx->rope_mscale[c];
+        sn[i] = (float)sin(theta) * ctx->rope_mscale[c];
       }
     }
   }
@@ -354,8 +353,8 @@ qk_worker(int ith, int nth, void *data)
     float *q = cbuf(ctx, ctx->lay.off_qkv) + t * W;
     float *k = q + H * dk;
     float *v = k + Hkv * dk;
-    const float *cs = cbuf(ctx, ctx->lay.off_rope) + ((gsize) c * 2 * nb + t) * np;
-    const float *sn = cs + (gsize) nb * np;
+    const float *cs = cbuf(ctx, ctx->lay.off_rope) + ((gsize)c * 2 * nb + t) * np;
+    const float *sn = cs + (gsize)nb * np;
     for (guint32 h = 0; h < H; h++) {
       if (L->q_norm)
         rms_norm(q + h * dk, q + h * dk, fdata(L->q_norm), dk, hp->eps);
@@ -366,7 +365,7 @@ qk_worker(int ith, int nth, void *data)
         rms_norm(k + h * dk, k + h * dk, fdata(L->k_norm), dk, hp->eps);
       rope_apply(k + h * dk, cs, sn, hp->n_rot, hp->rope_type);
     }
-    guint32 cell = job->batch->pos0 + (guint32) t;
+    guint32 cell = job->batch->pos0 + (guint32)t;
     kv_store(ctx->params.kv_type, wh_context_k_cell(ctx, job->il, cell), k, Hkv * dk);
     kv_store(ctx->params.kv_type, wh_context_v_cell(ctx, job->il, cell), v, Hkv * dv);
   }
@@ -389,31 +388,31 @@ attn_worker(int ith, int nth, void *data)
   const gboolean swa = hp->swa_layer[il];
   const wh_kv_type kvt = ctx->params.kv_type;
   guint8 *scratch = thread_scratch(ctx, ith);
-  float *scores = (float *) (scratch + ctx->lay.th_scores);
-  float *kvbuf = (float *) (scratch + ctx->lay.th_kv);
-  float *acc = kvbuf + (gsize) ctx->model->hp.n_head_kv_max * MAX(dk, dv);
+  float *scores = (float *)(scratch + ctx->lay.th_scores);
+  float *kvbuf = (float *)(scratch + ctx->lay.th_kv);
+  float *acc = kvbuf + (gsize)ctx->model->hp.n_head_kv_max * MAX(dk, dv);
 
   gsize b, e;
-  wh_threadpool_split((gsize) job->batch->n_tokens * Hkv, ith, nth, &b, &e);
+  wh_threadpool_split((gsize)job->batch->n_tokens * Hkv, ith, nth, &b, &e);
   for (gsize item = b; item < e; item++) {
-    const guint32 t = (guint32) (item / Hkv), g = (guint32) (item % Hkv);
+    const guint32 t = (guint32)(item / Hkv), g = (guint32)(item % Hkv);
     const guint32 p = job->batch->pos0 + t;
     const guint32 j0 = swa && p + 1 > hp->n_swa ? p + 1 - hp->n_swa : 0;
     const guint32 nj = p + 1 - j0;
-    const float *q = cbuf(ctx, ctx->lay.off_qkv) + (gsize) t * W + (gsize) g * ng * dk;
+    const float *q = cbuf(ctx, ctx->lay.off_qkv) + (gsize)t * W + (gsize)g * ng * dk;
 
     for (guint32 j = 0; j < nj; j++) {
-      const float *k = kv_load(kvt, wh_context_k_cell(ctx, il, j0 + j), Hkv * dk, g * dk, dk,
-                               kvbuf);
+      const float *k =
+          kv_load(kvt, wh_context_k_cell(ctx, il, j0 + j), Hkv * dk, g * dk, dk, kvbuf);
       for (guint32 hh = 0; hh < ng; hh++) {
         float z = dot_f32(q + hh * dk, k, dk) * hp->attn_scale;
         if (hp->attn_softcap > 0.0f)
           z = hp->attn_softcap * tanhf(z / hp->attn_softcap);
-        scores[(gsize) hh * n_ctx + j] = z;
+        scores[(gsize)hh * n_ctx + j] = z;
       }
     }
     for (guint32 hh = 0; hh < ng; hh++) {
-      float *s = scores + (gsize) hh * n_ctx;
+      float *s = scores + (gsize)hh * n_ctx;
       float mx = -INFINITY;
       for (guint32 j = 0; j < nj; j++)
         mx = MAX(mx, s[j]);
@@ -422,22 +421,22 @@ attn_worker(int ith, int nth, void *data)
         s[j] = expf(s[j] - mx);
         sum += s[j];
       }
-      float inv = (float) (1.0 / sum);
+      float inv = (float)(1.0 / sum);
       for (guint32 j = 0; j < nj; j++)
         s[j] *= inv;
     }
     memset(acc, 0, sizeof(float) * ng * dv);
     for (guint32 j = 0; j < nj; j++) {
-      const float *v = kv_load(kvt, wh_context_v_cell(ctx, il, j0 + j), Hkv * dv, g * dv, dv,
-                               kvbuf);
+      const float *v =
+          kv_load(kvt, wh_context_v_cell(ctx, il, j0 + j), Hkv * dv, g * dv, dv, kvbuf);
       for (guint32 hh = 0; hh < ng; hh++) {
-        const float a = scores[(gsize) hh * n_ctx + j];
+        const float a = scores[(gsize)hh * n_ctx + j];
         float *o = acc + hh * dv;
         for (guint32 i = 0; i < dv; i++)
           o[i] += a * v[i];
       }
     }
-    float *out = cbuf(ctx, ctx->lay.off_attn) + (gsize) t * H * dv + (gsize) g * ng * dv;
+    float *out = cbuf(ctx, ctx->lay.off_attn) + (gsize)t * H * dv + (gsize)g * ng * dv;
     memcpy(out, acc, sizeof(float) * ng * dv);
   }
 }
@@ -490,7 +489,7 @@ softcap_worker(int ith, int nth, void *data)
   const float c = ctx->model->hp.final_softcap;
   const guint32 V = ctx->model->hp.n_vocab;
   gsize b, e;
-  wh_threadpool_split((gsize) (job->batch->n_tokens - job->t_begin) * V, ith, nth, &b, &e);
+  wh_threadpool_split((gsize)(job->batch->n_tokens - job->t_begin) * V, ith, nth, &b, &e);
   for (gsize i = b; i < e; i++)
     ctx->logits[i] = c * tanhf(ctx->logits[i] / c);
 }
@@ -546,8 +545,8 @@ cpu_layers(wh_context *ctx, const wh_batch *batch, guint32 il_begin, guint32 il_
     }
     mm_run(&mm);
     stage_run(ctx, qk_worker, &st, batch->n_tokens);
-    stage_run(ctx, attn_worker, &st, (gsize) batch->n_tokens * Hkv);
-    mm_add(&mm, L->wo, attn, (guint64) H * hp->head_dim_v, tmp, d, L->bo);
+    stage_run(ctx, attn_worker, &st, (gsize)batch->n_tokens * Hkv);
+    mm_add(&mm, L->wo, attn, (guint64)H * hp->head_dim_v, tmp, d, L->bo);
     mm_run(&mm);
 
     /* x += post_attn_norm(tmp); h = ffn_norm(x) */
@@ -579,22 +578,22 @@ cpu_output(wh_context *ctx, const wh_batch *batch)
 {
   const wh_model *m = ctx->model;
   const guint32 d = m->hp.n_embd, V = m->hp.n_vocab;
-  stage_job st = {.ctx = ctx, .batch = batch, .next_norm = m->output_norm,
-                  .t_begin = batch->first_logit};
+  stage_job st = {
+      .ctx = ctx, .batch = batch, .next_norm = m->output_norm, .t_begin = batch->first_logit};
   stage_run(ctx, residual_worker, &st, batch->n_tokens);
   mm_job mm = {.ctx = ctx, .n_tokens = batch->n_tokens - batch->first_logit};
-  mm_add(&mm, m->output, cbuf(ctx, ctx->lay.off_h) + (gsize) batch->first_logit * d, d,
-         ctx->logits, V, m->output_bias);
+  mm_add(&mm, m->output, cbuf(ctx, ctx->lay.off_h) + (gsize)batch->first_logit * d, d, ctx->logits,
+         V, m->output_bias);
   mm_run(&mm);
   if (m->hp.final_softcap > 0.0f)
     wh_threadpool_run(ctx->pool, softcap_worker, &st);
 }
 
 const wh_backend wh_backend_cpu = {
-  .name = "cpu",
-  .embed = cpu_embed,
-  .layers = cpu_layers,
-  .output = cpu_output,
+    .name = "cpu",
+    .embed = cpu_embed,
+    .layers = cpu_layers,
+    .output = cpu_output,
 };
 
 /* Re-rotates the keys of cells [from, to) by @delta positions (context
@@ -607,15 +606,15 @@ wh_cpu_rope_shift(wh_context *ctx, guint32 from, guint32 to, gint64 delta)
 {
   const wh_model_hparams *hp = &ctx->model->hp;
   const guint32 dk = hp->head_dim_k, np = hp->n_rot / 2;
-  float *row = (float *) (thread_scratch(ctx, 0) + ctx->lay.th_kv);
-  float *cs = (float *) (thread_scratch(ctx, 0) + ctx->lay.th_row);
+  float *row = (float *)(thread_scratch(ctx, 0) + ctx->lay.th_kv);
+  float *cs = (float *)(thread_scratch(ctx, 0) + ctx->lay.th_row);
   float *sn = cs + np;
   ensure_f16_table();
   for (int c = 0; c < 2; c++) {
     for (guint32 i = 0; i < np; i++) {
-      double theta = (double) delta * ctx->rope_freq[c][i];
-      cs[i] = (float) cos(theta);
-      sn[i] = (float) sin(theta);
+      double theta = (double)delta * ctx->rope_freq[c][i];
+      cs[i] = (float)cos(theta);
+      sn[i] = (float)sin(theta);
     }
     for (guint32 il = 0; il < hp->n_layer; il++) {
       if ((hp->swa_layer[il] ? 1 : 0) != c)

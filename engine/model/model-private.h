@@ -29,9 +29,9 @@ struct wh_model {
   wh_model_hparams hp;
   const wh_gguf_tensor *tok_embd;
   const wh_gguf_tensor *output_norm;
-  const wh_gguf_tensor *output;      /* tok_embd when tied */
-  const wh_gguf_tensor *output_bias; /* qwen2, optional */
-  const wh_gguf_tensor *rope_freqs;  /* llama rope_freqs.weight, optional */
+  const wh_gguf_tensor *output;                 /* tok_embd when tied */
+  const wh_gguf_tensor *output_bias;            /* qwen2, optional */
+  const wh_gguf_tensor *rope_freqs;             /* llama rope_freqs.weight, optional */
   const wh_gguf_tensor *rope_long, *rope_short; /* LongRoPE factors, optional */
   wh_layer_weights *layers;
 };
@@ -40,26 +40,26 @@ struct wh_model {
  * every component. Computed by wh_model_compute_layout(), the one function both the
  * memory plan and the allocation use. */
 typedef struct {
-  guint32 nb;         /* n_batch */
-  guint32 qkv_width;  /* H*Dk + Hkv*Dk + Hkv*Dv (max over layers) */
-  guint32 ff_width;   /* 2 * F max */
-  guint32 k_max;      /* widest matmul input */
-  guint32 n_group;    /* query heads per KV head (max) */
-  guint32 n_pairs;    /* n_rot / 2 */
+  guint32 nb;        /* n_batch */
+  guint32 qkv_width; /* H*Dk + Hkv*Dk + Hkv*Dv (max over layers) */
+  guint32 ff_width;  /* 2 * F max */
+  guint32 k_max;     /* widest matmul input */
+  guint32 n_group;   /* query heads per KV head (max) */
+  guint32 n_pairs;   /* n_rot / 2 */
   guint64 kv_row_k[WH_MODEL_MAX_LAYERS], kv_row_v[WH_MODEL_MAX_LAYERS]; /* bytes per cell */
   guint64 kv_layer_off[WH_MODEL_MAX_LAYERS]; /* offset of layer's K block in the KV block */
-  guint64 qact_row;   /* bytes per row of 8-bit-quantized activations */
+  guint64 qact_row;                          /* bytes per row of 8-bit-quantized activations */
   /* compute block */
   guint64 off_x, off_h, off_qkv, off_attn, off_tmp, off_ff, off_qact, off_rope, off_pos;
-  guint64 off_thread;     /* per-thread scratch starts here */
-  guint64 thread_stride;  /* bytes per thread */
-  guint64 th_scores, th_row, th_kv; /* offsets inside one thread's scratch */
+  guint64 off_thread;                                 /* per-thread scratch starts here */
+  guint64 thread_stride;                              /* bytes per thread */
+  guint64 th_scores, th_row, th_kv;                   /* offsets inside one thread's scratch */
   guint64 off_ov_tokens, off_ov_rope, overhead_block; /* the overhead block */
   wh_memory_plan plan;
 } wh_model_layout;
 
 gboolean wh_model_compute_layout(const wh_model_hparams *hp, const wh_context_params *cp,
-                         wh_model_layout *lay, GError **error);
+                                 wh_model_layout *lay, GError **error);
 
 struct wh_context {
   wh_model *model;
@@ -68,15 +68,15 @@ struct wh_context {
   wh_threadpool *pool;
   const wh_backend *backend;
 
-  guint8 *kv;          /* per layer: K cells then V cells */
-  guint8 *overhead;    /* token ids, RoPE frequencies */
+  guint8 *kv;       /* per layer: K cells then V cells */
+  guint8 *overhead; /* token ids, RoPE frequencies */
   guint8 *compute;
-  float *logits;       /* n_batch x n_vocab */
-  gint32 *tokens;      /* n_ctx token ids in the cache (overhead block) */
+  float *logits;        /* n_batch x n_vocab */
+  gint32 *tokens;       /* n_ctx token ids in the cache (overhead block) */
   double *rope_freq[2]; /* per pair angle multiplier: [0] global, [1] sliding layers */
   float rope_mscale[2];
   guint32 n_past;
-  guint32 n_logits;    /* rows valid in logits */
+  guint32 n_logits; /* rows valid in logits */
 
   wh_memory_plan allocated;
 };
@@ -84,14 +84,14 @@ struct wh_context {
 static inline guint8 *
 wh_context_k_cell(wh_context *ctx, guint32 il, guint32 cell)
 {
-  return ctx->kv + ctx->lay.kv_layer_off[il] + (guint64) cell * ctx->lay.kv_row_k[il];
+  return ctx->kv + ctx->lay.kv_layer_off[il] + (guint64)cell * ctx->lay.kv_row_k[il];
 }
 
 static inline guint8 *
 wh_context_v_cell(wh_context *ctx, guint32 il, guint32 cell)
 {
-  return ctx->kv + ctx->lay.kv_layer_off[il] + (guint64) ctx->params.n_ctx * ctx->lay.kv_row_k[il] +
-         (guint64) cell * ctx->lay.kv_row_v[il];
+  return ctx->kv + ctx->lay.kv_layer_off[il] + (guint64)ctx->params.n_ctx * ctx->lay.kv_row_k[il] +
+         (guint64)cell * ctx->lay.kv_row_v[il];
 }
 
 /* RoPE: the angle multiplier of pair i for layer il (theta = p * freq[i]),

@@ -11,7 +11,7 @@
 #include <math.h>
 #include <string.h>
 
-G_DEFINE_QUARK(wh-model-error-quark, wh_model_error)
+G_DEFINE_QUARK(wh - model - error - quark, wh_model_error)
 
 /* --- metadata helpers ---------------------------------------------------------------- */
 
@@ -33,11 +33,11 @@ get_u32(const wh_gguf *g, const char *arch, const char *key, guint32 *out, gbool
   }
   if (v > G_MAXUINT32) {
     g_set_error(error, WH_MODEL_ERROR, WH_MODEL_ERROR_BAD_VALUE,
-                "%s: metadata key “%s” = %" G_GUINT64_FORMAT " is too large", wh_gguf_path(g),
-                full, v);
+                "%s: metadata key “%s” = %" G_GUINT64_FORMAT " is too large", wh_gguf_path(g), full,
+                v);
     return FALSE;
   }
-  *out = (guint32) v;
+  *out = (guint32)v;
   return TRUE;
 }
 
@@ -56,14 +56,14 @@ get_f32(const wh_gguf *g, const char *arch, const char *key, float *out, gboolea
     }
     return TRUE;
   }
-  *out = (float) v;
+  *out = (float)v;
   return TRUE;
 }
 
 /* A u32 or a per-layer array of u32 (spec section 3). */
 static gboolean
-get_per_layer(const wh_gguf *g, const char *arch, const char *key, guint32 n_layer,
-              guint32 *out, guint32 def, GError **error)
+get_per_layer(const wh_gguf *g, const char *arch, const char *key, guint32 n_layer, guint32 *out,
+              guint32 def, GError **error)
 {
   g_autofree char *full = g_strdup_printf("%s.%s", arch, key);
   wh_gguf_array a;
@@ -80,11 +80,11 @@ get_per_layer(const wh_gguf *g, const char *arch, const char *key, guint32 n_lay
       gint64 v = wh_gguf_array_get_int(&a, i);
       if (v < 0 || v > G_MAXUINT32) {
         g_set_error(error, WH_MODEL_ERROR, WH_MODEL_ERROR_BAD_VALUE,
-                    "%s: “%s”[%u] = %" G_GINT64_FORMAT " is out of range", wh_gguf_path(g), full,
-                    i, v);
+                    "%s: “%s”[%u] = %" G_GINT64_FORMAT " is out of range", wh_gguf_path(g), full, i,
+                    v);
         return FALSE;
       }
-      out[i] = (guint32) v;
+      out[i] = (guint32)v;
     }
     return TRUE;
   }
@@ -138,8 +138,8 @@ wh_model_hparams_from_gguf(const wh_gguf *g, wh_model_hparams *hp, GError **erro
     const char *name;
     wh_arch arch;
   } archs[] = {
-    {"llama", WH_ARCH_LLAMA}, {"qwen2", WH_ARCH_QWEN2},   {"qwen3", WH_ARCH_QWEN3},
-    {"phi3", WH_ARCH_PHI3},   {"gemma2", WH_ARCH_GEMMA2}, {"gemma3", WH_ARCH_GEMMA3},
+      {"llama", WH_ARCH_LLAMA}, {"qwen2", WH_ARCH_QWEN2},   {"qwen3", WH_ARCH_QWEN3},
+      {"phi3", WH_ARCH_PHI3},   {"gemma2", WH_ARCH_GEMMA2}, {"gemma3", WH_ARCH_GEMMA3},
   };
   if (!arch) {
     g_set_error(error, WH_MODEL_ERROR, WH_MODEL_ERROR_MISSING_KEY,
@@ -213,8 +213,7 @@ wh_model_hparams_from_gguf(const wh_gguf *g, wh_model_hparams *hp, GError **erro
   if (!get_u32(g, a, "attention.key_length", &hp->head_dim_k, FALSE, error) ||
       !get_u32(g, a, "attention.value_length", &hp->head_dim_v, FALSE, error))
     return FALSE;
-  if (hp->head_dim_k == 0 || hp->head_dim_v == 0 || hp->head_dim_k > 4096 ||
-      hp->head_dim_v > 4096)
+  if (hp->head_dim_k == 0 || hp->head_dim_v == 0 || hp->head_dim_k > 4096 || hp->head_dim_v > 4096)
     return bad_value(error, g, "attention key/value head size is 0 or implausibly large");
   hp->n_rot = hp->head_dim_k;
   if (!get_u32(g, a, "rope.dimension_count", &hp->n_rot, FALSE, error))
@@ -268,7 +267,7 @@ wh_model_hparams_from_gguf(const wh_gguf *g, wh_model_hparams *hp, GError **erro
     return FALSE;
   hp->rope_base_swa = hp->rope_base;
 
-  hp->attn_scale = 1.0f / sqrtf((float) hp->head_dim_k);
+  hp->attn_scale = 1.0f / sqrtf((float)hp->head_dim_k);
   hp->embd_scale = 1.0f;
 
   switch (hp->arch) {
@@ -282,7 +281,7 @@ wh_model_hparams_from_gguf(const wh_gguf *g, wh_model_hparams *hp, GError **erro
   case WH_ARCH_GEMMA2:
     hp->has_post_norms = TRUE;
     hp->ffn_gelu = TRUE;
-    hp->embd_scale = sqrtf((float) hp->n_embd);
+    hp->embd_scale = sqrtf((float)hp->n_embd);
     hp->n_swa = 4096;
     hp->attn_softcap = 50.0f;
     hp->final_softcap = 30.0f;
@@ -293,13 +292,13 @@ wh_model_hparams_from_gguf(const wh_gguf *g, wh_model_hparams *hp, GError **erro
         !read_swa_pattern(g, hp, 2, error))
       return FALSE;
     if (hp->n_layer == 46)
-      hp->attn_scale = 1.0f / sqrtf((float) hp->n_embd / (float) hp->n_head[0]);
+      hp->attn_scale = 1.0f / sqrtf((float)hp->n_embd / (float)hp->n_head[0]);
     break;
   case WH_ARCH_GEMMA3:
     hp->has_post_norms = TRUE;
     hp->has_qk_norm = TRUE;
     hp->ffn_gelu = TRUE;
-    hp->embd_scale = sqrtf((float) hp->n_embd);
+    hp->embd_scale = sqrtf((float)hp->n_embd);
     hp->rope_base_swa = 10000.0f;
     if (!get_u32(g, a, "attention.sliding_window", &hp->n_swa, FALSE, error) ||
         !get_f32(g, a, "final_logit_softcapping", &hp->final_softcap, FALSE, error) ||
@@ -307,28 +306,27 @@ wh_model_hparams_from_gguf(const wh_gguf *g, wh_model_hparams *hp, GError **erro
         !read_swa_pattern(g, hp, 6, error))
       return FALSE;
     if (hp->n_layer == 62)
-      hp->attn_scale = 1.0f / sqrtf((float) hp->n_embd / (float) hp->n_head[0]);
+      hp->attn_scale = 1.0f / sqrtf((float)hp->n_embd / (float)hp->n_head[0]);
     break;
   }
   if (hp->n_swa == 0)
     memset(hp->swa_layer, 0, sizeof(hp->swa_layer));
 
   wh_gguf_array toks;
-  if (!wh_gguf_get_array(g, "tokenizer.ggml.tokens", &toks) || toks.n == 0 ||
-      toks.n > G_MAXINT32) {
+  if (!wh_gguf_get_array(g, "tokenizer.ggml.tokens", &toks) || toks.n == 0 || toks.n > G_MAXINT32) {
     g_set_error(error, WH_MODEL_ERROR, WH_MODEL_ERROR_MISSING_KEY,
                 "%s: the vocabulary (metadata key “tokenizer.ggml.tokens”) is missing or empty",
                 wh_gguf_path(g));
     return FALSE;
   }
-  hp->n_vocab = (guint32) toks.n;
+  hp->n_vocab = (guint32)toks.n;
 
   guint64 id;
   hp->bos_id = hp->eos_id = G_MAXUINT32;
   if (wh_gguf_get_uint(g, "tokenizer.ggml.bos_token_id", &id) && id < hp->n_vocab)
-    hp->bos_id = (guint32) id;
+    hp->bos_id = (guint32)id;
   if (wh_gguf_get_uint(g, "tokenizer.ggml.eos_token_id", &id) && id < hp->n_vocab)
-    hp->eos_id = (guint32) id;
+    hp->eos_id = (guint32)id;
 
   hp->tied_output = wh_gguf_find_tensor(g, "output.weight") == NULL;
   hp->weight_bytes = 0;
@@ -388,7 +386,7 @@ wh_kv_type_row_size(wh_kv_type type, guint64 n)
 static guint64
 align_up(guint64 v)
 {
-  return (v + WH_ALIGN - 1) & ~(guint64) (WH_ALIGN - 1);
+  return (v + WH_ALIGN - 1) & ~(guint64)(WH_ALIGN - 1);
 }
 
 /* Carves `bytes` from a block whose current size is *top; returns the offset. */
@@ -401,8 +399,8 @@ carve(guint64 *top, guint64 bytes)
 }
 
 gboolean
-wh_model_compute_layout(const wh_model_hparams *hp, const wh_context_params *cp, wh_model_layout *lay,
-                GError **error)
+wh_model_compute_layout(const wh_model_hparams *hp, const wh_context_params *cp,
+                        wh_model_layout *lay, GError **error)
 {
   memset(lay, 0, sizeof(*lay));
   if (cp->n_ctx == 0 || cp->n_batch == 0 || cp->n_threads <= 0 || cp->n_ctx > (1u << 24) ||
@@ -415,7 +413,7 @@ wh_model_compute_layout(const wh_model_hparams *hp, const wh_context_params *cp,
   }
   const guint64 nb = MIN(cp->n_batch, cp->n_ctx);
   const guint64 d = hp->n_embd, dk = hp->head_dim_k, dv = hp->head_dim_v;
-  lay->nb = (guint32) nb;
+  lay->nb = (guint32)nb;
 
   /* KV cache: per layer n_ctx cells of K then n_ctx cells of V. */
   guint64 kv = 0;
@@ -439,10 +437,10 @@ wh_model_compute_layout(const wh_model_hparams *hp, const wh_context_params *cp,
     qkv_w = MAX(qkv_w, hp->n_head[il] * dk + hp->n_head_kv[il] * (dk + dv));
     lay->n_group = MAX(lay->n_group, hp->n_head[il] / hp->n_head_kv[il]);
   }
-  lay->qkv_width = (guint32) qkv_w;
+  lay->qkv_width = (guint32)qkv_w;
   lay->ff_width = 2 * hp->n_ff_max;
   guint64 attn_w = hp->n_head_max * dv;
-  lay->k_max = (guint32) MAX(MAX(d, attn_w), hp->n_ff_max);
+  lay->k_max = (guint32)MAX(MAX(d, attn_w), hp->n_ff_max);
   lay->n_pairs = hp->n_rot / 2;
   /* 8-bit activations: at most 292 bytes per 256 values (Q8_K; Q8_0 and Q8_1
    * take 272 and 288). */
@@ -464,23 +462,23 @@ wh_model_compute_layout(const wh_model_hparams *hp, const wh_context_params *cp,
    * cache, a dequantized weight row, and K/V rows (whole rows: a quantized
    * cache row is dequantized entirely). */
   guint64 t = 0;
-  lay->th_scores = carve(&t, (guint64) lay->n_group * cp->n_ctx * 4);
-  lay->th_row = carve(&t, (guint64) lay->k_max * 4);
-  lay->th_kv = carve(&t, (hp->n_head_kv_max * MAX(dk, dv) + (guint64) lay->n_group * dv) * 4);
+  lay->th_scores = carve(&t, (guint64)lay->n_group * cp->n_ctx * 4);
+  lay->th_row = carve(&t, (guint64)lay->k_max * 4);
+  lay->th_kv = carve(&t, (hp->n_head_kv_max * MAX(dk, dv) + (guint64)lay->n_group * dv) * 4);
   lay->thread_stride = t;
-  top += t * (guint64) cp->n_threads;
+  top += t * (guint64)cp->n_threads;
 
   lay->plan.weights = hp->weight_bytes;
   lay->plan.kv_cache = kv;
   lay->plan.compute = top;
   lay->plan.output = nb * hp->n_vocab * 4;
   guint64 ov = 0;
-  lay->off_ov_tokens = carve(&ov, (guint64) cp->n_ctx * sizeof(gint32));
-  lay->off_ov_rope = carve(&ov, 2 * (guint64) lay->n_pairs * sizeof(double));
+  lay->off_ov_tokens = carve(&ov, (guint64)cp->n_ctx * sizeof(gint32));
+  lay->off_ov_rope = carve(&ov, 2 * (guint64)lay->n_pairs * sizeof(double));
   lay->overhead_block = ov;
   lay->plan.overhead = sizeof(wh_context) + ov;
-  lay->plan.total = lay->plan.weights + lay->plan.kv_cache + lay->plan.compute +
-                    lay->plan.output + lay->plan.overhead;
+  lay->plan.total = lay->plan.weights + lay->plan.kv_cache + lay->plan.compute + lay->plan.output +
+                    lay->plan.overhead;
   return TRUE;
 }
 
@@ -498,8 +496,8 @@ wh_model_memory_plan(const wh_model_hparams *hp, const wh_context_params *cp, wh
 /* --- RoPE frequencies (spec 2.3, 2.4) ------------------------------------------------- */
 
 void
-wh_model_rope_freqs(const wh_model *model, const wh_context_params *cp, gboolean swa,
-                    double *freq, float *mscale)
+wh_model_rope_freqs(const wh_model *model, const wh_context_params *cp, gboolean swa, double *freq,
+                    float *mscale)
 {
   const wh_model_hparams *hp = &model->hp;
   const guint32 n_pairs = hp->n_rot / 2;
@@ -528,12 +526,12 @@ wh_model_rope_freqs(const wh_model *model, const wh_context_params *cp, gboolean
   }
   *mscale = hp->rope_attn_factor;
   if (yarn)
-    *mscale = (float) (hp->rope_attn_factor * (1.0 + 0.1 * log(1.0 / s)));
+    *mscale = (float)(hp->rope_attn_factor * (1.0 + 0.1 * log(1.0 / s)));
 
   for (guint32 i = 0; i < n_pairs; i++) {
     double ext = pow(base, -2.0 * i / hp->n_rot);
     if (ff)
-      ext /= ((const float *) ff->data)[i];
+      ext /= ((const float *)ff->data)[i];
     if (yarn) {
       double r = (i - low) / MAX(0.001, high - low);
       double ramp = 1.0 - CLAMP(r, 0.0, 1.0);
@@ -594,7 +592,7 @@ bind(binder *b, gboolean required, guint64 ne0, guint64 ne1, const char *base, i
   /* Vectors (norms, biases, rope factors) are F32; matrices any type we can read. */
   gboolean ok = ne1 == 0 ? t->type == WH_TYPE_F32
                          : wh_quant_type_can_dequantize(t->type) &&
-                               wh_quant_vec_dot_type(t->type) != (wh_type) -1;
+                               wh_quant_vec_dot_type(t->type) != (wh_type)-1;
   if (!ok) {
     g_set_error(b->error, WH_MODEL_ERROR, WH_MODEL_ERROR_BAD_TENSOR,
                 "%s: tensor “%s” has type %s, which %s", wh_gguf_path(b->g), name,
@@ -631,7 +629,7 @@ bind_tensors(wh_model *m, GError **error)
   m->layers = g_new0(wh_layer_weights, hp->n_layer);
   for (guint32 il = 0; il < hp->n_layer && !b.failed; il++) {
     wh_layer_weights *L = &m->layers[il];
-    const int i = (int) il;
+    const int i = (int)il;
     const guint64 H = hp->n_head[il], Hkv = hp->n_head_kv[il], F = hp->n_ff[il];
     const guint64 qkv = H * dk + Hkv * dk + Hkv * dv;
     L->attn_norm = bind(&b, TRUE, d, 0, "attn_norm.weight", i);
@@ -679,8 +677,7 @@ wh_model_load(const char *path, const wh_model_params *params, GError **error)
 {
   wh_model_params p = params ? *params : wh_model_default_params();
   if (p.should_continue && !p.should_continue(p.user_data)) {
-    g_set_error(error, WH_MODEL_ERROR, WH_MODEL_ERROR_CANCELLED, "loading %s was cancelled",
-                path);
+    g_set_error(error, WH_MODEL_ERROR, WH_MODEL_ERROR_CANCELLED, "loading %s was cancelled", path);
     return NULL;
   }
   wh_gguf *g = wh_gguf_open(path, error);
@@ -690,7 +687,7 @@ wh_model_load(const char *path, const wh_model_params *params, GError **error)
   m->gguf = g;
   m->params = p;
   if (m->params.n_threads <= 0)
-    m->params.n_threads = (int) MAX(1u, g_get_num_processors());
+    m->params.n_threads = (int)MAX(1u, g_get_num_processors());
   if (p.progress)
     p.progress(0.0, p.user_data);
   if (!wh_model_hparams_from_gguf(g, &m->hp, error) || !bind_tensors(m, error)) {
@@ -698,8 +695,7 @@ wh_model_load(const char *path, const wh_model_params *params, GError **error)
     return NULL;
   }
   if (p.should_continue && !p.should_continue(p.user_data)) {
-    g_set_error(error, WH_MODEL_ERROR, WH_MODEL_ERROR_CANCELLED, "loading %s was cancelled",
-                path);
+    g_set_error(error, WH_MODEL_ERROR, WH_MODEL_ERROR_CANCELLED, "loading %s was cancelled", path);
     wh_model_free(m);
     return NULL;
   }

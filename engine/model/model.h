@@ -87,31 +87,31 @@ typedef struct {
   guint32 n_embd;
   guint32 n_layer;
   guint32 n_vocab;
-  guint32 n_head[WH_MODEL_MAX_LAYERS];    /* per layer */
-  guint32 n_head_kv[WH_MODEL_MAX_LAYERS]; /* per layer */
-  guint32 n_ff[WH_MODEL_MAX_LAYERS];      /* per layer */
+  guint32 n_head[WH_MODEL_MAX_LAYERS];     /* per layer */
+  guint32 n_head_kv[WH_MODEL_MAX_LAYERS];  /* per layer */
+  guint32 n_ff[WH_MODEL_MAX_LAYERS];       /* per layer */
   gboolean swa_layer[WH_MODEL_MAX_LAYERS]; /* layer uses the sliding window */
   guint32 n_head_max, n_head_kv_max, n_ff_max;
   guint32 head_dim_k, head_dim_v; /* Dk, Dv */
   guint32 n_rot;
-  guint32 n_swa;                  /* sliding window (0 = none) */
+  guint32 n_swa; /* sliding window (0 = none) */
   float eps;
   float rope_base, rope_base_swa;
   wh_rope_type rope_type;
   wh_rope_scaling rope_scaling;
-  float rope_freq_scale;          /* s = 1/factor (1 = none) */
+  float rope_freq_scale; /* s = 1/factor (1 = none) */
   float rope_attn_factor;
   guint32 n_ctx_orig;
-  float attn_scale;               /* multiplies q.k */
-  float attn_softcap;             /* 0 = none */
-  float final_softcap;            /* 0 = none */
-  float embd_scale;               /* 1, or sqrt(d) for gemma */
-  gboolean has_post_norms;        /* gemma2/3 post-attention / post-FFN norms */
-  gboolean has_qk_norm;           /* qwen3, gemma3 */
-  gboolean ffn_gelu;              /* GeGLU (gemma) instead of SwiGLU */
-  gboolean tied_output;           /* no output.weight: the embedding is the output head */
-  guint64 weight_bytes;           /* sum of the tensor bytes the model uses */
-  guint32 bos_id, eos_id;         /* -1 (G_MAXUINT32) when unknown */
+  float attn_scale;        /* multiplies q.k */
+  float attn_softcap;      /* 0 = none */
+  float final_softcap;     /* 0 = none */
+  float embd_scale;        /* 1, or sqrt(d) for gemma */
+  gboolean has_post_norms; /* gemma2/3 post-attention / post-FFN norms */
+  gboolean has_qk_norm;    /* qwen3, gemma3 */
+  gboolean ffn_gelu;       /* GeGLU (gemma) instead of SwiGLU */
+  gboolean tied_output;    /* no output.weight: the embedding is the output head */
+  guint64 weight_bytes;    /* sum of the tensor bytes the model uses */
+  guint32 bos_id, eos_id;  /* -1 (G_MAXUINT32) when unknown */
 } wh_model_hparams;
 
 /* Reads the hyper-parameters of @g (metadata and tensor directory only).
@@ -121,19 +121,19 @@ gboolean wh_model_hparams_from_gguf(const wh_gguf *g, wh_model_hparams *hp, GErr
 /* --- memory plan --------------------------------------------------------------------- */
 
 typedef struct {
-  guint32 n_ctx;      /* tokens the KV cache holds */
-  guint32 n_batch;    /* most tokens one forward step processes (and logits rows kept) */
+  guint32 n_ctx;   /* tokens the KV cache holds */
+  guint32 n_batch; /* most tokens one forward step processes (and logits rows kept) */
   wh_kv_type kv_type;
-  int n_threads;      /* compute threads (each has its own scratch) */
+  int n_threads; /* compute threads (each has its own scratch) */
 } wh_context_params;
 
 typedef struct {
-  guint64 weights;    /* mapped weight bytes (CPU: read from the mapping, not copied) */
+  guint64 weights; /* mapped weight bytes (CPU: read from the mapping, not copied) */
   guint64 kv_cache;
-  guint64 compute;    /* activations and per-thread scratch */
-  guint64 output;     /* logits buffer */
-  guint64 overhead;   /* fixed bookkeeping: tables, RoPE cache, thread pool */
-  guint64 total;      /* sum of the above */
+  guint64 compute;  /* activations and per-thread scratch */
+  guint64 output;   /* logits buffer */
+  guint64 overhead; /* fixed bookkeeping: tables, RoPE cache, thread pool */
+  guint64 total;    /* sum of the above */
 } wh_memory_plan;
 
 /* Pure: the bytes a context with @cp on a model with @hp allocates, per
@@ -145,7 +145,7 @@ gboolean wh_model_memory_plan(const wh_model_hparams *hp, const wh_context_param
 /* Bytes per KV cache row of @n elements of @type (0 if @n does not fit the
  * type's block size). */
 guint64 wh_kv_type_row_size(wh_kv_type type, guint64 n);
-const char *wh_kv_type_name(wh_kv_type type);            /* "f16", "q8_0", ... */
+const char *wh_kv_type_name(wh_kv_type type); /* "f16", "q8_0", ... */
 gboolean wh_kv_type_from_name(const char *name, wh_kv_type *out);
 
 /* --- model --------------------------------------------------------------------------- */
@@ -156,8 +156,8 @@ typedef gboolean (*wh_model_abort_func)(gpointer user_data);
 typedef void (*wh_model_progress_func)(double fraction, gpointer user_data);
 
 typedef struct {
-  int n_threads;                    /* default for contexts; 0 = number of cores */
-  wh_model_progress_func progress;  /* may be NULL */
+  int n_threads;                       /* default for contexts; 0 = number of cores */
+  wh_model_progress_func progress;     /* may be NULL */
   wh_model_abort_func should_continue; /* may be NULL; FALSE cancels the load */
   gpointer user_data;
 } wh_model_params;

@@ -23,7 +23,7 @@
 #elif defined(__aarch64__)
 #define wh_cpu_relax() __asm__ __volatile__("yield")
 #else
-#define wh_cpu_relax() ((void) 0)
+#define wh_cpu_relax() ((void)0)
 #endif
 
 typedef struct {

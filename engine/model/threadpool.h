@@ -44,8 +44,8 @@ void wh_threadpool_run(wh_threadpool *pool, wh_threadpool_func fn, void *data);
 static inline void
 wh_threadpool_split(gsize n, int ith, int nth, gsize *begin, gsize *end)
 {
-  gsize per = n / (gsize) nth, extra = n % (gsize) nth;
-  gsize i = (gsize) ith;
+  gsize per = n / (gsize)nth, extra = n % (gsize)nth;
+  gsize i = (gsize)ith;
   *begin = i * per + MIN(i, extra);
   *end = *begin + per + (i < extra ? 1 : 0);
 }

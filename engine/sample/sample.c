@@ -33,15 +33,15 @@ wh_sampler_params
 wh_sampler_default_params(void)
 {
   wh_sampler_params p = {
-    .temperature = 0.8f,
-    .top_k = 40,
-    .top_p = 0.95f,
-    .min_p = 0.05f,
-    .repeat_penalty = 1.0f,
-    .frequency_penalty = 0.0f,
-    .presence_penalty = 0.0f,
-    .penalty_last_n = 64,
-    .seed = WH_SAMPLER_SEED_RANDOM,
+      .temperature = 0.8f,
+      .top_k = 40,
+      .top_p = 0.95f,
+      .min_p = 0.05f,
+      .repeat_penalty = 1.0f,
+      .frequency_penalty = 0.0f,
+      .presence_penalty = 0.0f,
+      .penalty_last_n = 64,
+      .seed = WH_SAMPLER_SEED_RANDOM,
   };
   return p;
 }
@@ -60,7 +60,7 @@ rng_next(guint64 *state)
 static double
 rng_uniform(guint64 *state)
 {
-  return (double) (rng_next(state) >> 11) * (1.0 / 9007199254740992.0);
+  return (double)(rng_next(state) >> 11) * (1.0 / 9007199254740992.0);
 }
 
 wh_sampler *
@@ -70,7 +70,7 @@ wh_sampler_new(const wh_sampler_params *params)
   s->params = params ? *params : wh_sampler_default_params();
   s->seed = s->params.seed;
   if (s->seed == WH_SAMPLER_SEED_RANDOM)
-    s->seed = ((guint64) g_random_int() << 32) | g_random_int();
+    s->seed = ((guint64)g_random_int() << 32) | g_random_int();
   s->rng = s->seed;
   s->history = g_array_new(FALSE, FALSE, sizeof(gint32));
   return s;
@@ -98,8 +98,8 @@ wh_sampler_accept(wh_sampler *sampler, gint32 token)
   g_array_append_val(sampler->history, token);
   /* Keep the history bounded: only the last penalty_last_n matter. */
   int keep = sampler->params.penalty_last_n;
-  if (keep >= 0 && sampler->history->len > (guint) keep + 1024)
-    g_array_remove_range(sampler->history, 0, sampler->history->len - (guint) keep);
+  if (keep >= 0 && sampler->history->len > (guint)keep + 1024)
+    g_array_remove_range(sampler->history, 0, sampler->history->len - (guint)keep);
 }
 
 void
@@ -157,7 +157,7 @@ select_top_k(candidate *c, int n, int k)
     else
       break;
   }
-  qsort(c, (size_t) k, sizeof(candidate), cmp_candidate_desc);
+  qsort(c, (size_t)k, sizeof(candidate), cmp_candidate_desc);
 }
 
 /* Fills p of the first n (sorted) candidates with softmax(logit / temp). */
@@ -171,7 +171,7 @@ softmax_sorted(candidate *c, int n, float temp)
     sum += c[i].p;
   }
   for (int i = 0; i < n; i++)
-    c[i].p = (float) (c[i].p / sum);
+    c[i].p = (float)(c[i].p / sum);
 }
 
 static void
@@ -183,10 +183,9 @@ apply_penalties(wh_sampler *s, int n_vocab)
   if (p->repeat_penalty == 1.0f && p->frequency_penalty == 0.0f && p->presence_penalty == 0.0f)
     return;
   guint n = s->history->len;
-  guint start = (p->penalty_last_n < 0 || (guint) p->penalty_last_n >= n)
-                    ? 0
-                    : n - (guint) p->penalty_last_n;
-  const gint32 *h = (const gint32 *) s->history->data;
+  guint start =
+      (p->penalty_last_n < 0 || (guint)p->penalty_last_n >= n) ? 0 : n - (guint)p->penalty_last_n;
+  const gint32 *h = (const gint32 *)s->history->data;
   /* The candidate list is still in id order here: cand[id].id == id. Count
    * occurrences in the .p field (free until the softmax). */
   for (guint i = start; i < n; i++)
@@ -240,7 +239,7 @@ wh_sampler_sample(wh_sampler *s, const float *logits, int n_vocab)
     select_top_k(c, n, p->top_k);
     n = p->top_k;
   } else {
-    qsort(c, (size_t) n, sizeof(candidate), cmp_candidate_desc);
+    qsort(c, (size_t)n, sizeof(candidate), cmp_candidate_desc);
   }
 
   if (p->top_p < 1.0f) {

@@ -30,7 +30,7 @@ test_greedy(void)
   p.temperature = 0.0f;
   wh_sampler *s = wh_sampler_new(&p);
   for (int i = 0; i < 5; i++)
-    g_assert_cmpint(wh_sampler_sample(s, logits, 6), ==, 1); /* lowest id wins the tie */
+    g_assert_cmpint(wh_sampler_sample(s, logits, 6), ==, 1);   /* lowest id wins the tie */
   g_assert_cmpmem(copy, sizeof(copy), logits, sizeof(logits)); /* not modified */
   g_assert_cmpint(wh_sample_argmax(logits, 6), ==, 1);
   wh_sampler_free(s);
@@ -65,7 +65,7 @@ test_distribution(void)
     for (int i = 0; i < 4; i++) {
       double expect = exp(logits[i] / temps[k]) / z;
       double sd = sqrt(expect * (1 - expect) / N);
-      g_assert_cmpfloat(fabs((double) counts[i] / N - expect), <, 5 * sd + 1e-9);
+      g_assert_cmpfloat(fabs((double)counts[i] / N - expect), <, 5 * sd + 1e-9);
     }
     wh_sampler_free(s);
   }
@@ -76,7 +76,7 @@ test_seed(void)
 {
   float logits[50];
   for (int i = 0; i < 50; i++)
-    logits[i] = (float) sin(i * 0.7) * 2.0f;
+    logits[i] = (float)sin(i * 0.7) * 2.0f;
   wh_sampler_params p = plain_params();
   gint32 a[64], b[64], c[64];
   wh_sampler *s1 = wh_sampler_new(&p), *s2 = wh_sampler_new(&p);
