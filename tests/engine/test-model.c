@@ -15,10 +15,10 @@
 #include "wh-test-util.h"
 
 typedef struct {
-  double max_rel;      /* max over positions of max|diff| / (1 + max|ref|) */
+  double max_rel; /* max over positions of max|diff| / (1 + max|ref|) */
   guint n_pos;
   guint argmax_same;
-  guint argmax_bad;    /* mismatches outside near-ties */
+  guint argmax_bad; /* mismatches outside near-ties */
   double kld_sum;
 } agreement;
 
@@ -33,15 +33,15 @@ ref_prompt(wh_gguf *ref, int i, guint32 *n_tokens, const float **logits, guint32
   g_assert_true(wh_gguf_get_array(ref, key, &a));
   gint32 *tokens = g_new(gint32, a.n);
   for (guint64 j = 0; j < a.n; j++)
-    tokens[j] = (gint32) wh_gguf_array_get_int(&a, j);
-  *n_tokens = (guint32) a.n;
+    tokens[j] = (gint32)wh_gguf_array_get_int(&a, j);
+  *n_tokens = (guint32)a.n;
   g_snprintf(key, sizeof(key), "logits.%d", i);
   const wh_gguf_tensor *t = wh_gguf_find_tensor(ref, key);
   g_assert_nonnull(t);
   g_assert_cmpint(t->type, ==, WH_TYPE_F32);
   g_assert_cmpuint(t->ne[0], ==, n_vocab);
   g_assert_cmpuint(t->ne[1], ==, a.n);
-  *logits = (const float *) t->data;
+  *logits = (const float *)t->data;
   return tokens;
 }
 
@@ -62,11 +62,11 @@ compare_row(agreement *ag, const float *ref, const float *mine, guint32 V)
 {
   double maxdiff = 0, maxabs = 0;
   for (guint32 j = 0; j < V; j++) {
-    maxdiff = MAX(maxdiff, fabs((double) mine[j] - ref[j]));
-    maxabs = MAX(maxabs, fabs((double) ref[j]));
+    maxdiff = MAX(maxdiff, fabs((double)mine[j] - ref[j]));
+    maxabs = MAX(maxabs, fabs((double)ref[j]));
   }
   ag->max_rel = MAX(ag->max_rel, maxdiff / (1.0 + maxabs));
-  int ra = wh_sample_argmax(ref, (int) V), ma = wh_sample_argmax(mine, (int) V);
+  int ra = wh_sample_argmax(ref, (int)V), ma = wh_sample_argmax(mine, (int)V);
   ag->n_pos++;
   if (ra == ma) {
     ag->argmax_same++;
@@ -74,7 +74,7 @@ compare_row(agreement *ag, const float *ref, const float *mine, guint32 V)
     /* near-tie: the reference's two best differ by less than the bound */
     float second = -INFINITY;
     for (guint32 j = 0; j < V; j++)
-      if ((int) j != ra)
+      if ((int)j != ra)
         second = MAX(second, ref[j]);
     if (ref[ra] - second >= 2e-3 * (1.0 + maxabs))
       ag->argmax_bad++;
@@ -121,7 +121,7 @@ run_reference(const char *model_rel, const char *logits_rel, wh_kv_type kv, agre
     const float *out = wh_context_decode(ctx, tokens, n, TRUE, &error);
     g_assert_no_error(error);
     for (guint32 t = 0; t < n; t++)
-      compare_row(ag, reflog + (gsize) t * V, out + (gsize) t * V, V);
+      compare_row(ag, reflog + (gsize)t * V, out + (gsize)t * V, V);
   }
   wh_context_free(ctx);
   wh_gguf_close(ref);
@@ -156,9 +156,9 @@ test_quant_model(gconstpointer data)
   agreement ag;
   if (!run_reference(mrel, lrel, WH_KV_F16, &ag))
     return;
-  double kld = ag.kld_sum / ag.n_pos, agree = (double) ag.argmax_same / ag.n_pos;
-  g_test_message("synth-llama-%s: argmax agreement %.2f%%, mean KLD %.3g, max rel diff %.3g",
-                 type, 100 * agree, kld, ag.max_rel);
+  double kld = ag.kld_sum / ag.n_pos, agree = (double)ag.argmax_same / ag.n_pos;
+  g_test_message("synth-llama-%s: argmax agreement %.2f%%, mean KLD %.3g, max rel diff %.3g", type,
+                 100 * agree, kld, ag.max_rel);
   g_assert_cmpuint(ag.n_pos, ==, 206);
   g_assert_cmpfloat(agree, >=, 0.94);
   g_assert_cmpfloat(kld, <=, 3e-3);
@@ -199,8 +199,8 @@ test_stories_greedy(void)
     const float *out = wh_context_decode(ctx, tokens, n, FALSE, &error);
     g_assert_no_error(error);
     for (int k = 0; k < 32; k++) {
-      gint32 next = wh_sample_argmax(out, (int) V);
-      g_assert_cmpint(next, ==, wh_gguf_array_get_int(&greedy, (guint64) k));
+      gint32 next = wh_sample_argmax(out, (int)V);
+      g_assert_cmpint(next, ==, wh_gguf_array_get_int(&greedy, (guint64)k));
       out = wh_context_decode(ctx, &next, 1, FALSE, &error);
       g_assert_no_error(error);
     }
@@ -280,12 +280,12 @@ test_incremental(gconstpointer data)
                     : wh_context_decode(ctx, tokens + start - 1, 1, FALSE, &error);
     g_assert_no_error(error);
     for (guint32 j = 0; j < V; j++)
-      maxdiff = MAX(maxdiff, fabs(out[j] - batched[(gsize) (start - 1) * V + j]));
+      maxdiff = MAX(maxdiff, fabs(out[j] - batched[(gsize)(start - 1) * V + j]));
     for (guint32 t = start; t < n; t++) {
       out = wh_context_decode(ctx, tokens + t, 1, FALSE, &error);
       g_assert_no_error(error);
       for (guint32 j = 0; j < V; j++)
-        maxdiff = MAX(maxdiff, fabs(out[j] - batched[(gsize) t * V + j]));
+        maxdiff = MAX(maxdiff, fabs(out[j] - batched[(gsize)t * V + j]));
     }
     g_assert_cmpuint(wh_context_n_past(ctx), ==, n);
   }
@@ -309,8 +309,7 @@ test_threads(void)
   wh_model *model = NULL;
   for (int k = 0; k < 2; k++) {
     wh_context *ctx =
-        open_ctx("reference/models/synth-qwen3-F16.gguf", threads[k], WH_KV_F16, 256, 256,
-                 &model);
+        open_ctx("reference/models/synth-qwen3-F16.gguf", threads[k], WH_KV_F16, 256, 256, &model);
     if (!ctx)
       return;
     GError *error = NULL;
@@ -335,13 +334,14 @@ test_memory_plan(void)
   const wh_kv_type kvs[] = {WH_KV_F16, WH_KV_Q8_0, WH_KV_Q4_0, WH_KV_F32};
   for (gsize k = 0; k < G_N_ELEMENTS(kvs); k++) {
     wh_model *model;
-    wh_context *ctx = open_ctx("reference/models/synth-llama-Q4_K_M.gguf", 2, kvs[k], 256, 64, &model);
+    wh_context *ctx =
+        open_ctx("reference/models/synth-llama-Q4_K_M.gguf", 2, kvs[k], 256, 64, &model);
     if (!ctx)
       return;
     wh_memory_plan planned, alloc, pure;
     wh_context_get_memory(ctx, &planned, &alloc);
-    g_assert_true(wh_model_memory_plan(wh_model_get_hparams(model), wh_context_get_params(ctx),
-                                       &pure, NULL));
+    g_assert_true(
+        wh_model_memory_plan(wh_model_get_hparams(model), wh_context_get_params(ctx), &pure, NULL));
     g_assert_cmpmem(&planned, sizeof(planned), &alloc, sizeof(alloc));
     g_assert_cmpmem(&planned, sizeof(planned), &pure, sizeof(pure));
     /* KV: 4 layers x 256 cells x (K + V) of 2 heads x 64 values */
@@ -401,8 +401,8 @@ test_context_shift(void)
   g_assert_nonnull(wh_context_decode(b, shifted, 9, FALSE, &error));
   const guint32 n = 2 * 64;
   for (guint32 cell = 0; cell < 9; cell++) {
-    const float *ka = (const float *) wh_context_k_cell(a, 0, cell);
-    const float *kb = (const float *) wh_context_k_cell(b, 0, cell);
+    const float *ka = (const float *)wh_context_k_cell(a, 0, cell);
+    const float *kb = (const float *)wh_context_k_cell(b, 0, cell);
     for (guint32 i = 0; i < n; i++)
       g_assert_cmpfloat_with_epsilon(ka[i], kb[i], 1e-4 * (1 + fabsf(kb[i])));
   }
@@ -418,6 +418,64 @@ test_context_shift(void)
   g_assert_cmpint(wh_context_get_tokens(a)[0], ==, 1);
   wh_context_free(a);
   wh_context_free(b);
+  wh_model_free(model);
+}
+
+/* RoPE scaling (spec 2.4), which the test models do not exercise: linear
+ * scaling, YaRN's ramp ends and magnitude, and gemma3's unscaled sliding
+ * layers with their own base. */
+static void
+test_rope_scaling(void)
+{
+  g_autofree char *path = wh_test_shared_file_or_skip("reference/models/synth-gemma3-F16.gguf");
+  if (!path)
+    return;
+  GError *error = NULL;
+  wh_model *model = wh_model_load(path, NULL, &error);
+  g_assert_no_error(error);
+  wh_model_hparams *hp = &model->hp;
+  wh_context_params cp = wh_context_default_params();
+  cp.n_ctx = 4096;
+  const guint32 np = hp->n_rot / 2;
+  double freq[256];
+  float mscale;
+
+  /* plain: base^(-2i/n_rot) */
+  wh_model_rope_freqs(model, &cp, FALSE, freq, &mscale);
+  for (guint32 i = 0; i < np; i++)
+    g_assert_cmpfloat_with_epsilon(freq[i], pow(10000.0, -2.0 * i / hp->n_rot), 1e-12);
+  g_assert_cmpfloat(mscale, ==, 1.0f);
+
+  /* gemma3: linear factor 8 and base 1e6 on global layers only */
+  hp->rope_scaling = WH_ROPE_SCALING_LINEAR;
+  hp->rope_freq_scale = 0.125f;
+  hp->rope_base = 1e6f;
+  wh_model_rope_freqs(model, &cp, FALSE, freq, &mscale);
+  for (guint32 i = 0; i < np; i++)
+    g_assert_cmpfloat_with_epsilon(freq[i], 0.125 * pow(1e6, -2.0 * i / hp->n_rot), 1e-12);
+  wh_model_rope_freqs(model, &cp, TRUE, freq, &mscale);
+  for (guint32 i = 0; i < np; i++)
+    g_assert_cmpfloat_with_epsilon(freq[i], pow(10000.0, -2.0 * i / hp->n_rot), 1e-12);
+
+  /* YaRN, factor 4, n_ctx_orig 2048, base 10000, n_rot 64: low = floor(corr(32)) = 8,
+   * high = ceil(corr(1)) = 21; pairs up to low keep the unscaled frequency, pairs from high
+   * on take s * ext, and the magnitude is 1 + 0.1 ln 4. */
+  hp->rope_scaling = WH_ROPE_SCALING_YARN;
+  hp->rope_freq_scale = 0.25f;
+  hp->rope_base = 10000.0f;
+  hp->n_ctx_orig = 2048;
+  g_assert_cmpuint(hp->n_rot, ==, 64);
+  wh_model_rope_freqs(model, &cp, FALSE, freq, &mscale);
+  g_assert_cmpfloat_with_epsilon(mscale, 1.0 + 0.1 * log(4.0), 1e-6);
+  for (guint32 i = 0; i < np; i++) {
+    double ext = pow(10000.0, -2.0 * i / 64);
+    if (i <= 8)
+      g_assert_cmpfloat_with_epsilon(freq[i], ext, 1e-12);
+    else if (i >= 21)
+      g_assert_cmpfloat_with_epsilon(freq[i], 0.25 * ext, 1e-12);
+    else
+      g_assert_true(freq[i] < ext && freq[i] > 0.25 * ext);
+  }
   wh_model_free(model);
 }
 
@@ -464,10 +522,10 @@ main(int argc, char **argv)
     g_test_add_data_func(p, f16[i], test_f16_model);
   }
   static const char *quants[] = {
-    "Q8_0",   "Q4_0",        "Q4_1",         "Q5_0",         "Q5_1",       "Q2_K",
-    "Q3_K_M", "Q4_K_S",      "Q4_K_M",       "Q5_K_M",       "Q6_K",       "IQ4_NL",
-    "IQ4_XS", "IQ1_S-imat",  "IQ1_M-imat",   "IQ2_XXS-imat", "IQ2_XS-imat", "IQ2_S-imat",
-    "IQ3_XXS-imat", "IQ3_S-imat", "Q2_K_S-imat", "Q4_K_M-imat",
+      "Q8_0",         "Q4_0",       "Q4_1",        "Q5_0",         "Q5_1",        "Q2_K",
+      "Q3_K_M",       "Q4_K_S",     "Q4_K_M",      "Q5_K_M",       "Q6_K",        "IQ4_NL",
+      "IQ4_XS",       "IQ1_S-imat", "IQ1_M-imat",  "IQ2_XXS-imat", "IQ2_XS-imat", "IQ2_S-imat",
+      "IQ3_XXS-imat", "IQ3_S-imat", "Q2_K_S-imat", "Q4_K_M-imat",
   };
   for (gsize i = 0; i < G_N_ELEMENTS(quants); i++) {
     g_autofree char *p = g_strdup_printf("/model/quantized/%s", quants[i]);
@@ -481,5 +539,6 @@ main(int argc, char **argv)
   g_test_add_func("/model/kv-types", test_kv_types);
   g_test_add_func("/model/context-shift", test_context_shift);
   g_test_add_func("/model/errors", test_errors);
+  g_test_add_func("/model/rope-scaling", test_rope_scaling);
   return g_test_run();
 }
