@@ -22,11 +22,15 @@
 
 /* No implicit FMA contraction: the SIMD k-quant kernels share the portable float epilogue and
  * must round exactly like it (explicit _mm256_fmadd_ps intrinsics are unaffected). */
+#if defined(__clang__)
+#pragma STDC FP_CONTRACT OFF
+#else
 #pragma GCC optimize("fp-contract=off")
+#endif
 
 #include "quant/quant-private.h"
 
-#if defined(__x86_64__) || defined(__i386__)
+#if (defined(__x86_64__) || defined(__i386__)) && !defined(WH_QUANT_NO_SIMD)
 #define WH_QUANT_X86 1
 #include <immintrin.h>
 #else
@@ -1460,8 +1464,8 @@ cpu_has_avx2(void)
   static gsize once = 0;
   static int has = 0;
   if (g_once_init_enter(&once)) {
-    has = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
-          __builtin_cpu_supports("f16c");
+    has =
+        __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && wh_quant_cpu_f16c_bit();
     g_once_init_leave(&once, 1);
   }
   return has;

@@ -26,6 +26,20 @@ gsize wh_quant_iq_quantize_rows(wh_type type, const float *src, void *dst, gint6
  * the CPU has it. */
 void wh_quant_fp32_to_fp16_row(const float *x, void *dst, gint64 n);
 
+#if (defined(__x86_64__) || defined(__i386__)) && !defined(WH_QUANT_NO_SIMD)
+#include <cpuid.h>
+/* TRUE when the CPU has F16C (CPUID.1:ECX bit 29). Callers also check AVX, which includes the
+ * OS support for the YMM state. (Some compilers' __builtin_cpu_supports lack "f16c".) */
+static inline gboolean
+wh_quant_cpu_f16c_bit(void)
+{
+  unsigned int eax, ebx, ecx, edx;
+  if (!__get_cpuid(1, &eax, &ebx, &ecx, &edx))
+    return FALSE;
+  return (ecx >> 29) & 1;
+}
+#endif
+
 /* Super-block size of the k-quants and i-quants. */
 #define WH_QK_K 256
 

@@ -21,7 +21,11 @@
  */
 #include "config.h"
 
+#if defined(__clang__)
+#pragma STDC FP_CONTRACT OFF
+#else
 #pragma GCC optimize("fp-contract=off")
+#endif
 
 #include <float.h>
 

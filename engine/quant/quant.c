@@ -12,7 +12,7 @@
 
 #include "quant/quant-private.h"
 
-#if defined(__x86_64__) || defined(__i386__)
+#if (defined(__x86_64__) || defined(__i386__)) && !defined(WH_QUANT_NO_SIMD)
 #include <immintrin.h>
 #define WH_QUANT_F16C 1
 #else
@@ -698,7 +698,7 @@ cpu_has_f16c(void)
   static gsize once = 0;
   static gboolean has = FALSE;
   if (g_once_init_enter(&once)) {
-    has = __builtin_cpu_supports("avx") && __builtin_cpu_supports("f16c");
+    has = __builtin_cpu_supports("avx") && wh_quant_cpu_f16c_bit();
     g_once_init_leave(&once, 1);
   }
   return has;
