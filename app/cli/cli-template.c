@@ -15,17 +15,17 @@
 static int run_template(int argc, char **argv);
 
 const wh_cli_command wh_cli_command_template = {
-  .name = "template",
-  .summary = "Render chat-template test cases (Jinja) to text",
-  .usage = "-t FILE.jinja -c CASES.json [--now ISO8601]",
-  .description =
-      "Renders each conversation of CASES.json (an object with \"cases\": [{\"messages\", "
-      "\"add_generation_prompt\"}], plus optional \"bos_token\", \"eos_token\", \"now\", "
-      "\"separator\") with the template and prints every result followed by the separator.\n"
-      "A template that rejects the system role gets the system text folded into the first "
-      "user message. --now fixes the date strftime_now() sees (default: the file's \"now\", "
-      "else the current time).",
-  .run = run_template,
+    .name = "template",
+    .summary = "Render chat-template test cases (Jinja) to text",
+    .usage = "-t FILE.jinja -c CASES.json [--now ISO8601]",
+    .description =
+        "Renders each conversation of CASES.json (an object with \"cases\": [{\"messages\", "
+        "\"add_generation_prompt\"}], plus optional \"bos_token\", \"eos_token\", \"now\", "
+        "\"separator\") with the template and prints every result followed by the separator.\n"
+        "A template that rejects the system role gets the system text folded into the first "
+        "user message. --now fixes the date strftime_now() sees (default: the file's \"now\", "
+        "else the current time).",
+    .run = run_template,
 };
 
 static int
@@ -34,10 +34,10 @@ run_template(int argc, char **argv)
   const wh_cli_command *cmd = &wh_cli_command_template;
   g_autofree char *tmpl_path = NULL, *cases_path = NULL, *now_s = NULL;
   GOptionEntry entries[] = {
-    {"template", 't', 0, G_OPTION_ARG_FILENAME, &tmpl_path, "Jinja template file", "FILE"},
-    {"cases", 'c', 0, G_OPTION_ARG_FILENAME, &cases_path, "cases.json file", "FILE"},
-    {"now", 0, 0, G_OPTION_ARG_STRING, &now_s, "Time for strftime_now (ISO 8601)", "TIME"},
-    {NULL},
+      {"template", 't', 0, G_OPTION_ARG_FILENAME, &tmpl_path, "Jinja template file", "FILE"},
+      {"cases", 'c', 0, G_OPTION_ARG_FILENAME, &cases_path, "cases.json file", "FILE"},
+      {"now", 0, 0, G_OPTION_ARG_STRING, &now_s, "Time for strftime_now (ISO 8601)", "TIME"},
+      {NULL},
   };
   if (!wh_cli_parse_options(cmd, entries, &argc, &argv))
     return WH_CLI_EXIT_USAGE;
@@ -49,8 +49,10 @@ run_template(int argc, char **argv)
   if (now_s) {
     now = wh_chat_parse_time(now_s);
     if (now < 0)
-      return wh_cli_usage_error(cmd, "--now: '%s' is not an ISO 8601 time "
-                                "(e.g. 2025-11-22T08:00:00Z)", now_s);
+      return wh_cli_usage_error(cmd,
+                                "--now: '%s' is not an ISO 8601 time "
+                                "(e.g. 2025-11-22T08:00:00Z)",
+                                now_s);
   }
   g_autoptr(GError) error = NULL;
   g_autofree char *src = NULL, *cases = NULL;

@@ -8,7 +8,7 @@
 
 #include <string.h>
 
-G_DEFINE_QUARK(wh-chat-error-quark, wh_chat_error)
+G_DEFINE_QUARK(wh - chat - error - quark, wh_chat_error)
 
 struct wh_chat_template {
   wh_jinja_template *jinja;
@@ -18,12 +18,12 @@ wh_chat_render_params
 wh_chat_render_default_params(void)
 {
   wh_chat_render_params p = {
-    .add_generation_prompt = TRUE,
-    .enable_thinking = TRUE,
-    .bos_token = "",
-    .eos_token = "",
-    .now = -1,
-    .fallback = WH_CHAT_FORMAT_CHATML,
+      .add_generation_prompt = TRUE,
+      .enable_thinking = TRUE,
+      .bos_token = "",
+      .eos_token = "",
+      .now = -1,
+      .fallback = WH_CHAT_FORMAT_CHATML,
   };
   return p;
 }
@@ -200,8 +200,7 @@ fold_system(JsonArray *messages)
 
 char *
 wh_chat_template_render_json(wh_chat_template *tmpl, JsonArray *messages,
-                             const wh_chat_render_params *p, wh_chat_format *used,
-                             GError **error)
+                             const wh_chat_render_params *p, wh_chat_format *used, GError **error)
 {
   g_return_val_if_fail(tmpl && messages, NULL);
   wh_chat_render_params dp = wh_chat_render_default_params();
@@ -305,8 +304,8 @@ wh_chat_template_render_cases(wh_chat_template *tmpl, const char *cases_json, gs
       g_object_unref(jp);
       return NULL;
     }
-    p.add_generation_prompt = json_object_get_boolean_member_with_default(
-        co, "add_generation_prompt", TRUE);
+    p.add_generation_prompt =
+        json_object_get_boolean_member_with_default(co, "add_generation_prompt", TRUE);
     GError *ce = NULL;
     char *r = wh_chat_template_render_json(tmpl, json_node_get_array(mn), &p, NULL, &ce);
     if (!r) {
@@ -354,8 +353,8 @@ wh_chat_render_with_fallback(const char *template_source, const wh_chat_message 
   wh_chat_render_params dp = wh_chat_render_default_params();
   if (!p)
     p = &dp;
-  wh_chat_format fb = p->fallback == WH_CHAT_FORMAT_PLAIN ? WH_CHAT_FORMAT_PLAIN
-                                                           : WH_CHAT_FORMAT_CHATML;
+  wh_chat_format fb =
+      p->fallback == WH_CHAT_FORMAT_PLAIN ? WH_CHAT_FORMAT_PLAIN : WH_CHAT_FORMAT_CHATML;
   if (why)
     *why = NULL;
   if (!template_source || !*template_source) {

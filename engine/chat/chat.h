@@ -84,8 +84,8 @@ char *wh_chat_template_render_json(wh_chat_template *tmpl, JsonArray *messages,
  * "separator", "cases": [{"add_generation_prompt", "messages"}]}) and returns them each
  * followed by the separator — exactly the layout of the shared .expected files.
  * @now_override >= 0 replaces the document's "now". */
-char *wh_chat_template_render_cases(wh_chat_template *tmpl, const char *cases_json,
-                                    gssize len, gint64 now_override, GError **error);
+char *wh_chat_template_render_cases(wh_chat_template *tmpl, const char *cases_json, gssize len,
+                                    gint64 now_override, GError **error);
 
 /* The built-in formats on their own (never fail). @format is CHATML or PLAIN. */
 char *wh_chat_render_builtin(wh_chat_format format, const wh_chat_message *msgs, gsize n,
@@ -96,8 +96,8 @@ char *wh_chat_render_builtin(wh_chat_format format, const wh_chat_message *msgs,
  * template). Never returns NULL. @used receives the format, @why (may be NULL) a newly
  * allocated reason when a fallback was used (NULL otherwise). */
 char *wh_chat_render_with_fallback(const char *template_source, const wh_chat_message *msgs,
-                                   gsize n, const wh_chat_render_params *p,
-                                   wh_chat_format *used, char **why);
+                                   gsize n, const wh_chat_render_params *p, wh_chat_format *used,
+                                   char **why);
 
 /* Parses "2025-11-22T08:00:00Z" (ISO 8601) into Unix seconds; -1 when invalid. */
 gint64 wh_chat_parse_time(const char *iso8601);

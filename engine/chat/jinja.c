@@ -31,7 +31,17 @@
 /* Values                                                                               */
 
 typedef enum {
-  V_UNDEF, V_NONE, V_BOOL, V_INT, V_FLOAT, V_STR, V_LIST, V_DICT, V_NS, V_MACRO, V_FUNC,
+  V_UNDEF,
+  V_NONE,
+  V_BOOL,
+  V_INT,
+  V_FLOAT,
+  V_STR,
+  V_LIST,
+  V_DICT,
+  V_NS,
+  V_MACRO,
+  V_FUNC,
 } vtype;
 
 typedef struct val val;
@@ -43,7 +53,7 @@ struct val {
   int refs; /* < 0: immortal singleton */
   gboolean in_arena;
   gboolean tuple; /* V_LIST made as a Python tuple (items() pairs, `(a, b)`): repr only */
-  val *next_free;  /* link in the queue of containers being freed */
+  val *next_free; /* link in the queue of containers being freed */
   union {
     gboolean b;
     gint64 i;
@@ -56,7 +66,7 @@ struct val {
     struct {
       GPtrArray *keys; /* val*, owned */
       GPtrArray *vals; /* val*, owned */
-    } d;                /* V_DICT and V_NS */
+    } d;               /* V_DICT and V_NS */
     struct {
       node *def;
       scope *closure;
@@ -375,8 +385,8 @@ val_truthy(const val *v)
 static const char *
 type_name(const val *v)
 {
-  static const char *const names[] = {"undefined", "NoneType", "bool",      "int",
-                                      "float",     "str",      "list",      "dict",
+  static const char *const names[] = {"undefined", "NoneType", "bool",    "int",
+                                      "float",     "str",      "list",    "dict",
                                       "namespace", "macro",    "function"};
   return names[v->t];
 }
@@ -754,7 +764,7 @@ val_from_json(JsonNode *n, int depth)
     val *d = v_dict_new(V_DICT);
     JsonObject *o = json_node_get_object(n);
     GList *members = json_object_get_members(o); /* insertion order */
-    for (GList *m = members; m; m = m->next) { /* JSON object members are unique */
+    for (GList *m = members; m; m = m->next) {   /* JSON object members are unique */
       g_ptr_array_add(d->d.keys, v_str(m->data));
       g_ptr_array_add(d->d.vals, val_from_json(json_object_get_member(o, m->data), depth + 1));
     }
@@ -769,7 +779,17 @@ val_from_json(JsonNode *n, int depth)
 /* Lexer                                                                                */
 
 typedef enum {
-  T_TEXT, T_VBEGIN, T_VEND, T_BBEGIN, T_BEND, T_NAME, T_STR, T_INT, T_FLOAT, T_OP, T_EOF,
+  T_TEXT,
+  T_VBEGIN,
+  T_VEND,
+  T_BBEGIN,
+  T_BEND,
+  T_NAME,
+  T_STR,
+  T_INT,
+  T_FLOAT,
+  T_OP,
+  T_EOF,
 } ttype;
 
 typedef struct {
@@ -920,18 +940,41 @@ lex_tag(lexer *lx, gsize pos, gboolean block, gboolean *strip_after, gboolean *p
           char e = s[pos + 1];
           pos += 2;
           switch (e) {
-          case 'n': g_string_append_c(str, '\n'); break;
-          case 't': g_string_append_c(str, '\t'); break;
-          case 'r': g_string_append_c(str, '\r'); break;
-          case '0': g_string_append_c(str, '\0'); break;
-          case 'b': g_string_append_c(str, '\b'); break;
-          case 'f': g_string_append_c(str, '\f'); break;
-          case 'v': g_string_append_c(str, '\v'); break;
-          case 'a': g_string_append_c(str, '\a'); break;
-          case '\\': g_string_append_c(str, '\\'); break;
-          case '\'': g_string_append_c(str, '\''); break;
-          case '"': g_string_append_c(str, '"'); break;
-          case '\n': break;
+          case 'n':
+            g_string_append_c(str, '\n');
+            break;
+          case 't':
+            g_string_append_c(str, '\t');
+            break;
+          case 'r':
+            g_string_append_c(str, '\r');
+            break;
+          case '0':
+            g_string_append_c(str, '\0');
+            break;
+          case 'b':
+            g_string_append_c(str, '\b');
+            break;
+          case 'f':
+            g_string_append_c(str, '\f');
+            break;
+          case 'v':
+            g_string_append_c(str, '\v');
+            break;
+          case 'a':
+            g_string_append_c(str, '\a');
+            break;
+          case '\\':
+            g_string_append_c(str, '\\');
+            break;
+          case '\'':
+            g_string_append_c(str, '\'');
+            break;
+          case '"':
+            g_string_append_c(str, '"');
+            break;
+          case '\n':
+            break;
           case 'x':
           case 'u':
           case 'U': {
@@ -1076,18 +1119,42 @@ lex(lexer *lx)
 
 typedef enum {
   /* statements */
-  N_TEXT, N_OUT, N_IF, N_FOR, N_SET, N_SETBLOCK, N_MACRO, N_BREAK, N_CONTINUE, N_BODY,
+  N_TEXT,
+  N_OUT,
+  N_IF,
+  N_FOR,
+  N_SET,
+  N_SETBLOCK,
+  N_MACRO,
+  N_BREAK,
+  N_CONTINUE,
+  N_BODY,
   /* expressions */
-  N_LIT, N_NAME, N_LIST, N_DICT, N_ATTR, N_INDEX, N_SLICE, N_CALL, N_FILTER, N_TEST,
-  N_BIN, N_NOT, N_NEG, N_POS, N_COND, N_AND, N_OR,
+  N_LIT,
+  N_NAME,
+  N_LIST,
+  N_DICT,
+  N_ATTR,
+  N_INDEX,
+  N_SLICE,
+  N_CALL,
+  N_FILTER,
+  N_TEST,
+  N_BIN,
+  N_NOT,
+  N_NEG,
+  N_POS,
+  N_COND,
+  N_AND,
+  N_OR,
 } nkind;
 
 struct node {
   nkind k;
   int line, col;
-  char *str;        /* TEXT, NAME, ATTR, FILTER/TEST name, MACRO name, BIN op */
-  gsize n;          /* TEXT length */
-  val *lit;         /* LIT */
+  char *str; /* TEXT, NAME, ATTR, FILTER/TEST name, MACRO name, BIN op */
+  gsize n;   /* TEXT length */
+  val *lit;  /* LIT */
   node *a, *b, *c, *d;
   GPtrArray *kids;  /* body / list items / positional args / dict keys */
   GPtrArray *kids2; /* else body / kwarg values / dict values / macro defaults */
@@ -1185,21 +1252,29 @@ static const char *
 tok_desc(const tok *t)
 {
   switch (t->t) {
-  case T_TEXT: return "text";
-  case T_VBEGIN: return "'{{'";
-  case T_VEND: return "'}}'";
-  case T_BBEGIN: return "'{%'";
-  case T_BEND: return "'%}'";
-  case T_EOF: return "end of template";
-  case T_STR: return "a string";
+  case T_TEXT:
+    return "text";
+  case T_VBEGIN:
+    return "'{{'";
+  case T_VEND:
+    return "'}}'";
+  case T_BBEGIN:
+    return "'{%'";
+  case T_BEND:
+    return "'%}'";
+  case T_EOF:
+    return "end of template";
+  case T_STR:
+    return "a string";
   case T_INT:
-  case T_FLOAT: return "a number";
-  default: return t->s;
+  case T_FLOAT:
+    return "a number";
+  default:
+    return t->s;
   }
 }
 
-static void *
-pfail(parser *p, const tok *at, const char *fmt, ...) G_GNUC_PRINTF(3, 4);
+static void *pfail(parser *p, const tok *at, const char *fmt, ...) G_GNUC_PRINTF(3, 4);
 
 static void *
 pfail(parser *p, const tok *at, const char *fmt, ...)
@@ -1519,8 +1594,7 @@ test_arg_starts(const tok *t)
     return TRUE;
   if (t->t == T_NAME)
     return strcmp(t->s, "else") && strcmp(t->s, "or") && strcmp(t->s, "and") &&
-           strcmp(t->s, "if") && strcmp(t->s, "in") && strcmp(t->s, "not") &&
-           strcmp(t->s, "is");
+           strcmp(t->s, "if") && strcmp(t->s, "in") && strcmp(t->s, "not") && strcmp(t->s, "is");
   return is_op(t, "(") || is_op(t, "[") || is_op(t, "{");
 }
 
@@ -1755,7 +1829,7 @@ parse_primary(parser *p)
       g_ptr_array_add(nd->kids, e);
     }
     p->i++;
-    nd->neg = paren; /* a tuple */
+    nd->neg = paren;                             /* a tuple */
     if (paren && nd->kids->len == 1 && !comma) { /* plain parentheses */
       node *inner = g_ptr_array_steal_index(nd->kids, 0);
       node_free(nd);
@@ -1825,8 +1899,9 @@ parse_body(parser *p, const char *const *ends, const tok *opener)
         int last = 0;
         while (ends[last + 1])
           last++;
-        pfail(p, t, "unexpected end of template: the '%s' at line %d, column %d is never closed "
-                    "(expected '{%% %s %%}')",
+        pfail(p, t,
+              "unexpected end of template: the '%s' at line %d, column %d is never closed "
+              "(expected '{%% %s %%}')",
               opener->s, opener->line, opener->col, ends[last]);
         g_ptr_array_unref(body);
         body = NULL;
@@ -2181,15 +2256,14 @@ typedef struct {
   guint rec; /* eval/exec frames on the stack */
   wh_jinja_limits lim;
   gint64 now;
-  GPtrArray *arena;          /* mutated containers, emptied at the end */
-  GPtrArray *kept_scopes;    /* scopes captured by macros */
+  GPtrArray *arena;       /* mutated containers, emptied at the end */
+  GPtrArray *kept_scopes; /* scopes captured by macros */
   scope *globals;
 } ctx;
 
 typedef enum { XR_OK, XR_ERR, XR_BREAK, XR_CONTINUE } xres;
 
-static void *
-efail(ctx *c, const node *at, int code, const char *fmt, ...) G_GNUC_PRINTF(4, 5);
+static void *efail(ctx *c, const node *at, int code, const char *fmt, ...) G_GNUC_PRINTF(4, 5);
 
 static void *
 efail(ctx *c, const node *at, int code, const char *fmt, ...)
@@ -2201,12 +2275,12 @@ efail(ctx *c, const node *at, int code, const char *fmt, ...)
   char *msg = g_strdup_vprintf(fmt, ap);
   va_end(ap);
   if (code == WH_CHAT_ERROR_RAISED)
-    c->err = g_error_new(WH_CHAT_ERROR, code,
-                         "template raised an exception at line %d, column %d: %s", at->line,
-                         at->col, msg);
+    c->err =
+        g_error_new(WH_CHAT_ERROR, code, "template raised an exception at line %d, column %d: %s",
+                    at->line, at->col, msg);
   else
-    c->err = g_error_new(WH_CHAT_ERROR, code, "template error at line %d, column %d: %s",
-                         at->line, at->col, msg);
+    c->err = g_error_new(WH_CHAT_ERROR, code, "template error at line %d, column %d: %s", at->line,
+                         at->col, msg);
   g_free(msg);
   return NULL;
 }
@@ -2229,8 +2303,8 @@ static gboolean
 size_ok(ctx *c, const node *at, gsize n)
 {
   if (n > c->lim.max_output) {
-    efail(c, at, WH_CHAT_ERROR_LIMIT, "a string or the output grew past %" G_GSIZE_FORMAT
-          " bytes", c->lim.max_output);
+    efail(c, at, WH_CHAT_ERROR_LIMIT, "a string or the output grew past %" G_GSIZE_FORMAT " bytes",
+          c->lim.max_output);
     return FALSE;
   }
   return TRUE;
@@ -2290,11 +2364,14 @@ scope_set(scope *s, const char *name, val *v /* taken */)
 }
 
 /* The keys of the `loop` object: immortal, so building it allocates only the values. */
-#define LOOP_KEY(n) {.t = V_STR, .refs = -1, .s = {(char *)n, sizeof n - 1}}
+#define LOOP_KEY(n)                                                                                \
+  {                                                                                                \
+    .t = V_STR, .refs = -1, .s = {(char *)n, sizeof n - 1 }                                        \
+  }
 static val loop_keys[] = {
-  LOOP_KEY("index"), LOOP_KEY("index0"), LOOP_KEY("revindex"), LOOP_KEY("revindex0"),
-  LOOP_KEY("first"), LOOP_KEY("last"), LOOP_KEY("length"), LOOP_KEY("depth"),
-  LOOP_KEY("depth0"), LOOP_KEY("previtem"), LOOP_KEY("nextitem"),
+    LOOP_KEY("index"),  LOOP_KEY("index0"),   LOOP_KEY("revindex"), LOOP_KEY("revindex0"),
+    LOOP_KEY("first"),  LOOP_KEY("last"),     LOOP_KEY("length"),   LOOP_KEY("depth"),
+    LOOP_KEY("depth0"), LOOP_KEY("previtem"), LOOP_KEY("nextitem"),
 };
 
 static val *eval(ctx *c, scope *s, node *nd);
@@ -2329,9 +2406,9 @@ u8_len(const val *s)
 static gboolean
 py_space(gunichar u)
 {
-  return (u >= 9 && u <= 13) || (u >= 0x1c && u <= 0x20) || u == 0x85 || u == 0xa0 ||
-         u == 0x1680 || (u >= 0x2000 && u <= 0x200a) || u == 0x2028 || u == 0x2029 ||
-         u == 0x202f || u == 0x205f || u == 0x3000;
+  return (u >= 9 && u <= 13) || (u >= 0x1c && u <= 0x20) || u == 0x85 || u == 0xa0 || u == 0x1680 ||
+         (u >= 0x2000 && u <= 0x200a) || u == 0x2028 || u == 0x2029 || u == 0x202f || u == 0x205f ||
+         u == 0x3000;
 }
 
 static gboolean
@@ -2381,8 +2458,7 @@ memfind(const char *h, gsize hn, const char *nd, gsize nn)
 }
 
 static val *
-str_replace(ctx *c, const node *at, const val *s, const val *old, const val *new_,
-            gint64 count)
+str_replace(ctx *c, const node *at, const val *s, const val *old, const val *new_, gint64 count)
 {
   GString *g = g_string_new(NULL);
   if (old->s.n == 0) {
@@ -2451,9 +2527,8 @@ str_split(const val *s, const val *sep, gint64 maxsplit)
   }
   gint64 done = 0;
   for (;;) {
-    const char *f = (maxsplit < 0 || done < maxsplit)
-                        ? memfind(p, (gsize)(e - p), sep->s.s, sep->s.n)
-                        : NULL;
+    const char *f =
+        (maxsplit < 0 || done < maxsplit) ? memfind(p, (gsize)(e - p), sep->s.s, sep->s.n) : NULL;
     if (!f) {
       g_ptr_array_add(l->list, v_str_len(p, (gsize)(e - p)));
       break;
@@ -2587,10 +2662,10 @@ get_item(val *obj, val *key)
 }
 
 static const char *const str_methods[] = {
-  "strip", "lstrip", "rstrip", "split", "rsplit", "startswith", "endswith", "replace",
-  "upper", "lower", "title", "capitalize", "find", "rfind", "count", "format", "join",
-  "isdigit", "isalpha", "isalnum", "isspace", "islower", "isupper", "splitlines",
-  "removeprefix", "removesuffix", "index", NULL};
+    "strip",   "lstrip",  "rstrip",     "split",        "rsplit",       "startswith", "endswith",
+    "replace", "upper",   "lower",      "title",        "capitalize",   "find",       "rfind",
+    "count",   "format",  "join",       "isdigit",      "isalpha",      "isalnum",    "isspace",
+    "islower", "isupper", "splitlines", "removeprefix", "removesuffix", "index",      NULL};
 static const char *const dict_methods[] = {"get", "items", "keys", "values", NULL};
 static const char *const list_methods[] = {"append", "pop", "index", "count", NULL};
 
@@ -2633,9 +2708,9 @@ get_attr(val *obj, const char *name)
 /* ---- calls ---- */
 
 typedef struct {
-  GPtrArray *pos;   /* val* */
-  GPtrArray *kwn;   /* const char* */
-  GPtrArray *kwv;   /* val* */
+  GPtrArray *pos; /* val* */
+  GPtrArray *kwn; /* const char* */
+  GPtrArray *kwv; /* val* */
 } args;
 
 static void
@@ -2704,9 +2779,9 @@ static int apply_test(ctx *c, const node *at, const char *name, val *v, args *a,
 static void
 append_strftime(GString *g, const char *fmt, gint64 now)
 {
-  static const char *const mon[] = {"January", "February", "March",     "April",
-                                    "May",     "June",     "July",      "August",
-                                    "September", "October", "November", "December"};
+  static const char *const mon[] = {"January",   "February", "March",    "April",
+                                    "May",       "June",     "July",     "August",
+                                    "September", "October",  "November", "December"};
   static const char *const wday[] = {"Monday", "Tuesday",  "Wednesday", "Thursday",
                                      "Friday", "Saturday", "Sunday"};
   GDateTime *dt = g_date_time_new_from_unix_utc(now);
@@ -2720,25 +2795,63 @@ append_strftime(GString *g, const char *fmt, gint64 now)
     p++;
     int m = g_date_time_get_month(dt) - 1, w = g_date_time_get_day_of_week(dt) - 1;
     switch (*p) {
-    case 'Y': g_string_append_printf(g, "%d", g_date_time_get_year(dt)); break;
-    case 'y': g_string_append_printf(g, "%02d", g_date_time_get_year(dt) % 100); break;
-    case 'm': g_string_append_printf(g, "%02d", m + 1); break;
-    case 'd': g_string_append_printf(g, "%02d", g_date_time_get_day_of_month(dt)); break;
-    case 'e': g_string_append_printf(g, "%2d", g_date_time_get_day_of_month(dt)); break;
-    case 'j': g_string_append_printf(g, "%03d", g_date_time_get_day_of_year(dt)); break;
-    case 'H': g_string_append_printf(g, "%02d", g_date_time_get_hour(dt)); break;
-    case 'I': g_string_append_printf(g, "%02d", (g_date_time_get_hour(dt) + 11) % 12 + 1); break;
-    case 'M': g_string_append_printf(g, "%02d", g_date_time_get_minute(dt)); break;
-    case 'S': g_string_append_printf(g, "%02d", g_date_time_get_second(dt)); break;
-    case 'p': g_string_append(g, g_date_time_get_hour(dt) < 12 ? "AM" : "PM"); break;
-    case 'b': g_string_append_len(g, mon[m], 3); break;
-    case 'B': g_string_append(g, mon[m]); break;
-    case 'a': g_string_append_len(g, wday[w], 3); break;
-    case 'A': g_string_append(g, wday[w]); break;
-    case 'Z': g_string_append(g, "UTC"); break;
-    case 'z': g_string_append(g, "+0000"); break;
-    case '%': g_string_append_c(g, '%'); break;
-    default: g_string_append_c(g, '%'); g_string_append_c(g, *p);
+    case 'Y':
+      g_string_append_printf(g, "%d", g_date_time_get_year(dt));
+      break;
+    case 'y':
+      g_string_append_printf(g, "%02d", g_date_time_get_year(dt) % 100);
+      break;
+    case 'm':
+      g_string_append_printf(g, "%02d", m + 1);
+      break;
+    case 'd':
+      g_string_append_printf(g, "%02d", g_date_time_get_day_of_month(dt));
+      break;
+    case 'e':
+      g_string_append_printf(g, "%2d", g_date_time_get_day_of_month(dt));
+      break;
+    case 'j':
+      g_string_append_printf(g, "%03d", g_date_time_get_day_of_year(dt));
+      break;
+    case 'H':
+      g_string_append_printf(g, "%02d", g_date_time_get_hour(dt));
+      break;
+    case 'I':
+      g_string_append_printf(g, "%02d", (g_date_time_get_hour(dt) + 11) % 12 + 1);
+      break;
+    case 'M':
+      g_string_append_printf(g, "%02d", g_date_time_get_minute(dt));
+      break;
+    case 'S':
+      g_string_append_printf(g, "%02d", g_date_time_get_second(dt));
+      break;
+    case 'p':
+      g_string_append(g, g_date_time_get_hour(dt) < 12 ? "AM" : "PM");
+      break;
+    case 'b':
+      g_string_append_len(g, mon[m], 3);
+      break;
+    case 'B':
+      g_string_append(g, mon[m]);
+      break;
+    case 'a':
+      g_string_append_len(g, wday[w], 3);
+      break;
+    case 'A':
+      g_string_append(g, wday[w]);
+      break;
+    case 'Z':
+      g_string_append(g, "UTC");
+      break;
+    case 'z':
+      g_string_append(g, "+0000");
+      break;
+    case '%':
+      g_string_append_c(g, '%');
+      break;
+    default:
+      g_string_append_c(g, '%');
+      g_string_append_c(g, *p);
     }
   }
   g_date_time_unref(dt);
@@ -2814,7 +2927,8 @@ call_method(ctx *c, const node *at, val *self, const char *m, args *a)
       if (sep && sep->t == V_NONE)
         sep = NULL;
       if (sep && (sep->t != V_STR || sep->s.n == 0))
-        return efail(c, at, WH_CHAT_ERROR_RUNTIME, "split(): separator must be a non-empty "
+        return efail(c, at, WH_CHAT_ERROR_RUNTIME,
+                     "split(): separator must be a non-empty "
                      "string");
       gint64 maxsplit = mx && is_num(mx) ? num_i(mx) : -1;
       if (m[0] == 'r' && maxsplit >= 0 && sep) {
@@ -2868,8 +2982,7 @@ call_method(ctx *c, const node *at, val *self, const char *m, args *a)
       return str_case(self, 2);
     if (!strcmp(m, "capitalize"))
       return str_case(self, 3);
-    if (!strcmp(m, "find") || !strcmp(m, "rfind") || !strcmp(m, "index") ||
-        !strcmp(m, "count")) {
+    if (!strcmp(m, "find") || !strcmp(m, "rfind") || !strcmp(m, "index") || !strcmp(m, "count")) {
       if (!need_str(c, at, a0, "argument"))
         return NULL;
       if (!strcmp(m, "count")) {
@@ -2886,9 +2999,8 @@ call_method(ctx *c, const node *at, val *self, const char *m, args *a)
       }
       const char *f = NULL;
       if (m[0] == 'r') {
-        for (const char *p = self->s.s; (p = memfind(p, (gsize)(self->s.s + self->s.n - p),
-                                                     a0->s.s, a0->s.n));
-             p++) {
+        for (const char *p = self->s.s;
+             (p = memfind(p, (gsize)(self->s.s + self->s.n - p), a0->s.s, a0->s.n)); p++) {
           f = p;
           if (p >= self->s.s + self->s.n)
             break;
@@ -3087,7 +3199,7 @@ call_global(ctx *c, const node *at, const char *name, args *a)
 }
 
 static const char *const global_funcs[] = {"raise_exception", "range", "namespace", "dict",
-                                           "strftime_now", NULL};
+                                           "strftime_now",    NULL};
 
 static val *
 eval_call(ctx *c, scope *s, node *nd)
@@ -3269,8 +3381,10 @@ binop(ctx *c, const node *at, const char *op, val *a, val *b)
       return efail(c, at, WH_CHAT_ERROR_RUNTIME, "'%s' not supported between %s and %s", op,
                    type_name(a), type_name(b));
     }
-    gboolean r = !strcmp(op, "<") ? cmp < 0 : !strcmp(op, ">") ? cmp > 0
-                 : !strcmp(op, "<=") ? cmp <= 0 : cmp >= 0;
+    gboolean r = !strcmp(op, "<")    ? cmp < 0
+                 : !strcmp(op, ">")  ? cmp > 0
+                 : !strcmp(op, "<=") ? cmp <= 0
+                                     : cmp >= 0;
     return v_bool(r);
   }
   if (!strcmp(op, "+") && a->t == V_STR && b->t == V_STR) {
@@ -3326,8 +3440,8 @@ binop(ctx *c, const node *at, const char *op, val *a, val *b)
   if (!strcmp(op, "%") && a->t == V_STR)
     return str_percent(c, at, a, b);
   if (!is_num(a) || !is_num(b))
-    return efail(c, at, WH_CHAT_ERROR_RUNTIME, "unsupported operand types for %s: %s and %s",
-                 op, type_name(a), type_name(b));
+    return efail(c, at, WH_CHAT_ERROR_RUNTIME, "unsupported operand types for %s: %s and %s", op,
+                 type_name(a), type_name(b));
   gboolean ints = a->t != V_FLOAT && b->t != V_FLOAT;
   gint64 x = num_i(a), y = num_i(b), r;
   double fx = num_f(a), fy = num_f(b);
@@ -3593,8 +3707,7 @@ sort_cmp(const val *a, const val *b, gboolean case_sensitive)
   }
   if (a->t == V_STR && b->t == V_STR) {
     if (!case_sensitive) {
-      char *x = g_utf8_strdown(a->s.s, (gssize)a->s.n), *y = g_utf8_strdown(b->s.s,
-                                                                             (gssize)b->s.n);
+      char *x = g_utf8_strdown(a->s.s, (gssize)a->s.n), *y = g_utf8_strdown(b->s.s, (gssize)b->s.n);
       int r = strcmp(x, y);
       g_free(x);
       g_free(y);
@@ -3681,12 +3794,23 @@ html_escape(const val *s)
   for (gsize i = 0; i < s->s.n; i++) {
     char ch = s->s.s[i];
     switch (ch) {
-    case '&': g_string_append(g, "&amp;"); break;
-    case '<': g_string_append(g, "&lt;"); break;
-    case '>': g_string_append(g, "&gt;"); break;
-    case '"': g_string_append(g, "&#34;"); break;
-    case '\'': g_string_append(g, "&#39;"); break;
-    default: g_string_append_c(g, ch);
+    case '&':
+      g_string_append(g, "&amp;");
+      break;
+    case '<':
+      g_string_append(g, "&lt;");
+      break;
+    case '>':
+      g_string_append(g, "&gt;");
+      break;
+    case '"':
+      g_string_append(g, "&#34;");
+      break;
+    case '\'':
+      g_string_append(g, "&#39;");
+      break;
+    default:
+      g_string_append_c(g, ch);
     }
   }
   return v_gstring(g);
@@ -3763,8 +3887,7 @@ apply_filter(ctx *c, const node *at, const char *f, args *a)
     case V_UNDEF:
       return v_int(0);
     default:
-      return efail(c, at, WH_CHAT_ERROR_RUNTIME, "object of type %s has no length",
-                   type_name(v));
+      return efail(c, at, WH_CHAT_ERROR_RUNTIME, "object of type %s has no length", type_name(v));
     }
   }
   if (!strcmp(f, "string"))
@@ -3832,9 +3955,9 @@ apply_filter(ctx *c, const node *at, const char *f, args *a)
     g_object_unref(jp);
     return r;
   }
-  if (!strcmp(f, "trim") || !strcmp(f, "upper") || !strcmp(f, "lower") ||
-      !strcmp(f, "title") || !strcmp(f, "capitalize") || !strcmp(f, "replace") ||
-      !strcmp(f, "e") || !strcmp(f, "escape") || !strcmp(f, "indent")) {
+  if (!strcmp(f, "trim") || !strcmp(f, "upper") || !strcmp(f, "lower") || !strcmp(f, "title") ||
+      !strcmp(f, "capitalize") || !strcmp(f, "replace") || !strcmp(f, "e") ||
+      !strcmp(f, "escape") || !strcmp(f, "indent")) {
     val *sv = to_str_val(v);
     val *r = NULL;
     if (!charge(c, at, sv->s.n / 64)) {
@@ -3963,8 +4086,7 @@ apply_filter(ctx *c, const node *at, const char *f, args *a)
     if (v->t == V_UNDEF)
       return v_list_new();
     if (v->t != V_DICT && v->t != V_NS)
-      return efail(c, at, WH_CHAT_ERROR_RUNTIME, "%s expects a mapping, got %s", f,
-                   type_name(v));
+      return efail(c, at, WH_CHAT_ERROR_RUNTIME, "%s expects a mapping, got %s", f, type_name(v));
     val *l = v_list_new();
     for (guint i = 0; i < v->d.keys->len; i++) {
       val *pair = v_list_new();
@@ -4013,9 +4135,8 @@ apply_filter(ctx *c, const node *at, const char *f, args *a)
     val *l = as_list(c, at, v);
     if (!l)
       return NULL;
-    val *r = l->list->len
-                 ? val_ref(g_ptr_array_index(l->list, f[0] == 'f' ? 0 : l->list->len - 1))
-                 : V_UNDEFINED;
+    val *r = l->list->len ? val_ref(g_ptr_array_index(l->list, f[0] == 'f' ? 0 : l->list->len - 1))
+                          : V_UNDEFINED;
     val_unref(l);
     return r;
   }
@@ -4054,8 +4175,7 @@ apply_filter(ctx *c, const node *at, const char *f, args *a)
         val_unref(l);
         return NULL;
       }
-      g_qsort_with_data(r->list->pdata, (gint)r->list->len, sizeof(gpointer), sort_item_cmp,
-                        &o);
+      g_qsort_with_data(r->list->pdata, (gint)r->list->len, sizeof(gpointer), sort_item_cmp, &o);
     } else if (!strcmp(f, "unique")) {
       r = v_list_new();
       if (!charge(c, at, (guint64)l->list->len * l->list->len / 16)) {
@@ -4239,21 +4359,24 @@ apply_test(ctx *c, const node *at, const char *t, val *v, args *a, guint first)
       return efail(c, at, WH_CHAT_ERROR_RUNTIME, "divisibleby needs a non-zero number"), -1;
     return num_i(x) == -1 || num_i(v) % num_i(x) == 0;
   }
-  if (!x && (!strcmp(t, "equalto") || !strcmp(t, "eq") || !strcmp(t, "==") ||
-             !strcmp(t, "ne") || !strcmp(t, "sameas") || !strcmp(t, "in") ||
-             !strcmp(t, "lt") || !strcmp(t, "gt") || !strcmp(t, "le") || !strcmp(t, "ge")))
+  if (!x && (!strcmp(t, "equalto") || !strcmp(t, "eq") || !strcmp(t, "==") || !strcmp(t, "ne") ||
+             !strcmp(t, "sameas") || !strcmp(t, "in") || !strcmp(t, "lt") || !strcmp(t, "gt") ||
+             !strcmp(t, "le") || !strcmp(t, "ge")))
     return efail(c, at, WH_CHAT_ERROR_RUNTIME, "test '%s' takes an argument", t), -1;
   if (!strcmp(t, "equalto") || !strcmp(t, "eq") || !strcmp(t, "=="))
     return val_eq(v, x);
   if (!strcmp(t, "ne"))
     return !val_eq(v, x);
   if (!strcmp(t, "sameas"))
-    return v == x || (v->t == x->t && (v->t == V_NONE || v->t == V_UNDEF ||
-                                       (v->t == V_BOOL && v->b == x->b)));
+    return v == x || (v->t == x->t &&
+                      (v->t == V_NONE || v->t == V_UNDEF || (v->t == V_BOOL && v->b == x->b)));
   if (!strcmp(t, "in") || !strcmp(t, "lt") || !strcmp(t, "gt") || !strcmp(t, "le") ||
       !strcmp(t, "ge")) {
-    const char *op = !strcmp(t, "in") ? "in" : !strcmp(t, "lt") ? "<" : !strcmp(t, "gt") ? ">"
-                     : !strcmp(t, "le") ? "<=" : ">=";
+    const char *op = !strcmp(t, "in")   ? "in"
+                     : !strcmp(t, "lt") ? "<"
+                     : !strcmp(t, "gt") ? ">"
+                     : !strcmp(t, "le") ? "<="
+                                        : ">=";
     val *r = binop(c, at, op, v, x);
     if (!r)
       return -1;
@@ -4353,10 +4476,17 @@ exec_for(ctx *c, scope *s, node *nd)
     }
     val *loop = v_dict_new(V_DICT);
     val *lv[G_N_ELEMENTS(loop_keys)] = {
-      v_int(i + 1), v_int(i), v_int(n - i), v_int(n - i - 1), v_bool(i == 0),
-      v_bool(i == n - 1), v_int(n), v_int(1), v_int(0),
-      i > 0 ? val_ref(g_ptr_array_index(items->list, i - 1)) : V_UNDEFINED,
-      i + 1 < n ? val_ref(g_ptr_array_index(items->list, i + 1)) : V_UNDEFINED,
+        v_int(i + 1),
+        v_int(i),
+        v_int(n - i),
+        v_int(n - i - 1),
+        v_bool(i == 0),
+        v_bool(i == n - 1),
+        v_int(n),
+        v_int(1),
+        v_int(0),
+        i > 0 ? val_ref(g_ptr_array_index(items->list, i - 1)) : V_UNDEFINED,
+        i + 1 < n ? val_ref(g_ptr_array_index(items->list, i + 1)) : V_UNDEFINED,
     };
     for (guint k = 0; k < G_N_ELEMENTS(loop_keys); k++) {
       g_ptr_array_add(loop->d.keys, &loop_keys[k]);

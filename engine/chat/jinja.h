@@ -18,9 +18,9 @@ typedef struct wh_jinja_template wh_jinja_template;
 
 /* Limits that keep hostile templates bounded. */
 typedef struct {
-  guint max_depth;       /* macro recursion depth (default 64) */
-  guint64 max_steps;     /* loop iterations + calls (default 1,000,000) */
-  gsize max_output;      /* bytes of output and of any one string (default 16 MiB) */
+  guint max_depth;   /* macro recursion depth (default 64) */
+  guint64 max_steps; /* loop iterations + calls (default 1,000,000) */
+  gsize max_output;  /* bytes of output and of any one string (default 16 MiB) */
 } wh_jinja_limits;
 
 /* Parses @source. On a syntax error returns NULL with @error naming line and column

@@ -15,22 +15,22 @@
 #include "wh-test-util.h"
 
 static const char context_json[] =
-  "{\"bos_token\": \"<s>\", \"eos_token\": \"</s>\", \"add_generation_prompt\": true,"
-  " \"enable_thinking\": true,"
-  " \"tools\": [{\"type\": \"function\", \"function\": {\"name\": \"get_weather\","
-  "   \"description\": \"Weather for a city\", \"parameters\": {\"type\": \"object\","
-  "   \"properties\": {\"city\": {\"type\": \"string\", \"description\": \"City\"},"
-  "   \"days\": {\"type\": \"integer\", \"enum\": [1, 2, 3]}}, \"required\": [\"city\"]}}}],"
-  " \"messages\": ["
-  "  {\"role\": \"system\", \"content\": \"Be brief.\"},"
-  "  {\"role\": \"user\", \"content\": \"Weather in Zürich? <think>x</think>\"},"
-  "  {\"role\": \"assistant\", \"content\": \"\", \"reasoning_content\": \"hm\","
-  "   \"tool_calls\": [{\"id\": \"call00001\", \"type\": \"function\", \"function\":"
-  "   {\"name\": \"get_weather\", \"arguments\": {\"city\": \"Zürich\", \"days\": 2}}}]},"
-  "  {\"role\": \"tool\", \"tool_call_id\": \"call00001\", \"name\": \"get_weather\","
-  "   \"content\": \"{\\\"temp\\\": 3.5}\"},"
-  "  {\"role\": \"assistant\", \"content\": \"3.5 °C\"},"
-  "  {\"role\": \"user\", \"content\": [{\"type\": \"text\", \"text\": \"thanks\"}]}]}";
+    "{\"bos_token\": \"<s>\", \"eos_token\": \"</s>\", \"add_generation_prompt\": true,"
+    " \"enable_thinking\": true,"
+    " \"tools\": [{\"type\": \"function\", \"function\": {\"name\": \"get_weather\","
+    "   \"description\": \"Weather for a city\", \"parameters\": {\"type\": \"object\","
+    "   \"properties\": {\"city\": {\"type\": \"string\", \"description\": \"City\"},"
+    "   \"days\": {\"type\": \"integer\", \"enum\": [1, 2, 3]}}, \"required\": [\"city\"]}}}],"
+    " \"messages\": ["
+    "  {\"role\": \"system\", \"content\": \"Be brief.\"},"
+    "  {\"role\": \"user\", \"content\": \"Weather in Zürich? <think>x</think>\"},"
+    "  {\"role\": \"assistant\", \"content\": \"\", \"reasoning_content\": \"hm\","
+    "   \"tool_calls\": [{\"id\": \"call00001\", \"type\": \"function\", \"function\":"
+    "   {\"name\": \"get_weather\", \"arguments\": {\"city\": \"Zürich\", \"days\": 2}}}]},"
+    "  {\"role\": \"tool\", \"tool_call_id\": \"call00001\", \"name\": \"get_weather\","
+    "   \"content\": \"{\\\"temp\\\": 3.5}\"},"
+    "  {\"role\": \"assistant\", \"content\": \"3.5 °C\"},"
+    "  {\"role\": \"user\", \"content\": [{\"type\": \"text\", \"text\": \"thanks\"}]}]}";
 
 static JsonObject *
 fuzz_context(void)
@@ -71,30 +71,34 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 }
 
 static const char *const hand_made[] = {
-  "{% for i in range(1000000000) %}x{% endfor %}",
-  "{% for a in range(1000) %}{% for b in range(1000) %}{{ a * b }}{% endfor %}{% endfor %}",
-  "{% macro f(n) %}{{ f(n + 1) }}{% endmacro %}{{ f(0) }}",
-  "{% set ns = namespace(s='ab') %}{% for i in range(64) %}{% set ns.s = ns.s ~ ns.s %}"
-  "{% endfor %}{{ ns.s|length }}",
-  "{% set ns = namespace() %}{% set ns.me = ns %}{{ ns.me.me }}",
-  "{% set l = [] %}{{ l.append(l) }}{{ l }}{{ l|tojson }}{{ l == l }}",
-  "{% set ns = namespace(l=[1]) %}{% for i in range(100) %}{% set ns.l = [ns.l, ns.l] %}"
-  "{% endfor %}{{ ns.l }}{{ ns.l|tojson }}{{ ns.l == [ns.l] }}",
-  "{% set ns = namespace(l=1) %}{% for i in range(20000) %}{% set ns.l = [ns.l] %}"
-  "{% endfor %}{{ ns.l|length }}",
-  "{{ 'x' * 100000000 }}{{ [1] * 3 }}",
-  "{{ ((((((((((((((((((((((((((((((1)))))))))))))))))))))))))))))) }}",
-  "{{ '[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]"
-  "]]]]]]]]]]]'|from_json }}",
-  "{{ messages[::-1]|map(attribute='role')|join(', ') }}{{ tools|tojson(indent=2) }}"
-  "{% for m in messages if m.role != 'system' %}{{ loop.index }}/{{ loop.length }}"
-  "{{ loop.previtem.role }}{% endfor %}{{ raise_exception('boom') }}",
-  "{%- set x = 'a b  c'.split() -%}{{ x|unique|list|length }}{{ '{}-{}'.format(1, 'z') }}"
-  "{{ -9223372036854775807 - 1 }}{{ (-9223372036854775807 - 1) // -1 }}{{ 7 % -1 }}",
-  "{% for a, b in [[1], 'xyz', {'k': 1}, [1, 2]] %}{{ a }}{% endfor %}",
-  "{% if %}", "{{", "{% for %}{% endfor", "{# never closed", "{{ 'unterminated }}",
-  "{% set a %}{% for x in 'abc' %}{{ x|upper }}{% else %}e{% endfor %}{% endset %}{{ a }}",
-  "{{ strftime_now('%Y-%m-%d %b %A %j %%') }}{{ 1.5e300 * 1e300 }}{{ 1/3 }}{{ 10 ** 30 }}",
+    "{% for i in range(1000000000) %}x{% endfor %}",
+    "{% for a in range(1000) %}{% for b in range(1000) %}{{ a * b }}{% endfor %}{% endfor %}",
+    "{% macro f(n) %}{{ f(n + 1) }}{% endmacro %}{{ f(0) }}",
+    "{% set ns = namespace(s='ab') %}{% for i in range(64) %}{% set ns.s = ns.s ~ ns.s %}"
+    "{% endfor %}{{ ns.s|length }}",
+    "{% set ns = namespace() %}{% set ns.me = ns %}{{ ns.me.me }}",
+    "{% set l = [] %}{{ l.append(l) }}{{ l }}{{ l|tojson }}{{ l == l }}",
+    "{% set ns = namespace(l=[1]) %}{% for i in range(100) %}{% set ns.l = [ns.l, ns.l] %}"
+    "{% endfor %}{{ ns.l }}{{ ns.l|tojson }}{{ ns.l == [ns.l] }}",
+    "{% set ns = namespace(l=1) %}{% for i in range(20000) %}{% set ns.l = [ns.l] %}"
+    "{% endfor %}{{ ns.l|length }}",
+    "{{ 'x' * 100000000 }}{{ [1] * 3 }}",
+    "{{ ((((((((((((((((((((((((((((((1)))))))))))))))))))))))))))))) }}",
+    "{{ '[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]"
+    "]]]]]]]]]]]'|from_json }}",
+    "{{ messages[::-1]|map(attribute='role')|join(', ') }}{{ tools|tojson(indent=2) }}"
+    "{% for m in messages if m.role != 'system' %}{{ loop.index }}/{{ loop.length }}"
+    "{{ loop.previtem.role }}{% endfor %}{{ raise_exception('boom') }}",
+    "{%- set x = 'a b  c'.split() -%}{{ x|unique|list|length }}{{ '{}-{}'.format(1, 'z') }}"
+    "{{ -9223372036854775807 - 1 }}{{ (-9223372036854775807 - 1) // -1 }}{{ 7 % -1 }}",
+    "{% for a, b in [[1], 'xyz', {'k': 1}, [1, 2]] %}{{ a }}{% endfor %}",
+    "{% if %}",
+    "{{",
+    "{% for %}{% endfor",
+    "{# never closed",
+    "{{ 'unterminated }}",
+    "{% set a %}{% for x in 'abc' %}{{ x|upper }}{% else %}e{% endfor %}{% endset %}{{ a }}",
+    "{{ strftime_now('%Y-%m-%d %b %A %j %%') }}{{ 1.5e300 * 1e300 }}{{ 1/3 }}{{ 10 ** 30 }}",
 };
 
 static int
