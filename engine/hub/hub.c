@@ -606,7 +606,8 @@ wh_hub_get_json(wh_hub *hub, SoupSession *session, const char *url, const char *
   gsize len;
   const char *data = g_bytes_get_data(body, &len);
   g_autoptr(GError) local = NULL;
-  if (len == 0 || !json_parser_load_from_data(parser, data, (gssize)len, &local)) {
+  if (len == 0 || !json_parser_load_from_data(parser, data, (gssize)len, &local) ||
+      !json_parser_get_root(parser)) {
     g_set_error(error, WH_HUB_ERROR, WH_HUB_ERROR_PROTOCOL,
                 "the hub's answer to %s is not valid JSON (%s); the endpoint may not be a "
                 "Hugging Face hub",
@@ -1133,6 +1134,9 @@ parse_file(JsonObject *o, const char *name_key)
   return f;
 }
 
+static wh_hub_model_info *model_info_from_json(JsonNode *root, const char *repo_id,
+                                                GError **error);
+
 wh_hub_model_info *
 wh_hub_model_info_get(wh_hub *hub, const char *repo_id, const char *revision,
                       GCancellable *cancellable, GError **error)
@@ -1150,6 +1154,12 @@ wh_hub_model_info_get(wh_hub *hub, const char *repo_id, const char *revision,
   g_autoptr(JsonNode) root = wh_hub_get_json(hub, session, url, what, NULL, cancellable, error);
   if (!root)
     return NULL;
+  return model_info_from_json(root, repo_id, error);
+}
+
+static wh_hub_model_info *
+model_info_from_json(JsonNode *root, const char *repo_id, GError **error)
+{
   if (!JSON_NODE_HOLDS_OBJECT(root)) {
     g_set_error(error, WH_HUB_ERROR, WH_HUB_ERROR_PROTOCOL,
                 "the model info for %s is not a JSON object", repo_id);
@@ -1189,6 +1199,82 @@ wh_hub_model_info_get(wh_hub *hub, const char *repo_id, const char *revision,
   return info;
 }
 
+/* Appends the files of one tree page to @files. */
+static gboolean
+tree_page_from_json(JsonNode *root, const char *repo_id, GPtrArray *files, GError **error)
+{
+  if (!JSON_NODE_HOLDS_ARRAY(root)) {
+    g_set_error(error, WH_HUB_ERROR, WH_HUB_ERROR_PROTOCOL,
+                "the file list of %s is not a JSON array", repo_id);
+    return FALSE;
+  }
+  JsonArray *a = json_node_get_array(root);
+  for (guint i = 0; i < json_array_get_length(a); i++) {
+    JsonNode *e = json_array_get_element(a, i);
+    if (!JSON_NODE_HOLDS_OBJECT(e))
+      continue;
+    JsonObject *o = json_node_get_object(e);
+    if (g_strcmp0(jstr(o, "type"), "directory") == 0)
+      continue;
+    wh_hub_file *f = parse_file(o, "path");
+    if (!f) {
+      g_autofree char *shown = jstr(o, "path") ? g_strescape(jstr(o, "path"), NULL) : NULL;
+      g_set_error(error, WH_HUB_ERROR, WH_HUB_ERROR_PROTOCOL,
+                  "the file list of %s holds an unsafe file name '%s'; refusing it", repo_id,
+                  shown ? shown : "(missing)");
+      return FALSE;
+    }
+    g_ptr_array_add(files, f);
+  }
+  return TRUE;
+}
+
+static JsonNode *
+parse_json_bytes(const char *data, gsize len, const char *what, GError **error)
+{
+  g_autoptr(JsonParser) parser = json_parser_new_immutable();
+  g_autoptr(GError) local = NULL;
+  if (len == 0 || len > WH_HUB_MAX_JSON ||
+      !json_parser_load_from_data(parser, data, (gssize)len, &local)) {
+    g_set_error(error, WH_HUB_ERROR, WH_HUB_ERROR_PROTOCOL, "%s is not valid JSON (%s)", what,
+                local ? local->message : len ? "too large" : "empty");
+    return NULL;
+  }
+  if (!json_parser_get_root(parser)) {
+    g_set_error(error, WH_HUB_ERROR, WH_HUB_ERROR_PROTOCOL, "%s is empty", what);
+    return NULL;
+  }
+  return json_node_copy(json_parser_get_root(parser));
+}
+
+wh_hub_model_info *
+wh_hub_model_info_parse(const char *data, gsize len, const char *repo_id, GError **error)
+{
+  g_autoptr(JsonNode) root = parse_json_bytes(data, len, "the model info", error);
+  return root ? model_info_from_json(root, repo_id, error) : NULL;
+}
+
+GPtrArray *
+wh_hub_tree_parse(const char *data, gsize len, const char *repo_id, GError **error)
+{
+  g_autoptr(JsonNode) root = parse_json_bytes(data, len, "the file list", error);
+  if (!root)
+    return NULL;
+  GPtrArray *files = g_ptr_array_new_with_free_func((GDestroyNotify)wh_hub_file_free);
+  if (!tree_page_from_json(root, repo_id, files, error)) {
+    g_ptr_array_unref(files);
+    return NULL;
+  }
+  return files;
+}
+
+wh_hub_search_result *
+wh_hub_search_result_parse(const char *data, gsize len, GError **error)
+{
+  g_autoptr(JsonNode) root = parse_json_bytes(data, len, "the search answer", error);
+  return root ? parse_search(root, NULL, "the search answer", error) : NULL;
+}
+
 GPtrArray *
 wh_hub_list_files(wh_hub *hub, const char *repo_id, const char *revision,
                   GCancellable *cancellable, GError **error)
@@ -1213,32 +1299,10 @@ wh_hub_list_files(wh_hub *hub, const char *repo_id, const char *revision,
       g_ptr_array_unref(files);
       return NULL;
     }
-    if (!JSON_NODE_HOLDS_ARRAY(root)) {
+    if (!tree_page_from_json(root, repo_id, files, error)) {
       g_free(next);
       g_ptr_array_unref(files);
-      g_set_error(error, WH_HUB_ERROR, WH_HUB_ERROR_PROTOCOL,
-                  "the file list of %s is not a JSON array", repo_id);
       return NULL;
-    }
-    JsonArray *a = json_node_get_array(root);
-    for (guint i = 0; i < json_array_get_length(a); i++) {
-      JsonNode *e = json_array_get_element(a, i);
-      if (!JSON_NODE_HOLDS_OBJECT(e))
-        continue;
-      JsonObject *o = json_node_get_object(e);
-      if (g_strcmp0(jstr(o, "type"), "directory") == 0)
-        continue;
-      wh_hub_file *f = parse_file(o, "path");
-      if (!f) {
-        g_autofree char *shown = jstr(o, "path") ? g_strescape(jstr(o, "path"), NULL) : NULL;
-        g_free(next);
-        g_ptr_array_unref(files);
-        g_set_error(error, WH_HUB_ERROR, WH_HUB_ERROR_PROTOCOL,
-                    "the file list of %s holds an unsafe file name '%s'; refusing it", repo_id,
-                    shown ? shown : "(missing)");
-        return NULL;
-      }
-      g_ptr_array_add(files, f);
     }
     if (next) {
       g_autoptr(GUri) u = g_uri_parse(next, SOUP_HTTP_URI_FLAGS, NULL);

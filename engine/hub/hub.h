@@ -221,6 +221,14 @@ GPtrArray *wh_hub_group_gguf_files(GPtrArray *files);
  * match, the one with the shortest name. */
 wh_hub_gguf_group *wh_hub_find_quant(GPtrArray *groups, const char *quant);
 
+/* Parsers of the JSON answers, as used by the functions above (for the fuzzer, tests and
+ * answers cached by the caller). @repo_id is only used in messages. Same results and
+ * errors as the network variants. */
+wh_hub_model_info *wh_hub_model_info_parse(const char *data, gsize len, const char *repo_id,
+                                           GError **error);
+GPtrArray *wh_hub_tree_parse(const char *data, gsize len, const char *repo_id, GError **error);
+wh_hub_search_result *wh_hub_search_result_parse(const char *data, gsize len, GError **error);
+
 /* --- remote GGUF header ------------------------------------------------------------------ */
 
 /* Reads only the header of a remote GGUF with growing Range requests (64 KiB, doubling, up
