@@ -729,6 +729,50 @@ test_auth(fixture *f, gconstpointer data)
   g_assert_error(error, WH_HUB_ERROR, WH_HUB_ERROR_NOT_FOUND);
 }
 
+static void
+test_retry_after_and_token_file(fixture *f, gconstpointer data)
+{
+  if (!f->tmp)
+    return;
+  /* 429 with Retry-After: 1 is honoured even though our own backoff would be 50 ms. */
+  wh_test_hub_faults flt = { 0 };
+  flt.status_429 = 1;
+  wh_test_hub_set_faults(f->server, &flt);
+  g_autoptr(GError) error = NULL;
+  gint64 t0 = g_get_monotonic_time();
+  wh_hub_download_result *r =
+      wh_hub_download(f->hub, "org/stories-GGUF", "stories260K-Q8_0.gguf", NULL, NULL, &error);
+  double elapsed = (g_get_monotonic_time() - t0) / 1e6;
+  g_assert_no_error(error);
+  g_assert_cmpfloat(elapsed, >=, 0.95);
+  wh_hub_download_result_free(r);
+  /* The token comes from $HF_HOME/token when HF_TOKEN is not set. */
+  g_autofree char *old = g_strdup(g_getenv("HF_TOKEN"));
+  g_unsetenv("HF_TOKEN");
+  g_unsetenv("HF_TOKEN_PATH");
+  g_mkdir_with_parents(f->home, 0755);
+  g_autofree char *tf = g_build_filename(f->home, "token", NULL);
+  g_file_set_contents(tf, "hf_good\n", -1, NULL);
+  wh_hub_config cfg;
+  wh_hub_default_config(&cfg);
+  cfg.endpoint = wh_test_hub_url(f->server);
+  cfg.home = f->home;
+  cfg.offline = 0;
+  wh_hub *hub = wh_hub_new(&cfg, &error);
+  g_assert_true(wh_hub_has_token(hub));
+  r = wh_hub_download(hub, "gated/secret-GGUF", "secret-Q4_0.gguf", NULL, NULL, &error);
+  g_assert_no_error(error);
+  wh_hub_download_result_free(r);
+  wh_hub_free(hub);
+  /* A token with a line break would inject a header: refused (no token set). */
+  hub = wh_hub_new(&cfg, &error);
+  wh_hub_set_token(hub, "hf_good\r\nX-Evil: 1");
+  g_assert_false(wh_hub_has_token(hub));
+  wh_hub_free(hub);
+  if (old)
+    g_setenv("HF_TOKEN", old, TRUE);
+}
+
 static gint64
 tiny_disk(const char *dir, gpointer data)
 {
@@ -842,6 +886,7 @@ main(int argc, char **argv)
   ADD("download-corrupt-and-range", test_download_corrupt_and_range);
   ADD("download-lies", test_download_lies);
   ADD("auth", test_auth);
+  ADD("retry-after-and-token-file", test_retry_after_and_token_file);
   ADD("full-disk", test_full_disk);
   ADD("async", test_async);
   return g_test_run();
