@@ -12,15 +12,15 @@
 static int run_files(int argc, char **argv);
 
 const wh_cli_command wh_cli_command_files = {
-  .name = "files",
-  .summary = "List the files of a Hugging Face model repository",
-  .usage = "REPO [--revision R] [--json]",
-  .description =
-      "Prints every file of REPO (ORGANISATION/NAME) with its size, sha256 (for LFS files) "
-      "and quant label, then the GGUF variants you can pull with `whittle-cli pull "
-      "REPO:QUANT` (split files grouped, projector files listed with their model). --json "
-      "prints {\"files\": [...], \"variants\": [...]}.",
-  .run = run_files,
+    .name = "files",
+    .summary = "List the files of a Hugging Face model repository",
+    .usage = "REPO [--revision R] [--json]",
+    .description =
+        "Prints every file of REPO (ORGANISATION/NAME) with its size, sha256 (for LFS files) "
+        "and quant label, then the GGUF variants you can pull with `whittle-cli pull "
+        "REPO:QUANT` (split files grouped, projector files listed with their model). --json "
+        "prints {\"files\": [...], \"variants\": [...]}.",
+    .run = run_files,
 };
 
 static void
@@ -104,9 +104,10 @@ run_files(int argc, char **argv)
   gboolean json = FALSE;
   char *revision = NULL;
   GOptionEntry entries[] = {
-    {"revision", 'r', 0, G_OPTION_ARG_STRING, &revision, "Branch, tag or commit (default main)", "R"},
-    {"json", 0, 0, G_OPTION_ARG_NONE, &json, "Print JSON", NULL},
-    {NULL},
+      {"revision", 'r', 0, G_OPTION_ARG_STRING, &revision, "Branch, tag or commit (default main)",
+       "R"},
+      {"json", 0, 0, G_OPTION_ARG_NONE, &json, "Print JSON", NULL},
+      {NULL},
   };
   if (!wh_cli_parse_options(cmd, entries, &argc, &argv))
     return WH_CLI_EXIT_USAGE;
@@ -130,8 +131,8 @@ run_files(int argc, char **argv)
   for (guint i = 0; i < files->len; i++) {
     wh_hub_file *f = files->pdata[i];
     g_autofree char *size = wh_hub_format_size(f->size);
-    printf("%10s  %-10s  %-64s  %s\n", size, f->quant ? f->quant : "-",
-           f->sha256 ? f->sha256 : "-", f->path);
+    printf("%10s  %-10s  %-64s  %s\n", size, f->quant ? f->quant : "-", f->sha256 ? f->sha256 : "-",
+           f->path);
   }
   if (groups->len) {
     printf("\nGGUF variants (whittle-cli pull %s:QUANT):\n", argv[1]);

@@ -11,28 +11,28 @@
 static int run_pull(int argc, char **argv);
 
 const wh_cli_command wh_cli_command_pull = {
-  .name = "pull",
-  .summary = "Download a model file from the Hugging Face hub (resumable, verified)",
-  .usage = "REPO FILE | REPO:QUANT [--revision R] [--segments N] [--quiet]",
-  .description =
-      "Downloads FILE of REPO, or every part of the GGUF variant with quant label QUANT "
-      "(see `whittle-cli files REPO`), into the Hugging Face cache shared with other tools "
-      "($HF_HOME/hub). Large files come in parallel segments; the sha256 is checked before "
-      "the file is put in place. Interrupted (Ctrl+C, crash, lost network)? Run the same "
-      "command again: it continues where it stopped. Prints the path of each file.",
-  .run = run_pull,
+    .name = "pull",
+    .summary = "Download a model file from the Hugging Face hub (resumable, verified)",
+    .usage = "REPO FILE | REPO:QUANT [--revision R] [--segments N] [--quiet]",
+    .description =
+        "Downloads FILE of REPO, or every part of the GGUF variant with quant label QUANT "
+        "(see `whittle-cli files REPO`), into the Hugging Face cache shared with other tools "
+        "($HF_HOME/hub). Large files come in parallel segments; the sha256 is checked before "
+        "the file is put in place. Interrupted (Ctrl+C, crash, lost network)? Run the same "
+        "command again: it continues where it stopped. Prints the path of each file.",
+    .run = run_pull,
 };
 
 typedef struct {
   wh_hub *hub;
   const char *repo;
-  GPtrArray *files;  /* char* */
-  GArray *sizes;     /* guint64 per file, 0 when unknown */
+  GPtrArray *files; /* char* */
+  GArray *sizes;    /* guint64 per file, 0 when unknown */
   wh_hub_download_params params;
-  GPtrArray *paths;  /* out */
+  GPtrArray *paths; /* out */
   GPtrArray *notices;
   wh_job *job;
-  guint64 before;    /* bytes of earlier files */
+  guint64 before; /* bytes of earlier files */
   guint64 total;
 } pull_state;
 
@@ -73,10 +73,12 @@ run_pull(int argc, char **argv)
   int segments = 0;
   gboolean quiet = FALSE;
   GOptionEntry entries[] = {
-    {"revision", 'r', 0, G_OPTION_ARG_STRING, &revision, "Branch, tag or commit (default main)", "R"},
-    {"segments", 0, 0, G_OPTION_ARG_INT, &segments, "Parallel segments (default: 4 for files of 32 MiB or more)", "N"},
-    {"quiet", 'q', 0, G_OPTION_ARG_NONE, &quiet, "No progress line", NULL},
-    {NULL},
+      {"revision", 'r', 0, G_OPTION_ARG_STRING, &revision, "Branch, tag or commit (default main)",
+       "R"},
+      {"segments", 0, 0, G_OPTION_ARG_INT, &segments,
+       "Parallel segments (default: 4 for files of 32 MiB or more)", "N"},
+      {"quiet", 'q', 0, G_OPTION_ARG_NONE, &quiet, "No progress line", NULL},
+      {NULL},
   };
   if (!wh_cli_parse_options(cmd, entries, &argc, &argv))
     return WH_CLI_EXIT_USAGE;
@@ -107,7 +109,7 @@ run_pull(int argc, char **argv)
   wh_hub *hub = wh_hub_new(NULL, &error);
   if (!hub)
     return wh_cli_fail(cmd, error);
-  pull_state s = { 0 };
+  pull_state s = {0};
   s.hub = hub;
   s.repo = repo;
   s.files = g_ptr_array_new_with_free_func(g_free);

@@ -11,16 +11,16 @@
 static int run_search(int argc, char **argv);
 
 const wh_cli_command wh_cli_command_search = {
-  .name = "search",
-  .summary = "Search models on the Hugging Face hub",
-  .usage = "[TEXT] [--filter TAG] [--author ORG] [--sort KEY] [--asc] [--limit N] [--json]",
-  .description =
-      "Lists models whose id contains TEXT, most downloaded first by default. --filter keeps "
-      "models with a tag (gguf for files Whittle can run; several separated by commas), "
-      "--sort orders by downloads, likes, trendingScore, lastModified or createdAt "
-      "(descending unless --asc). Honours HF_ENDPOINT, HF_TOKEN, HF_HOME and HF_HUB_OFFLINE. "
-      "--json prints a JSON array of models.",
-  .run = run_search,
+    .name = "search",
+    .summary = "Search models on the Hugging Face hub",
+    .usage = "[TEXT] [--filter TAG] [--author ORG] [--sort KEY] [--asc] [--limit N] [--json]",
+    .description =
+        "Lists models whose id contains TEXT, most downloaded first by default. --filter keeps "
+        "models with a tag (gguf for files Whittle can run; several separated by commas), "
+        "--sort orders by downloads, likes, trendingScore, lastModified or createdAt "
+        "(descending unless --asc). Honours HF_ENDPOINT, HF_TOKEN, HF_HOME and HF_HUB_OFFLINE. "
+        "--json prints a JSON array of models.",
+    .run = run_search,
 };
 
 static void
@@ -69,13 +69,16 @@ run_search(int argc, char **argv)
   char *filter = NULL, *author = NULL, *sort = NULL;
   int limit = 20;
   GOptionEntry entries[] = {
-    {"filter", 0, 0, G_OPTION_ARG_STRING, &filter, "Keep models with this tag (e.g. gguf)", "TAG"},
-    {"author", 0, 0, G_OPTION_ARG_STRING, &author, "Only models of this user or organisation", "ORG"},
-    {"sort", 0, 0, G_OPTION_ARG_STRING, &sort, "downloads (default), likes, trendingScore, lastModified, createdAt", "KEY"},
-    {"asc", 0, 0, G_OPTION_ARG_NONE, &asc, "Ascending order", NULL},
-    {"limit", 0, 0, G_OPTION_ARG_INT, &limit, "How many models (default 20)", "N"},
-    {"json", 0, 0, G_OPTION_ARG_NONE, &json, "Print a JSON array", NULL},
-    {NULL},
+      {"filter", 0, 0, G_OPTION_ARG_STRING, &filter, "Keep models with this tag (e.g. gguf)",
+       "TAG"},
+      {"author", 0, 0, G_OPTION_ARG_STRING, &author, "Only models of this user or organisation",
+       "ORG"},
+      {"sort", 0, 0, G_OPTION_ARG_STRING, &sort,
+       "downloads (default), likes, trendingScore, lastModified, createdAt", "KEY"},
+      {"asc", 0, 0, G_OPTION_ARG_NONE, &asc, "Ascending order", NULL},
+      {"limit", 0, 0, G_OPTION_ARG_INT, &limit, "How many models (default 20)", "N"},
+      {"json", 0, 0, G_OPTION_ARG_NONE, &json, "Print a JSON array", NULL},
+      {NULL},
   };
   if (!wh_cli_parse_options(cmd, entries, &argc, &argv))
     return WH_CLI_EXIT_USAGE;
@@ -84,7 +87,7 @@ run_search(int argc, char **argv)
                               argv[2]);
   if (limit <= 0 || limit > 1000)
     return wh_cli_usage_error(cmd, "--limit must be between 1 and 1000");
-  wh_hub_search_query q = { 0 };
+  wh_hub_search_query q = {0};
   q.search = argc > 1 ? argv[1] : NULL;
   q.filter = filter;
   q.author = author;
@@ -108,8 +111,8 @@ run_search(int argc, char **argv)
     printf("%-56s %12s %8s  %s\n", "MODEL", "DOWNLOADS", "LIKES", "UPDATED");
     for (guint i = 0; i < r->models->len; i++) {
       wh_hub_model_summary *m = r->models->pdata[i];
-      printf("%-56s %12" G_GUINT64_FORMAT " %8" G_GUINT64_FORMAT "  %.10s%s\n", m->id,
-             m->downloads, m->likes, m->last_modified ? m->last_modified : "-",
+      printf("%-56s %12" G_GUINT64_FORMAT " %8" G_GUINT64_FORMAT "  %.10s%s\n", m->id, m->downloads,
+             m->likes, m->last_modified ? m->last_modified : "-",
              m->gated ? "  (gated: request access on the model page)" : "");
     }
   }

@@ -231,8 +231,8 @@ do_head(wh_hub *hub, SoupSession *session, const char *resolve_url, const char *
     gboolean retry = b ? wh_hub_status_is_retriable(st) : wh_hub_error_is_retriable(local);
     if (!retry || failures + 1 >= hub->max_retries) {
       if (local)
-        g_set_error(error, WH_HUB_ERROR, WH_HUB_ERROR_NETWORK, "cannot reach %s: %s",
-                    hub->endpoint, local->message);
+        g_set_error(error, WH_HUB_ERROR, WH_HUB_ERROR_NETWORK, "cannot reach %s: %s", hub->endpoint,
+                    local->message);
       else
         wh_hub_set_status_error(hub, msg, what, error);
       return FALSE;
@@ -247,8 +247,8 @@ do_head(wh_hub *hub, SoupSession *session, const char *resolve_url, const char *
 /* --- the cache entries ------------------------------------------------------------------- */
 
 static gboolean
-link_snapshot(const char *repo_dir, const char *commit, const char *filename,
-              const char *etag, const char *revision, char **out_path, GError **error)
+link_snapshot(const char *repo_dir, const char *commit, const char *filename, const char *etag,
+              const char *revision, char **out_path, GError **error)
 {
   g_autofree char *snap = g_build_filename(repo_dir, "snapshots", commit, filename, NULL);
   g_autofree char *snapdir = g_path_get_dirname(snap);
@@ -408,9 +408,10 @@ fetch_once(transfer *t, SoupSession *session, guint i, guint8 *buf, gboolean *re
   g_autofree char *what = g_strdup_printf("file %s", t->filename);
 
   /* The etag of the CDN answer, when it is a content hash, must be the one we expect. */
-  g_autofree char *etag = wh_hub_normalize_etag(soup_message_headers_get_one(h, "X-Linked-Etag")
-                                                    ? soup_message_headers_get_one(h, "X-Linked-Etag")
-                                                    : soup_message_headers_get_one(h, "ETag"));
+  g_autofree char *etag =
+      wh_hub_normalize_etag(soup_message_headers_get_one(h, "X-Linked-Etag")
+                                ? soup_message_headers_get_one(h, "X-Linked-Etag")
+                                : soup_message_headers_get_one(h, "ETag"));
   if (SOUP_STATUS_IS_SUCCESSFUL(st) && etag && wh_hub_is_sha256_hex(etag) &&
       wh_hub_is_sha256_hex(t->etag) && g_ascii_strcasecmp(etag, t->etag) != 0) {
     set_fatal(t, FATAL_CHANGED,
@@ -454,10 +455,10 @@ fetch_once(transfer *t, SoupSession *session, guint i, guint8 *buf, gboolean *re
     }
   } else if (st == SOUP_STATUS_REQUESTED_RANGE_NOT_SATISFIABLE) {
     set_fatal(t, FATAL_ERROR,
-              g_error_new(WH_HUB_ERROR, WH_HUB_ERROR_PROTOCOL,
-                          "the server has fewer bytes of %s than the hub announced (%"
-                          G_GUINT64_FORMAT ")",
-                          t->filename, t->size));
+              g_error_new(
+                  WH_HUB_ERROR, WH_HUB_ERROR_PROTOCOL,
+                  "the server has fewer bytes of %s than the hub announced (%" G_GUINT64_FORMAT ")",
+                  t->filename, t->size));
     return FALSE;
   } else {
     if (wh_hub_status_is_retriable(st)) {
@@ -582,11 +583,10 @@ worker_main(gpointer data)
     }
     guint st = msg ? soup_message_get_status(msg) : 0;
     g_mutex_lock(&t->lock);
-    g_snprintf(t->status, sizeof t->status, "retrying after %s",
-               e ? e->message : "an error");
+    g_snprintf(t->status, sizeof t->status, "retrying after %s", e ? e->message : "an error");
     g_mutex_unlock(&t->lock);
-    gboolean go = wh_hub_backoff(t->hub, failures++, st == 429 || st == 503 ? msg : NULL,
-                                 t->cancel);
+    gboolean go =
+        wh_hub_backoff(t->hub, failures++, st == 429 || st == 503 ? msg : NULL, t->cancel);
     g_clear_object(&msg);
     if (!go)
       break;
@@ -603,8 +603,7 @@ worker_main(gpointer data)
 /* --- state file -------------------------------------------------------------------------- */
 
 static gboolean
-save_state(transfer *t, const char *state_path, const char *repo_id, const segment *snap,
-           guint n)
+save_state(transfer *t, const char *state_path, const char *repo_id, const segment *snap, guint n)
 {
   if (fdatasync(t->fd) != 0)
     return FALSE;
@@ -646,13 +645,13 @@ load_state(const char *state_path, const char *etag, guint64 size, guint *n_out)
   guint64 expect = 0;
   for (guint i = 0; i < n; i++) {
     guint64 a, b, d;
-    if (sscanf(parts[i], "%" G_GUINT64_FORMAT ":%" G_GUINT64_FORMAT ":%" G_GUINT64_FORMAT, &a,
-               &b, &d) != 3 ||
+    if (sscanf(parts[i], "%" G_GUINT64_FORMAT ":%" G_GUINT64_FORMAT ":%" G_GUINT64_FORMAT, &a, &b,
+               &d) != 3 ||
         a != expect || b < a || d > b - a) {
       g_free(out);
       return NULL;
     }
-    out[i] = (segment){ a, b, d };
+    out[i] = (segment){a, b, d};
     expect = b;
   }
   if (expect != size) {
@@ -839,8 +838,7 @@ run_transfer(transfer *t, const char *state_path, const char *repo_id, const che
     }
     if (!hash_range(t->fd, ck, &hashed, t->size, hbuf)) {
       g_checksum_free(ck);
-      g_set_error(error, WH_HUB_ERROR, WH_HUB_ERROR_IO, "cannot read back %s.incomplete",
-                  t->etag);
+      g_set_error(error, WH_HUB_ERROR, WH_HUB_ERROR_IO, "cannot read back %s.incomplete", t->etag);
       break;
     }
     hex = g_strdup(g_checksum_get_string(ck));
@@ -926,9 +924,8 @@ drop_stale_partials(const char *blobs_dir, const char *filename, const char *eta
 }
 
 static wh_hub_download_result *
-download_once(wh_hub *hub, const char *repo_id, const char *filename,
-              wh_hub_download_params *p, const char *revision, GCancellable *cancellable,
-              gboolean *again, GError **error)
+download_once(wh_hub *hub, const char *repo_id, const char *filename, wh_hub_download_params *p,
+              const char *revision, GCancellable *cancellable, gboolean *again, GError **error)
 {
   *again = FALSE;
   g_autofree char *repo_folder = wh_hub_repo_folder_name(repo_id);
@@ -939,7 +936,7 @@ download_once(wh_hub *hub, const char *repo_id, const char *filename,
   g_autofree char *resolve = wh_hub_resolve_url(hub, repo_id, revision, filename);
   g_autofree char *what = g_strdup_printf("file %s of model %s", filename, repo_id);
   g_autoptr(SoupSession) session = wh_hub_session_new(hub);
-  head_info hi = { 0 };
+  head_info hi = {0};
   if (p->progress)
     p->progress(0, 0, "asking the hub", p->progress_data);
   if (!do_head(hub, session, resolve, what, &hi, cancellable, error)) {
@@ -956,7 +953,7 @@ download_once(wh_hub *hub, const char *repo_id, const char *filename,
   r->size = hi.size;
   r->blob_path = g_strdup(blob);
 
-  check_spec cs = { G_CHECKSUM_SHA256, NULL };
+  check_spec cs = {G_CHECKSUM_SHA256, NULL};
   if (p->expected_sha256 && wh_hub_is_sha256_hex(p->expected_sha256))
     cs.expected = g_ascii_strdown(p->expected_sha256, -1);
   else if (wh_hub_is_sha256_hex(hi.etag))
@@ -988,7 +985,7 @@ download_once(wh_hub *hub, const char *repo_id, const char *filename,
                   filename);
       goto fail;
     }
-    transfer t = { 0 };
+    transfer t = {0};
     t.hub = hub;
     t.url = hi.url;
     t.etag = hi.etag;
@@ -1046,9 +1043,8 @@ download_once(wh_hub *hub, const char *repo_id, const char *filename,
       g_unlink(part);
       *again = TRUE;
       g_set_error(error, WH_HUB_ERROR, WH_HUB_ERROR_CHECKSUM,
-                  "%s arrived corrupted: its %s is %s but the hub says %s",
-                  filename, cs.type == G_CHECKSUM_SHA1 ? "git blob sha1" : "sha256", hex,
-                  cs.expected);
+                  "%s arrived corrupted: its %s is %s but the hub says %s", filename,
+                  cs.type == G_CHECKSUM_SHA1 ? "git blob sha1" : "sha256", hex, cs.expected);
       g_clear_pointer(&hex, g_free);
     } else if (!hex && error && *error && (*error)->code == WH_HUB_ERROR_CHANGED) {
       g_unlink(state);

@@ -66,7 +66,7 @@ skip_string(walker *w)
   return rd64(w, &n) && n <= w->len - w->pos && take(w, (gsize)n);
 }
 
-static const gsize scalar_size[] = { 1, 1, 2, 2, 4, 4, 4, 1, 0, 0, 8, 8, 8 };
+static const gsize scalar_size[] = {1, 1, 2, 2, 4, 4, 4, 1, 0, 0, 8, 8, 8};
 
 /* Returns 1 ok, 0 need more bytes, -1 corrupt. */
 static int
@@ -102,7 +102,7 @@ skip_value(walker *w, guint32 type, guint depth)
 gint64
 wh_hub_gguf_header_end(const guint8 *data, gsize len, GError **error)
 {
-  walker w = { data, len, 0 };
+  walker w = {data, len, 0};
   guint32 magic, version;
   guint64 n_tensors, n_kv;
   if (len >= 4 && memcmp(data, "GGUF", 4) != 0) {
@@ -151,8 +151,8 @@ wh_hub_gguf_header_end(const guint8 *data, gsize len, GError **error)
 
 wh_gguf *
 wh_hub_read_gguf_header(wh_hub *hub, const char *repo_id, const char *revision,
-                        const char *filename, guint64 *header_bytes,
-                        GCancellable *cancellable, GError **error)
+                        const char *filename, guint64 *header_bytes, GCancellable *cancellable,
+                        GError **error)
 {
   if (!revision)
     revision = "main";
@@ -168,9 +168,8 @@ wh_hub_read_gguf_header(wh_hub *hub, const char *repo_id, const char *revision,
   gint64 end = 0;
   for (;;) {
     g_autoptr(SoupMessage) msg = NULL;
-    g_autoptr(GBytes) part = wh_hub_get(hub, session, url, what, (gint64)buf->len,
-                                        (gint64)want - 1, want - buf->len, &msg, cancellable,
-                                        error);
+    g_autoptr(GBytes) part = wh_hub_get(hub, session, url, what, (gint64)buf->len, (gint64)want - 1,
+                                        want - buf->len, &msg, cancellable, error);
     if (!part) {
       g_byte_array_unref(buf);
       return NULL;

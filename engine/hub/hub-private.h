@@ -11,10 +11,10 @@ G_BEGIN_DECLS
 #define WH_HUB_MAX_JSON (64u << 20) /* an API answer larger than this is refused */
 
 struct wh_hub {
-  char *endpoint;       /* no trailing slash */
+  char *endpoint; /* no trailing slash */
   GUri *endpoint_uri;
   char *home;
-  char *cache_dir;      /* home/hub */
+  char *cache_dir; /* home/hub */
   char *user_agent;
   gboolean offline;
   guint timeout;
@@ -22,7 +22,7 @@ struct wh_hub {
   guint max_retries;
   wh_hub_free_space_func free_space;
   gpointer free_space_data;
-  GMutex lock;          /* guards token */
+  GMutex lock; /* guards token */
   char *token;
 };
 
@@ -31,8 +31,7 @@ SoupSession *wh_hub_session_new(wh_hub *hub);
 
 /* A message for @url; Authorization added only when @url is on the endpoint's host and port;
  * automatic redirects disabled (we follow them by hand). NULL + error on a bad URL. */
-SoupMessage *wh_hub_message_new(wh_hub *hub, const char *method, const char *url,
-                                GError **error);
+SoupMessage *wh_hub_message_new(wh_hub *hub, const char *method, const char *url, GError **error);
 
 /* Maps a non-2xx status to a plain-language error. @what names the thing ("model org/x"). */
 void wh_hub_set_status_error(wh_hub *hub, SoupMessage *msg, const char *what, GError **error);
@@ -49,18 +48,17 @@ gboolean wh_hub_backoff(wh_hub *hub, guint attempt, SoupMessage *msg, GCancellab
 /* Resolves a Location header against @base; only http(s) results; NULL + error otherwise. */
 char *wh_hub_resolve_location(const char *base, const char *location, GError **error);
 
-/* GET @url (@what names it in errors, NULL: the URL) following up to WH_HUB_MAX_REDIRECTS redirects, retrying per the hub's policy,
- * reading at most @max_bytes of body (more: error). @range_end >= 0 asks for bytes
- * 0..range_end-ish via "Range: bytes=@range_start-@range_end". Returns the body; *@out_msg
- * (may be NULL) gets the final message (ref). */
+/* GET @url (@what names it in errors, NULL: the URL) following up to WH_HUB_MAX_REDIRECTS
+ * redirects, retrying per the hub's policy, reading at most @max_bytes of body (more: error).
+ * @range_end >= 0 asks for bytes 0..range_end-ish via "Range: bytes=@range_start-@range_end".
+ * Returns the body; *@out_msg (may be NULL) gets the final message (ref). */
 GBytes *wh_hub_get(wh_hub *hub, SoupSession *session, const char *url, const char *what,
-                   gint64 range_start,
-                   gint64 range_end, gsize max_bytes, SoupMessage **out_msg,
+                   gint64 range_start, gint64 range_end, gsize max_bytes, SoupMessage **out_msg,
                    GCancellable *cancellable, GError **error);
 
 /* GET and parse JSON; *@link_next (may be NULL) gets the Link rel="next" URL or NULL. */
-JsonNode *wh_hub_get_json(wh_hub *hub, SoupSession *session, const char *url,
-                          const char *what, char **link_next, GCancellable *cancellable, GError **error);
+JsonNode *wh_hub_get_json(wh_hub *hub, SoupSession *session, const char *url, const char *what,
+                          char **link_next, GCancellable *cancellable, GError **error);
 
 /* The rel="next" target of a Link header value, newly allocated, or NULL. */
 char *wh_hub_parse_link_next(const char *link);

@@ -19,7 +19,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
-G_DEFINE_QUARK(wh-hub-error-quark, wh_hub_error)
+G_DEFINE_QUARK(wh - hub - error - quark, wh_hub_error)
 
 /* --- configuration ---------------------------------------------------------------------- */
 
@@ -291,8 +291,8 @@ SoupSession *
 wh_hub_session_new(wh_hub *hub)
 {
   return soup_session_new_with_options("user-agent", hub->user_agent, "timeout", hub->timeout,
-                                       "idle-timeout", 60, "max-conns-per-host", 16,
-                                       "max-conns", 64, NULL);
+                                       "idle-timeout", 60, "max-conns-per-host", 16, "max-conns",
+                                       64, NULL);
 }
 
 static gboolean
@@ -312,8 +312,7 @@ wh_hub_message_new(wh_hub *hub, const char *method, const char *url, GError **er
       (g_strcmp0(g_uri_get_scheme(uri), "http") && g_strcmp0(g_uri_get_scheme(uri), "https"))) {
     if (uri)
       g_uri_unref(uri);
-    g_set_error(error, WH_HUB_ERROR, WH_HUB_ERROR_SERVER, "the hub gave an unusable URL '%s'",
-                url);
+    g_set_error(error, WH_HUB_ERROR, WH_HUB_ERROR_SERVER, "the hub gave an unusable URL '%s'", url);
     return NULL;
   }
   SoupMessage *msg = soup_message_new_from_uri(method, uri);
@@ -322,8 +321,7 @@ wh_hub_message_new(wh_hub *hub, const char *method, const char *url, GError **er
     g_mutex_lock(&hub->lock);
     if (hub->token) {
       g_autofree char *auth = g_strdup_printf("Bearer %s", hub->token);
-      soup_message_headers_replace(soup_message_get_request_headers(msg), "Authorization",
-                                   auth);
+      soup_message_headers_replace(soup_message_get_request_headers(msg), "Authorization", auth);
       memset(auth, 0, strlen(auth));
     }
     g_mutex_unlock(&hub->lock);
@@ -343,8 +341,7 @@ wh_hub_set_status_error(wh_hub *hub, SoupMessage *msg, const char *what, GError 
                 "is right, create an access token on huggingface.co (Settings → Access "
                 "Tokens) and set it in Preferences or in HF_TOKEN",
                 what,
-                wh_hub_has_token(hub) ? "the token you gave was not accepted"
-                                      : "no token is set");
+                wh_hub_has_token(hub) ? "the token you gave was not accepted" : "no token is set");
     break;
   case 403:
     g_set_error(error, WH_HUB_ERROR, WH_HUB_ERROR_FORBIDDEN,
@@ -386,8 +383,7 @@ wh_hub_error_is_retriable(const GError *e)
   if (e->domain == G_RESOLVER_ERROR)
     return e->code == G_RESOLVER_ERROR_TEMPORARY_FAILURE;
   if (e->domain == SOUP_SESSION_ERROR)
-    return e->code == SOUP_SESSION_ERROR_PARSING ||
-           e->code == SOUP_SESSION_ERROR_ENCODING;
+    return e->code == SOUP_SESSION_ERROR_PARSING || e->code == SOUP_SESSION_ERROR_ENCODING;
   if (e->domain == WH_HUB_ERROR)
     return e->code == WH_HUB_ERROR_NETWORK;
   return FALSE;
@@ -441,8 +437,10 @@ wh_hub_resolve_location(const char *base, const char *location, GError **error)
   GUri *b = g_uri_parse(base, SOUP_HTTP_URI_FLAGS, NULL);
   GUri *r = b ? g_uri_parse_relative(b, location, SOUP_HTTP_URI_FLAGS, NULL) : NULL;
   char *out = NULL;
-  if (r && (g_strcmp0(g_uri_get_scheme(r), "http") == 0 ||
-            g_strcmp0(g_uri_get_scheme(r), "https") == 0) && g_uri_get_host(r))
+  if (r &&
+      (g_strcmp0(g_uri_get_scheme(r), "http") == 0 ||
+       g_strcmp0(g_uri_get_scheme(r), "https") == 0) &&
+      g_uri_get_host(r))
     out = g_uri_to_string(r);
   else {
     g_autofree char *shown = g_strescape(location, NULL);
@@ -464,8 +462,7 @@ is_redirect(guint st)
 
 /* Reads the whole body of @in, refusing more than @max bytes. */
 static GBytes *
-read_body(GInputStream *in, gsize max, gboolean truncate, GCancellable *cancellable,
-          GError **error)
+read_body(GInputStream *in, gsize max, gboolean truncate, GCancellable *cancellable, GError **error)
 {
   GByteArray *buf = g_byte_array_new();
   guint8 chunk[16384];
@@ -511,8 +508,7 @@ wh_hub_get(wh_hub *hub, SoupSession *session, const char *url_in, const char *wh
     if (!msg)
       return NULL;
     if (range_end >= 0)
-      soup_message_headers_set_range(soup_message_get_request_headers(msg), range_start,
-                                     range_end);
+      soup_message_headers_set_range(soup_message_get_request_headers(msg), range_start, range_end);
     g_autoptr(GError) local = NULL;
     g_autoptr(GInputStream) in = soup_session_send(session, msg, cancellable, &local);
     guint st = in ? soup_message_get_status(msg) : 0;
@@ -545,9 +541,9 @@ wh_hub_get(wh_hub *hub, SoupSession *session, const char *url_in, const char *wh
         return body;
       }
     }
-    gboolean retry = in ? (local ? wh_hub_error_is_retriable(local)
-                                 : wh_hub_status_is_retriable(st))
-                        : wh_hub_error_is_retriable(local);
+    gboolean retry =
+        in ? (local ? wh_hub_error_is_retriable(local) : wh_hub_status_is_retriable(st))
+           : wh_hub_error_is_retriable(local);
     if (local && g_error_matches(local, G_IO_ERROR, G_IO_ERROR_CANCELLED)) {
       g_set_error_literal(error, WH_HUB_ERROR, WH_HUB_ERROR_CANCELLED, "cancelled");
       return NULL;
@@ -556,8 +552,8 @@ wh_hub_get(wh_hub *hub, SoupSession *session, const char *url_in, const char *wh
       if (local && local->domain == WH_HUB_ERROR)
         g_propagate_error(error, g_steal_pointer(&local));
       else if (local)
-        g_set_error(error, WH_HUB_ERROR, WH_HUB_ERROR_NETWORK,
-                    "cannot reach %s: %s%s", hub->endpoint, local->message,
+        g_set_error(error, WH_HUB_ERROR, WH_HUB_ERROR_NETWORK, "cannot reach %s: %s%s",
+                    hub->endpoint, local->message,
                     retry ? " (gave up after several retries; check your connection)" : "");
       else {
         g_autofree char *w = what ? NULL : g_strdup_printf("the request %s", url_in);
@@ -615,8 +611,7 @@ wh_hub_get_json(wh_hub *hub, SoupSession *session, const char *url, const char *
     return NULL;
   }
   if (link_next) {
-    const char *link =
-        soup_message_headers_get_one(soup_message_get_response_headers(msg), "Link");
+    const char *link = soup_message_headers_get_one(soup_message_get_response_headers(msg), "Link");
     *link_next = wh_hub_parse_link_next(link);
   }
   return json_node_copy(json_parser_get_root(parser));
@@ -638,8 +633,7 @@ escape_path(const char *path)
 }
 
 char *
-wh_hub_resolve_url(wh_hub *hub, const char *repo_id, const char *revision,
-                   const char *filename)
+wh_hub_resolve_url(wh_hub *hub, const char *repo_id, const char *revision, const char *filename)
 {
   g_autofree char *r = g_uri_escape_string(revision, NULL, FALSE);
   g_autofree char *f = escape_path(filename);
@@ -850,8 +844,7 @@ add_param(GString *s, const char *key, const char *value)
 }
 
 wh_hub_search_result *
-wh_hub_search(wh_hub *hub, const wh_hub_search_query *q, GCancellable *cancellable,
-              GError **error)
+wh_hub_search(wh_hub *hub, const wh_hub_search_query *q, GCancellable *cancellable, GError **error)
 {
   GString *url = g_string_new(hub->endpoint);
   g_string_append(url, "/api/models");
@@ -876,8 +869,7 @@ wh_hub_search(wh_hub *hub, const wh_hub_search_query *q, GCancellable *cancellab
 }
 
 wh_hub_search_result *
-wh_hub_search_next(wh_hub *hub, const char *next_url, GCancellable *cancellable,
-                   GError **error)
+wh_hub_search_next(wh_hub *hub, const char *next_url, GCancellable *cancellable, GError **error)
 {
   g_autoptr(GUri) u = next_url ? g_uri_parse(next_url, SOUP_HTTP_URI_FLAGS, NULL) : NULL;
   if (!u || !same_origin(u, hub->endpoint_uri)) {
@@ -1009,8 +1001,8 @@ wh_hub_group_gguf_files(GPtrArray *files)
 {
   GPtrArray *groups = g_ptr_array_new_with_free_func((GDestroyNotify)wh_hub_gguf_group_free);
   g_autoptr(GHashTable) by_name = g_hash_table_new(g_str_hash, g_str_equal);
-  g_autoptr(GHashTable) dirs_with_models = g_hash_table_new_full(g_str_hash, g_str_equal,
-                                                                 g_free, NULL);
+  g_autoptr(GHashTable) dirs_with_models =
+      g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
   /* Pass 1: model files (projectors too when their folder has no model). */
   for (int pass = 0; pass < 2; pass++) {
     for (guint i = 0; i < files->len; i++) {
@@ -1134,8 +1126,7 @@ parse_file(JsonObject *o, const char *name_key)
   return f;
 }
 
-static wh_hub_model_info *model_info_from_json(JsonNode *root, const char *repo_id,
-                                                GError **error);
+static wh_hub_model_info *model_info_from_json(JsonNode *root, const char *repo_id, GError **error);
 
 wh_hub_model_info *
 wh_hub_model_info_get(wh_hub *hub, const char *repo_id, const char *revision,
@@ -1146,8 +1137,7 @@ wh_hub_model_info_get(wh_hub *hub, const char *repo_id, const char *revision,
     return NULL;
   g_autofree char *rev = revision ? g_uri_escape_string(revision, NULL, FALSE) : NULL;
   g_autofree char *url =
-      rev ? g_strdup_printf("%s/api/models/%s/revision/%s?blobs=true", hub->endpoint, repo_id,
-                            rev)
+      rev ? g_strdup_printf("%s/api/models/%s/revision/%s?blobs=true", hub->endpoint, repo_id, rev)
           : g_strdup_printf("%s/api/models/%s?blobs=true", hub->endpoint, repo_id);
   g_autoptr(SoupSession) session = wh_hub_session_new(hub);
   g_autofree char *what = g_strdup_printf("model %s", repo_id);
@@ -1189,8 +1179,8 @@ model_info_from_json(JsonNode *root, const char *repo_id, GError **error)
   JsonArray *sib = jarr(o, "siblings");
   for (guint i = 0; sib && i < json_array_get_length(sib); i++) {
     JsonNode *e = json_array_get_element(sib, i);
-    wh_hub_file *f = JSON_NODE_HOLDS_OBJECT(e) ? parse_file(json_node_get_object(e), "rfilename")
-                                               : NULL;
+    wh_hub_file *f =
+        JSON_NODE_HOLDS_OBJECT(e) ? parse_file(json_node_get_object(e), "rfilename") : NULL;
     if (f)
       g_ptr_array_add(info->files, f);
     else
@@ -1237,7 +1227,9 @@ parse_json_bytes(const char *data, gsize len, const char *what, GError **error)
   if (len == 0 || len > WH_HUB_MAX_JSON ||
       !json_parser_load_from_data(parser, data, (gssize)len, &local)) {
     g_set_error(error, WH_HUB_ERROR, WH_HUB_ERROR_PROTOCOL, "%s is not valid JSON (%s)", what,
-                local ? local->message : len ? "too large" : "empty");
+                local ? local->message
+                : len ? "too large"
+                      : "empty");
     return NULL;
   }
   if (!json_parser_get_root(parser)) {
@@ -1276,16 +1268,16 @@ wh_hub_search_result_parse(const char *data, gsize len, GError **error)
 }
 
 GPtrArray *
-wh_hub_list_files(wh_hub *hub, const char *repo_id, const char *revision,
-                  GCancellable *cancellable, GError **error)
+wh_hub_list_files(wh_hub *hub, const char *repo_id, const char *revision, GCancellable *cancellable,
+                  GError **error)
 {
   if (!revision)
     revision = "main";
   if (!wh_hub_validate_repo_id(repo_id, error) || !wh_hub_validate_revision(revision, error))
     return NULL;
   g_autofree char *rev = g_uri_escape_string(revision, NULL, FALSE);
-  char *url = g_strdup_printf("%s/api/models/%s/tree/%s?recursive=true", hub->endpoint,
-                              repo_id, rev);
+  char *url =
+      g_strdup_printf("%s/api/models/%s/tree/%s?recursive=true", hub->endpoint, repo_id, rev);
   g_autoptr(SoupSession) session = wh_hub_session_new(hub);
   g_autofree char *what = g_strdup_printf("revision %s of model %s", revision, repo_id);
   GPtrArray *files = g_ptr_array_new_with_free_func((GDestroyNotify)wh_hub_file_free);
@@ -1487,8 +1479,7 @@ static gboolean
 job_search(wh_job *job, gpointer data, GError **error)
 {
   job_args *a = data;
-  wh_hub_search_result *r =
-      wh_hub_search(a->hub, &a->query, wh_job_get_cancellable(job), error);
+  wh_hub_search_result *r = wh_hub_search(a->hub, &a->query, wh_job_get_cancellable(job), error);
   if (r)
     wh_job_set_result(job, r, (GDestroyNotify)wh_hub_search_result_free);
   return r != NULL;
@@ -1505,8 +1496,8 @@ wh_hub_search_async(wh_hub *hub, wh_job_queue *queue, const wh_hub_search_query 
   a->query.filter = a->q_filter = g_strdup(query->filter);
   a->query.pipeline_tag = a->q_pipeline = g_strdup(query->pipeline_tag);
   a->query.sort = a->q_sort = g_strdup(query->sort);
-  g_autofree char *title = g_strdup_printf("Searching for “%s”", query->search ? query->search
-                                                                                : "models");
+  g_autofree char *title =
+      g_strdup_printf("Searching for “%s”", query->search ? query->search : "models");
   return wh_job_queue_submit(queue, WH_JOB_DOWNLOAD, title, job_search, a,
                              (GDestroyNotify)job_args_free, notify, notify_data);
 }
@@ -1515,16 +1506,16 @@ static gboolean
 job_info(wh_job *job, gpointer data, GError **error)
 {
   job_args *a = data;
-  wh_hub_model_info *r = wh_hub_model_info_get(a->hub, a->repo_id, a->revision,
-                                               wh_job_get_cancellable(job), error);
+  wh_hub_model_info *r =
+      wh_hub_model_info_get(a->hub, a->repo_id, a->revision, wh_job_get_cancellable(job), error);
   if (r)
     wh_job_set_result(job, r, (GDestroyNotify)wh_hub_model_info_free);
   return r != NULL;
 }
 
 wh_job *
-wh_hub_model_info_async(wh_hub *hub, wh_job_queue *queue, const char *repo_id,
-                        const char *revision, wh_job_notify_func notify, gpointer notify_data)
+wh_hub_model_info_async(wh_hub *hub, wh_job_queue *queue, const char *repo_id, const char *revision,
+                        wh_job_notify_func notify, gpointer notify_data)
 {
   g_autofree char *title = g_strdup_printf("Reading %s", repo_id);
   return wh_job_queue_submit(queue, WH_JOB_DOWNLOAD, title, job_info,
@@ -1536,16 +1527,16 @@ static gboolean
 job_files(wh_job *job, gpointer data, GError **error)
 {
   job_args *a = data;
-  GPtrArray *r = wh_hub_list_files(a->hub, a->repo_id, a->revision,
-                                   wh_job_get_cancellable(job), error);
+  GPtrArray *r =
+      wh_hub_list_files(a->hub, a->repo_id, a->revision, wh_job_get_cancellable(job), error);
   if (r)
     wh_job_set_result(job, r, (GDestroyNotify)g_ptr_array_unref);
   return r != NULL;
 }
 
 wh_job *
-wh_hub_list_files_async(wh_hub *hub, wh_job_queue *queue, const char *repo_id,
-                        const char *revision, wh_job_notify_func notify, gpointer notify_data)
+wh_hub_list_files_async(wh_hub *hub, wh_job_queue *queue, const char *repo_id, const char *revision,
+                        wh_job_notify_func notify, gpointer notify_data)
 {
   g_autofree char *title = g_strdup_printf("Listing the files of %s", repo_id);
   return wh_job_queue_submit(queue, WH_JOB_DOWNLOAD, title, job_files,
@@ -1566,8 +1557,8 @@ job_header(wh_job *job, gpointer data, GError **error)
 
 wh_job *
 wh_hub_read_gguf_header_async(wh_hub *hub, wh_job_queue *queue, const char *repo_id,
-                              const char *revision, const char *filename,
-                              wh_job_notify_func notify, gpointer notify_data)
+                              const char *revision, const char *filename, wh_job_notify_func notify,
+                              gpointer notify_data)
 {
   g_autofree char *title = g_strdup_printf("Reading the header of %s", filename);
   return wh_job_queue_submit(queue, WH_JOB_DOWNLOAD, title, job_header,
@@ -1596,9 +1587,9 @@ job_download(wh_job *job, gpointer data, GError **error)
 }
 
 wh_job *
-wh_hub_download_async(wh_hub *hub, wh_job_queue *queue, const char *repo_id,
-                      const char *filename, const wh_hub_download_params *params,
-                      wh_job_notify_func notify, gpointer notify_data)
+wh_hub_download_async(wh_hub *hub, wh_job_queue *queue, const char *repo_id, const char *filename,
+                      const wh_hub_download_params *params, wh_job_notify_func notify,
+                      gpointer notify_data)
 {
   job_args *a = job_args_new(hub, repo_id, params ? params->revision : NULL, filename);
   if (params)

@@ -39,19 +39,19 @@ G_BEGIN_DECLS
 GQuark wh_hub_error_quark(void);
 
 typedef enum {
-  WH_HUB_ERROR_INVALID,      /* bad argument: repo id, file name, revision */
-  WH_HUB_ERROR_OFFLINE,      /* HF_HUB_OFFLINE is set and the answer is not in the cache */
-  WH_HUB_ERROR_NETWORK,      /* connection failed, timed out, retries exhausted */
-  WH_HUB_ERROR_AUTH,         /* 401: sign in with a token */
-  WH_HUB_ERROR_FORBIDDEN,    /* 403: request access on the model page */
-  WH_HUB_ERROR_NOT_FOUND,    /* 404: no such repository, revision or file */
-  WH_HUB_ERROR_SERVER,       /* unexpected status, malformed answer, redirect loop */
-  WH_HUB_ERROR_PROTOCOL,     /* invalid JSON, lying sizes, headers missing */
-  WH_HUB_ERROR_CHECKSUM,     /* sha256 mismatch after retries */
-  WH_HUB_ERROR_CHANGED,      /* the file changed upstream while downloading */
-  WH_HUB_ERROR_NO_SPACE,     /* not enough disk space */
-  WH_HUB_ERROR_IO,           /* local file system error */
-  WH_HUB_ERROR_CANCELLED,    /* the caller cancelled */
+  WH_HUB_ERROR_INVALID,   /* bad argument: repo id, file name, revision */
+  WH_HUB_ERROR_OFFLINE,   /* HF_HUB_OFFLINE is set and the answer is not in the cache */
+  WH_HUB_ERROR_NETWORK,   /* connection failed, timed out, retries exhausted */
+  WH_HUB_ERROR_AUTH,      /* 401: sign in with a token */
+  WH_HUB_ERROR_FORBIDDEN, /* 403: request access on the model page */
+  WH_HUB_ERROR_NOT_FOUND, /* 404: no such repository, revision or file */
+  WH_HUB_ERROR_SERVER,    /* unexpected status, malformed answer, redirect loop */
+  WH_HUB_ERROR_PROTOCOL,  /* invalid JSON, lying sizes, headers missing */
+  WH_HUB_ERROR_CHECKSUM,  /* sha256 mismatch after retries */
+  WH_HUB_ERROR_CHANGED,   /* the file changed upstream while downloading */
+  WH_HUB_ERROR_NO_SPACE,  /* not enough disk space */
+  WH_HUB_ERROR_IO,        /* local file system error */
+  WH_HUB_ERROR_CANCELLED, /* the caller cancelled */
 } wh_hub_error;
 
 /* --- configuration ---------------------------------------------------------------------- */
@@ -61,15 +61,15 @@ typedef enum {
 typedef gint64 (*wh_hub_free_space_func)(const char *dir, gpointer user_data);
 
 typedef struct {
-  const char *endpoint;   /* NULL: $HF_ENDPOINT or https://huggingface.co */
-  const char *home;       /* NULL: $HF_HOME or ~/.cache/huggingface */
-  const char *token;      /* NULL: $HF_TOKEN, else the file $HF_HOME/token (if any) */
-  gboolean no_token;      /* TRUE: do not read a token from the environment or disk */
-  int offline;            /* -1: $HF_HUB_OFFLINE; 0/1 force */
-  guint timeout_seconds;  /* I/O inactivity timeout, 0: 30 s */
+  const char *endpoint;      /* NULL: $HF_ENDPOINT or https://huggingface.co */
+  const char *home;          /* NULL: $HF_HOME or ~/.cache/huggingface */
+  const char *token;         /* NULL: $HF_TOKEN, else the file $HF_HOME/token (if any) */
+  gboolean no_token;         /* TRUE: do not read a token from the environment or disk */
+  int offline;               /* -1: $HF_HUB_OFFLINE; 0/1 force */
+  guint timeout_seconds;     /* I/O inactivity timeout, 0: 30 s */
   double retry_base_seconds; /* first backoff delay, doubled per retry; 0: 1 s */
   double retry_max_seconds;  /* longest single wait (also caps Retry-After); 0: 60 s */
-  guint max_retries;      /* consecutive failures without progress before giving up; 0: 8 */
+  guint max_retries;         /* consecutive failures without progress before giving up; 0: 8 */
   wh_hub_free_space_func free_space; /* NULL: statvfs */
   gpointer free_space_data;
 } wh_hub_config;
@@ -114,21 +114,21 @@ typedef struct {
 } wh_hub_search_query;
 
 typedef struct {
-  char *id;                 /* "org/name" */
-  char *author;             /* may be NULL */
-  char *pipeline_tag;       /* may be NULL */
-  char *library_name;       /* may be NULL */
-  char *last_modified;      /* ISO 8601, may be NULL */
-  char **tags;              /* NULL-terminated, never NULL */
+  char *id;            /* "org/name" */
+  char *author;        /* may be NULL */
+  char *pipeline_tag;  /* may be NULL */
+  char *library_name;  /* may be NULL */
+  char *last_modified; /* ISO 8601, may be NULL */
+  char **tags;         /* NULL-terminated, never NULL */
   guint64 downloads;
   guint64 likes;
-  char *gated;              /* NULL (not gated), "auto" or "manual" */
+  char *gated; /* NULL (not gated), "auto" or "manual" */
   gboolean is_private;
 } wh_hub_model_summary;
 
 typedef struct {
-  GPtrArray *models;        /* of wh_hub_model_summary* (owned) */
-  char *next_url;           /* the Link rel="next" URL for the next page, or NULL */
+  GPtrArray *models; /* of wh_hub_model_summary* (owned) */
+  char *next_url;    /* the Link rel="next" URL for the next page, or NULL */
 } wh_hub_search_result;
 
 void wh_hub_search_result_free(wh_hub_search_result *r);
@@ -144,23 +144,23 @@ wh_hub_search_result *wh_hub_search_next(wh_hub *hub, const char *next_url,
 /* --- model info and files ---------------------------------------------------------------- */
 
 typedef struct {
-  char *path;          /* "sub/dir/model-Q4_K_M.gguf" (validated) */
-  guint64 size;        /* bytes (the LFS size for LFS files) */
-  char *sha256;        /* the LFS oid (64 lowercase hex), NULL for plain git files */
-  char *blob_id;       /* git blob id, may be NULL */
+  char *path;    /* "sub/dir/model-Q4_K_M.gguf" (validated) */
+  guint64 size;  /* bytes (the LFS size for LFS files) */
+  char *sha256;  /* the LFS oid (64 lowercase hex), NULL for plain git files */
+  char *blob_id; /* git blob id, may be NULL */
   /* Derived from the name: */
   gboolean is_gguf;
-  gboolean is_mmproj;  /* a multimodal projector ("mmproj" in the name) */
-  char *quant;         /* "Q4_K_M", "IQ2_XXS", "F16", "BF16" ...; NULL when not recognised */
-  guint split_index;   /* 1-based shard number, 0 when not split */
-  guint split_count;   /* 0 when not split */
+  gboolean is_mmproj; /* a multimodal projector ("mmproj" in the name) */
+  char *quant;        /* "Q4_K_M", "IQ2_XXS", "F16", "BF16" ...; NULL when not recognised */
+  guint split_index;  /* 1-based shard number, 0 when not split */
+  guint split_count;  /* 0 when not split */
 } wh_hub_file;
 
 void wh_hub_file_free(wh_hub_file *f);
 
 /* GGUF summary the hub computes ("gguf" object of the model info); zero when absent. */
 typedef struct {
-  guint64 total;       /* parameters */
+  guint64 total; /* parameters */
   char *architecture;
   guint64 context_length;
   char *chat_template;
@@ -168,25 +168,24 @@ typedef struct {
 
 typedef struct {
   char *id;
-  char *sha;           /* commit of the revision asked for */
-  char *gated;         /* NULL, "auto" or "manual" */
+  char *sha;   /* commit of the revision asked for */
+  char *gated; /* NULL, "auto" or "manual" */
   gboolean is_private;
   gboolean disabled;
   guint64 downloads, likes;
   char *pipeline_tag, *library_name, *last_modified;
-  char **tags;         /* NULL-terminated, never NULL */
+  char **tags; /* NULL-terminated, never NULL */
   wh_hub_gguf_summary gguf;
-  GPtrArray *files;    /* of wh_hub_file* from "siblings" (owned); unsafe names are dropped */
-  guint n_rejected;    /* siblings dropped because their name was unsafe */
+  GPtrArray *files; /* of wh_hub_file* from "siblings" (owned); unsafe names are dropped */
+  guint n_rejected; /* siblings dropped because their name was unsafe */
 } wh_hub_model_info;
 
 void wh_hub_model_info_free(wh_hub_model_info *info);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(wh_hub_model_info, wh_hub_model_info_free)
 
 /* GET /api/models/{repo}[/revision/{rev}]?blobs=true. @revision NULL: the default branch. */
-wh_hub_model_info *wh_hub_model_info_get(wh_hub *hub, const char *repo_id,
-                                         const char *revision, GCancellable *cancellable,
-                                         GError **error);
+wh_hub_model_info *wh_hub_model_info_get(wh_hub *hub, const char *repo_id, const char *revision,
+                                         GCancellable *cancellable, GError **error);
 
 /* GET /api/models/{repo}/tree/{rev}?recursive=true (all pages). Returns wh_hub_file*s
  * (owned by the array), directories left out, unsafe names refused with an error. */
@@ -202,12 +201,12 @@ char *wh_hub_parse_quant_label(const char *filename);
 /* One downloadable model variant: the shards of a (possibly split) GGUF plus the projector
  * files found in the same folder. */
 typedef struct {
-  char *name;          /* the path without the split suffix, e.g. "dir/model-Q4_K_M.gguf" */
-  char *quant;         /* may be NULL */
-  GPtrArray *files;    /* wh_hub_file* (borrowed from the list given), shard order */
-  GPtrArray *mmproj;   /* wh_hub_file* (borrowed), projectors in the same folder */
-  guint64 total_size;  /* of files */
-  gboolean complete;   /* all split_count shards present */
+  char *name;         /* the path without the split suffix, e.g. "dir/model-Q4_K_M.gguf" */
+  char *quant;        /* may be NULL */
+  GPtrArray *files;   /* wh_hub_file* (borrowed from the list given), shard order */
+  GPtrArray *mmproj;  /* wh_hub_file* (borrowed), projectors in the same folder */
+  guint64 total_size; /* of files */
+  gboolean complete;  /* all split_count shards present */
 } wh_hub_gguf_group;
 
 void wh_hub_gguf_group_free(wh_hub_gguf_group *g);
@@ -251,10 +250,10 @@ typedef void (*wh_hub_progress_func)(guint64 done, guint64 total, const char *st
                                      gpointer user_data);
 
 typedef struct {
-  const char *revision;        /* NULL: "main" */
-  const char *expected_sha256; /* NULL: the LFS oid from the etag (when it is one) */
-  guint n_segments;            /* parallel Range segments for large files; 0: 4 */
-  guint64 segment_threshold;   /* files at least this large use segments; 0: 32 MiB */
+  const char *revision;          /* NULL: "main" */
+  const char *expected_sha256;   /* NULL: the LFS oid from the etag (when it is one) */
+  guint n_segments;              /* parallel Range segments for large files; 0: 4 */
+  guint64 segment_threshold;     /* files at least this large use segments; 0: 32 MiB */
   wh_hub_progress_func progress; /* called from the calling thread, ~5 times a second */
   gpointer progress_data;
 } wh_hub_download_params;
@@ -262,8 +261,8 @@ typedef struct {
 void wh_hub_download_default_params(wh_hub_download_params *p);
 
 typedef struct {
-  char *path;          /* snapshots/<commit>/<filename> (a symlink into blobs/) */
-  char *blob_path;     /* blobs/<etag> */
+  char *path;      /* snapshots/<commit>/<filename> (a symlink into blobs/) */
+  char *blob_path; /* blobs/<etag> */
   char *commit;
   char *etag;
   guint64 size;
@@ -279,21 +278,20 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC(wh_hub_download_result, wh_hub_download_result_fre
  * interruption (crash, SIGKILL, cancel, network loss): it continues where it stopped. Two
  * processes downloading the same file at once: the second fails with a clear message
  * (an advisory lock on the partial file). */
-wh_hub_download_result *wh_hub_download(wh_hub *hub, const char *repo_id,
-                                        const char *filename,
+wh_hub_download_result *wh_hub_download(wh_hub *hub, const char *repo_id, const char *filename,
                                         const wh_hub_download_params *params,
                                         GCancellable *cancellable, GError **error);
 
 /* --- the local cache --------------------------------------------------------------------- */
 
 typedef struct {
-  char *repo_id;       /* "org/name" */
-  char *commit;        /* snapshot folder name */
-  char *filename;      /* path inside the snapshot */
-  char *path;          /* absolute path of the snapshot entry */
-  char *blob_path;     /* resolved blob, or NULL when the link is dangling */
-  guint64 size;        /* of the blob */
-  GPtrArray *refs;     /* char*: names in refs/ that point at this commit ("main") */
+  char *repo_id;   /* "org/name" */
+  char *commit;    /* snapshot folder name */
+  char *filename;  /* path inside the snapshot */
+  char *path;      /* absolute path of the snapshot entry */
+  char *blob_path; /* resolved blob, or NULL when the link is dangling */
+  guint64 size;    /* of the blob */
+  GPtrArray *refs; /* char*: names in refs/ that point at this commit ("main") */
 } wh_hub_cached_file;
 
 void wh_hub_cached_file_free(wh_hub_cached_file *f);

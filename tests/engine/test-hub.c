@@ -13,7 +13,7 @@
 #include "../hub-server/hub-server.c"
 
 typedef struct {
-  char *tmp;      /* served root and cache */
+  char *tmp; /* served root and cache */
   char *root;
   char *home;
   wh_test_hub *server;
@@ -125,9 +125,9 @@ teardown(fixture *f, gconstpointer data)
 static void
 test_validate(void)
 {
-  const char *good_files[] = { "a.gguf", "dir/sub/model-Q4_K_M.gguf", "x..y.gguf", NULL };
-  const char *bad_files[] = { "", "/etc/passwd", "../x.gguf", "a/../../b", "a//b", "./a",
-                              "a\\b", "a\nb.gguf", "a\x7f", NULL };
+  const char *good_files[] = {"a.gguf", "dir/sub/model-Q4_K_M.gguf", "x..y.gguf", NULL};
+  const char *bad_files[] = {"",    "/etc/passwd", "../x.gguf", "a/../../b", "a//b",
+                             "./a", "a\\b",        "a\nb.gguf", "a\x7f",     NULL};
   for (int i = 0; good_files[i]; i++)
     g_assert_true(wh_hub_validate_filename(good_files[i], NULL));
   for (int i = 0; bad_files[i]; i++) {
@@ -152,18 +152,18 @@ test_quant_labels(void)
   struct {
     const char *name, *label;
   } cases[] = {
-    { "Llama-3.2-1B-Instruct-Q4_K_M.gguf", "Q4_K_M" },
-    { "llama-2-7b.Q5_K_S.gguf", "Q5_K_S" },
-    { "qwen2.5-7b-instruct-q4_k_m-00001-of-00002.gguf", "Q4_K_M" },
-    { "gemma-3-27b-it-IQ2_XXS.gguf", "IQ2_XXS" },
-    { "Model-UD-Q4_K_XL.gguf", "UD-Q4_K_XL" },
-    { "mmproj-model-f16.gguf", "F16" },
-    { "model-bf16.gguf", "BF16" },
-    { "phi-4-Q8_0.gguf", "Q8_0" },
-    { "ggml-model-tq1_0.gguf", "TQ1_0" },
-    { "gpt-oss-20b-MXFP4.gguf", "MXFP4" },
-    { "model.gguf", NULL },
-    { "Qwen3-4B.gguf", NULL },
+      {"Llama-3.2-1B-Instruct-Q4_K_M.gguf", "Q4_K_M"},
+      {"llama-2-7b.Q5_K_S.gguf", "Q5_K_S"},
+      {"qwen2.5-7b-instruct-q4_k_m-00001-of-00002.gguf", "Q4_K_M"},
+      {"gemma-3-27b-it-IQ2_XXS.gguf", "IQ2_XXS"},
+      {"Model-UD-Q4_K_XL.gguf", "UD-Q4_K_XL"},
+      {"mmproj-model-f16.gguf", "F16"},
+      {"model-bf16.gguf", "BF16"},
+      {"phi-4-Q8_0.gguf", "Q8_0"},
+      {"ggml-model-tq1_0.gguf", "TQ1_0"},
+      {"gpt-oss-20b-MXFP4.gguf", "MXFP4"},
+      {"model.gguf", NULL},
+      {"Qwen3-4B.gguf", NULL},
   };
   for (guint i = 0; i < G_N_ELEMENTS(cases); i++) {
     g_autofree char *l = wh_hub_parse_quant_label(cases[i].name);
@@ -243,7 +243,7 @@ test_search(fixture *f, gconstpointer data)
 {
   if (!f->tmp)
     return;
-  wh_hub_search_query q = { 0 };
+  wh_hub_search_query q = {0};
   q.filter = "gguf";
   q.sort = "downloads";
   q.limit = 2;
@@ -291,8 +291,8 @@ test_model_info(fixture *f, gconstpointer data)
   if (!f->tmp)
     return;
   g_autoptr(GError) error = NULL;
-  g_autoptr(wh_hub_model_info) info = wh_hub_model_info_get(f->hub, "org/model-GGUF", NULL,
-                                                            NULL, &error);
+  g_autoptr(wh_hub_model_info) info =
+      wh_hub_model_info_get(f->hub, "org/model-GGUF", NULL, NULL, &error);
   g_assert_no_error(error);
   g_autofree char *commit = wh_test_hub_commit("org/model-GGUF");
   g_assert_cmpstr(info->sha, ==, commit);
@@ -330,7 +330,7 @@ test_tree(fixture *f, gconstpointer data)
 {
   if (!f->tmp)
     return;
-  wh_test_hub_faults flt = { 0 };
+  wh_test_hub_faults flt = {0};
   flt.tree_page = 2; /* exercise the Link pagination */
   wh_test_hub_set_faults(f->server, &flt);
   g_autoptr(GError) error = NULL;
@@ -359,7 +359,7 @@ test_bad_answers(fixture *f, gconstpointer data)
 {
   if (!f->tmp)
     return;
-  wh_test_hub_faults flt = { 0 };
+  wh_test_hub_faults flt = {0};
   flt.bad_json = TRUE;
   wh_test_hub_set_faults(f->server, &flt);
   g_autoptr(GError) error = NULL;
@@ -422,11 +422,11 @@ test_remote_header(fixture *f, gconstpointer data)
   wh_gguf_close(remote);
   wh_gguf_close(local);
   /* Through a server that ignores Range: still only a prefix is kept. */
-  wh_test_hub_faults flt = { 0 };
+  wh_test_hub_faults flt = {0};
   flt.ignore_range = 5;
   wh_test_hub_set_faults(f->server, &flt);
-  remote = wh_hub_read_gguf_header(f->hub, "org/stories-GGUF", NULL, "stories260K-Q8_0.gguf",
-                                   NULL, NULL, &error);
+  remote = wh_hub_read_gguf_header(f->hub, "org/stories-GGUF", NULL, "stories260K-Q8_0.gguf", NULL,
+                                   NULL, &error);
   g_assert_no_error(error);
   g_assert_cmpuint(wh_gguf_n_tensors(remote), >, 0);
   wh_gguf_close(remote);
@@ -444,8 +444,7 @@ check_cached(fixture *f, wh_hub_download_result *r, const char *repo, const char
   g_autofree char *commit = wh_test_hub_commit(repo);
   g_assert_cmpstr(r->commit, ==, commit);
   g_autofree char *folder = wh_hub_repo_folder_name(repo);
-  g_autofree char *snap = g_build_filename(f->home, "hub", folder, "snapshots", commit, file,
-                                           NULL);
+  g_autofree char *snap = g_build_filename(f->home, "hub", folder, "snapshots", commit, file, NULL);
   g_assert_cmpstr(r->path, ==, snap);
   g_assert_true(g_file_test(snap, G_FILE_TEST_IS_SYMLINK));
   g_autofree char *target = g_file_read_link(snap, NULL);
@@ -556,10 +555,10 @@ test_download_segments_resume(fixture *f, gconstpointer data)
     return;
   const char *file = "split/model-F16-00001-of-00002.gguf"; /* 6.8 MB */
   const char *src = shared_model("reference/models/synth-llama-F16.gguf");
-  wh_test_hub_faults flt = { 0 };
+  wh_test_hub_faults flt = {0};
   flt.rate = 1u << 20; /* 4 MB/s over 4 segments: slow enough to interrupt */
   wh_test_hub_set_faults(f->server, &flt);
-  cancel_at c = { g_cancellable_new(), 1u << 20, 0, 0 };
+  cancel_at c = {g_cancellable_new(), 1u << 20, 0, 0};
   wh_hub_download_params p;
   wh_hub_download_default_params(&p);
   p.n_segments = 4;
@@ -573,8 +572,8 @@ test_download_segments_resume(fixture *f, gconstpointer data)
   g_clear_error(&error);
   g_autofree char *sha = sha256_of(src);
   g_autofree char *folder = wh_hub_repo_folder_name("org/model-GGUF");
-  g_autofree char *state = g_strdup_printf("%s/hub/%s/blobs/%s.incomplete.whittle", f->home,
-                                           folder, sha);
+  g_autofree char *state =
+      g_strdup_printf("%s/hub/%s/blobs/%s.incomplete.whittle", f->home, folder, sha);
   g_autofree char *st = NULL;
   g_assert_true(g_file_get_contents(state, &st, NULL, NULL));
   g_assert_nonnull(strstr(st, "segments="));
@@ -616,7 +615,7 @@ test_download_corrupt_and_range(fixture *f, gconstpointer data)
   if (!f->tmp)
     return;
   g_autoptr(GError) error = NULL;
-  wh_test_hub_faults flt = { 0 };
+  wh_test_hub_faults flt = {0};
   flt.corrupt = 1;
   wh_test_hub_set_faults(f->server, &flt);
   wh_hub_download_params p;
@@ -658,7 +657,7 @@ test_download_lies(fixture *f, gconstpointer data)
   if (!f->tmp)
     return;
   g_autoptr(GError) error = NULL;
-  wh_test_hub_faults flt = { 0 };
+  wh_test_hub_faults flt = {0};
   flt.lie_size = TRUE;
   wh_test_hub_set_faults(f->server, &flt);
   wh_hub_download_result *r =
@@ -686,7 +685,8 @@ test_download_lies(fixture *f, gconstpointer data)
   g_autofree char *os = g_strdup_printf("%s.whittle", op);
   g_file_set_contents(op, "partial", -1, NULL);
   g_autofree char *ost = g_strdup_printf("[download]\netag=%s\nsize=100\nrepo=org/model-GGUF\n"
-                                         "file=model-Q4_K_M.gguf\nsegments=0:100:7\n", old);
+                                         "file=model-Q4_K_M.gguf\nsegments=0:100:7\n",
+                                         old);
   g_file_set_contents(os, ost, -1, NULL);
   r = wh_hub_download(f->hub, "org/model-GGUF", "model-Q4_K_M.gguf", NULL, NULL, &error);
   g_assert_no_error(error);
@@ -735,7 +735,7 @@ test_retry_after_and_token_file(fixture *f, gconstpointer data)
   if (!f->tmp)
     return;
   /* 429 with Retry-After: 1 is honoured even though our own backoff would be 50 ms. */
-  wh_test_hub_faults flt = { 0 };
+  wh_test_hub_faults flt = {0};
   flt.status_429 = 1;
   wh_test_hub_set_faults(f->server, &flt);
   g_autoptr(GError) error = NULL;
@@ -803,7 +803,8 @@ test_full_disk(fixture *f, gconstpointer data)
   wh_hub_free(hub);
 }
 
-/* --- jobs -------------------------------------------------------------------------------------- */
+/* --- jobs --------------------------------------------------------------------------------------
+ */
 
 typedef struct {
   guint notifies;
@@ -829,10 +830,10 @@ test_async(fixture *f, gconstpointer data)
   GMainContext *ctx = g_main_context_new();
   g_main_context_push_thread_default(ctx);
   wh_job_queue *q = wh_job_queue_new(ctx, 2);
-  notify_count n = { 0 };
+  notify_count n = {0};
   wh_job *info = wh_hub_model_info_async(f->hub, q, "org/model-GGUF", NULL, NULL, NULL);
-  wh_job *dl = wh_hub_download_async(f->hub, q, "org/stories-GGUF", "stories260K-Q8_0.gguf",
-                                     NULL, on_notify, &n);
+  wh_job *dl = wh_hub_download_async(f->hub, q, "org/stories-GGUF", "stories260K-Q8_0.gguf", NULL,
+                                     on_notify, &n);
   while (!wh_job_is_finished(dl) || !wh_job_is_finished(info) || wh_job_queue_n_active(q))
     g_main_context_iteration(ctx, TRUE);
   while (g_main_context_iteration(ctx, FALSE)) {
@@ -847,11 +848,11 @@ test_async(fixture *f, gconstpointer data)
   g_assert_cmpstr(got, ==, want);
   g_assert_cmpuint(n.notifies, >=, 1);
   /* Cancelling a slow download leaves a resumable partial file. */
-  wh_test_hub_faults flt = { 0 };
+  wh_test_hub_faults flt = {0};
   flt.rate = 1u << 20;
   wh_test_hub_set_faults(f->server, &flt);
-  wh_job *slow = wh_hub_download_async(f->hub, q, "org/model-GGUF", "model-Q4_K_M.gguf", NULL,
-                                       NULL, NULL);
+  wh_job *slow =
+      wh_hub_download_async(f->hub, q, "org/model-GGUF", "model-Q4_K_M.gguf", NULL, NULL, NULL);
   g_usleep(300000);
   wh_job_cancel(slow);
   while (!wh_job_is_finished(slow))

@@ -81,20 +81,22 @@ add_string(GPtrArray *seeds, const char *s)
 void
 wh_fuzz_collect_seeds(GPtrArray *seeds)
 {
-  add_string(seeds,
-             "{\"_id\":\"x\",\"id\":\"org/m-GGUF\",\"sha\":\"0123456789abcdef0123456789abcdef01234567\","
-             "\"gated\":\"manual\",\"private\":false,\"downloads\":12,\"likes\":3,\"tags\":[\"gguf\"],"
-             "\"gguf\":{\"total\":1000,\"architecture\":\"llama\",\"context_length\":4096},"
-             "\"siblings\":[{\"rfilename\":\"m-Q4_K_M.gguf\",\"size\":10,\"blobId\":\"ab\","
-             "\"lfs\":{\"sha256\":\"0185e032541d0f19369be794fd2a0f0c52029c8e67183b55f8de10cff2b3c75d\","
-             "\"size\":2000,\"pointerSize\":135}},{\"rfilename\":\"big/m-Q8_0-00001-of-00002.gguf\"},"
-             "{\"rfilename\":\"big/m-Q8_0-00002-of-00002.gguf\"},{\"rfilename\":\"mmproj-f16.gguf\"},"
-             "{\"rfilename\":\"../../etc/passwd\"},{\"rfilename\":\"/abs.gguf\"}]}");
-  add_string(seeds,
-             "[{\"type\":\"directory\",\"oid\":\"0\",\"size\":0,\"path\":\"big\"},"
-             "{\"type\":\"file\",\"oid\":\"ab\",\"size\":5,\"path\":\"big/a-IQ2_XXS.gguf\","
-             "\"lfs\":{\"oid\":\"0185e032541d0f19369be794fd2a0f0c52029c8e67183b55f8de10cff2b3c75d\","
-             "\"size\":5,\"pointerSize\":135}},{\"type\":\"file\",\"path\":\"README.md\",\"size\":-4}]");
+  add_string(
+      seeds,
+      "{\"_id\":\"x\",\"id\":\"org/m-GGUF\",\"sha\":\"0123456789abcdef0123456789abcdef01234567\","
+      "\"gated\":\"manual\",\"private\":false,\"downloads\":12,\"likes\":3,\"tags\":[\"gguf\"],"
+      "\"gguf\":{\"total\":1000,\"architecture\":\"llama\",\"context_length\":4096},"
+      "\"siblings\":[{\"rfilename\":\"m-Q4_K_M.gguf\",\"size\":10,\"blobId\":\"ab\","
+      "\"lfs\":{\"sha256\":\"0185e032541d0f19369be794fd2a0f0c52029c8e67183b55f8de10cff2b3c75d\","
+      "\"size\":2000,\"pointerSize\":135}},{\"rfilename\":\"big/m-Q8_0-00001-of-00002.gguf\"},"
+      "{\"rfilename\":\"big/m-Q8_0-00002-of-00002.gguf\"},{\"rfilename\":\"mmproj-f16.gguf\"},"
+      "{\"rfilename\":\"../../etc/passwd\"},{\"rfilename\":\"/abs.gguf\"}]}");
+  add_string(
+      seeds,
+      "[{\"type\":\"directory\",\"oid\":\"0\",\"size\":0,\"path\":\"big\"},"
+      "{\"type\":\"file\",\"oid\":\"ab\",\"size\":5,\"path\":\"big/a-IQ2_XXS.gguf\","
+      "\"lfs\":{\"oid\":\"0185e032541d0f19369be794fd2a0f0c52029c8e67183b55f8de10cff2b3c75d\","
+      "\"size\":5,\"pointerSize\":135}},{\"type\":\"file\",\"path\":\"README.md\",\"size\":-4}]");
   add_string(seeds, "[{\"type\":\"file\",\"path\":\"a\\u0001b.gguf\",\"size\":1e30}]");
   add_string(seeds,
              "[{\"id\":\"org/a\",\"downloads\":5,\"likes\":1.5,\"tags\":[1,\"x\"],\"gated\":true},"

@@ -32,7 +32,7 @@ struct wh_test_hub {
 };
 
 typedef struct {
-  char *path;   /* relative */
+  char *path; /* relative */
   char *abs;
   guint64 size;
   char *sha256; /* for .gguf (LFS) */
@@ -61,8 +61,8 @@ hash_file(wh_test_hub *h, const char *abs, GChecksumType type, guint64 size)
   struct stat st;
   if (stat(abs, &st) != 0)
     return NULL;
-  g_autofree char *key = g_strdup_printf("%d:%s:%" G_GUINT64_FORMAT ":%ld", (int)type, abs,
-                                         size, (long)st.st_mtime);
+  g_autofree char *key =
+      g_strdup_printf("%d:%s:%" G_GUINT64_FORMAT ":%ld", (int)type, abs, size, (long)st.st_mtime);
   g_mutex_lock(&h->lock);
   char *cached = g_strdup(g_hash_table_lookup(h->sha_cache, key));
   g_mutex_unlock(&h->lock);
@@ -182,8 +182,7 @@ respond_error(SoupServerMessage *msg, guint status, const char *text)
   soup_server_message_set_status(msg, status, NULL);
   soup_message_headers_replace(soup_server_message_get_response_headers(msg), "X-Error-Message",
                                text);
-  soup_server_message_set_response(msg, "application/json", SOUP_MEMORY_COPY, body,
-                                   strlen(body));
+  soup_server_message_set_response(msg, "application/json", SOUP_MEMORY_COPY, body, strlen(body));
 }
 
 static guint64
@@ -252,7 +251,9 @@ static int
 cmp_hits_desc(gconstpointer a, gconstpointer b)
 {
   const search_hit *x = a, *y = b;
-  return x->downloads < y->downloads ? 1 : x->downloads > y->downloads ? -1 : strcmp(x->repo, y->repo);
+  return x->downloads < y->downloads   ? 1
+         : x->downloads > y->downloads ? -1
+                                       : strcmp(x->repo, y->repo);
 }
 
 static void
@@ -280,7 +281,7 @@ handle_search(wh_test_hub *h, SoupServerMessage *msg, GHashTable *query)
     g_autoptr(GPtrArray) files = repo_files(h, id);
     if (filter && strcmp(filter, "gguf") == 0 && !repo_has_gguf(files))
       continue;
-    search_hit hit = { g_strdup(id), repo_downloads(files) };
+    search_hit hit = {g_strdup(id), repo_downloads(files)};
     g_array_append_val(hits, hit);
   }
   if (sort && strcmp(sort, "downloads") == 0) {
@@ -320,8 +321,7 @@ handle_search(wh_test_hub *h, SoupServerMessage *msg, GHashTable *query)
       }
     }
     g_string_append_printf(next, "%scursor=%u>; rel=\"next\"", first ? "" : "&", cursor + limit);
-    soup_message_headers_replace(soup_server_message_get_response_headers(msg), "Link",
-                                 next->str);
+    soup_message_headers_replace(soup_server_message_get_response_headers(msg), "Link", next->str);
     g_string_free(next, TRUE);
   }
   for (guint i = 0; i < hits->len; i++)
@@ -543,9 +543,10 @@ raw_thread(gpointer data)
   gboolean partial = j->has_range && !j->ignore_range;
   if (partial) {
     if (j->r_start >= j->size) {
-      g_string_append_printf(hd, "HTTP/1.1 416 Range Not Satisfiable\r\nContent-Range: bytes "
-                                 "*/%" G_GUINT64_FORMAT "\r\nContent-Length: 0\r\n"
-                                 "Connection: close\r\n\r\n",
+      g_string_append_printf(hd,
+                             "HTTP/1.1 416 Range Not Satisfiable\r\nContent-Range: bytes "
+                             "*/%" G_GUINT64_FORMAT "\r\nContent-Length: 0\r\n"
+                             "Connection: close\r\n\r\n",
                              j->size);
       write_all(out, hd->str, hd->len);
       goto done;
@@ -556,13 +557,15 @@ raw_thread(gpointer data)
   g_string_append_printf(hd, "HTTP/1.1 %s\r\n", partial ? "206 Partial Content" : "200 OK");
   g_string_append_printf(hd, "Content-Length: %" G_GUINT64_FORMAT "\r\n", end - start);
   if (partial)
-    g_string_append_printf(hd, "Content-Range: bytes %" G_GUINT64_FORMAT "-%" G_GUINT64_FORMAT
-                               "/%" G_GUINT64_FORMAT "\r\n",
+    g_string_append_printf(hd,
+                           "Content-Range: bytes %" G_GUINT64_FORMAT "-%" G_GUINT64_FORMAT
+                           "/%" G_GUINT64_FORMAT "\r\n",
                            start, end - 1, j->wrong_range ? j->size + 4096 : j->size);
   if (j->etag)
     g_string_append_printf(hd, "ETag: \"%s\"\r\n",
-                           j->change_etag ? "1111111111111111111111111111111111111111111111111111111111111111"
-                                          : j->etag);
+                           j->change_etag
+                               ? "1111111111111111111111111111111111111111111111111111111111111111"
+                               : j->etag);
   g_string_append(hd, "Accept-Ranges: bytes\r\nContent-Type: application/octet-stream\r\n"
                       "Connection: close\r\n\r\n");
   if (!write_all(out, hd->str, hd->len))
@@ -721,9 +724,9 @@ handle_resolve(wh_test_hub *h, SoupServerMessage *msg, const char *repo_id, cons
   soup_message_headers_replace(rs, "X-Repo-Commit", commit);
   if (fe->sha256) {
     g_autofree char *etag = g_strdup_printf("\"%s\"", fe->sha256);
-    g_autofree char *size = g_strdup_printf("%" G_GUINT64_FORMAT, fe->size + (f.lie_size ? 4096 : 0));
-    g_autofree char *loc = g_strdup_printf("%s/cdn/%s?X-Amz-Signature=abc", h->cdn_url,
-                                           fe->sha256);
+    g_autofree char *size =
+        g_strdup_printf("%" G_GUINT64_FORMAT, fe->size + (f.lie_size ? 4096 : 0));
+    g_autofree char *loc = g_strdup_printf("%s/cdn/%s?X-Amz-Signature=abc", h->cdn_url, fe->sha256);
     soup_message_headers_replace(rs, "X-Linked-Etag", etag);
     soup_message_headers_replace(rs, "X-Linked-Size", size);
     soup_message_headers_replace(rs, "ETag", etag);
@@ -749,8 +752,8 @@ api_handler(SoupServer *server, SoupServerMessage *msg, const char *path, GHashT
   g_mutex_lock(&h->lock);
   h->stats.api_requests++;
   g_free(h->stats.last_user_agent);
-  h->stats.last_user_agent = g_strdup(soup_message_headers_get_one(
-      soup_server_message_get_request_headers(msg), "User-Agent"));
+  h->stats.last_user_agent = g_strdup(
+      soup_message_headers_get_one(soup_server_message_get_request_headers(msg), "User-Agent"));
   wh_test_hub_faults f = h->faults;
   g_mutex_unlock(&h->lock);
   g_auto(GStrv) parts = g_strsplit(path + 1, "/", -1);
@@ -969,7 +972,7 @@ wh_test_hub_serve_main(int argc, char **argv)
     g_printerr("usage: %s ROOT [--port-file FILE] [--rate N] [--fault NAME=N]...\n", argv[0]);
     return 2;
   }
-  wh_test_hub_faults f = { 0 };
+  wh_test_hub_faults f = {0};
   const char *port_file = NULL;
   for (int i = 2; i + 1 < argc; i += 2) {
     if (strcmp(argv[i], "--port-file") == 0)
@@ -979,15 +982,22 @@ wh_test_hub_serve_main(int argc, char **argv)
     else if (strcmp(argv[i], "--fault") == 0) {
       const char *eq = strchr(argv[i + 1], '=');
       guint v = eq ? (guint)atoi(eq + 1) : 1;
-      g_autofree char *name = eq ? g_strndup(argv[i + 1], (gsize)(eq - argv[i + 1]))
-                                 : g_strdup(argv[i + 1]);
-      if (!strcmp(name, "drop")) f.drop = v;
-      else if (!strcmp(name, "stall")) f.stall = v;
-      else if (!strcmp(name, "429")) f.status_429 = v;
-      else if (!strcmp(name, "500")) f.status_500 = v;
-      else if (!strcmp(name, "corrupt")) f.corrupt = v;
-      else if (!strcmp(name, "ignore-range")) f.ignore_range = v;
-      else if (!strcmp(name, "stall-ms")) f.stall_ms = v;
+      g_autofree char *name =
+          eq ? g_strndup(argv[i + 1], (gsize)(eq - argv[i + 1])) : g_strdup(argv[i + 1]);
+      if (!strcmp(name, "drop"))
+        f.drop = v;
+      else if (!strcmp(name, "stall"))
+        f.stall = v;
+      else if (!strcmp(name, "429"))
+        f.status_429 = v;
+      else if (!strcmp(name, "500"))
+        f.status_500 = v;
+      else if (!strcmp(name, "corrupt"))
+        f.corrupt = v;
+      else if (!strcmp(name, "ignore-range"))
+        f.ignore_range = v;
+      else if (!strcmp(name, "stall-ms"))
+        f.stall_ms = v;
     }
   }
   g_autoptr(GError) error = NULL;

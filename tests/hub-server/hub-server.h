@@ -17,29 +17,29 @@ G_BEGIN_DECLS
 
 typedef struct {
   /* Counters: the next N CDN (or direct file) answers get the fault. */
-  guint drop;          /* cut the connection half-way through the body */
-  guint stall;         /* stop sending half-way for stall_ms, then cut */
-  guint status_429;    /* 429 with Retry-After: 1 */
-  guint status_500;    /* 500 */
-  guint corrupt;       /* flip one byte of the body */
-  guint ignore_range;  /* answer 200 with the whole file */
-  guint wrong_range;   /* Content-Range claims a different total size */
-  guint change_etag;   /* the CDN answer carries another ETag */
+  guint drop;         /* cut the connection half-way through the body */
+  guint stall;        /* stop sending half-way for stall_ms, then cut */
+  guint status_429;   /* 429 with Retry-After: 1 */
+  guint status_500;   /* 500 */
+  guint corrupt;      /* flip one byte of the body */
+  guint ignore_range; /* answer 200 with the whole file */
+  guint wrong_range;  /* Content-Range claims a different total size */
+  guint change_etag;  /* the CDN answer carries another ETag */
   /* Switches. */
-  gboolean lie_size;   /* HEAD announces X-Linked-Size + 4096 */
+  gboolean lie_size;      /* HEAD announces X-Linked-Size + 4096 */
   gboolean redirect_loop; /* resolve redirects to itself */
-  gboolean bad_json;   /* API answers are not JSON */
-  gboolean endless_json; /* API answers never end */
-  gboolean evil_tree;  /* the tree lists "../../escape.gguf" */
-  guint stall_ms;      /* 0: 3000 */
-  guint rate;          /* CDN bytes per second per connection, 0: unlimited */
-  guint tree_page;     /* entries per tree page, 0: 1000 */
+  gboolean bad_json;      /* API answers are not JSON */
+  gboolean endless_json;  /* API answers never end */
+  gboolean evil_tree;     /* the tree lists "../../escape.gguf" */
+  guint stall_ms;         /* 0: 3000 */
+  guint rate;             /* CDN bytes per second per connection, 0: unlimited */
+  guint tree_page;        /* entries per tree page, 0: 1000 */
 } wh_test_hub_faults;
 
 typedef struct {
-  guint cdn_requests;    /* answers the CDN gave (any status) */
-  guint range_requests;  /* of which asked for a Range */
-  guint auth_on_cdn;     /* requests that reached the CDN with an Authorization header */
+  guint cdn_requests;   /* answers the CDN gave (any status) */
+  guint range_requests; /* of which asked for a Range */
+  guint auth_on_cdn;    /* requests that reached the CDN with an Authorization header */
   guint api_requests;
   char *last_user_agent; /* of the last API request (owned by the caller after get) */
 } wh_test_hub_stats;
