@@ -256,7 +256,9 @@ schedule_notify(wh_job *job)
   g_mutex_lock(&job->lock);
   if (job->queue && !job->idle) {
     GSource *src = g_idle_source_new();
-    g_source_set_priority(src, G_PRIORITY_DEFAULT_IDLE);
+    /* Above GTK's redraw priority: a spinning widget that redraws every
+     * frame must not starve progress (already coalesced per job). */
+    g_source_set_priority(src, G_PRIORITY_HIGH_IDLE + 10);
     g_source_set_callback(src, dispatch_notify, wh_job_ref(job),
                           (GDestroyNotify)wh_job_unref);
     g_source_set_static_name(src, "[whittle] job notify");
@@ -692,8 +694,10 @@ wh_job_progress_format(const wh_job_progress *p, gboolean bytes)
         g_string_append(s, d);
       }
     } else if (p->total) {
-      g_string_append_printf(s, _("%" G_GUINT64_FORMAT " of %" G_GUINT64_FORMAT), p->done,
-                             p->total);
+      g_autofree char *d = g_strdup_printf("%" G_GUINT64_FORMAT, p->done);
+      g_autofree char *t = g_strdup_printf("%" G_GUINT64_FORMAT, p->total);
+      /* Translators: progress count, e.g. "12 of 291" */
+      g_string_append_printf(s, _("%s of %s"), d, t);
     } else {
       g_string_append_printf(s, "%" G_GUINT64_FORMAT, p->done);
     }

@@ -56,7 +56,9 @@ mutate(GRand *rng, GBytes *seed)
     case 4: /* duplicate a slice at the end */
       if (len) {
         guint off = g_rand_int_range(rng, 0, len);
-        guint cnt = MIN(len - off, (guint)g_rand_int_range(rng, 1, 64));
+        /* MIN() evaluates its arguments twice: draw once. */
+        guint want = (guint)g_rand_int_range(rng, 1, 64);
+        guint cnt = MIN(len - off, want);
         guint8 *tmp = g_memdup2(buf->data + off, cnt);
         g_byte_array_append(buf, tmp, cnt);
         g_free(tmp);
