@@ -243,9 +243,8 @@ dispatch_notify(gpointer data)
      * queue's reference. */
     job_free_user_data(job);
     g_mutex_lock(&queue->lock);
-    gboolean removed = g_ptr_array_remove(queue->jobs, job); /* drops a ref later */
+    g_ptr_array_remove(queue->jobs, job); /* the idle source still holds a ref */
     g_mutex_unlock(&queue->lock);
-    (void)removed;
   }
   return G_SOURCE_REMOVE;
 }

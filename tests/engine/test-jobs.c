@@ -385,11 +385,6 @@ static void
 test_coalescing(Fixture *f, gconstpointer data)
 {
   NotifyLog log = { 0 };
-  GMutex gate_lock;
-  GCond gate_cond;
-  gboolean gate = FALSE;
-  g_mutex_init(&gate_lock);
-  g_cond_init(&gate_cond);
   Work *w = work_new(NULL, 1, 200000, 0);
   wh_job *job = wh_job_queue_submit(f->queue, WH_JOB_IMATRIX, "imatrix", work_func, w, work_free,
                                     log_notify, &log);
@@ -399,9 +394,6 @@ test_coalescing(Fixture *f, gconstpointer data)
   g_assert_cmpint(log.calls, <=, 3);
   g_assert_cmpint(log.terminal_calls, ==, 1);
   wh_job_unref(job);
-  g_mutex_clear(&gate_lock);
-  g_cond_clear(&gate_cond);
-  (void)gate;
 }
 
 typedef struct {
