@@ -20,6 +20,8 @@ wh_context_default_params(void)
       .n_batch = 512,
       .kv_type = WH_KV_F16,
       .n_threads = 0,
+      .n_gpu_layers = 0,
+      .device = "",
   };
   return p;
 }
@@ -42,6 +44,14 @@ wh_context_new(wh_model *model, const wh_context_params *params, GError **error)
   cp.n_batch = MIN(cp.n_batch, cp.n_ctx);
   if (cp.n_threads <= 0)
     cp.n_threads = model->params.n_threads;
+
+  if (cp.n_gpu_layers > 0) {
+    g_set_error(error, WH_MODEL_ERROR, WH_MODEL_ERROR_CONTEXT,
+                "%u layers were asked for on a GPU, but this build has no GPU backend: "
+                "use 0 GPU layers (--ngl 0)",
+                cp.n_gpu_layers);
+    return NULL;
+  }
 
   wh_context *ctx = g_new0(wh_context, 1);
   ctx->model = model;
@@ -203,6 +213,19 @@ wh_context_decode(wh_context *ctx, const gint32 *tokens, guint32 n, gboolean wan
   }
   ctx->n_logits = want_all_logits ? n : 1;
   return ctx->logits;
+}
+
+void
+wh_context_get_device_memory(const wh_context *ctx, wh_memory_plan_devices *planned,
+                             wh_memory_plan_devices *allocated)
+{
+  if (planned)
+    *planned = ctx->lay.split;
+  if (allocated) {
+    *allocated = ctx->lay.split;
+    allocated->dev[WH_PLAN_CPU] = ctx->allocated;
+    allocated->dev[WH_PLAN_GPU] = ctx->allocated_gpu;
+  }
 }
 
 void

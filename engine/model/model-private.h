@@ -47,7 +47,9 @@ typedef struct {
   guint32 n_group;   /* query heads per KV head (max) */
   guint32 n_pairs;   /* n_rot / 2 */
   guint64 kv_row_k[WH_MODEL_MAX_LAYERS], kv_row_v[WH_MODEL_MAX_LAYERS]; /* bytes per cell */
-  guint64 kv_layer_off[WH_MODEL_MAX_LAYERS]; /* offset of layer's K block in the KV block */
+  guint64 kv_layer_off[WH_MODEL_MAX_LAYERS]; /* offset of layer's K block in its device's KV
+                                              * block (CPU below split.first_gpu_layer, else
+                                              * the GPU's) */
   guint64 qact_row;                          /* bytes per row of 8-bit-quantized activations */
   /* compute block */
   guint64 off_x, off_h, off_qkv, off_attn, off_tmp, off_ff, off_qact, off_rope, off_pos;
@@ -55,7 +57,8 @@ typedef struct {
   guint64 thread_stride;                              /* bytes per thread */
   guint64 th_scores, th_row, th_kv;                   /* offsets inside one thread's scratch */
   guint64 off_ov_tokens, off_ov_rope, overhead_block; /* the overhead block */
-  wh_memory_plan plan;
+  wh_memory_plan plan;                                /* the CPU side (= split.dev[WH_PLAN_CPU]) */
+  wh_memory_plan_devices split;                       /* both devices */
 } wh_model_layout;
 
 gboolean wh_model_compute_layout(const wh_model_hparams *hp, const wh_context_params *cp,
@@ -78,7 +81,8 @@ struct wh_context {
   guint32 n_past;
   guint32 n_logits; /* rows valid in logits */
 
-  wh_memory_plan allocated;
+  wh_memory_plan allocated;     /* CPU side */
+  wh_memory_plan allocated_gpu; /* recorded by the GPU backend (all zero without one) */
 };
 
 static inline guint8 *

@@ -330,8 +330,24 @@ wh_model_hparams_from_gguf(const wh_gguf *g, wh_model_hparams *hp, GError **erro
 
   hp->tied_output = wh_gguf_find_tensor(g, "output.weight") == NULL;
   hp->weight_bytes = 0;
-  for (guint64 i = 0; i < wh_gguf_n_tensors(g); i++)
-    hp->weight_bytes += wh_gguf_get_tensor(g, i)->n_bytes;
+  memset(hp->layer_bytes, 0, sizeof(hp->layer_bytes));
+  hp->output_bytes = hp->embd_bytes = hp->other_bytes = 0;
+  for (guint64 i = 0; i < wh_gguf_n_tensors(g); i++) {
+    const wh_gguf_tensor *t = wh_gguf_get_tensor(g, i);
+    hp->weight_bytes += t->n_bytes;
+    char *end = NULL;
+    guint64 il;
+    if (g_str_has_prefix(t->name, "blk.") &&
+        (il = g_ascii_strtoull(t->name + 4, &end, 10),
+         end != t->name + 4 && *end == '.' && il < hp->n_layer))
+      hp->layer_bytes[il] += t->n_bytes;
+    else if (g_str_has_prefix(t->name, "output_norm.") || g_str_has_prefix(t->name, "output."))
+      hp->output_bytes += t->n_bytes;
+    else if (strcmp(t->name, "token_embd.weight") == 0)
+      hp->embd_bytes += t->n_bytes;
+    else
+      hp->other_bytes += t->n_bytes;
+  }
   return TRUE;
 }
 
@@ -398,6 +414,28 @@ carve(guint64 *top, guint64 bytes)
   return off;
 }
 
+/* The GPU device's compute scratch: the residual stream and every activation of a batch
+ * (x, h, qkv, attention output, FFN tmp and gate/up) in F32, the attention scores of all
+ * query heads of the batch over the whole cache (no tiling), and the cos/sin tables of both
+ * RoPE configurations, each buffer 64-byte aligned. GPU backends allocate exactly this; a
+ * backend that needs a different layout changes this function (and nothing else). */
+static guint64
+gpu_compute_bytes(const wh_model_hparams *hp, const wh_context_params *cp,
+                  const wh_model_layout *lay)
+{
+  const guint64 nb = lay->nb, d = hp->n_embd;
+  guint64 top = 0;
+  carve(&top, nb * d * 4);                                        /* x */
+  carve(&top, nb * d * 4);                                        /* h */
+  carve(&top, nb * lay->qkv_width * 4);                           /* q, k, v */
+  carve(&top, nb * (guint64)hp->n_head_max * hp->head_dim_v * 4); /* attention output */
+  carve(&top, nb * d * 4);                                        /* tmp */
+  carve(&top, nb * lay->ff_width * 4);                            /* gate, up */
+  carve(&top, nb * (guint64)hp->n_head_max * cp->n_ctx * 4);      /* scores */
+  carve(&top, 2 * 2 * nb * lay->n_pairs * 4);                     /* RoPE cos/sin */
+  return top;
+}
+
 gboolean
 wh_model_compute_layout(const wh_model_hparams *hp, const wh_context_params *cp,
                         wh_model_layout *lay, GError **error)
@@ -415,8 +453,15 @@ wh_model_compute_layout(const wh_model_hparams *hp, const wh_context_params *cp,
   const guint64 d = hp->n_embd, dk = hp->head_dim_k, dv = hp->head_dim_v;
   lay->nb = (guint32)nb;
 
-  /* KV cache: per layer n_ctx cells of K then n_ctx cells of V. */
-  guint64 kv = 0;
+  /* Device split (model.h, the device rule). */
+  wh_memory_plan_devices *split = &lay->split;
+  split->n_gpu_layers = MIN(cp->n_gpu_layers, hp->n_layer + 1);
+  split->first_gpu_layer = hp->n_layer - MIN(split->n_gpu_layers, hp->n_layer);
+  split->gpu_output = split->n_gpu_layers > hp->n_layer;
+
+  /* KV cache: per layer n_ctx cells of K then n_ctx cells of V; layers below first_gpu_layer
+   * in the CPU block, the others in the GPU block (offsets relative to their block). */
+  guint64 kv = 0, kv_gpu = 0;
   for (guint32 il = 0; il < hp->n_layer; il++) {
     lay->kv_row_k[il] = wh_kv_type_row_size(cp->kv_type, hp->n_head_kv[il] * dk);
     lay->kv_row_v[il] = wh_kv_type_row_size(cp->kv_type, hp->n_head_kv[il] * dv);
@@ -427,8 +472,9 @@ wh_model_compute_layout(const wh_model_hparams *hp, const wh_context_params *cp,
                   wh_kv_type_name(cp->kv_type), il, hp->n_head_kv[il], dk);
       return FALSE;
     }
-    lay->kv_layer_off[il] = kv;
-    kv = align_up(kv + cp->n_ctx * (lay->kv_row_k[il] + lay->kv_row_v[il]));
+    guint64 *blk = il < split->first_gpu_layer ? &kv : &kv_gpu;
+    lay->kv_layer_off[il] = *blk;
+    *blk = align_up(*blk + cp->n_ctx * (lay->kv_row_k[il] + lay->kv_row_v[il]));
   }
 
   /* Compute block. */
@@ -468,7 +514,17 @@ wh_model_compute_layout(const wh_model_hparams *hp, const wh_context_params *cp,
   lay->thread_stride = t;
   top += t * (guint64)cp->n_threads;
 
-  lay->plan.weights = hp->weight_bytes;
+  /* Weights: the GPU holds its layers' tensors and, with the output layer, the output norm
+   * and matrix (a copy of the embedding when tied); the CPU keeps the rest mapped. */
+  guint64 w_gpu = 0;
+  for (guint32 il = split->first_gpu_layer; il < hp->n_layer; il++)
+    w_gpu += hp->layer_bytes[il];
+  guint64 w_cpu = hp->weight_bytes - w_gpu;
+  if (split->gpu_output) {
+    w_gpu += hp->output_bytes + (hp->tied_output ? hp->embd_bytes : 0);
+    w_cpu -= hp->output_bytes;
+  }
+  lay->plan.weights = w_cpu;
   lay->plan.kv_cache = kv;
   lay->plan.compute = top;
   lay->plan.output = nb * hp->n_vocab * 4;
@@ -479,6 +535,29 @@ wh_model_compute_layout(const wh_model_hparams *hp, const wh_context_params *cp,
   lay->plan.overhead = sizeof(wh_context) + ov;
   lay->plan.total = lay->plan.weights + lay->plan.kv_cache + lay->plan.compute + lay->plan.output +
                     lay->plan.overhead;
+  split->dev[WH_PLAN_CPU] = lay->plan;
+
+  wh_memory_plan *gpu = &split->dev[WH_PLAN_GPU];
+  memset(gpu, 0, sizeof(*gpu));
+  if (split->n_gpu_layers > 0) {
+    gpu->weights = w_gpu;
+    gpu->kv_cache = kv_gpu;
+    gpu->compute = gpu_compute_bytes(hp, cp, lay);
+    gpu->output = split->gpu_output ? nb * hp->n_vocab * 4 : 0;
+    gpu->overhead = 0;
+    gpu->total = gpu->weights + gpu->kv_cache + gpu->compute + gpu->output + gpu->overhead;
+  }
+  return TRUE;
+}
+
+gboolean
+wh_model_memory_plan_devices(const wh_model_hparams *hp, const wh_context_params *cp,
+                             wh_memory_plan_devices *out, GError **error)
+{
+  wh_model_layout lay;
+  if (!wh_model_compute_layout(hp, cp, &lay, error))
+    return FALSE;
+  *out = lay.split;
   return TRUE;
 }
 

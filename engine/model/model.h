@@ -16,6 +16,23 @@
  *  - Feeding a prompt in one batch, in chunks or one token at a time gives
  *    the same logits (up to float rounding); results do not depend on the
  *    thread count.
+ *  - Devices (the per-device memory rule): a context runs on the CPU, or
+ *    on the CPU and one GPU device with cp->n_gpu_layers = g > 0 offloaded.
+ *    Layers are offloaded from the last one down: layers
+ *    [n_layer - min(g, n_layer), n_layer) run on the GPU; with
+ *    g = n_layer + 1 (or more) the output layer (output norm + output matrix)
+ *    runs there too. The token embedding always stays on the CPU (a tied
+ *    output matrix is copied to the GPU when the output layer goes there).
+ *    The GPU holds the weights of its layers, their KV cache, its own compute
+ *    scratch, and an output (logits) buffer when it runs the output layer.
+ *    The CPU keeps everything else: the weights of the other layers and the
+ *    embedding (mapped, not copied), the other layers' KV cache, its compute
+ *    block (unchanged: it can run any layer), the host logits buffer (always)
+ *    and the fixed overhead. With g = 0 the CPU numbers are exactly those of
+ *    a CPU-only context. wh_model_memory_plan_devices() computes both sides;
+ *    a GPU backend allocates exactly its side and records it in the
+ *    context (wh_context_get_device_memory()). Upload staging buffers are
+ *    transient (freed when loading ends) and are not part of the plan.
  *  - Activations are F32. Quantized weights use the 8-bit activation
  *    kernels of the quant module (Q8_0/Q8_1/Q8_K, as the reference does);
  *    F16/BF16/F32 weights are converted to F32 exactly.
@@ -111,7 +128,14 @@ typedef struct {
   gboolean ffn_gelu;       /* GeGLU (gemma) instead of SwiGLU */
   gboolean tied_output;    /* no output.weight: the embedding is the output head */
   guint64 weight_bytes;    /* sum of the tensor bytes the model uses */
-  guint32 bos_id, eos_id;  /* -1 (G_MAXUINT32) when unknown */
+  /* weight_bytes split by where the tensors belong (tensor names): "blk.N." tensors of
+   * layer N; the output layer = output_norm + output (+ bias), the embedding when tied
+   * is counted in embd_bytes only; everything else (token embedding, RoPE factors). */
+  guint64 layer_bytes[WH_MODEL_MAX_LAYERS];
+  guint64 output_bytes;   /* output_norm.*, output.* (not the tied embedding) */
+  guint64 embd_bytes;     /* token_embd.weight */
+  guint64 other_bytes;    /* the rest (rope factors, unknown tensors) */
+  guint32 bos_id, eos_id; /* -1 (G_MAXUINT32) when unknown */
 } wh_model_hparams;
 
 /* Reads the hyper-parameters of @g (metadata and tensor directory only).
@@ -124,7 +148,10 @@ typedef struct {
   guint32 n_ctx;   /* tokens the KV cache holds */
   guint32 n_batch; /* most tokens one forward step processes (and logits rows kept) */
   wh_kv_type kv_type;
-  int n_threads; /* compute threads (each has its own scratch) */
+  int n_threads;        /* compute threads (each has its own scratch) */
+  guint32 n_gpu_layers; /* layers on the GPU device, from the last one down; n_layer + 1
+                         * (or more) also puts the output layer there; 0 = CPU only */
+  char device[64];      /* GPU device name (case-insensitive substring); "" = first GPU */
 } wh_context_params;
 
 typedef struct {
@@ -141,6 +168,28 @@ typedef struct {
  * @error) for parameters a context would reject. */
 gboolean wh_model_memory_plan(const wh_model_hparams *hp, const wh_context_params *cp,
                               wh_memory_plan *out, GError **error);
+
+/* Where the plan puts things when the context uses a GPU device. */
+typedef enum {
+  WH_PLAN_CPU = 0,
+  WH_PLAN_GPU = 1,
+  WH_PLAN_N_DEVICES = 2,
+} wh_plan_device;
+
+typedef struct {
+  guint32 n_gpu_layers;    /* effective: min(requested, n_layer + 1) */
+  guint32 first_gpu_layer; /* layers [first_gpu_layer, n_layer) run on the GPU */
+  gboolean gpu_output;     /* the output layer runs on the GPU */
+  /* [WH_PLAN_CPU]: what wh_model_memory_plan() returns; [WH_PLAN_GPU]: all zero when
+   * n_gpu_layers is 0. dev[].weights on the CPU are mapped file bytes. */
+  wh_memory_plan dev[WH_PLAN_N_DEVICES];
+} wh_memory_plan_devices;
+
+/* Pure: the bytes a context with @cp allocates on the CPU and on its GPU device, per the
+ * device rule of the design note. Same errors as wh_model_memory_plan(). Cheap (a loop over
+ * the layers): fine to call on every slider move. */
+gboolean wh_model_memory_plan_devices(const wh_model_hparams *hp, const wh_context_params *cp,
+                                      wh_memory_plan_devices *out, GError **error);
 
 /* Bytes per KV cache row of @n elements of @type (0 if @n does not fit the
  * type's block size). */
@@ -216,5 +265,8 @@ void wh_context_shift(wh_context *ctx, guint32 n_keep, guint32 n_discard);
 /* Planned and actually allocated bytes of this context (weights included). */
 void wh_context_get_memory(const wh_context *ctx, wh_memory_plan *planned,
                            wh_memory_plan *allocated);
+/* The same per device (CPU and the GPU device, see the design note). Either may be NULL. */
+void wh_context_get_device_memory(const wh_context *ctx, wh_memory_plan_devices *planned,
+                                  wh_memory_plan_devices *allocated);
 
 G_END_DECLS
