@@ -229,6 +229,13 @@ wh_context_get_device_memory(const wh_context *ctx, wh_memory_plan_devices *plan
 }
 
 void
+wh_context_set_matmul_observer(wh_context *ctx, wh_matmul_observer fn, gpointer user_data)
+{
+  ctx->mm_observer = fn;
+  ctx->mm_observer_data = fn ? user_data : NULL;
+}
+
+void
 wh_context_get_memory(const wh_context *ctx, wh_memory_plan *planned, wh_memory_plan *allocated)
 {
   if (planned)

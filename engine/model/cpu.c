@@ -180,6 +180,10 @@ mm_add(mm_job *job, const wh_gguf_tensor *w, const float *x, guint64 ldx, float 
 static void
 mm_run(mm_job *job)
 {
+  if (G_UNLIKELY(job->ctx->mm_observer != NULL))
+    for (int o = 0; o < job->n_ops; o++)
+      job->ctx->mm_observer(job->ops[o].w, job->ops[o].x, job->ops[o].ldx, job->n_tokens,
+                            job->ctx->mm_observer_data);
   for (int first = 0; first < job->n_ops;) {
     int last = first + 1;
     while (last < job->n_ops && job->ops[last].act_type == job->ops[first].act_type &&

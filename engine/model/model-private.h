@@ -83,6 +83,9 @@ struct wh_context {
 
   wh_memory_plan allocated;     /* CPU side */
   wh_memory_plan allocated_gpu; /* recorded by the GPU backend (all zero without one) */
+
+  wh_matmul_observer mm_observer; /* NULL unless set (wh_context_set_matmul_observer()) */
+  gpointer mm_observer_data;
 };
 
 static inline guint8 *

@@ -269,4 +269,15 @@ void wh_context_get_memory(const wh_context *ctx, wh_memory_plan *planned,
 void wh_context_get_device_memory(const wh_context *ctx, wh_memory_plan_devices *planned,
                                   wh_memory_plan_devices *allocated);
 
+/* Matmul observer (importance matrices, see the eval module). When set, the CPU backend calls
+ * @fn before each weight matmul, on the thread that called wh_context_decode(), with the
+ * weight tensor and its F32 input: @n_tokens rows of w->ne[0] floats, @ldx floats apart
+ * (read-only, valid during the call only). The output head is observed too (name
+ * "output.weight", or the embedding when tied), for the rows whose logits are computed.
+ * Matmuls that another backend runs are not observed. @fn NULL removes the observer; unset,
+ * it costs one pointer test per matmul. */
+typedef void (*wh_matmul_observer)(const wh_gguf_tensor *w, const float *x, guint64 ldx,
+                                   guint32 n_tokens, gpointer user_data);
+void wh_context_set_matmul_observer(wh_context *ctx, wh_matmul_observer fn, gpointer user_data);
+
 G_END_DECLS
