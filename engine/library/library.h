@@ -8,13 +8,13 @@
  * downloads.
  * Sources, scanned in this order (a file reached twice, e.g. through a symlink or a user folder
  * that contains another source, is listed once, under the first source):
- *  1. the Hugging Face cache: $HF_HOME/hub/models--org--name/snapshots/<rev>/...*.gguf
+ *  1. the Hugging Face cache: $HF_HOME/hub/models--org--name/snapshots/<rev>/.../NAME.gguf
  *     (snapshot links resolved to blobs/). Files recorded in the download index are reported
  *     as WH_LIBRARY_SOURCE_WHITTLE, the others as WH_LIBRARY_SOURCE_HF_CACHE;
  *  2. Ollama's store: $OLLAMA_MODELS or ~/.ollama/models: manifests/<registry>/<ns>/<model>/<tag>
  *     (JSON) → the layer with mediaType application/vnd.ollama.image.model (and the projector
  *     layer, application/vnd.ollama.image.projector) → blobs/sha256-<hex>;
- *  3. LM Studio: ~/.lmstudio/models and ~/.cache/lm-studio/models, <publisher>/<repo>/*.gguf;
+ *  3. LM Studio: ~/.lmstudio/models and ~/.cache/lm-studio/models, <publisher>/<repo>/NAME.gguf;
  *  4. folders the user added: searched recursively down to a bounded depth; symlinked folders
  *     are followed once (loops are detected by device and inode).
  * Split files (<prefix>-0000k-of-0000N.gguf) in one folder are one entry; projector files
@@ -73,17 +73,17 @@ typedef void (*wh_library_progress_func)(guint done, guint total, const char *st
 typedef struct {
   /* Where to look. NULL: the default (environment, then home); "" (or an empty array):
    * skip that source. */
-  const char *hf_home;                /* $HF_HOME, else ~/.cache/huggingface */
-  const char *ollama_models;          /* $OLLAMA_MODELS, else ~/.ollama/models */
-  const char *const *lmstudio_dirs;   /* ~/.lmstudio/models, ~/.cache/lm-studio/models */
-  const char *const *folders;         /* user-added folders; NULL: none */
-  guint max_depth;                    /* folder recursion depth, 0: 8 */
+  const char *hf_home;              /* $HF_HOME, else ~/.cache/huggingface */
+  const char *ollama_models;        /* $OLLAMA_MODELS, else ~/.ollama/models */
+  const char *const *lmstudio_dirs; /* ~/.lmstudio/models, ~/.cache/lm-studio/models */
+  const char *const *folders;       /* user-added folders; NULL: none */
+  guint max_depth;                  /* folder recursion depth, 0: 8 */
   /* Where Whittle keeps its own state. NULL: $XDG_DATA_HOME/whittle and
    * $XDG_CACHE_HOME/whittle. */
-  const char *data_dir;               /* downloads.json */
-  const char *cache_dir;              /* library-cache.json */
-  gboolean no_cache;                  /* neither read nor write the metadata cache file */
-  wh_library_progress_func progress;  /* scan progress (files examined), calling thread */
+  const char *data_dir;              /* downloads.json */
+  const char *cache_dir;             /* library-cache.json */
+  gboolean no_cache;                 /* neither read nor write the metadata cache file */
+  wh_library_progress_func progress; /* scan progress (files examined), calling thread */
   gpointer progress_data;
 } wh_library_params;
 
@@ -102,37 +102,37 @@ void wh_library_add_folder(wh_library *lib, const char *folder);
 void wh_library_remove_folder(wh_library *lib, const char *folder);
 
 /* The resolved folders in use (owned by @lib, valid until the next call that changes them). */
-const char *wh_library_get_hf_hub_dir(wh_library *lib);  /* $HF_HOME/hub or NULL if skipped */
-const char *wh_library_get_index_path(wh_library *lib);  /* .../downloads.json */
+const char *wh_library_get_hf_hub_dir(wh_library *lib); /* $HF_HOME/hub or NULL if skipped */
+const char *wh_library_get_index_path(wh_library *lib); /* .../downloads.json */
 
 /* --- entries ----------------------------------------------------------------------------- */
 
 typedef struct {
-  char *id;     /* stable key (the canonical path of the first file) */
-  char *name;   /* for display: "Llama-3.2-1B-Instruct-Q4_K_M", "llama3.2:1b" */
+  char *id;   /* stable key (the canonical path of the first file) */
+  char *name; /* for display: "Llama-3.2-1B-Instruct-Q4_K_M", "llama3.2:1b" */
   wh_library_source source;
-  char *repo_id;  /* "org/name" (HF), "library/llama3.2" (Ollama), "publisher/repo" (LM
-                   * Studio); NULL for user folders */
-  char *revision; /* HF snapshot commit, Ollama tag; NULL otherwise */
-  char **paths;   /* NULL-terminated, the files in shard order, as found (the snapshot link
-                   * for the HF cache, the blob for Ollama); at least one */
-  char **mmproj_paths; /* NULL-terminated projector files that belong to this model, or NULL */
-  guint n_shards;      /* split count declared by the name (1 for a single file) */
-  gboolean complete;   /* every shard present */
+  char *repo_id;         /* "org/name" (HF), "library/llama3.2" (Ollama), "publisher/repo" (LM
+                          * Studio); NULL for user folders */
+  char *revision;        /* HF snapshot commit, Ollama tag; NULL otherwise */
+  char **paths;          /* NULL-terminated, the files in shard order, as found (the snapshot link
+                          * for the HF cache, the blob for Ollama); at least one */
+  char **mmproj_paths;   /* NULL-terminated projector files that belong to this model, or NULL */
+  guint n_shards;        /* split count declared by the name (1 for a single file) */
+  gboolean complete;     /* every shard present */
   gboolean is_projector; /* the entry is a projector file alone */
   gboolean deletable;    /* downloaded by Whittle: wh_library_delete() works */
 
   /* From the GGUF header (0/NULL when unknown or unreadable). */
-  char *architecture; /* general.architecture */
-  char *model_name;   /* general.name, may be NULL */
-  guint64 n_params;   /* sum of the tensors' element counts, all shards */
-  gint file_type;     /* general.file_type, -1 when absent */
-  char *quant;        /* ftype name ("Q4_K_M"), else the label in the file name, else NULL */
+  char *architecture;     /* general.architecture */
+  char *model_name;       /* general.name, may be NULL */
+  guint64 n_params;       /* sum of the tensors' element counts, all shards */
+  gint file_type;         /* general.file_type, -1 when absent */
+  char *quant;            /* ftype name ("Q4_K_M"), else the label in the file name, else NULL */
   guint64 context_length; /* <arch>.context_length */
 
-  guint64 size;  /* bytes on disk of all shards (resolved targets, projectors excluded) */
-  gint64 mtime;  /* newest modification time of the shards, Unix seconds */
-  char *error;   /* NULL, or why the header could not be read (the entry is still listed) */
+  guint64 size; /* bytes on disk of all shards (resolved targets, projectors excluded) */
+  gint64 mtime; /* newest modification time of the shards, Unix seconds */
+  char *error;  /* NULL, or why the header could not be read (the entry is still listed) */
 } wh_library_entry;
 
 void wh_library_entry_free(wh_library_entry *entry);
