@@ -7,6 +7,7 @@
 
 #include "cli-util.h"
 #include "hub/hub.h"
+#include "library/library.h"
 
 static int run_pull(int argc, char **argv);
 
@@ -25,6 +26,7 @@ const wh_cli_command wh_cli_command_pull = {
 
 typedef struct {
   wh_hub *hub;
+  wh_library *lib;
   const char *repo;
   GPtrArray *files; /* char* */
   GArray *sizes;    /* guint64 per file, 0 when unknown */
@@ -57,6 +59,13 @@ pull_job(wh_job *job, gpointer data, GError **error)
     if (!r)
       return FALSE;
     g_ptr_array_add(s->paths, g_strdup(r->path));
+    /* Recorded so the library lists it as Whittle's own (and offers to delete it). */
+    g_autoptr(GError) record_error = NULL;
+    if (!wh_library_record_download(s->lib, s->repo, r->commit, s->files->pdata[i], r->path,
+                                    &record_error))
+      g_ptr_array_add(s->notices, g_strdup_printf("the library will not list %s as a Whittle "
+                                                  "download: %s",
+                                                  r->path, record_error->message));
     if (r->notice)
       g_ptr_array_add(s->notices, g_strdup(r->notice));
     s->before += r->size;
@@ -111,6 +120,7 @@ run_pull(int argc, char **argv)
     return wh_cli_fail(cmd, error);
   pull_state s = {0};
   s.hub = hub;
+  s.lib = wh_library_new(NULL);
   s.repo = repo;
   s.files = g_ptr_array_new_with_free_func(g_free);
   s.paths = g_ptr_array_new_with_free_func(g_free);
@@ -178,6 +188,7 @@ out:
   g_ptr_array_unref(s.files);
   g_ptr_array_unref(s.paths);
   g_ptr_array_unref(s.notices);
+  wh_library_free(s.lib);
   wh_hub_free(hub);
   return rc;
 }

@@ -1,0 +1,150 @@
+/* cli-list.c — `whittle-cli list [--json] [--folder DIR ...]`: the local model library (every
+ * GGUF in the Hugging Face cache, Ollama's store, LM Studio's folder and the folders given). */
+#include "config.h"
+
+#include <json-glib/json-glib.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "cli-util.h"
+#include "library/library.h"
+
+static int run_list(int argc, char **argv);
+
+const wh_cli_command wh_cli_command_list = {
+    .name = "list",
+    .summary = "List the GGUF models on this machine (the library)",
+    .usage = "[--json] [--folder DIR ...] [--quiet]",
+    .description =
+        "Lists, in place, the models found in the Hugging Face cache ($HF_HOME/hub; the ones "
+        "`whittle-cli pull` fetched show as source whittle), Ollama's store ($OLLAMA_MODELS or "
+        "~/.ollama/models), LM Studio's models folder and every --folder DIR (searched "
+        "recursively). Architecture, parameters, quant type and context length come from each "
+        "file's GGUF header; a file that cannot be read is listed with the reason. --json "
+        "prints a JSON array of objects.",
+    .run = run_list,
+};
+
+typedef struct {
+  wh_library *lib;
+  wh_job *job;
+  GPtrArray *entries;
+} list_state;
+
+static void
+on_progress(guint done, guint total, const char *status, gpointer data)
+{
+  list_state *s = data;
+  if (s->job)
+    wh_job_set_progress(s->job, done, total, status);
+}
+
+static gboolean
+list_job(wh_job *job, gpointer data, GError **error)
+{
+  list_state *s = data;
+  s->job = job;
+  s->entries = wh_library_scan(s->lib, wh_job_get_cancellable(job), error);
+  return s->entries != NULL;
+}
+
+/* "1.2B", "260K", "15M" (or "-"). */
+static char *
+format_params(guint64 n)
+{
+  if (!n)
+    return g_strdup("-");
+  if (n >= G_GUINT64_CONSTANT(1000000000))
+    return g_strdup_printf("%.1fB", n / 1e9);
+  if (n >= 1000000)
+    return g_strdup_printf("%.1fM", n / 1e6);
+  if (n >= 1000)
+    return g_strdup_printf("%.0fK", n / 1e3);
+  return g_strdup_printf("%" G_GUINT64_FORMAT, n);
+}
+
+static void
+print_json(GPtrArray *entries)
+{
+  g_autoptr(JsonNode) root = json_node_new(JSON_NODE_ARRAY);
+  JsonArray *a = json_array_new();
+  for (guint i = 0; i < entries->len; i++)
+    json_array_add_element(a, wh_library_entry_to_json(entries->pdata[i]));
+  json_node_take_array(root, a);
+  g_autoptr(JsonGenerator) gen = json_generator_new();
+  json_generator_set_root(gen, root);
+  json_generator_set_pretty(gen, TRUE);
+  g_autofree char *text = json_generator_to_data(gen, NULL);
+  printf("%s\n", text);
+}
+
+static void
+print_table(GPtrArray *entries)
+{
+  printf("%-44s %-9s %-8s %7s %-8s %8s %10s\n", "NAME", "SOURCE", "ARCH", "PARAMS", "QUANT", "CTX",
+         "SIZE");
+  for (guint i = 0; i < entries->len; i++) {
+    wh_library_entry *e = entries->pdata[i];
+    g_autofree char *params = format_params(e->n_params);
+    g_autofree char *size = wh_hub_format_size(e->size);
+    g_autofree char *ctx = e->context_length
+                               ? g_strdup_printf("%" G_GUINT64_FORMAT, e->context_length)
+                               : g_strdup("-");
+    g_autofree char *name = e->n_shards > 1 ? g_strdup_printf("%s (%u parts)", e->name, e->n_shards)
+                                            : g_strdup(e->name);
+    printf("%-44s %-9s %-8s %7s %-8s %8s %10s\n", name, wh_library_source_to_string(e->source),
+           e->architecture ? e->architecture : "-", params, e->quant ? e->quant : "-", ctx, size);
+    if (e->error)
+      printf("    ! %s\n", e->error);
+  }
+}
+
+static int
+run_list(int argc, char **argv)
+{
+  const wh_cli_command *cmd = &wh_cli_command_list;
+  gboolean json = FALSE, quiet = FALSE;
+  char **folders = NULL;
+  GOptionEntry entries[] = {
+      {"json", 0, 0, G_OPTION_ARG_NONE, &json, "Print a JSON array of objects", NULL},
+      {"folder", 'f', 0, G_OPTION_ARG_FILENAME_ARRAY, &folders,
+       "Also search this folder (repeat for several)", "DIR"},
+      {"quiet", 'q', 0, G_OPTION_ARG_NONE, &quiet, "No progress line", NULL},
+      {NULL},
+  };
+  if (!wh_cli_parse_options(cmd, entries, &argc, &argv))
+    return WH_CLI_EXIT_USAGE;
+  g_auto(GStrv) dirs = folders;
+  if (argc > 1)
+    return wh_cli_usage_error(cmd, "unexpected argument '%s' (use --folder DIR)", argv[1]);
+  for (guint i = 0; dirs && dirs[i]; i++)
+    if (!g_file_test(dirs[i], G_FILE_TEST_IS_DIR))
+      return wh_cli_usage_error(cmd, "--folder %s: no such folder", dirs[i]);
+  list_state s = {0};
+  wh_library_params p;
+  wh_library_default_params(&p);
+  p.folders = (const char *const *)dirs;
+  p.progress = on_progress;
+  p.progress_data = &s;
+  s.lib = wh_library_new(&p);
+  g_autoptr(GError) error = NULL;
+  int rc = WH_CLI_EXIT_OK;
+  if (!wh_cli_run_job(WH_JOB_DOWNLOAD, "Scanning the model library", list_job, &s, FALSE,
+                      quiet || json, &error)) {
+    rc = wh_cli_fail(cmd, error);
+  } else {
+    if (json)
+      print_json(s.entries);
+    else if (s.entries->len == 0)
+      fprintf(stderr, "no models found (looked in the Hugging Face cache, Ollama and LM Studio; "
+                      "add a folder with --folder DIR)\n");
+    else
+      print_table(s.entries);
+    if (fflush(stdout) != 0)
+      rc = WH_CLI_EXIT_FAILURE;
+  }
+  if (s.entries)
+    g_ptr_array_unref(s.entries);
+  wh_library_free(s.lib);
+  return rc;
+}
