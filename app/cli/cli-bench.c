@@ -1,0 +1,596 @@
+/* cli-bench.c — `whittle-cli bench`: how fast this machine runs and quantizes models.
+ *
+ * Two benchmarks:
+ *  - `bench -m MODEL`: prompt processing and generation speed (tokens/s, mean and standard
+ *    deviation over -r repetitions), the weight bytes a generation step reads (every matrix of
+ *    every layer and the output head, one row of the token embedding), the machine's memory read
+ *    bandwidth (a streaming read with the same number of threads over a buffer much larger than
+ *    the last-level cache, best of several runs) and generation speed as a percentage of the
+ *    roofline bandwidth / bytes-per-token: single-token decoding reads every weight once, so it
+ *    cannot beat that figure.
+ *  - `bench quantize`: MB/s of input (F16) per ftype and thread count through wh_quantize_file(),
+ *    writing to a temporary folder that is deleted afterwards. `--synth` generates the input
+ *    model there first (with `whittle-cli synth`).
+ * Figures go to stdout, as text or one JSON object (--json). They depend on the load of the
+ * machine: the text output prints the load average next to them.
+ */
+#include "config.h"
+
+#include <glib/gstdio.h>
+#include <json-glib/json-glib.h>
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "cli-util.h"
+#include "gguf/gguf-types.h"
+#include "model/model.h"
+#include "model/threadpool.h"
+#include "quantize/quantize.h"
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#define BENCH_X86 1
+#endif
+
+extern const wh_cli_command wh_cli_command_synth;
+
+static int run_bench(int argc, char **argv);
+
+const wh_cli_command wh_cli_command_bench = {
+    .name = "bench",
+    .summary = "Measure generation and quantization speed",
+    .usage = "-m MODEL [-p 512] [-n 128] [-t THREADS] [-r REPS] [--json]\n"
+             "       whittle-cli bench quantize (-m F16.gguf | --synth --vocab FILE) "
+             "[--types Q8_0,Q4_0,Q4_K_M,IQ4_XS] [-t 1,2] [--json]",
+    .description =
+        "bench -m MODEL prints prompt and generation tokens/s, the bytes of weights read per "
+        "generated token, the memory read bandwidth measured with the same number of threads, and "
+        "generation speed as a percentage of that roofline (bandwidth / bytes per token). "
+        "bench quantize prints MB/s of input for each ftype and thread count (outputs go to a "
+        "temporary folder, deleted afterwards; --synth generates a random F16 llama model there "
+        "first, sized by --n-embd/--n-layer/--n-ff). Speeds depend on what else the machine is "
+        "doing: run them on an idle machine.",
+    .run = run_bench,
+};
+
+static const wh_cli_command bench_quantize_cmd = {
+    .name = "bench quantize",
+    .summary = "Measure quantization speed",
+    .usage = "(-m F16.gguf | --synth --vocab FILE [--n-embd N] [--n-layer N] [--n-ff N]) "
+             "[--types T1,T2] [-t 1,2] [--imatrix FILE] [--json]",
+    .description = "MB/s of input per ftype and thread count (see whittle-cli help bench).",
+    .run = NULL,
+};
+
+/* --- small helpers ------------------------------------------------------------------- */
+
+static double
+mean_of(const double *v, guint n)
+{
+  double s = 0;
+  for (guint i = 0; i < n; i++)
+    s += v[i];
+  return n ? s / n : 0;
+}
+
+static double
+stddev_of(const double *v, guint n)
+{
+  if (n < 2)
+    return 0;
+  double m = mean_of(v, n), s = 0;
+  for (guint i = 0; i < n; i++)
+    s += (v[i] - m) * (v[i] - m);
+  return sqrt(s / (n - 1));
+}
+
+/* "1,2,4" -> {1, 2, 4}; FALSE on anything but positive integers. */
+static gboolean
+parse_int_list(const char *s, GArray *out)
+{
+  g_auto(GStrv) parts = g_strsplit(s, ",", -1);
+  for (int i = 0; parts[i]; i++) {
+    guint64 v;
+    if (!g_ascii_string_to_unsigned(g_strstrip(parts[i]), 10, 1, 256, &v, NULL))
+      return FALSE;
+    int iv = (int)v;
+    g_array_append_val(out, iv);
+  }
+  return out->len > 0;
+}
+
+static double
+load_average(void)
+{
+  g_autofree char *text = NULL;
+  if (!g_file_get_contents("/proc/loadavg", &text, NULL, NULL))
+    return -1;
+  return g_ascii_strtod(text, NULL);
+}
+
+/* --- memory read bandwidth ----------------------------------------------------------- */
+
+/* Streaming read of a buffer far larger than the last-level cache: every thread sums its
+ * contiguous part (64-byte aligned slices), so the loads are sequential per thread and the
+ * hardware prefetchers run at full speed. The sum is kept so the reads cannot be elided. */
+typedef struct {
+  const guint64 *buf;
+  gsize n_words; /* multiple of 8 */
+  guint64 sums[256];
+} bw_job;
+
+static guint64
+read_sum_portable(const guint64 *p, gsize n)
+{
+  guint64 s[8] = {0};
+  for (gsize i = 0; i + 8 <= n; i += 8)
+    for (int k = 0; k < 8; k++)
+      s[k] += p[i + k];
+  return s[0] ^ s[1] ^ s[2] ^ s[3] ^ s[4] ^ s[5] ^ s[6] ^ s[7];
+}
+
+#ifdef BENCH_X86
+/* 128 bytes per iteration with four independent 256-bit accumulators; n multiple of 16. */
+__attribute__((target("avx2"))) static guint64
+read_sum_avx2(const guint64 *p, gsize n)
+{
+  __m256i a0 = _mm256_setzero_si256(), a1 = a0, a2 = a0, a3 = a0;
+  gsize i = 0;
+  for (; i + 16 <= n; i += 16) {
+    a0 = _mm256_add_epi64(a0, _mm256_load_si256((const __m256i *)(p + i)));
+    a1 = _mm256_add_epi64(a1, _mm256_load_si256((const __m256i *)(p + i + 4)));
+    a2 = _mm256_add_epi64(a2, _mm256_load_si256((const __m256i *)(p + i + 8)));
+    a3 = _mm256_add_epi64(a3, _mm256_load_si256((const __m256i *)(p + i + 12)));
+  }
+  a0 = _mm256_xor_si256(_mm256_xor_si256(a0, a1), _mm256_xor_si256(a2, a3));
+  guint64 out[4];
+  _mm256_storeu_si256((__m256i *)out, a0);
+  return out[0] ^ out[1] ^ out[2] ^ out[3] ^ read_sum_portable(p + i, n - i);
+}
+#endif
+
+static void
+bw_worker(int ith, int nth, void *data)
+{
+  bw_job *job = data;
+  gsize b, e;
+  /* split in 128-byte units so every part starts aligned */
+  wh_threadpool_split(job->n_words / 16, ith, nth, &b, &e);
+  const guint64 *p = job->buf + b * 16;
+  const gsize n = (e - b) * 16;
+#ifdef BENCH_X86
+  if (__builtin_cpu_supports("avx2")) {
+    job->sums[ith] = read_sum_avx2(p, n);
+    return;
+  }
+#endif
+  job->sums[ith] = read_sum_portable(p, n);
+}
+
+/* Best read bandwidth in bytes/s over @runs passes of a @mib MiB buffer with @n_threads. */
+static double
+measure_bandwidth(int n_threads, guint mib, guint runs)
+{
+  const gsize bytes = (gsize)mib << 20;
+  guint64 *buf = g_aligned_alloc(bytes / 64, 64, 64);
+  /* distinct values (and every page touched) before timing */
+  for (gsize i = 0; i < bytes / 8; i++)
+    buf[i] = i * G_GUINT64_CONSTANT(0x9E3779B97F4A7C15);
+  wh_threadpool *pool = wh_threadpool_new(n_threads);
+  bw_job job = {buf, bytes / 8, {0}};
+  double best = 0;
+  guint64 check = 0;
+  for (guint r = 0; r < runs; r++) {
+    gint64 t0 = g_get_monotonic_time();
+    wh_threadpool_run(pool, bw_worker, &job);
+    gint64 t1 = g_get_monotonic_time();
+    for (int i = 0; i < n_threads; i++)
+      check ^= job.sums[i];
+    best = MAX(best, (double)bytes / ((double)MAX(t1 - t0, 1) * 1e-6));
+  }
+  wh_threadpool_free(pool);
+  g_aligned_free(buf);
+  if (check == 42) /* keeps the sums alive; practically never true */
+    best *= 1.0;
+  return best;
+}
+
+/* --- generation ---------------------------------------------------------------------- */
+
+/* Weight bytes one single-token decoding step reads: every layer tensor, the output layer
+ * and one row of the token embedding (the whole embedding when it is also the output head). */
+static guint64
+bytes_per_token(const wh_model *model)
+{
+  const wh_model_hparams *hp = wh_model_get_hparams(model);
+  guint64 b = hp->output_bytes;
+  for (guint32 l = 0; l < hp->n_layer; l++)
+    b += hp->layer_bytes[l];
+  if (hp->tied_output)
+    b += hp->embd_bytes;
+  else
+    b += hp->embd_bytes / MAX(hp->n_vocab, 1);
+  return b;
+}
+
+typedef struct {
+  double pp[64], tg[64]; /* tokens/s per repetition */
+} gen_times;
+
+static gint32
+argmax(const float *v, guint32 n)
+{
+  guint32 best = 0;
+  for (guint32 i = 1; i < n; i++)
+    if (v[i] > v[best])
+      best = i;
+  return (gint32)best;
+}
+
+/* Prompt: @n_prompt tokens in one decode call from an empty cache. Generation: @n_gen
+ * single-token decodes from an empty cache, each fed the previous step's argmax. Once
+ * untimed first (page faults of the mapping, thread start-up), then @reps timed runs. */
+static gboolean
+run_generation(wh_model *model, wh_context *ctx, const gint32 *prompt, int n_prompt, int n_gen,
+               int reps, gen_times *out, GError **error)
+{
+  const guint32 n_vocab = wh_model_n_vocab(model);
+  for (int r = -1; r < reps; r++) {
+    if (n_prompt > 0) {
+      wh_context_clear(ctx);
+      gint64 t0 = g_get_monotonic_time();
+      if (!wh_context_decode(ctx, prompt, (guint32)n_prompt, FALSE, error))
+        return FALSE;
+      gint64 t1 = g_get_monotonic_time();
+      if (r >= 0)
+        out->pp[r] = n_prompt / ((double)MAX(t1 - t0, 1) * 1e-6);
+    }
+    if (n_gen > 0) {
+      wh_context_clear(ctx);
+      gint32 tok = prompt[0];
+      gint64 t0 = g_get_monotonic_time();
+      for (int i = 0; i < (r < 0 ? 1 : n_gen); i++) {
+        const float *logits = wh_context_decode(ctx, &tok, 1, FALSE, error);
+        if (!logits)
+          return FALSE;
+        tok = argmax(logits, n_vocab);
+      }
+      gint64 t1 = g_get_monotonic_time();
+      if (r >= 0)
+        out->tg[r] = n_gen / ((double)MAX(t1 - t0, 1) * 1e-6);
+    }
+  }
+  return TRUE;
+}
+
+static void
+json_member_double(JsonBuilder *b, const char *name, double v)
+{
+  json_builder_set_member_name(b, name);
+  json_builder_add_double_value(b, isfinite(v) ? v : 0.0);
+}
+
+static void
+json_member_int(JsonBuilder *b, const char *name, gint64 v)
+{
+  json_builder_set_member_name(b, name);
+  json_builder_add_int_value(b, v);
+}
+
+static void
+json_member_string(JsonBuilder *b, const char *name, const char *v)
+{
+  json_builder_set_member_name(b, name);
+  json_builder_add_string_value(b, v);
+}
+
+static void
+print_json(JsonBuilder *b)
+{
+  g_autoptr(JsonNode) root = json_builder_get_root(b);
+  g_autoptr(JsonGenerator) gen = json_generator_new();
+  json_generator_set_pretty(gen, TRUE);
+  json_generator_set_root(gen, root);
+  g_autofree char *text = json_generator_to_data(gen, NULL);
+  printf("%s\n", text);
+}
+
+static int
+bench_generate(int argc, char **argv)
+{
+  const wh_cli_command *cmd = &wh_cli_command_bench;
+  g_autofree char *model_path = NULL;
+  int n_prompt = 512, n_gen = 128, n_threads = 0, reps = 3, bw_mib = 1024, bw_runs = 5;
+  gint64 seed = 1;
+  gboolean json = FALSE;
+  g_autofree char *kv_name = NULL;
+  GOptionEntry entries[] = {
+      {"model", 'm', 0, G_OPTION_ARG_FILENAME, &model_path, "GGUF model file", "MODEL"},
+      {"n-prompt", 'p', 0, G_OPTION_ARG_INT, &n_prompt, "Prompt tokens (default 512, 0 = skip)",
+       "N"},
+      {"n-gen", 'n', 0, G_OPTION_ARG_INT, &n_gen, "Generated tokens (default 128, 0 = skip)", "N"},
+      {"threads", 't', 0, G_OPTION_ARG_INT, &n_threads, "Compute threads (default: all cores)",
+       "N"},
+      {"repetitions", 'r', 0, G_OPTION_ARG_INT, &reps, "Timed repetitions (default 3)", "N"},
+      {"kv-type", 0, 0, G_OPTION_ARG_STRING, &kv_name, "KV cache type (default f16)", "TYPE"},
+      {"bandwidth-mib", 0, 0, G_OPTION_ARG_INT, &bw_mib,
+       "Buffer size of the bandwidth test in MiB (default 1024)", "N"},
+      {"bandwidth-runs", 0, 0, G_OPTION_ARG_INT, &bw_runs,
+       "Passes of the bandwidth test, the best counts (default 5)", "N"},
+      {"seed", 0, 0, G_OPTION_ARG_INT64, &seed, "Seed of the random prompt tokens", "N"},
+      {"json", 0, 0, G_OPTION_ARG_NONE, &json, "One JSON object on stdout", NULL},
+      {NULL},
+  };
+  if (!wh_cli_parse_options(cmd, entries, &argc, &argv))
+    return WH_CLI_EXIT_USAGE;
+  if (argc > 1)
+    return wh_cli_usage_error(cmd, "unexpected argument '%s'", argv[1]);
+  if (!model_path)
+    return wh_cli_usage_error(cmd, "-m MODEL is required");
+  if (n_prompt < 0 || n_gen < 0 || (n_prompt == 0 && n_gen == 0))
+    return wh_cli_usage_error(cmd, "-p and -n must be >= 0 and not both 0");
+  if (n_prompt > 65536 || n_gen > 65536)
+    return wh_cli_usage_error(cmd, "-p and -n must be at most 65536");
+  if (reps < 1 || reps > (int)G_N_ELEMENTS(((gen_times *)NULL)->pp))
+    return wh_cli_usage_error(cmd, "-r must be between 1 and 64");
+  if (n_threads < 0 || n_threads > 256)
+    return wh_cli_usage_error(cmd, "-t must be between 1 and 256");
+  if (bw_mib < 1 || bw_mib > 16384 || bw_runs < 1 || bw_runs > 100)
+    return wh_cli_usage_error(cmd, "--bandwidth-mib must be 1..16384 and --bandwidth-runs 1..100");
+  wh_context_params cp = wh_context_default_params();
+  if (kv_name && !wh_kv_type_from_name(kv_name, &cp.kv_type))
+    return wh_cli_usage_error(cmd, "--kv-type: unknown type '%s' (f16, q8_0, q4_0, f32)", kv_name);
+
+  GError *error = NULL;
+  wh_model_params mp = wh_model_default_params();
+  mp.n_threads = n_threads;
+  wh_model *model = wh_model_load(model_path, &mp, &error);
+  wh_context *ctx = NULL;
+  gen_times times = {{0}, {0}};
+  gint32 *prompt = NULL;
+  if (model) {
+    if (n_threads == 0)
+      n_threads = wh_model_default_threads(model);
+    cp.n_threads = n_threads;
+    cp.n_ctx = (guint32)(MAX(n_prompt, n_gen) + 1);
+    cp.n_batch = (guint32)MAX(n_prompt, 1);
+    ctx = wh_context_new(model, &cp, &error);
+  }
+  if (ctx) {
+    /* BOS, then tokens drawn uniformly from the vocabulary */
+    const wh_model_hparams *hp = wh_model_get_hparams(model);
+    GRand *rand = g_rand_new_with_seed((guint32)seed);
+    prompt = g_new(gint32, MAX(n_prompt, 1));
+    for (int i = 0; i < MAX(n_prompt, 1); i++)
+      prompt[i] = (gint32)g_rand_int_range(rand, 0, (gint32)hp->n_vocab);
+    if (hp->bos_id < hp->n_vocab)
+      prompt[0] = (gint32)hp->bos_id;
+    g_rand_free(rand);
+  }
+  if (!ctx || !run_generation(model, ctx, prompt, n_prompt, n_gen, reps, &times, &error)) {
+    int rc = wh_cli_fail(cmd, error);
+    g_error_free(error);
+    g_free(prompt);
+    wh_context_free(ctx);
+    wh_model_free(model);
+    return rc;
+  }
+  g_free(prompt);
+  wh_context_free(ctx);
+
+  const wh_model_hparams *hp = wh_model_get_hparams(model);
+  const guint64 bpt = bytes_per_token(model);
+  const double bw = measure_bandwidth(n_threads, (guint)bw_mib, (guint)bw_runs);
+  const double pp = mean_of(times.pp, (guint)reps), pp_sd = stddev_of(times.pp, (guint)reps);
+  const double tg = mean_of(times.tg, (guint)reps), tg_sd = stddev_of(times.tg, (guint)reps);
+  const double roof = bw / (double)MAX(bpt, 1);
+  guint64 ftype = G_MAXUINT32;
+  wh_gguf_get_uint(wh_model_get_gguf(model), "general.file_type", &ftype);
+  const char *ftype_name =
+      ftype < G_MAXUINT32 && wh_ftype_name((guint32)ftype) ? wh_ftype_name((guint32)ftype) : "?";
+  const double load = load_average();
+
+  if (json) {
+    g_autoptr(JsonBuilder) b = json_builder_new();
+    json_builder_begin_object(b);
+    json_member_string(b, "model", model_path);
+    json_member_string(b, "architecture", hp->arch_name);
+    json_member_string(b, "file_type", ftype_name);
+    json_member_int(b, "weight_bytes", (gint64)hp->weight_bytes);
+    json_member_int(b, "threads", n_threads);
+    json_member_int(b, "repetitions", reps);
+    json_member_int(b, "prompt_tokens", n_prompt);
+    json_member_double(b, "prompt_tokens_per_s", pp);
+    json_member_double(b, "prompt_tokens_per_s_stddev", pp_sd);
+    json_member_int(b, "gen_tokens", n_gen);
+    json_member_double(b, "gen_tokens_per_s", tg);
+    json_member_double(b, "gen_tokens_per_s_stddev", tg_sd);
+    json_member_int(b, "bytes_per_token", (gint64)bpt);
+    json_member_double(b, "memory_bandwidth_bytes_per_s", bw);
+    json_member_double(b, "roofline_tokens_per_s", roof);
+    json_member_double(b, "roofline_percent", n_gen > 0 ? 100.0 * tg / roof : 0.0);
+    json_member_double(b, "load_average", load);
+    json_builder_end_object(b);
+    print_json(b);
+  } else {
+    printf("model:       %s (%s, %s, %.1f MB of weights)\n", model_path, hp->arch_name, ftype_name,
+           hp->weight_bytes / 1e6);
+    printf("threads:     %d; %d timed repetitions; load average %.2f\n", n_threads, reps, load);
+    if (n_prompt > 0)
+      printf("prompt:      %d tokens: %.2f ± %.2f tokens/s\n", n_prompt, pp, pp_sd);
+    if (n_gen > 0)
+      printf("generation:  %d tokens: %.2f ± %.2f tokens/s\n", n_gen, tg, tg_sd);
+    printf("weights read per generated token: %.2f MB\n", bpt / 1e6);
+    printf("memory read bandwidth: %.2f GB/s (%d threads, best of %d passes over %d MiB)\n",
+           bw / 1e9, n_threads, bw_runs, bw_mib);
+    printf("roofline:    %.2f tokens/s", roof);
+    if (n_gen > 0)
+      printf("; generation runs at %.1f%% of it", 100.0 * tg / roof);
+    printf("\n");
+  }
+  wh_model_free(model);
+  return WH_CLI_EXIT_OK;
+}
+
+/* --- quantization -------------------------------------------------------------------- */
+
+/* Runs `whittle-cli synth` into @path: a random F16 llama model of the given size. */
+static gboolean
+synthesize(const char *path, const char *vocab, int n_embd, int n_layer, int n_ff, GError **error)
+{
+  g_autofree char *e = g_strdup_printf("%d", n_embd), *l = g_strdup_printf("%d", n_layer);
+  g_autofree char *f = g_strdup_printf("%d", n_ff), *h = g_strdup_printf("%d", MAX(n_embd / 64, 1));
+  char *args[] = {
+      "synth", "-q",       "--vocab", (char *)vocab, "--n-embd", e,    "--n-layer",  l,   "--n-ff",
+      f,       "--n-head", h,         "--n-head-kv", h,          "-o", (char *)path, NULL};
+  int argc = G_N_ELEMENTS(args) - 1;
+  char **argv = g_memdup2(args, sizeof args);
+  int rc = wh_cli_command_synth.run(argc, argv);
+  g_free(argv);
+  if (rc != WH_CLI_EXIT_OK) {
+    g_set_error(error, G_IO_ERROR, G_IO_ERROR_FAILED, "could not synthesize a model in %s", path);
+    return FALSE;
+  }
+  return TRUE;
+}
+
+typedef struct {
+  char type[32];
+  int threads;
+  double seconds, mb_per_s;
+  guint64 input_bytes, output_bytes;
+} quant_result;
+
+static int
+bench_quantize(int argc, char **argv)
+{
+  const wh_cli_command *cmd = &bench_quantize_cmd;
+  g_autofree char *model_path = NULL, *types = NULL, *threads = NULL, *vocab = NULL;
+  g_autofree char *imatrix = NULL;
+  gboolean json = FALSE, synth = FALSE;
+  int n_embd = 2048, n_layer = 4, n_ff = 5632;
+  GOptionEntry entries[] = {
+      {"model", 'm', 0, G_OPTION_ARG_FILENAME, &model_path, "F16 (or F32/BF16) GGUF model",
+       "F16.gguf"},
+      {"synth", 0, 0, G_OPTION_ARG_NONE, &synth, "Generate a random F16 llama model to quantize",
+       NULL},
+      {"vocab", 0, 0, G_OPTION_ARG_FILENAME, &vocab,
+       "With --synth: GGUF to take the vocabulary from", "FILE"},
+      {"n-embd", 0, 0, G_OPTION_ARG_INT, &n_embd, "With --synth: embedding length (2048)", "N"},
+      {"n-layer", 0, 0, G_OPTION_ARG_INT, &n_layer, "With --synth: layers (4)", "N"},
+      {"n-ff", 0, 0, G_OPTION_ARG_INT, &n_ff, "With --synth: feed-forward length (5632)", "N"},
+      {"types", 0, 0, G_OPTION_ARG_STRING, &types,
+       "Comma-separated ftypes (default Q8_0,Q4_0,Q4_K_M,IQ4_XS)", "LIST"},
+      {"threads", 't', 0, G_OPTION_ARG_STRING, &threads, "Comma-separated thread counts (1,2)",
+       "LIST"},
+      {"imatrix", 0, 0, G_OPTION_ARG_FILENAME, &imatrix, "Importance matrix for every run", "FILE"},
+      {"json", 0, 0, G_OPTION_ARG_NONE, &json, "One JSON object on stdout", NULL},
+      {NULL},
+  };
+  if (!wh_cli_parse_options(cmd, entries, &argc, &argv))
+    return WH_CLI_EXIT_USAGE;
+  if (argc > 1)
+    return wh_cli_usage_error(cmd, "unexpected argument '%s'", argv[1]);
+  if ((model_path != NULL) == synth)
+    return wh_cli_usage_error(cmd, "give either -m F16.gguf or --synth");
+  if (synth && !vocab)
+    return wh_cli_usage_error(cmd, "--synth needs --vocab FILE (any GGUF with a vocabulary)");
+  if (n_embd < 64 || n_embd % 64 != 0 || n_layer < 1 || n_ff < 1)
+    return wh_cli_usage_error(cmd, "--n-embd must be a multiple of 64; sizes must be positive");
+  g_auto(GStrv) type_list = g_strsplit(types ? types : "Q8_0,Q4_0,Q4_K_M,IQ4_XS", ",", -1);
+  for (int i = 0; type_list[i]; i++)
+    if (wh_ftype_from_name(g_strstrip(type_list[i])) < 0)
+      return wh_cli_usage_error(cmd, "--types: unknown ftype '%s'", type_list[i]);
+  g_autoptr(GArray) thread_list = g_array_new(FALSE, FALSE, sizeof(int));
+  if (!parse_int_list(threads ? threads : "1,2", thread_list))
+    return wh_cli_usage_error(cmd, "-t: a comma-separated list of thread counts (1..256)");
+
+  GError *error = NULL;
+  g_autofree char *dir = g_dir_make_tmp("whittle-bench-XXXXXX", &error);
+  g_autofree char *input = NULL, *output = NULL;
+  g_autoptr(GArray) results = g_array_new(FALSE, TRUE, sizeof(quant_result));
+  gboolean ok = dir != NULL;
+  if (ok) {
+    output = g_build_filename(dir, "out.gguf", NULL);
+    input = synth ? g_build_filename(dir, "synth-F16.gguf", NULL) : g_strdup(model_path);
+    if (synth)
+      ok = synthesize(input, vocab, n_embd, n_layer, n_ff, &error);
+  }
+  for (int i = 0; ok && type_list[i]; i++) {
+    for (guint k = 0; ok && k < thread_list->len; k++) {
+      wh_quantize_params qp = wh_quantize_default_params();
+      qp.ftype = wh_ftype_from_name(type_list[i]);
+      qp.n_threads = (guint)g_array_index(thread_list, int, k);
+      qp.imatrix_path = imatrix;
+      wh_quantize_result res;
+      ok = wh_quantize_file(input, output, &qp, &res, &error);
+      g_unlink(output);
+      if (!ok)
+        break;
+      quant_result q = {{0},
+                        (int)qp.n_threads,
+                        res.seconds,
+                        res.input_size / 1e6 / MAX(res.seconds, 1e-9),
+                        res.input_size,
+                        res.output_size};
+      g_strlcpy(q.type, type_list[i], sizeof q.type);
+      g_array_append_val(results, q);
+      if (!json)
+        fprintf(stderr, "%s, %d threads: %.2f s\n", q.type, q.threads, q.seconds);
+    }
+  }
+  if (synth && input)
+    g_unlink(input);
+  if (dir)
+    g_rmdir(dir);
+  if (!ok) {
+    int rc = wh_cli_fail(cmd, error);
+    g_error_free(error);
+    return rc;
+  }
+
+  const double load = load_average();
+  if (json) {
+    g_autoptr(JsonBuilder) b = json_builder_new();
+    json_builder_begin_object(b);
+    json_member_string(b, "model", synth ? "synthetic" : model_path);
+    json_member_string(b, "imatrix", imatrix ? imatrix : "");
+    json_member_double(b, "load_average", load);
+    json_builder_set_member_name(b, "results");
+    json_builder_begin_array(b);
+    for (guint i = 0; i < results->len; i++) {
+      const quant_result *q = &g_array_index(results, quant_result, i);
+      json_builder_begin_object(b);
+      json_member_string(b, "type", q->type);
+      json_member_int(b, "threads", q->threads);
+      json_member_int(b, "input_bytes", (gint64)q->input_bytes);
+      json_member_int(b, "output_bytes", (gint64)q->output_bytes);
+      json_member_double(b, "seconds", q->seconds);
+      json_member_double(b, "mb_per_s", q->mb_per_s);
+      json_builder_end_object(b);
+    }
+    json_builder_end_array(b);
+    json_builder_end_object(b);
+    print_json(b);
+  } else {
+    printf("input: %s, %.1f MB; imatrix: %s; load average %.2f\n",
+           synth ? "synthetic F16 llama" : model_path,
+           results->len ? g_array_index(results, quant_result, 0).input_bytes / 1e6 : 0.0,
+           imatrix ? imatrix : "none", load);
+    printf("%-8s %7s %9s %10s\n", "type", "threads", "seconds", "MB/s");
+    for (guint i = 0; i < results->len; i++) {
+      const quant_result *q = &g_array_index(results, quant_result, i);
+      printf("%-8s %7d %9.2f %10.1f\n", q->type, q->threads, q->seconds, q->mb_per_s);
+    }
+  }
+  return WH_CLI_EXIT_OK;
+}
+
+static int
+run_bench(int argc, char **argv)
+{
+  if (argc > 1 && strcmp(argv[1], "quantize") == 0)
+    return bench_quantize(argc - 1, argv + 1);
+  return bench_generate(argc, argv);
+}
