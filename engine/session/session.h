@@ -21,8 +21,9 @@
  *    or cancellation. It is stored in the history in every case; a cancelled one keeps the text
  *    generated so far and is marked WH_SESSION_STOP_CANCELLED.
  *  - Context full: before a turn, the oldest messages after the system prompt leave the prompt
- *    window (they stay in the history) until the prompt plus room for the reply fits; during a
- *    reply, the cache is shifted keeping the tokens of the system prompt.
+ *    window (they stay in the history; the window then starts at a user message) until the
+ *    prompt leaves a quarter of the context for the reply; during a reply, the cache is shifted
+ *    (half of what follows the system prompt's tokens is dropped) and generation goes on.
  *  - Sampling is reproducible: generation number k of a session (counting from 0) uses seed
  *    `seed + k` when the seed is fixed, so the first reply equals `whittle-cli run` with the same
  *    seed on the same rendered prompt.
@@ -66,15 +67,15 @@ typedef enum {
 
 /* Why a reply ended. */
 typedef enum {
-  WH_SESSION_STOP_NONE,         /* not a generated reply (user message, restored history) */
-  WH_SESSION_STOP_EOG,          /* the model emitted an end-of-generation token */
-  WH_SESSION_STOP_STRING,       /* a stop string appeared (it is not part of the reply) */
-  WH_SESSION_STOP_MAX_TOKENS,   /* max_tokens reached */
-  WH_SESSION_STOP_CANCELLED,    /* cancelled; the reply holds the text generated so far */
-  WH_SESSION_STOP_ERROR,        /* the forward pass failed; the reply holds what came before */
+  WH_SESSION_STOP_NONE,       /* not a generated reply (user message, restored history) */
+  WH_SESSION_STOP_EOG,        /* the model emitted an end-of-generation token */
+  WH_SESSION_STOP_STRING,     /* a stop string appeared (it is not part of the reply) */
+  WH_SESSION_STOP_MAX_TOKENS, /* max_tokens reached */
+  WH_SESSION_STOP_CANCELLED,  /* cancelled; the reply holds the text generated so far */
+  WH_SESSION_STOP_ERROR,      /* the forward pass failed; the reply holds what came before */
 } wh_session_stop_reason;
 
-const char *wh_session_role_to_string(wh_session_role role);        /* "user", ... */
+const char *wh_session_role_to_string(wh_session_role role);            /* "user", ... */
 const char *wh_session_stop_reason_to_string(wh_session_stop_reason r); /* "eog", ... */
 
 /* --- creation ------------------------------------------------------------------------------ */
@@ -82,9 +83,9 @@ const char *wh_session_stop_reason_to_string(wh_session_stop_reason r); /* "eog"
 /* Where the model runs. CPU only for now: one device "CPU" holding every layer. The GPU
  * backends add one entry per device they use. */
 typedef struct {
-  char name[64];      /* "CPU", "NVIDIA GeForce ...", ... */
-  char kind[16];      /* "cpu", "vulkan", "cuda" */
-  guint32 n_layers;   /* repeating layers this device runs (+ the output layer for the last) */
+  char name[64];        /* "CPU", "NVIDIA GeForce ...", ... */
+  char kind[16];        /* "cpu", "vulkan", "cuda" */
+  guint32 n_layers;     /* repeating layers this device runs (+ the output layer for the last) */
   guint64 weight_bytes; /* weight bytes the device holds or reads */
 } wh_session_device;
 
@@ -129,8 +130,7 @@ wh_session *wh_session_new_for_model(wh_model *model, const wh_session_params *p
  * context for every change of the job, the terminal one last; there (or after the job ended)
  * call wh_session_load_finish(). @params is copied. Returns a new reference to the job. */
 wh_job *wh_session_load_async(const char *path, const wh_session_params *params,
-                              wh_job_queue *queue, wh_job_notify_func notify,
-                              gpointer user_data);
+                              wh_job_queue *queue, wh_job_notify_func notify, gpointer user_data);
 /* The session a finished load job made (a new reference; the job gives it away once: a
  * second call returns NULL with WH_SESSION_ERROR_INVALID), or NULL with the job's error
  * (G_IO_ERROR_CANCELLED when it was cancelled). */
@@ -204,8 +204,9 @@ char *wh_session_dup_message(wh_session *session, guint index, wh_session_role *
                              wh_session_stop_reason *stop);
 
 /* The exact prompt text the next reply would be generated from (the rendered messages of the
- * prompt window, generation prompt added), newly allocated; NULL with @error only when the
- * model's template fails in a way the fallback cannot cover. For showing and for tests. */
+ * prompt window, generation prompt added), newly allocated; NULL with @error when the window
+ * cannot fit the context (WH_SESSION_ERROR_CONTEXT_FULL) or the tokenizer fails. For showing
+ * and for tests. */
 char *wh_session_render_prompt(wh_session *session, GError **error);
 
 /* --- generation ---------------------------------------------------------------------------- */
@@ -222,20 +223,20 @@ typedef struct {
 wh_session_generate_params wh_session_generate_default_params(void); /* 512 tokens, no stops */
 
 typedef struct {
-  guint32 prompt_tokens;    /* tokens of the rendered prompt window */
-  guint32 reused_tokens;    /* of those, kept from the KV cache */
-  guint32 prefill_tokens;   /* of those, computed now (prompt - reused) */
-  guint32 generated_tokens; /* tokens sampled into the reply (the stop token not counted) */
-  guint32 dropped_messages; /* messages left out of the prompt window because of its size */
-  guint32 shifted_tokens;   /* tokens dropped from the cache by context shifts in this reply */
+  guint32 prompt_tokens;         /* tokens of the rendered prompt window */
+  guint32 reused_tokens;         /* of those, kept from the KV cache */
+  guint32 prefill_tokens;        /* of those, computed now (prompt - reused) */
+  guint32 generated_tokens;      /* tokens sampled into the reply (the stop token not counted) */
+  guint32 dropped_messages;      /* messages left out of the prompt window because of its size */
+  guint32 shifted_tokens;        /* tokens dropped from the cache by context shifts in this reply */
   double time_to_first_token_ms; /* from the start of the turn to the first sampled token */
-  double prompt_seconds;    /* prefill time */
+  double prompt_seconds;         /* prefill time */
   double prompt_tokens_per_second;     /* prefill_tokens / prompt_seconds (0 if none) */
   double generation_seconds;           /* after the first token */
   double generation_tokens_per_second; /* (generated - 1) / generation_seconds (0 if < 2) */
-  guint32 n_ctx_used;       /* tokens in the cache after the reply */
+  guint32 n_ctx_used;                  /* tokens in the cache after the reply */
   guint32 n_ctx;
-  guint64 seed;             /* the seed the reply was sampled with */
+  guint64 seed; /* the seed the reply was sampled with */
   wh_session_stop_reason stop_reason;
 } wh_session_stats;
 
@@ -254,8 +255,7 @@ typedef void (*wh_session_text_func)(wh_session *session, const char *text, gsiz
  * turn started. */
 gboolean wh_session_generate(wh_session *session, const wh_session_generate_params *params,
                              wh_session_text_func on_text, gpointer user_data,
-                             GCancellable *cancellable, wh_session_stats *stats,
-                             GError **error);
+                             GCancellable *cancellable, wh_session_stats *stats, GError **error);
 
 /* Called once on the queue's main context when an async generation has ended (after the last
  * text piece); call wh_session_generate_finish() there. */
@@ -278,8 +278,7 @@ gboolean wh_session_generate_finish(wh_session *session, wh_job *job, wh_session
 /* Regenerate: wh_session_remove_last_reply() then generate (sync / async). */
 gboolean wh_session_regenerate(wh_session *session, const wh_session_generate_params *params,
                                wh_session_text_func on_text, gpointer user_data,
-                               GCancellable *cancellable, wh_session_stats *stats,
-                               GError **error);
+                               GCancellable *cancellable, wh_session_stats *stats, GError **error);
 wh_job *wh_session_regenerate_async(wh_session *session, wh_job_queue *queue,
                                     const wh_session_generate_params *params,
                                     wh_session_text_func on_text, wh_session_done_func on_done,
