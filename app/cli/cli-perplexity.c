@@ -1,10 +1,9 @@
-/* cli-perplexity.c — `whittle-cli perplexity`: perplexity of a text, the reference way.
+/* cli-perplexity.c — `whittle-cli perplexity`: perplexity of a text, the reference way, and KL
+ * divergence against the saved logits of a base model.
  *
- * Method (as the reference tool): tokenize the whole text with BOS, cut it into
- * floor(n_tokens / N) chunks of N tokens, put BOS in place of each chunk's first token, run
- * each chunk in a fresh cache, and score the second half: the log-probability of token j+1
- * from the logits at j, for j in [N/2, N-1). PPL = exp(mean negative log-likelihood); the
- * error is the standard error of the mean carried through exp.
+ * The method (chunks of N tokens, BOS first, the second half scored) and the saved-logits
+ * format live in the eval module (engine/eval/eval.h); this file parses options, tokenizes
+ * the text and prints. The last line is always `PPL = <value> +/- <error>`.
  */
 #include "config.h"
 
@@ -12,8 +11,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "cli-util.h"
-#include "model/model.h"
+#include "cli-eval.h"
 #include "tokenizer/tokenizer.h"
 
 static int run_perplexity(int argc, char **argv);
@@ -21,77 +19,111 @@ static int run_perplexity(int argc, char **argv);
 const wh_cli_command wh_cli_command_perplexity = {
     .name = "perplexity",
     .summary = "Measure the perplexity of a model on a text",
-    .usage = "-m MODEL -f TEXT [-c N] [-t THREADS]",
+    .usage = "-m MODEL -f TEXT [-c N] [-t THREADS] [--chunks N] [--save-logits FILE] "
+             "[--kl-divergence FILE]",
     .description = "Chunks of N tokens (default 512), BOS first, the second half of each chunk\n"
-                   "scored. Ends with the line `PPL = <value> +/- <error>`.",
+                   "scored. Ends with the line `PPL = <value> +/- <error>`.\n"
+                   "--save-logits FILE keeps the scored log-probabilities of this (base) model;\n"
+                   "--kl-divergence FILE compares this model against them (same text and -c) and\n"
+                   "prints the KL divergence statistics and how often the top token agrees.",
     .run = run_perplexity,
 };
 
-typedef struct {
-  wh_model *model;
-  const gint32 *tokens;
-  guint32 n_tokens;
-  guint32 n_chunk_tokens;
-  gint32 bos;
-  wh_context_params cp;
-  /* results */
-  double nll, nll2;
-  guint64 count;
-  guint32 n_chunks;
-} ppl_state;
+/* --- shared with cli-imatrix.c (cli-eval.h) ---------------------------------------------- */
 
-/* -log softmax(logits)[target], in double. */
-static double
-neg_log_prob(const float *logits, guint32 n_vocab, gint32 target)
+static gboolean
+eval_continue(gpointer user_data)
 {
-  float mx = logits[0];
-  for (guint32 i = 1; i < n_vocab; i++)
-    mx = MAX(mx, logits[i]);
-  double sum = 0.0;
-  for (guint32 i = 0; i < n_vocab; i++)
-    sum += exp((double)logits[i] - mx);
-  return log(sum) - ((double)logits[target] - mx);
+  wh_cli_eval *ev = user_data;
+  return !wh_job_is_cancelled(ev->job);
+}
+
+static void
+eval_progress(guint32 done, guint32 n_chunks, double ppl, gpointer user_data)
+{
+  wh_cli_eval *ev = user_data;
+  fprintf(stderr, "[%u]%.4f%s", done, ppl, done == n_chunks ? "\n" : ",");
+  wh_job_set_progress(ev->job, done, n_chunks, NULL);
 }
 
 static gboolean
-ppl_job(wh_job *job, gpointer user_data, GError **error)
+eval_job(wh_job *job, gpointer user_data, GError **error)
 {
-  ppl_state *st = user_data;
-  const guint32 N = st->n_chunk_tokens, V = wh_model_n_vocab(st->model);
-  wh_context *ctx = wh_context_new(st->model, &st->cp, error);
-  if (!ctx)
+  wh_cli_eval *ev = user_data;
+  ev->job = job;
+  return ev->func(ev, error);
+}
+
+gboolean
+wh_cli_eval_load(wh_cli_eval *ev, const char *model_path, const char *text_path, int n_threads,
+                 GError **error)
+{
+  memset(ev, 0, sizeof *ev);
+  ev->ep = wh_eval_default_params();
+  ev->ep.n_threads = n_threads;
+  ev->ep.progress = eval_progress;
+  ev->ep.should_continue = eval_continue;
+  ev->ep.user_data = ev;
+  g_autofree char *text = NULL;
+  gsize text_len = 0;
+  if (!g_file_get_contents(text_path, &text, &text_len, error))
     return FALSE;
-  gint32 *chunk = g_new(gint32, N);
-  gboolean ok = TRUE;
-  for (guint32 c = 0; c < st->n_chunks && ok; c++) {
-    if (wh_job_is_cancelled(job)) {
-      ok = FALSE;
-      break;
-    }
-    memcpy(chunk, st->tokens + (gsize)c * N, N * sizeof(gint32));
-    if (st->bos >= 0)
-      chunk[0] = st->bos;
-    wh_context_clear(ctx);
-    const float *logits = wh_context_decode(ctx, chunk, N, TRUE, error);
-    if (!logits) {
-      ok = FALSE;
-      break;
-    }
-    /* targets come from the text, not the BOS-patched chunk */
-    const gint32 *text = st->tokens + (gsize)c * N;
-    for (guint32 j = N / 2; j + 1 < N; j++) {
-      double v = neg_log_prob(logits + (gsize)j * V, V, text[j + 1]);
-      st->nll += v;
-      st->nll2 += v * v;
-      st->count++;
-    }
-    fprintf(stderr, "[%u]%.4f%s", c + 1, exp(st->nll / st->count),
-            c + 1 == st->n_chunks ? "\n" : ",");
-    wh_job_set_progress(job, c + 1, st->n_chunks, NULL);
-  }
-  g_free(chunk);
-  wh_context_free(ctx);
+  wh_model_params mp = wh_model_default_params();
+  mp.n_threads = n_threads;
+  if (!(ev->model = wh_model_load(model_path, &mp, error)))
+    return FALSE;
+  wh_tokenizer *tok = wh_tokenizer_new_from_gguf(wh_model_get_gguf(ev->model), error);
+  if (!tok)
+    return FALSE;
+  ev->ids = g_array_new(FALSE, FALSE, sizeof(gint32));
+  const gboolean ok = wh_tokenizer_tokenize(tok, text, text_len, TRUE, FALSE, ev->ids, error) >= 0;
+  ev->bos = wh_tokenizer_add_bos(tok) ? wh_tokenizer_bos(tok) : -1;
+  wh_tokenizer_free(tok);
   return ok;
+}
+
+gboolean
+wh_cli_eval_run(wh_cli_eval *ev, const char *title, guint32 n_ctx, GError **error)
+{
+  guint32 n_chunks = ev->ids->len / n_ctx;
+  if (ev->ep.max_chunks > 0)
+    n_chunks = MIN(n_chunks, ev->ep.max_chunks);
+  fprintf(stderr, "%s: %u tokens, %u chunks of %u\n", title, ev->ids->len, n_chunks, n_ctx);
+  return wh_cli_run_job(WH_JOB_EVALUATE, title, eval_job, ev, FALSE, TRUE, error);
+}
+
+void
+wh_cli_eval_clear(wh_cli_eval *ev)
+{
+  wh_model_free(ev->model);
+  if (ev->ids)
+    g_array_unref(ev->ids);
+  memset(ev, 0, sizeof *ev);
+}
+
+/* --- perplexity ------------------------------------------------------------------------ */
+
+static gboolean
+ppl_run(wh_cli_eval *ev, GError **error)
+{
+  return wh_eval_perplexity(ev->model, (const gint32 *)ev->ids->data, ev->ids->len, ev->bos,
+                            &ev->ep, &ev->result, error);
+}
+
+static void
+print_kld(const wh_eval_result *r)
+{
+  static const char *const labels[WH_EVAL_KLD_N_LEVELS] = {
+      "Maximum KLD", "99.9%   KLD", "99.0%   KLD", "95.0%   KLD", "90.0%   KLD", "Median  KLD",
+      "10.0%   KLD", " 5.0%   KLD", " 1.0%   KLD", " 0.1%   KLD", "Minimum KLD",
+  };
+  printf("====== KL divergence statistics (%" G_GUINT64_FORMAT " positions) ======\n", r->n_scored);
+  printf("Mean PPL(base) : %10.6f +/- %10.6f\n", r->base_ppl, r->base_ppl_err);
+  printf("Mean PPL(Q)    : %10.6f +/- %10.6f\n", r->ppl, r->ppl_err);
+  printf("Mean    KLD: %10.6f +/- %10.6f\n", r->kld_mean, r->kld_err);
+  for (int k = 0; k < WH_EVAL_KLD_N_LEVELS; k++)
+    printf("%s: %10.6f\n", labels[k], r->kld_percentile[k]);
+  printf("Same top p : %7.3f +/- %5.3f %%\n", 100.0 * r->same_top, 100.0 * r->same_top_err);
 }
 
 static int
@@ -99,15 +131,22 @@ run_perplexity(int argc, char **argv)
 {
   const wh_cli_command *cmd = &wh_cli_command_perplexity;
   g_autofree char *model_path = NULL, *text_path = NULL, *kv_name = NULL;
-  int n_ctx = 512, n_threads = 0;
+  g_autofree char *save_path = NULL, *base_path = NULL;
+  int n_ctx = 0, n_threads = 0, max_chunks = 0;
   GOptionEntry entries[] = {
       {"model", 'm', 0, G_OPTION_ARG_FILENAME, &model_path, "GGUF model file", "MODEL"},
       {"file", 'f', 0, G_OPTION_ARG_FILENAME, &text_path, "Text file to score", "TEXT"},
-      {"ctx-size", 'c', 0, G_OPTION_ARG_INT, &n_ctx, "Tokens per chunk (default 512)", "N"},
+      {"ctx-size", 'c', 0, G_OPTION_ARG_INT, &n_ctx,
+       "Tokens per chunk (default 512, or the base logits' size)", "N"},
       {"threads", 't', 0, G_OPTION_ARG_INT, &n_threads, "Compute threads (default: all cores)",
        "N"},
+      {"chunks", 0, 0, G_OPTION_ARG_INT, &max_chunks, "Score at most N chunks (default: all)", "N"},
       {"kv-type", 0, 0, G_OPTION_ARG_STRING, &kv_name,
        "KV cache type: f16 (default), q8_0, q4_0, f32", "TYPE"},
+      {"save-logits", 0, 0, G_OPTION_ARG_FILENAME, &save_path,
+       "Save the scored log-probabilities (base model) to FILE", "FILE"},
+      {"kl-divergence", 0, 0, G_OPTION_ARG_FILENAME, &base_path,
+       "Compare against base logits saved in FILE", "FILE"},
       {NULL},
   };
   if (!wh_cli_parse_options(cmd, entries, &argc, &argv))
@@ -116,55 +155,38 @@ run_perplexity(int argc, char **argv)
     return wh_cli_usage_error(cmd, "unexpected argument “%s”", argv[1]);
   if (!model_path || !text_path)
     return wh_cli_usage_error(cmd, "-m MODEL and -f TEXT are required");
-  if (n_ctx < 4)
+  if (n_ctx != 0 && n_ctx < 4)
     return wh_cli_usage_error(cmd, "-c must be at least 4");
-  ppl_state st = {0};
-  st.cp = wh_context_default_params();
-  if (kv_name && !wh_kv_type_from_name(kv_name, &st.cp.kv_type))
+  if (max_chunks < 0)
+    return wh_cli_usage_error(cmd, "--chunks must not be negative");
+  wh_kv_type kv_type = WH_KV_F16;
+  if (kv_name && !wh_kv_type_from_name(kv_name, &kv_type))
     return wh_cli_usage_error(cmd, "unknown KV cache type “%s”", kv_name);
 
   g_autoptr(GError) error = NULL;
-  g_autofree char *text = NULL;
-  gsize text_len = 0;
-  if (!g_file_get_contents(text_path, &text, &text_len, &error))
+  wh_eval_logits *base = NULL;
+  if (base_path && !(base = wh_eval_logits_open(base_path, &error)))
     return wh_cli_fail(cmd, error);
-  wh_model_params mp = wh_model_default_params();
-  mp.n_threads = n_threads;
-  wh_model *model = wh_model_load(model_path, &mp, &error);
-  if (!model)
-    return wh_cli_fail(cmd, error);
-  wh_tokenizer *tok = wh_tokenizer_new_from_gguf(wh_model_get_gguf(model), &error);
-  g_autoptr(GArray) ids = g_array_new(FALSE, FALSE, sizeof(gint32));
-  gboolean ok = tok && wh_tokenizer_tokenize(tok, text, text_len, TRUE, FALSE, ids, &error) >= 0;
+  wh_cli_eval ev;
+  gboolean ok = wh_cli_eval_load(&ev, model_path, text_path, n_threads, &error);
   if (ok) {
-    st.model = model;
-    st.tokens = (const gint32 *)ids->data;
-    st.n_tokens = ids->len;
-    st.n_chunk_tokens = (guint32)n_ctx;
-    st.n_chunks = ids->len / (guint32)n_ctx;
-    st.bos = wh_tokenizer_add_bos(tok) ? wh_tokenizer_bos(tok) : -1;
-    st.cp.n_ctx = st.cp.n_batch = (guint32)n_ctx;
-    st.cp.n_threads = n_threads;
-    if (st.n_chunks == 0) {
-      g_set_error(&error, WH_MODEL_ERROR, WH_MODEL_ERROR_CONTEXT,
-                  "%s has %u tokens, fewer than one chunk of %d: use a smaller -c", text_path,
-                  ids->len, n_ctx);
-      ok = FALSE;
-    }
+    ev.ep.kv_type = kv_type;
+    ev.ep.n_ctx = (guint32)n_ctx;
+    ev.ep.max_chunks = (guint32)max_chunks;
+    ev.ep.save_logits_path = save_path;
+    ev.ep.base = base;
+    ev.func = ppl_run;
+    const guint32 N = n_ctx ? (guint32)n_ctx : base ? wh_eval_logits_n_ctx(base) : 512;
+    ok = wh_cli_eval_run(&ev, "perplexity", N, &error);
   }
-  if (ok) {
-    fprintf(stderr, "perplexity: %u tokens, %u chunks of %d\n", ids->len, st.n_chunks, n_ctx);
-    ok = wh_cli_run_job(WH_JOB_EVALUATE, "perplexity", ppl_job, &st, FALSE, TRUE, &error);
-  }
-  wh_tokenizer_free(tok);
-  wh_model_free(model);
+  const wh_eval_result r = ev.result;
+  wh_cli_eval_clear(&ev);
+  wh_eval_logits_free(base);
   if (!ok)
     return wh_cli_fail(cmd, error);
 
-  double mean = st.nll / st.count, ppl = exp(mean), err = 0.0;
-  double var = st.nll2 / st.count - mean * mean;
-  if (var > 0 && st.count > 1)
-    err = ppl * sqrt(var / (st.count - 1));
-  printf("PPL = %.4f +/- %.5f\n", ppl, err);
+  if (r.has_kld)
+    print_kld(&r);
+  printf("PPL = %.4f +/- %.5f\n", r.ppl, r.ppl_err);
   return fflush(stdout) == 0 ? WH_CLI_EXIT_OK : WH_CLI_EXIT_FAILURE;
 }
