@@ -1,0 +1,84 @@
+#!/bin/sh
+# whittle-cli chat driven through a pipe: each greedy reply must equal `whittle-cli run --temp 0`
+# on the prompt the chat rendered for that turn (saved with --save-prompt), turn 2 must reuse
+# the KV cache (--stats), /regen must repeat the greedy reply, /reset and /system must change
+# the prompt, and errors must be clear.
+set -u
+cli="$1"
+shared="${WH_SHARED_DIR:-$(dirname "$0")/../../../shared}"
+model="$shared/models/stories260K.gguf"
+fail=0
+if [ ! -f "$model" ]; then
+  echo "SKIP: shared test data missing: $model"
+  exit 77
+fi
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+ok() { echo "ok: $1"; }
+bad() { echo "FAIL: $1"; fail=1; }
+
+# The completion `run` gives for the prompt saved in file $1 (trailing newlines kept).
+run_on() {
+  p="$(cat "$1"; printf x)"
+  "$cli" run -m "$model" --temp 0 -n 24 -t 2 -p "${p%x}" 2>/dev/null
+}
+
+chat() {
+  "$cli" chat -m "$model" --temp 0 -n 24 -t 2 "$@"
+}
+
+# Turn 1 alone, then turns 1 and 2: the output is the replies, one newline after each.
+printf 'Once upon a time\n' | chat --save-prompt "$tmp/p1.txt" >"$tmp/out1" 2>"$tmp/err1" ||
+  bad "chat turn 1 exit status"
+run_on "$tmp/p1.txt" >"$tmp/want1"
+if cmp -s "$tmp/out1" "$tmp/want1"; then ok "turn 1 equals run on its prompt"; else
+  bad "turn 1 differs from run"; diff "$tmp/out1" "$tmp/want1" | head -n 6; fi
+
+printf 'Once upon a time\nLily went to the park.\n' |
+  chat --stats --save-prompt "$tmp/p2.txt" >"$tmp/out2" 2>"$tmp/err2" || bad "chat turn 2 exit status"
+{ cat "$tmp/want1"; run_on "$tmp/p2.txt"; } >"$tmp/want2"
+if cmp -s "$tmp/out2" "$tmp/want2"; then ok "turn 2 equals run on the rendered conversation"; else
+  bad "turn 2 differs from run"; diff "$tmp/out2" "$tmp/want2" | head -n 6; fi
+if grep -q "Lily went to the park." "$tmp/p2.txt" && grep -q "Once upon a time" "$tmp/p2.txt"; then
+  ok "turn 2 prompt holds the whole conversation"; else bad "turn 2 prompt"; fi
+
+# --stats: turn 1 reuses nothing; turn 2 reuses at least all of turn 1's prompt tokens.
+n1=$(sed -n 's/^prompt: \([0-9]*\) tokens (\([0-9]*\) reused.*/\1 \2/p' "$tmp/err2" | sed -n 1p)
+n2=$(sed -n 's/^prompt: \([0-9]*\) tokens (\([0-9]*\) reused.*/\1 \2/p' "$tmp/err2" | sed -n 2p)
+set -- $n1 $n2
+if [ $# -eq 4 ] && [ "$2" -eq 0 ] && [ "$4" -ge "$1" ] && [ "$4" -lt "$3" ]; then
+  ok "turn 2 reused $4 of $3 prompt tokens (turn 1 had $1)"
+else
+  bad "stats: '$n1' / '$n2'"; cat "$tmp/err2"
+fi
+if grep -q "tokens/s); stop: max-tokens; context [0-9]*/2048" "$tmp/err2"; then ok "stats line"
+else bad "stats line"; cat "$tmp/err2"; fi
+
+# /regen repeats the greedy reply; /reset forgets; /system adds a system turn to the prompt.
+printf 'Once upon a time\n/regen\n' | chat >"$tmp/out3" 2>/dev/null
+{ cat "$tmp/want1" "$tmp/want1"; } >"$tmp/want3"
+if cmp -s "$tmp/out3" "$tmp/want3"; then ok "/regen repeats the greedy reply"; else
+  bad "/regen"; diff "$tmp/out3" "$tmp/want3" | head -n 6; fi
+printf 'Lily went to the park.\n/reset\n/system Tell tales.\nOnce upon a time\n' |
+  chat --save-prompt "$tmp/p4.txt" >/dev/null 2>&1
+if ! grep -q "Lily" "$tmp/p4.txt" && grep -q "^<|im_start|>system" "$tmp/p4.txt" &&
+   grep -q "Tell tales." "$tmp/p4.txt"; then ok "/reset and /system"; else
+  bad "/reset and /system"; cat "$tmp/p4.txt"; fi
+printf '/bogus\n/exit\nnot read\n' | chat >"$tmp/out5" 2>"$tmp/err5"
+if [ $? -eq 0 ] && grep -q "Unknown command" "$tmp/err5" && [ ! -s "$tmp/out5" ]; then
+  ok "unknown command and /exit"; else bad "unknown command and /exit"; fi
+
+# A message longer than the context is refused clearly; the chat goes on and exits 1.
+long=$(i=0; while [ $i -lt 60 ]; do printf 'the cat sat on the mat '; i=$((i + 1)); done)
+printf '%s\nOnce upon a time\n' "$long" | chat -c 64 >"$tmp/out6" 2>"$tmp/err6"
+st=$?
+if [ $st -eq 1 ] && grep -q "larger context" "$tmp/err6" && [ -s "$tmp/out6" ]; then
+  ok "too long a message: clear error, chat goes on"; else bad "too long a message ($st)"; cat "$tmp/err6"; fi
+
+# Errors: missing model (exit 1, names the path), missing -m (exit 2).
+"$cli" chat -m "$tmp/nonexistent.gguf" </dev/null >/dev/null 2>"$tmp/err"
+if [ $? -eq 1 ] && grep -q "nonexistent.gguf" "$tmp/err"; then ok "missing model exits 1"
+else bad "missing model"; cat "$tmp/err"; fi
+"$cli" chat </dev/null >/dev/null 2>&1
+if [ $? -eq 2 ]; then ok "missing -m exits 2"; else bad "missing -m"; fi
+exit $fail
