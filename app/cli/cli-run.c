@@ -12,6 +12,7 @@
 
 #include "cli-util.h"
 #include "model/model.h"
+#include "planner/planner.h"
 #include "sample/sample.h"
 #include "tokenizer/tokenizer.h"
 
@@ -27,31 +28,18 @@ const wh_cli_command wh_cli_command_run = {
     .run = run_run,
 };
 
-/* MemAvailable from /proc/meminfo in bytes, 0 when unknown. */
-static guint64
-mem_available(void)
-{
-  g_autofree char *text = NULL;
-  if (!g_file_get_contents("/proc/meminfo", &text, NULL, NULL))
-    return 0;
-  const char *line = strstr(text, "MemAvailable:");
-  return line ? g_ascii_strtoull(line + strlen("MemAvailable:"), NULL, 10) * 1024 : 0;
-}
-
 static void
 print_memory(const wh_context *ctx, gboolean json)
 {
   wh_memory_plan planned, alloc;
   wh_context_get_memory(ctx, &planned, &alloc);
-  const wh_context_params *cp = wh_context_get_params(ctx);
   if (json) {
-    printf("{\"n_gpu_layers\": 0, \"n_ctx\": %u, \"kv_type\": \"%s\", \"verdict\": \"fits\", "
-           "\"devices\": [{\"name\": \"CPU\", \"kind\": \"cpu\", \"weights\": %" G_GUINT64_FORMAT
-           ", \"kv_cache\": %" G_GUINT64_FORMAT ", \"compute\": %" G_GUINT64_FORMAT
-           ", \"output\": %" G_GUINT64_FORMAT ", \"overhead\": %" G_GUINT64_FORMAT
-           ", \"total\": %" G_GUINT64_FORMAT ", \"free\": %" G_GUINT64_FORMAT "}]}\n",
-           cp->n_ctx, wh_kv_type_name(cp->kv_type), alloc.weights, alloc.kv_cache, alloc.compute,
-           alloc.output, alloc.overhead, alloc.total, mem_available());
+    /* The planner's printer: the same object as `plan --json`. */
+    wh_plan plan;
+    wh_plan_from_context(ctx, NULL, &plan);
+    g_autoptr(GString) s = g_string_new(NULL);
+    wh_plan_append_json(&plan, s);
+    printf("%s\n", s->str);
     return;
   }
   fprintf(stderr,

@@ -1,0 +1,122 @@
+#!/bin/sh
+# whittle-cli plan / devices: `plan --json` equals `run --report-memory --json` field by field
+# (free memory aside) for models x contexts x KV types; --remote plans from the header alone
+# (bytes read checked) and gives the same numbers as the local file; usage errors; devices.
+set -u
+cli="$1"
+build=$(cd "$(dirname "$cli")/../.." && pwd)
+shared="${WH_SHARED_DIR:-$(dirname "$0")/../../../shared}"
+models="$shared/reference/models"
+[ -d "$models" ] || { echo "SKIP: shared data missing ($models)"; exit 77; }
+models=$(cd "$models" && pwd) # absolute: the hub server's root links to it
+command -v python3 >/dev/null || { echo "SKIP: python3 missing"; exit 77; }
+tmp=$(mktemp -d)
+spid=""
+cleanup() {
+  [ -n "$spid" ] && kill "$spid" 2>/dev/null && wait "$spid" 2>/dev/null
+  rm -rf "$tmp"
+}
+trap cleanup EXIT
+fail=0
+check() { if [ "$1" != "$2" ]; then echo "FAIL: $3: got '$1', want '$2'"; fail=1; else echo "ok: $3"; fi; }
+
+# Compares two memory reports: same keys and values everywhere except "free".
+cat >"$tmp/same.py" <<'EOF'
+import json, sys
+a, b = (json.loads(open(p).readline()) for p in sys.argv[1:3])
+def strip(o):
+    if isinstance(o, dict):
+        return {k: strip(v) for k, v in o.items() if k != "free"}
+    if isinstance(o, list):
+        return [strip(v) for v in o]
+    return o
+want = ["n_gpu_layers", "n_ctx", "kv_type", "verdict", "devices"]
+dev = ["name", "kind", "weights", "kv_cache", "compute", "output", "overhead", "total", "free"]
+for o in (a, b):
+    assert list(o) == want, "top-level keys %s" % list(o)
+    for d in o["devices"]:
+        assert list(d) == dev, "device keys %s" % list(d)
+        assert all(isinstance(d[k], int) and d[k] >= 0 for k in dev[2:]), d
+        assert d["total"] == sum(d[k] for k in dev[2:7]), d
+if strip(a) != strip(b):
+    print("differ:\n  %s\n  %s" % (json.dumps(strip(a)), json.dumps(strip(b))))
+    sys.exit(1)
+EOF
+
+n=0
+for m in synth-llama-Q4_K_M synth-qwen2-F16 synth-gemma2-F16 synth-phi3-F16 stories260K-Q8_0; do
+  f="$models/$m.gguf"
+  [ -f "$f" ] || { echo "SKIP: $f missing"; continue; }
+  for c in 128 2048; do
+    for kv in f16 q8_0; do
+      "$cli" plan -m "$f" -c $c --kv-type $kv -t 2 --json >"$tmp/plan.json" 2>"$tmp/err"
+      rc=$?
+      "$cli" run -m "$f" -p "Hello" -n 1 --temp 0 -c $c --kv-type $kv -t 2 --report-memory \
+        --json >"$tmp/run.json" 2>>"$tmp/err"
+      check "$rc/$?" "0/0" "$m ctx $c kv $kv: plan and run exit 0"
+      python3 "$tmp/same.py" "$tmp/plan.json" "$tmp/run.json"
+      check "$?" 0 "$m ctx $c kv $kv: plan --json == run --report-memory --json"
+      n=$((n + 1))
+    done
+  done
+done
+[ $n -gt 0 ] || { echo "FAIL: no model compared"; fail=1; }
+
+# The readable table.
+f="$models/synth-llama-Q4_K_M.gguf"
+out=$("$cli" plan -m "$f" -c 512)
+check "$?" 0 "plan table exits 0"
+echo "$out" | grep -q '^verdict   fits$'; check "$?" 0 "table ends with the verdict"
+echo "$out" | grep -q '^CPU  *cpu '; check "$?" 0 "table has the CPU row"
+out=$("$cli" plan -m "$f" --ngl auto --json)
+check "$?" 0 "--ngl auto exits 0"
+echo "$out" | python3 -c 'import json,sys; o=json.load(sys.stdin); assert o["verdict"] in ("fits","partial")'
+check "$?" 0 "--ngl auto gives a verdict that fits"
+
+# Usage errors (exit 2) and failures (exit 1).
+"$cli" plan >/dev/null 2>&1; check "$?" 2 "no model: usage error"
+"$cli" plan -m "$f" --ngl lots >/dev/null 2>&1; check "$?" 2 "bad --ngl: usage error"
+"$cli" plan -m "$f" --kv-type q9 >/dev/null 2>&1; check "$?" 2 "bad --kv-type: usage error"
+"$cli" plan -m "$f" --remote a/b c >/dev/null 2>&1; check "$?" 2 "-m with --remote: usage error"
+"$cli" plan -m "$tmp/none.gguf" >/dev/null 2>"$tmp/err"; check "$?" 1 "missing file exits 1"
+"$cli" plan -m "$f" --ngl 1 --device "no such device 42" >/dev/null 2>"$tmp/err"
+check "$?" 1 "unknown device exits 1"
+grep -q "no such device 42" "$tmp/err"; check "$?" 0 "unknown device is named in the error"
+
+# devices
+"$cli" devices --json >"$tmp/dev.json"; check "$?" 0 "devices --json exits 0"
+python3 -c 'import json,sys; d=json.load(open(sys.argv[1]))["devices"]; assert d[0]["kind"]=="cpu" and d[0]["total"]>0' "$tmp/dev.json"
+check "$?" 0 "devices lists the CPU first with its RAM"
+"$cli" devices | grep -q '^cpu  *CPU '; check "$?" 0 "devices table lists the CPU"
+
+# --remote: header only, same plan as the local file.
+if [ -x "$build/tests/hub-server/hub-server" ]; then
+  server="$build/tests/hub-server/hub-server"
+else
+  server="$build/tests/engine/test-hub --serve"
+fi
+src="$models/synth-llama-F16.gguf"
+mkdir -p "$tmp/root/org/m-GGUF"
+ln -s "$src" "$tmp/root/org/m-GGUF/m-F16.gguf"
+$server "$tmp/root" --port-file "$tmp/port" >/dev/null 2>"$tmp/server.log" &
+spid=$!
+i=0; while [ ! -s "$tmp/port" ] && [ $i -lt 100 ]; do sleep 0.05; i=$((i+1)); done
+if [ -s "$tmp/port" ]; then
+  export HF_ENDPOINT=$(cat "$tmp/port") HF_HOME="$tmp/home"
+  unset HF_TOKEN HF_HUB_OFFLINE
+  "$cli" plan --remote org/m-GGUF m-F16.gguf -c 1024 -t 2 --json >"$tmp/remote.json" 2>"$tmp/err"
+  check "$?" 0 "plan --remote exits 0"
+  "$cli" plan -m "$src" -c 1024 -t 2 --json >"$tmp/local.json"
+  python3 "$tmp/same.py" "$tmp/remote.json" "$tmp/local.json"
+  check "$?" 0 "plan --remote == plan -m on the same file"
+  bytes=$(sed -n 's/^header bytes read: //p' "$tmp/err")
+  size=$(wc -c <"$src")
+  echo "header bytes read: $bytes of $size"
+  [ -n "$bytes" ] && [ "$bytes" -gt 0 ] && [ $((bytes * 8)) -lt "$size" ]
+  check "$?" 0 "--remote read only the header (less than 1/8 of the file)"
+  "$cli" plan --remote org/m-GGUF nope.gguf >/dev/null 2>&1; check "$?" 1 "--remote missing file exits 1"
+else
+  echo "FAIL: the hub server did not start"; cat "$tmp/server.log"; fail=1
+fi
+
+exit $fail
