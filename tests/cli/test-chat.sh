@@ -20,11 +20,11 @@ bad() { echo "FAIL: $1"; fail=1; }
 # The completion `run` gives for the prompt saved in file $1 (trailing newlines kept).
 run_on() {
   p="$(cat "$1"; printf x)"
-  "$cli" run -m "$model" --temp 0 -n 24 -t 2 -p "${p%x}" 2>/dev/null
+  "$cli" run -m "$model" --temp 0 -n 24 -t 1 -p "${p%x}" 2>/dev/null
 }
 
 chat() {
-  "$cli" chat -m "$model" --temp 0 -n 24 -t 2 "$@"
+  "$cli" chat -m "$model" --temp 0 -n 24 -t 1 "$@"
 }
 
 # Turn 1 alone, then turns 1 and 2: the output is the replies, one newline after each.
