@@ -7,6 +7,7 @@
 #include <stdio.h>
 
 #include "cli-util.h"
+#include "hub/hub-token.h"
 #include "hub/hub.h"
 
 static int run_files(int argc, char **argv);
@@ -118,6 +119,8 @@ run_files(int argc, char **argv)
   g_autofree char *rev = revision ? revision : g_strdup("main");
   g_autoptr(GError) error = NULL;
   wh_hub *hub = wh_hub_new(NULL, &error);
+  if (hub)
+    wh_hub_use_stored_token(hub, NULL); /* the keyring's token, if `login` stored one */
   g_autoptr(GPtrArray) files = hub ? wh_hub_list_files(hub, argv[1], rev, NULL, &error) : NULL;
   wh_hub_free(hub);
   if (!files)

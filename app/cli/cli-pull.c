@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "cli-util.h"
+#include "hub/hub-token.h"
 #include "hub/hub.h"
 #include "library/library.h"
 
@@ -118,6 +119,7 @@ run_pull(int argc, char **argv)
   wh_hub *hub = wh_hub_new(NULL, &error);
   if (!hub)
     return wh_cli_fail(cmd, error);
+  wh_hub_use_stored_token(hub, NULL); /* the keyring's token, if `login` stored one */
   pull_state s = {0};
   s.hub = hub;
   s.lib = wh_library_new(NULL);

@@ -6,6 +6,7 @@
 #include <stdio.h>
 
 #include "cli-util.h"
+#include "hub/hub-token.h"
 #include "hub/hub.h"
 
 static int run_search(int argc, char **argv);
@@ -96,6 +97,8 @@ run_search(int argc, char **argv)
   q.limit = (guint)limit;
   g_autoptr(GError) error = NULL;
   wh_hub *hub = wh_hub_new(NULL, &error);
+  if (hub)
+    wh_hub_use_stored_token(hub, NULL); /* the keyring's token, if `login` stored one */
   g_autoptr(wh_hub_search_result) r = hub ? wh_hub_search(hub, &q, NULL, &error) : NULL;
   wh_hub_free(hub);
   g_free(filter);

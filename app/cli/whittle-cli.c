@@ -68,6 +68,10 @@ WH_CLI_DECLARE(pull)
 #ifdef WH_CLI_HAVE_LIST
 WH_CLI_DECLARE(list)
 #endif
+#ifdef WH_CLI_HAVE_LOGIN
+WH_CLI_DECLARE(login)
+WH_CLI_DECLARE(logout)
+#endif
 
 static const wh_cli_command *const commands[] = {
 #ifdef WH_CLI_HAVE_SEARCH
@@ -81,6 +85,10 @@ static const wh_cli_command *const commands[] = {
 #endif
 #ifdef WH_CLI_HAVE_LIST
   &wh_cli_command_list,
+#endif
+#ifdef WH_CLI_HAVE_LOGIN
+  &wh_cli_command_login,
+  &wh_cli_command_logout,
 #endif
 #ifdef WH_CLI_HAVE_INSPECT
   &wh_cli_command_inspect,

@@ -7,6 +7,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "hub/hub-token.h"
 #include "hub/hub.h"
 #include "wh-test-util.h"
 
@@ -866,6 +867,148 @@ test_async(fixture *f, gconstpointer data)
   g_main_context_unref(ctx);
 }
 
+/* --- token storage ----------------------------------------------------------------------------
+ */
+
+static void
+test_token_fallback(void)
+{
+  g_autofree char *old = g_strdup(g_getenv("HF_TOKEN"));
+  g_autofree char *old_off = g_strdup(g_getenv("WH_NO_SECRET_SERVICE"));
+  g_unsetenv("HF_TOKEN");
+  g_unsetenv("HF_TOKEN_PATH");
+  g_setenv("WH_NO_SECRET_SERVICE", "1", TRUE);
+  g_autofree char *tmp = wh_test_make_tmpdir();
+  g_autofree char *home = g_build_filename(tmp, "hf", NULL);
+  g_autofree char *file = g_build_filename(home, "token", NULL);
+  const char *ep = "http://127.0.0.1:9/";
+  GError *error = NULL;
+
+  /* Malformed tokens are refused without quoting them. */
+  const char *bad[] = {"", "hf_a b", "hf_a\r\nX-Evil: 1", "hf_\xc3\xa9"};
+  for (guint i = 0; i < G_N_ELEMENTS(bad); i++) {
+    g_assert_false(wh_hub_token_validate(bad[i], &error));
+    g_assert_error(error, WH_HUB_ERROR, WH_HUB_ERROR_INVALID);
+    if (*bad[i])
+      g_assert_null(strstr(error->message, bad[i]));
+    g_clear_error(&error);
+  }
+  g_assert_true(wh_hub_token_validate("hf_AbC123", NULL));
+  g_assert_false(wh_hub_token_keyring_reachable());
+
+  /* Nothing anywhere: no token, and the notice says why. */
+  wh_hub_token_info *info = wh_hub_token_load(ep, home, NULL);
+  g_assert_null(info->token);
+  g_assert_cmpint(info->source, ==, WH_HUB_TOKEN_FROM_NONE);
+  g_assert_false(info->keyring_available);
+  g_assert_nonnull(strstr(info->notice, "no Secret Service is reachable"));
+  wh_hub_token_info_free(info);
+
+  /* Store without file fallback: refused, nothing written. */
+  wh_hub_token_source where = WH_HUB_TOKEN_FROM_KEYRING;
+  char *notice = NULL;
+  g_assert_false(wh_hub_token_store(ep, home, "hf_secret1", FALSE, &where, &notice, NULL, &error));
+  g_assert_error(error, WH_HUB_ERROR, WH_HUB_ERROR_IO);
+  g_assert_nonnull(strstr(error->message, "HF_TOKEN"));
+  g_assert_null(strstr(error->message, "hf_secret1"));
+  g_clear_error(&error);
+  g_assert_cmpint(where, ==, WH_HUB_TOKEN_FROM_NONE);
+  g_assert_false(g_file_test(file, G_FILE_TEST_EXISTS));
+
+  /* With the fallback: the token file, 0600, the notice names it and not the token. */
+  g_assert_true(wh_hub_token_store(ep, home, "hf_secret1", TRUE, &where, &notice, NULL, &error));
+  g_assert_no_error(error);
+  g_assert_cmpint(where, ==, WH_HUB_TOKEN_FROM_FILE);
+  g_assert_nonnull(strstr(notice, file));
+  g_assert_nonnull(strstr(notice, "no Secret Service"));
+  g_assert_null(strstr(notice, "hf_secret1"));
+  g_free(notice);
+  struct stat st;
+  g_assert_cmpint(stat(file, &st), ==, 0);
+  g_assert_cmpint(st.st_mode & 0777, ==, 0600);
+  g_autofree char *content = NULL;
+  g_assert_true(g_file_get_contents(file, &content, NULL, NULL));
+  g_assert_cmpstr(content, ==, "hf_secret1");
+
+  info = wh_hub_token_load(ep, home, NULL);
+  g_assert_cmpstr(info->token, ==, "hf_secret1");
+  g_assert_cmpint(info->source, ==, WH_HUB_TOKEN_FROM_FILE);
+  g_assert_nonnull(strstr(info->notice, file));
+  g_assert_null(strstr(info->notice, "hf_secret1"));
+  wh_hub_token_info_free(info);
+
+  /* HF_TOKEN comes before the file. */
+  g_setenv("HF_TOKEN", "hf_fromenv", TRUE);
+  info = wh_hub_token_load(ep, home, NULL);
+  g_assert_cmpstr(info->token, ==, "hf_fromenv");
+  g_assert_cmpint(info->source, ==, WH_HUB_TOKEN_FROM_ENV);
+  g_assert_nonnull(strstr(info->notice, "HF_TOKEN"));
+  wh_hub_token_info_free(info);
+
+  /* A hub created now uses HF_TOKEN; with no keyring it is kept. */
+  wh_hub_config cfg;
+  wh_hub_default_config(&cfg);
+  cfg.endpoint = ep;
+  cfg.home = home;
+  wh_hub *hub = wh_hub_new(&cfg, &error);
+  g_assert_cmpint(wh_hub_use_stored_token(hub, NULL), ==, WH_HUB_TOKEN_FROM_ENV);
+  g_assert_true(wh_hub_has_token(hub));
+  wh_hub_free(hub);
+
+  /* Clear removes the file and reminds that HF_TOKEN is still set. */
+  g_assert_true(wh_hub_token_clear(ep, home, TRUE, &notice, NULL, &error));
+  g_assert_false(g_file_test(file, G_FILE_TEST_EXISTS));
+  g_assert_nonnull(strstr(notice, "HF_TOKEN is still set"));
+  g_free(notice);
+  g_unsetenv("HF_TOKEN");
+  info = wh_hub_token_load(ep, home, NULL);
+  g_assert_null(info->token);
+  wh_hub_token_info_free(info);
+
+  if (old)
+    g_setenv("HF_TOKEN", old, TRUE);
+  if (old_off)
+    g_setenv("WH_NO_SECRET_SERVICE", old_off, TRUE);
+  else
+    g_unsetenv("WH_NO_SECRET_SERVICE");
+  wh_test_rmdir_r(tmp);
+}
+
+static void
+test_token_keyring(void)
+{
+  if (!wh_hub_token_keyring_reachable()) {
+    g_test_skip("no D-Bus session bus, so no Secret Service: the keyring path is not tested "
+                "(the fallback path is, in /hub/token-fallback)");
+    return;
+  }
+  g_autofree char *ep = g_strdup_printf("http://whittle-test-%08x.invalid", g_random_int());
+  g_autofree char *tmp = wh_test_make_tmpdir();
+  wh_hub_token_info *info = wh_hub_token_load(ep, tmp, NULL);
+  gboolean available = info->keyring_available;
+  wh_hub_token_info_free(info);
+  if (!available) {
+    g_test_skip("a session bus but no Secret Service daemon answers: the keyring path is not "
+                "tested");
+    wh_test_rmdir_r(tmp);
+    return;
+  }
+  GError *error = NULL;
+  wh_hub_token_source where = WH_HUB_TOKEN_FROM_NONE;
+  g_assert_true(wh_hub_token_store(ep, tmp, "hf_keyring1", FALSE, &where, NULL, NULL, &error));
+  g_assert_no_error(error);
+  g_assert_cmpint(where, ==, WH_HUB_TOKEN_FROM_KEYRING);
+  info = wh_hub_token_load(ep, tmp, NULL);
+  g_assert_cmpstr(info->token, ==, "hf_keyring1");
+  g_assert_cmpint(info->source, ==, WH_HUB_TOKEN_FROM_KEYRING);
+  wh_hub_token_info_free(info);
+  g_assert_true(wh_hub_token_clear(ep, tmp, FALSE, NULL, NULL, &error));
+  info = wh_hub_token_load(ep, tmp, NULL);
+  g_assert_cmpint(info->source, !=, WH_HUB_TOKEN_FROM_KEYRING);
+  wh_hub_token_info_free(info);
+  wh_test_rmdir_r(tmp);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -876,6 +1019,8 @@ main(int argc, char **argv)
   g_test_add_func("/hub/quant-labels", test_quant_labels);
   g_test_add_func("/hub/grouping", test_grouping);
   g_test_add_func("/hub/header-end", test_header_end);
+  g_test_add_func("/hub/token-fallback", test_token_fallback);
+  g_test_add_func("/hub/token-keyring", test_token_keyring);
 #define ADD(name, fn) g_test_add("/hub/" name, fixture, NULL, setup, fn, teardown)
   ADD("search", test_search);
   ADD("model-info", test_model_info);
