@@ -272,6 +272,11 @@ session_load(const char *path, const wh_session_params *params, wh_job *job, GEr
   }
   s->owns_model = TRUE;
   s->path = g_strdup(path);
+  if (!load_continue(&lp)) {
+    wh_session_unref(s);
+    g_set_error(error, G_IO_ERROR, G_IO_ERROR_CANCELLED, "Loading “%s” was cancelled", path);
+    return NULL;
+  }
   return s;
 }
 

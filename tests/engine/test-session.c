@@ -282,6 +282,30 @@ test_regenerate_edit(void)
   g_assert_error(error, WH_SESSION_ERROR, WH_SESSION_ERROR_INVALID);
   g_clear_error(&error);
 
+  /* Restoring a stored conversation (what the app does when switching branch): the system
+   * message becomes the system prompt and the reply answers the restored history. */
+  const wh_chat_message restored[] = {{"system", "Short stories only."},
+                                      {"user", "Tom had a red ball"},
+                                      {"assistant", "He threw it high."},
+                                      {"user", "Where did it land?"}};
+  g_assert_true(wh_session_set_messages(s, restored, G_N_ELEMENTS(restored), &error));
+  g_assert_cmpuint(wh_session_get_n_messages(s), ==, 3);
+  g_autofree char *sys = wh_session_dup_system_prompt(s);
+  g_assert_cmpstr(sys, ==, "Short stories only.");
+  g_autofree char *prompt3 = wh_session_render_prompt(s, &error);
+  g_assert_true(g_str_has_prefix(prompt3, "<|im_start|>system\nShort stories only.<|im_end|>\n"
+                                          "<|im_start|>user\nTom had a red ball<|im_end|>\n"
+                                          "<|im_start|>assistant\nHe threw it high.<|im_end|>\n"));
+  g_autofree char *r3 = turn(s, NULL, 20, NULL, &st);
+  g_autofree char *want3 = fresh_greedy(s, prompt3, 20, chatml_stops, NULL);
+  g_assert_cmpstr(r3, ==, want3);
+  const wh_chat_message misplaced[] = {{"user", "hi"}, {"system", "late"}};
+  g_assert_false(wh_session_set_messages(s, misplaced, 2, &error));
+  g_assert_error(error, WH_SESSION_ERROR, WH_SESSION_ERROR_INVALID);
+  g_clear_error(&error);
+  g_assert_cmpuint(wh_session_get_n_messages(s), ==, 4); /* unchanged */
+  g_assert_true(wh_session_truncate(s, 2, &error));      /* ends with a reply */
+
   /* Generating with nothing to answer. */
   g_assert_false(wh_session_generate(s, &gp, NULL, NULL, NULL, NULL, &error));
   g_assert_error(error, WH_SESSION_ERROR, WH_SESSION_ERROR_NO_PROMPT);
@@ -447,6 +471,16 @@ load_notify(wh_job *job, gpointer user_data)
     g_main_loop_quit(user_data);
 }
 
+static gboolean
+wait_gate(wh_job *job, gpointer user_data, GError **error)
+{
+  (void)job;
+  (void)error;
+  while (!g_atomic_int_get((gint *)user_data))
+    g_usleep(1000);
+  return TRUE;
+}
+
 /* Loading as a job; errors name the file. */
 static void
 test_load(void)
@@ -484,6 +518,22 @@ test_load(void)
   g_assert_null(wh_session_load_finish(job, &error));
   g_assert_error(error, G_IO_ERROR, G_IO_ERROR_NOT_FOUND);
   g_assert_nonnull(strstr(error->message, "/nonexistent/missing.gguf"));
+  g_clear_error(&error);
+  wh_job_unref(job);
+
+  /* Cancelled while it waits behind another compute job: no session, a cancelled error. */
+  gint gate = 0;
+  wh_job *blocker =
+      wh_job_queue_submit(q, WH_JOB_EVALUATE, "blocker", wait_gate, &gate, NULL, NULL, NULL);
+  job = wh_session_load_async(path, NULL, q, load_notify, loop);
+  wh_job_cancel(job);
+  g_atomic_int_set(&gate, 1);
+  g_main_loop_run(loop);
+  wh_job_wait(blocker);
+  wh_job_unref(blocker);
+  g_assert_cmpint(wh_job_get_state(job), ==, WH_JOB_CANCELLED);
+  g_assert_null(wh_session_load_finish(job, &error));
+  g_assert_error(error, G_IO_ERROR, G_IO_ERROR_CANCELLED);
   g_clear_error(&error);
   wh_job_unref(job);
 
