@@ -7,6 +7,7 @@
 #include "config.h"
 
 #include "model/model-private.h"
+#include "backend/vulkan/vk.h"
 
 #include <string.h>
 
@@ -45,19 +46,16 @@ wh_context_new(wh_model *model, const wh_context_params *params, GError **error)
   if (cp.n_threads <= 0)
     cp.n_threads = model->params.n_threads;
 
-  if (cp.n_gpu_layers > 0) {
-    g_set_error(error, WH_MODEL_ERROR, WH_MODEL_ERROR_CONTEXT,
-                "%u layers were asked for on a GPU, but this build has no GPU backend: "
-                "use 0 GPU layers (--ngl 0)",
-                cp.n_gpu_layers);
-    return NULL;
-  }
+  /* GPU layers the Vulkan backend cannot run stay on the CPU (the note says which, why) */
+  char *gpu_note = wh_vk_clamp_layers(model, &cp);
 
   wh_context *ctx = g_new0(wh_context, 1);
   ctx->model = model;
   ctx->params = cp;
+  ctx->gpu_note = gpu_note;
   ctx->backend = &wh_backend_cpu;
   if (!wh_model_compute_layout(&model->hp, &cp, &ctx->lay, error)) {
+    g_free(ctx->gpu_note);
     g_free(ctx);
     return NULL;
   }
@@ -78,6 +76,10 @@ wh_context_new(wh_model *model, const wh_context_params *params, GError **error)
   wh_model_rope_freqs(model, &cp, TRUE, ctx->rope_freq[1], &ctx->rope_mscale[1]);
 
   ctx->pool = wh_threadpool_new(cp.n_threads);
+  if (cp.n_gpu_layers > 0 && !wh_vk_context_init(ctx, error)) {
+    wh_context_free(ctx);
+    return NULL;
+  }
   return ctx;
 }
 
@@ -86,6 +88,8 @@ wh_context_free(wh_context *ctx)
 {
   if (!ctx)
     return;
+  wh_vk_context_free(ctx);
+  g_free(ctx->gpu_note);
   wh_threadpool_free(ctx->pool);
   g_aligned_free(ctx->kv);
   g_aligned_free(ctx->compute);
@@ -140,7 +144,8 @@ wh_context_shift(wh_context *ctx, guint32 n_keep, guint32 n_discard)
   if (n_discard == 0)
     return;
   const guint32 from = n_keep + n_discard, n_move = ctx->n_past - from;
-  for (guint32 il = 0; il < hp->n_layer; il++) {
+  const guint32 g0 = ctx->vk ? ctx->lay.split.first_gpu_layer : hp->n_layer;
+  for (guint32 il = 0; il < g0; il++) {
     memmove(wh_context_k_cell(ctx, il, n_keep), wh_context_k_cell(ctx, il, from),
             n_move * ctx->lay.kv_row_k[il]);
     memmove(wh_context_v_cell(ctx, il, n_keep), wh_context_v_cell(ctx, il, from),
@@ -148,6 +153,9 @@ wh_context_shift(wh_context *ctx, guint32 n_keep, guint32 n_discard)
   }
   memmove(ctx->tokens + n_keep, ctx->tokens + from, n_move * sizeof(gint32));
   wh_cpu_rope_shift(ctx, n_keep, n_keep + n_move, -(gint64)n_discard);
+  g_autoptr(GError) error = NULL;
+  if (ctx->vk && !wh_vk_context_shift(ctx, n_keep, from, n_move, -(gint64)n_discard, &error))
+    g_warning("context shift on the GPU failed: %s", error->message);
   ctx->n_past -= n_discard;
 }
 
@@ -204,9 +212,13 @@ wh_context_decode(wh_context *ctx, const gint32 *tokens, guint32 n, gboolean wan
         .pos0 = ctx->n_past,
         .first_logit = want_all_logits ? 0 : (last ? m - 1 : m),
     };
+    /* layers [0, g0) on the CPU, [g0, n_layer) (and maybe the output) on the GPU */
+    const guint32 g0 = ctx->vk ? ctx->lay.split.first_gpu_layer : hp->n_layer;
     ctx->backend->embed(ctx, &batch);
-    ctx->backend->layers(ctx, &batch, 0, hp->n_layer);
-    if (batch.first_logit < m)
+    ctx->backend->layers(ctx, &batch, 0, g0);
+    if (ctx->vk && !wh_vk_context_layers(ctx, &batch, g0, error))
+      return NULL;
+    if (batch.first_logit < m && !(ctx->vk && ctx->lay.split.gpu_output))
       ctx->backend->output(ctx, &batch);
     memcpy(ctx->tokens + ctx->n_past, tokens + off, m * sizeof(gint32));
     ctx->n_past += m;
@@ -242,4 +254,16 @@ wh_context_get_memory(const wh_context *ctx, wh_memory_plan *planned, wh_memory_
     *planned = ctx->lay.plan;
   if (allocated)
     *allocated = ctx->allocated;
+}
+
+const char *
+wh_context_get_gpu_note(const wh_context *ctx)
+{
+  return ctx->gpu_note;
+}
+
+const char *
+wh_context_get_gpu_device(const wh_context *ctx)
+{
+  return wh_vk_context_device_name(ctx);
 }

@@ -415,14 +415,17 @@ carve(guint64 *top, guint64 bytes)
 }
 
 /* The GPU device's compute scratch: the residual stream and every activation of a batch
- * (x, h, qkv, attention output, FFN tmp and gate/up) in F32, the attention scores of all
- * query heads of the batch over the whole cache (no tiling), and the cos/sin tables of both
- * RoPE configurations, each buffer 64-byte aligned. GPU backends allocate exactly this; a
- * backend that needs a different layout changes this function (and nothing else). */
+ * (x, h, qkv, attention output, FFN tmp and gate/up) in F32 in device memory (attention
+ * keeps a running softmax: no score buffer), then the host-visible I/O block: a 16-byte step
+ * block (position), the residual stream in/out and the cos/sin tables of both RoPE
+ * configurations; each buffer 64-byte aligned, both blocks start at 0. GPU backends allocate
+ * exactly this (engine/backend/vulkan/vk-forward.c, compute_layout()); a backend that needs
+ * a different layout changes this function (and nothing else). */
 static guint64
 gpu_compute_bytes(const wh_model_hparams *hp, const wh_context_params *cp,
                   const wh_model_layout *lay)
 {
+  (void)cp;
   const guint64 nb = lay->nb, d = hp->n_embd;
   guint64 top = 0;
   carve(&top, nb * d * 4);                                        /* x */
@@ -431,9 +434,11 @@ gpu_compute_bytes(const wh_model_hparams *hp, const wh_context_params *cp,
   carve(&top, nb * (guint64)hp->n_head_max * hp->head_dim_v * 4); /* attention output */
   carve(&top, nb * d * 4);                                        /* tmp */
   carve(&top, nb * lay->ff_width * 4);                            /* gate, up */
-  carve(&top, nb * (guint64)hp->n_head_max * cp->n_ctx * 4);      /* scores */
-  carve(&top, 2 * 2 * nb * lay->n_pairs * 4);                     /* RoPE cos/sin */
-  return top;
+  guint64 io = 0;
+  carve(&io, 16);                             /* step block */
+  carve(&io, nb * d * 4);                     /* x in/out */
+  carve(&io, 2 * 2 * nb * lay->n_pairs * 4); /* RoPE cos/sin */
+  return top + io;
 }
 
 gboolean

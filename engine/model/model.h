@@ -265,6 +265,12 @@ void wh_context_shift(wh_context *ctx, guint32 n_keep, guint32 n_discard);
 /* Planned and actually allocated bytes of this context (weights included). */
 void wh_context_get_memory(const wh_context *ctx, wh_memory_plan *planned,
                            wh_memory_plan *allocated);
+/* Why fewer layers than cp->n_gpu_layers asked for run on the GPU (no Vulkan backend in
+ * this build, a KV cache type or tensor type without a GPU kernel), or NULL when all of them
+ * do. wh_context_get_params()->n_gpu_layers is the number that runs there. Owned by @ctx. */
+const char *wh_context_get_gpu_note(const wh_context *ctx);
+/* The name of the GPU device that runs the offloaded layers, or "" when none. */
+const char *wh_context_get_gpu_device(const wh_context *ctx);
 /* The same per device (CPU and the GPU device, see the design note). Either may be NULL. */
 void wh_context_get_device_memory(const wh_context *ctx, wh_memory_plan_devices *planned,
                                   wh_memory_plan_devices *allocated);
