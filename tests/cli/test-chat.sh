@@ -75,6 +75,27 @@ st=$?
 if [ $st -eq 1 ] && grep -q "larger context" "$tmp/err6" && [ -s "$tmp/out6" ]; then
   ok "too long a message: clear error, chat goes on"; else bad "too long a message ($st)"; cat "$tmp/err6"; fi
 
+# Ctrl+C (SIGINT) while a reply streams stops that reply, not the program: the next line is
+# still read. synth-llama never stops on its own, so -n 0 lets it run to the context size.
+synth="$shared/reference/models/synth-llama-F16.gguf"
+if [ -f "$synth" ]; then
+  mkfifo "$tmp/in"
+  "$cli" chat -m "$synth" --temp 0 -n 0 -t 1 --stats <"$tmp/in" >"$tmp/out7" 2>"$tmp/err7" &
+  pid=$!
+  exec 3>"$tmp/in"
+  printf 'Hello\n' >&3
+  i=0
+  while [ ! -s "$tmp/out7" ] && [ $i -lt 600 ]; do sleep 0.1; i=$((i + 1)); done
+  kill -INT $pid
+  sleep 0.5
+  printf '/exit\n' >&3
+  exec 3>&-
+  wait $pid
+  st=$?
+  if [ $st -eq 0 ] && grep -q "reply stopped" "$tmp/err7" && grep -q "stop: cancelled" "$tmp/err7"; then
+    ok "SIGINT stops the reply, the chat goes on"; else bad "SIGINT ($st)"; cat "$tmp/err7"; fi
+fi
+
 # Errors: missing model (exit 1, names the path), missing -m (exit 2).
 "$cli" chat -m "$tmp/nonexistent.gguf" </dev/null >/dev/null 2>"$tmp/err"
 if [ $? -eq 1 ] && grep -q "nonexistent.gguf" "$tmp/err"; then ok "missing model exits 1"
