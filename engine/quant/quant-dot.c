@@ -845,31 +845,94 @@ unpack_nibbles32(const guint8 *p)
   return _mm256_set_m128i(hi, lo);
 }
 
+/* fp16 field at @p -> float with the F16C instruction (exact, same value as
+ * wh_quant_rd_fp16(), without the function call per block). */
+WH_AVX2 static inline float
+fp16_f16c(const guint8 *p)
+{
+  return _cvtsh_ss(wh_quant_rd16(p));
+}
+
+/* The 12 scale bytes of a Q4_K/Q5_K super-block -> bytes 0-7 = sc_j, bytes 8-15 = m_j, the
+ * same values as k_scale_min() (6 bits each), four at a time in 32-bit words: for j < 4 the low
+ * 6 bits of S[j] / S[j+4]; for j >= 4 a nibble of S[j+4] with the top 2 bits of S[j-4] / S[j].
+ * Built in a register (a store + reload would stall store forwarding). */
+WH_AVX2 static inline __m128i
+k_scales_unpack(const guint8 *S)
+{
+  const guint32 a = wh_quant_rd32(S), b = wh_quant_rd32(S + 4), c = wh_quant_rd32(S + 8);
+  return _mm_set_epi32(
+      (int)(((c >> 4) & 0x0f0f0f0fu) | (((b >> 6) & 0x03030303u) << 4)), (int)(b & 0x3f3f3f3fu),
+      (int)((c & 0x0f0f0f0fu) | (((a >> 6) & 0x03030303u) << 4)), (int)(a & 0x3f3f3f3fu));
+}
+
+/* sum_j m_j * (bsum_2j + bsum_2j+1) with the 8 mins as int16 in @m and the Q8_K block sums
+ * of @y: equals k_mins_dot(). Pair sums fit int16 (|bsum| <= 16 * 128). */
+WH_AVX2 static inline int
+k_mins_dot_avx2(__m128i m, const guint8 *y)
+{
+  __m128i b0 = _mm_loadu_si128((const __m128i *)(y + 260));
+  __m128i b1 = _mm_loadu_si128((const __m128i *)(y + 276));
+  __m128i p = _mm_madd_epi16(m, _mm_hadd_epi16(b0, b1));
+  p = _mm_add_epi32(p, _mm_shuffle_epi32(p, _MM_SHUFFLE(1, 0, 3, 2)));
+  p = _mm_add_epi32(p, _mm_shuffle_epi32(p, _MM_SHUFFLE(2, 3, 0, 1)));
+  return _mm_cvtsi128_si32(p);
+}
+
+/* Scale j of @sc16 (8 int16 broadcast to both 128-bit halves) in every int16 lane. */
+#define WH_SCALE16(sc16, j)                                                                        \
+  _mm256_shuffle_epi8((sc16), _mm256_set1_epi16((short)(0x0100 + 0x0202 * (j))))
+
 /* Q4_0 x Q8_0: per block, int8 products -> 8 int32 lanes -> float, scaled by d4*d8. */
 WH_AVX2 static float
 dot_q4_0_q8_0_avx2(const guint8 *x, const guint8 *y, gint64 nb)
 {
-  __m256 acc = _mm256_setzero_ps();
-  for (gint64 b = 0; b < nb; b++, x += 18, y += 34) {
-    __m256i qx = _mm256_sub_epi8(unpack_nibbles32(x + 2), _mm256_set1_epi8(8));
-    __m256i qy = _mm256_loadu_si256((const __m256i *)(y + 2));
-    __m256 d = _mm256_set1_ps(wh_quant_rd_fp16(x) * wh_quant_rd_fp16(y));
-    acc = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(dot_i8_i8(qx, qy)), acc);
+  /* two blocks per step into two accumulators: the fmadd chains overlap */
+  __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
+  const __m256i off = _mm256_set1_epi8(8);
+  gint64 b = 0;
+  for (; b + 2 <= nb; b += 2, x += 36, y += 68) {
+    __m256i qx0 = _mm256_sub_epi8(unpack_nibbles32(x + 2), off);
+    __m256i qx1 = _mm256_sub_epi8(unpack_nibbles32(x + 20), off);
+    __m256i qy0 = _mm256_loadu_si256((const __m256i *)(y + 2));
+    __m256i qy1 = _mm256_loadu_si256((const __m256i *)(y + 36));
+    __m256 d0 = _mm256_set1_ps(fp16_f16c(x) * fp16_f16c(y));
+    __m256 d1 = _mm256_set1_ps(fp16_f16c(x + 18) * fp16_f16c(y + 34));
+    acc0 = _mm256_fmadd_ps(d0, _mm256_cvtepi32_ps(dot_i8_i8(qx0, qy0)), acc0);
+    acc1 = _mm256_fmadd_ps(d1, _mm256_cvtepi32_ps(dot_i8_i8(qx1, qy1)), acc1);
   }
-  return hsum_ps(acc);
+  for (; b < nb; b++, x += 18, y += 34) {
+    __m256i qx = _mm256_sub_epi8(unpack_nibbles32(x + 2), off);
+    __m256i qy = _mm256_loadu_si256((const __m256i *)(y + 2));
+    __m256 d = _mm256_set1_ps(fp16_f16c(x) * fp16_f16c(y));
+    acc0 = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(dot_i8_i8(qx, qy)), acc0);
+  }
+  return hsum_ps(_mm256_add_ps(acc0, acc1));
 }
 
 WH_AVX2 static float
 dot_q8_0_q8_0_avx2(const guint8 *x, const guint8 *y, gint64 nb)
 {
-  __m256 acc = _mm256_setzero_ps();
-  for (gint64 b = 0; b < nb; b++, x += 34, y += 34) {
+  /* two blocks per step into two accumulators: the fmadd chains overlap */
+  __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
+  gint64 b = 0;
+  for (; b + 2 <= nb; b += 2, x += 68, y += 68) {
+    __m256i qx0 = _mm256_loadu_si256((const __m256i *)(x + 2));
+    __m256i qx1 = _mm256_loadu_si256((const __m256i *)(x + 36));
+    __m256i qy0 = _mm256_loadu_si256((const __m256i *)(y + 2));
+    __m256i qy1 = _mm256_loadu_si256((const __m256i *)(y + 36));
+    __m256 d0 = _mm256_set1_ps(fp16_f16c(x) * fp16_f16c(y));
+    __m256 d1 = _mm256_set1_ps(fp16_f16c(x + 34) * fp16_f16c(y + 34));
+    acc0 = _mm256_fmadd_ps(d0, _mm256_cvtepi32_ps(dot_i8_i8(qx0, qy0)), acc0);
+    acc1 = _mm256_fmadd_ps(d1, _mm256_cvtepi32_ps(dot_i8_i8(qx1, qy1)), acc1);
+  }
+  for (; b < nb; b++, x += 34, y += 34) {
     __m256i qx = _mm256_loadu_si256((const __m256i *)(x + 2));
     __m256i qy = _mm256_loadu_si256((const __m256i *)(y + 2));
-    __m256 d = _mm256_set1_ps(wh_quant_rd_fp16(x) * wh_quant_rd_fp16(y));
-    acc = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(dot_i8_i8(qx, qy)), acc);
+    __m256 d = _mm256_set1_ps(fp16_f16c(x) * fp16_f16c(y));
+    acc0 = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(dot_i8_i8(qx, qy)), acc0);
   }
-  return hsum_ps(acc);
+  return hsum_ps(_mm256_add_ps(acc0, acc1));
 }
 
 /* Q4_K x Q8_K: per super-block, 4 chunks of 64 elements = 32 bytes of qs (low nibbles:
@@ -883,21 +946,24 @@ dot_q4_k_q8_k_avx2(const guint8 *x, const guint8 *y, gint64 nb)
   for (gint64 b = 0; b < nb; b++, x += 144, y += Q8K_BYTES) {
     const guint8 *qs = x + 16;
     const guint8 *q8 = y + 4;
+    const __m128i scm = k_scales_unpack(x + 4);
+    const __m256i sc16 = _mm256_broadcastsi128_si256(_mm_cvtepu8_epi16(scm));
     __m256i acc = _mm256_setzero_si256();
     for (int c = 0; c < 4; c++) {
-      int sc0, sc1, m;
-      k_scale_min(x + 4, 2 * c, &sc0, &m);
-      k_scale_min(x + 4, 2 * c + 1, &sc1, &m);
       __m256i q = _mm256_loadu_si256((const __m256i *)(qs + 32 * c));
       __m256i lo = _mm256_and_si256(q, m4);
       __m256i hi = _mm256_and_si256(_mm256_srli_epi16(q, 4), m4);
       __m256i y0 = _mm256_loadu_si256((const __m256i *)(q8 + 64 * c));
       __m256i y1 = _mm256_loadu_si256((const __m256i *)(q8 + 64 * c + 32));
-      __m256i p0 = _mm256_madd_epi16(_mm256_maddubs_epi16(lo, y0), _mm256_set1_epi16((short)sc0));
-      __m256i p1 = _mm256_madd_epi16(_mm256_maddubs_epi16(hi, y1), _mm256_set1_epi16((short)sc1));
+      __m256i p0 = _mm256_madd_epi16(_mm256_maddubs_epi16(lo, y0), WH_SCALE16(sc16, 2 * c));
+      __m256i p1 = _mm256_madd_epi16(_mm256_maddubs_epi16(hi, y1), WH_SCALE16(sc16, 2 * c + 1));
       acc = _mm256_add_epi32(acc, _mm256_add_epi32(p0, p1));
     }
-    sumf += k_affine_epilogue(x, y, hsum_epi32(acc), k_mins_dot(x + 4, y));
+    /* k_affine_epilogue() with the F16C conversion: same operations, same rounding */
+    const float dy = rd_f32(y);
+    sumf += dy * fp16_f16c(x) * (float)hsum_epi32(acc) -
+            dy * fp16_f16c(x + 2) *
+                (float)k_mins_dot_avx2(_mm_cvtepu8_epi16(_mm_srli_si128(scm, 8)), y);
   }
   return sumf;
 }
@@ -913,10 +979,13 @@ dot_q6_k_q8_k_avx2(const guint8 *x, const guint8 *y, gint64 nb)
   const __m256i m4 = _mm256_set1_epi8(15), m2 = _mm256_set1_epi8(3);
   for (gint64 b = 0; b < nb; b++, x += 210, y += Q8K_BYTES) {
     const guint8 *ql = x, *qh = x + 128;
-    const gint8 *scales = (const gint8 *)(x + 192);
     const guint8 *q8 = y + 4;
+    /* the 16 int8 scales as int16: sub-blocks 0-7 and 8-15, each broadcast to both halves */
+    const __m128i sc8 = _mm_loadu_si128((const __m128i *)(x + 192));
+    const __m128i sclo = _mm_cvtepi8_epi16(sc8), schi = _mm_cvtepi8_epi16(_mm_srli_si128(sc8, 8));
     __m256i acc = _mm256_setzero_si256();
     for (int h = 0; h < 2; h++) {
+      const __m256i sc16 = _mm256_broadcastsi128_si256(h ? schi : sclo);
       __m256i vqh = _mm256_loadu_si256((const __m256i *)(qh + 32 * h));
       __m256i ql0 = _mm256_loadu_si256((const __m256i *)(ql + 64 * h));
       __m256i ql1 = _mm256_loadu_si256((const __m256i *)(ql + 64 * h + 32));
@@ -924,33 +993,25 @@ dot_q6_k_q8_k_avx2(const guint8 *x, const guint8 *y, gint64 nb)
         __m256i src = (t & 1) ? ql1 : ql0;
         __m256i low =
             (t & 2) ? _mm256_and_si256(_mm256_srli_epi16(src, 4), m4) : _mm256_and_si256(src, m4);
-        __m256i high;
-        switch (t) {
-        case 0:
-          high = _mm256_and_si256(vqh, m2);
-          break;
-        case 1:
-          high = _mm256_and_si256(_mm256_srli_epi16(vqh, 2), m2);
-          break;
-        case 2:
-          high = _mm256_and_si256(_mm256_srli_epi16(vqh, 4), m2);
-          break;
-        default:
-          high = _mm256_and_si256(_mm256_srli_epi16(vqh, 6), m2);
-          break;
-        }
-        __m256i u = _mm256_or_si256(low, _mm256_slli_epi16(high, 4));
+        /* bits 2t, 2t+1 of qh moved to bits 4, 5 */
+        __m256i high = _mm256_and_si256(t < 2 ? _mm256_slli_epi16(vqh, 4 - 2 * t)
+                                              : _mm256_srli_epi16(vqh, 2 * t - 4),
+                                        _mm256_slli_epi16(m2, 4));
+        __m256i u = _mm256_or_si256(low, high);
         __m256i vy = _mm256_loadu_si256((const __m256i *)(q8 + 128 * h + 32 * t));
-        int k = 8 * h + 2 * t;
-        __m256i sc = _mm256_set_m128i(_mm_set1_epi16(scales[k + 1]), _mm_set1_epi16(scales[k]));
+        /* sub-blocks 2t (low 128 bits) and 2t+1 (high) of this half */
+        __m256i sc =
+            _mm256_permute2x128_si256(WH_SCALE16(sc16, 2 * t), WH_SCALE16(sc16, 2 * t + 1), 0x30);
         acc = _mm256_add_epi32(acc, _mm256_madd_epi16(_mm256_maddubs_epi16(u, vy), sc));
       }
     }
-    int offset = 0;
-    for (int k = 0; k < 16; k++)
-      offset += scales[k] * q8k_bsum(y, k);
-    int sumi = hsum_epi32(acc) - 32 * offset;
-    sumf += wh_quant_rd_fp16(x + 208) * rd_f32(y) * (float)sumi;
+    /* offset = sum_k scale_k * bsum_k */
+    __m128i o = _mm_add_epi32(_mm_madd_epi16(sclo, _mm_loadu_si128((const __m128i *)(y + 260))),
+                              _mm_madd_epi16(schi, _mm_loadu_si128((const __m128i *)(y + 276))));
+    o = _mm_add_epi32(o, _mm_shuffle_epi32(o, _MM_SHUFFLE(1, 0, 3, 2)));
+    o = _mm_add_epi32(o, _mm_shuffle_epi32(o, _MM_SHUFFLE(2, 3, 0, 1)));
+    int sumi = hsum_epi32(acc) - 32 * _mm_cvtsi128_si32(o);
+    sumf += fp16_f16c(x + 208) * rd_f32(y) * (float)sumi;
   }
   return sumf;
 }
