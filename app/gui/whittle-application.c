@@ -4,6 +4,7 @@
 #include <glib/gi18n.h>
 
 #include "whittle-application.h"
+#include "whittle-downloads.h"
 #include "whittle-preferences-window.h"
 #include "whittle-window.h"
 
@@ -15,6 +16,8 @@ struct _WhittleApplication {
   GListStore *jobs;      /* WhittleJobItem, newest first */
   GHashTable *job_items; /* wh_job* → WhittleJobItem* (borrowed from jobs) */
   guint n_active;
+  wh_hub *hub;                 /* NULL when HF_ENDPOINT is unusable */
+  WhittleDownloads *downloads; /* NULL without a hub */
 };
 
 G_DEFINE_FINAL_TYPE(WhittleApplication, whittle_application, ADW_TYPE_APPLICATION)
@@ -91,6 +94,26 @@ whittle_application_clear_finished_jobs(WhittleApplication *self)
     }
   }
   recount_active(self);
+}
+
+void
+whittle_application_forget_job(WhittleApplication *self, wh_job *job)
+{
+  g_return_if_fail(WHITTLE_IS_APPLICATION(self));
+  WhittleJobItem *item = g_hash_table_lookup(self->job_items, job);
+  guint pos;
+  if (item == NULL)
+    return;
+  if (g_list_store_find(self->jobs, item, &pos))
+    g_list_store_remove(self->jobs, pos); /* drops the last reference after the lookup */
+  g_hash_table_remove(self->job_items, job);
+  recount_active(self);
+}
+
+static void
+forget_job(wh_job *job, gpointer user_data)
+{
+  whittle_application_forget_job(user_data, job);
 }
 
 typedef struct {
@@ -254,6 +277,17 @@ whittle_application_startup(GApplication *app)
 
   self->queue = wh_job_queue_new(NULL, 0);
   wh_job_queue_set_observer(self->queue, on_job_changed, self);
+
+  /* One hub client for the app (thread-safe); downloads continue from the last run. */
+  g_autoptr(GError) error = NULL;
+  self->hub = wh_hub_new(NULL, &error);
+  if (self->hub == NULL) {
+    g_warning("Hugging Face is not available: %s", error->message);
+  } else {
+    self->downloads =
+        whittle_downloads_new(self->settings, self->hub, self->queue, forget_job, self);
+    whittle_downloads_restore(self->downloads);
+  }
 }
 
 static void
@@ -265,6 +299,9 @@ whittle_application_shutdown(GApplication *app)
     wh_job_queue_set_observer(self->queue, NULL, NULL);
     g_clear_pointer(&self->queue, wh_job_queue_free);
   }
+  /* After the queue: no job of theirs runs or notifies any more. */
+  g_clear_object(&self->downloads);
+  g_clear_pointer(&self->hub, wh_hub_free);
   G_APPLICATION_CLASS(whittle_application_parent_class)->shutdown(app);
 }
 
@@ -311,6 +348,8 @@ whittle_application_dispose(GObject *object)
     wh_job_queue_set_observer(self->queue, NULL, NULL);
     g_clear_pointer(&self->queue, wh_job_queue_free);
   }
+  g_clear_object(&self->downloads);
+  g_clear_pointer(&self->hub, wh_hub_free);
   g_clear_pointer(&self->job_items, g_hash_table_unref);
   g_clear_object(&self->jobs);
   g_clear_object(&self->settings);
@@ -397,4 +436,18 @@ whittle_application_get_n_active(WhittleApplication *self)
 {
   g_return_val_if_fail(WHITTLE_IS_APPLICATION(self), 0);
   return self->n_active;
+}
+
+wh_hub *
+whittle_application_get_hub(WhittleApplication *self)
+{
+  g_return_val_if_fail(WHITTLE_IS_APPLICATION(self), NULL);
+  return self->hub;
+}
+
+WhittleDownloads *
+whittle_application_get_downloads(WhittleApplication *self)
+{
+  g_return_val_if_fail(WHITTLE_IS_APPLICATION(self), NULL);
+  return self->downloads;
 }

@@ -22,7 +22,9 @@
 
 #include <adwaita.h>
 
+#include "hub/hub.h"
 #include "jobs/jobs.h"
+#include "whittle-downloads.h"
 #include "whittle-job-item.h"
 
 G_BEGIN_DECLS
@@ -48,6 +50,14 @@ GListModel *whittle_application_get_jobs(WhittleApplication *self);
 
 /* Number of jobs queued or running ("n-active" property). */
 guint whittle_application_get_n_active(WhittleApplication *self);
+
+/* The app's Hugging Face client (thread-safe, owned by the app) and its downloads, from
+ * startup to shutdown; NULL when $HF_ENDPOINT is not a usable URL. */
+wh_hub *whittle_application_get_hub(WhittleApplication *self);
+WhittleDownloads *whittle_application_get_downloads(WhittleApplication *self);
+
+/* Removes @job's item from the jobs model (a download replaced it with a new job). */
+void whittle_application_forget_job(WhittleApplication *self, wh_job *job);
 
 /* Removes the finished jobs from the jobs model. */
 void whittle_application_clear_finished_jobs(WhittleApplication *self);
