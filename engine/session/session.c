@@ -863,9 +863,11 @@ compute_n_keep(wh_session *s, const convo *c)
 
 /* --- generation ---------------------------------------------------------------------------- */
 
-/* Where a turn's text goes: the sync caller's callback, or the async job's pending buffer. */
+/* Where a turn's text goes: the sync caller's callback, or the async job's pending buffer;
+ * progress (may be NULL) hears of each prefill chunk and each generated token. */
 typedef struct {
   void (*emit)(gpointer data, const char *text, gsize len);
+  void (*progress)(gpointer data, guint64 done, guint64 total, const char *status);
   gpointer data;
   GCancellable *cancellable;
 } turn_sink;
@@ -1043,6 +1045,8 @@ run_turn(wh_session *s, const wh_session_generate_params *gp, char **stops, turn
       logits = wh_context_decode(s->ctx, p + i, n, FALSE, &e);
     }
     i += n;
+    if (sink->progress)
+      sink->progress(sink->data, i - keep, ids->len - keep, "Reading the prompt");
   }
   gint64 t_prompt = g_get_monotonic_time();
   st->prompt_seconds = (t_prompt - t0) / 1e6;
@@ -1086,6 +1090,9 @@ run_turn(wh_session *s, const wh_session_generate_params *gp, char **stops, turn
         emitted = safe;
       }
     }
+    if (sink->progress)
+      sink->progress(sink->data, st->generated_tokens, max_tokens,
+                     st->generated_tokens == 1 ? "Writing the reply" : NULL);
     if (done || st->generated_tokens >= max_tokens)
       break;
     if (!check_cancel(sink->cancellable, &e)) {
@@ -1195,7 +1202,7 @@ wh_session_generate(wh_session *s, const wh_session_generate_params *params,
     return FALSE;
   char **stops = build_stops(s, params->stop);
   sync_sink ss = {s, on_text, user_data};
-  turn_sink sink = {sync_emit, &ss, cancellable};
+  turn_sink sink = {sync_emit, NULL, &ss, cancellable};
   gboolean ok = run_turn(s, params, stops, &sink, stats, error);
   g_strfreev(stops);
   release(s);
@@ -1223,7 +1230,6 @@ typedef struct {
   GDestroyNotify destroy;
   GMutex lock;
   GString *pending; /* text produced by the worker, not yet delivered */
-  guint64 n_emitted;
   gboolean done_called;
 } gen_job;
 
@@ -1253,9 +1259,16 @@ async_emit(gpointer data, const char *text, gsize len)
   gen_emit_ctx *ec = data;
   g_mutex_lock(&ec->g->lock);
   g_string_append_len(ec->g->pending, text, (gssize)len);
-  guint64 n = ++ec->g->n_emitted;
   g_mutex_unlock(&ec->g->lock);
-  wh_job_set_progress(ec->job, n, 0, NULL);
+}
+
+/* Job progress: prompt tokens read, then reply tokens of max_tokens; each report also makes
+ * the main context drain the pending text. */
+static void
+async_progress(gpointer data, guint64 done, guint64 total, const char *status)
+{
+  gen_emit_ctx *ec = data;
+  wh_job_set_progress(ec->job, done, total, status);
 }
 
 static gboolean
@@ -1263,7 +1276,7 @@ gen_job_run(wh_job *job, gpointer user_data, GError **error)
 {
   gen_job *g = user_data;
   gen_emit_ctx ec = {g, job};
-  turn_sink sink = {async_emit, &ec, wh_job_get_cancellable(job)};
+  turn_sink sink = {async_emit, async_progress, &ec, wh_job_get_cancellable(job)};
   wh_session_stats *st = g_new0(wh_session_stats, 1);
   gboolean ok = run_turn(g->session, &g->params, g->stops, &sink, st, error);
   wh_job_set_result(job, st, g_free);
