@@ -67,6 +67,16 @@ toks(const loaded *l)
   return (const gint32 *)l->ids->data;
 }
 
+/* Default parameters on one thread: these models are tiny, and one thread beats the pool's
+ * barriers on a busy machine (results do not depend on the thread count). */
+static wh_eval_params
+test_params(void)
+{
+  wh_eval_params p = wh_eval_default_params();
+  p.n_threads = 1;
+  return p;
+}
+
 typedef struct {
   guint32 calls, last_done, n_chunks;
   guint32 stop_after; /* 0 = never */
@@ -97,7 +107,7 @@ test_perplexity_stories(void)
   loaded l;
   if (!load(STORIES, EVAL_TXT, &l))
     return;
-  wh_eval_params p = wh_eval_default_params();
+  wh_eval_params p = test_params();
   p.n_ctx = 128;
   progress_log log = {0};
   p.progress = on_progress;
@@ -125,7 +135,7 @@ test_perplexity_errors(void)
   loaded l;
   if (!load(STORIES, EVAL_TXT, &l))
     return;
-  wh_eval_params p = wh_eval_default_params();
+  wh_eval_params p = test_params();
   wh_eval_result r;
   g_autoptr(GError) error = NULL;
   /* too little text for one chunk */
@@ -148,7 +158,7 @@ test_perplexity_errors(void)
 static wh_eval_result
 save_logits(const loaded *l, guint32 n_ctx, guint32 n_chunks, const char *path)
 {
-  wh_eval_params p = wh_eval_default_params();
+  wh_eval_params p = test_params();
   p.n_ctx = n_ctx;
   p.max_chunks = n_chunks;
   p.save_logits_path = path;
@@ -186,8 +196,8 @@ test_kld_self(void)
   g_assert_cmpuint(wh_eval_logits_rows_per_chunk(base), ==, 63);
   g_assert_cmpmem(wh_eval_logits_tokens(base), 24 * 128 * 4, toks(&l), 24 * 128 * 4);
 
-  wh_eval_params p = wh_eval_default_params();
-  p.base = base; /* n_ctx taken from the file; the text is longer than the base: 24 chunks */
+  wh_eval_params p = test_params();
+  p.base = base;   /* n_ctx taken from the file; the text is longer than the base: 24 chunks */
   wh_eval_result r;
   g_assert_true(wh_eval_perplexity(l.model, toks(&l), l.ids->len, l.bos, &p, &r, &error));
   g_assert_no_error(error);
@@ -253,7 +263,7 @@ test_kld_quantized(void)
   g_autoptr(GError) error = NULL;
   wh_eval_logits *base = wh_eval_logits_open(path, &error);
   g_assert_no_error(error);
-  wh_eval_params p = wh_eval_default_params();
+  wh_eval_params p = test_params();
   p.base = base;
   wh_eval_result r;
   g_assert_true(wh_eval_perplexity(q.model, toks(&q), q.ids->len, q.bos, &p, &r, &error));
@@ -263,6 +273,7 @@ test_kld_quantized(void)
   /* direct: fresh context per chunk, BOS first, KL(f32 || q4_0) over rows 64..126 */
   wh_context_params cp = wh_context_default_params();
   cp.n_ctx = cp.n_batch = N;
+  cp.n_threads = 1;
   wh_context *cf = wh_context_new(f32.model, &cp, &error);
   g_assert_no_error(error);
   wh_context *cq = wh_context_new(q.model, &cp, &error);
@@ -367,7 +378,7 @@ test_logits_format(void)
   g_assert_error(error, WH_EVAL_ERROR, WH_EVAL_ERROR_IO);
   g_clear_error(&error);
   /* an unwritable target leaves nothing behind and says so */
-  wh_eval_params p = wh_eval_default_params();
+  wh_eval_params p = test_params();
   p.n_ctx = 16;
   p.max_chunks = 1;
   p.save_logits_path = "/nonexistent/dir/x.logits";
@@ -430,7 +441,7 @@ test_imatrix_synth(void)
   }
   g_autofree char *dir = wh_test_make_tmpdir();
   g_autofree char *path = g_build_filename(dir, "synth.imatrix.gguf", NULL);
-  wh_eval_params p = wh_eval_default_params();
+  wh_eval_params p = test_params();
   p.n_ctx = 128;
   const char *datasets[] = {"calib.txt", NULL};
   wh_eval_result r;
