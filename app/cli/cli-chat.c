@@ -295,7 +295,7 @@ run_chat(int argc, char **argv)
               "slash)\n",
               line);
     } else {
-      const char *text = line[0] == '/' ? line + 1 : line;
+      g_autofree char *text = g_utf8_make_valid(line[0] == '/' ? line + 1 : line, -1);
       guint n_before = wh_session_get_n_messages(s);
       ok = wh_session_add_message(s, WH_SESSION_ROLE_USER, text, &error) &&
            reply(s, q, mc, &gp, FALSE, stats, save_prompt, &error);

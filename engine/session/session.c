@@ -925,6 +925,20 @@ build_stops(wh_session *s, const char *const *user)
   return (char **)g_ptr_array_free(a, FALSE);
 }
 
+/* Replaces what the detokenizer appended after @from by valid UTF-8: byte tokens that form
+ * no character (random or confused models emit them) become U+FFFD. The detokenizer holds
+ * back an unfinished character, so a valid one is never split between two calls. */
+static void
+sanitize_tail(GString *s, gsize from)
+{
+  if (g_utf8_validate(s->str + from, (gssize)(s->len - from), NULL))
+    return;
+  char *valid = g_utf8_make_valid(s->str + from, (gssize)(s->len - from));
+  g_string_truncate(s, from);
+  g_string_append(s, valid);
+  g_free(valid);
+}
+
 static gboolean
 check_cancel(GCancellable *c, GError **error)
 {
@@ -1078,6 +1092,7 @@ run_turn(wh_session *s, const wh_session_generate_params *gp, char **stops, turn
     st->generated_tokens++;
     gsize before = reply->len;
     wh_detokenizer_push(detok, next, reply);
+    sanitize_tail(reply, before);
     gssize at = stop_find(reply->str, reply->len, stops, before);
     if (at >= 0) {
       g_string_truncate(reply, (gsize)at);
@@ -1107,7 +1122,9 @@ run_turn(wh_session *s, const wh_session_generate_params *gp, char **stops, turn
     }
   }
   if (reason != WH_SESSION_STOP_STRING) {
+    gsize before = reply->len;
     wh_detokenizer_flush(detok, reply);
+    sanitize_tail(reply, before);
     /* A stop-string prefix held back at the end is reply text after all. */
     gssize at = stop_find(reply->str, reply->len, stops, emitted);
     if (at >= 0) {

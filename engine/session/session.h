@@ -14,8 +14,9 @@
  *    keeps the longest common token prefix already in the KV cache (wh_context_truncate()), so
  *    only the new tokens are prefilled. The logits, hence a greedy reply, are those of a fresh
  *    context fed the whole rendered conversation (stats.reused_tokens says how many were kept).
- *  - Streaming text never cuts a UTF-8 character and never shows a stop string or a prefix of
- *    one that later turns into a stop string.
+ *  - Streaming text and stored replies are valid UTF-8: a character is never cut, and byte
+ *    tokens that form no character show as U+FFFD. A stop string, or a prefix of one that later
+ *    turns into a stop string, is never shown.
  *  - A reply ends at an end-of-generation token (EOS/EOT/... from the vocabulary metadata), a
  *    stop string (the caller's, plus the end-of-turn marker of a built-in format), max_tokens,
  *    or cancellation. It is stored in the history in every case; a cancelled one keeps the text

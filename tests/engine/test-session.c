@@ -243,6 +243,22 @@ test_template_gemma2(void)
   g_assert_cmpstr(r2, ==, want2);
 }
 
+/* A random model emits byte tokens that form no character: the streamed text and the stored
+ * reply are still valid UTF-8 (collect_text checks every piece). */
+static void
+test_utf8_random_model(void)
+{
+  g_autoptr(wh_session) s = open_session("reference/models/synth-llama-F16.gguf", NULL, 512);
+  if (!s)
+    return;
+  wh_session_stats st;
+  g_autofree char *r = turn(s, "Tell me a story about a cat.", 160, NULL, &st);
+  g_assert_true(g_utf8_validate(r, -1, NULL));
+  g_assert_cmpuint(st.generated_tokens, >, 0);
+  g_autofree char *r2 = turn(s, "And then?", 160, NULL, &st);
+  g_assert_true(g_utf8_validate(r2, -1, NULL));
+}
+
 /* Regenerate gives the same greedy reply, reusing the whole prompt; edit truncates. */
 static void
 test_regenerate_edit(void)
@@ -600,6 +616,7 @@ main(int argc, char **argv)
   g_test_add_func("/session/prefix-reuse", test_prefix_reuse_stories);
   g_test_add_func("/session/template-gemma2", test_template_gemma2);
   g_test_add_func("/session/regenerate-edit", test_regenerate_edit);
+  g_test_add_func("/session/utf8-random-model", test_utf8_random_model);
   g_test_add_func("/session/stop-strings", test_stop_strings);
   g_test_add_func("/session/async-cancel", test_async_cancel);
   g_test_add_func("/session/load", test_load);
