@@ -25,11 +25,11 @@
  *    window (they stay in the history; the window then starts at a user message) until the
  *    prompt leaves a quarter of the context for the reply; during a reply, the cache is shifted
  *    (half of what follows the system prompt's tokens is dropped) and generation goes on.
- *  - Sampling is reproducible: generation number k of a session (counting from 0) uses seed
- *    `seed + k` when the seed is fixed, so the first reply equals `whittle-cli run` with the same
- *    seed on the same rendered prompt.
- * Does not: store conversations (the app keeps them, with branches, in SQLite: it restores a
- * branch with wh_session_set_messages()), render Markdown, or pick devices (planner).
+ *  - Sampling is reproducible: generation number k since the last
+ *    wh_session_set_sampler_params() (counting from 0) uses seed `seed + k` when it is fixed, so
+ * the first reply equals `whittle-cli run` with the same seed on the same rendered prompt. Does
+ * not: store conversations (the app keeps them, with branches, in SQLite: it restores a branch with
+ * wh_session_set_messages()), render Markdown, or pick devices (planner).
  *
  * Thread-safety: a session belongs to one thread (the owner, usually the main thread). While a
  * generation runs (async: from wh_session_generate_async() until its done callback; sync: the
@@ -248,12 +248,12 @@ typedef void (*wh_session_text_func)(wh_session *session, const char *text, gsiz
                                      gpointer user_data);
 
 /* Answers the last user message, synchronously on the calling thread (@on_text, may be NULL,
- * runs there too). The reply is appended to the history whatever the outcome. Returns TRUE
- * when the reply ended normally (EOG, stop string, max tokens); FALSE with
- * G_IO_ERROR_CANCELLED when @cancellable fired (the partial reply is kept), or with the error
- * that stopped it (WH_SESSION_ERROR_BUSY / NO_PROMPT / CONTEXT_FULL before anything is
- * generated; a model error during it). @stats (may be NULL) is filled in every case where a
- * turn started. */
+ * runs there too). Once the prompt fits, the reply is appended to the history whatever the
+ * outcome (cancelled and failed ones too, with what was generated). Returns TRUE when the reply
+ * ended normally (EOG, stop string, max tokens); FALSE with G_IO_ERROR_CANCELLED when
+ * @cancellable fired (the partial reply is kept), or with the error that stopped it
+ * (WH_SESSION_ERROR_BUSY / NO_PROMPT / CONTEXT_FULL: nothing appended; a model error during
+ * the reply). @stats (may be NULL) is filled as far as the turn got. */
 gboolean wh_session_generate(wh_session *session, const wh_session_generate_params *params,
                              wh_session_text_func on_text, gpointer user_data,
                              GCancellable *cancellable, wh_session_stats *stats, GError **error);
