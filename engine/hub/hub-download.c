@@ -230,6 +230,8 @@ do_head(wh_hub *hub, SoupSession *session, const char *resolve_url, const char *
     }
     gboolean retry = b ? wh_hub_status_is_retriable(st) : wh_hub_error_is_retriable(local);
     if (!retry || failures + 1 >= hub->max_retries) {
+      if (wh_hub_set_tls_error(local, hub->endpoint, error))
+        return FALSE;
       if (local)
         g_set_error(error, WH_HUB_ERROR, WH_HUB_ERROR_NETWORK, "cannot reach %s: %s", hub->endpoint,
                     local->message);
@@ -574,7 +576,10 @@ worker_main(gpointer data)
                         t->filename, failures + 1, e ? e->message : "unknown error");
       else if (e && e->domain == WH_HUB_ERROR)
         f = g_error_copy(e);
-      else
+      else if (e && e->domain == G_TLS_ERROR) {
+        g_autofree char *url = msg ? g_uri_to_string(soup_message_get_uri(msg)) : NULL;
+        wh_hub_set_tls_error(e, url, &f);
+      } else
         f = g_error_new(WH_HUB_ERROR, WH_HUB_ERROR_NETWORK, "downloading %s failed: %s",
                         t->filename, e ? e->message : "unknown error");
       g_clear_object(&msg);

@@ -40,6 +40,10 @@ void wh_hub_set_status_error(wh_hub *hub, SoupMessage *msg, const char *what, GE
 gboolean wh_hub_status_is_retriable(guint status);
 /* TRUE for GErrors worth retrying: timeouts, connection resets, closed connections. */
 gboolean wh_hub_error_is_retriable(const GError *error);
+/* When @local is a TLS failure (untrusted or invalid certificate, handshake refused), sets
+ * WH_HUB_ERROR_TLS on @error with a message naming @url's host and returns TRUE. Such an error
+ * is never retried: no token or byte is exchanged with that server. */
+gboolean wh_hub_set_tls_error(const GError *local, const char *url, GError **error);
 
 /* Sleeps the backoff for retry number @attempt (0-based), or Retry-After from @msg (may be
  * NULL) when given, capped by the hub's retry_max. FALSE when cancelled meanwhile. */

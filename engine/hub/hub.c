@@ -389,6 +389,28 @@ wh_hub_error_is_retriable(const GError *e)
   return FALSE;
 }
 
+gboolean
+wh_hub_set_tls_error(const GError *local, const char *url, GError **error)
+{
+  if (!local || local->domain != G_TLS_ERROR)
+    return FALSE;
+  g_autoptr(GUri) u = url ? g_uri_parse(url, G_URI_FLAGS_NONE, NULL) : NULL;
+  const char *host = u && g_uri_get_host(u) ? g_uri_get_host(u) : "the server";
+  if (local->code == G_TLS_ERROR_BAD_CERTIFICATE || local->code == G_TLS_ERROR_HANDSHAKE ||
+      local->code == G_TLS_ERROR_CERTIFICATE_REQUIRED)
+    g_set_error(error, WH_HUB_ERROR, WH_HUB_ERROR_TLS,
+                "TLS certificate not trusted: %s did not prove who it is (%s). Nothing was sent "
+                "or saved. Check the date and time of this computer and the HF_ENDPOINT "
+                "address; a private hub needs its certificate authority installed on this "
+                "system",
+                host, local->message);
+  else
+    g_set_error(error, WH_HUB_ERROR, WH_HUB_ERROR_TLS,
+                "the secure (TLS) connection to %s failed: %s. Nothing was sent or saved", host,
+                local->message);
+  return TRUE;
+}
+
 static double
 retry_after_seconds(SoupMessage *msg)
 {
@@ -551,6 +573,8 @@ wh_hub_get(wh_hub *hub, SoupSession *session, const char *url_in, const char *wh
     if (!retry || failures + 1 >= hub->max_retries) {
       if (local && local->domain == WH_HUB_ERROR)
         g_propagate_error(error, g_steal_pointer(&local));
+      else if (wh_hub_set_tls_error(local, url, error))
+        return NULL;
       else if (local)
         g_set_error(error, WH_HUB_ERROR, WH_HUB_ERROR_NETWORK, "cannot reach %s: %s%s",
                     hub->endpoint, local->message,

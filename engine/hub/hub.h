@@ -52,6 +52,7 @@ typedef enum {
   WH_HUB_ERROR_NO_SPACE,  /* not enough disk space */
   WH_HUB_ERROR_IO,        /* local file system error */
   WH_HUB_ERROR_CANCELLED, /* the caller cancelled */
+  WH_HUB_ERROR_TLS,       /* the server's TLS certificate is not trusted (nothing was sent) */
 } wh_hub_error;
 
 /* --- configuration ---------------------------------------------------------------------- */

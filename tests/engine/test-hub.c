@@ -1009,6 +1009,178 @@ test_token_keyring(void)
   wh_test_rmdir_r(tmp);
 }
 
+/* --- TLS: a server whose certificate nobody vouches for -------------------------------------
+ */
+
+typedef struct {
+  GTlsCertificate *cert;
+  GMainContext *ctx;
+  GMainLoop *loop;
+  GMutex lock;
+  GCond ready;
+  gboolean started;
+  guint port;
+  gint requests; /* HTTP requests that got through (must stay 0) */
+} tls_server;
+
+static void
+tls_handler(SoupServer *server, SoupServerMessage *msg, const char *path, GHashTable *query,
+            gpointer data)
+{
+  tls_server *t = data;
+  g_atomic_int_inc(&t->requests);
+  soup_server_message_set_status(msg, 200, NULL);
+  soup_server_message_set_response(msg, "application/json", SOUP_MEMORY_STATIC, "{}", 2);
+}
+
+static gpointer
+tls_thread(gpointer data)
+{
+  tls_server *t = data;
+  g_main_context_push_thread_default(t->ctx);
+  SoupServer *srv = soup_server_new("tls-certificate", t->cert, NULL);
+  soup_server_add_handler(srv, NULL, tls_handler, t, NULL);
+  g_autoptr(GError) error = NULL;
+  if (soup_server_listen_local(srv, 0, SOUP_SERVER_LISTEN_HTTPS | SOUP_SERVER_LISTEN_IPV4_ONLY,
+                               &error)) {
+    GSList *uris = soup_server_get_uris(srv);
+    if (uris)
+      t->port = (guint)g_uri_get_port(uris->data);
+    g_slist_free_full(uris, (GDestroyNotify)g_uri_unref);
+  }
+  g_mutex_lock(&t->lock);
+  t->started = TRUE;
+  g_cond_signal(&t->ready);
+  g_mutex_unlock(&t->lock);
+  if (t->port)
+    g_main_loop_run(t->loop);
+  soup_server_disconnect(srv);
+  g_object_unref(srv);
+  g_main_context_pop_thread_default(t->ctx);
+  return NULL;
+}
+
+static gboolean
+no_regular_files(const char *dir)
+{
+  GDir *d = g_dir_open(dir, 0, NULL);
+  if (!d)
+    return TRUE;
+  gboolean none = TRUE;
+  const char *n;
+  while (none && (n = g_dir_read_name(d))) {
+    g_autofree char *p = g_build_filename(dir, n, NULL);
+    if (g_file_test(p, G_FILE_TEST_IS_DIR) && !g_file_test(p, G_FILE_TEST_IS_SYMLINK))
+      none = no_regular_files(p);
+    else
+      none = FALSE;
+  }
+  g_dir_close(d);
+  return none;
+}
+
+static void
+test_tls_untrusted(void)
+{
+  g_autofree char *openssl = g_find_program_in_path("openssl");
+  if (!openssl) {
+    g_test_skip("openssl is not installed: cannot make a self-signed certificate");
+    return;
+  }
+  g_autofree char *tmp = wh_test_make_tmpdir();
+  g_autofree char *key = g_build_filename(tmp, "key.pem", NULL);
+  g_autofree char *crt = g_build_filename(tmp, "cert.pem", NULL);
+  const char *argv[] = {openssl,
+                        "req",
+                        "-x509",
+                        "-newkey",
+                        "ec",
+                        "-pkeyopt",
+                        "ec_paramgen_curve:prime256v1",
+                        "-nodes",
+                        "-keyout",
+                        key,
+                        "-out",
+                        crt,
+                        "-days",
+                        "1",
+                        "-subj",
+                        "/CN=127.0.0.1",
+                        "-addext",
+                        "subjectAltName=IP:127.0.0.1",
+                        NULL};
+  gint status = 0;
+  g_autoptr(GError) error = NULL;
+  if (!g_spawn_sync(NULL, (char **)argv, NULL,
+                    G_SPAWN_STDOUT_TO_DEV_NULL | G_SPAWN_STDERR_TO_DEV_NULL, NULL, NULL, NULL, NULL,
+                    &status, &error) ||
+      !g_spawn_check_wait_status(status, NULL)) {
+    g_test_skip("openssl could not make a self-signed certificate");
+    wh_test_rmdir_r(tmp);
+    return;
+  }
+  tls_server t = {0};
+  t.cert = g_tls_certificate_new_from_files(crt, key, &error);
+  if (!t.cert) {
+    g_autofree char *msg = g_strdup_printf("no TLS backend (glib-networking): %s", error->message);
+    g_test_skip(msg);
+    wh_test_rmdir_r(tmp);
+    return;
+  }
+  g_mutex_init(&t.lock);
+  g_cond_init(&t.ready);
+  t.ctx = g_main_context_new();
+  t.loop = g_main_loop_new(t.ctx, FALSE);
+  GThread *th = g_thread_new("tls-server", tls_thread, &t);
+  g_mutex_lock(&t.lock);
+  while (!t.started)
+    g_cond_wait(&t.ready, &t.lock);
+  g_mutex_unlock(&t.lock);
+  g_assert_cmpuint(t.port, >, 0);
+
+  g_autofree char *url = g_strdup_printf("https://127.0.0.1:%u", t.port);
+  g_autofree char *home = g_build_filename(tmp, "hf", NULL);
+  wh_hub_config cfg;
+  wh_hub_default_config(&cfg);
+  cfg.endpoint = url;
+  cfg.home = home;
+  cfg.token = "hf_mustnotleak";
+  cfg.offline = 0;
+  cfg.retry_base_seconds = 0.01;
+  wh_hub *hub = wh_hub_new(&cfg, &error);
+  g_assert_no_error(error);
+  gint64 t0 = g_get_monotonic_time();
+  wh_hub_model_info *mi = wh_hub_model_info_get(hub, "org/model-GGUF", NULL, NULL, &error);
+  g_assert_null(mi);
+  g_assert_error(error, WH_HUB_ERROR, WH_HUB_ERROR_TLS);
+  g_assert_nonnull(strstr(error->message, "TLS certificate not trusted"));
+  g_assert_nonnull(strstr(error->message, "127.0.0.1"));
+  g_assert_null(strstr(error->message, "hf_mustnotleak"));
+  g_clear_error(&error);
+  wh_hub_download_result *r =
+      wh_hub_download(hub, "org/model-GGUF", "model-Q4_K_M.gguf", NULL, NULL, &error);
+  g_assert_null(r);
+  g_assert_error(error, WH_HUB_ERROR, WH_HUB_ERROR_TLS);
+  g_assert_nonnull(strstr(error->message, "TLS certificate not trusted"));
+  g_clear_error(&error);
+  /* Not retried (a certificate does not get better by waiting), nothing reached the server's
+   * HTTP layer, nothing was written. */
+  g_assert_cmpfloat((g_get_monotonic_time() - t0) / 1e6, <, 20.0);
+  g_assert_cmpint(g_atomic_int_get(&t.requests), ==, 0);
+  g_assert_true(no_regular_files(home));
+  wh_hub_free(hub);
+
+  g_main_loop_quit(t.loop);
+  g_main_context_wakeup(t.ctx);
+  g_thread_join(th);
+  g_main_loop_unref(t.loop);
+  g_main_context_unref(t.ctx);
+  g_object_unref(t.cert);
+  g_mutex_clear(&t.lock);
+  g_cond_clear(&t.ready);
+  wh_test_rmdir_r(tmp);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -1021,6 +1193,7 @@ main(int argc, char **argv)
   g_test_add_func("/hub/header-end", test_header_end);
   g_test_add_func("/hub/token-fallback", test_token_fallback);
   g_test_add_func("/hub/token-keyring", test_token_keyring);
+  g_test_add_func("/hub/tls-untrusted", test_tls_untrusted);
 #define ADD(name, fn) g_test_add("/hub/" name, fixture, NULL, setup, fn, teardown)
   ADD("search", test_search);
   ADD("model-info", test_model_info);
