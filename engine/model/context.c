@@ -7,6 +7,7 @@
 #include "config.h"
 
 #include "model/model-private.h"
+#include "backend/cuda/cuda.h"
 #include "backend/vulkan/vk.h"
 
 #include <string.h>
@@ -46,8 +47,10 @@ wh_context_new(wh_model *model, const wh_context_params *params, GError **error)
   if (cp.n_threads <= 0)
     cp.n_threads = model->params.n_threads;
 
-  /* GPU layers the Vulkan backend cannot run stay on the CPU (the note says which, why) */
-  char *gpu_note = wh_vk_clamp_layers(model, &cp);
+  /* GPU layers the backend cannot run stay on the CPU (the note says which, why); device
+   * "cuda" / "cuda:N" picks the CUDA backend, anything else Vulkan */
+  const gboolean cuda = wh_cuda_device_requested(cp.device);
+  char *gpu_note = cuda ? wh_cuda_context_prepare(model, &cp) : wh_vk_clamp_layers(model, &cp);
 
   wh_context *ctx = g_new0(wh_context, 1);
   ctx->model = model;
@@ -76,7 +79,8 @@ wh_context_new(wh_model *model, const wh_context_params *params, GError **error)
   wh_model_rope_freqs(model, &cp, TRUE, ctx->rope_freq[1], &ctx->rope_mscale[1]);
 
   ctx->pool = wh_threadpool_new(cp.n_threads);
-  if (cp.n_gpu_layers > 0 && !wh_vk_context_init(ctx, error)) {
+  if (cp.n_gpu_layers > 0 &&
+      !(cuda ? wh_cuda_context_init(ctx, error) : wh_vk_context_init(ctx, error))) {
     wh_context_free(ctx);
     return NULL;
   }
@@ -89,6 +93,7 @@ wh_context_free(wh_context *ctx)
   if (!ctx)
     return;
   wh_vk_context_free(ctx);
+  wh_cuda_context_free(ctx);
   g_free(ctx->gpu_note);
   wh_threadpool_free(ctx->pool);
   g_aligned_free(ctx->kv);
@@ -144,7 +149,7 @@ wh_context_shift(wh_context *ctx, guint32 n_keep, guint32 n_discard)
   if (n_discard == 0)
     return;
   const guint32 from = n_keep + n_discard, n_move = ctx->n_past - from;
-  const guint32 g0 = ctx->vk ? ctx->lay.split.first_gpu_layer : hp->n_layer;
+  const guint32 g0 = ctx->vk || ctx->cuda ? ctx->lay.split.first_gpu_layer : hp->n_layer;
   for (guint32 il = 0; il < g0; il++) {
     memmove(wh_context_k_cell(ctx, il, n_keep), wh_context_k_cell(ctx, il, from),
             n_move * ctx->lay.kv_row_k[il]);
@@ -156,6 +161,8 @@ wh_context_shift(wh_context *ctx, guint32 n_keep, guint32 n_discard)
   g_autoptr(GError) error = NULL;
   if (ctx->vk && !wh_vk_context_shift(ctx, n_keep, from, n_move, -(gint64)n_discard, &error))
     g_warning("context shift on the GPU failed: %s", error->message);
+  if (ctx->cuda && !wh_cuda_context_shift(ctx, n_keep, from, n_move, -(gint64)n_discard, &error))
+    g_warning("context shift on the CUDA device failed: %s", error->message);
   ctx->n_past -= n_discard;
 }
 
@@ -213,12 +220,14 @@ wh_context_decode(wh_context *ctx, const gint32 *tokens, guint32 n, gboolean wan
         .first_logit = want_all_logits ? 0 : (last ? m - 1 : m),
     };
     /* layers [0, g0) on the CPU, [g0, n_layer) (and maybe the output) on the GPU */
-    const guint32 g0 = ctx->vk ? ctx->lay.split.first_gpu_layer : hp->n_layer;
+    const guint32 g0 = ctx->vk || ctx->cuda ? ctx->lay.split.first_gpu_layer : hp->n_layer;
     ctx->backend->embed(ctx, &batch);
     ctx->backend->layers(ctx, &batch, 0, g0);
     if (ctx->vk && !wh_vk_context_layers(ctx, &batch, g0, error))
       return NULL;
-    if (batch.first_logit < m && !(ctx->vk && ctx->lay.split.gpu_output))
+    if (ctx->cuda && !wh_cuda_context_layers(ctx, &batch, g0, error))
+      return NULL;
+    if (batch.first_logit < m && !((ctx->vk || ctx->cuda) && ctx->lay.split.gpu_output))
       ctx->backend->output(ctx, &batch);
     memcpy(ctx->tokens + ctx->n_past, tokens + off, m * sizeof(gint32));
     ctx->n_past += m;
@@ -265,5 +274,5 @@ wh_context_get_gpu_note(const wh_context *ctx)
 const char *
 wh_context_get_gpu_device(const wh_context *ctx)
 {
-  return wh_vk_context_device_name(ctx);
+  return ctx->cuda ? wh_cuda_context_device_name(ctx) : wh_vk_context_device_name(ctx);
 }

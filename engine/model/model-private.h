@@ -84,6 +84,7 @@ struct wh_context {
   wh_memory_plan allocated;     /* CPU side */
   wh_memory_plan allocated_gpu; /* recorded by the GPU backend (all zero without one) */
   struct wh_vk_ctx *vk;         /* Vulkan backend state with GPU layers, else NULL */
+  struct wh_cuda_forward *cuda; /* CUDA backend state with GPU layers (device "cuda[:N]") */
   char *gpu_note;               /* why fewer GPU layers than asked for run there, or NULL */
 
   wh_matmul_observer mm_observer; /* NULL unless set (wh_context_set_matmul_observer()) */
