@@ -5,6 +5,7 @@
 
 #include "whittle-application.h"
 #include "whittle-downloads.h"
+#include "hub/hub-token.h"
 #include "whittle-preferences-window.h"
 #include "whittle-window.h"
 
@@ -16,8 +17,10 @@ struct _WhittleApplication {
   GListStore *jobs;      /* WhittleJobItem, newest first */
   GHashTable *job_items; /* wh_job* → WhittleJobItem* (borrowed from jobs) */
   guint n_active;
-  wh_hub *hub;                 /* NULL when HF_ENDPOINT is unusable */
+  wh_hub *hub; /* NULL when HF_ENDPOINT is unusable */
+  wh_library *library;
   WhittleDownloads *downloads; /* NULL without a hub */
+  char **library_folders;      /* as last applied to the library */
 };
 
 G_DEFINE_FINAL_TYPE(WhittleApplication, whittle_application, ADW_TYPE_APPLICATION)
@@ -114,6 +117,45 @@ static void
 forget_job(wh_job *job, gpointer user_data)
 {
   whittle_application_forget_job(user_data, job);
+}
+
+/* Keeps the library's user folders equal to the preferences. */
+static void
+sync_library_folders(WhittleApplication *self)
+{
+  g_auto(GStrv) folders = g_settings_get_strv(self->settings, "library-folders");
+  for (guint i = 0; folders[i]; i++)
+    wh_library_add_folder(self->library, folders[i]);
+  g_auto(GStrv) old = g_strdupv(self->library_folders);
+  for (guint i = 0; old && old[i]; i++)
+    if (!g_strv_contains((const char *const *)folders, old[i]))
+      wh_library_remove_folder(self->library, old[i]);
+  g_strfreev(self->library_folders);
+  self->library_folders = g_strdupv(folders);
+}
+
+/* The token: the Secret Service is asked in a thread (D-Bus may be slow); the hub keeps
+ * what wh_hub_new() found (HF_TOKEN, token file) until then. Not a user job: no row in the
+ * jobs popover. The app holds a reference until the thread is done, so the hub outlives it. */
+static void
+load_token_thread(GTask *task, gpointer source, gpointer task_data, GCancellable *cancellable)
+{
+  WhittleApplication *self = source;
+  wh_hub_use_stored_token(self->hub, cancellable);
+  g_task_return_boolean(task, TRUE);
+}
+
+void
+whittle_application_reload_token(WhittleApplication *self)
+{
+  g_return_if_fail(WHITTLE_IS_APPLICATION(self));
+  if (self->hub == NULL)
+    return;
+  g_autoptr(GTask) task = g_task_new(self, NULL, NULL, NULL);
+  g_task_set_source_tag(task, whittle_application_reload_token);
+  g_application_hold(G_APPLICATION(self)); /* released when the task is done */
+  g_task_run_in_thread(task, load_token_thread);
+  g_signal_connect_swapped(task, "notify::completed", G_CALLBACK(g_application_release), self);
 }
 
 typedef struct {
@@ -278,15 +320,26 @@ whittle_application_startup(GApplication *app)
   self->queue = wh_job_queue_new(NULL, 0);
   wh_job_queue_set_observer(self->queue, on_job_changed, self);
 
+  /* The library of local models, with the folders of the preferences. */
+  wh_library_params lp;
+  wh_library_default_params(&lp);
+  g_auto(GStrv) folders = g_settings_get_strv(self->settings, "library-folders");
+  lp.folders = (const char *const *)folders;
+  self->library = wh_library_new(&lp);
+  self->library_folders = g_strdupv(folders);
+  g_signal_connect_swapped(self->settings, "changed::library-folders",
+                           G_CALLBACK(sync_library_folders), self);
+
   /* One hub client for the app (thread-safe); downloads continue from the last run. */
   g_autoptr(GError) error = NULL;
   self->hub = wh_hub_new(NULL, &error);
   if (self->hub == NULL) {
     g_warning("Hugging Face is not available: %s", error->message);
   } else {
-    self->downloads =
-        whittle_downloads_new(self->settings, self->hub, self->queue, forget_job, self);
+    self->downloads = whittle_downloads_new(self->settings, self->hub, self->library, self->queue,
+                                            forget_job, self);
     whittle_downloads_restore(self->downloads);
+    whittle_application_reload_token(self);
   }
 }
 
@@ -302,6 +355,7 @@ whittle_application_shutdown(GApplication *app)
   /* After the queue: no job of theirs runs or notifies any more. */
   g_clear_object(&self->downloads);
   g_clear_pointer(&self->hub, wh_hub_free);
+  g_clear_pointer(&self->library, wh_library_free);
   G_APPLICATION_CLASS(whittle_application_parent_class)->shutdown(app);
 }
 
@@ -350,6 +404,8 @@ whittle_application_dispose(GObject *object)
   }
   g_clear_object(&self->downloads);
   g_clear_pointer(&self->hub, wh_hub_free);
+  g_clear_pointer(&self->library, wh_library_free);
+  g_clear_pointer(&self->library_folders, g_strfreev);
   g_clear_pointer(&self->job_items, g_hash_table_unref);
   g_clear_object(&self->jobs);
   g_clear_object(&self->settings);
@@ -450,4 +506,11 @@ whittle_application_get_downloads(WhittleApplication *self)
 {
   g_return_val_if_fail(WHITTLE_IS_APPLICATION(self), NULL);
   return self->downloads;
+}
+
+wh_library *
+whittle_application_get_library(WhittleApplication *self)
+{
+  g_return_val_if_fail(WHITTLE_IS_APPLICATION(self), NULL);
+  return self->library;
 }

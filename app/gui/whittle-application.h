@@ -56,6 +56,14 @@ guint whittle_application_get_n_active(WhittleApplication *self);
 wh_hub *whittle_application_get_hub(WhittleApplication *self);
 WhittleDownloads *whittle_application_get_downloads(WhittleApplication *self);
 
+/* The library of local models (thread-safe, owned by the app; its user folders follow the
+ * "library-folders" setting), from startup to shutdown. */
+wh_library *whittle_application_get_library(WhittleApplication *self);
+
+/* Asks the Secret Service for the Hugging Face token again (in a job) and hands it to the
+ * hub; after the token was stored or removed in the preferences. */
+void whittle_application_reload_token(WhittleApplication *self);
+
 /* Removes @job's item from the jobs model (a download replaced it with a new job). */
 void whittle_application_forget_job(WhittleApplication *self, wh_job *job);
 

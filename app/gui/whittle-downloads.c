@@ -2,6 +2,7 @@
 #include "config.h"
 
 #include <glib/gi18n.h>
+#include <string.h>
 
 #include "whittle-downloads.h"
 
@@ -19,6 +20,7 @@ struct _WhittleDownloads {
 
   GSettings *settings;
   wh_hub *hub;
+  wh_library *library;
   wh_job_queue *queue;
   WhittleDownloadsForgetFunc forget;
   gpointer forget_data;
@@ -123,16 +125,71 @@ on_job_notify(wh_job *job, gpointer user_data)
   g_signal_emit(self, signals[CHANGED], 0, job);
 }
 
+typedef struct {
+  wh_hub *hub;
+  wh_library *library;
+  char *repo_id, *revision, *filename;
+  wh_job *job; /* borrowed: set while the job function runs */
+} DownloadArgs;
+
+static void
+download_args_free(DownloadArgs *a)
+{
+  g_free(a->repo_id);
+  g_free(a->revision);
+  g_free(a->filename);
+  g_free(a);
+}
+
+static void
+on_download_progress(guint64 done, guint64 total, const char *status, gpointer user_data)
+{
+  DownloadArgs *a = user_data;
+  wh_job_set_progress(a->job, done, total, status);
+}
+
+/* The job: the hub download (resumes partial files), then the record in the library's
+ * index of Whittle's own downloads (so the Library may delete it later). */
+static gboolean
+run_download(wh_job *job, gpointer user_data, GError **error)
+{
+  DownloadArgs *a = user_data;
+  wh_hub_download_params params;
+  wh_hub_download_default_params(&params);
+  params.revision = a->revision;
+  params.progress = on_download_progress;
+  params.progress_data = a;
+  a->job = job;
+  wh_hub_download_result *r =
+      wh_hub_download(a->hub, a->repo_id, a->filename, &params, wh_job_get_cancellable(job), error);
+  if (r == NULL)
+    return FALSE;
+  wh_job_set_result(job, r, (GDestroyNotify)wh_hub_download_result_free);
+  if (a->library) {
+    g_autoptr(GError) local = NULL;
+    if (!wh_library_record_download(a->library, a->repo_id, r->commit, a->filename, r->path,
+                                    &local))
+      g_warning("The download of %s could not be recorded: %s", a->filename, local->message);
+  }
+  return TRUE;
+}
+
 static void
 submit(WhittleDownloads *self, Entry *e)
 {
-  wh_hub_download_params params;
-  wh_hub_download_default_params(&params);
-  params.revision = e->revision;
+  DownloadArgs *a = g_new0(DownloadArgs, 1);
+  a->hub = self->hub;
+  a->library = self->library;
+  a->repo_id = g_strdup(e->repo_id);
+  a->revision = g_strdup(e->revision);
+  a->filename = g_strdup(e->filename);
+  const char *base = strrchr(e->filename, '/');
+  /* Translators: a job title, %s is a file name */
+  g_autofree char *title = g_strdup_printf(_("Downloading %s"), base ? base + 1 : e->filename);
 
   wh_job *old = e->job;
-  e->job = wh_hub_download_async(self->hub, self->queue, e->repo_id, e->filename, &params,
-                                 on_job_notify, self);
+  e->job = wh_job_queue_submit(self->queue, WH_JOB_DOWNLOAD, title, run_download, a,
+                               (GDestroyNotify)download_args_free, on_job_notify, self);
   e->state = WHITTLE_DOWNLOAD_RUNNING;
   e->pausing = FALSE;
   if (old) {
@@ -294,13 +351,14 @@ whittle_downloads_init(WhittleDownloads *self)
 }
 
 WhittleDownloads *
-whittle_downloads_new(GSettings *settings, wh_hub *hub, wh_job_queue *queue,
+whittle_downloads_new(GSettings *settings, wh_hub *hub, wh_library *library, wh_job_queue *queue,
                       WhittleDownloadsForgetFunc forget, gpointer forget_data)
 {
   g_return_val_if_fail(hub != NULL && queue != NULL, NULL);
   WhittleDownloads *self = g_object_new(WHITTLE_TYPE_DOWNLOADS, NULL);
   self->settings = settings ? g_object_ref(settings) : NULL;
   self->hub = hub;
+  self->library = library;
   self->queue = queue;
   self->forget = forget;
   self->forget_data = forget_data;

@@ -3,10 +3,10 @@
  * Design note
  * -----------
  * Owns: one entry per file being downloaded from the hub (repo, revision, file name), the
- * job that currently runs it on the app's job queue (wh_hub_download_async: the jobs popover
- * shows it like any job), and the list of unfinished downloads in GSettings ("downloads",
- * a(sss): repo, revision, file), so they continue when the app starts again.
- * Promises:
+ * job that currently runs it on the app's job queue (wh_hub_download, then the record in the
+ * library's index of Whittle's downloads; the jobs popover shows it like any job), and the list of
+ * unfinished downloads in GSettings ("downloads", a(sss): repo, revision, file), so they continue
+ * when the app starts again. Promises:
  *  - Pausing cancels the job and keeps the partial file (the hub continues it where it
  *    stopped); resuming and retrying submit a new job for the same file and drop the old
  *    job's row from the jobs list. Cancelling forgets the download (the partial file stays
@@ -25,6 +25,7 @@
 
 #include "hub/hub.h"
 #include "jobs/jobs.h"
+#include "library/library.h"
 
 G_BEGIN_DECLS
 
@@ -39,12 +40,14 @@ typedef enum {
 #define WHITTLE_TYPE_DOWNLOADS (whittle_downloads_get_type())
 G_DECLARE_FINAL_TYPE(WhittleDownloads, whittle_downloads, WHITTLE, DOWNLOADS, GObject)
 
-/* @settings (may be NULL: nothing persisted), @hub and @queue are borrowed and must outlive
+/* @settings (may be NULL: nothing persisted), @hub, @library (may be NULL: downloads are not
+ * recorded as Whittle's own) and @queue are borrowed and must outlive
  * the object's jobs (the app frees the queue first). @forget (may be NULL) is called with a
  * job whose row should leave the jobs list (it was replaced by a new job). */
 typedef void (*WhittleDownloadsForgetFunc)(wh_job *job, gpointer user_data);
-WhittleDownloads *whittle_downloads_new(GSettings *settings, wh_hub *hub, wh_job_queue *queue,
-                                        WhittleDownloadsForgetFunc forget, gpointer forget_data);
+WhittleDownloads *whittle_downloads_new(GSettings *settings, wh_hub *hub, wh_library *library,
+                                        wh_job_queue *queue, WhittleDownloadsForgetFunc forget,
+                                        gpointer forget_data);
 
 /* Starts (or, when it is already in the list and not running, resumes) the download of
  * @filename of @repo_id at @revision (NULL: main). Returns the job (borrowed). */

@@ -3,6 +3,7 @@
 
 #include <glib/gi18n.h>
 
+#include "whittle-application.h"
 #include "whittle-job-row.h"
 
 struct _WhittleJobRow {
@@ -14,6 +15,9 @@ struct _WhittleJobRow {
   GtkImage *state_icon;
   GtkLabel *title_label;
   GtkButton *cancel_button;
+  GtkButton *pause_button;
+  GtkButton *resume_button;
+  GtkButton *fix_button;
   GtkProgressBar *progress_bar;
   GtkLabel *progress_label;
   GtkLabel *error_label;
@@ -40,6 +44,136 @@ icon_for(WhittleJobItem *item)
              : "system-run-symbolic";
 }
 
+static WhittleDownloads *
+get_downloads(void)
+{
+  GApplication *app = g_application_get_default();
+  return WHITTLE_IS_APPLICATION(app) ? whittle_application_get_downloads(WHITTLE_APPLICATION(app))
+                                     : NULL;
+}
+
+typedef enum { FIX_NONE, FIX_RETRY, FIX_TOKEN, FIX_ACCESS, FIX_SPACE } Fix;
+
+/* What the user can do about a failed download. */
+static Fix
+fix_for(const GError *error)
+{
+  if (error == NULL || error->domain != WH_HUB_ERROR)
+    return FIX_RETRY;
+  switch (error->code) {
+  case WH_HUB_ERROR_AUTH:
+    return FIX_TOKEN;
+  case WH_HUB_ERROR_FORBIDDEN:
+    return FIX_ACCESS;
+  case WH_HUB_ERROR_NO_SPACE:
+    return FIX_SPACE;
+  case WH_HUB_ERROR_INVALID:
+  case WH_HUB_ERROR_NOT_FOUND:
+    return FIX_NONE;
+  default:
+    return FIX_RETRY;
+  }
+}
+
+/* Pause / Resume / Retry and the fix button of a download. */
+static void
+sync_download_controls(WhittleJobRow *self)
+{
+  WhittleDownloads *downloads = get_downloads();
+  wh_job *job = whittle_job_item_get_job(self->item);
+  WhittleDownloadState ds =
+      downloads ? whittle_downloads_get_state(downloads, job) : WHITTLE_DOWNLOAD_NONE;
+  gboolean failed = ds == WHITTLE_DOWNLOAD_FAILED;
+  Fix fix = failed ? fix_for(wh_job_get_error(job)) : FIX_NONE;
+
+  gtk_widget_set_visible(GTK_WIDGET(self->pause_button), ds == WHITTLE_DOWNLOAD_RUNNING);
+  gtk_widget_set_visible(GTK_WIDGET(self->resume_button),
+                         ds == WHITTLE_DOWNLOAD_PAUSED || (failed && fix == FIX_RETRY));
+  const char *resume = failed ? _("Retry") : _("Resume");
+  gtk_widget_set_tooltip_text(GTK_WIDGET(self->resume_button), resume);
+  gtk_accessible_update_property(GTK_ACCESSIBLE(self->resume_button), GTK_ACCESSIBLE_PROPERTY_LABEL,
+                                 resume, -1);
+  gtk_button_set_icon_name(self->resume_button,
+                           failed ? "view-refresh-symbolic" : "media-playback-start-symbolic");
+  /* A paused or failed download can still be dropped. */
+  if (ds == WHITTLE_DOWNLOAD_PAUSED || failed)
+    gtk_widget_set_visible(GTK_WIDGET(self->cancel_button), TRUE);
+
+  const char *fix_label = NULL;
+  switch (fix) {
+  case FIX_TOKEN:
+    fix_label = _("_Add a Token…");
+    break;
+  case FIX_ACCESS:
+    fix_label = _("_Request Access…");
+    break;
+  case FIX_SPACE:
+    fix_label = _("_Free Disk Space…");
+    break;
+  case FIX_RETRY:
+  case FIX_NONE:
+    break;
+  }
+  gtk_widget_set_visible(GTK_WIDGET(self->fix_button), fix_label != NULL);
+  if (fix_label)
+    gtk_button_set_label(self->fix_button, fix_label);
+  g_object_set_data(G_OBJECT(self->fix_button), "fix", GINT_TO_POINTER(fix));
+  if (ds == WHITTLE_DOWNLOAD_PAUSED)
+    gtk_label_set_label(self->progress_label, _("Paused"));
+}
+
+static void
+on_pause_clicked(WhittleJobRow *self)
+{
+  WhittleDownloads *downloads = get_downloads();
+  if (downloads)
+    whittle_downloads_pause(downloads, whittle_job_item_get_job(self->item));
+}
+
+static void
+on_resume_clicked(WhittleJobRow *self)
+{
+  WhittleDownloads *downloads = get_downloads();
+  if (downloads)
+    whittle_downloads_resume(downloads, whittle_job_item_get_job(self->item));
+}
+
+static void
+on_fix_clicked(WhittleJobRow *self)
+{
+  GtkWidget *widget = GTK_WIDGET(self);
+  GtkWindow *window = GTK_WINDOW(gtk_widget_get_root(widget));
+  WhittleDownloads *downloads = get_downloads();
+  wh_job *job = whittle_job_item_get_job(self->item);
+  GApplication *app = g_application_get_default();
+
+  switch (GPOINTER_TO_INT(g_object_get_data(G_OBJECT(self->fix_button), "fix"))) {
+  case FIX_TOKEN:
+    g_action_group_activate_action(G_ACTION_GROUP(app), "preferences", NULL);
+    break;
+  case FIX_ACCESS: {
+    wh_hub *hub = whittle_application_get_hub(WHITTLE_APPLICATION(app));
+    const char *repo = downloads ? whittle_downloads_get_repo_id(downloads, job) : NULL;
+    if (hub && repo) {
+      g_autofree char *uri = g_strdup_printf("%s/%s", wh_hub_get_endpoint(hub), repo);
+      gtk_show_uri(window, uri, GDK_CURRENT_TIME);
+    }
+    break;
+  }
+  case FIX_SPACE: {
+    wh_hub *hub = whittle_application_get_hub(WHITTLE_APPLICATION(app));
+    if (hub) {
+      g_autoptr(GFile) dir = g_file_new_for_path(wh_hub_get_cache_dir(hub));
+      g_autofree char *uri = g_file_get_uri(dir);
+      gtk_show_uri(window, uri, GDK_CURRENT_TIME);
+    }
+    break;
+  }
+  default:
+    break;
+  }
+}
+
 /* Brings every widget in line with the item. */
 static void
 sync_row(WhittleJobRow *self)
@@ -56,6 +190,7 @@ sync_row(WhittleJobRow *self)
   gtk_widget_set_visible(GTK_WIDGET(self->error_label), error != NULL);
   gtk_widget_set_visible(GTK_WIDGET(self->cancel_button), !finished);
   gtk_image_set_from_icon_name(self->state_icon, icon_for(item));
+  sync_download_controls(self);
 
   GtkWidget *bar = GTK_WIDGET(self->progress_bar);
   if (state == WH_JOB_FAILED)
@@ -84,6 +219,15 @@ on_item_notify(WhittleJobRow *self)
 static void
 on_cancel_clicked(WhittleJobRow *self)
 {
+  WhittleDownloads *downloads = get_downloads();
+  wh_job *job = whittle_job_item_get_job(self->item);
+  if (downloads && whittle_downloads_get_state(downloads, job) != WHITTLE_DOWNLOAD_NONE) {
+    whittle_downloads_cancel(downloads, job); /* forgets it too */
+    if (whittle_job_item_get_finished(self->item))
+      gtk_widget_set_visible(GTK_WIDGET(self->cancel_button), FALSE);
+    sync_row(self);
+    return;
+  }
   whittle_job_item_cancel(self->item);
 }
 
@@ -111,10 +255,16 @@ whittle_job_row_class_init(WhittleJobRowClass *klass)
   gtk_widget_class_bind_template_child(widget_class, WhittleJobRow, state_icon);
   gtk_widget_class_bind_template_child(widget_class, WhittleJobRow, title_label);
   gtk_widget_class_bind_template_child(widget_class, WhittleJobRow, cancel_button);
+  gtk_widget_class_bind_template_child(widget_class, WhittleJobRow, pause_button);
+  gtk_widget_class_bind_template_child(widget_class, WhittleJobRow, resume_button);
+  gtk_widget_class_bind_template_child(widget_class, WhittleJobRow, fix_button);
   gtk_widget_class_bind_template_child(widget_class, WhittleJobRow, progress_bar);
   gtk_widget_class_bind_template_child(widget_class, WhittleJobRow, progress_label);
   gtk_widget_class_bind_template_child(widget_class, WhittleJobRow, error_label);
   gtk_widget_class_bind_template_callback(widget_class, on_cancel_clicked);
+  gtk_widget_class_bind_template_callback(widget_class, on_pause_clicked);
+  gtk_widget_class_bind_template_callback(widget_class, on_resume_clicked);
+  gtk_widget_class_bind_template_callback(widget_class, on_fix_clicked);
 }
 
 static void
@@ -131,6 +281,11 @@ whittle_job_row_new(WhittleJobItem *item)
   WhittleJobRow *self = g_object_new(WHITTLE_TYPE_JOB_ROW, NULL);
   self->item = g_object_ref(item);
   g_signal_connect_swapped(item, "notify", G_CALLBACK(on_item_notify), self);
+  /* Paused/failed/forgotten downloads change without a job notification. */
+  WhittleDownloads *downloads = get_downloads();
+  if (downloads)
+    g_signal_connect_object(downloads, "changed", G_CALLBACK(on_item_notify), self,
+                            G_CONNECT_SWAPPED);
   sync_row(self);
   return GTK_WIDGET(self);
 }
@@ -170,4 +325,41 @@ whittle_job_row_get_can_cancel(WhittleJobRow *self)
 {
   g_return_val_if_fail(WHITTLE_IS_JOB_ROW(self), FALSE);
   return gtk_widget_get_visible(GTK_WIDGET(self->cancel_button));
+}
+
+gboolean
+whittle_job_row_get_can_pause(WhittleJobRow *self)
+{
+  g_return_val_if_fail(WHITTLE_IS_JOB_ROW(self), FALSE);
+  return gtk_widget_get_visible(GTK_WIDGET(self->pause_button));
+}
+
+gboolean
+whittle_job_row_get_can_resume(WhittleJobRow *self)
+{
+  g_return_val_if_fail(WHITTLE_IS_JOB_ROW(self), FALSE);
+  return gtk_widget_get_visible(GTK_WIDGET(self->resume_button));
+}
+
+const char *
+whittle_job_row_get_fix_label(WhittleJobRow *self)
+{
+  g_return_val_if_fail(WHITTLE_IS_JOB_ROW(self), NULL);
+  if (!gtk_widget_get_visible(GTK_WIDGET(self->fix_button)))
+    return NULL;
+  return gtk_button_get_label(self->fix_button);
+}
+
+void
+whittle_job_row_pause(WhittleJobRow *self)
+{
+  g_return_if_fail(WHITTLE_IS_JOB_ROW(self));
+  g_signal_emit_by_name(self->pause_button, "clicked");
+}
+
+void
+whittle_job_row_resume(WhittleJobRow *self)
+{
+  g_return_if_fail(WHITTLE_IS_JOB_ROW(self));
+  g_signal_emit_by_name(self->resume_button, "clicked");
 }
