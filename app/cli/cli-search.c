@@ -14,12 +14,15 @@ static int run_search(int argc, char **argv);
 const wh_cli_command wh_cli_command_search = {
     .name = "search",
     .summary = "Search models on the Hugging Face hub",
-    .usage = "[TEXT] [--filter TAG] [--author ORG] [--sort KEY] [--asc] [--limit N] [--json]",
+    .usage = "[TEXT] [--filter TAG] [--author ORG] [--min-params N] [--max-params N] [--sort KEY] "
+             "[--asc] [--limit N] [--json]",
     .description =
         "Lists models whose id contains TEXT, most downloaded first by default. --filter keeps "
         "models with a tag (gguf for files Whittle can run; several separated by commas), "
         "--sort orders by downloads, likes, trendingScore, lastModified or createdAt "
-        "(descending unless --asc). Honours HF_ENDPOINT, HF_TOKEN, HF_HOME and HF_HUB_OFFLINE. "
+        "(descending unless --asc). --min-params / --max-params keep models whose parameter "
+        "count is in the range (written like 500M, 1.5B, 8B). Honours HF_ENDPOINT, HF_TOKEN, "
+        "HF_HOME and HF_HUB_OFFLINE. "
         "--json prints a JSON array of models.",
     .run = run_search,
 };
@@ -67,13 +70,17 @@ run_search(int argc, char **argv)
 {
   const wh_cli_command *cmd = &wh_cli_command_search;
   gboolean json = FALSE, asc = FALSE;
-  char *filter = NULL, *author = NULL, *sort = NULL;
+  char *filter = NULL, *author = NULL, *sort = NULL, *min_p = NULL, *max_p = NULL;
   int limit = 20;
   GOptionEntry entries[] = {
       {"filter", 0, 0, G_OPTION_ARG_STRING, &filter, "Keep models with this tag (e.g. gguf)",
        "TAG"},
       {"author", 0, 0, G_OPTION_ARG_STRING, &author, "Only models of this user or organisation",
        "ORG"},
+      {"min-params", 0, 0, G_OPTION_ARG_STRING, &min_p, "At least this many parameters (e.g. 1B)",
+       "N"},
+      {"max-params", 0, 0, G_OPTION_ARG_STRING, &max_p, "At most this many parameters (e.g. 8B)",
+       "N"},
       {"sort", 0, 0, G_OPTION_ARG_STRING, &sort,
        "downloads (default), likes, trendingScore, lastModified, createdAt", "KEY"},
       {"asc", 0, 0, G_OPTION_ARG_NONE, &asc, "Ascending order", NULL},
@@ -83,12 +90,23 @@ run_search(int argc, char **argv)
   };
   if (!wh_cli_parse_options(cmd, entries, &argc, &argv))
     return WH_CLI_EXIT_USAGE;
+  g_autofree char *min_s = min_p, *max_s = max_p;
+  g_autofree char *filter_s = filter, *author_s = author, *sort_s = sort;
   if (argc > 2)
     return wh_cli_usage_error(cmd, "unexpected argument '%s' (quote a search of several words)",
                               argv[2]);
   if (limit <= 0 || limit > 1000)
     return wh_cli_usage_error(cmd, "--limit must be between 1 and 1000");
   wh_hub_search_query q = {0};
+  g_autoptr(GError) perr = NULL;
+  if (min_s && !wh_hub_parse_param_count(min_s, &q.min_params, &perr))
+    return wh_cli_usage_error(cmd, "--min-params: %s", perr->message);
+  if (max_s && !wh_hub_parse_param_count(max_s, &q.max_params, &perr))
+    return wh_cli_usage_error(cmd, "--max-params: %s", perr->message);
+  if (max_s && q.max_params == 0)
+    return wh_cli_usage_error(cmd, "--max-params must be more than 0");
+  if (q.max_params && q.min_params > q.max_params)
+    return wh_cli_usage_error(cmd, "--min-params is larger than --max-params");
   q.search = argc > 1 ? argv[1] : NULL;
   q.filter = filter;
   q.author = author;
@@ -101,9 +119,6 @@ run_search(int argc, char **argv)
     wh_hub_use_stored_token(hub, NULL); /* the keyring's token, if `login` stored one */
   g_autoptr(wh_hub_search_result) r = hub ? wh_hub_search(hub, &q, NULL, &error) : NULL;
   wh_hub_free(hub);
-  g_free(filter);
-  g_free(author);
-  g_free(sort);
   if (!r)
     return wh_cli_fail(cmd, error);
   if (json) {

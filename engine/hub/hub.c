@@ -867,6 +867,63 @@ add_param(GString *s, const char *key, const char *value)
   g_string_append_printf(s, "%c%s=%s", strchr(s->str, '?') ? '&' : '?', key, e);
 }
 
+gboolean
+wh_hub_parse_param_count(const char *text, guint64 *out, GError **error)
+{
+  const char *t = text ? text : "";
+  while (g_ascii_isspace(*t))
+    t++;
+  gsize n = strlen(t);
+  while (n > 0 && g_ascii_isspace(t[n - 1]))
+    n--;
+  double mult = 1;
+  if (n > 0) {
+    switch (g_ascii_toupper(t[n - 1])) {
+    case 'K':
+      mult = 1e3;
+      break;
+    case 'M':
+      mult = 1e6;
+      break;
+    case 'B':
+      mult = 1e9;
+      break;
+    case 'T':
+      mult = 1e12;
+      break;
+    default:
+      break;
+    }
+  }
+  g_autofree char *num = g_strndup(t, mult > 1 ? n - 1 : n);
+  gboolean ok = *num != '\0';
+  for (const char *c = num; ok && *c; c++)
+    ok = g_ascii_isdigit(*c) || (*c == '.' && mult > 1);
+  double v = ok ? g_ascii_strtod(num, NULL) * mult : -1;
+  if (!ok || v < 0 || v > 1e15) {
+    g_set_error(error, WH_HUB_ERROR, WH_HUB_ERROR_INVALID,
+                "'%s' is not a parameter count; write it like 7B, 1.5B, 500M or 260K",
+                text ? text : "");
+    return FALSE;
+  }
+  *out = (guint64)(v + 0.5);
+  return TRUE;
+}
+
+char *
+wh_hub_format_param_count(guint64 n)
+{
+  static const struct {
+    guint64 unit;
+    char suffix;
+  } units[] = {
+      {G_GUINT64_CONSTANT(1000000000000), 'T'}, {1000000000, 'B'}, {1000000, 'M'}, {1000, 'K'}};
+  for (guint i = 0; i < G_N_ELEMENTS(units); i++)
+    if (n >= units[i].unit && n % units[i].unit == 0)
+      return g_strdup_printf("%" G_GUINT64_FORMAT "%c", n / units[i].unit, units[i].suffix);
+  return g_strdup_printf("%" G_GUINT64_FORMAT, n);
+}
+
 wh_hub_search_result *
 wh_hub_search(wh_hub *hub, const wh_hub_search_query *q, GCancellable *cancellable, GError **error)
 {
@@ -888,6 +945,14 @@ wh_hub_search(wh_hub *hub, const wh_hub_search_query *q, GCancellable *cancellab
   add_param(url, "limit", limit);
   if (q->full)
     add_param(url, "full", "true");
+  if (q->min_params || q->max_params) {
+    /* The hub's own range syntax (as on huggingface.co/models): min:0,max:24B. */
+    g_autofree char *lo = wh_hub_format_param_count(q->min_params);
+    g_autofree char *hi = q->max_params ? wh_hub_format_param_count(q->max_params) : NULL;
+    g_autofree char *range =
+        hi ? g_strdup_printf("min:%s,max:%s", lo, hi) : g_strdup_printf("min:%s", lo);
+    add_param(url, "num_parameters", range);
+  }
   g_autofree char *u = g_string_free(url, FALSE);
   return search_url(hub, u, cancellable, error);
 }

@@ -112,6 +112,8 @@ typedef struct {
   int direction;            /* -1 descending (default when sort is set), 1 ascending */
   guint limit;              /* results per page, 0: 20 (capped at 1000) */
   gboolean full;            /* ask for the full model objects (siblings ...) */
+  guint64 min_params;       /* parameter range (num_parameters=min:..,max:..), 0: no bound */
+  guint64 max_params;
 } wh_hub_search_query;
 
 typedef struct {
@@ -134,6 +136,14 @@ typedef struct {
 
 void wh_hub_search_result_free(wh_hub_search_result *r);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(wh_hub_search_result, wh_hub_search_result_free)
+
+/* Parameter counts as the hub writes them: "7B", "1.5B", "500M", "260K", "3000000" (case-
+ * insensitive K/M/B/T suffixes, decimals allowed with a suffix). FALSE with
+ * WH_HUB_ERROR_INVALID on anything else (negative, empty, garbage, overflow). */
+gboolean wh_hub_parse_param_count(const char *text, guint64 *out, GError **error);
+/* The inverse for query strings: "7B", "500M", "260K" when exact, else the plain number.
+ * Newly allocated. */
+char *wh_hub_format_param_count(guint64 n);
 
 /* One page of results. */
 wh_hub_search_result *wh_hub_search(wh_hub *hub, const wh_hub_search_query *query,

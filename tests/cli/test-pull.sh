@@ -38,6 +38,15 @@ unset HF_TOKEN HF_HUB_OFFLINE
 out=$("$cli" search GGUF --filter gguf --sort downloads --limit 1 --json)
 check "$?" 0 "search --json exits 0"
 echo "$out" | grep -q '"id" : "org/m-GGUF"'; check "$?" 0 "search finds the biggest repo first"
+# Parameter range (the hub's num_parameters=min:..,max:..): stories260K 293K, synth 3.4M.
+out=$("$cli" search --max-params 1M --json); check "$?" 0 "search --max-params exits 0"
+echo "$out" | grep -q '"id" : "org/small-GGUF"'; check "$?" 0 "--max-params 1M keeps the small model"
+echo "$out" | grep -q '"id" : "org/m-GGUF"'; check "$?" 1 "--max-params 1M drops the 3.4M model"
+out=$("$cli" search --min-params 1.5M --json); check "$?" 0 "search --min-params exits 0"
+echo "$out" | grep -q '"id" : "org/m-GGUF"'; check "$?" 0 "--min-params 1.5M keeps the 3.4M model"
+echo "$out" | grep -q '"id" : "org/small-GGUF"'; check "$?" 1 "--min-params 1.5M drops the small model"
+"$cli" search --min-params 7X 2>/dev/null >/dev/null; check "$?" 2 "a bad parameter count is a usage error"
+"$cli" search --min-params 8B --max-params 1B 2>/dev/null >/dev/null; check "$?" 2 "an empty range is a usage error"
 out=$("$cli" files org/m-GGUF --json); check "$?" 0 "files --json exits 0"
 sha=$(sha256sum "$src" | cut -d' ' -f1)
 echo "$out" | grep -q "\"sha256\" : \"$sha\""; check "$?" 0 "files lists the LFS sha256"

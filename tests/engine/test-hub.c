@@ -240,6 +240,45 @@ test_header_end(void)
 /* --- API ------------------------------------------------------------------------------------- */
 
 static void
+test_param_count(void)
+{
+  const struct {
+    const char *text;
+    guint64 value;
+  } good[] = {{"7B", 7000000000},
+              {"1.5b", 1500000000},
+              {"500M", 500000000},
+              {"260K", 260000},
+              {" 3000000 ", 3000000},
+              {"0", 0},
+              {"2T", G_GUINT64_CONSTANT(2000000000000)}};
+  for (guint i = 0; i < G_N_ELEMENTS(good); i++) {
+    guint64 v = 1;
+    g_assert_true(wh_hub_parse_param_count(good[i].text, &v, NULL));
+    g_assert_cmpuint(v, ==, good[i].value);
+  }
+  const char *bad[] = {"", "B", "-1B", "1.5", "7X", "1e9", "7 B B", "99999999T", NULL};
+  for (guint i = 0; bad[i]; i++) {
+    g_autoptr(GError) error = NULL;
+    guint64 v = 0;
+    g_assert_false(wh_hub_parse_param_count(bad[i], &v, &error));
+    g_assert_error(error, WH_HUB_ERROR, WH_HUB_ERROR_INVALID);
+  }
+  const struct {
+    guint64 value;
+    const char *text;
+  } fmt[] = {{7000000000, "7B"}, {500000000, "500M"}, {1500000000, "1500M"},
+             {0, "0"},           {1234, "1234"},      {260000, "260K"}};
+  for (guint i = 0; i < G_N_ELEMENTS(fmt); i++) {
+    g_autofree char *t = wh_hub_format_param_count(fmt[i].value);
+    g_assert_cmpstr(t, ==, fmt[i].text);
+    guint64 back = 1;
+    g_assert_true(wh_hub_parse_param_count(t, &back, NULL));
+    g_assert_cmpuint(back, ==, fmt[i].value);
+  }
+}
+
+static void
 test_search(fixture *f, gconstpointer data)
 {
   if (!f->tmp)
@@ -279,6 +318,32 @@ test_search(fixture *f, gconstpointer data)
   wh_test_hub_get_stats(f->server, &st);
   g_assert_true(g_str_has_prefix(st.last_user_agent, "Whittle/" PACKAGE_VERSION));
   g_free(st.last_user_agent);
+  /* Parameter range, sent as the hub's num_parameters=min:..,max:.. (stories260K has 293K
+   * parameters, the synth llama ~3.4M). */
+  wh_hub_search_query pq = {0};
+  pq.limit = 50;
+  pq.max_params = 1000000;
+  g_autoptr(wh_hub_search_result) small = wh_hub_search(f->hub, &pq, NULL, &error);
+  g_assert_no_error(error);
+  g_assert_cmpuint(small->models->len, >=, 1);
+  gboolean saw_stories = FALSE;
+  for (guint i = 0; i < small->models->len; i++) {
+    wh_hub_model_summary *m = small->models->pdata[i];
+    g_assert_cmpstr(m->id, !=, "org/model-GGUF");
+    saw_stories |= strcmp(m->id, "org/stories-GGUF") == 0;
+  }
+  g_assert_true(saw_stories);
+  pq.max_params = 0;
+  pq.min_params = 1000000;
+  g_autoptr(wh_hub_search_result) big = wh_hub_search(f->hub, &pq, NULL, &error);
+  g_assert_no_error(error);
+  gboolean saw_model = FALSE;
+  for (guint i = 0; i < big->models->len; i++) {
+    wh_hub_model_summary *m = big->models->pdata[i];
+    g_assert_cmpstr(m->id, !=, "org/stories-GGUF");
+    saw_model |= strcmp(m->id, "org/model-GGUF") == 0;
+  }
+  g_assert_true(saw_model);
   /* A next page on another host is refused. */
   g_autoptr(wh_hub_search_result) r4 =
       wh_hub_search_next(f->hub, "http://example.invalid/api/models?cursor=2", NULL, &error);
@@ -1191,6 +1256,7 @@ main(int argc, char **argv)
   g_test_add_func("/hub/quant-labels", test_quant_labels);
   g_test_add_func("/hub/grouping", test_grouping);
   g_test_add_func("/hub/header-end", test_header_end);
+  g_test_add_func("/hub/param-count", test_param_count);
   g_test_add_func("/hub/token-fallback", test_token_fallback);
   g_test_add_func("/hub/token-keyring", test_token_keyring);
   g_test_add_func("/hub/tls-untrusted", test_tls_untrusted);

@@ -3,6 +3,8 @@
 
 #include "hub-server.h"
 
+#include "hub/hub.h"
+
 #include <gio/gio.h>
 #include <glib-unix.h>
 #include <signal.h>
@@ -256,6 +258,44 @@ cmp_hits_desc(gconstpointer a, gconstpointer b)
                                        : strcmp(x->repo, y->repo);
 }
 
+/* Parameters of a repo as the hub counts them: the tensors of its first model file. */
+static guint64
+repo_param_total(GPtrArray *files)
+{
+  for (guint i = 0; i < files->len; i++) {
+    file_entry *f = files->pdata[i];
+    if (!f->sha256 || strstr(f->path, "mmproj"))
+      continue;
+    wh_gguf *g = wh_gguf_open_full(f->abs, WH_GGUF_OPEN_NO_SPLITS, NULL);
+    if (!g)
+      continue;
+    guint64 total = 0;
+    for (guint64 t = 0; t < wh_gguf_n_tensors(g); t++)
+      total += wh_gguf_get_tensor(g, t)->n_elements;
+    wh_gguf_close(g);
+    return total;
+  }
+  return 0;
+}
+
+/* num_parameters=min:X[,max:Y] (the hub's range syntax); FALSE when absent or malformed. */
+static gboolean
+parse_param_range(const char *s, guint64 *lo, guint64 *hi)
+{
+  *lo = 0;
+  *hi = G_MAXUINT64;
+  if (!s)
+    return FALSE;
+  g_auto(GStrv) parts = g_strsplit(s, ",", -1);
+  for (guint i = 0; parts[i]; i++) {
+    if (g_str_has_prefix(parts[i], "min:"))
+      wh_hub_parse_param_count(parts[i] + 4, lo, NULL);
+    else if (g_str_has_prefix(parts[i], "max:"))
+      wh_hub_parse_param_count(parts[i] + 4, hi, NULL);
+  }
+  return TRUE;
+}
+
 static void
 handle_search(wh_test_hub *h, SoupServerMessage *msg, GHashTable *query)
 {
@@ -266,6 +306,9 @@ handle_search(wh_test_hub *h, SoupServerMessage *msg, GHashTable *query)
   const char *dir = query ? g_hash_table_lookup(query, "direction") : NULL;
   const char *limit_s = query ? g_hash_table_lookup(query, "limit") : NULL;
   const char *cursor_s = query ? g_hash_table_lookup(query, "cursor") : NULL;
+  guint64 min_params = 0, max_params = G_MAXUINT64;
+  gboolean ranged = parse_param_range(query ? g_hash_table_lookup(query, "num_parameters") : NULL,
+                                      &min_params, &max_params);
   guint limit = limit_s ? (guint)atoi(limit_s) : 1000;
   guint cursor = cursor_s ? (guint)atoi(cursor_s) : 0;
   g_autoptr(GPtrArray) repos = list_repos(h);
@@ -281,6 +324,11 @@ handle_search(wh_test_hub *h, SoupServerMessage *msg, GHashTable *query)
     g_autoptr(GPtrArray) files = repo_files(h, id);
     if (filter && strcmp(filter, "gguf") == 0 && !repo_has_gguf(files))
       continue;
+    if (ranged) {
+      guint64 n = repo_param_total(files);
+      if (n == 0 || n < min_params || n > max_params)
+        continue;
+    }
     search_hit hit = {g_strdup(id), repo_downloads(files)};
     g_array_append_val(hits, hit);
   }
