@@ -452,14 +452,47 @@ test_bad_answers(fixture *f, gconstpointer data)
   g_assert_error(error, WH_HUB_ERROR, WH_HUB_ERROR_SERVER);
   g_assert_nonnull(strstr(error->message, "redirect"));
   g_clear_error(&error);
-  /* Hostile names never reach the network or the disk. */
-  r = wh_hub_download(f->hub, "org/model-GGUF", "../../../etc/passwd", NULL, NULL, &error);
-  g_assert_null(r);
-  g_assert_error(error, WH_HUB_ERROR, WH_HUB_ERROR_INVALID);
-  g_clear_error(&error);
+  /* Hostile names (parent folders, absolute paths, control characters, backslashes) never
+   * reach the network or the disk. */
+  wh_test_hub_stats before, after;
+  wh_test_hub_get_stats(f->server, &before);
+  g_free(before.last_user_agent);
+  const char *evil[] = {"../../../etc/passwd", "/etc/passwd",     "a/../../b.gguf",
+                        "a\001b.gguf",         "a\nb.gguf",       "..\\x.gguf",
+                        "sub/\x1b[31m.gguf",   "model.gguf\r\nX", NULL};
+  for (guint i = 0; evil[i]; i++) {
+    r = wh_hub_download(f->hub, "org/model-GGUF", evil[i], NULL, NULL, &error);
+    g_assert_null(r);
+    g_assert_error(error, WH_HUB_ERROR, WH_HUB_ERROR_INVALID);
+    g_clear_error(&error);
+  }
   r = wh_hub_download(f->hub, "../x", "a.gguf", NULL, NULL, &error);
   g_assert_null(r);
   g_assert_error(error, WH_HUB_ERROR, WH_HUB_ERROR_INVALID);
+  g_clear_error(&error);
+  wh_test_hub_get_stats(f->server, &after);
+  g_free(after.last_user_agent);
+  g_assert_cmpuint(after.api_requests, ==, before.api_requests);
+  g_assert_cmpuint(after.cdn_requests, ==, before.cdn_requests);
+  g_autofree char *escaped = g_build_filename(f->tmp, "etc", NULL);
+  g_assert_false(g_file_test(escaped, G_FILE_TEST_EXISTS));
+  g_assert_false(g_file_test("/etc/passwd.incomplete", G_FILE_TEST_EXISTS));
+
+  /* An endless body (no Content-Length, junk after the file): only the announced bytes are
+   * read and written, the checksum holds, and the download ends. */
+  flt.redirect_loop = FALSE;
+  flt.endless_body = 1;
+  wh_test_hub_set_faults(f->server, &flt);
+  gint64 t0 = g_get_monotonic_time();
+  r = wh_hub_download(f->hub, "org/model-GGUF", "model-Q4_K_M.gguf", NULL, NULL, &error);
+  g_assert_no_error(error);
+  g_assert_cmpfloat((g_get_monotonic_time() - t0) / 1e6, <, 60.0);
+  struct stat st;
+  g_assert_cmpint(stat(r->blob_path, &st), ==, 0);
+  g_assert_cmpuint((guint64)st.st_size, ==, r->size);
+  g_autofree char *got = sha256_of(r->path);
+  g_assert_cmpstr(got, ==, f->q4k_sha);
+  wh_hub_download_result_free(r);
 }
 
 static void

@@ -554,7 +554,7 @@ typedef struct {
   gboolean has_range;
   guint64 r_start, r_end; /* inclusive */
   /* faults taken for this answer */
-  gboolean drop, stall, s429, s500, corrupt, ignore_range, wrong_range, change_etag;
+  gboolean drop, stall, s429, s500, corrupt, ignore_range, wrong_range, change_etag, endless;
   guint stall_ms, rate;
 } raw_job;
 
@@ -603,7 +603,8 @@ raw_thread(gpointer data)
     end = MIN(j->r_end + 1, j->size);
   }
   g_string_append_printf(hd, "HTTP/1.1 %s\r\n", partial ? "206 Partial Content" : "200 OK");
-  g_string_append_printf(hd, "Content-Length: %" G_GUINT64_FORMAT "\r\n", end - start);
+  if (!j->endless)
+    g_string_append_printf(hd, "Content-Length: %" G_GUINT64_FORMAT "\r\n", end - start);
   if (partial)
     g_string_append_printf(hd,
                            "Content-Range: bytes %" G_GUINT64_FORMAT "-%" G_GUINT64_FORMAT
@@ -656,6 +657,13 @@ raw_thread(gpointer data)
       }
     }
     g_object_unref(in);
+    /* Then junk until the client hangs up (capped at 1 GiB so a client that never stops
+     * reading ends the test by failing its checksum instead of hanging). */
+    if (j->endless && pos == end) {
+      memset(buf, 0x42, sizeof buf);
+      for (guint64 sent = 0; sent < (1u << 30) && write_all(out, buf, sizeof buf);)
+        sent += sizeof buf;
+    }
   }
 done:
   g_string_free(hd, TRUE);
@@ -721,6 +729,7 @@ serve_raw(wh_test_hub *h, SoupServerMessage *msg, raw_kind kind, const char *abs
       j->ignore_range = j->has_range && j->r_start > 0 && take_fault(&f->ignore_range);
       j->wrong_range = j->has_range && take_fault(&f->wrong_range);
       j->change_etag = take_fault(&f->change_etag);
+      j->endless = take_fault(&f->endless_body);
     }
     j->stall_ms = f->stall_ms ? f->stall_ms : 3000;
     j->rate = f->rate;
@@ -1044,6 +1053,8 @@ wh_test_hub_serve_main(int argc, char **argv)
         f.corrupt = v;
       else if (!strcmp(name, "ignore-range"))
         f.ignore_range = v;
+      else if (!strcmp(name, "endless"))
+        f.endless_body = v;
       else if (!strcmp(name, "stall-ms"))
         f.stall_ms = v;
     }

@@ -25,6 +25,7 @@ typedef struct {
   guint ignore_range; /* answer 200 with the whole file */
   guint wrong_range;  /* Content-Range claims a different total size */
   guint change_etag;  /* the CDN answer carries another ETag */
+  guint endless_body; /* no Content-Length; after the file, junk that never ends */
   /* Switches. */
   gboolean lie_size;      /* HEAD announces X-Linked-Size + 4096 */
   gboolean redirect_loop; /* resolve redirects to itself */
