@@ -252,11 +252,13 @@ test_utf8_random_model(void)
   if (!s)
     return;
   wh_session_stats st;
-  g_autofree char *r = turn(s, "Tell me a story about a cat.", 160, NULL, &st);
+  g_autofree char *r = turn(s, "Tell me a story about a cat.", 48, NULL, &st);
   g_assert_true(g_utf8_validate(r, -1, NULL));
   g_assert_cmpuint(st.generated_tokens, >, 0);
-  g_autofree char *r2 = turn(s, "And then?", 160, NULL, &st);
+  g_autofree char *r2 = turn(s, "And then?", 48, NULL, &st);
   g_assert_true(g_utf8_validate(r2, -1, NULL));
+  /* This model does produce such bytes within these 96 tokens (else the test proves nothing). */
+  g_assert_true(strstr(r, "\xef\xbf\xbd") || strstr(r2, "\xef\xbf\xbd"));
 }
 
 /* Regenerate gives the same greedy reply, reusing the whole prompt; edit truncates. */
