@@ -123,6 +123,8 @@ print_kld(const wh_eval_result *r)
   printf("Mean    KLD: %10.6f +/- %10.6f\n", r->kld_mean, r->kld_err);
   for (int k = 0; k < WH_EVAL_KLD_N_LEVELS; k++)
     printf("%s: %10.6f\n", labels[k], r->kld_percentile[k]);
+  printf("Mean    dp : %8.4f +/- %7.4f %%\n", 100.0 * r->dp_mean, 100.0 * r->dp_err);
+  printf("RMS     dp : %8.4f %%\n", 100.0 * r->dp_rms);
   printf("Same top p : %7.3f +/- %5.3f %%\n", 100.0 * r->same_top, 100.0 * r->same_top_err);
 }
 

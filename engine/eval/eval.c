@@ -217,6 +217,7 @@ typedef struct {
   /* KL divergence */
   double *kld; /* one per scored position */
   double base_nll, base_nll2;
+  double dp, dp2; /* sums of Δp and Δp² */
   guint64 same_top;
   float *base_row;
   /* imatrix */
@@ -349,6 +350,9 @@ score_chunk(run_state *st, guint32 c, const float *logits, GError **error)
       const double bv = blse - b[text[j + 1]];
       st->base_nll += bv;
       st->base_nll2 += bv * bv;
+      const double dp = exp(-v) - exp(-bv);
+      st->dp += dp;
+      st->dp2 += dp * dp;
       st->same_top += btop == top;
     }
     st->count++;
@@ -401,6 +405,10 @@ finish_result(run_state *st, wh_eval_result *r)
     const guint64 lo = (guint64)floor(pos), hi = MIN(lo + 1, n - 1);
     r->kld_percentile[k] = st->kld[lo] + (pos - (double)lo) * (st->kld[hi] - st->kld[lo]);
   }
+  r->dp_mean = st->dp / (double)n;
+  r->dp_rms = sqrt(st->dp2 / (double)n);
+  const double dvar = st->dp2 / (double)n - r->dp_mean * r->dp_mean;
+  r->dp_err = dvar > 0 && n > 1 ? sqrt(dvar / (double)(n - 1)) : 0.0;
   r->same_top = (double)st->same_top / (double)n;
   r->same_top_err = n > 1 ? sqrt(r->same_top * (1.0 - r->same_top) / (double)(n - 1)) : 0.0;
 }

@@ -138,6 +138,8 @@ typedef struct {
   double kld_mean, kld_err;
   double kld_percentile[WH_EVAL_KLD_N_LEVELS];
   double same_top, same_top_err; /* fraction of positions with the same argmax, and its error */
+  /* Δp = p(next text token) here minus in the base, over the scored positions */
+  double dp_mean, dp_err, dp_rms;
 } wh_eval_result;
 
 /* Perplexity of @model on @tokens (a text tokenized with BOS), with optional saving of the

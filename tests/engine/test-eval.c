@@ -197,7 +197,7 @@ test_kld_self(void)
   g_assert_cmpmem(wh_eval_logits_tokens(base), 24 * 128 * 4, toks(&l), 24 * 128 * 4);
 
   wh_eval_params p = test_params();
-  p.base = base;   /* n_ctx taken from the file; the text is longer than the base: 24 chunks */
+  p.base = base; /* n_ctx taken from the file; the text is longer than the base: 24 chunks */
   wh_eval_result r;
   g_assert_true(wh_eval_perplexity(l.model, toks(&l), l.ids->len, l.bos, &p, &r, &error));
   g_assert_no_error(error);
@@ -209,6 +209,8 @@ test_kld_self(void)
   g_assert_cmpfloat(fabs(r.kld_mean), <, 1e-5);
   g_assert_cmpfloat(r.kld_percentile[WH_EVAL_KLD_MAX], <, 1e-4);
   g_assert_cmpfloat(r.same_top, >=, 0.995);
+  g_assert_cmpfloat(fabs(r.dp_mean), <, 1e-4);
+  g_assert_cmpfloat(r.dp_rms, <, 1e-3);
   g_assert_cmpfloat_with_epsilon(r.ppl, saved.ppl, 1e-9);
   g_assert_cmpfloat_with_epsilon(r.base_ppl, r.ppl, 1e-3 * r.ppl);
   /* percentiles are ordered */
@@ -278,7 +280,7 @@ test_kld_quantized(void)
   g_assert_no_error(error);
   wh_context *cq = wh_context_new(q.model, &cp, &error);
   g_assert_no_error(error);
-  double *lf = g_new(double, V), *lq = g_new(double, V), sum = 0.0, mx = 0.0;
+  double *lf = g_new(double, V), *lq = g_new(double, V), sum = 0.0, mx = 0.0, dp = 0.0;
   float *stored = g_new(float, V);
   gint32 chunk[128];
   for (guint32 c = 0; c < C; c++) {
@@ -297,6 +299,8 @@ test_kld_quantized(void)
         kl += exp(lf[i]) * (lf[i] - lq[i]);
       sum += kl;
       mx = MAX(mx, kl);
+      const gint32 next = toks(&f32)[c * N + j + 1];
+      dp += exp(lq[next]) - exp(lf[next]);
       /* the stored row is the F32 log-softmax to half precision */
       wh_eval_logits_get_row(base, c, j - N / 2, stored);
       for (guint32 i = 0; i < V; i++)
@@ -312,6 +316,9 @@ test_kld_quantized(void)
   g_assert_cmpfloat(r.kld_mean, >, 1e-4);
   g_assert_cmpfloat(fabs(r.kld_mean - direct), <, 0.01 * direct);
   g_assert_cmpfloat(fabs(r.kld_percentile[WH_EVAL_KLD_MAX] - mx), <, 0.01 * mx);
+  g_test_message("mean dp %.5f (direct %.5f)", r.dp_mean, dp / (C * 63));
+  g_assert_cmpfloat(fabs(r.dp_mean - dp / (C * 63)), <, 1e-5);
+  g_assert_cmpfloat(r.dp_rms, >, fabs(r.dp_mean));
   g_assert_cmpfloat(r.same_top, <, 1.0);
   g_assert_cmpfloat(r.same_top, >, 0.5);
   g_free(lf);
