@@ -38,7 +38,8 @@ G_DEFINE_QUARK(wh - library - error - quark, wh_library_error)
 typedef struct {
   char *architecture;
   char *model_name;
-  char *quant; /* ftype name, NULL when general.file_type is absent/unknown */
+  char *quant;     /* ftype name, NULL when general.file_type is absent/unknown */
+  char *main_type; /* the tensor type holding most bytes of the 2-D weights ("F32") */
   guint64 n_params;
   gint file_type;
   guint64 context_length;
@@ -122,6 +123,7 @@ meta_free(meta *m)
   g_free(m->architecture);
   g_free(m->model_name);
   g_free(m->quant);
+  g_free(m->main_type);
   g_free(m->error);
   g_free(m);
 }
@@ -133,6 +135,7 @@ meta_copy(const meta *m)
   c->architecture = g_strdup(m->architecture);
   c->model_name = g_strdup(m->model_name);
   c->quant = g_strdup(m->quant);
+  c->main_type = g_strdup(m->main_type);
   c->n_params = m->n_params;
   c->file_type = m->file_type;
   c->context_length = m->context_length;
@@ -644,6 +647,7 @@ cache_load(wh_library *lib)
     m->architecture = g_strdup(obj_string(o, "architecture"));
     m->model_name = g_strdup(obj_string(o, "model_name"));
     m->quant = g_strdup(obj_string(o, "quant"));
+    m->main_type = g_strdup(obj_string(o, "main_type"));
     m->error = g_strdup(obj_string(o, "error"));
     m->n_params = (guint64)MAX(0, obj_int(o, "n_params", 0));
     m->file_type = (gint)obj_int(o, "file_type", -1);
@@ -678,6 +682,7 @@ cache_save(wh_library *lib, GHashTable *used)
     json_add_string_or_null(b, "architecture", m->architecture);
     json_add_string_or_null(b, "model_name", m->model_name);
     json_add_string_or_null(b, "quant", m->quant);
+    json_add_string_or_null(b, "main_type", m->main_type);
     json_add_string_or_null(b, "error", m->error);
     json_builder_set_member_name(b, "n_params");
     json_builder_add_int_value(b, (gint64)m->n_params);
@@ -721,8 +726,21 @@ read_meta(const char *path, gboolean split)
     g_autofree char *key = g_strdup_printf("%s.context_length", arch);
     wh_gguf_get_uint(g, key, &m->context_length);
   }
-  for (guint64 i = 0; i < wh_gguf_n_tensors(g); i++)
-    m->n_params += wh_gguf_get_tensor(g, i)->n_elements;
+  /* Parameters, and the type that holds most bytes of the matrices (for files that do not
+   * say their file type). */
+  guint64 bytes_by_type[WH_TYPE_COUNT] = {0};
+  for (guint64 i = 0; i < wh_gguf_n_tensors(g); i++) {
+    const wh_gguf_tensor *t = wh_gguf_get_tensor(g, i);
+    m->n_params += t->n_elements;
+    if (t->n_dims >= 2 && (guint)t->type < WH_TYPE_COUNT)
+      bytes_by_type[t->type] += t->n_bytes;
+  }
+  guint best = 0;
+  for (guint k = 1; k < WH_TYPE_COUNT; k++)
+    if (bytes_by_type[k] > bytes_by_type[best])
+      best = k;
+  if (bytes_by_type[best])
+    m->main_type = g_strdup(wh_type_name((wh_type)best));
   wh_gguf_close(g);
   return m;
 }
@@ -1241,7 +1259,10 @@ describe_group(wh_library *lib, const group *g, GHashTable *own, GHashTable *use
   e->file_type = m->file_type;
   e->context_length = m->context_length;
   e->error = g_strdup(m->error);
+  /* The file type the header declares, else the label in the name, else the main type. */
   e->quant = m->quant ? g_strdup(m->quant) : wh_hub_parse_quant_label(first->path);
+  if (!e->quant)
+    e->quant = g_strdup(m->main_type);
   meta_free(m);
   return e;
 }

@@ -127,7 +127,8 @@ typedef struct {
   char *model_name;       /* general.name, may be NULL */
   guint64 n_params;       /* sum of the tensors' element counts, all shards */
   gint file_type;         /* general.file_type, -1 when absent */
-  char *quant;            /* ftype name ("Q4_K_M"), else the label in the file name, else NULL */
+  char *quant;            /* ftype name ("Q4_K_M"), else the label in the file name, else
+                           * the tensor type holding most matrix bytes ("F32"), else NULL */
   guint64 context_length; /* <arch>.context_length */
 
   guint64 size; /* bytes on disk of all shards (resolved targets, projectors excluded) */

@@ -321,6 +321,30 @@ assert_matches_header(const wh_library_entry *e)
       g_assert_cmpstr(e->quant, ==, name);
   } else {
     g_assert_cmpint(e->file_type, ==, -1);
+    /* No declared file type: the name's label, else the type of most matrix bytes. */
+    g_autofree char *label = wh_hub_parse_quant_label(e->paths[0]);
+    if (label) {
+      g_assert_cmpstr(e->quant, ==, label);
+    } else {
+      GHashTable *bytes = g_hash_table_new(g_str_hash, g_str_equal);
+      const char *best = NULL;
+      guint64 best_bytes = 0;
+      for (guint64 i = 0; i < wh_gguf_n_tensors(g); i++) {
+        const wh_gguf_tensor *t = wh_gguf_get_tensor(g, i);
+        if (t->n_dims < 2)
+          continue;
+        const char *name = wh_type_name(t->type);
+        guint64 b = GPOINTER_TO_SIZE(g_hash_table_lookup(bytes, name)) + t->n_bytes;
+        g_hash_table_insert(bytes, (gpointer)name, GSIZE_TO_POINTER(b));
+        if (b > best_bytes) {
+          best_bytes = b;
+          best = name;
+        }
+      }
+      g_hash_table_unref(bytes);
+      g_assert_nonnull(best);
+      g_assert_cmpstr(e->quant, ==, best);
+    }
   }
   g_autofree char *ckey = g_strdup_printf("%s.context_length", wh_gguf_get_architecture(g));
   guint64 ctx = 0;
