@@ -24,8 +24,9 @@ static int run_chat(int argc, char **argv);
 const wh_cli_command wh_cli_command_chat = {
     .name = "chat",
     .summary = "Chat with a model (interactive, or lines from a pipe)",
-    .usage = "-m MODEL [--system TEXT] [--temp T] [--seed S] [-n N] [-c CTX] [--ngl N] "
-             "[--stats] [--stop TEXT]... [--chat-template FILE] [--save-prompt FILE]",
+    .usage =
+        "-m MODEL [--system TEXT] [--temp T] [--seed S] [-n N] [-c CTX] [--ngl N] [--device NAME] "
+        "[--stats] [--stop TEXT]... [--chat-template FILE] [--save-prompt FILE]",
     .description =
         "Reads one user message per line from stdin and streams each reply to stdout.\n"
         "Commands: /exit, /reset (forget the conversation), /regen (answer the last\n"
@@ -168,7 +169,7 @@ run_chat(int argc, char **argv)
 {
   const wh_cli_command *cmd = &wh_cli_command_chat;
   g_autofree char *model_path = NULL, *system = NULL, *template_path = NULL, *kv_name = NULL;
-  g_autofree char *save_prompt = NULL;
+  g_autofree char *save_prompt = NULL, *device = NULL;
   g_auto(GStrv) stops = NULL;
   int n_predict = 512, n_threads = 0, n_ctx = 0, top_k = 40, ngl = 0;
   double temp = 0.8, top_p = 0.95, min_p = 0.05, repeat_penalty = 1.0;
@@ -192,7 +193,10 @@ run_chat(int argc, char **argv)
        "CTX"},
       {"kv-type", 0, 0, G_OPTION_ARG_STRING, &kv_name,
        "KV cache type: f16 (default), q8_0, q4_0, f32", "TYPE"},
-      {"ngl", 0, 0, G_OPTION_ARG_INT, &ngl, "Layers to run on the GPU (CPU only for now)", "N"},
+      {"ngl", 0, 0, G_OPTION_ARG_INT, &ngl,
+       "Layers to run on the GPU, from the last one down; -1 = all (default 0)", "N"},
+      {"device", 0, 0, G_OPTION_ARG_STRING, &device,
+       "GPU device (part of its name, or cuda / cuda:N); default: the first GPU", "NAME"},
       {"stop", 0, 0, G_OPTION_ARG_STRING_ARRAY, &stops, "End a reply at TEXT (repeatable)", "TEXT"},
       {"chat-template", 0, 0, G_OPTION_ARG_FILENAME, &template_path,
        "Jinja chat template to use instead of the model's", "FILE"},
@@ -208,14 +212,16 @@ run_chat(int argc, char **argv)
     return wh_cli_usage_error(cmd, "unexpected argument “%s”", argv[1]);
   if (!model_path)
     return wh_cli_usage_error(cmd, "-m MODEL is required");
-  if (n_predict < 0 || n_ctx < 0 || top_k < 0)
-    return wh_cli_usage_error(cmd, "-n, -c and --top-k must not be negative");
+  if (n_predict < 0 || n_ctx < 0 || top_k < 0 || ngl < -1)
+    return wh_cli_usage_error(cmd, "-n, -c and --top-k must not be negative, --ngl not below -1");
 
   g_autoptr(GError) error = NULL;
   wh_session_params params = wh_session_default_params();
   params.context.n_ctx = (guint32)n_ctx;
   params.context.n_threads = n_threads;
   params.n_gpu_layers = ngl;
+  if (device)
+    g_strlcpy(params.context.device, device, sizeof params.context.device);
   if (kv_name && !wh_kv_type_from_name(kv_name, &params.context.kv_type))
     return wh_cli_usage_error(cmd, "unknown KV cache type “%s”", kv_name);
   g_autofree char *template_source = NULL;
@@ -251,6 +257,8 @@ run_chat(int argc, char **argv)
   wh_session_set_system_prompt(s, system, NULL);
 
   gboolean interactive = isatty(STDIN_FILENO);
+  if (stats && !interactive)
+    fprintf(stderr, "%s\n", wh_session_get_device_note(s));
   if (interactive) {
     const char *why = NULL;
     wh_chat_format f = wh_session_get_chat_format(s, &why);

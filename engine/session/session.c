@@ -153,20 +153,48 @@ setup_template(wh_session *s, const char *source)
   s->fallback_why = g_strdup_printf("the model's chat template cannot be used (%s)", e->message);
 }
 
+/* Fills the device list and the note from what the context actually placed: the CPU runs
+ * the layers the GPU does not (the output layer counts as one). */
 static void
 setup_devices(wh_session *s)
 {
   const wh_model_hparams *hp = wh_model_get_hparams(s->model);
+  const guint32 all = hp->n_layer + 1;
+  const guint32 on_gpu = MIN(wh_context_get_params(s->ctx)->n_gpu_layers, all);
+  wh_memory_plan_devices mem;
+  wh_context_get_device_memory(s->ctx, NULL, &mem);
   wh_session_device *d = &s->devices[0];
   g_strlcpy(d->name, "CPU", sizeof d->name);
   g_strlcpy(d->kind, "cpu", sizeof d->kind);
-  d->n_layers = hp->n_layer + 1;
-  d->weight_bytes = hp->weight_bytes;
+  d->n_layers = all - on_gpu;
+  d->weight_bytes = on_gpu ? mem.dev[WH_PLAN_CPU].weights : hp->weight_bytes;
   s->n_devices = 1;
-  s->device_note =
-      g_strdup(s->n_gpu_requested != 0
-                   ? "Running on the CPU: this build has no GPU backend for the requested layers."
-                   : "Running on the CPU.");
+  const char *gpu = wh_context_get_gpu_device(s->ctx);
+  /* The context's reason, as a clause of our sentence (no final period). */
+  g_autofree char *why = g_strdup(wh_context_get_gpu_note(s->ctx));
+  if (why)
+    g_strchomp(why);
+  if (why && *why && why[strlen(why) - 1] == '.')
+    why[strlen(why) - 1] = '\0';
+  if (on_gpu > 0) {
+    d = &s->devices[s->n_devices++];
+    g_strlcpy(d->name, gpu && *gpu ? gpu : "GPU", sizeof d->name);
+    g_strlcpy(d->kind,
+              g_ascii_strncasecmp(wh_context_get_params(s->ctx)->device, "cuda", 4) == 0 ? "cuda"
+                                                                                         : "vulkan",
+              sizeof d->kind);
+    d->n_layers = on_gpu;
+    d->weight_bytes = mem.dev[WH_PLAN_GPU].weights;
+  }
+  if (on_gpu == 0 && s->n_gpu_requested == 0)
+    s->device_note = g_strdup("Running on the CPU.");
+  else if (on_gpu == 0)
+    s->device_note = g_strdup_printf("Running on the CPU: %s.", why ? why : "no GPU was found");
+  else if (on_gpu < all)
+    s->device_note = g_strdup_printf("%u of %u layers run on %s, the rest on the CPU%s%s.", on_gpu,
+                                     all, s->devices[1].name, why ? ": " : "", why ? why : "");
+  else
+    s->device_note = g_strdup_printf("Running on %s (all %u layers).", s->devices[1].name, all);
 }
 
 wh_session *
@@ -180,7 +208,12 @@ wh_session_new_for_model(wh_model *model, const wh_session_params *params, GErro
   wh_tokenizer *tok = wh_tokenizer_new_from_gguf(g, error);
   if (!tok)
     return NULL;
-  wh_context *ctx = wh_context_new(model, &params->context, error);
+  wh_context_params cp = params->context;
+  if (params->n_gpu_layers < 0)
+    cp.n_gpu_layers = wh_model_get_hparams(model)->n_layer + 1;
+  else if (params->n_gpu_layers > 0)
+    cp.n_gpu_layers = (guint32)params->n_gpu_layers;
+  wh_context *ctx = wh_context_new(model, &cp, error);
   if (!ctx) {
     wh_tokenizer_free(tok);
     return NULL;
@@ -202,7 +235,7 @@ wh_session_new_for_model(wh_model *model, const wh_session_params *params, GErro
                             : g_strdup("model");
   setup_template(s, params->chat_template ? params->chat_template
                                           : wh_gguf_get_string(g, "tokenizer.chat_template"));
-  s->n_gpu_requested = params->n_gpu_layers;
+  s->n_gpu_requested = (int)cp.n_gpu_layers;
   setup_devices(s);
   s->msgs = g_ptr_array_new_with_free_func(msg_free);
   s->sparams = wh_sampler_default_params();

@@ -81,12 +81,12 @@ const char *wh_session_stop_reason_to_string(wh_session_stop_reason r); /* "eog"
 
 /* --- creation ------------------------------------------------------------------------------ */
 
-/* Where the model runs. CPU only for now: one device "CPU" holding every layer. The GPU
- * backends add one entry per device they use. */
+/* Where the model runs, as the context placed it: the CPU first (the layers no GPU runs),
+ * then the GPU device when layers were offloaded to it. The output layer counts as a layer. */
 typedef struct {
   char name[64];        /* "CPU", "NVIDIA GeForce ...", ... */
   char kind[16];        /* "cpu", "vulkan", "cuda" */
-  guint32 n_layers;     /* repeating layers this device runs (+ the output layer for the last) */
+  guint32 n_layers;     /* layers this device runs (of n_layer + 1, the output layer included) */
   guint64 weight_bytes; /* weight bytes the device holds or reads */
 } wh_session_device;
 
@@ -96,8 +96,11 @@ typedef struct {
   /* Context: n_ctx 0 = min(n_ctx_train, 4096); n_batch, kv_type, n_threads as
    * wh_context_default_params(). */
   wh_context_params context;
-  /* Layers requested on the GPU (-1 = as many as fit; 0 = CPU only). Only the CPU backend
-   * exists today: the request is recorded and the note explains it. */
+  /* Layers to run on a GPU, from the last one down: -1 = all (n_layer + 1), 0 = whatever
+   * context.n_gpu_layers says (default 0: CPU only), N > 0 = N. The device is context.device
+   * ("" = the first GPU, "cuda" / "cuda:N" = the CUDA backend). Layers the build or the device
+   * cannot run stay on the CPU, and the device note says why. Fitting the layers to the free
+   * memory is the planner's job (engine/planner): pass its answer here. */
   int n_gpu_layers;
   /* A Jinja template used instead of the GGUF's `tokenizer.chat_template`; NULL = the GGUF's.
    * Copied. */
@@ -155,11 +158,12 @@ const char *wh_session_get_model_name(wh_session *session);
 wh_chat_format wh_session_get_chat_format(wh_session *session, const char **why);
 /* The devices running the model; returns how many (>= 1) and points @devices at them. */
 guint wh_session_get_devices(wh_session *session, const wh_session_device **devices);
-/* GPU layers that were requested and that actually run on a GPU (0 today). */
+/* GPU layers that were requested (-1 expanded to n_layer + 1) and that actually run on it. */
 int wh_session_get_n_gpu_layers_requested(wh_session *session);
 int wh_session_get_n_gpu_layers(wh_session *session);
-/* One sentence for the user about where the model runs, e.g. "Running on the CPU: this build
- * has no GPU backend." */
+/* One sentence for the user about where the model runs and, when fewer layers than requested
+ * run on a GPU, why: "Running on the CPU.", "Running on the CPU: <reason>.", "20 of 33 layers
+ * run on <GPU>, the rest on the CPU: <reason>.", "Running on <GPU> (all 33 layers)." */
 const char *wh_session_get_device_note(wh_session *session);
 
 /* --- conversation (owner thread) ----------------------------------------------------------- */

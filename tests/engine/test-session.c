@@ -528,6 +528,33 @@ test_load(void)
   g_assert_cmpint(wh_session_get_n_gpu_layers(s), ==, 0);
   g_assert_nonnull(wh_session_get_device_note(s));
   g_assert_cmpuint(wh_session_get_n_ctx(s), ==, 2048); /* min(train 2048, 4096) */
+  g_assert_cmpstr(wh_session_get_device_note(s), ==, "Running on the CPU.");
+  wh_session_unref(s);
+
+  /* Every layer asked on a GPU: the devices account for all layers, and the note explains
+   * any layer the GPU did not take (no backend in this build, no device, ...). */
+  wh_session_params gp = wh_session_default_params();
+  gp.n_gpu_layers = -1;
+  gp.context.n_ctx = 256;
+  s = wh_session_new(path, &gp, &error);
+  g_assert_no_error(error);
+  guint32 all = wh_model_get_hparams(wh_session_get_model(s))->n_layer + 1;
+  g_assert_cmpint(wh_session_get_n_gpu_layers_requested(s), ==, (int)all);
+  guint n_dev = wh_session_get_devices(s, &dev);
+  guint32 sum = 0;
+  for (guint i = 0; i < n_dev; i++)
+    sum += dev[i].n_layers;
+  g_assert_cmpuint(sum, ==, all);
+  const char *note = wh_session_get_device_note(s);
+  g_test_message("n_gpu_layers -1: %d of %u layers on a GPU; note: %s",
+                 wh_session_get_n_gpu_layers(s), all, note);
+  if (wh_session_get_n_gpu_layers(s) == 0) {
+    g_assert_cmpuint(n_dev, ==, 1);
+    g_assert_true(g_str_has_prefix(note, "Running on the CPU: "));
+  } else {
+    g_assert_cmpuint(n_dev, ==, 2);
+    g_assert_cmpuint(dev[1].n_layers, ==, (guint)wh_session_get_n_gpu_layers(s));
+  }
   wh_session_unref(s);
 
   /* A missing file fails the job with a message naming it. */
