@@ -108,6 +108,12 @@ typedef struct {
   mm_op ops[3];
   /* the ops of one run: all share x and act_type */
   int first, last;
+  /* work stealing within a run: the rows of ops [first, last) are cut into work items of
+   * chunk_rows rows that threads take in order (next_chunk, atomic), so a thread that the OS
+   * preempts delays the run by at most one item; a row is always computed whole by one
+   * thread, so results do not depend on the thread count. */
+  guint64 total_rows, chunk_rows;
+  gint next_chunk;
 } mm_job;
 
 /* Quantizes x (token rows) to the run's activation type, into qact. */
@@ -125,25 +131,21 @@ mm_quant_worker(int ith, int nth, void *data)
     wh_quant_quantize_activations(op->act_type, op->x + t * op->ldx, qact + t * qrow, (gint64)K);
 }
 
+/* Rows [begin, end) of the concatenated ops [first, last) of @job, on thread @ith. */
 static void
-mm_worker(int ith, int nth, void *data)
+mm_rows(mm_job *job, int ith, guint64 begin, guint64 end)
 {
-  mm_job *job = data;
-  guint64 total = 0;
-  for (int o = job->first; o < job->last; o++)
-    total += job->ops[o].w->ne[1];
-  gsize begin, end;
-  wh_threadpool_split(total, ith, nth, &begin, &end);
   float *rowbuf = (float *)(thread_scratch(job->ctx, ith) + job->ctx->lay.th_row);
   const guint8 *qact = job->ctx->compute + job->ctx->lay.off_qact;
 
   guint64 base = 0;
-  for (int o = job->first; o < job->last; o++) {
+  for (int o = job->first; o < job->last && base < end; o++) {
     const mm_op *op = &job->ops[o];
     const guint64 rows = op->w->ne[1], K = op->w->ne[0];
     const guint64 r0 = MAX(begin, base), r1 = MIN(end, base + rows);
     const gsize row_bytes = wh_quant_row_bytes(op->w->type, (gint64)K);
     const gsize qrow = wh_quant_row_bytes(op->act_type, (gint64)K);
+    const wh_quant_vec_dot_fn dot = wh_quant_vec_dot_resolve(op->w->type);
     for (guint64 g = r0; g < r1; g++) {
       const guint64 r = g - base;
       const guint8 *src = op->w->data + r * row_bytes;
@@ -151,7 +153,9 @@ mm_worker(int ith, int nth, void *data)
       if (op->act_type != WH_TYPE_F32) {
         for (guint32 t = 0; t < job->n_tokens; t++)
           op->y[t * op->ldy + r] =
-              wh_quant_vec_dot(op->w->type, src, qact + t * qrow, (gint64)K) + b;
+              (dot ? dot(src, qact + t * qrow, (gint64)K)
+                   : wh_quant_vec_dot(op->w->type, src, qact + t * qrow, (gint64)K)) +
+              b;
         continue;
       }
       /* F16/BF16 rows are converted once and reused for every token of the batch */
@@ -165,6 +169,38 @@ mm_worker(int ith, int nth, void *data)
     }
     base += rows;
   }
+}
+
+static void
+mm_worker(int ith, int nth, void *data)
+{
+  mm_job *job = data;
+  (void)nth;
+  for (;;) {
+    const guint64 begin = (guint64)g_atomic_int_add(&job->next_chunk, 1) * job->chunk_rows;
+    if (begin >= job->total_rows)
+      break;
+    mm_rows(job, ith, begin, MIN(begin + job->chunk_rows, job->total_rows));
+  }
+}
+
+/* Work items of ~256 KiB of weights times tokens (a few dozen per matmul of a 1B model, so the
+ * atomic is cheap next to the work), and at least 4 per thread for balance. */
+static void
+mm_plan_chunks(mm_job *job)
+{
+  const int nth = wh_threadpool_size(job->ctx->pool);
+  guint64 total = 0;
+  for (int o = job->first; o < job->last; o++)
+    total += job->ops[o].w->ne[1];
+  const mm_op *op = &job->ops[job->first];
+  const guint64 work_per_row =
+      (guint64)wh_quant_row_bytes(op->w->type, (gint64)op->w->ne[0]) * MAX(job->n_tokens, 1);
+  guint64 chunk = MAX((guint64)1, ((guint64)256 << 10) / MAX(work_per_row, 1));
+  chunk = MIN(chunk, MAX((guint64)1, total / (4 * (guint64)nth)));
+  job->total_rows = total;
+  job->chunk_rows = chunk;
+  job->next_chunk = 0;
 }
 
 static void
@@ -197,6 +233,7 @@ mm_run(mm_job *job)
       else
         wh_threadpool_run(job->ctx->pool, mm_quant_worker, job);
     }
+    mm_plan_chunks(job);
     wh_threadpool_run(job->ctx->pool, mm_worker, job);
     first = last;
   }

@@ -854,16 +854,22 @@ fp16_f16c(const guint8 *p)
 }
 
 /* The 12 scale bytes of a Q4_K/Q5_K super-block -> bytes 0-7 = sc_j, bytes 8-15 = m_j, the
- * same values as k_scale_min() (6 bits each), four at a time in 32-bit words: for j < 4 the low
- * 6 bits of S[j] / S[j+4]; for j >= 4 a nibble of S[j+4] with the top 2 bits of S[j-4] / S[j].
- * Built in a register (a store + reload would stall store forwarding). */
+ * same values as k_scale_min() (6 bits each). With a = S[0..3], b = S[4..7], c = S[8..11] as
+ * 32-bit words, the four output words are a & 0x3f.., (c & 0x0f..) | top 2 bits of a's bytes
+ * << 4, b & 0x3f.., (c >> 4 & 0x0f..) | top 2 bits of b's bytes << 4. All in vector registers
+ * (a store + reload would stall store forwarding, general-purpose inserts are slow). Reads 16
+ * bytes at @S: callers pass the scales inside a larger block. */
 WH_AVX2 static inline __m128i
 k_scales_unpack(const guint8 *S)
 {
-  const guint32 a = wh_quant_rd32(S), b = wh_quant_rd32(S + 4), c = wh_quant_rd32(S + 8);
-  return _mm_set_epi32(
-      (int)(((c >> 4) & 0x0f0f0f0fu) | (((b >> 6) & 0x03030303u) << 4)), (int)(b & 0x3f3f3f3fu),
-      (int)((c & 0x0f0f0f0fu) | (((a >> 6) & 0x03030303u) << 4)), (int)(a & 0x3f3f3f3fu));
+  const __m128i v = _mm_loadu_si128((const __m128i *)S);
+  const __m128i acbc = _mm_shuffle_epi32(v, _MM_SHUFFLE(2, 1, 2, 0));
+  const __m128i aabb = _mm_shuffle_epi32(v, _MM_SHUFFLE(1, 1, 0, 0));
+  const __m128i low = _mm_and_si128(_mm_srlv_epi32(acbc, _mm_set_epi32(4, 0, 0, 0)),
+                                    _mm_set_epi32(0x0f0f0f0f, 0x3f3f3f3f, 0x0f0f0f0f, 0x3f3f3f3f));
+  const __m128i top =
+      _mm_and_si128(_mm_srli_epi32(aabb, 2), _mm_set_epi32(0x30303030, 0, 0x30303030, 0));
+  return _mm_or_si128(low, top);
 }
 
 /* sum_j m_j * (bsum_2j + bsum_2j+1) with the 8 mins as int16 in @m and the Q8_K block sums
@@ -1531,6 +1537,175 @@ cpu_has_avx2(void)
   }
   return has;
 }
+
+/* ---- AVX-512 kernels (F, BW, VL, VNNI; picked at run time) --------------------------------- */
+
+#define WH_AVX512 __attribute__((target("avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")))
+
+/* 32 int8 x 32 int8 -> 8 int32 partial sums with one VNNI instruction: |a| (unsigned) times b
+ * with a's sign moved onto it (b != -128: no overflow). */
+WH_AVX512 static inline __m256i
+dot_i8_i8_vnni(__m256i a, __m256i b)
+{
+  return _mm256_dpbusd_epi32(_mm256_setzero_si256(), _mm256_sign_epi8(a, a),
+                             _mm256_sign_epi8(b, a));
+}
+
+/* Q8_0 x Q8_0, 256-bit VNNI: as the AVX2 kernel with dpbusd for maddubs + madd. */
+WH_AVX512 static float
+dot_q8_0_q8_0_avx512(const guint8 *x, const guint8 *y, gint64 nb)
+{
+  __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
+  gint64 b = 0;
+  for (; b + 2 <= nb; b += 2, x += 68, y += 68) {
+    __m256i qx0 = _mm256_loadu_si256((const __m256i *)(x + 2));
+    __m256i qx1 = _mm256_loadu_si256((const __m256i *)(x + 36));
+    __m256i qy0 = _mm256_loadu_si256((const __m256i *)(y + 2));
+    __m256i qy1 = _mm256_loadu_si256((const __m256i *)(y + 36));
+    __m256 d0 = _mm256_set1_ps(fp16_f16c(x) * fp16_f16c(y));
+    __m256 d1 = _mm256_set1_ps(fp16_f16c(x + 34) * fp16_f16c(y + 34));
+    acc0 = _mm256_fmadd_ps(d0, _mm256_cvtepi32_ps(dot_i8_i8_vnni(qx0, qy0)), acc0);
+    acc1 = _mm256_fmadd_ps(d1, _mm256_cvtepi32_ps(dot_i8_i8_vnni(qx1, qy1)), acc1);
+  }
+  for (; b < nb; b++, x += 34, y += 34) {
+    __m256i qx = _mm256_loadu_si256((const __m256i *)(x + 2));
+    __m256i qy = _mm256_loadu_si256((const __m256i *)(y + 2));
+    __m256 d = _mm256_set1_ps(fp16_f16c(x) * fp16_f16c(y));
+    acc0 = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(dot_i8_i8_vnni(qx, qy)), acc0);
+  }
+  return hsum_ps(_mm256_add_ps(acc0, acc1));
+}
+
+/* Q4_0 x Q8_0, 256-bit VNNI: the unsigned nibbles go straight into dpbusd, the -8 offset comes
+ * back as -8 * sum(y) (a second dpbusd with all-ones): sum (q - 8) y = sum q y - 8 sum y. */
+WH_AVX512 static float
+dot_q4_0_q8_0_avx512(const guint8 *x, const guint8 *y, gint64 nb)
+{
+  __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
+  const __m256i ones = _mm256_set1_epi8(1);
+  gint64 b = 0;
+  for (; b < nb; b++, x += 18, y += 34) {
+    __m256i qx = unpack_nibbles32(x + 2);
+    __m256i qy = _mm256_loadu_si256((const __m256i *)(y + 2));
+    __m256i p = _mm256_dpbusd_epi32(_mm256_setzero_si256(), qx, qy);
+    __m256i s = _mm256_dpbusd_epi32(_mm256_setzero_si256(), ones, qy);
+    __m256i v = _mm256_sub_epi32(p, _mm256_slli_epi32(s, 3));
+    __m256 d = _mm256_set1_ps(fp16_f16c(x) * fp16_f16c(y));
+    if (b & 1)
+      acc1 = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(v), acc1);
+    else
+      acc0 = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(v), acc0);
+  }
+  return hsum_ps(_mm256_add_ps(acc0, acc1));
+}
+
+/* Q4_K x Q8_K, 512-bit: 64 bytes of qs per step = chunks 2k and 2k+1; their low nibbles are
+ * sub-blocks 4k and 4k+2, the high nibbles 4k+1 and 4k+3. The Q8_K bytes of those sub-blocks
+ * are gathered into matching 256-bit halves (shuffle_i64x2), multiplied with maddubs and scaled
+ * and summed with one VNNI dpwssd against int16 scale vectors (vpermw from the 8 scales).
+ * Integers equal q4_k_block_sumi(); same float epilogue as the AVX2 and portable kernels. */
+WH_AVX512 static float
+dot_q4_k_q8_k_avx512(const guint8 *x, const guint8 *y, gint64 nb)
+{
+  float sumf = 0.0f;
+  const __m512i m4 = _mm512_set1_epi8(15);
+  /* int16 lane -> scale index: lanes 0-15 one sub-block, 16-31 the other */
+#define WH_IDX2(a, b)                                                                              \
+  _mm512_set_epi16(b, b, b, b, b, b, b, b, b, b, b, b, b, b, b, b, a, a, a, a, a, a, a, a, a, a,   \
+                   a, a, a, a, a, a)
+  const __m512i i02 = WH_IDX2(0, 2), i13 = WH_IDX2(1, 3), i46 = WH_IDX2(4, 6), i57 = WH_IDX2(5, 7);
+#undef WH_IDX2
+  for (gint64 b = 0; b < nb; b++, x += 144, y += Q8K_BYTES) {
+    const guint8 *qs = x + 16, *q8 = y + 4;
+    const __m128i scm = k_scales_unpack(x + 4);
+    const __m512i sc = _mm512_castsi128_si512(_mm_cvtepu8_epi16(scm));
+    __m512i acc = _mm512_setzero_si512();
+    for (int k = 0; k < 2; k++) {
+      __m512i q = _mm512_loadu_si512((const void *)(qs + 64 * k));
+      __m512i lo = _mm512_and_si512(q, m4);
+      __m512i hi = _mm512_and_si512(_mm512_srli_epi16(q, 4), m4);
+      __m512i ya = _mm512_loadu_si512((const void *)(q8 + 128 * k));
+      __m512i yb = _mm512_loadu_si512((const void *)(q8 + 128 * k + 64));
+      __m512i ylo = _mm512_shuffle_i64x2(ya, yb, _MM_SHUFFLE(1, 0, 1, 0));
+      __m512i yhi = _mm512_shuffle_i64x2(ya, yb, _MM_SHUFFLE(3, 2, 3, 2));
+      __m512i slo = _mm512_permutexvar_epi16(k ? i46 : i02, sc);
+      __m512i shi = _mm512_permutexvar_epi16(k ? i57 : i13, sc);
+      acc = _mm512_dpwssd_epi32(acc, _mm512_maddubs_epi16(lo, ylo), slo);
+      acc = _mm512_dpwssd_epi32(acc, _mm512_maddubs_epi16(hi, yhi), shi);
+    }
+    const float dy = rd_f32(y);
+    sumf += dy * fp16_f16c(x) * (float)_mm512_reduce_add_epi32(acc) -
+            dy * fp16_f16c(x + 2) *
+                (float)k_mins_dot_avx2(_mm_cvtepu8_epi16(_mm_srli_si128(scm, 8)), y);
+  }
+  return sumf;
+}
+
+/* Q6_K x Q8_K, 512-bit: for each half h, chunks t = 0,1 (and 2,3) in one register: the 64
+ * bytes ql[64h ..] give the low nibbles (t = 0,1) or high nibbles (t = 2,3); the 2 high bits of
+ * qh[32h ..] (broadcast to both halves) move to bits 4,5 with per-half shift counts. Sub-blocks
+ * of 16 map to int16 lanes 0-7, 8-15, 16-23, 24-31; scales via vpermw, summed with dpwssd.
+ * Same integers as q6_k_block_sumi() (the -32 through the bsums), same float epilogue. */
+WH_AVX512 static float
+dot_q6_k_q8_k_avx512(const guint8 *x, const guint8 *y, gint64 nb)
+{
+  float sumf = 0.0f;
+  const __m512i m4 = _mm512_set1_epi8(15), m30 = _mm512_set1_epi8(0x30);
+  /* left shifts 4 / 2 (t = 0 / 1), right shifts 0 / 2 (t = 2 / 3), per 256-bit half */
+  const __m512i sl = _mm512_inserti64x4(_mm512_set1_epi16(4), _mm256_set1_epi16(2), 1);
+  const __m512i sr = _mm512_inserti64x4(_mm512_setzero_si512(), _mm256_set1_epi16(2), 1);
+  __m512i idx[4];
+  for (int g = 0; g < 4; g++) {
+    short v[32];
+    for (int l = 0; l < 32; l++)
+      v[l] = (short)(4 * g + l / 8);
+    idx[g] = _mm512_loadu_si512((const void *)v);
+  }
+  for (gint64 b = 0; b < nb; b++, x += 210, y += Q8K_BYTES) {
+    const guint8 *ql = x, *qh = x + 128, *q8 = y + 4;
+    const __m128i sc8 = _mm_loadu_si128((const __m128i *)(x + 192));
+    const __m512i sc = _mm512_castsi256_si512(_mm256_cvtepi8_epi16(sc8));
+    __m512i acc = _mm512_setzero_si512();
+    for (int h = 0; h < 2; h++) {
+      __m512i vqh = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)(qh + 32 * h)));
+      __m512i src = _mm512_loadu_si512((const void *)(ql + 64 * h));
+      /* t = 0,1 */
+      __m512i u01 = _mm512_or_si512(_mm512_and_si512(src, m4),
+                                    _mm512_and_si512(_mm512_sllv_epi16(vqh, sl), m30));
+      /* t = 2,3 */
+      __m512i u23 = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(src, 4), m4),
+                                    _mm512_and_si512(_mm512_srlv_epi16(vqh, sr), m30));
+      __m512i y01 = _mm512_loadu_si512((const void *)(q8 + 128 * h));
+      __m512i y23 = _mm512_loadu_si512((const void *)(q8 + 128 * h + 64));
+      acc = _mm512_dpwssd_epi32(acc, _mm512_maddubs_epi16(u01, y01),
+                                _mm512_permutexvar_epi16(idx[2 * h], sc));
+      acc = _mm512_dpwssd_epi32(acc, _mm512_maddubs_epi16(u23, y23),
+                                _mm512_permutexvar_epi16(idx[2 * h + 1], sc));
+    }
+    const __m128i sclo = _mm_cvtepi8_epi16(sc8), schi = _mm_cvtepi8_epi16(_mm_srli_si128(sc8, 8));
+    __m128i o = _mm_add_epi32(_mm_madd_epi16(sclo, _mm_loadu_si128((const __m128i *)(y + 260))),
+                              _mm_madd_epi16(schi, _mm_loadu_si128((const __m128i *)(y + 276))));
+    o = _mm_add_epi32(o, _mm_shuffle_epi32(o, _MM_SHUFFLE(1, 0, 3, 2)));
+    o = _mm_add_epi32(o, _mm_shuffle_epi32(o, _MM_SHUFFLE(2, 3, 0, 1)));
+    int sumi = _mm512_reduce_add_epi32(acc) - 32 * _mm_cvtsi128_si32(o);
+    sumf += fp16_f16c(x + 208) * rd_f32(y) * (float)sumi;
+  }
+  return sumf;
+}
+
+static int
+cpu_has_avx512(void)
+{
+  static gsize once = 0;
+  static int has = 0;
+  if (g_once_init_enter(&once)) {
+    has = cpu_has_avx2() && __builtin_cpu_supports("avx512f") &&
+          __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl") &&
+          __builtin_cpu_supports("avx512vnni");
+    g_once_init_leave(&once, 1);
+  }
+  return has;
+}
 #endif /* WH_QUANT_X86 */
 
 gboolean
@@ -1570,11 +1745,110 @@ wh_quant_vec_dot_has_simd(wh_type wtype)
 #endif
 }
 
+/* Resolved kernels (wh_quant_vec_dot_resolve): the block-count kernels behind the
+ * wh_quant_vec_dot() signature, one per (type, level) that matters for speed. */
+#if WH_QUANT_X86
+#define WH_VD_WRAP(name, kernel, qk)                                                               \
+  static float name(const void *w, const void *a, gint64 n)                                        \
+  {                                                                                                \
+    return kernel(w, a, n / (qk));                                                                 \
+  }
+WH_VD_WRAP(vd_q4_k_avx512, dot_q4_k_q8_k_avx512, WH_QK_K)
+WH_VD_WRAP(vd_q6_k_avx512, dot_q6_k_q8_k_avx512, WH_QK_K)
+WH_VD_WRAP(vd_q8_0_avx512, dot_q8_0_q8_0_avx512, 32)
+WH_VD_WRAP(vd_q4_0_avx512, dot_q4_0_q8_0_avx512, 32)
+WH_VD_WRAP(vd_q4_k_avx2, dot_q4_k_q8_k_avx2, WH_QK_K)
+WH_VD_WRAP(vd_q5_k_avx2, dot_q5_k_q8_k_avx2, WH_QK_K)
+WH_VD_WRAP(vd_q6_k_avx2, dot_q6_k_q8_k_avx2, WH_QK_K)
+WH_VD_WRAP(vd_iq4_xs_avx2, dot_iq4_xs_q8_k_avx2, WH_QK_K)
+WH_VD_WRAP(vd_q8_0_avx2, dot_q8_0_q8_0_avx2, 32)
+WH_VD_WRAP(vd_q4_0_avx2, dot_q4_0_q8_0_avx2, 32)
+#undef WH_VD_WRAP
+#endif
+
+wh_quant_vec_dot_fn
+wh_quant_vec_dot_resolve(wh_type wtype)
+{
+#if WH_QUANT_X86
+  if (cpu_has_avx512()) {
+    switch (wtype) {
+    case WH_TYPE_Q4_K:
+      return vd_q4_k_avx512;
+    case WH_TYPE_Q6_K:
+      return vd_q6_k_avx512;
+    case WH_TYPE_Q8_0:
+      return vd_q8_0_avx512;
+    case WH_TYPE_Q4_0:
+      return vd_q4_0_avx512;
+    default:
+      break;
+    }
+  }
+  if (cpu_has_avx2()) {
+    switch (wtype) {
+    case WH_TYPE_Q4_K:
+      return vd_q4_k_avx2;
+    case WH_TYPE_Q5_K:
+      return vd_q5_k_avx2;
+    case WH_TYPE_Q6_K:
+      return vd_q6_k_avx2;
+    case WH_TYPE_IQ4_XS:
+      return vd_iq4_xs_avx2;
+    case WH_TYPE_Q8_0:
+      return vd_q8_0_avx2;
+    case WH_TYPE_Q4_0:
+      return vd_q4_0_avx2;
+    default:
+      break;
+    }
+  }
+#endif
+  (void)wtype;
+  return NULL;
+}
+
+wh_quant_simd
+wh_quant_simd_level(void)
+{
+#if WH_QUANT_X86
+  return cpu_has_avx512() ? WH_QUANT_SIMD_AVX512
+         : cpu_has_avx2() ? WH_QUANT_SIMD_AVX2
+                          : WH_QUANT_SIMD_NONE;
+#else
+  return WH_QUANT_SIMD_NONE;
+#endif
+}
+
 float
 wh_quant_vec_dot(wh_type wtype, const void *wrow, const void *act, gint64 n)
 {
+  return wh_quant_vec_dot_at(WH_QUANT_SIMD_AVX512, wtype, wrow, act, n);
+}
+
+float
+wh_quant_vec_dot_at(wh_quant_simd level, wh_type wtype, const void *wrow, const void *act, gint64 n)
+{
 #if WH_QUANT_X86
-  if (wh_quant_vec_dot_has_simd(wtype)) {
+  if (level >= WH_QUANT_SIMD_AVX512 && cpu_has_avx512()) {
+    const guint8 *x = wrow, *y = act;
+    switch (wtype) {
+    case WH_TYPE_Q4_K:
+      g_return_val_if_fail(n >= 0 && n % WH_QK_K == 0, 0.0f);
+      return dot_q4_k_q8_k_avx512(x, y, n / WH_QK_K);
+    case WH_TYPE_Q6_K:
+      g_return_val_if_fail(n >= 0 && n % WH_QK_K == 0, 0.0f);
+      return dot_q6_k_q8_k_avx512(x, y, n / WH_QK_K);
+    case WH_TYPE_Q8_0:
+      g_return_val_if_fail(n >= 0 && n % 32 == 0, 0.0f);
+      return dot_q8_0_q8_0_avx512(x, y, n / 32);
+    case WH_TYPE_Q4_0:
+      g_return_val_if_fail(n >= 0 && n % 32 == 0, 0.0f);
+      return dot_q4_0_q8_0_avx512(x, y, n / 32);
+    default:
+      break;
+    }
+  }
+  if (level >= WH_QUANT_SIMD_AVX2 && wh_quant_vec_dot_has_simd(wtype)) {
     guint32 qk = wh_quant_block_size(wtype);
     g_return_val_if_fail(n >= 0 && n % qk == 0, 0.0f);
     const guint8 *x = wrow, *y = act;

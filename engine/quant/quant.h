@@ -129,4 +129,26 @@ float wh_quant_vec_dot_portable(wh_type wtype, const void *wrow, const void *act
 /* TRUE when wh_quant_vec_dot() uses a SIMD path for @wtype on this CPU. */
 gboolean wh_quant_vec_dot_has_simd(wh_type wtype);
 
+/* Instruction-set levels of wh_quant_vec_dot(), in increasing order. */
+typedef enum {
+  WH_QUANT_SIMD_NONE,   /* portable C */
+  WH_QUANT_SIMD_AVX2,   /* AVX2 + FMA + F16C */
+  WH_QUANT_SIMD_AVX512, /* AVX-512 F/BW/VL + VNNI (Q4_0, Q8_0, Q4_K, Q6_K; the rest AVX2) */
+} wh_quant_simd;
+
+/* The best level this CPU supports (cpuid, checked once). Thread-safe. */
+wh_quant_simd wh_quant_simd_level(void);
+
+/* wh_quant_vec_dot() using no level above @level (lower levels where the CPU lacks it), so
+ * tests can compare every path this CPU can run. wh_quant_vec_dot() = the best level. */
+float wh_quant_vec_dot_at(wh_quant_simd level, wh_type wtype, const void *wrow, const void *act,
+                          gint64 n);
+
+/* The kernel wh_quant_vec_dot() runs for @wtype on this CPU, for callers that dot many rows of
+ * one type (a matmul resolves it once instead of dispatching per row). Same results as
+ * wh_quant_vec_dot(); @n must be a multiple of the block size (not checked). NULL for types
+ * without a dedicated kernel: call wh_quant_vec_dot() for those. Thread-safe. */
+typedef float (*wh_quant_vec_dot_fn)(const void *wrow, const void *act, gint64 n);
+wh_quant_vec_dot_fn wh_quant_vec_dot_resolve(wh_type wtype);
+
 G_END_DECLS
