@@ -54,6 +54,13 @@ fi
 if grep -q "tokens/s); stop: max-tokens; context [0-9]*/2048" "$tmp/err2"; then ok "stats line"
 else bad "stats line"; cat "$tmp/err2"; fi
 
+# Sampling with a seed: the first reply equals run with the same seed on the same prompt.
+printf 'Once upon a time\n' | chat --temp 0.9 --seed 7 --save-prompt "$tmp/ps.txt" >"$tmp/outs" 2>/dev/null
+p="$(cat "$tmp/ps.txt"; printf x)"
+"$cli" run -m "$model" --temp 0.9 --seed 7 -n 24 -t 1 -p "${p%x}" >"$tmp/wants" 2>/dev/null
+if cmp -s "$tmp/outs" "$tmp/wants"; then ok "seeded sampling equals run --seed"; else
+  bad "seeded sampling differs from run"; diff "$tmp/outs" "$tmp/wants" | head -n 6; fi
+
 # /regen repeats the greedy reply; /reset forgets; /system adds a system turn to the prompt.
 printf 'Once upon a time\n/regen\n' | chat >"$tmp/out3" 2>/dev/null
 { cat "$tmp/want1" "$tmp/want1"; } >"$tmp/want3"
