@@ -25,11 +25,12 @@
  *    window (they stay in the history; the window then starts at a user message) until the
  *    prompt leaves a quarter of the context for the reply; during a reply, the cache is shifted
  *    (half of what follows the system prompt's tokens is dropped) and generation goes on.
- *  - Sampling is reproducible: generation number k since the last
- *    wh_session_set_sampler_params() (counting from 0) uses seed `seed + k` when it is fixed, so
- * the first reply equals `whittle-cli run` with the same seed on the same rendered prompt. Does
- * not: store conversations (the app keeps them, with branches, in SQLite: it restores a branch with
- * wh_session_set_messages()), render Markdown, or pick devices (planner).
+ *  - Sampling is reproducible: reply number k since the last wh_session_set_sampler_params()
+ *    (from 0) uses seed `seed + k` when it is fixed, so the first reply equals `whittle-cli run`
+ *    with the same seed on the same rendered prompt.
+ * Does not: store conversations (the app keeps them, with branches, in SQLite, and restores a
+ * branch with wh_session_set_messages()), render Markdown, or choose how many layers go to a
+ * GPU (the planner does; the session passes the request on to the context).
  *
  * Thread-safety: a session belongs to one thread (the owner, usually the main thread). While a
  * generation runs (async: from wh_session_generate_async() until its done callback; sync: the
