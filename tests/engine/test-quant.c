@@ -766,18 +766,28 @@ test_vec_dot_reference(void)
         }
       }
       float portable = wh_quant_vec_dot_portable(type, w, act, N);
-      float fast = wh_quant_vec_dot(type, w, act, N);
-      g_assert_true(isfinite(portable) && isfinite(fast));
+      g_assert_true(isfinite(portable));
       if (fabs(portable - exact) > 2e-6 * mag + slack + 1e-30)
         g_error("%s row %d: portable dot %.9g, exact %.9g (magnitude %.3g)", names[t], r, portable,
                 exact, mag);
-      if (fabs((double)fast - portable) > 2e-6 * mag + 1e-30)
-        g_error("%s row %d: SIMD dot %.9g, portable %.9g", names[t], r, fast, portable);
-      if (at == WH_TYPE_Q8_K) /* the Q8_K kernels share the portable float epilogue */
-        g_assert_cmphex(bits(fast), ==, bits(portable));
+      /* every SIMD level this CPU runs (AVX2, AVX-512), and the resolved kernel */
+      for (wh_quant_simd lv = WH_QUANT_SIMD_AVX2; lv <= wh_quant_simd_level(); lv++) {
+        float fast = wh_quant_vec_dot_at(lv, type, w, act, N);
+        g_assert_true(isfinite(fast));
+        if (fabs((double)fast - portable) > 2e-6 * mag + 1e-30)
+          g_error("%s row %d: SIMD level %d dot %.9g, portable %.9g", names[t], r, lv, fast,
+                  portable);
+        if (at == WH_TYPE_Q8_K) /* the Q8_K kernels share the portable float epilogue */
+          g_assert_cmphex(bits(fast), ==, bits(portable));
+      }
+      float best = wh_quant_vec_dot(type, w, act, N);
+      wh_quant_vec_dot_fn fn = wh_quant_vec_dot_resolve(type);
+      if (fn)
+        g_assert_cmphex(bits(fn(w, act, N)), ==, bits(best));
     }
     if (g_test_verbose())
-      g_test_message("%s: SIMD %s", names[t], wh_quant_vec_dot_has_simd(type) ? "yes" : "no");
+      g_test_message("%s: SIMD %s (level %d)", names[t],
+                     wh_quant_vec_dot_has_simd(type) ? "yes" : "no", wh_quant_simd_level());
   }
   /* Row lengths that are not a multiple of the SIMD width (tails) for the plain types. */
   const float *x = f32_tensor(g, "input", 16 * 1024);
