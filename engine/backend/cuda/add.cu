@@ -7,7 +7,8 @@
 
 #define WG 256
 
-__global__ void __launch_bounds__(WG) add(const wh_cu_add_params pc)
+__global__ void
+__launch_bounds__(WG) add(const wh_cu_add_params pc)
 {
   const uint i = (blockIdx.x + blockIdx.y * 65535) * WG + threadIdx.x;
   if (i < pc.n)

@@ -23,12 +23,16 @@
 #define WG 64
 #define DV_MAX 256
 
-template <int T> __device__ __forceinline__ float kv_elem(const uint8_t *row, uint i)
+template <int T>
+__device__ __forceinline__ float
+kv_elem(const uint8_t *row, uint i)
 {
   return dequant_row_elem<T>(row, i);
 }
 
-template <int T> __global__ void __launch_bounds__(WG) attn(const wh_cu_attn_params pc)
+template <int T>
+__global__ void
+__launch_bounds__(WG) attn(const wh_cu_attn_params pc)
 {
   __shared__ float qs[DV_MAX];
   __shared__ float ps[WG];
@@ -65,7 +69,7 @@ template <int T> __global__ void __launch_bounds__(WG) attn(const wh_cu_attn_par
     const float e_z = tid < n ? expf(z - m_new) : 0.0f;
     ps[tid] = e_z;
     const float alpha = expf(m - m_new); /* 0 on the first chunk (m = -inf) */
-    l = l * alpha + wg_sum<WG>(e_z);      /* wg_sum's barriers also publish ps */
+    l = l * alpha + wg_sum<WG>(e_z);     /* wg_sum's barriers also publish ps */
     for (uint e = 0; e < DV_MAX / WG; e++) {
       const uint d = tid + e * WG;
       if (d >= pc.dv)

@@ -706,14 +706,17 @@ wh_cuda_forward_layers(wh_cuda_forward *fw, const wh_batch *batch, guint32 il_be
   g_return_val_if_fail(il_begin >= ctx->lay.split.first_gpu_layer, FALSE);
   if (!cu_ok(wh_cu_set_device(fw->dev->ordinal), "device selection", error))
     return FALSE;
-  /* One transfer in: the residual stream and the batch's RoPE tables (both configurations,
-   * as the embed phase wrote them into the CPU's compute block). */
-  const float *host_rope = (const float *)(ctx->compute + ctx->lay.off_rope);
+  /* One transfer in: the residual stream and the batch's rows of the RoPE tables (cos and
+   * sin of both configurations, as the embed phase wrote them into the CPU's compute block). */
   if (!cu_ok(wh_cu_upload(fw->x, ctx->compute + ctx->lay.off_x, (gsize)n * d * 4, fw->s),
-             "activation upload", error) ||
-      !cu_ok(wh_cu_upload(fw->rope, host_rope, (gsize)2 * 2 * nb * np * 4, fw->s),
-             "RoPE table upload", error))
+             "activation upload", error))
     return FALSE;
+  const float *host_rope = (const float *)(ctx->compute + ctx->lay.off_rope);
+  for (gsize part = 0; part < 4; part++)
+    if (!cu_ok(wh_cu_upload(fw->rope + part * nb * np, host_rope + part * nb * np,
+                            (gsize)n * np * 4, fw->s),
+               "RoPE table upload", error))
+      return FALSE;
 
   for (il = il_begin; il < hp->n_layer; il++) {
     const wh_layer_weights *L = &m->layers[il];

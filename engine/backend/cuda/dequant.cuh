@@ -137,8 +137,10 @@ template <int T> struct deq_k45 {
     return rdf16(blk, 0) * float(sc) * float(q) - rdf16(blk, 2) * float(m);
   }
 };
-template <> struct deq<WH_CU_Q4_K> : deq_k45<WH_CU_Q4_K> {};
-template <> struct deq<WH_CU_Q5_K> : deq_k45<WH_CU_Q5_K> {};
+template <> struct deq<WH_CU_Q4_K> : deq_k45<WH_CU_Q4_K> {
+};
+template <> struct deq<WH_CU_Q5_K> : deq_k45<WH_CU_Q5_K> {
+};
 
 /* ql[128] | qh[64] | scales[16] int8 | d f16.
  * Element j = 128h + 32t + l: low nibble (t < 2) or high nibble (t >= 2) of
@@ -158,25 +160,42 @@ template <> struct deq<WH_CU_Q6_K> {
 };
 
 /* The 16 non-linear IQ4 levels (shared/spec/block-formats.md). */
-WH_HD float iq4_level(uint q)
+WH_HD float
+iq4_level(uint q)
 {
   switch (q & 15) {
-  case 0: return -127.0f;
-  case 1: return -104.0f;
-  case 2: return -83.0f;
-  case 3: return -65.0f;
-  case 4: return -49.0f;
-  case 5: return -35.0f;
-  case 6: return -22.0f;
-  case 7: return -10.0f;
-  case 8: return 1.0f;
-  case 9: return 13.0f;
-  case 10: return 25.0f;
-  case 11: return 38.0f;
-  case 12: return 53.0f;
-  case 13: return 69.0f;
-  case 14: return 89.0f;
-  default: return 113.0f;
+  case 0:
+    return -127.0f;
+  case 1:
+    return -104.0f;
+  case 2:
+    return -83.0f;
+  case 3:
+    return -65.0f;
+  case 4:
+    return -49.0f;
+  case 5:
+    return -35.0f;
+  case 6:
+    return -22.0f;
+  case 7:
+    return -10.0f;
+  case 8:
+    return 1.0f;
+  case 9:
+    return 13.0f;
+  case 10:
+    return 25.0f;
+  case 11:
+    return 38.0f;
+  case 12:
+    return 53.0f;
+  case 13:
+    return 69.0f;
+  case 14:
+    return 89.0f;
+  default:
+    return 113.0f;
   }
 }
 
@@ -197,49 +216,76 @@ template <> struct deq<WH_CU_IQ4_XS> {
   static WH_HD float dequant(const uint8_t *blk, uint j)
   {
     uint b = j >> 5, i = j & 31;
-    uint ls = ((rd8(blk, 4 + (b >> 1)) >> (4 * (b & 1))) & 15) | (((rd16(blk, 2) >> (2 * b)) & 3) << 4);
+    uint ls =
+        ((rd8(blk, 4 + (b >> 1)) >> (4 * (b & 1))) & 15) | (((rd16(blk, 2) >> (2 * b)) & 3) << 4);
     uint q = (rd8(blk, 8 + 16 * b + (i & 15)) >> ((i >> 4) * 4)) & 15;
     return rdf16(blk, 0) * float(int(ls) - 32) * iq4_level(q);
   }
 };
 
 /* Element k of a row of type T. */
-template <int T> WH_HD float dequant_row_elem(const uint8_t *row, uint k)
+template <int T>
+WH_HD float
+dequant_row_elem(const uint8_t *row, uint k)
 {
   return deq<T>::dequant(row + (uint64_t)(k / deq<T>::QK) * deq<T>::BLOCK_BYTES, k % deq<T>::QK);
 }
 
 /* Calls F::template run<T>(args...) for the weight type @type; cudaErrorNotSupported when the
  * type has no kernel. Every launcher dispatches through this one switch. */
-template <typename F, typename... A> int dispatch_type(int type, A... args)
+template <typename F, typename... A>
+int
+dispatch_type(int type, A... args)
 {
   switch (type) {
-  case WH_CU_F32: return F::template run<WH_CU_F32>(args...);
-  case WH_CU_F16: return F::template run<WH_CU_F16>(args...);
-  case WH_CU_Q4_0: return F::template run<WH_CU_Q4_0>(args...);
-  case WH_CU_Q4_1: return F::template run<WH_CU_Q4_1>(args...);
-  case WH_CU_Q5_0: return F::template run<WH_CU_Q5_0>(args...);
-  case WH_CU_Q5_1: return F::template run<WH_CU_Q5_1>(args...);
-  case WH_CU_Q8_0: return F::template run<WH_CU_Q8_0>(args...);
-  case WH_CU_Q2_K: return F::template run<WH_CU_Q2_K>(args...);
-  case WH_CU_Q3_K: return F::template run<WH_CU_Q3_K>(args...);
-  case WH_CU_Q4_K: return F::template run<WH_CU_Q4_K>(args...);
-  case WH_CU_Q5_K: return F::template run<WH_CU_Q5_K>(args...);
-  case WH_CU_Q6_K: return F::template run<WH_CU_Q6_K>(args...);
-  case WH_CU_IQ4_NL: return F::template run<WH_CU_IQ4_NL>(args...);
-  case WH_CU_IQ4_XS: return F::template run<WH_CU_IQ4_XS>(args...);
-  default: return (int)cudaErrorNotSupported;
+  case WH_CU_F32:
+    return F::template run<WH_CU_F32>(args...);
+  case WH_CU_F16:
+    return F::template run<WH_CU_F16>(args...);
+  case WH_CU_Q4_0:
+    return F::template run<WH_CU_Q4_0>(args...);
+  case WH_CU_Q4_1:
+    return F::template run<WH_CU_Q4_1>(args...);
+  case WH_CU_Q5_0:
+    return F::template run<WH_CU_Q5_0>(args...);
+  case WH_CU_Q5_1:
+    return F::template run<WH_CU_Q5_1>(args...);
+  case WH_CU_Q8_0:
+    return F::template run<WH_CU_Q8_0>(args...);
+  case WH_CU_Q2_K:
+    return F::template run<WH_CU_Q2_K>(args...);
+  case WH_CU_Q3_K:
+    return F::template run<WH_CU_Q3_K>(args...);
+  case WH_CU_Q4_K:
+    return F::template run<WH_CU_Q4_K>(args...);
+  case WH_CU_Q5_K:
+    return F::template run<WH_CU_Q5_K>(args...);
+  case WH_CU_Q6_K:
+    return F::template run<WH_CU_Q6_K>(args...);
+  case WH_CU_IQ4_NL:
+    return F::template run<WH_CU_IQ4_NL>(args...);
+  case WH_CU_IQ4_XS:
+    return F::template run<WH_CU_IQ4_XS>(args...);
+  default:
+    return (int)cudaErrorNotSupported;
   }
 }
 
 /* The same for the KV cache row types. */
-template <typename F, typename... A> int dispatch_kv_type(int type, A... args)
+template <typename F, typename... A>
+int
+dispatch_kv_type(int type, A... args)
 {
   switch (type) {
-  case WH_CU_F32: return F::template run<WH_CU_F32>(args...);
-  case WH_CU_F16: return F::template run<WH_CU_F16>(args...);
-  case WH_CU_Q8_0: return F::template run<WH_CU_Q8_0>(args...);
-  case WH_CU_Q4_0: return F::template run<WH_CU_Q4_0>(args...);
-  default: return (int)cudaErrorNotSupported;
+  case WH_CU_F32:
+    return F::template run<WH_CU_F32>(args...);
+  case WH_CU_F16:
+    return F::template run<WH_CU_F16>(args...);
+  case WH_CU_Q8_0:
+    return F::template run<WH_CU_Q8_0>(args...);
+  case WH_CU_Q4_0:
+    return F::template run<WH_CU_Q4_0>(args...);
+  default:
+    return (int)cudaErrorNotSupported;
   }
 }

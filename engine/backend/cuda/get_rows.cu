@@ -13,7 +13,9 @@
 
 #define WG 256
 
-template <int T> __global__ void __launch_bounds__(WG) get_rows(const wh_cu_get_rows_params pc)
+template <int T>
+__global__ void
+__launch_bounds__(WG) get_rows(const wh_cu_get_rows_params pc)
 {
   typedef deq<T> D;
   const uint t = blockIdx.y;

@@ -7,7 +7,8 @@
 
 #define WG 256
 
-WH_HD float gelu_tanh(float u)
+WH_HD float
+gelu_tanh(float u)
 {
   if (u >= 10.0f)
     return u;
@@ -17,12 +18,14 @@ WH_HD float gelu_tanh(float u)
   return 0.5f * u * (1.0f + tanhf(c * (u + 0.044715f * u * u * u)));
 }
 
-WH_HD float silu(float u)
+WH_HD float
+silu(float u)
 {
   return u / (1.0f + expf(-u));
 }
 
-__global__ void __launch_bounds__(WG) glu(const wh_cu_glu_params pc)
+__global__ void
+__launch_bounds__(WG) glu(const wh_cu_glu_params pc)
 {
   const uint i = blockIdx.x * WG + threadIdx.x;
   if (i >= pc.F)

@@ -48,7 +48,8 @@ template <> struct kvq<WH_CU_Q8_0> {
 };
 
 /* x * y rounded to F32 on its own, so the compiler cannot fuse it with a following add */
-WH_HD float mul_rn(float x, float y)
+WH_HD float
+mul_rn(float x, float y)
 {
 #ifdef __CUDA_ARCH__
   return __fmul_rn(x, y);
@@ -79,7 +80,9 @@ template <> struct kvq<WH_CU_Q4_0> {
   }
 };
 
-template <int T> __global__ void __launch_bounds__(WG) kv_store(const wh_cu_kv_store_params pc)
+template <int T>
+__global__ void
+__launch_bounds__(WG) kv_store(const wh_cu_kv_store_params pc)
 {
   typedef deq<T> D;
   const uint i = blockIdx.x * WG + threadIdx.x; /* element (F16/F32) or block of QK */

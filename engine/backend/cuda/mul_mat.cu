@@ -19,7 +19,9 @@
 #define WG 64
 #define TILE 8
 
-template <int T> __global__ void __launch_bounds__(WG) mul_mat(const wh_cu_mul_mat_params pc)
+template <int T>
+__global__ void
+__launch_bounds__(WG) mul_mat(const wh_cu_mul_mat_params pc)
 {
   typedef deq<T> D;
   __shared__ float partial[TILE][WG];

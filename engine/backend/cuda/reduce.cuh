@@ -6,7 +6,9 @@
 
 #include "common.cuh"
 
-template <uint WG> __device__ float wg_sum(float v)
+template <uint WG>
+__device__ float
+wg_sum(float v)
 {
   __shared__ float red[WG];
   const uint tid = threadIdx.x;
@@ -22,7 +24,9 @@ template <uint WG> __device__ float wg_sum(float v)
   return r;
 }
 
-template <uint WG> __device__ float wg_max(float v)
+template <uint WG>
+__device__ float
+wg_max(float v)
 {
   __shared__ float red[WG];
   const uint tid = threadIdx.x;

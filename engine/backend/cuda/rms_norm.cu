@@ -11,13 +11,15 @@
 
 #define WG 64
 
-__global__ void __launch_bounds__(WG) rms_norm(const wh_cu_rms_norm_params pc)
+__global__ void
+__launch_bounds__(WG) rms_norm(const wh_cu_rms_norm_params pc)
 {
   const uint tid = threadIdx.x;
   const uint h = blockIdx.x, t = blockIdx.y;
   const float *x = pc.x, *w = pc.w;
   float *y = pc.y;
-  const uint64_t xo = uint64_t(t) * pc.ldx_t + h * pc.ldx_h, yo = uint64_t(t) * pc.ldy_t + h * pc.ldy_h;
+  const uint64_t xo = uint64_t(t) * pc.ldx_t + h * pc.ldx_h,
+                 yo = uint64_t(t) * pc.ldy_t + h * pc.ldy_h;
 
   float ss = 0.0f;
   for (uint i = tid; i < pc.n; i += WG)
@@ -28,8 +30,7 @@ __global__ void __launch_bounds__(WG) rms_norm(const wh_cu_rms_norm_params pc)
 }
 
 extern "C" int
-wh_cu_rms_norm(wh_cu_stream *s, const wh_cu_rms_norm_params *p, uint32_t n_heads,
-               uint32_t n_tokens)
+wh_cu_rms_norm(wh_cu_stream *s, const wh_cu_rms_norm_params *p, uint32_t n_heads, uint32_t n_tokens)
 {
   if (n_heads == 0 || n_tokens == 0)
     return 0;

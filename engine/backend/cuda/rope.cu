@@ -11,7 +11,8 @@
 
 #define WG 64
 
-__global__ void __launch_bounds__(WG) rope(const wh_cu_rope_params pc)
+__global__ void
+__launch_bounds__(WG) rope(const wh_cu_rope_params pc)
 {
   const uint h = blockIdx.x, t = blockIdx.y;
   float *v = pc.v;
@@ -20,7 +21,8 @@ __global__ void __launch_bounds__(WG) rope(const wh_cu_rope_params pc)
     const uint64_t base = uint64_t(t) * pc.ld + h * pc.head_dim;
     const uint64_t i0 = base + (pc.neox != 0 ? i : 2 * i);
     const uint64_t i1 = base + (pc.neox != 0 ? i + pc.n_pairs : 2 * i + 1);
-    const float c = tab[uint64_t(t) * pc.n_pairs + i], s = tab[uint64_t(pc.nb + t) * pc.n_pairs + i];
+    const float c = tab[uint64_t(t) * pc.n_pairs + i],
+                s = tab[uint64_t(pc.nb + t) * pc.n_pairs + i];
     const float a = v[i0], b = v[i1];
     v[i0] = a * c - b * s;
     v[i1] = a * s + b * c;

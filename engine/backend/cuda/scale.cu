@@ -6,7 +6,8 @@
 
 #define WG 256
 
-__global__ void __launch_bounds__(WG) scale(const wh_cu_scale_params pc)
+__global__ void
+__launch_bounds__(WG) scale(const wh_cu_scale_params pc)
 {
   const uint i = (blockIdx.x + blockIdx.y * 65535) * WG + threadIdx.x;
   if (i >= pc.n)
