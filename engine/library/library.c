@@ -545,6 +545,21 @@ index_load(wh_library *lib, GError **error)
   return out;
 }
 
+/* index_load() for a read-modify-write: NULL with @error (prefixed by @what) when the index
+ * exists but cannot be read, so that it is never overwritten and its records lost. */
+static GPtrArray *
+index_load_for_update(wh_library *lib, const char *what, GError **error)
+{
+  GError *load_error = NULL;
+  GPtrArray *recs = index_load(lib, &load_error);
+  if (load_error) {
+    g_ptr_array_unref(recs);
+    g_propagate_prefixed_error(error, load_error, "%s", what);
+    return NULL;
+  }
+  return recs;
+}
+
 static gboolean
 index_save(wh_library *lib, GPtrArray *records, GError **error)
 {
@@ -581,14 +596,9 @@ wh_library_record_download(wh_library *lib, const char *repo_id, const char *com
     return FALSE;
   }
   g_mutex_lock(&lib->lock);
-  GError *load_error = NULL;
-  g_autoptr(GPtrArray) recs = index_load(lib, &load_error);
-  gboolean ok = TRUE;
-  if (load_error) {
-    /* Never overwrite an index we could not read: its records would be lost. */
-    g_propagate_prefixed_error(error, load_error, "cannot record the download: ");
-    ok = FALSE;
-  } else {
+  g_autoptr(GPtrArray) recs = index_load_for_update(lib, "cannot record the download: ", error);
+  gboolean ok = recs != NULL;
+  if (ok) {
     for (guint i = 0; i < recs->len; i++)
       if (strcmp(obj_string(recs->pdata[i], "path"), snapshot_path) == 0)
         g_ptr_array_remove_index(recs, i--);
@@ -1511,14 +1521,12 @@ wh_library_delete(wh_library *lib, const wh_library_entry *entry, GError **error
     return FALSE;
   }
   g_mutex_lock(&lib->lock);
-  GError *load_error = NULL;
-  g_autoptr(GPtrArray) recs = index_load(lib, &load_error);
-  gboolean ok = TRUE;
-  if (load_error) {
-    g_propagate_prefixed_error(error, load_error, "cannot delete: ");
+  g_autoptr(GPtrArray) recs = index_load_for_update(lib, "cannot delete: ", error);
+  if (!recs) {
     g_mutex_unlock(&lib->lock);
     return FALSE;
   }
+  gboolean ok = TRUE;
   /* Every shard must be recorded; projectors only go when recorded too. */
   g_autoptr(GPtrArray) mine = g_ptr_array_new();
   guint n_paths = g_strv_length(entry->paths);
