@@ -647,7 +647,7 @@ wh_cpu_rope_shift(wh_context *ctx, guint32 from, guint32 to, gint64 delta)
 {
   const wh_model_hparams *hp = &ctx->model->hp;
   const guint32 dk = hp->head_dim_k, np = hp->n_rot / 2;
-  const guint32 n_cpu = ctx->vk ? ctx->lay.split.first_gpu_layer : hp->n_layer;
+  const guint32 n_cpu = ctx->vk || ctx->cuda ? ctx->lay.split.first_gpu_layer : hp->n_layer;
   float *row = (float *)(thread_scratch(ctx, 0) + ctx->lay.th_kv);
   float *cs = (float *)(thread_scratch(ctx, 0) + ctx->lay.th_row);
   float *sn = cs + np;
@@ -658,7 +658,7 @@ wh_cpu_rope_shift(wh_context *ctx, guint32 from, guint32 to, gint64 delta)
       cs[i] = (float)cos(theta);
       sn[i] = (float)sin(theta);
     }
-    for (guint32 il = 0; il < n_cpu; il++) { /* GPU layers: wh_vk_context_shift() */
+    for (guint32 il = 0; il < n_cpu; il++) { /* GPU layers: wh_vk/cuda_context_shift() */
       if ((hp->swa_layer[il] ? 1 : 0) != c)
         continue;
       const guint32 n = hp->n_head_kv[il] * dk;
