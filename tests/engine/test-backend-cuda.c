@@ -398,6 +398,49 @@ check_model(const char *rel, gboolean quantized)
   wh_model_free(m);
 }
 
+/* A context shift moves the CUDA layers' cells and re-rotates their keys like the CPU does:
+ * feeding more tokens than the context holds gives the CPU-only context's logits. */
+static void
+test_model_shift(void)
+{
+  if (wh_cuda_probe(NULL) == 0) {
+    GError *error = NULL;
+    wh_cuda_probe(&error);
+    g_test_skip_printf("%s", error->message);
+    g_error_free(error);
+    return;
+  }
+  wh_model *m = load_shared_or_skip("models/stories260K.gguf");
+  if (!m)
+    return;
+  const guint32 V = wh_model_n_vocab(m), L = wh_model_get_hparams(m)->n_layer;
+  GError *error = NULL;
+  wh_context_params cp = wh_context_default_params();
+  cp.n_ctx = 32;
+  cp.n_batch = 8;
+  wh_context *cpu = wh_context_new(m, &cp, &error);
+  g_assert_no_error(error);
+  cp.n_gpu_layers = L / 2 + 1;
+  g_strlcpy(cp.device, "cuda", sizeof cp.device);
+  wh_context *ctx = wh_context_new(m, &cp, &error);
+  g_assert_no_error(error);
+  gint32 batch[8];
+  for (guint32 step = 0; step < 8; step++) { /* 64 tokens through a 32-token context */
+    for (guint32 i = 0; i < G_N_ELEMENTS(batch); i++)
+      batch[i] = (gint32)(1 + (step * 37 + i * 11) % (V - 1));
+    const float *ref = wh_context_decode(cpu, batch, G_N_ELEMENTS(batch), FALSE, &error);
+    g_assert_no_error(error);
+    const float *got = wh_context_decode(ctx, batch, G_N_ELEMENTS(batch), FALSE, &error);
+    g_assert_no_error(error);
+    g_assert_cmpuint(wh_context_n_past(ctx), ==, wh_context_n_past(cpu));
+    compare_row("models/stories260K.gguf (shift)", cp.n_gpu_layers, step, got, ref, V, FALSE, NULL,
+                NULL);
+  }
+  wh_context_free(ctx);
+  wh_context_free(cpu);
+  wh_model_free(m);
+}
+
 static void
 test_model_stories(void)
 {
@@ -432,6 +475,7 @@ main(int argc, char **argv)
   g_test_add_func("/backend-cuda/host/glu", test_host_glu);
 #endif
   g_test_add_func("/backend-cuda/model/stories260K", test_model_stories);
+  g_test_add_func("/backend-cuda/model/shift", test_model_shift);
   static const char *archs[] = {"llama", "qwen2", "qwen3", "phi3", "gemma2", "gemma3"};
   for (gsize i = 0; i < G_N_ELEMENTS(archs); i++) {
     g_autofree char *path = g_strdup_printf("/backend-cuda/model/synth-%s-F16", archs[i]);
