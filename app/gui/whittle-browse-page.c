@@ -19,6 +19,7 @@ struct _WhittleBrowsePage {
   char *next_url;
   guint n_results;   /* rows shown */
   guint empty_pages; /* consecutive pages whose results were all filtered out */
+  gboolean ready;    /* the template is built */
 
   /* template children */
   AdwLeaflet *leaflet; /* the bin's child */
@@ -212,7 +213,9 @@ show_error(WhittleBrowsePage *self, const GError *e)
   }
   adw_status_page_set_title(self->error_page, title);
   adw_status_page_set_icon_name(self->error_page, icon);
-  adw_status_page_set_description(self->error_page, description);
+  /* The description is markup: the messages carry URLs with "&". */
+  g_autofree char *escaped = description ? g_markup_escape_text(description, -1) : NULL;
+  adw_status_page_set_description(self->error_page, escaped);
   gtk_stack_set_visible_child_name(self->results_stack, "error");
 }
 
@@ -366,6 +369,14 @@ run_search(WhittleBrowsePage *self)
 static void
 on_search_changed(WhittleBrowsePage *self)
 {
+  const char *text = gtk_editable_get_text(GTK_EDITABLE(self->search_entry));
+  if (text == NULL || *text == '\0') {
+    /* Cleared: back to the welcome page. */
+    cancel_search(self);
+    clear_results(self);
+    gtk_stack_set_visible_child_name(self->results_stack, "empty");
+    return;
+  }
   run_search(self);
 }
 
@@ -382,7 +393,7 @@ on_search_activate(WhittleBrowsePage *self)
 static void
 on_filters_changed(WhittleBrowsePage *self)
 {
-  if (self->results_stack == NULL)
+  if (!self->ready)
     return; /* still building the template */
   const char *quant = NULL;
   g_autofree char *q = selected_string(self->quant_dropdown);
@@ -390,7 +401,10 @@ on_filters_changed(WhittleBrowsePage *self)
   guint size = gtk_drop_down_get_selected(self->size_dropdown);
   whittle_model_details_set_filter(self->details, quant,
                                    size < G_N_ELEMENTS(size_limits) ? size_limits[size] : 0);
-  run_search(self);
+  update_filter_summary(self);
+  /* Before the first search the page shows its welcome; filters apply to the next one. */
+  if (g_strcmp0(gtk_stack_get_visible_child_name(self->results_stack), "empty") != 0)
+    run_search(self);
 }
 
 static void
@@ -496,7 +510,9 @@ whittle_browse_page_init(WhittleBrowsePage *self)
   /* The bin's own child is not a bound template child: AdwBin unparents it itself. */
   self->leaflet = ADW_LEAFLET(adw_bin_get_child(ADW_BIN(self)));
   gtk_search_entry_set_key_capture_widget(self->search_entry, GTK_WIDGET(self));
+  gtk_stack_set_visible_child_name(self->results_stack, "empty");
   update_filter_summary(self);
+  self->ready = TRUE;
 }
 
 gboolean
@@ -569,4 +585,11 @@ whittle_browse_page_get_details(WhittleBrowsePage *self)
 {
   g_return_val_if_fail(WHITTLE_IS_BROWSE_PAGE(self), NULL);
   return self->details;
+}
+
+AdwStatusPage *
+whittle_browse_page_get_status_page(WhittleBrowsePage *self)
+{
+  g_return_val_if_fail(WHITTLE_IS_BROWSE_PAGE(self), NULL);
+  return self->error_page;
 }

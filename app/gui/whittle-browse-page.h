@@ -42,5 +42,7 @@ const char *whittle_browse_page_get_state(WhittleBrowsePage *self);
 gboolean whittle_browse_page_has_more(WhittleBrowsePage *self);
 void whittle_browse_page_load_more(WhittleBrowsePage *self);
 WhittleModelDetails *whittle_browse_page_get_details(WhittleBrowsePage *self);
+/* The status page of the "error" state (errors, offline, rate limited, nothing found). */
+AdwStatusPage *whittle_browse_page_get_status_page(WhittleBrowsePage *self);
 
 G_END_DECLS

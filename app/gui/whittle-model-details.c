@@ -20,6 +20,7 @@ typedef struct {
   GtkButton *download;
   char *badge_text;
   wh_job *fit_job;
+  gboolean done; /* every file downloaded: the button opens the Library */
 } Variant;
 
 struct _WhittleModelDetails {
@@ -288,11 +289,10 @@ sync_download_button(WhittleModelDetails *self, Variant *v)
   }
   GtkButton *b = v->download;
   const char *label = _("_Download");
-  const char *action = NULL;
   gboolean sensitive = downloads != NULL;
-  if (done == v->files->len) {
+  v->done = done == v->files->len;
+  if (v->done) {
     label = _("Open in _Library");
-    action = "win.show-page::library";
   } else if (running > 0) {
     label = _("Downloading…");
     sensitive = FALSE;
@@ -301,13 +301,17 @@ sync_download_button(WhittleModelDetails *self, Variant *v)
   }
   gtk_button_set_label(b, label);
   gtk_widget_set_sensitive(GTK_WIDGET(b), sensitive);
-  gtk_actionable_set_detailed_action_name(GTK_ACTIONABLE(b), action);
   if (done == v->files->len) {
     gtk_widget_remove_css_class(GTK_WIDGET(b), "suggested-action");
   }
-  g_autofree char *a11y = g_strdup_printf("%s %s", gtk_button_get_label(b), v->name);
-  g_autofree char *plain = g_strdelimit(g_strdup(a11y), "_", ' ');
-  gtk_accessible_update_property(GTK_ACCESSIBLE(b), GTK_ACCESSIBLE_PROPERTY_LABEL, plain, -1);
+  /* "Download m-Q4_K_M.gguf": the label without its mnemonic underscore, and the file. */
+  GString *a11y = g_string_new(NULL);
+  for (const char *p = label; *p; p++)
+    if (*p != '_')
+      g_string_append_c(a11y, *p);
+  g_string_append_printf(a11y, " %s", v->name);
+  gtk_accessible_update_property(GTK_ACCESSIBLE(b), GTK_ACCESSIBLE_PROPERTY_LABEL, a11y->str, -1);
+  g_string_free(a11y, TRUE);
 }
 
 static void
@@ -322,8 +326,12 @@ on_download_clicked(GtkButton *button, WhittleModelDetails *self)
 {
   Variant *v = g_object_get_data(G_OBJECT(button), "variant");
   WhittleDownloads *downloads = whittle_application_get_downloads(self->app);
-  if (v == NULL || downloads == NULL || gtk_actionable_get_action_name(GTK_ACTIONABLE(button)))
+  if (v == NULL || downloads == NULL)
     return;
+  if (v->done) {
+    gtk_widget_activate_action(GTK_WIDGET(self), "win.show-page", "s", "library");
+    return;
+  }
   for (guint i = 0; i < v->files->len; i++)
     whittle_downloads_start(downloads, self->repo_id, NULL, v->files->pdata[i]);
   sync_download_button(self, v);
@@ -598,7 +606,8 @@ on_info_notify(wh_job *job, gpointer user_data)
                    g_error_matches(e, WH_HUB_ERROR, WH_HUB_ERROR_NETWORK)))
       title = _("You’re Offline");
     adw_status_page_set_title(self->error_page, title);
-    adw_status_page_set_description(self->error_page, e ? e->message : NULL);
+    g_autofree char *escaped = e ? g_markup_escape_text(e->message, -1) : NULL;
+    adw_status_page_set_description(self->error_page, escaped); /* markup */
     gtk_stack_set_visible_child_name(self->stack, "error");
   }
   g_clear_pointer(&self->info_job, wh_job_unref);

@@ -2,7 +2,11 @@
 #include "config.h"
 
 #include <glib/gi18n.h>
+#include <string.h>
 
+#include "backend/devices.h"
+#include "hub/hub-token.h"
+#include "whittle-application.h"
 #include "whittle-preferences-window.h"
 
 struct _WhittlePreferencesWindow {
@@ -18,6 +22,13 @@ struct _WhittlePreferencesWindow {
   GtkAdjustment *threads_adjustment;
   GtkAdjustment *context_adjustment;
   GtkListBox *folders_list;
+  AdwComboRow *kv_row;
+  AdwComboRow *gpu_row;
+  GtkStringList *gpu_list;
+  AdwEntryRow *token_row;
+  AdwActionRow *token_status_row;
+  GtkWidget *remove_token_button;
+  GCancellable *cancellable; /* token and device lookups in threads */
 };
 
 G_DEFINE_FINAL_TYPE(WhittlePreferencesWindow, whittle_preferences_window,
@@ -167,6 +178,228 @@ on_add_folder_clicked(WhittlePreferencesWindow *self)
   gtk_native_dialog_show(self->chooser);
 }
 
+/* --- KV cache type --------------------------------------------------------- */
+
+static const char *const kv_types[] = {"f16", "q8_0", "q4_0"};
+
+static void
+sync_kv(WhittlePreferencesWindow *self)
+{
+  g_autofree char *kv = g_settings_get_string(self->settings, "default-kv-type");
+  self->syncing = TRUE;
+  for (guint i = 0; i < G_N_ELEMENTS(kv_types); i++)
+    if (g_strcmp0(kv, kv_types[i]) == 0)
+      adw_combo_row_set_selected(self->kv_row, i);
+  self->syncing = FALSE;
+}
+
+static void
+on_kv_selected(WhittlePreferencesWindow *self)
+{
+  guint i = adw_combo_row_get_selected(self->kv_row);
+  if (!self->syncing && i < G_N_ELEMENTS(kv_types))
+    g_settings_set_string(self->settings, "default-kv-type", kv_types[i]);
+}
+
+void
+whittle_preferences_window_set_kv_type(WhittlePreferencesWindow *self, const char *kv_type)
+{
+  g_return_if_fail(WHITTLE_IS_PREFERENCES_WINDOW(self));
+  for (guint i = 0; i < G_N_ELEMENTS(kv_types); i++)
+    if (g_strcmp0(kv_type, kv_types[i]) == 0)
+      adw_combo_row_set_selected(self->kv_row, i);
+}
+
+char *
+whittle_preferences_window_get_kv_type(WhittlePreferencesWindow *self)
+{
+  g_return_val_if_fail(WHITTLE_IS_PREFERENCES_WINDOW(self), NULL);
+  guint i = adw_combo_row_get_selected(self->kv_row);
+  return g_strdup(i < G_N_ELEMENTS(kv_types) ? kv_types[i] : NULL);
+}
+
+/* --- Preferred GPU: the devices are enumerated in a thread (driver start-up) ---- */
+
+static void
+devices_thread(GTask *task, gpointer source, gpointer data, GCancellable *cancellable)
+{
+  wh_device_list *list = wh_devices_enumerate();
+  GPtrArray *names = g_ptr_array_new_with_free_func(g_free);
+  for (guint i = 0; i < list->n; i++)
+    if (wh_device_is_gpu(&list->devices[i]))
+      g_ptr_array_add(names, g_strdup(list->devices[i].name));
+  wh_device_list_free(list);
+  g_task_return_pointer(task, names, (GDestroyNotify)g_ptr_array_unref);
+}
+
+static void
+on_gpu_selected(WhittlePreferencesWindow *self)
+{
+  guint i = adw_combo_row_get_selected(self->gpu_row);
+  if (self->syncing || i == GTK_INVALID_LIST_POSITION)
+    return;
+  g_settings_set_string(self->settings, "preferred-gpu",
+                        i == 0 ? "" : gtk_string_list_get_string(self->gpu_list, i));
+}
+
+static void
+on_devices_done(GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  g_autoptr(GPtrArray) names = g_task_propagate_pointer(G_TASK(result), NULL);
+  if (names == NULL) /* cancelled: the window is gone */
+    return;
+  WhittlePreferencesWindow *self = user_data;
+  g_autofree char *preferred = g_settings_get_string(self->settings, "preferred-gpu");
+  self->syncing = TRUE;
+  for (guint i = 0; i < names->len; i++) {
+    gtk_string_list_append(self->gpu_list, names->pdata[i]);
+    if (g_strcmp0(preferred, names->pdata[i]) == 0)
+      adw_combo_row_set_selected(self->gpu_row, i + 1);
+  }
+  if (*preferred && adw_combo_row_get_selected(self->gpu_row) == 0) {
+    /* The preferred card is not here now: keep the setting, show it. */
+    gtk_string_list_append(self->gpu_list, preferred);
+    adw_combo_row_set_selected(self->gpu_row, names->len + 1);
+  }
+  if (names->len == 0)
+    adw_action_row_set_subtitle(ADW_ACTION_ROW(self->gpu_row),
+                                _("No graphics card found: models run on the processor"));
+  self->syncing = FALSE;
+}
+
+/* --- Hugging Face token: keyring access in threads ---------------------------- */
+
+static const char *
+endpoint(void)
+{
+  GApplication *app = g_application_get_default();
+  wh_hub *hub =
+      WHITTLE_IS_APPLICATION(app) ? whittle_application_get_hub(WHITTLE_APPLICATION(app)) : NULL;
+  return hub ? wh_hub_get_endpoint(hub) : NULL;
+}
+
+static void
+token_load_thread(GTask *task, gpointer source, gpointer data, GCancellable *cancellable)
+{
+  g_task_return_pointer(task, wh_hub_token_load(data, NULL, cancellable),
+                        (GDestroyNotify)wh_hub_token_info_free);
+}
+
+static void
+on_token_loaded(GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  g_autoptr(wh_hub_token_info) info = g_task_propagate_pointer(G_TASK(result), NULL);
+  if (info == NULL)
+    return;
+  WhittlePreferencesWindow *self = user_data;
+  const char *text;
+  switch (info->source) {
+  case WH_HUB_TOKEN_FROM_KEYRING:
+    text = _("Stored in your keyring");
+    break;
+  case WH_HUB_TOKEN_FROM_ENV:
+    text = _("From the HF_TOKEN environment variable (cannot be removed here)");
+    break;
+  case WH_HUB_TOKEN_FROM_FILE:
+    text = _("From the Hugging Face token file");
+    break;
+  case WH_HUB_TOKEN_FROM_NONE:
+  default:
+    text = _("None: only public models can be downloaded");
+    break;
+  }
+  g_autofree char *subtitle =
+      info->notice ? g_strdup_printf("%s. %s", text, info->notice) : g_strdup(text);
+  adw_action_row_set_subtitle(self->token_status_row, subtitle);
+  gtk_widget_set_sensitive(self->remove_token_button, info->source == WH_HUB_TOKEN_FROM_KEYRING ||
+                                                          info->source == WH_HUB_TOKEN_FROM_FILE);
+}
+
+static void
+load_token_status(WhittlePreferencesWindow *self)
+{
+  g_autoptr(GTask) task = g_task_new(NULL, self->cancellable, on_token_loaded, self);
+  g_task_set_task_data(task, g_strdup(endpoint()), g_free);
+  g_task_run_in_thread(task, token_load_thread);
+}
+
+typedef struct {
+  char *endpoint;
+  char *token; /* NULL: remove */
+} TokenChange;
+
+static void
+token_change_free(TokenChange *c)
+{
+  g_free(c->endpoint);
+  if (c->token)
+    memset(c->token, 0, strlen(c->token)); /* do not leave copies around */
+  g_free(c->token);
+  g_free(c);
+}
+
+static void
+token_change_thread(GTask *task, gpointer source, gpointer data, GCancellable *cancellable)
+{
+  TokenChange *c = data;
+  GError *error = NULL;
+  char *notice = NULL;
+  gboolean ok = c->token
+                    ? wh_hub_token_store(c->endpoint, NULL, c->token, TRUE, NULL, &notice,
+                                         cancellable, &error)
+                    : wh_hub_token_clear(c->endpoint, NULL, TRUE, &notice, cancellable, &error);
+  if (!ok)
+    g_task_return_error(task, error);
+  else
+    g_task_return_pointer(task, notice ? notice : g_strdup(""), g_free);
+}
+
+static void
+on_token_changed(GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  g_autoptr(GError) error = NULL;
+  g_autofree char *notice = g_task_propagate_pointer(G_TASK(result), &error);
+  if (g_error_matches(error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
+    return;
+  WhittlePreferencesWindow *self = user_data;
+  GApplication *app = g_application_get_default();
+  if (WHITTLE_IS_APPLICATION(app))
+    whittle_application_reload_token(WHITTLE_APPLICATION(app));
+  const char *text = error ? error->message : (notice && *notice ? notice : _("Token saved"));
+  adw_preferences_window_add_toast(ADW_PREFERENCES_WINDOW(self), adw_toast_new(text));
+  load_token_status(self);
+}
+
+static void
+change_token(WhittlePreferencesWindow *self, const char *token)
+{
+  TokenChange *c = g_new0(TokenChange, 1);
+  c->endpoint = g_strdup(endpoint());
+  c->token = g_strdup(token);
+  g_autoptr(GTask) task = g_task_new(NULL, self->cancellable, on_token_changed, self);
+  g_task_set_task_data(task, c, (GDestroyNotify)token_change_free);
+  g_task_run_in_thread(task, token_change_thread);
+}
+
+static void
+on_token_apply(WhittlePreferencesWindow *self)
+{
+  const char *token = gtk_editable_get_text(GTK_EDITABLE(self->token_row));
+  g_autoptr(GError) error = NULL;
+  if (!wh_hub_token_validate(token, &error)) {
+    adw_preferences_window_add_toast(ADW_PREFERENCES_WINDOW(self), adw_toast_new(error->message));
+    return;
+  }
+  change_token(self, token);
+  gtk_editable_set_text(GTK_EDITABLE(self->token_row), "");
+}
+
+static void
+on_remove_token_clicked(WhittlePreferencesWindow *self)
+{
+  change_token(self, NULL);
+}
+
 /* --- GObject ------------------------------------------------------------- */
 
 static void
@@ -179,6 +412,9 @@ whittle_preferences_window_dispose(GObject *object)
     gtk_native_dialog_destroy(self->chooser);
     g_clear_object(&self->chooser);
   }
+  if (self->cancellable)
+    g_cancellable_cancel(self->cancellable);
+  g_clear_object(&self->cancellable);
   if (self->settings)
     g_signal_handlers_disconnect_by_data(self->settings, self);
   g_clear_object(&self->settings);
@@ -200,7 +436,15 @@ whittle_preferences_window_class_init(WhittlePreferencesWindowClass *klass)
   gtk_widget_class_bind_template_child(widget_class, WhittlePreferencesWindow, threads_adjustment);
   gtk_widget_class_bind_template_child(widget_class, WhittlePreferencesWindow, context_adjustment);
   gtk_widget_class_bind_template_child(widget_class, WhittlePreferencesWindow, folders_list);
+  gtk_widget_class_bind_template_child(widget_class, WhittlePreferencesWindow, kv_row);
+  gtk_widget_class_bind_template_child(widget_class, WhittlePreferencesWindow, gpu_row);
+  gtk_widget_class_bind_template_child(widget_class, WhittlePreferencesWindow, gpu_list);
+  gtk_widget_class_bind_template_child(widget_class, WhittlePreferencesWindow, token_row);
+  gtk_widget_class_bind_template_child(widget_class, WhittlePreferencesWindow, token_status_row);
+  gtk_widget_class_bind_template_child(widget_class, WhittlePreferencesWindow, remove_token_button);
   gtk_widget_class_bind_template_callback(widget_class, on_add_folder_clicked);
+  gtk_widget_class_bind_template_callback(widget_class, on_token_apply);
+  gtk_widget_class_bind_template_callback(widget_class, on_remove_token_clicked);
 }
 
 static void
@@ -227,5 +471,15 @@ whittle_preferences_window_new(GSettings *settings)
                            G_CALLBACK(on_threads_value_changed), self);
   g_settings_bind(settings, "default-context-length", self->context_adjustment, "value",
                   G_SETTINGS_BIND_DEFAULT);
+
+  sync_kv(self);
+  g_signal_connect_swapped(settings, "changed::default-kv-type", G_CALLBACK(sync_kv), self);
+  g_signal_connect_swapped(self->kv_row, "notify::selected", G_CALLBACK(on_kv_selected), self);
+  g_signal_connect_swapped(self->gpu_row, "notify::selected", G_CALLBACK(on_gpu_selected), self);
+
+  self->cancellable = g_cancellable_new();
+  g_autoptr(GTask) devices = g_task_new(NULL, self->cancellable, on_devices_done, self);
+  g_task_run_in_thread(devices, devices_thread);
+  load_token_status(self);
   return self;
 }

@@ -1,0 +1,799 @@
+/* test-browse.c — Browse, model details, downloads and Library, end to end, in-process.
+ *
+ * Starts the local hub look-alike (tests/hub-server) on 127.0.0.1 serving shared models in
+ * a few repositories, points the app at it (HF_ENDPOINT, HF_HOME, XDG dirs and HOME in a
+ * temporary folder; no keyring), and does what a new user would: search → results (paged
+ * through the Link header) → open a model → variants with fit badges (checked against the
+ * planner on the same file) and the rendered card → download a GGUF (pause and resume on
+ * the way; sha256 equal to the source) → it appears in the Library as Whittle's own →
+ * Chat switches pages → delete with the confirmation dialog. Also: a download persisted in
+ * the settings resumes in a new WhittleDownloads ("app restart"), error and filter states,
+ * keyboard navigation and accessible roles and labels. Screenshots of each step go to
+ * $WHITTLE_SCREENSHOT_DIR.
+ */
+#include "config.h"
+
+#include <adwaita.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "../hub-server/hub-server.h"
+#include "planner/planner.h"
+#include "wh-test-util.h"
+#include "whittle-application.h"
+#include "whittle-browse-page.h"
+#include "whittle-job-row.h"
+#include "whittle-library-page.h"
+#include "whittle-preferences-window.h"
+#include "whittle-window.h"
+
+static WhittleApplication *app;
+static WhittleWindow *window;
+static wh_test_hub *server;
+static char *tmp_dir;
+static char *shots;
+static const char *q4_src; /* shared file served as org/m-GGUF/m-Q4_K_M.gguf */
+static const char *f16_src;
+
+#define N_TINY 33 /* repositories besides org/m-GGUF and gated/locked-GGUF: more than a page */
+
+typedef gboolean (*Condition)(gpointer data);
+
+static gboolean
+wait_until(Condition cond, gpointer data, double seconds)
+{
+  gint64 end = g_get_monotonic_time() + (gint64)(seconds * G_USEC_PER_SEC);
+  while (!cond(data)) {
+    if (g_get_monotonic_time() > end)
+      return FALSE;
+    if (!g_main_context_iteration(NULL, FALSE))
+      g_usleep(2000);
+  }
+  return TRUE;
+}
+
+static void
+settle(double seconds)
+{
+  gint64 end = g_get_monotonic_time() + (gint64)(seconds * G_USEC_PER_SEC);
+  while (g_get_monotonic_time() < end)
+    if (!g_main_context_iteration(NULL, FALSE))
+      g_usleep(2000);
+}
+
+/* Renders the window to @name.png and checks it is not a blank surface. */
+static void
+screenshot(GtkWidget *widget, const char *name)
+{
+  settle(0.3);
+  int w = gtk_widget_get_width(widget), h = gtk_widget_get_height(widget);
+  g_autoptr(GdkPaintable) paintable = gtk_widget_paintable_new(widget);
+  gtk_widget_queue_draw(widget);
+  settle(0.15);
+  GskRenderNode *node = NULL;
+  for (int tries = 0; node == NULL && tries < 20; tries++) { /* until GTK drew a frame */
+    GtkSnapshot *snapshot = gtk_snapshot_new();
+    gdk_paintable_snapshot(paintable, snapshot, w, h);
+    node = gtk_snapshot_free_to_node(snapshot);
+    if (node == NULL) {
+      gtk_widget_queue_draw(widget);
+      settle(0.1);
+    }
+  }
+  g_assert_nonnull(node);
+  GskRenderer *renderer = gtk_native_get_renderer(gtk_widget_get_native(widget));
+  g_autoptr(GdkTexture) texture =
+      gsk_renderer_render_texture(renderer, node, &GRAPHENE_RECT_INIT(0, 0, w, h));
+  gsk_render_node_unref(node);
+  g_autofree char *file = g_strdup_printf("%s/%s.png", shots, name);
+  g_assert_true(gdk_texture_save_to_png(texture, file));
+  /* Not blank: many distinct pixels. */
+  gsize stride = (gsize)w * 4;
+  g_autofree guchar *px = g_malloc(stride * h);
+  gdk_texture_download(texture, px, stride);
+  g_autoptr(GHashTable) colours = g_hash_table_new(g_direct_hash, g_direct_equal);
+  for (gsize i = 0; i < stride * h && g_hash_table_size(colours) < 100; i += 4 * 7)
+    g_hash_table_add(colours, GUINT_TO_POINTER(1 + (px[i] | px[i + 1] << 8 | px[i + 2] << 16)));
+  g_test_message("screenshot %s: %u+ colours", file, g_hash_table_size(colours));
+  g_assert_cmpuint(g_hash_table_size(colours), >, 32);
+}
+
+static GtkWidget *
+page_named(const char *name)
+{
+  return adw_view_stack_get_child_by_name(whittle_window_get_view_stack(window), name);
+}
+
+static void
+show_page(const char *name)
+{
+  g_action_group_activate_action(G_ACTION_GROUP(window), "show-page", g_variant_new_string(name));
+  settle(0.2);
+}
+
+static char *
+sha256_of(const char *path)
+{
+  g_autofree char *data = NULL;
+  gsize len = 0;
+  g_assert_true(g_file_get_contents(path, &data, &len, NULL));
+  return g_compute_checksum_for_data(G_CHECKSUM_SHA256, (const guchar *)data, len);
+}
+
+/* --- Search ---------------------------------------------------------------------------- */
+
+static gboolean
+browse_settled(gpointer page)
+{
+  return !whittle_browse_page_is_searching(page) &&
+         g_strcmp0(whittle_browse_page_get_state(page), "loading") != 0;
+}
+
+static guint
+n_rows(GtkListBox *list)
+{
+  guint n = 0;
+  while (gtk_list_box_get_row_at_index(list, n))
+    n++;
+  return n;
+}
+
+static const char *
+row_title(GtkListBox *list, guint i)
+{
+  return adw_preferences_row_get_title(ADW_PREFERENCES_ROW(gtk_list_box_get_row_at_index(list, i)));
+}
+
+static void
+test_search(void)
+{
+  WhittleBrowsePage *page = WHITTLE_BROWSE_PAGE(page_named("browse"));
+  GtkListBox *list = whittle_browse_page_get_results(page);
+  show_page("browse");
+  g_assert_cmpstr(whittle_browse_page_get_state(page), ==, "empty");
+
+  whittle_browse_page_search(page, "GGUF");
+  g_assert_true(wait_until(browse_settled, page, 20));
+  g_assert_cmpstr(whittle_browse_page_get_state(page), ==, "results");
+  /* One page of 30, sorted by downloads: the biggest repository first. */
+  g_assert_cmpuint(n_rows(list), ==, 30);
+  g_assert_cmpstr(row_title(list, 0), ==, "org/m-GGUF");
+  g_assert_true(whittle_browse_page_has_more(page));
+  screenshot(GTK_WIDGET(window), "browse-results");
+
+  /* Infinite scroll: the next page through the Link header. */
+  whittle_browse_page_load_more(page);
+  g_assert_true(wait_until(browse_settled, page, 20));
+  g_assert_cmpuint(n_rows(list), ==, N_TINY + 2);
+  g_assert_false(whittle_browse_page_has_more(page));
+
+  /* The gated repository has the lock. */
+  gboolean saw_gated = FALSE;
+  for (guint i = 0; i < n_rows(list); i++)
+    saw_gated |= g_strcmp0(row_title(list, i), "gated/locked-GGUF") == 0;
+  g_assert_true(saw_gated);
+}
+
+static GtkWidget *
+find_descendant(GtkWidget *root, GType type)
+{
+  for (GtkWidget *c = gtk_widget_get_first_child(root); c; c = gtk_widget_get_next_sibling(c)) {
+    if (G_TYPE_CHECK_INSTANCE_TYPE(c, type))
+      return c;
+    GtkWidget *found = find_descendant(c, type);
+    if (found)
+      return found;
+  }
+  return NULL;
+}
+
+/* Filters the hub does not know are applied here; errors become a status page. */
+static void
+test_filters_and_errors(void)
+{
+  WhittleBrowsePage *page = WHITTLE_BROWSE_PAGE(page_named("browse"));
+  GtkListBox *list = whittle_browse_page_get_results(page);
+  GtkWidget *filters = find_descendant(GTK_WIDGET(page), GTK_TYPE_MENU_BUTTON);
+  g_assert_nonnull(filters);
+  GtkPopover *popover = gtk_menu_button_get_popover(GTK_MENU_BUTTON(filters));
+  /* The parameters dropdown is the first in the filter popover's grid. */
+  GtkDropDown *params = GTK_DROP_DOWN(find_descendant(GTK_WIDGET(popover), GTK_TYPE_DROP_DOWN));
+  g_assert_nonnull(params);
+
+  gtk_drop_down_set_selected(params, 1); /* up to 1B */
+  g_assert_true(wait_until(browse_settled, page, 20));
+  g_assert_cmpstr(whittle_browse_page_get_state(page), ==, "results");
+  g_assert_cmpuint(n_rows(list), >, 0);
+  for (guint i = 0; i < n_rows(list); i++)
+    g_assert_nonnull(strstr(row_title(list, i), "260K")); /* org/m-GGUF says no size */
+  gtk_drop_down_set_selected(params, 0);
+  g_assert_true(wait_until(browse_settled, page, 20));
+
+  /* The hub answers garbage: a status page with the reason, and Try Again works. */
+  wh_test_hub_faults faults = {0};
+  faults.bad_json = TRUE;
+  wh_test_hub_set_faults(server, &faults);
+  whittle_browse_page_search(page, "m-GGUF");
+  g_assert_true(wait_until(browse_settled, page, 30));
+  g_assert_cmpstr(whittle_browse_page_get_state(page), ==, "error");
+  AdwStatusPage *status = whittle_browse_page_get_status_page(page);
+  g_assert_nonnull(status);
+  g_test_message("error page: %s — %s", adw_status_page_get_title(status),
+                 adw_status_page_get_description(status));
+  g_assert_nonnull(adw_status_page_get_description(status));
+  screenshot(GTK_WIDGET(window), "browse-error");
+  memset(&faults, 0, sizeof faults);
+  wh_test_hub_set_faults(server, &faults);
+  GtkWidget *retry = find_descendant(GTK_WIDGET(status), GTK_TYPE_BUTTON);
+  g_assert_nonnull(retry);
+  g_signal_emit_by_name(retry, "clicked");
+  g_assert_true(wait_until(browse_settled, page, 20));
+  g_assert_cmpstr(whittle_browse_page_get_state(page), ==, "results");
+  g_assert_cmpstr(row_title(list, 0), ==, "org/m-GGUF");
+
+  /* Nothing found. */
+  whittle_browse_page_search(page, "no-such-model-anywhere");
+  g_assert_true(wait_until(browse_settled, page, 20));
+  g_assert_cmpstr(whittle_browse_page_get_state(page), ==, "error");
+  g_assert_cmpstr(adw_status_page_get_title(status), ==, "No Models Found");
+}
+
+/* --- Details ---------------------------------------------------------------------------- */
+
+static gboolean
+details_idle(gpointer details)
+{
+  return !whittle_model_details_is_busy(details);
+}
+
+/* The verdict the planner gives @path on this machine, as the badge's first words. */
+static const char *
+expected_badge_prefix(const char *path, guint *n_layer)
+{
+  g_autoptr(GError) error = NULL;
+  wh_gguf *g = wh_gguf_open(path, &error);
+  g_assert_no_error(error);
+  wh_model_hparams *hp = g_new0(wh_model_hparams, 1);
+  g_assert_true(wh_model_hparams_from_gguf(g, hp, &error));
+  wh_device_list *devices = wh_devices_enumerate();
+  wh_planner_params params = wh_planner_default_params();
+  params.n_ctx = MIN(4096, hp->n_ctx_train);
+  gboolean gpu = wh_device_list_find_gpu(devices, NULL, NULL) != NULL;
+  params.n_gpu_layers = gpu ? WH_PLANNER_NGL_AUTO : 0;
+  wh_plan plan;
+  g_assert_true(wh_planner_compute(hp, devices, &params, &plan, &error));
+  *n_layer = plan.n_layer;
+  wh_device_list_free(devices);
+  g_free(hp);
+  wh_gguf_close(g);
+  if (plan.verdict == WH_PLAN_NO)
+    return "Too large";
+  if (plan.verdict == WH_PLAN_PARTIAL)
+    return "Partial offload · ";
+  return plan.n_devices > 1 && plan.n_gpu_layers > 0 ? "Fits on GPU" : "CPU only · needs ";
+}
+
+static void
+test_details(void)
+{
+  WhittleBrowsePage *page = WHITTLE_BROWSE_PAGE(page_named("browse"));
+  GtkListBox *list = whittle_browse_page_get_results(page);
+  WhittleModelDetails *details = whittle_browse_page_get_details(page);
+
+  whittle_browse_page_search(page, "m-GGUF");
+  g_assert_true(wait_until(browse_settled, page, 20));
+  g_assert_cmpuint(n_rows(list), ==, 1);
+  /* Activate the first result as a user would. */
+  g_signal_emit_by_name(list, "row-activated", gtk_list_box_get_row_at_index(list, 0));
+  g_assert_cmpstr(whittle_model_details_get_repo_id(details), ==, "org/m-GGUF");
+  g_assert_true(wait_until(details_idle, details, 30));
+
+  /* Two variants, sorted by name: F16 and Q4_K_M, each with its planner badge. */
+  g_assert_cmpuint(whittle_model_details_get_n_variants(details), ==, 2);
+  const char *srcs[] = {f16_src, q4_src};
+  const char *quants[] = {"F16", "Q4_K_M"};
+  for (guint i = 0; i < 2; i++) {
+    g_assert_cmpstr(whittle_model_details_get_variant_quant(details, i), ==, quants[i]);
+    guint n_layer = 0;
+    const char *want = expected_badge_prefix(srcs[i], &n_layer);
+    const char *badge = whittle_model_details_get_variant_badge(details, i);
+    g_test_message("%s: %s (planner: %s…)", quants[i], badge, want);
+    g_assert_nonnull(badge);
+    g_assert_true(g_str_has_prefix(badge, want));
+    GtkButton *button = whittle_model_details_get_variant_button(details, i);
+    g_assert_cmpstr(gtk_button_get_label(button), ==, "_Download");
+    g_autofree char *label = g_strdup_printf("Download m-%s.gguf", quants[i]);
+    gtk_test_accessible_assert_property(GTK_ACCESSIBLE(button), GTK_ACCESSIBLE_PROPERTY_LABEL,
+                                        label);
+  }
+  /* The card: our README's five blocks (heading, paragraph, two items, code). */
+  g_assert_cmpuint(whittle_markdown_view_get_n_blocks(whittle_model_details_get_card_view(details)),
+                   ==, 5);
+  screenshot(GTK_WIDGET(window), "model-details");
+}
+
+/* --- Downloads ---------------------------------------------------------------------------- */
+
+typedef struct {
+  WhittleModelDetails *details;
+  guint index;
+  const char *label;
+} ButtonWait;
+
+static gboolean
+button_says(gpointer data)
+{
+  ButtonWait *w = data;
+  return g_strcmp0(
+             gtk_button_get_label(whittle_model_details_get_variant_button(w->details, w->index)),
+             w->label) == 0;
+}
+
+static WhittleJobRow *
+download_row(const char *title)
+{
+  GtkListBox *box = whittle_jobs_button_get_list_box(whittle_window_get_jobs_button(window));
+  for (guint i = 0; gtk_list_box_get_row_at_index(box, i); i++) {
+    WhittleJobRow *row = WHITTLE_JOB_ROW(gtk_list_box_get_row_at_index(box, i));
+    if (g_strcmp0(whittle_job_item_get_title(whittle_job_row_get_item(row)), title) == 0)
+      return row;
+  }
+  return NULL;
+}
+
+static gboolean
+row_running_with_progress(gpointer title)
+{
+  WhittleJobRow *row = download_row(title);
+  return row && whittle_job_row_get_can_pause(row) && whittle_job_row_get_fraction(row) > 0.05;
+}
+
+static gboolean
+row_paused(gpointer title)
+{
+  WhittleJobRow *row = download_row(title);
+  return row && whittle_job_row_get_can_resume(row) && !whittle_job_row_get_can_pause(row);
+}
+
+static guint
+n_persisted(void)
+{
+  g_autoptr(GVariant) v = g_settings_get_value(whittle_application_get_settings(app), "downloads");
+  return (guint)g_variant_n_children(v);
+}
+
+static void
+test_download(void)
+{
+  WhittleBrowsePage *page = WHITTLE_BROWSE_PAGE(page_named("browse"));
+  WhittleModelDetails *details = whittle_browse_page_get_details(page);
+  WhittleDownloads *downloads = whittle_application_get_downloads(app);
+  const char *title = "Downloading m-Q4_K_M.gguf";
+
+  /* Slow enough to pause half-way. */
+  wh_test_hub_faults faults = {0};
+  faults.rate = 400000;
+  wh_test_hub_set_faults(server, &faults);
+
+  g_signal_emit_by_name(whittle_model_details_get_variant_button(details, 1), "clicked");
+  ButtonWait downloading = {details, 1, "Downloading…"};
+  g_assert_true(wait_until(button_says, &downloading, 5));
+  g_assert_cmpuint(n_persisted(), ==, 1);
+  g_assert_true(wait_until(row_running_with_progress, (gpointer)title, 20));
+
+  /* The jobs popover with the running download. */
+  gtk_menu_button_popup(
+      whittle_jobs_button_get_menu_button(whittle_window_get_jobs_button(window)));
+  screenshot(GTK_WIDGET(window), "downloads");
+  WhittleJobRow *row = download_row(title);
+  gtk_test_accessible_assert_role(GTK_ACCESSIBLE(row), GTK_ACCESSIBLE_ROLE_LIST_ITEM);
+
+  /* Pause: the job ends, the row offers Resume, the download is still persisted. */
+  whittle_job_row_pause(row);
+  g_assert_true(wait_until(row_paused, (gpointer)title, 20));
+  g_assert_cmpuint(n_persisted(), ==, 1);
+  ButtonWait resumable = {details, 1, "_Resume Download"};
+  g_assert_true(wait_until(button_says, &resumable, 5));
+
+  /* Resume: a new job continues the partial file to the end. */
+  faults.rate = 0;
+  wh_test_hub_set_faults(server, &faults);
+  whittle_job_row_resume(download_row(title));
+  ButtonWait done = {details, 1, "Open in _Library"};
+  g_assert_true(wait_until(button_says, &done, 30));
+  gtk_popover_popdown(gtk_menu_button_get_popover(
+      whittle_jobs_button_get_menu_button(whittle_window_get_jobs_button(window))));
+  g_assert_cmpuint(n_persisted(), ==, 0);
+  /* Exactly one row for the file: the paused job's row was replaced. */
+  GtkListBox *box = whittle_jobs_button_get_list_box(whittle_window_get_jobs_button(window));
+  guint n_same = 0;
+  for (guint i = 0; gtk_list_box_get_row_at_index(box, i); i++)
+    n_same += download_row(title) == WHITTLE_JOB_ROW(gtk_list_box_get_row_at_index(box, i));
+  g_assert_cmpuint(n_same, ==, 1);
+
+  wh_job *job = whittle_downloads_find(downloads, "org/m-GGUF", NULL, "m-Q4_K_M.gguf");
+  g_assert_nonnull(job);
+  g_assert_cmpint(whittle_downloads_get_state(downloads, job), ==, WHITTLE_DOWNLOAD_DONE);
+  const wh_hub_download_result *r = wh_job_get_result(job);
+  g_autofree char *got = sha256_of(r->path);
+  g_autofree char *want = sha256_of(q4_src);
+  g_assert_cmpstr(got, ==, want);
+  g_assert_true(r->resumed);
+}
+
+/* A download listed in the settings continues in a new WhittleDownloads, as after a
+ * restart of the app. */
+static void
+on_restored_finished(WhittleDownloads *d, const char *repo, const char *file, const char *path,
+                     gpointer data)
+{
+  *(char **)data = g_strdup(path);
+}
+
+static gboolean
+string_set(gpointer data)
+{
+  return *(char **)data != NULL;
+}
+
+static void
+test_restart_resumes(void)
+{
+  GSettings *settings = whittle_application_get_settings(app);
+  wh_hub *hub = whittle_application_get_hub(app);
+  wh_job_queue *queue = whittle_application_get_job_queue(app);
+  g_settings_set_value(settings, "downloads",
+                       g_variant_new_parsed("[('org/m-GGUF', 'main', 'm-F16.gguf'), "
+                                            "('../evil', 'main', 'x.gguf')]"));
+  WhittleDownloads *restarted =
+      whittle_downloads_new(settings, hub, whittle_application_get_library(app), queue, NULL, NULL);
+  char *path = NULL;
+  g_signal_connect(restarted, "download-finished", G_CALLBACK(on_restored_finished), &path);
+  /* The hostile entry is skipped; the good one runs. */
+  g_assert_cmpuint(whittle_downloads_restore(restarted), ==, 1);
+  g_assert_true(wait_until(string_set, &path, 30));
+  g_autofree char *got = sha256_of(path);
+  g_autofree char *want = sha256_of(f16_src);
+  g_assert_cmpstr(got, ==, want);
+  g_assert_cmpuint(whittle_downloads_get_n_pending(restarted), ==, 0);
+  g_free(path);
+  g_object_unref(restarted);
+  g_settings_reset(settings, "downloads");
+  GListModel *jobs = whittle_application_get_jobs(app);
+  g_assert_cmpuint(g_list_model_get_n_items(jobs), >, 0);
+  whittle_application_clear_finished_jobs(app);
+}
+
+/* --- Library ---------------------------------------------------------------------------- */
+
+static gboolean
+library_idle(gpointer page)
+{
+  return !whittle_library_page_is_scanning(page);
+}
+
+static int
+find_entry(WhittleLibraryPage *page, const char *filename)
+{
+  for (guint i = 0; i < whittle_library_page_get_n_models(page); i++) {
+    const wh_library_entry *e = whittle_library_page_get_entry(page, i);
+    if (e && g_str_has_suffix(e->paths[0], filename))
+      return (int)i;
+  }
+  return -1;
+}
+
+typedef struct {
+  GType type;
+  GtkWindow *found;
+} FindWindow;
+
+static gboolean
+find_toplevel(gpointer data)
+{
+  FindWindow *find = data;
+  GListModel *toplevels = gtk_window_get_toplevels();
+  find->found = NULL;
+  for (guint i = 0; i < g_list_model_get_n_items(toplevels); i++) {
+    g_autoptr(GtkWindow) w = g_list_model_get_item(toplevels, i);
+    if (G_TYPE_CHECK_INSTANCE_TYPE(w, find->type) && gtk_widget_get_mapped(GTK_WIDGET(w)))
+      find->found = w;
+  }
+  return find->found != NULL;
+}
+
+static gboolean
+entry_gone(gpointer page)
+{
+  return library_idle(page) && find_entry(page, "m-Q4_K_M.gguf") < 0;
+}
+
+static void
+test_library(void)
+{
+  WhittleLibraryPage *page = WHITTLE_LIBRARY_PAGE(page_named("library"));
+  show_page("library");
+  whittle_library_page_refresh(page);
+  g_assert_true(wait_until(library_idle, page, 30));
+
+  int i = find_entry(page, "m-Q4_K_M.gguf");
+  g_assert_cmpint(i, >=, 0);
+  const wh_library_entry *e = whittle_library_page_get_entry(page, (guint)i);
+  g_assert_cmpint(e->source, ==, WH_LIBRARY_SOURCE_WHITTLE);
+  g_assert_true(e->deletable);
+  g_assert_cmpstr(e->repo_id, ==, "org/m-GGUF");
+  g_assert_cmpstr(e->quant, ==, "Q4_K_M");
+  g_assert_cmpstr(e->architecture, ==, "llama");
+  GtkWidget *row = whittle_library_page_get_row(page, (guint)i);
+  const char *subtitle = adw_action_row_get_subtitle(ADW_ACTION_ROW(row));
+  g_test_message("library row: %s — %s", adw_preferences_row_get_title(ADW_PREFERENCES_ROW(row)),
+                 subtitle);
+  g_assert_nonnull(strstr(subtitle, "llama"));
+  g_assert_nonnull(strstr(subtitle, "Q4_K_M"));
+  screenshot(GTK_WIDGET(window), "library-models");
+
+  /* Chat: the window moves to the Chat page (win.open-chat, or show-page). */
+  gtk_widget_activate_action(GTK_WIDGET(page), "library.chat", "s", e->id);
+  settle(0.3);
+  g_assert_cmpstr(adw_view_stack_get_visible_child_name(whittle_window_get_view_stack(window)), ==,
+                  "chat");
+  show_page("library");
+
+  /* Delete asks first, then removes the file from the cache. */
+  g_autofree char *path = g_strdup(e->paths[0]);
+  g_assert_true(g_file_test(path, G_FILE_TEST_EXISTS));
+  gtk_widget_activate_action(GTK_WIDGET(page), "library.delete", "s", e->id);
+  FindWindow find = {ADW_TYPE_MESSAGE_DIALOG, NULL};
+  g_assert_true(wait_until(find_toplevel, &find, 10));
+  g_assert_nonnull(strstr(adw_message_dialog_get_body(ADW_MESSAGE_DIALOG(find.found)), "frees"));
+  screenshot(GTK_WIDGET(find.found), "library-delete");
+  adw_message_dialog_response(ADW_MESSAGE_DIALOG(find.found), "delete");
+  g_assert_true(wait_until(entry_gone, page, 30));
+  g_assert_false(g_file_test(path, G_FILE_TEST_EXISTS));
+}
+
+/* --- Keyboard and accessibility --------------------------------------------------------- */
+
+/* Tabs through @root from its first focusable widget; returns the widgets reached. */
+static GPtrArray *
+tab_through(GtkWidget *root, guint max)
+{
+  GPtrArray *seen = g_ptr_array_new();
+  gtk_root_set_focus(GTK_ROOT(window), NULL); /* start from the page's first control */
+  gtk_widget_child_focus(root, GTK_DIR_TAB_FORWARD);
+  for (guint i = 0; i < max; i++) {
+    GtkWidget *focus = gtk_root_get_focus(GTK_ROOT(window));
+    if (focus == NULL || !gtk_widget_is_ancestor(focus, root))
+      break;
+    g_ptr_array_add(seen, focus);
+    if (!gtk_widget_child_focus(root, GTK_DIR_TAB_FORWARD))
+      break;
+  }
+  return seen;
+}
+
+static gboolean
+reached(GPtrArray *seen, GtkWidget *target)
+{
+  for (guint i = 0; i < seen->len; i++)
+    if (seen->pdata[i] == target || gtk_widget_is_ancestor(seen->pdata[i], target))
+      return TRUE;
+  return FALSE;
+}
+
+static void
+test_keyboard(void)
+{
+  WhittleBrowsePage *browse = WHITTLE_BROWSE_PAGE(page_named("browse"));
+  WhittleModelDetails *details = whittle_browse_page_get_details(browse);
+  show_page("browse");
+  /* Back to the results with the details' back button, then search again. */
+  GtkWidget *back = find_descendant(GTK_WIDGET(details), GTK_TYPE_BUTTON);
+  g_signal_emit_by_name(back, "clicked");
+  whittle_browse_page_search(browse, "GGUF");
+  g_assert_true(wait_until(browse_settled, browse, 20));
+  settle(0.5);
+
+  GtkListBox *list = whittle_browse_page_get_results(browse);
+  GtkWidget *entry = find_descendant(GTK_WIDGET(browse), GTK_TYPE_SEARCH_ENTRY);
+  g_autoptr(GPtrArray) seen = tab_through(GTK_WIDGET(browse), 40);
+  g_test_message("browse: %u focus stops", seen->len);
+  g_assert_true(reached(seen, entry));
+  g_assert_true(reached(seen, find_descendant(GTK_WIDGET(browse), GTK_TYPE_DROP_DOWN)));
+  g_assert_true(reached(seen, find_descendant(GTK_WIDGET(browse), GTK_TYPE_MENU_BUTTON)));
+  g_assert_true(reached(seen, GTK_WIDGET(gtk_list_box_get_row_at_index(list, 0))));
+
+  /* Ctrl+F comes back to the entry. */
+  gtk_widget_grab_focus(GTK_WIDGET(gtk_list_box_get_row_at_index(list, 0)));
+  whittle_browse_page_focus_search(GTK_WIDGET(browse), NULL, NULL);
+  g_assert_true(gtk_widget_is_ancestor(gtk_root_get_focus(GTK_ROOT(window)), entry) ||
+                gtk_root_get_focus(GTK_ROOT(window)) == entry);
+
+  /* Roles and names. */
+  gtk_test_accessible_assert_role(GTK_ACCESSIBLE(entry), GTK_ACCESSIBLE_ROLE_SEARCH_BOX);
+  gtk_test_accessible_assert_property(GTK_ACCESSIBLE(entry), GTK_ACCESSIBLE_PROPERTY_LABEL,
+                                      "Search models on Hugging Face");
+  gtk_test_accessible_assert_role(GTK_ACCESSIBLE(list), GTK_ACCESSIBLE_ROLE_LIST);
+  gtk_test_accessible_assert_property(GTK_ACCESSIBLE(list), GTK_ACCESSIBLE_PROPERTY_LABEL,
+                                      "Search Results");
+  gtk_test_accessible_assert_role(GTK_ACCESSIBLE(back), GTK_ACCESSIBLE_ROLE_BUTTON);
+  gtk_test_accessible_assert_property(GTK_ACCESSIBLE(back), GTK_ACCESSIBLE_PROPERTY_LABEL,
+                                      "Back to the Results");
+
+  /* Library: filter, refresh, add folder, then the rows' Chat buttons. */
+  WhittleLibraryPage *library = WHITTLE_LIBRARY_PAGE(page_named("library"));
+  show_page("library");
+  whittle_library_page_refresh(library);
+  g_assert_true(wait_until(library_idle, library, 30));
+  settle(0.3);
+  g_autoptr(GPtrArray) lib_seen = tab_through(GTK_WIDGET(library), 40);
+  g_test_message("library: %u focus stops", lib_seen->len);
+  g_assert_true(reached(lib_seen, find_descendant(GTK_WIDGET(library), GTK_TYPE_SEARCH_ENTRY)));
+  g_assert_cmpuint(lib_seen->len, >=, 3);
+  if (whittle_library_page_get_n_models(library) > 0) {
+    GtkWidget *row = whittle_library_page_get_row(library, 0);
+    g_assert_true(reached(lib_seen, row) ||
+                  reached(lib_seen, find_descendant(row, GTK_TYPE_BUTTON)));
+  }
+}
+
+/* --- Preferences ------------------------------------------------------------------------- */
+
+static gboolean
+is_password_entry(GtkWidget *w, gconstpointer data)
+{
+  return ADW_IS_PASSWORD_ENTRY_ROW(w);
+}
+
+static GtkWidget *
+find_match(GtkWidget *root, gboolean (*match)(GtkWidget *, gconstpointer), gconstpointer data)
+{
+  for (GtkWidget *c = gtk_widget_get_first_child(root); c; c = gtk_widget_get_next_sibling(c)) {
+    if (match(c, data))
+      return c;
+    GtkWidget *found = find_match(c, match, data);
+    if (found)
+      return found;
+  }
+  return NULL;
+}
+
+static void
+test_preferences(void)
+{
+  GSettings *settings = whittle_application_get_settings(app);
+  WhittlePreferencesWindow *prefs = whittle_preferences_window_new(settings);
+  gtk_window_set_transient_for(GTK_WINDOW(prefs), GTK_WINDOW(window));
+  gtk_window_present(GTK_WINDOW(prefs));
+  g_assert_true(wait_until((Condition)gtk_widget_get_mapped, prefs, 10));
+
+  /* The token row is a masked entry with a label. */
+  GtkWidget *token = find_match(GTK_WIDGET(prefs), is_password_entry, NULL);
+  g_assert_nonnull(token);
+  g_assert_cmpstr(adw_preferences_row_get_title(ADW_PREFERENCES_ROW(token)), ==,
+                  "Hugging Face Token");
+
+  /* KV cache type follows the setting both ways. */
+  whittle_preferences_window_set_kv_type(prefs, "q8_0");
+  g_autofree char *kv = g_settings_get_string(settings, "default-kv-type");
+  g_assert_cmpstr(kv, ==, "q8_0");
+  g_settings_reset(settings, "default-kv-type");
+  g_autofree char *shown = whittle_preferences_window_get_kv_type(prefs);
+  g_assert_cmpstr(shown, ==, "f16");
+  screenshot(GTK_WIDGET(prefs), "preferences-token");
+  gtk_window_destroy(GTK_WINDOW(prefs));
+  settle(0.2);
+}
+
+/* --- Setup --------------------------------------------------------------------------------- */
+
+static void
+link_file(const char *repo, const char *name, const char *target)
+{
+  g_autofree char *dir = g_build_filename(tmp_dir, "root", repo, NULL);
+  g_assert_cmpint(g_mkdir_with_parents(dir, 0755), ==, 0);
+  g_autofree char *path = g_build_filename(dir, name, NULL);
+  g_assert_cmpint(symlink(target, path), ==, 0);
+}
+
+static void
+write_file(const char *repo, const char *name, const char *text)
+{
+  g_autofree char *path = g_build_filename(tmp_dir, "root", repo, name, NULL);
+  g_assert_true(g_file_set_contents(path, text, -1, NULL));
+}
+
+static void
+skip_all(void)
+{
+  g_test_skip("no display, or the shared models are missing");
+}
+
+int
+main(int argc, char **argv)
+{
+  g_setenv("GSETTINGS_BACKEND", "memory", TRUE);
+  g_setenv("WH_NO_SECRET_SERVICE", "1", TRUE);
+  g_test_init(&argc, &argv, NULL);
+
+  g_autofree char *q4 = wh_test_shared_path("reference/models/synth-llama-Q4_K_M.gguf");
+  g_autofree char *f16 = wh_test_shared_path("reference/models/synth-llama-F16.gguf");
+  g_autofree char *tiny = wh_test_shared_path("models/stories260K.gguf");
+  q4_src = q4;
+  f16_src = f16;
+  if ((!g_getenv("DISPLAY") && !g_getenv("WAYLAND_DISPLAY")) ||
+      !g_file_test(q4, G_FILE_TEST_EXISTS) || !g_file_test(tiny, G_FILE_TEST_EXISTS) ||
+      !gtk_init_check()) {
+    g_test_add_func("/browse/skip", skip_all);
+    return g_test_run();
+  }
+
+  /* The repositories: one with two variants and a card, a gated one, many small ones. */
+  tmp_dir = g_dir_make_tmp("whittle-browse-XXXXXX", NULL);
+  link_file("org/m-GGUF", "m-Q4_K_M.gguf", q4);
+  link_file("org/m-GGUF", "m-F16.gguf", f16);
+  write_file("org/m-GGUF", "README.md",
+             "---\nlicense: mit\n---\n# Test model\n\nSome **bold** text and "
+             "[a link](https://example.org).\n\n- one\n- two\n\n```sh\nwhittle-cli pull "
+             "org/m-GGUF\n```\n");
+  link_file("gated/locked-GGUF", "locked-Q8_0.gguf", tiny);
+  for (int i = 0; i < N_TINY; i++) {
+    g_autofree char *repo = g_strdup_printf("org/tiny-260K-%02d-GGUF", i);
+    link_file(repo, "tiny-F32.gguf", tiny);
+  }
+  g_autofree char *root = g_build_filename(tmp_dir, "root", NULL);
+  g_autoptr(GError) error = NULL;
+  server = wh_test_hub_start(root, &error);
+  g_assert_no_error(error);
+
+  /* Everything the app reads or writes lives in the temporary folder. */
+  g_autofree char *home = g_build_filename(tmp_dir, "home", NULL);
+  g_autofree char *hf_home = g_build_filename(tmp_dir, "hf", NULL);
+  g_autofree char *data = g_build_filename(tmp_dir, "data", NULL);
+  g_autofree char *cache = g_build_filename(tmp_dir, "cache", NULL);
+  g_setenv("HF_ENDPOINT", wh_test_hub_url(server), TRUE);
+  g_setenv("HF_HOME", hf_home, TRUE);
+  g_setenv("XDG_DATA_HOME", data, TRUE);
+  g_setenv("XDG_CACHE_HOME", cache, TRUE);
+  g_setenv("OLLAMA_MODELS", home, TRUE);
+  g_setenv("HOME", home, TRUE);
+  g_unsetenv("HF_TOKEN");
+  g_unsetenv("HF_HUB_OFFLINE");
+
+  const char *dir = g_getenv("WHITTLE_SCREENSHOT_DIR");
+  shots = dir ? g_strdup(dir) : g_build_filename(tmp_dir, "shots", NULL);
+  g_assert_cmpint(g_mkdir_with_parents(shots, 0755), ==, 0);
+
+  app = whittle_application_new(G_APPLICATION_NON_UNIQUE);
+  g_assert_true(g_application_register(G_APPLICATION(app), NULL, &error));
+  g_application_activate(G_APPLICATION(app));
+  window = WHITTLE_WINDOW(gtk_application_get_active_window(GTK_APPLICATION(app)));
+  g_assert_nonnull(window);
+  gtk_window_set_default_size(GTK_WINDOW(window), 1100, 720);
+  gint64 end = g_get_monotonic_time() + 10 * G_USEC_PER_SEC;
+  while (!gtk_widget_get_mapped(GTK_WIDGET(window)) && g_get_monotonic_time() < end)
+    settle(0.05);
+  settle(0.5);
+
+  g_test_add_func("/browse/search", test_search);
+  g_test_add_func("/browse/filters-and-errors", test_filters_and_errors);
+  g_test_add_func("/browse/details", test_details);
+  g_test_add_func("/browse/download", test_download);
+  g_test_add_func("/browse/restart-resumes", test_restart_resumes);
+  g_test_add_func("/browse/library", test_library);
+  g_test_add_func("/browse/keyboard", test_keyboard);
+  g_test_add_func("/browse/preferences", test_preferences);
+  int status = g_test_run();
+
+  gtk_window_destroy(GTK_WINDOW(window));
+  settle(0.2);
+  g_object_unref(app);
+  wh_test_hub_stop(server);
+  g_autofree char *rm = g_strdup_printf("rm -rf '%s'", tmp_dir);
+  if (system(rm) != 0)
+    g_printerr("could not remove %s\n", tmp_dir);
+  g_free(tmp_dir);
+  g_free(shots);
+  return status;
+}
