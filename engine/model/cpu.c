@@ -234,7 +234,7 @@ mm_run(mm_job *job)
         wh_threadpool_run(job->ctx->pool, mm_quant_worker, job);
     }
     mm_plan_chunks(job);
-    wh_threadpool_run(job->ctx->pool, mm_worker, job);
+    wh_threadpool_run_dynamic(job->ctx->pool, mm_worker, job);
     first = last;
   }
   job->n_ops = 0;

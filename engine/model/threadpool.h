@@ -8,6 +8,9 @@
  *  - wh_threadpool_run(pool, fn, data) calls fn(ith, nth, data) once for every
  *    ith in [0, nth) (nth = the pool size), concurrently, and returns when all
  *    calls have returned: every run is a full barrier.
+ *  - wh_threadpool_run_dynamic() is the same for self-scheduling work, except
+ *    that workers which have not started when the caller's share is done are
+ *    skipped (robust to preemption on a loaded machine).
  *  - Workers spin for a short while after a run (a matmul is usually followed
  *    by another within microseconds) and then sleep on a condition variable,
  *    so an idle pool costs no CPU.
@@ -38,6 +41,15 @@ int wh_threadpool_size(const wh_threadpool *pool);
 
 /* Runs @fn on every thread of the pool and waits for all of them. */
 void wh_threadpool_run(wh_threadpool *pool, wh_threadpool_func fn, void *data);
+
+/* Like wh_threadpool_run() for work that threads take from a shared queue
+ * (an atomic counter in @data): fn(0, nth, data) on the calling thread must
+ * complete all the work that no other thread has taken. Once that call
+ * returns, workers that have not started yet are excused (never call fn for
+ * this run) and only those already inside fn are waited for, so a worker that
+ * the OS has preempted does not hold up the run. Every call that does happen
+ * gets a distinct ith. */
+void wh_threadpool_run_dynamic(wh_threadpool *pool, wh_threadpool_func fn, void *data);
 
 /* Splits [0, n) into nth nearly equal contiguous parts; part ith is
  * [*begin, *end). Parts differ in size by at most one. */
