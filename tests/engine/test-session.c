@@ -596,6 +596,44 @@ test_load(void)
   g_main_context_unref(mc);
 }
 
+/* With every layer on a GPU (when this build and machine have one), reusing the GPU's KV
+ * cache across turns answers like a fresh GPU session given the same conversation. */
+static void
+test_gpu_reuse(void)
+{
+  g_autofree char *path = wh_test_shared_file_or_skip(STORIES);
+  if (!path)
+    return;
+  wh_session_params p = wh_session_default_params();
+  p.n_gpu_layers = -1;
+  p.context.n_ctx = 512;
+  p.context.n_threads = 1;
+  g_autoptr(GError) error = NULL;
+  g_autoptr(wh_session) s = wh_session_new(path, &p, &error);
+  g_assert_no_error(error);
+  if (wh_session_get_n_gpu_layers(s) == 0) {
+    g_test_skip(wh_session_get_device_note(s));
+    return;
+  }
+  wh_sampler_params sp = greedy();
+  g_assert_true(wh_session_set_sampler_params(s, &sp, &error));
+  wh_session_stats st1, st2, st3;
+  g_autofree char *r1 = turn(s, "Once upon a time", 24, NULL, &st1);
+  g_autofree char *r2 = turn(s, "Lily went to the park.", 24, NULL, &st2);
+  g_assert_cmpuint(st2.reused_tokens, >=, st1.prompt_tokens);
+
+  g_autoptr(wh_session) fresh = wh_session_new(path, &p, &error);
+  g_assert_no_error(error);
+  g_assert_true(wh_session_set_sampler_params(fresh, &sp, &error));
+  const wh_chat_message convo2[] = {
+      {"user", "Once upon a time"}, {"assistant", r1}, {"user", "Lily went to the park."}};
+  g_assert_true(wh_session_set_messages(fresh, convo2, G_N_ELEMENTS(convo2), &error));
+  g_autofree char *want = turn(fresh, NULL, 24, NULL, &st3);
+  g_assert_cmpuint(st3.reused_tokens, ==, 0);
+  g_assert_cmpuint(st3.prompt_tokens, ==, st2.prompt_tokens);
+  g_assert_cmpstr(r2, ==, want);
+}
+
 /* A full context: old messages leave the prompt window (the system prompt stays), replies
  * still match a fresh context on the window, and a message longer than the context is a clear
  * error. */
@@ -650,5 +688,6 @@ main(int argc, char **argv)
   g_test_add_func("/session/async-cancel", test_async_cancel);
   g_test_add_func("/session/load", test_load);
   g_test_add_func("/session/context-full", test_context_full);
+  g_test_add_func("/session/gpu-reuse", test_gpu_reuse);
   return g_test_run();
 }
