@@ -446,6 +446,12 @@ wh_session_get_tokenizer(wh_session *s)
   return s->tok;
 }
 
+const wh_context *
+wh_session_get_context(wh_session *s)
+{
+  return s->ctx;
+}
+
 const char *
 wh_session_get_model_path(wh_session *s)
 {

@@ -149,6 +149,8 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC(wh_session, wh_session_unref)
 
 wh_model *wh_session_get_model(wh_session *session);
 const wh_tokenizer *wh_session_get_tokenizer(wh_session *session);
+/* The context (KV cache): for looking (tokens in the cache, memory), only while not busy. */
+const wh_context *wh_session_get_context(wh_session *session);
 /* The model file path (NULL for wh_session_new_for_model()) and `general.name` (or the file
  * name). */
 const char *wh_session_get_model_path(wh_session *session);

@@ -596,6 +596,38 @@ test_load(void)
   g_main_context_unref(mc);
 }
 
+/* A reply longer than the context: the cache is shifted as it fills, the reply runs to
+ * max_tokens, and the tokens of the system prompt stay at the start of the cache. */
+static void
+test_shift_keeps_system(void)
+{
+  g_autoptr(wh_session) s = open_session(STORIES, NULL, 128);
+  if (!s)
+    return;
+  g_autoptr(GError) error = NULL;
+  g_assert_true(wh_session_set_system_prompt(s, "Tiny tales for small children.", &error));
+  g_assert_true(wh_session_add_message(s, WH_SESSION_ROLE_USER, "Once upon a time", &error));
+  wh_session_generate_params gp = wh_session_generate_default_params();
+  gp.max_tokens = 400;
+  gp.ignore_eog = TRUE;
+  wh_session_stats st;
+  g_autoptr(GString) streamed = g_string_new(NULL);
+  g_assert_true(wh_session_generate(s, &gp, collect_text, streamed, NULL, &st, &error));
+  g_assert_cmpuint(st.generated_tokens, ==, 400);
+  g_assert_cmpint(st.stop_reason, ==, WH_SESSION_STOP_MAX_TOKENS);
+  g_assert_cmpuint(st.shifted_tokens, >=, 400 + st.prompt_tokens - 128);
+  g_assert_cmpuint(st.n_ctx_used, <=, 128);
+
+  const wh_tokenizer *tok = wh_session_get_tokenizer(s);
+  const char *sys = "<|im_start|>system\nTiny tales for small children.<|im_end|>\n";
+  g_autoptr(GArray) want = g_array_new(FALSE, FALSE, sizeof(gint32));
+  g_assert_cmpint(wh_tokenizer_tokenize(tok, sys, strlen(sys), TRUE, TRUE, want, &error), >, 0);
+  const wh_context *ctx = wh_session_get_context(s);
+  g_assert_cmpuint(wh_context_n_past(ctx), >, want->len);
+  g_assert_cmpmem(wh_context_get_tokens(ctx), want->len * sizeof(gint32), want->data,
+                  want->len * sizeof(gint32));
+}
+
 /* With every layer on a GPU (when this build and machine have one), reusing the GPU's KV
  * cache across turns answers like a fresh GPU session given the same conversation. */
 static void
@@ -688,6 +720,7 @@ main(int argc, char **argv)
   g_test_add_func("/session/async-cancel", test_async_cancel);
   g_test_add_func("/session/load", test_load);
   g_test_add_func("/session/context-full", test_context_full);
+  g_test_add_func("/session/shift-keeps-system", test_shift_keeps_system);
   g_test_add_func("/session/gpu-reuse", test_gpu_reuse);
   return g_test_run();
 }
