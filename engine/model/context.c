@@ -63,7 +63,9 @@ wh_context_new(wh_model *model, const wh_context_params *params, GError **error)
     return NULL;
   }
   const wh_memory_plan *plan = &ctx->lay.plan;
-  ctx->allocated.weights = model->hp.weight_bytes; /* mapped, not copied */
+  /* Mapped, not copied: the file bytes of the tensors the CPU side reads (the offloaded
+   * layers' tensors are only read once, to upload them; see the device rule in model.h). */
+  ctx->allocated.weights = plan->weights;
   ctx->allocated.overhead = sizeof(wh_context);
   ctx->kv = planned_alloc(plan->kv_cache, &ctx->allocated.kv_cache);
   ctx->compute = planned_alloc(plan->compute, &ctx->allocated.compute);
