@@ -82,6 +82,23 @@ st=$?
 if [ $st -eq 1 ] && grep -q "larger context" "$tmp/err6" && [ -s "$tmp/out6" ]; then
   ok "too long a message: clear error, chat goes on"; else bad "too long a message ($st)"; cat "$tmp/err6"; fi
 
+# --chat-template: a shared real template renders the prompt (system text folded in, as Gemma
+# has no system role); --stop ends the reply before the stop text.
+gemma="$shared/reference/models/synth-gemma2-F16.gguf"
+tmpl="$shared/chat-templates/google-gemma-2-2b-it.jinja"
+if [ -f "$gemma" ] && [ -f "$tmpl" ]; then
+  printf 'Hello\n' | "$cli" chat -m "$gemma" --chat-template "$tmpl" --system "Be brief." \
+    --temp 0 -n 8 -t 1 --save-prompt "$tmp/pg.txt" >/dev/null 2>&1
+  printf '<s><start_of_turn>user\nBe brief.\nHello<end_of_turn>\n<start_of_turn>model\n' >"$tmp/wantg"
+  if cmp -s "$tmp/pg.txt" "$tmp/wantg"; then ok "--chat-template renders the Gemma prompt"; else
+    bad "--chat-template"; cat "$tmp/pg.txt"; fi
+fi
+stop=$(head -c 12 "$tmp/want1" | tail -c 3)
+printf 'Once upon a time\n' | chat --stop "$stop" --stats >"$tmp/outp" 2>"$tmp/errp"
+exp=$(awk -v s="$stop" '{ i = index($0, s); if (i) { print substr($0, 1, i - 1); exit } print }' "$tmp/want1")
+if [ "$(cat "$tmp/outp")" = "$exp" ] && grep -q "stop: stop-string" "$tmp/errp"; then
+  ok "--stop '$stop' ends the reply before it"; else bad "--stop '$stop'"; cat "$tmp/outp"; fi
+
 # Ctrl+C (SIGINT) while a reply streams stops that reply, not the program: the next line is
 # still read. synth-llama never stops on its own, so -n 0 lets it run to the context size.
 synth="$shared/reference/models/synth-llama-F16.gguf"
