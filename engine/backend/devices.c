@@ -190,8 +190,10 @@ meminfo_field(const char *text, const char *key)
   const char *line = text;
   const gsize klen = strlen(key);
   while (line && *line) {
-    if (strncmp(line, key, klen) == 0 && line[klen] == ':')
-      return g_ascii_strtoull(line + klen + 1, NULL, 10) * 1024;
+    if (strncmp(line, key, klen) == 0 && line[klen] == ':') {
+      guint64 kib = g_ascii_strtoull(line + klen + 1, NULL, 10);
+      return kib > G_MAXUINT64 / 1024 ? G_MAXUINT64 : kib * 1024; /* saturate nonsense */
+    }
     line = strchr(line, '\n');
     line = line ? line + 1 : NULL;
   }
@@ -258,15 +260,21 @@ vk_kind(VkPhysicalDeviceType t)
   }
 }
 
-static void
-add_vulkan(wh_device_list *list)
+/* One instance for the process, created on first use and never destroyed: the loader
+ * unloads the drivers with the last instance, and a driver loaded again and again costs
+ * time (and lavapipe leaks a little on each load). */
+static VkInstance vk_inst;
+static PFN_vkGetInstanceProcAddr vk_gipa;
+
+static gpointer
+vk_open(gpointer unused)
 {
   void *lib = dlopen("libvulkan.so.1", RTLD_NOW | RTLD_LOCAL);
   if (!lib)
-    return;
-  PFN_vkGetInstanceProcAddr gipa = (PFN_vkGetInstanceProcAddr)dlsym(lib, "vkGetInstanceProcAddr");
-  PFN_vkCreateInstance create = gipa ? (PFN_vkCreateInstance)gipa(NULL, "vkCreateInstance") : NULL;
-  VkInstance inst = VK_NULL_HANDLE;
+    return NULL;
+  vk_gipa = (PFN_vkGetInstanceProcAddr)dlsym(lib, "vkGetInstanceProcAddr");
+  PFN_vkCreateInstance create =
+      vk_gipa ? (PFN_vkCreateInstance)vk_gipa(NULL, "vkCreateInstance") : NULL;
   VkApplicationInfo app = {
       .sType = VK_STRUCTURE_TYPE_APPLICATION_INFO,
       .pApplicationName = "whittle",
@@ -274,12 +282,22 @@ add_vulkan(wh_device_list *list)
   };
   VkInstanceCreateInfo ici = {.sType = VK_STRUCTURE_TYPE_INSTANCE_CREATE_INFO,
                               .pApplicationInfo = &app};
-  if (!create || create(&ici, NULL, &inst) != VK_SUCCESS) {
+  if (!create || create(&ici, NULL, &vk_inst) != VK_SUCCESS) {
     dlclose(lib);
-    return;
+    return NULL;
   }
+  return GINT_TO_POINTER(1);
+}
+
+static void
+add_vulkan(wh_device_list *list)
+{
+  static GOnce once = G_ONCE_INIT;
+  if (!g_once(&once, vk_open, NULL))
+    return;
+  VkInstance inst = vk_inst;
+  PFN_vkGetInstanceProcAddr gipa = vk_gipa;
 #define VK_FN(type, name) type name = (type)gipa(inst, #name)
-  VK_FN(PFN_vkDestroyInstance, vkDestroyInstance);
   VK_FN(PFN_vkEnumeratePhysicalDevices, vkEnumeratePhysicalDevices);
   VK_FN(PFN_vkGetPhysicalDeviceProperties, vkGetPhysicalDeviceProperties);
   VK_FN(PFN_vkGetPhysicalDeviceMemoryProperties, vkGetPhysicalDeviceMemoryProperties);
@@ -287,7 +305,7 @@ add_vulkan(wh_device_list *list)
   VK_FN(PFN_vkEnumerateDeviceExtensionProperties, vkEnumerateDeviceExtensionProperties);
 #undef VK_FN
   uint32_t n = 0;
-  if (vkDestroyInstance && vkEnumeratePhysicalDevices && vkGetPhysicalDeviceProperties &&
+  if (vkEnumeratePhysicalDevices && vkGetPhysicalDeviceProperties &&
       vkGetPhysicalDeviceMemoryProperties && vkEnumerateDeviceExtensionProperties &&
       vkEnumeratePhysicalDevices(inst, &n, NULL) == VK_SUCCESS && n > 0) {
     g_autofree VkPhysicalDevice *pds = g_new0(VkPhysicalDevice, n);
@@ -330,8 +348,6 @@ add_vulkan(wh_device_list *list)
       wh_device_list_add(list, &d);
     }
   }
-  vkDestroyInstance(inst, NULL);
-  /* The loader and drivers stay loaded: some drivers register atexit handlers. */
 }
 #endif
 

@@ -20,8 +20,9 @@
  *    Vulkan device is still a GPU-kind device for offload purposes.
  *  - Lists can also be built by hand (wh_device_list_new/_add) so the
  *    planner can be tested against a fake device with a given free memory.
- * Does not: allocate on, or keep open, any device (instances and contexts
- * are created and destroyed while enumerating).
+ * Does not: allocate device memory. One Vulkan instance is created on first
+ * use and kept for the process (drivers are not reloaded on every call);
+ * CUDA primary contexts are retained only while reading free memory.
  *
  * Thread-safety: wh_devices_enumerate() may be called from any thread; a
  * list is immutable once built and may be shared read-only.
