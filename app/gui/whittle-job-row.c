@@ -88,7 +88,7 @@ sync_download_controls(WhittleJobRow *self)
 
   gtk_widget_set_visible(GTK_WIDGET(self->pause_button), ds == WHITTLE_DOWNLOAD_RUNNING);
   gtk_widget_set_visible(GTK_WIDGET(self->resume_button),
-                         ds == WHITTLE_DOWNLOAD_PAUSED || (failed && fix == FIX_RETRY));
+                         ds == WHITTLE_DOWNLOAD_PAUSED || (failed && fix != FIX_NONE));
   const char *resume = failed ? _("Retry") : _("Resume");
   gtk_widget_set_tooltip_text(GTK_WIDGET(self->resume_button), resume);
   gtk_accessible_update_property(GTK_ACCESSIBLE(self->resume_button), GTK_ACCESSIBLE_PROPERTY_LABEL,

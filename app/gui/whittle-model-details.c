@@ -233,7 +233,10 @@ on_fit_notify(wh_job *job, gpointer user_data)
     set_badge(v, text, css);
   } else if (wh_job_get_state(job) == WH_JOB_FAILED) {
     const GError *e = wh_job_get_error(job);
-    set_badge(v, _("Fit unknown"), "warning");
+    gboolean locked = e && (g_error_matches(e, WH_HUB_ERROR, WH_HUB_ERROR_AUTH) ||
+                            g_error_matches(e, WH_HUB_ERROR, WH_HUB_ERROR_FORBIDDEN));
+    /* Gated files cannot be read before access is granted. */
+    set_badge(v, locked ? _("Needs access") : _("Fit unknown"), "warning");
     gtk_widget_set_tooltip_text(GTK_WIDGET(v->badge), e ? e->message : NULL);
   }
   g_clear_pointer(&v->fit_job, wh_job_unref);

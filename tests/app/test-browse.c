@@ -239,6 +239,35 @@ test_filters_and_errors(void)
   g_assert_cmpstr(adw_status_page_get_title(status), ==, "No Models Found");
 }
 
+/* Every visible control that shows no text (icon-only buttons, images that carry meaning
+ * such as the lock and the stats) has an accessible label; icon-only buttons also a tooltip.
+ * Returns how many were checked. */
+static guint
+check_labels(GtkWidget *root)
+{
+  guint n = 0;
+  for (GtkWidget *c = gtk_widget_get_first_child(root); c; c = gtk_widget_get_next_sibling(c)) {
+    if (!gtk_widget_get_visible(c))
+      continue;
+    gboolean icon_only = FALSE;
+    if (GTK_IS_MENU_BUTTON(c))
+      icon_only = gtk_menu_button_get_label(GTK_MENU_BUTTON(c)) == NULL &&
+                  gtk_menu_button_get_icon_name(GTK_MENU_BUTTON(c)) != NULL;
+    else if (GTK_IS_BUTTON(c) && !GTK_IS_MENU_BUTTON(gtk_widget_get_parent(c)))
+      icon_only = gtk_button_get_icon_name(GTK_BUTTON(c)) != NULL;
+    if (icon_only) {
+      g_assert_true(
+          gtk_test_accessible_has_property(GTK_ACCESSIBLE(c), GTK_ACCESSIBLE_PROPERTY_LABEL));
+      g_assert_nonnull(gtk_widget_get_tooltip_text(c));
+      n++;
+    }
+    if (GTK_IS_MENU_BUTTON(c))
+      continue; /* its inner toggle is covered by the menu button */
+    n += check_labels(c);
+  }
+  return n;
+}
+
 /* --- Details ---------------------------------------------------------------------------- */
 
 static gboolean
@@ -311,6 +340,8 @@ test_details(void)
   g_assert_cmpuint(whittle_markdown_view_get_n_blocks(whittle_model_details_get_card_view(details)),
                    ==, 5);
   screenshot(GTK_WIDGET(window), "model-details");
+  /* The back button and the code block's Copy button at least. */
+  g_assert_cmpuint(check_labels(GTK_WIDGET(details)), >=, 2);
 }
 
 /* --- Downloads ---------------------------------------------------------------------------- */
@@ -388,6 +419,7 @@ test_download(void)
   screenshot(GTK_WIDGET(window), "downloads");
   WhittleJobRow *row = download_row(title);
   gtk_test_accessible_assert_role(GTK_ACCESSIBLE(row), GTK_ACCESSIBLE_ROLE_LIST_ITEM);
+  g_assert_cmpuint(check_labels(GTK_WIDGET(row)), >=, 2); /* Pause, Cancel */
 
   /* Pause: the job ends, the row offers Resume, the download is still persisted. */
   whittle_job_row_pause(row);
@@ -420,6 +452,51 @@ test_download(void)
   g_autofree char *want = sha256_of(q4_src);
   g_assert_cmpstr(got, ==, want);
   g_assert_true(r->resumed);
+}
+
+static gboolean
+row_failed_with_fix(gpointer data)
+{
+  const char **want = data; /* title, fix label */
+  WhittleJobRow *row = download_row(want[0]);
+  return row && whittle_job_row_get_fix_label(row) &&
+         g_strcmp0(whittle_job_row_get_fix_label(row), want[1]) == 0 &&
+         whittle_job_row_get_can_resume(row);
+}
+
+/* A gated model: guidance in the details, then each refusal offers its fix, and Retry
+ * works once the token is good. */
+static void
+test_gated(void)
+{
+  WhittleBrowsePage *page = WHITTLE_BROWSE_PAGE(page_named("browse"));
+  WhittleModelDetails *details = whittle_browse_page_get_details(page);
+  wh_hub *hub = whittle_application_get_hub(app);
+  const char *title = "Downloading locked-Q8_0.gguf";
+
+  whittle_browse_page_open_model(page, "gated/locked-GGUF");
+  g_assert_true(wait_until(details_idle, details, 30));
+  g_assert_cmpuint(whittle_model_details_get_n_variants(details), ==, 1);
+  /* Its header cannot be read without access. */
+  g_assert_cmpstr(whittle_model_details_get_variant_badge(details, 0), ==, "Needs access");
+  screenshot(GTK_WIDGET(window), "model-gated");
+
+  g_signal_emit_by_name(whittle_model_details_get_variant_button(details, 0), "clicked");
+  const char *want_token[] = {title, "_Add a Token…"};
+  g_assert_true(wait_until(row_failed_with_fix, want_token, 30));
+  WhittleJobRow *row = download_row(title);
+  g_assert_nonnull(strstr(whittle_job_row_get_error_text(row), "token"));
+
+  wh_hub_set_token(hub, "hf_bad");
+  whittle_job_row_resume(row);
+  const char *want_access[] = {title, "_Request Access…"};
+  g_assert_true(wait_until(row_failed_with_fix, want_access, 30));
+
+  wh_hub_set_token(hub, "hf_good");
+  whittle_job_row_resume(download_row(title));
+  ButtonWait done = {details, 0, "Open in _Library"};
+  g_assert_true(wait_until(button_says, &done, 30));
+  wh_hub_set_token(hub, NULL);
 }
 
 /* A download listed in the settings continues in a new WhittleDownloads, as after a
@@ -532,6 +609,8 @@ test_library(void)
   g_assert_nonnull(strstr(subtitle, "llama"));
   g_assert_nonnull(strstr(subtitle, "Q4_K_M"));
   screenshot(GTK_WIDGET(window), "library-models");
+  /* Refresh and one "more actions" menu button per model at least. */
+  g_assert_cmpuint(check_labels(GTK_WIDGET(page)), >=, 1 + whittle_library_page_get_n_models(page));
 
   /* Chat: the window moves to the Chat page (win.open-chat, or show-page). */
   gtk_widget_activate_action(GTK_WIDGET(page), "library.chat", "s", e->id);
@@ -780,6 +859,7 @@ main(int argc, char **argv)
   g_test_add_func("/browse/filters-and-errors", test_filters_and_errors);
   g_test_add_func("/browse/details", test_details);
   g_test_add_func("/browse/download", test_download);
+  g_test_add_func("/browse/gated", test_gated);
   g_test_add_func("/browse/restart-resumes", test_restart_resumes);
   g_test_add_func("/browse/library", test_library);
   g_test_add_func("/browse/keyboard", test_keyboard);
