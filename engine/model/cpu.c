@@ -301,6 +301,7 @@ typedef struct {
   gboolean add_tmp;                /* FALSE: only norm x into h */
   const wh_gguf_tensor *next_norm; /* h = rms_norm(x, next_norm) */
   guint32 t_begin;                 /* first token row to produce h for */
+  gint next_item;                  /* attention: next (token, KV head) item to take (atomic) */
 } stage_job;
 
 static void
@@ -433,9 +434,11 @@ attn_worker(int ith, int nth, void *data)
   float *kvbuf = (float *)(scratch + ctx->lay.th_kv);
   float *acc = kvbuf + (gsize)ctx->model->hp.n_head_kv_max * MAX(dk, dv);
 
-  gsize b, e;
-  wh_threadpool_split((gsize)job->batch->n_tokens * Hkv, ith, nth, &b, &e);
-  for (gsize item = b; item < e; item++) {
+  /* items are taken from a shared counter (a dynamic pool run): the result of an item does
+   * not depend on which thread computes it */
+  const gsize n_items = (gsize)job->batch->n_tokens * Hkv;
+  (void)nth;
+  for (gsize item; (item = (gsize)g_atomic_int_add(&job->next_item, 1)) < n_items;) {
     const guint32 t = (guint32)(item / Hkv), g = (guint32)(item % Hkv);
     const guint32 p = job->batch->pos0 + t;
     const guint32 j0 = swa && p + 1 > hp->n_swa ? p + 1 - hp->n_swa : 0;
@@ -586,7 +589,10 @@ cpu_layers(wh_context *ctx, const wh_batch *batch, guint32 il_begin, guint32 il_
     }
     mm_run(&mm);
     stage_run(ctx, qk_worker, &st, batch->n_tokens);
-    stage_run(ctx, attn_worker, &st, (gsize)batch->n_tokens * Hkv);
+    if ((gsize)batch->n_tokens * Hkv > 1)
+      wh_threadpool_run_dynamic(ctx->pool, attn_worker, &st);
+    else
+      attn_worker(0, 1, &st);
     mm_add(&mm, L->wo, attn, (guint64)H * hp->head_dim_v, tmp, d, L->bo);
     mm_run(&mm);
 
