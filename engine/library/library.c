@@ -20,7 +20,9 @@
 
 #include <errno.h>
 #include <stdlib.h>
+#include <fcntl.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -545,6 +547,28 @@ index_load(wh_library *lib, GError **error)
   return out;
 }
 
+/* Another process (the CLI while the app runs) may update the index at the same time: a
+ * read-modify-write holds an exclusive lock on downloads.json.lock. Returns the descriptor,
+ * or -1 when the lock file cannot be made (then only the in-process lock protects). */
+static int
+index_lock(wh_library *lib)
+{
+  g_autofree char *dir = g_path_get_dirname(lib->index_path);
+  g_mkdir_with_parents(dir, 0700);
+  g_autofree char *path = g_strconcat(lib->index_path, ".lock", NULL);
+  int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  while (fd >= 0 && flock(fd, LOCK_EX) != 0 && errno == EINTR) {
+  }
+  return fd;
+}
+
+static void
+index_unlock(int fd)
+{
+  if (fd >= 0)
+    close(fd); /* releases the flock */
+}
+
 /* index_load() for a read-modify-write: NULL with @error (prefixed by @what) when the index
  * exists but cannot be read, so that it is never overwritten and its records lost. */
 static GPtrArray *
@@ -596,6 +620,7 @@ wh_library_record_download(wh_library *lib, const char *repo_id, const char *com
     return FALSE;
   }
   g_mutex_lock(&lib->lock);
+  int lock_fd = index_lock(lib);
   g_autoptr(GPtrArray) recs = index_load_for_update(lib, "cannot record the download: ", error);
   gboolean ok = recs != NULL;
   if (ok) {
@@ -611,6 +636,7 @@ wh_library_record_download(wh_library *lib, const char *repo_id, const char *com
     g_ptr_array_add(recs, o);
     ok = index_save(lib, recs, error);
   }
+  index_unlock(lock_fd);
   g_mutex_unlock(&lib->lock);
   return ok;
 }
@@ -1521,8 +1547,10 @@ wh_library_delete(wh_library *lib, const wh_library_entry *entry, GError **error
     return FALSE;
   }
   g_mutex_lock(&lib->lock);
+  int lock_fd = index_lock(lib);
   g_autoptr(GPtrArray) recs = index_load_for_update(lib, "cannot delete: ", error);
   if (!recs) {
+    index_unlock(lock_fd);
     g_mutex_unlock(&lib->lock);
     return FALSE;
   }
@@ -1546,6 +1574,7 @@ wh_library_delete(wh_library *lib, const wh_library_entry *entry, GError **error
                 "%s is not (or no longer) in Whittle's download records (%s); nothing was "
                 "deleted",
                 entry->name, lib->index_path);
+    index_unlock(lock_fd);
     g_mutex_unlock(&lib->lock);
     return FALSE;
   }
@@ -1563,6 +1592,7 @@ wh_library_delete(wh_library *lib, const wh_library_entry *entry, GError **error
       g_error_free(save_error);
     ok = FALSE;
   }
+  index_unlock(lock_fd);
   g_mutex_unlock(&lib->lock);
   return ok;
 }

@@ -752,6 +752,59 @@ test_missing_sources(void)
   wh_test_rmdir_r(tmp);
 }
 
+typedef struct {
+  const char *dir;
+  guint id;
+} recorder_arg;
+
+static gpointer
+recorder_thread(gpointer data)
+{
+  recorder_arg *a = data;
+  /* A library of its own, as another process (the CLI beside the app) would have. */
+  wh_library_params p;
+  wh_library_default_params(&p);
+  p.data_dir = a->dir;
+  p.cache_dir = a->dir;
+  wh_library *lib = wh_library_new(&p);
+  for (guint i = 0; i < 25; i++) {
+    g_autofree char *name = g_strdup_printf("m-%u-%u.gguf", a->id, i);
+    g_autofree char *path = g_build_filename(a->dir, "snapshots", "c", name, NULL);
+    g_assert_true(wh_library_record_download(lib, "org/m", "c", name, path, NULL));
+  }
+  wh_library_free(lib);
+  return NULL;
+}
+
+static void
+test_index_concurrent(void)
+{
+  /* Four writers with separate libraries: the file lock keeps every record. */
+  g_autofree char *tmp = wh_test_make_tmpdir();
+  recorder_arg args[4];
+  GThread *threads[4];
+  for (guint t = 0; t < 4; t++) {
+    args[t].dir = tmp;
+    args[t].id = t;
+    threads[t] = g_thread_new("recorder", recorder_thread, &args[t]);
+  }
+  for (guint t = 0; t < 4; t++)
+    g_thread_join(threads[t]);
+  wh_library_params p;
+  wh_library_default_params(&p);
+  p.data_dir = tmp;
+  p.cache_dir = tmp;
+  wh_library *lib = wh_library_new(&p);
+  for (guint t = 0; t < 4; t++)
+    for (guint i = 0; i < 25; i++) {
+      g_autofree char *name = g_strdup_printf("m-%u-%u.gguf", t, i);
+      g_autofree char *path = g_build_filename(tmp, "snapshots", "c", name, NULL);
+      g_assert_true(wh_library_is_own_download(lib, path));
+    }
+  wh_library_free(lib);
+  wh_test_rmdir_r(tmp);
+}
+
 static void
 test_ollama_manifest(void)
 {
@@ -805,6 +858,7 @@ main(int argc, char **argv)
   g_test_add_func("/library/delete-rules", test_delete_rules);
   g_test_add_func("/library/scan-async", test_scan_async);
   g_test_add_func("/library/missing-sources", test_missing_sources);
+  g_test_add_func("/library/index-concurrent", test_index_concurrent);
   g_test_add_func("/library/ollama-manifest", test_ollama_manifest);
   return g_test_run();
 }
