@@ -24,8 +24,9 @@
  *    only up to the expected length; JSON answers are capped and type-checked; redirects are
  *    limited. Nothing is ever written outside $HF_HOME/hub.
  *  - Errors in WH_HUB_ERROR with plain-language messages that say what to do.
- * Does not: keep a library of local models (engine/library does, from wh_hub_cache_list()),
- * store the token in the Secret Service (the GUI does, through wh_hub_set_token()).
+ * Does not: keep a library of local models (engine/library does, from wh_hub_cache_list()).
+ * The token's storage (Secret Service, HF_TOKEN, token file) is hub-token.h; front ends hand
+ * the stored token to a client with wh_hub_use_stored_token() / wh_hub_set_token().
  */
 #pragma once
 
