@@ -117,9 +117,13 @@ run_list(int argc, char **argv)
   g_auto(GStrv) dirs = folders;
   if (argc > 1)
     return wh_cli_usage_error(cmd, "unexpected argument '%s' (use --folder DIR)", argv[1]);
-  for (guint i = 0; dirs && dirs[i]; i++)
+  for (guint i = 0; dirs && dirs[i]; i++) {
     if (!g_file_test(dirs[i], G_FILE_TEST_IS_DIR))
       return wh_cli_usage_error(cmd, "--folder %s: no such folder", dirs[i]);
+    char *abs = g_canonicalize_filename(dirs[i], NULL); /* paths in the list are absolute */
+    g_free(dirs[i]);
+    dirs[i] = abs;
+  }
   list_state s = {0};
   wh_library_params p;
   wh_library_default_params(&p);
