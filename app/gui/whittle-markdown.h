@@ -23,34 +23,9 @@
 
 #include <adwaita.h>
 
+#include "whittle-markdown-parse.h"
+
 G_BEGIN_DECLS
-
-typedef enum {
-  WHITTLE_MD_PARAGRAPH,
-  WHITTLE_MD_HEADING,   /* level = 1..6 */
-  WHITTLE_MD_LIST_ITEM, /* level = nesting depth from 0; marker = "•" or "3." */
-  WHITTLE_MD_CODE,      /* text = the code, verbatim; marker = the info string or NULL */
-  WHITTLE_MD_QUOTE,
-  WHITTLE_MD_RULE,
-  WHITTLE_MD_TABLE, /* text = the table lines, columns aligned, verbatim cells */
-} WhittleMarkdownKind;
-
-typedef struct {
-  WhittleMarkdownKind kind;
-  int level;
-  char *marker;
-  char *text; /* inline Markdown (paragraphs, headings, items, quotes) or verbatim */
-} WhittleMarkdownBlock;
-
-void whittle_markdown_block_free(WhittleMarkdownBlock *block);
-
-/* Splits @text (UTF-8, may be NULL) into blocks. Returns a GPtrArray of
- * WhittleMarkdownBlock* that owns them. Pure function, any thread. */
-GPtrArray *whittle_markdown_parse(const char *text);
-
-/* Converts one run of inline Markdown into Pango markup (newly allocated). Relative link
- * targets are joined to @base_uri (may be NULL: shown as text). Any thread. */
-char *whittle_markdown_inline_to_markup(const char *text, const char *base_uri);
 
 #define WHITTLE_TYPE_MARKDOWN_VIEW (whittle_markdown_view_get_type())
 G_DECLARE_FINAL_TYPE(WhittleMarkdownView, whittle_markdown_view, WHITTLE, MARKDOWN_VIEW, AdwBin)
