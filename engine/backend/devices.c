@@ -143,6 +143,15 @@ wh_device_list_find_gpu(const wh_device_list *list, const char *name, GError **e
     }
     return best;
   }
+  /* "vulkan" / "cuda": the best device of that API */
+  for (guint i = 0; i < list->n; i++) {
+    const wh_device *d = &list->devices[i];
+    if (wh_device_is_gpu(d) && g_ascii_strcasecmp(name, wh_device_api_name(d->api)) == 0 &&
+        (!best || gpu_rank(d) < gpu_rank(best)))
+      best = d;
+  }
+  if (best)
+    return best;
   /* "vulkan:N" / "cuda:N" */
   const char *colon = strchr(name, ':');
   if (colon && colon[1] && strspn(colon + 1, "0123456789") == strlen(colon + 1)) {

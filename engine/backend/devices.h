@@ -86,7 +86,8 @@ void wh_device_list_free(wh_device_list *list); /* NULL-safe */
 const wh_device *wh_device_list_cpu(const wh_device_list *list);
 
 /* The GPU-kind device whose name contains @name (case-insensitive; an exact match wins over
- * substrings, and "vulkan:N" / "cuda:N" name a device by API and index). NULL or "" = the
+ * substrings; "vulkan:N" / "cuda:N" name a device by API and index, "vulkan" / "cuda" the
+ * best device of that API, as the contexts' device names do). NULL or "" = the
  * first GPU-kind device, preferring a discrete GPU, then integrated, then the rest. Returns
  * NULL with no error when @name is empty and there is no GPU; NULL and @error (NOT_FOUND or
  * AMBIGUOUS, listing the devices) when a named device is not found. */

@@ -574,6 +574,10 @@ test_devices(void)
   g_assert_true(wh_device_list_find_gpu(l, "fake gpu 9000", NULL) == &l->devices[1]); /* exact */
   g_assert_true(wh_device_list_find_gpu(l, "9000 TI", NULL) == &l->devices[2]);
   g_assert_true(wh_device_list_find_gpu(l, "vulkan:1", NULL) == &l->devices[2]);
+  g_assert_true(wh_device_list_find_gpu(l, "Vulkan", NULL) == &l->devices[2]); /* best */
+  g_assert_null(wh_device_list_find_gpu(l, "cuda", &error));
+  g_assert_error(error, WH_DEVICES_ERROR, WH_DEVICES_ERROR_NOT_FOUND);
+  g_clear_error(&error);
   g_assert_null(wh_device_list_find_gpu(l, "Fake", &error));
   g_assert_error(error, WH_DEVICES_ERROR, WH_DEVICES_ERROR_AMBIGUOUS);
   g_clear_error(&error);
