@@ -37,6 +37,15 @@
 #define WH_QUANT_X86 0
 #endif
 
+/* 64-bit Arm: NEON is always there (compile-checked with aarch64-linux-gnu-gcc
+ * -march=armv8.2-a; not run on Arm hardware here). */
+#if defined(__aarch64__) && defined(__ARM_NEON) && !defined(WH_QUANT_NO_SIMD)
+#define WH_QUANT_NEON 1
+#include <arm_neon.h>
+#else
+#define WH_QUANT_NEON 0
+#endif
+
 /* ---- Activation types ----------------------------------------------------------------------- */
 
 wh_type
@@ -1708,6 +1717,114 @@ cpu_has_avx512(void)
 }
 #endif /* WH_QUANT_X86 */
 
+/* ---- NEON kernels (aarch64) ------------------------------------------------------------------ */
+
+#if WH_QUANT_NEON
+/* acc + 16 int8 x 16 int8 products summed into 4 int32 lanes: SDOT where the target has the
+ * dot-product extension, else widening multiplies (|products| <= 2^14 fit int16) and pairwise
+ * accumulation. */
+static inline int32x4_t
+neon_dot_s8(int32x4_t acc, int8x16_t a, int8x16_t b)
+{
+#if defined(__ARM_FEATURE_DOTPROD)
+  return vdotq_s32(acc, a, b);
+#else
+  acc = vpadalq_s16(acc, vmull_s8(vget_low_s8(a), vget_low_s8(b)));
+  return vpadalq_s16(acc, vmull_high_s8(a, b));
+#endif
+}
+
+/* Q8_0 x Q8_0: per block two 16-byte halves, int32 lanes -> float, scaled by d_x * d_y. */
+static float
+dot_q8_0_q8_0_neon(const guint8 *x, const guint8 *y, gint64 nb)
+{
+  float32x4_t acc = vdupq_n_f32(0.0f);
+  for (gint64 b = 0; b < nb; b++, x += 34, y += 34) {
+    int32x4_t s = neon_dot_s8(vdupq_n_s32(0), vld1q_s8((const int8_t *)(x + 2)),
+                              vld1q_s8((const int8_t *)(y + 2)));
+    s = neon_dot_s8(s, vld1q_s8((const int8_t *)(x + 18)), vld1q_s8((const int8_t *)(y + 18)));
+    acc = vmlaq_n_f32(acc, vcvtq_f32_s32(s), wh_quant_rd_fp16(x) * wh_quant_rd_fp16(y));
+  }
+  return vaddvq_f32(acc);
+}
+
+/* Q4_0 x Q8_0: low nibbles are elements 0-15, high nibbles 16-31, each minus 8. */
+static float
+dot_q4_0_q8_0_neon(const guint8 *x, const guint8 *y, gint64 nb)
+{
+  float32x4_t acc = vdupq_n_f32(0.0f);
+  const uint8x16_t m4 = vdupq_n_u8(15);
+  const int8x16_t off = vdupq_n_s8(8);
+  for (gint64 b = 0; b < nb; b++, x += 18, y += 34) {
+    uint8x16_t q = vld1q_u8(x + 2);
+    int8x16_t lo = vsubq_s8(vreinterpretq_s8_u8(vandq_u8(q, m4)), off);
+    int8x16_t hi = vsubq_s8(vreinterpretq_s8_u8(vshrq_n_u8(q, 4)), off);
+    int32x4_t s = neon_dot_s8(vdupq_n_s32(0), lo, vld1q_s8((const int8_t *)(y + 2)));
+    s = neon_dot_s8(s, hi, vld1q_s8((const int8_t *)(y + 18)));
+    acc = vmlaq_n_f32(acc, vcvtq_f32_s32(s), wh_quant_rd_fp16(x) * wh_quant_rd_fp16(y));
+  }
+  return vaddvq_f32(acc);
+}
+
+/* Q4_K x Q8_K: chunk c = 32 bytes of qs; low nibbles sub-block 2c, high 2c+1. The integer sum
+ * equals q4_k_block_sumi(); the float epilogue is the portable one (same result). */
+static float
+dot_q4_k_q8_k_neon(const guint8 *x, const guint8 *y, gint64 nb)
+{
+  float sumf = 0.0f;
+  const uint8x16_t m4 = vdupq_n_u8(15);
+  for (gint64 b = 0; b < nb; b++, x += 144, y += Q8K_BYTES) {
+    const guint8 *qs = x + 16;
+    const gint8 *q8 = (const gint8 *)(y + 4);
+    int sumi = 0;
+    for (int c = 0; c < 4; c++) {
+      int sc0, sc1, m;
+      k_scale_min(x + 4, 2 * c, &sc0, &m);
+      k_scale_min(x + 4, 2 * c + 1, &sc1, &m);
+      uint8x16_t q0 = vld1q_u8(qs + 32 * c), q1 = vld1q_u8(qs + 32 * c + 16);
+      int32x4_t lo =
+          neon_dot_s8(vdupq_n_s32(0), vreinterpretq_s8_u8(vandq_u8(q0, m4)), vld1q_s8(q8 + 64 * c));
+      lo = neon_dot_s8(lo, vreinterpretq_s8_u8(vandq_u8(q1, m4)), vld1q_s8(q8 + 64 * c + 16));
+      int32x4_t hi = neon_dot_s8(vdupq_n_s32(0), vreinterpretq_s8_u8(vshrq_n_u8(q0, 4)),
+                                 vld1q_s8(q8 + 64 * c + 32));
+      hi = neon_dot_s8(hi, vreinterpretq_s8_u8(vshrq_n_u8(q1, 4)), vld1q_s8(q8 + 64 * c + 48));
+      sumi += sc0 * vaddvq_s32(lo) + sc1 * vaddvq_s32(hi);
+    }
+    sumf += k_affine_epilogue(x, y, sumi, k_mins_dot(x + 4, y));
+  }
+  return sumf;
+}
+
+/* Q6_K x Q8_K: 16 elements at a time in the order of q6_k_block_sumi() (chunk (h, t), half),
+ * codes q = low 4 bits | 2 high bits << 4, minus 32; one scale per 16. */
+static float
+dot_q6_k_q8_k_neon(const guint8 *x, const guint8 *y, gint64 nb)
+{
+  float sumf = 0.0f;
+  const uint8x16_t m4 = vdupq_n_u8(15), m3 = vdupq_n_u8(3);
+  const int8x16_t off = vdupq_n_s8(32);
+  for (gint64 b = 0; b < nb; b++, x += 210, y += Q8K_BYTES) {
+    const guint8 *ql = x, *qh = x + 128;
+    const gint8 *scales = (const gint8 *)(x + 192);
+    const gint8 *q8 = (const gint8 *)(y + 4);
+    int sumi = 0;
+    for (int h = 0; h < 2; h++)
+      for (int t = 0; t < 4; t++)
+        for (int half = 0; half < 2; half++) {
+          uint8x16_t l = vld1q_u8(ql + 64 * h + 32 * (t & 1) + 16 * half);
+          uint8x16_t low = (t & 2) ? vshrq_n_u8(l, 4) : vandq_u8(l, m4);
+          uint8x16_t hb = vld1q_u8(qh + 32 * h + 16 * half);
+          uint8x16_t high = vshlq_n_u8(vandq_u8(vshlq_u8(hb, vdupq_n_s8((int8_t)(-2 * t))), m3), 4);
+          int8x16_t q = vsubq_s8(vreinterpretq_s8_u8(vorrq_u8(low, high)), off);
+          int32x4_t s = neon_dot_s8(vdupq_n_s32(0), q, vld1q_s8(q8 + 128 * h + 32 * t + 16 * half));
+          sumi += scales[8 * h + 2 * t + half] * vaddvq_s32(s);
+        }
+    sumf += wh_quant_rd_fp16(x + 208) * rd_f32(y) * (float)sumi;
+  }
+  return sumf;
+}
+#endif /* WH_QUANT_NEON */
+
 gboolean
 wh_quant_vec_dot_has_simd(wh_type wtype)
 {
@@ -1740,6 +1857,9 @@ wh_quant_vec_dot_has_simd(wh_type wtype)
   default:
     return FALSE;
   }
+#elif WH_QUANT_NEON
+  return wtype == WH_TYPE_Q4_0 || wtype == WH_TYPE_Q8_0 || wtype == WH_TYPE_Q4_K ||
+         wtype == WH_TYPE_Q6_K;
 #else
   return FALSE;
 #endif
@@ -1814,6 +1934,8 @@ wh_quant_simd_level(void)
   return cpu_has_avx512() ? WH_QUANT_SIMD_AVX512
          : cpu_has_avx2() ? WH_QUANT_SIMD_AVX2
                           : WH_QUANT_SIMD_NONE;
+#elif WH_QUANT_NEON
+  return WH_QUANT_SIMD_NEON;
 #else
   return WH_QUANT_SIMD_NONE;
 #endif
@@ -1828,6 +1950,27 @@ wh_quant_vec_dot(wh_type wtype, const void *wrow, const void *act, gint64 n)
 float
 wh_quant_vec_dot_at(wh_quant_simd level, wh_type wtype, const void *wrow, const void *act, gint64 n)
 {
+#if WH_QUANT_NEON
+  if (level >= WH_QUANT_SIMD_NEON) {
+    const guint8 *x = wrow, *y = act;
+    switch (wtype) {
+    case WH_TYPE_Q4_K:
+      g_return_val_if_fail(n >= 0 && n % WH_QK_K == 0, 0.0f);
+      return dot_q4_k_q8_k_neon(x, y, n / WH_QK_K);
+    case WH_TYPE_Q6_K:
+      g_return_val_if_fail(n >= 0 && n % WH_QK_K == 0, 0.0f);
+      return dot_q6_k_q8_k_neon(x, y, n / WH_QK_K);
+    case WH_TYPE_Q8_0:
+      g_return_val_if_fail(n >= 0 && n % 32 == 0, 0.0f);
+      return dot_q8_0_q8_0_neon(x, y, n / 32);
+    case WH_TYPE_Q4_0:
+      g_return_val_if_fail(n >= 0 && n % 32 == 0, 0.0f);
+      return dot_q4_0_q8_0_neon(x, y, n / 32);
+    default:
+      break;
+    }
+  }
+#endif
 #if WH_QUANT_X86
   if (level >= WH_QUANT_SIMD_AVX512 && cpu_has_avx512()) {
     const guint8 *x = wrow, *y = act;

@@ -134,6 +134,7 @@ typedef enum {
   WH_QUANT_SIMD_NONE,   /* portable C */
   WH_QUANT_SIMD_AVX2,   /* AVX2 + FMA + F16C */
   WH_QUANT_SIMD_AVX512, /* AVX-512 F/BW/VL + VNNI (Q4_0, Q8_0, Q4_K, Q6_K; the rest AVX2) */
+  WH_QUANT_SIMD_NEON = WH_QUANT_SIMD_AVX2, /* aarch64 (Q4_0, Q8_0, Q4_K, Q6_K) */
 } wh_quant_simd;
 
 /* The best level this CPU supports (cpuid, checked once). Thread-safe. */
