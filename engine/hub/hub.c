@@ -411,15 +411,47 @@ wh_hub_set_tls_error(const GError *local, const char *url, GError **error)
   return TRUE;
 }
 
+/* The Hugging Face hub answers 429 with the IETF RateLimit field instead of Retry-After:
+ * `RateLimit: "api";r=0;t=42` (r: requests left, t: seconds until the window resets; one item
+ * per policy, comma-separated). Returns the longest t of the exhausted items (all items when
+ * none says r=0), or -1 when there is none. */
+static double
+ratelimit_reset_seconds(const char *value)
+{
+  if (!value)
+    return -1;
+  double any = -1, exhausted = -1;
+  g_auto(GStrv) items = g_strsplit(value, ",", 16);
+  for (guint i = 0; items[i]; i++) {
+    g_auto(GStrv) params = g_strsplit(items[i], ";", 16);
+    gint64 t = -1, r = -1;
+    for (guint k = 0; params[k]; k++) {
+      char *p = g_strstrip(params[k]);
+      char *end = NULL;
+      if ((p[0] == 't' || p[0] == 'r') && p[1] == '=') {
+        gint64 v = g_ascii_strtoll(p + 2, &end, 10);
+        if (end != p + 2 && *end == '\0' && v >= 0)
+          *(p[0] == 't' ? &t : &r) = v;
+      }
+    }
+    if (t < 0)
+      continue;
+    any = MAX(any, (double)t);
+    if (r == 0)
+      exhausted = MAX(exhausted, (double)t);
+  }
+  return exhausted >= 0 ? exhausted : any;
+}
+
 static double
 retry_after_seconds(SoupMessage *msg)
 {
   if (!msg)
     return -1;
-  const char *ra =
-      soup_message_headers_get_one(soup_message_get_response_headers(msg), "Retry-After");
+  SoupMessageHeaders *h = soup_message_get_response_headers(msg);
+  const char *ra = soup_message_headers_get_one(h, "Retry-After");
   if (!ra)
-    return -1;
+    return ratelimit_reset_seconds(soup_message_headers_get_one(h, "RateLimit"));
   char *end = NULL;
   gint64 v = g_ascii_strtoll(ra, &end, 10);
   if (end != ra && *end == '\0' && v >= 0)

@@ -845,6 +845,16 @@ test_retry_after_and_token_file(fixture *f, gconstpointer data)
   g_assert_no_error(error);
   g_assert_cmpfloat(elapsed, >=, 0.95);
   wh_hub_download_result_free(r);
+  /* The hub's own form, RateLimit: "resolvers";r=0;t=1 without Retry-After, is honoured too. */
+  flt.status_429 = 0;
+  flt.ratelimit_429 = 1;
+  wh_test_hub_set_faults(f->server, &flt);
+  t0 = g_get_monotonic_time();
+  r = wh_hub_download(f->hub, "org/model-GGUF", "model-Q8_0.gguf", NULL, NULL, &error);
+  elapsed = (g_get_monotonic_time() - t0) / 1e6;
+  g_assert_no_error(error);
+  g_assert_cmpfloat(elapsed, >=, 0.95);
+  wh_hub_download_result_free(r);
   /* The token comes from $HF_HOME/token when HF_TOKEN is not set. */
   g_autofree char *old = g_strdup(g_getenv("HF_TOKEN"));
   g_unsetenv("HF_TOKEN");

@@ -555,6 +555,7 @@ typedef struct {
   guint64 r_start, r_end; /* inclusive */
   /* faults taken for this answer */
   gboolean drop, stall, s429, s500, corrupt, ignore_range, wrong_range, change_etag, endless;
+  gboolean rl429;
   guint stall_ms, rate;
 } raw_job;
 
@@ -578,6 +579,14 @@ raw_thread(gpointer data)
     memset(junk, ' ', sizeof junk);
     while (write_all(out, junk, sizeof junk)) {
     }
+    goto done;
+  }
+  if (j->rl429) {
+    g_string_append(hd, "HTTP/1.1 429 Too Many Requests\r\n"
+                        "RateLimit: \"resolvers\";r=0;t=1\r\n"
+                        "RateLimit-Policy: \"fixed window\";\"resolvers\";q=5000;w=300\r\n"
+                        "Content-Length: 0\r\nConnection: close\r\n\r\n");
+    write_all(out, hd->str, hd->len);
     goto done;
   }
   if (j->s429 || j->s500) {
@@ -720,7 +729,8 @@ serve_raw(wh_test_hub *h, SoupServerMessage *msg, raw_kind kind, const char *abs
   }
   if (kind == RAW_FILE) {
     wh_test_hub_faults *f = &h->faults;
-    j->s429 = take_fault(&f->status_429);
+    j->rl429 = take_fault(&f->ratelimit_429);
+    j->s429 = !j->rl429 && take_fault(&f->status_429);
     j->s500 = !j->s429 && take_fault(&f->status_500);
     if (!j->s429 && !j->s500) {
       j->drop = take_fault(&f->drop);

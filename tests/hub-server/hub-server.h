@@ -17,15 +17,16 @@ G_BEGIN_DECLS
 
 typedef struct {
   /* Counters: the next N CDN (or direct file) answers get the fault. */
-  guint drop;         /* cut the connection half-way through the body */
-  guint stall;        /* stop sending half-way for stall_ms, then cut */
-  guint status_429;   /* 429 with Retry-After: 1 */
-  guint status_500;   /* 500 */
-  guint corrupt;      /* flip one byte of the body */
-  guint ignore_range; /* answer 200 with the whole file */
-  guint wrong_range;  /* Content-Range claims a different total size */
-  guint change_etag;  /* the CDN answer carries another ETag */
-  guint endless_body; /* no Content-Length; after the file, junk that never ends */
+  guint drop;          /* cut the connection half-way through the body */
+  guint stall;         /* stop sending half-way for stall_ms, then cut */
+  guint status_429;    /* 429 with Retry-After: 1 */
+  guint ratelimit_429; /* 429 with only the hub's RateLimit: "resolvers";r=0;t=1 */
+  guint status_500;    /* 500 */
+  guint corrupt;       /* flip one byte of the body */
+  guint ignore_range;  /* answer 200 with the whole file */
+  guint wrong_range;   /* Content-Range claims a different total size */
+  guint change_etag;   /* the CDN answer carries another ETag */
+  guint endless_body;  /* no Content-Length; after the file, junk that never ends */
   /* Switches. */
   gboolean lie_size;      /* HEAD announces X-Linked-Size + 4096 */
   gboolean redirect_loop; /* resolve redirects to itself */
