@@ -20,6 +20,9 @@ struct _WhittleBrowsePage {
   guint n_results;   /* rows shown */
   guint empty_pages; /* consecutive pages whose results were all filtered out */
   gboolean ready;    /* the template is built */
+  guint add_source;  /* idle adding the rows of search_job's page */
+  guint add_index;   /* next result of that page to add */
+  guint add_before;  /* rows shown before that page */
 
   /* template children */
   AdwLeaflet *leaflet; /* the bin's child */
@@ -221,6 +224,54 @@ show_error(WhittleBrowsePage *self, const GError *e)
 
 static void fetch_more(WhittleBrowsePage *self);
 
+/* The page of results is shown: what comes next. */
+static void
+finish_page(WhittleBrowsePage *self)
+{
+  const wh_hub_search_result *r = wh_job_get_result(self->search_job);
+  g_free(self->next_url);
+  self->next_url = g_strdup(r->next_url);
+  self->empty_pages = self->n_results == self->add_before ? self->empty_pages + 1 : 0;
+  g_clear_pointer(&self->search_job, wh_job_unref);
+
+  gtk_widget_set_visible(GTK_WIDGET(self->more_button), self->next_url != NULL);
+  if (self->n_results == 0 && self->next_url && self->empty_pages < MAX_EMPTY_PAGES) {
+    fetch_more(self); /* everything on this page was filtered out: keep looking */
+    return;
+  }
+  if (self->n_results == 0) {
+    adw_status_page_set_title(self->error_page, _("No Models Found"));
+    adw_status_page_set_icon_name(self->error_page, "system-search-symbolic");
+    adw_status_page_set_description(self->error_page, _("Try other words, or loosen the filters."));
+    gtk_stack_set_visible_child_name(self->results_stack, "error");
+  } else {
+    gtk_stack_set_visible_child_name(self->results_stack, "results");
+  }
+}
+
+#define ROWS_PER_ITERATION 6
+
+static gboolean
+add_rows_step(gpointer data)
+{
+  WhittleBrowsePage *self = data;
+  const wh_hub_search_result *r = wh_job_get_result(self->search_job);
+  for (guint n = 0; self->add_index < r->models->len && n < ROWS_PER_ITERATION;) {
+    const wh_hub_model_summary *m = r->models->pdata[self->add_index++];
+    if (result_passes(self, m)) {
+      add_result_row(self, m);
+      n++;
+    }
+  }
+  if (self->n_results > 0)
+    gtk_stack_set_visible_child_name(self->results_stack, "results");
+  if (self->add_index < r->models->len)
+    return G_SOURCE_CONTINUE;
+  self->add_source = 0;
+  finish_page(self);
+  return G_SOURCE_REMOVE;
+}
+
 static void
 on_search_notify(wh_job *job, gpointer user_data)
 {
@@ -233,30 +284,11 @@ on_search_notify(wh_job *job, gpointer user_data)
   gtk_spinner_set_spinning(self->loading_spinner, FALSE);
   wh_job_state state = wh_job_get_state(job);
   if (state == WH_JOB_SUCCEEDED) {
-    const wh_hub_search_result *r = wh_job_get_result(job);
-    guint before = self->n_results;
-    for (guint i = 0; i < r->models->len; i++)
-      if (result_passes(self, r->models->pdata[i]))
-        add_result_row(self, r->models->pdata[i]);
-    g_free(self->next_url);
-    self->next_url = g_strdup(r->next_url);
-    self->empty_pages = self->n_results == before ? self->empty_pages + 1 : 0;
-    g_clear_pointer(&self->search_job, wh_job_unref);
-
-    gtk_widget_set_visible(GTK_WIDGET(self->more_button), self->next_url != NULL);
-    if (self->n_results == 0 && self->next_url && self->empty_pages < MAX_EMPTY_PAGES) {
-      fetch_more(self); /* everything on this page was filtered out: keep looking */
-      return;
-    }
-    if (self->n_results == 0) {
-      adw_status_page_set_title(self->error_page, _("No Models Found"));
-      adw_status_page_set_icon_name(self->error_page, "system-search-symbolic");
-      adw_status_page_set_description(self->error_page,
-                                      _("Try other words, or loosen the filters."));
-      gtk_stack_set_visible_child_name(self->results_stack, "error");
-    } else {
-      gtk_stack_set_visible_child_name(self->results_stack, "results");
-    }
+    /* Rows are built a few per main-loop iteration, below redraw priority, so a page of
+     * results never holds up a frame; the job stays current until they are all there. */
+    self->add_index = 0;
+    self->add_before = self->n_results;
+    self->add_source = g_idle_add(add_rows_step, self);
     return;
   }
   if (state == WH_JOB_FAILED) {
@@ -299,6 +331,7 @@ run_search_next(wh_job *job, gpointer user_data, GError **error)
 static void
 cancel_search(WhittleBrowsePage *self)
 {
+  g_clear_handle_id(&self->add_source, g_source_remove);
   if (self->search_job) {
     wh_job_cancel(self->search_job);
     g_clear_pointer(&self->search_job, wh_job_unref);
@@ -454,6 +487,7 @@ whittle_browse_page_dispose(GObject *object)
   WhittleBrowsePage *self = WHITTLE_BROWSE_PAGE(object);
 
   /* The queue first: after it, no job notifies this page or the details any more. */
+  g_clear_handle_id(&self->add_source, g_source_remove);
   g_clear_pointer(&self->search_job, wh_job_unref);
   g_clear_pointer(&self->queue, wh_job_queue_free);
   g_clear_pointer(&self->next_url, g_free);

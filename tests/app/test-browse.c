@@ -40,6 +40,10 @@ static const char *f16_src;
 
 typedef gboolean (*Condition)(gpointer data);
 
+/* The longest single main-loop iteration seen while waiting (a figure, printed, not
+ * asserted: the work that could stall the loop runs in jobs). */
+static gint64 longest_iteration_us;
+
 static gboolean
 wait_until(Condition cond, gpointer data, double seconds)
 {
@@ -47,7 +51,10 @@ wait_until(Condition cond, gpointer data, double seconds)
   while (!cond(data)) {
     if (g_get_monotonic_time() > end)
       return FALSE;
-    if (!g_main_context_iteration(NULL, FALSE))
+    gint64 t0 = g_get_monotonic_time();
+    gboolean busy = g_main_context_iteration(NULL, FALSE);
+    longest_iteration_us = MAX(longest_iteration_us, g_get_monotonic_time() - t0);
+    if (!busy)
       g_usleep(2000);
   }
   return TRUE;
@@ -148,6 +155,7 @@ row_title(GtkListBox *list, guint i)
 static void
 test_search(void)
 {
+  longest_iteration_us = 0;
   WhittleBrowsePage *page = WHITTLE_BROWSE_PAGE(page_named("browse"));
   GtkListBox *list = whittle_browse_page_get_results(page);
   show_page("browse");
@@ -167,6 +175,8 @@ test_search(void)
   g_assert_true(wait_until(browse_settled, page, 20));
   g_assert_cmpuint(n_rows(list), ==, N_TINY + 2);
   g_assert_false(whittle_browse_page_has_more(page));
+  g_test_message("figure: longest main-loop iteration while searching (%u rows): %.1f ms",
+                 n_rows(list), longest_iteration_us / 1000.0);
 
   /* The gated repository has the lock. */
   gboolean saw_gated = FALSE;
@@ -316,7 +326,11 @@ test_details(void)
   /* Activate the first result as a user would. */
   g_signal_emit_by_name(list, "row-activated", gtk_list_box_get_row_at_index(list, 0));
   g_assert_cmpstr(whittle_model_details_get_repo_id(details), ==, "org/m-GGUF");
+  longest_iteration_us = 0;
   g_assert_true(wait_until(details_idle, details, 30));
+  g_test_message("figure: longest main-loop iteration while loading details, card and badges: "
+                 "%.1f ms",
+                 longest_iteration_us / 1000.0);
 
   /* Two variants, sorted by name: F16 and Q4_K_M, each with its planner badge. */
   g_assert_cmpuint(whittle_model_details_get_n_variants(details), ==, 2);
@@ -402,6 +416,7 @@ test_download(void)
   WhittleDownloads *downloads = whittle_application_get_downloads(app);
   const char *title = "Downloading m-Q4_K_M.gguf";
 
+  longest_iteration_us = 0;
   /* Slow enough to pause half-way. */
   wh_test_hub_faults faults = {0};
   faults.rate = 400000;
@@ -437,6 +452,8 @@ test_download(void)
   gtk_popover_popdown(gtk_menu_button_get_popover(
       whittle_jobs_button_get_menu_button(whittle_window_get_jobs_button(window))));
   g_assert_cmpuint(n_persisted(), ==, 0);
+  g_test_message("figure: longest main-loop iteration during the download: %.1f ms",
+                 longest_iteration_us / 1000.0);
   /* Exactly one row for the file: the paused job's row was replaced. */
   GtkListBox *box = whittle_jobs_button_get_list_box(whittle_window_get_jobs_button(window));
   guint n_same = 0;
