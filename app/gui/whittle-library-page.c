@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "whittle-application.h"
+#include "whittle-fit.h"
 #include "whittle-format.h"
 #include "whittle-library-page.h"
 
@@ -19,7 +20,9 @@ struct _WhittleLibraryPage {
   GPtrArray *entries; /* wh_library_entry* of the last scan */
   GPtrArray *rows;    /* AdwActionRow* (borrowed), parallel to the shown entries */
   GtkNativeDialog *chooser;
-  gboolean connected; /* to the app's downloads and settings */
+  GHashTable *fit_jobs; /* wh_job* (owned ref) → entry id (owned) */
+  GHashTable *badges;   /* entry id → FitBadge* of the last scan */
+  gboolean connected;   /* to the app's downloads and settings */
 
   /* template children */
   GtkSearchEntry *filter_entry;
@@ -46,6 +49,110 @@ entry_by_id(WhittleLibraryPage *self, const char *id)
       return e;
   }
   return NULL;
+}
+
+/* --- Fit badges: the planner on each model's header, in jobs ------------------------- */
+
+typedef struct {
+  char *text;
+  const char *css;
+} FitBadge;
+
+static void
+fit_badge_free(FitBadge *b)
+{
+  g_free(b->text);
+  g_free(b);
+}
+
+typedef struct {
+  char *path;
+  WhittleFitSettings fs;
+} LocalFitArgs;
+
+static void
+local_fit_args_free(LocalFitArgs *a)
+{
+  g_free(a->path);
+  whittle_fit_settings_clear(&a->fs);
+  g_free(a);
+}
+
+static gboolean
+run_local_fit(wh_job *job, gpointer user_data, GError **error)
+{
+  LocalFitArgs *a = user_data;
+  wh_gguf *g = wh_gguf_open(a->path, error); /* maps the file: only the header is read */
+  if (g == NULL)
+    return FALSE;
+  wh_plan *plan = whittle_fit_plan(g, &a->fs, error);
+  wh_gguf_close(g);
+  if (plan == NULL)
+    return FALSE;
+  wh_job_set_result(job, plan, g_free);
+  return TRUE;
+}
+
+static GtkWidget *
+row_for_id(WhittleLibraryPage *self, const char *id)
+{
+  for (guint i = 0; i < self->rows->len; i++)
+    if (g_strcmp0(g_object_get_data(G_OBJECT(self->rows->pdata[i]), "entry-id"), id) == 0)
+      return self->rows->pdata[i];
+  return NULL;
+}
+
+static void
+on_fit_notify(wh_job *job, gpointer user_data)
+{
+  WhittleLibraryPage *self = user_data;
+  const char *id = g_hash_table_lookup(self->fit_jobs, job);
+  if (id == NULL || !wh_job_is_finished(job))
+    return;
+  FitBadge *b = g_new0(FitBadge, 1);
+  if (wh_job_get_state(job) == WH_JOB_SUCCEEDED) {
+    b->text = whittle_fit_badge_text(wh_job_get_result(job), &b->css);
+  } else {
+    b->text = g_strdup(_("Fit unknown"));
+    b->css = "warning";
+  }
+  GtkWidget *row = row_for_id(self, id);
+  if (row)
+    whittle_fit_badge_apply(g_object_get_data(G_OBJECT(row), "badge"), b->text, b->css);
+  g_hash_table_replace(self->badges, g_strdup(id), b);
+  g_hash_table_remove(self->fit_jobs, job); /* frees id and the job reference */
+}
+
+static void
+cancel_fits(WhittleLibraryPage *self)
+{
+  GHashTableIter it;
+  gpointer job;
+  g_hash_table_iter_init(&it, self->fit_jobs);
+  while (g_hash_table_iter_next(&it, &job, NULL))
+    wh_job_cancel(job);
+  g_hash_table_remove_all(self->fit_jobs);
+}
+
+static void
+start_fits(WhittleLibraryPage *self)
+{
+  WhittleApplication *app = get_app();
+  GSettings *settings = app ? whittle_application_get_settings(app) : NULL;
+  cancel_fits(self);
+  g_hash_table_remove_all(self->badges);
+  for (guint i = 0; self->entries && i < self->entries->len; i++) {
+    const wh_library_entry *e = self->entries->pdata[i];
+    if (e->error || e->is_projector || !e->complete)
+      continue;
+    LocalFitArgs *a = g_new0(LocalFitArgs, 1);
+    a->path = g_strdup(e->paths[0]);
+    whittle_fit_settings_load(&a->fs, settings);
+    g_autofree char *title = g_strdup_printf(_("Checking %s"), e->name);
+    wh_job *job = wh_job_queue_submit(self->queue, WH_JOB_EVALUATE, title, run_local_fit, a,
+                                      (GDestroyNotify)local_fit_args_free, on_fit_notify, self);
+    g_hash_table_insert(self->fit_jobs, job, g_strdup(e->id));
+  }
 }
 
 /* --- Rows ------------------------------------------------------------------------------ */
@@ -95,6 +202,18 @@ make_row(WhittleLibraryPage *self, const wh_library_entry *e)
 
   GVariant *target = g_variant_new_string(e->id);
   g_variant_ref_sink(target);
+
+  /* The fit badge: known from this scan, or coming from its job. */
+  GtkWidget *badge = gtk_label_new(NULL);
+  gtk_widget_set_valign(badge, GTK_ALIGN_CENTER);
+  gtk_widget_add_css_class(badge, "caption-heading");
+  const FitBadge *known = g_hash_table_lookup(self->badges, e->id);
+  if (known)
+    whittle_fit_badge_apply(GTK_LABEL(badge), known->text, known->css);
+  else
+    gtk_widget_set_visible(badge, FALSE);
+  g_object_set_data(G_OBJECT(row), "badge", badge);
+  adw_action_row_add_suffix(ADW_ACTION_ROW(row), badge);
 
   GtkWidget *chat = gtk_button_new_with_mnemonic(_("_Chat"));
   gtk_widget_set_valign(chat, GTK_ALIGN_CENTER);
@@ -216,6 +335,7 @@ on_scan_notify(wh_job *job, gpointer user_data)
       g_ptr_array_add(self->entries, wh_library_entry_copy(found->pdata[i]));
     self->scanned = TRUE;
     show_entries(self);
+    start_fits(self);
   }
   gtk_spinner_set_spinning(self->spinner, FALSE);
   g_clear_pointer(&self->scan_job, wh_job_unref);
@@ -502,6 +622,8 @@ whittle_library_page_dispose(GObject *object)
   g_clear_pointer(&self->scan_job, wh_job_unref);
   g_clear_pointer(&self->delete_job, wh_job_unref);
   g_clear_pointer(&self->queue, wh_job_queue_free); /* no notification after this */
+  g_clear_pointer(&self->fit_jobs, g_hash_table_unref);
+  g_clear_pointer(&self->badges, g_hash_table_unref);
   if (self->chooser) {
     g_signal_handlers_disconnect_by_data(self->chooser, self);
     gtk_native_dialog_destroy(self->chooser);
@@ -551,6 +673,10 @@ whittle_library_page_init(WhittleLibraryPage *self)
 {
   self->queue = wh_job_queue_new(NULL, 2);
   self->rows = g_ptr_array_new();
+  self->fit_jobs =
+      g_hash_table_new_full(g_direct_hash, g_direct_equal, (GDestroyNotify)wh_job_unref, g_free);
+  self->badges =
+      g_hash_table_new_full(g_str_hash, g_str_equal, g_free, (GDestroyNotify)fit_badge_free);
   gtk_widget_init_template(GTK_WIDGET(self));
   gtk_search_entry_set_key_capture_widget(self->filter_entry, GTK_WIDGET(self));
 }
@@ -573,7 +699,8 @@ gboolean
 whittle_library_page_is_scanning(WhittleLibraryPage *self)
 {
   g_return_val_if_fail(WHITTLE_IS_LIBRARY_PAGE(self), FALSE);
-  return self->scan_job != NULL || self->delete_job != NULL || !self->scanned;
+  return self->scan_job != NULL || self->delete_job != NULL || !self->scanned ||
+         g_hash_table_size(self->fit_jobs) > 0;
 }
 
 guint
@@ -596,4 +723,13 @@ whittle_library_page_get_entry(WhittleLibraryPage *self, guint index)
   g_return_val_if_fail(WHITTLE_IS_LIBRARY_PAGE(self), NULL);
   GtkWidget *row = whittle_library_page_get_row(self, index);
   return row ? entry_by_id(self, g_object_get_data(G_OBJECT(row), "entry-id")) : NULL;
+}
+
+const char *
+whittle_library_page_get_badge(WhittleLibraryPage *self, guint index)
+{
+  g_return_val_if_fail(WHITTLE_IS_LIBRARY_PAGE(self), NULL);
+  GtkWidget *row = whittle_library_page_get_row(self, index);
+  GtkWidget *badge = row ? g_object_get_data(G_OBJECT(row), "badge") : NULL;
+  return badge && gtk_widget_get_visible(badge) ? gtk_label_get_label(GTK_LABEL(badge)) : NULL;
 }

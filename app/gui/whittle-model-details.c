@@ -3,10 +3,7 @@
 
 #include <glib/gi18n.h>
 
-#if __has_include("planner/planner.h")
-#include "planner/planner.h"
-#define HAVE_PLANNER 1
-#endif
+#include "whittle-fit.h"
 #include "whittle-format.h"
 #include "whittle-model-details.h"
 
@@ -86,9 +83,7 @@ update_busy(WhittleModelDetails *self)
 typedef struct {
   wh_hub *hub;
   char *repo_id, *filename;
-  guint32 n_ctx;
-  wh_kv_type kv_type;
-  char *device;
+  WhittleFitSettings fs;
 } FitArgs;
 
 static void
@@ -96,103 +91,27 @@ fit_args_free(FitArgs *a)
 {
   g_free(a->repo_id);
   g_free(a->filename);
-  g_free(a->device);
+  whittle_fit_settings_clear(&a->fs);
   g_free(a);
 }
 
-#ifdef HAVE_PLANNER
-static wh_device_list *
-machine_devices(void)
-{
-  static gsize once = 0;
-  static wh_device_list *devices;
-  if (g_once_init_enter(&once)) {
-    devices = wh_devices_enumerate();
-    g_once_init_leave(&once, 1);
-  }
-  return devices;
-}
-
+/* The job: the remote header (a few Range requests), then the planner. */
 static gboolean
 run_fit(wh_job *job, gpointer user_data, GError **error)
 {
   FitArgs *a = user_data;
-  GCancellable *cancellable = wh_job_get_cancellable(job);
-
   wh_job_set_fraction(job, -1, _("Reading the file header"));
-  wh_gguf *g =
-      wh_hub_read_gguf_header(a->hub, a->repo_id, NULL, a->filename, NULL, cancellable, error);
+  wh_gguf *g = wh_hub_read_gguf_header(a->hub, a->repo_id, NULL, a->filename, NULL,
+                                       wh_job_get_cancellable(job), error);
   if (g == NULL)
     return FALSE;
-  wh_model_hparams *hp = g_new0(wh_model_hparams, 1);
-  gboolean ok = wh_model_hparams_from_gguf(g, hp, error);
+  wh_plan *plan = whittle_fit_plan(g, &a->fs, error);
   wh_gguf_close(g);
-  if (!ok) {
-    g_free(hp);
+  if (plan == NULL)
     return FALSE;
-  }
-
-  wh_device_list *devices = machine_devices();
-  wh_planner_params params = wh_planner_default_params();
-  params.n_ctx = MIN(a->n_ctx, hp->n_ctx_train ? hp->n_ctx_train : a->n_ctx);
-  params.kv_type = a->kv_type;
-  params.device = a->device && *a->device ? a->device : NULL;
-  gboolean has_gpu = wh_device_list_find_gpu(devices, params.device, NULL) != NULL;
-  params.n_gpu_layers = has_gpu ? WH_PLANNER_NGL_AUTO : 0;
-
-  wh_plan *plan = g_new0(wh_plan, 1);
-  ok = wh_planner_compute(hp, devices, &params, plan, error);
-  g_free(hp);
-  if (!ok) {
-    g_free(plan);
-    return FALSE;
-  }
   wh_job_set_result(job, plan, g_free);
   return TRUE;
 }
-
-/* The words on the badge, and its style class. */
-static char *
-badge_for_plan(const wh_plan *plan, const char **css)
-{
-  if (plan->verdict == WH_PLAN_NO) {
-    *css = "error";
-    return g_strdup(_("Too large"));
-  }
-  if (plan->verdict == WH_PLAN_PARTIAL) {
-    *css = "accent";
-    /* Translators: a fit badge, e.g. "Partial offload · 24/32 layers" */
-    return g_strdup_printf(_("Partial offload · %u/%u layers"),
-                           MIN(plan->n_gpu_layers, plan->n_layer), plan->n_layer);
-  }
-  if (plan->n_devices > 1 && plan->n_gpu_layers > 0) {
-    *css = "success";
-    return g_strdup(_("Fits on GPU"));
-  }
-  const wh_plan_device_entry *cpu = &plan->devices[0];
-  guint64 need = cpu->mem.total;
-  g_autofree char *size = g_format_size(need);
-  *css = "dim-label";
-  /* Translators: a fit badge, e.g. "CPU only · needs 11 GB RAM" */
-  return g_strdup_printf(_("CPU only · needs %s RAM"), size);
-}
-
-#else
-static gboolean
-run_fit(wh_job *job, gpointer user_data, GError **error)
-{
-  g_set_error_literal(error, G_IO_ERROR, G_IO_ERROR_NOT_SUPPORTED,
-                      _("This build has no memory planner."));
-  return FALSE;
-}
-
-static char *
-badge_for_plan(gconstpointer plan, const char **css)
-{
-  *css = "dim-label";
-  return g_strdup(_("Fit unknown"));
-}
-#endif
 
 static Variant *
 variant_for_fit_job(WhittleModelDetails *self, wh_job *job)
@@ -210,13 +129,7 @@ set_badge(Variant *v, const char *text, const char *css)
 {
   g_free(v->badge_text);
   v->badge_text = g_strdup(text);
-  gtk_label_set_label(v->badge, text);
-  gtk_widget_set_visible(GTK_WIDGET(v->badge), TRUE);
-  static const char *classes[] = {"error", "accent", "success", "dim-label", "warning"};
-  for (gsize i = 0; i < G_N_ELEMENTS(classes); i++)
-    gtk_widget_remove_css_class(GTK_WIDGET(v->badge), classes[i]);
-  if (css)
-    gtk_widget_add_css_class(GTK_WIDGET(v->badge), css);
+  whittle_fit_badge_apply(v->badge, text, css);
 }
 
 static void
@@ -229,7 +142,7 @@ on_fit_notify(wh_job *job, gpointer user_data)
 
   if (wh_job_get_state(job) == WH_JOB_SUCCEEDED) {
     const char *css = NULL;
-    g_autofree char *text = badge_for_plan(wh_job_get_result(job), &css);
+    g_autofree char *text = whittle_fit_badge_text(wh_job_get_result(job), &css);
     set_badge(v, text, css);
   } else if (wh_job_get_state(job) == WH_JOB_FAILED) {
     const GError *e = wh_job_get_error(job);
@@ -252,15 +165,7 @@ start_fit(WhittleModelDetails *self, Variant *v)
   a->hub = hub;
   a->repo_id = g_strdup(self->repo_id);
   a->filename = g_strdup(v->files->pdata[0]);
-  a->n_ctx = settings ? g_settings_get_uint(settings, "default-context-length") : 4096;
-  a->kv_type = WH_KV_F16;
-  if (settings) {
-    g_autofree char *kv = g_settings_get_string(settings, "default-kv-type");
-    wh_kv_type t;
-    if (wh_kv_type_from_name(kv, &t))
-      a->kv_type = t;
-    a->device = g_settings_get_string(settings, "preferred-gpu");
-  }
+  whittle_fit_settings_load(&a->fs, settings);
   g_autofree char *title = g_strdup_printf(_("Checking %s"), v->name);
   v->fit_job = wh_job_queue_submit(self->queue, WH_JOB_DOWNLOAD, title, run_fit, a,
                                    (GDestroyNotify)fit_args_free, on_fit_notify, self);

@@ -1,6 +1,8 @@
 #!/bin/sh
 # screenshot.sh — regenerate the committed screenshots in data/screenshots/
-# from the app test (tests/app/test-window.c renders every page under Xvfb).
+# from the app tests (tests/app/test-window.c renders every page under Xvfb;
+# tests/app/test-browse.c the Browse, details, downloads and Library steps
+# against the local hub look-alike).
 #
 #   tests/app/screenshot.sh [BUILD_DIR]     (default: _build)
 #
@@ -13,10 +15,11 @@ build=${1:-"$src/_build"}
 shots="$build/tests/app/screenshots"
 
 rm -rf "$shots"
-meson compile -C "$build" test-window whittle
-xvfb-run -a -s "-screen 0 1280x1024x24" meson test -C "$build" --print-errorlogs app-window
+meson compile -C "$build" test-window test-browse whittle
+xvfb-run -a -s "-screen 0 1280x1024x24" meson test -C "$build" --print-errorlogs app-window app-browse
 
-for name in browse library quantize chat planner jobs preferences; do
+for name in browse library quantize chat planner jobs preferences \
+    browse-results model-details library-models downloads; do
   cp "$shots/$name.png" "$src/data/screenshots/$name.png"
   echo "data/screenshots/$name.png"
 done

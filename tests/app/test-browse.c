@@ -619,6 +619,11 @@ test_library(void)
   g_assert_cmpstr(e->repo_id, ==, "org/m-GGUF");
   g_assert_cmpstr(e->quant, ==, "Q4_K_M");
   g_assert_cmpstr(e->architecture, ==, "llama");
+  /* The fit badge equals the planner's verdict on the file. */
+  guint n_layer = 0;
+  const char *want_badge = expected_badge_prefix(q4_src, &n_layer);
+  g_test_message("library badge: %s", whittle_library_page_get_badge(page, (guint)i));
+  g_assert_true(g_str_has_prefix(whittle_library_page_get_badge(page, (guint)i), want_badge));
   GtkWidget *row = whittle_library_page_get_row(page, (guint)i);
   const char *subtitle = adw_action_row_get_subtitle(ADW_ACTION_ROW(row));
   g_test_message("library row: %s — %s", adw_preferences_row_get_title(ADW_PREFERENCES_ROW(row)),
