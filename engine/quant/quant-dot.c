@@ -1653,10 +1653,20 @@ dot_q4_k_q8_k_avx512(const guint8 *x, const guint8 *y, gint64 nb)
       acc = _mm512_dpwssd_epi32(acc, _mm512_maddubs_epi16(lo, ylo), slo);
       acc = _mm512_dpwssd_epi32(acc, _mm512_maddubs_epi16(hi, yhi), shi);
     }
-    const float dy = rd_f32(y);
-    sumf += dy * fp16_f16c(x) * (float)_mm512_reduce_add_epi32(acc) -
-            dy * fp16_f16c(x + 2) *
-                (float)k_mins_dot_avx2(_mm_cvtepu8_epi16(_mm_srli_si128(scm, 8)), y);
+    /* sumi (acc) and summs (k_mins_dot) reduced together, then the epilogue of
+     * k_affine_epilogue() on [d, dmin] in one vector: same products, same rounding */
+    const __m256i a256 =
+        _mm256_add_epi32(_mm512_castsi512_si256(acc), _mm512_extracti64x4_epi64(acc, 1));
+    const __m128i a128 =
+        _mm_add_epi32(_mm256_castsi256_si128(a256), _mm256_extracti128_si256(a256, 1));
+    const __m128i bs = _mm_hadd_epi16(_mm_loadu_si128((const __m128i *)(y + 260)),
+                                      _mm_loadu_si128((const __m128i *)(y + 276)));
+    const __m128i p = _mm_madd_epi16(_mm_cvtepu8_epi16(_mm_srli_si128(scm, 8)), bs);
+    __m128i r = _mm_hadd_epi32(a128, p);
+    r = _mm_hadd_epi32(r, r); /* [sumi, summs, sumi, summs] */
+    const __m128 dd = _mm_cvtph_ps(_mm_cvtsi32_si128((int)wh_quant_rd32(x))); /* d, dmin */
+    const __m128 t = _mm_mul_ps(_mm_mul_ps(_mm_set1_ps(rd_f32(y)), dd), _mm_cvtepi32_ps(r));
+    sumf += _mm_cvtss_f32(t) - _mm_cvtss_f32(_mm_shuffle_ps(t, t, 1));
   }
   return sumf;
 }
