@@ -138,7 +138,8 @@ reply(wh_session *s, wh_job_queue *q, GMainContext *mc, const wh_session_generat
   wh_session_stats st;
   g_autoptr(GError) e = NULL;
   gboolean ok = wh_session_generate_finish(s, cl.job, &st, &e);
-  printf("\n");
+  if (st.stop_reason != WH_SESSION_STOP_NONE) /* a reply was written (maybe empty) */
+    printf("\n");
   fflush(stdout);
   if (!ok && g_error_matches(e, G_IO_ERROR, G_IO_ERROR_CANCELLED)) {
     fprintf(stderr, "[reply stopped]\n");
