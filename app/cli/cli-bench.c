@@ -387,8 +387,9 @@ bench_generate(int argc, char **argv)
   const double roof = bw / (double)MAX(bpt, 1);
   guint64 ftype = G_MAXUINT32;
   wh_gguf_get_uint(wh_model_get_gguf(model), "general.file_type", &ftype);
-  const char *ftype_name =
-      ftype < G_MAXUINT32 && wh_ftype_name((guint32)ftype) ? wh_ftype_name((guint32)ftype) : "unknown";
+  const char *ftype_name = ftype < G_MAXUINT32 && wh_ftype_name((guint32)ftype)
+                               ? wh_ftype_name((guint32)ftype)
+                               : "unknown";
   const double load = load_average();
 
   if (json) {
