@@ -171,6 +171,8 @@ test_prefix_reuse_stories(void)
   const char *why = NULL;
   g_assert_cmpint(wh_session_get_chat_format(s, &why), ==, WH_CHAT_FORMAT_CHATML);
   g_assert_nonnull(strstr(why, "no chat template"));
+  /* 403 407 261 378 (the reference ids of this prompt, BOS not counted) */
+  g_assert_cmpint(wh_session_count_tokens(s, "Once upon a time"), ==, 4);
   g_autoptr(GError) error = NULL;
   g_assert_true(wh_session_set_system_prompt(s, "You tell short stories.", &error));
 
