@@ -111,15 +111,19 @@ evaluate(plan_state *st, guint32 ngl, guint32 n_ctx, wh_plan *out, GError **erro
   return TRUE;
 }
 
-/* Whether the GPU side alone fits with @ngl layers (monotone in ngl: every added layer only
- * adds GPU bytes). The CPU side is checked by the caller. */
+/* Whether @ngl layers fit the GPU, and for a unified-memory GPU also system RAM (both
+ * monotone in ngl: every added layer only adds GPU bytes, and a unified GPU's bytes come out
+ * of RAM while mapped CPU weights do not count). A discrete GPU's CPU side is the caller's
+ * check: more layers only take bytes away from it. */
 static gboolean
 gpu_fits(plan_state *st, guint32 ngl, guint32 n_ctx)
 {
   wh_plan tmp;
   if (!evaluate(st, ngl, n_ctx, &tmp, NULL))
     return FALSE;
-  return tmp.n_devices < 2 || tmp.devices[1].fits;
+  if (tmp.n_devices < 2)
+    return TRUE;
+  return tmp.devices[1].fits && (!st->gpu->unified || tmp.devices[0].fits);
 }
 
 gboolean

@@ -291,8 +291,11 @@ test_auto_fit(void)
   const char *models[] = {"reference/models/synth-llama-Q4_K_M.gguf",
                           "reference/models/synth-qwen3-F16.gguf",
                           "reference/models/synth-gemma3-F16.gguf", "models/stories260K.gguf"};
-  const wh_device_kind kinds[] = {WH_DEVICE_KIND_DISCRETE_GPU, WH_DEVICE_KIND_CPU_VULKAN};
-  guint n_cases = 0, n_partial = 0, n_full = 0, n_none = 0;
+  /* Scenarios: a discrete GPU of growing size; a unified GPU of growing size with RAM to
+   * spare; a unified GPU with room to spare and growing RAM (RAM is what fills up). */
+  const wh_device_kind kinds[] = {WH_DEVICE_KIND_DISCRETE_GPU, WH_DEVICE_KIND_CPU_VULKAN,
+                                  WH_DEVICE_KIND_CPU_VULKAN};
+  guint n_cases = 0, n_partial = 0, n_full = 0, n_none = 0, n_nofit = 0;
   for (gsize m = 0; m < G_N_ELEMENTS(models); m++) {
     wh_model_hparams *hp = load_hparams(models[m]);
     if (!hp)
@@ -308,19 +311,34 @@ test_auto_fit(void)
     g_assert_true(wh_planner_compute(hp, big, &pp, &full, NULL));
     g_assert_cmpint(full.verdict, ==, WH_PLAN_FITS);
     wh_device_list_free(big);
-    const guint64 gpu_max = full.devices[1].used;
+    const guint64 gpu_max = full.devices[1].used, ram_max = full.devices[0].used + gpu_max;
 
     for (gsize k = 0; k < G_N_ELEMENTS(kinds); k++) {
       for (int step = 0; step <= 40; step++) {
-        /* GPU free from 0.5x to 1.15x the full plan (the margin is 5%). */
+        /* The growing one from 0.5x to 1.15x the full plan (the margin is 5%). */
+        const gboolean ram_bound = k == 2;
         guint64 gpu_free = gpu_max / 2 + gpu_max * (guint64)step / 60;
-        guint64 ram_free = kinds[k] == WH_DEVICE_KIND_DISCRETE_GPU ? G_MAXUINT64 / 4 : gpu_max * 4;
+        guint64 ram_free = k == 0 ? G_MAXUINT64 / 4 : gpu_max * 4;
+        if (ram_bound) {
+          gpu_free = gpu_max * 4;
+          ram_free = ram_max / 2 + ram_max * (guint64)step / 60;
+        }
         wh_device_list *devs = fake_devices(ram_free, gpu_free, kinds[k]);
         pp.n_gpu_layers = WH_PLANNER_NGL_AUTO;
         wh_plan a;
         g_assert_true(wh_planner_compute(hp, devs, &pp, &a, NULL));
         g_assert_true(a.is_auto);
-        g_assert_cmpint(a.verdict, !=, WH_PLAN_NO);
+        if (a.verdict == WH_PLAN_NO) {
+          /* Only when not even the CPU alone fits. */
+          g_assert_true(ram_bound);
+          g_assert_cmpuint(a.n_gpu_layers, ==, 0);
+          g_assert_false(a.devices[0].fits);
+          g_assert_cmpuint(a.max_n_ctx, <, pp.n_ctx);
+          wh_device_list_free(devs);
+          n_cases++;
+          n_nofit++;
+          continue;
+        }
         for (guint d = 0; d < a.n_devices; d++) {
           g_assert_true(a.devices[d].fits);
           g_assert_cmpuint(a.devices[d].used, <=, a.devices[d].budget);
@@ -331,10 +349,17 @@ test_auto_fit(void)
           wh_plan more;
           g_assert_true(wh_planner_compute(hp, devs, &pp, &more, NULL));
           g_assert_cmpint(more.verdict, ==, WH_PLAN_NO);
-          g_assert_false(more.devices[1].fits);
-          guint64 unused =
-              a.n_devices == 2 ? a.devices[1].budget - a.devices[1].used : more.devices[1].budget;
-          guint64 one_more = more.devices[1].used - (a.n_devices == 2 ? a.devices[1].used : 0);
+          /* A discrete GPU is what is full; a unified one may fill RAM first. */
+          if (kinds[k] == WH_DEVICE_KIND_DISCRETE_GPU)
+            g_assert_false(more.devices[1].fits);
+          /* What is left of the full device is less than what one more layer needs. */
+          const guint64 gpu_used = a.n_devices == 2 ? a.devices[1].used : 0;
+          guint64 unused = more.devices[1].budget - gpu_used;
+          guint64 one_more = more.devices[1].used - gpu_used;
+          if (ram_bound) {
+            unused = a.devices[0].budget - (a.devices[0].used + gpu_used);
+            one_more = more.devices[0].used + more.devices[1].used - (a.devices[0].used + gpu_used);
+          }
           g_assert_cmpuint(unused, <, one_more);
         }
         if (a.n_gpu_layers == 0)
@@ -365,8 +390,8 @@ test_auto_fit(void)
     }
     g_free(hp);
   }
-  g_test_message("auto: %u cases, %u all layers, %u partial, %u none", n_cases, n_full, n_partial,
-                 n_none);
+  g_test_message("auto: %u cases, %u all layers, %u partial, %u none, %u nothing fits", n_cases,
+                 n_full, n_partial, n_none, n_nofit);
   g_assert_cmpuint(n_partial, >, 0);
   g_assert_cmpuint(n_full, >, 0);
 }
