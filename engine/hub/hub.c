@@ -1467,12 +1467,15 @@ walk_snapshot(const char *repo_id, const char *commit, const char *root, const c
   while ((name = g_dir_read_name(d))) {
     g_autofree char *p = g_build_filename(dirpath, name, NULL);
     g_autofree char *r = rel ? g_build_filename(rel, name, NULL) : g_strdup(name);
-    struct stat st;
-    if (stat(p, &st) != 0) {
+    struct stat st, lst;
+    if (stat(p, &st) != 0 || lstat(p, &lst) != 0) {
       continue; /* dangling link: not a complete file */
     }
     if (S_ISDIR(st.st_mode)) {
-      walk_snapshot(repo_id, commit, root, r, refs, out, depth + 1);
+      /* Snapshots hold real folders and links to files only: a link to a folder (never made
+       * by any hub client) is not followed, so a link loop cannot make the walk explode. */
+      if (!S_ISLNK(lst.st_mode))
+        walk_snapshot(repo_id, commit, root, r, refs, out, depth + 1);
       continue;
     }
     if (!S_ISREG(st.st_mode))

@@ -200,6 +200,14 @@ fixture_setup(fixture *f)
       g_free(snap);
   }
   g_free(hf_add(f, "models--org--split", COMMIT_C, "mmproj-synth-F16.gguf", "p1", qwen2, NULL));
+  /* Hostile: folder links back up inside a snapshot (two per level would be 2^depth walks
+   * if followed). */
+  g_autofree char *snapc =
+      g_build_filename(f->hub, "models--org--split", "snapshots", COMMIT_C, NULL);
+  g_autofree char *loop1 = g_build_filename(snapc, "loop1", NULL);
+  g_autofree char *loop2 = g_build_filename(snapc, "loop2", NULL);
+  symlink_or_die(".", loop1);
+  symlink_or_die("..", loop2);
   /* A partial download: the snapshot link dangles (blob still .incomplete). */
   g_autofree char *dangling =
       g_build_filename(f->hub, "models--org--partial", "snapshots", COMMIT_A, "x.gguf", NULL);
