@@ -892,17 +892,21 @@ k_scales_unpack(const guint8 *S)
   return _mm_or_si128(low, top);
 }
 
-/* sum_j m_j * (bsum_2j + bsum_2j+1) with the 8 mins as int16 in @m and the Q8_K block sums
- * of @y: equals k_mins_dot(). Pair sums fit int16 (|bsum| <= 16 * 128). */
-WH_AVX2 static inline int
-k_mins_dot_avx2(__m128i m, const guint8 *y)
+/* The Q4_K/Q5_K block result from the integer partial sums @acc (4 int32 lanes summing to
+ * sumi) and the unpacked scales @scm (k_scales_unpack: mins in bytes 8-15): sumi and the min
+ * sum are reduced together and k_affine_epilogue() runs on [d, dmin] in one vector, with the
+ * same products in the same order, so the result is bit-identical to it. */
+WH_AVX2 static inline float
+k_affine_epilogue_avx2(const guint8 *x, const guint8 *y, __m128i acc, __m128i scm)
 {
-  __m128i b0 = _mm_loadu_si128((const __m128i *)(y + 260));
-  __m128i b1 = _mm_loadu_si128((const __m128i *)(y + 276));
-  __m128i p = _mm_madd_epi16(m, _mm_hadd_epi16(b0, b1));
-  p = _mm_add_epi32(p, _mm_shuffle_epi32(p, _MM_SHUFFLE(1, 0, 3, 2)));
-  p = _mm_add_epi32(p, _mm_shuffle_epi32(p, _MM_SHUFFLE(2, 3, 0, 1)));
-  return _mm_cvtsi128_si32(p);
+  const __m128i bs = _mm_hadd_epi16(_mm_loadu_si128((const __m128i *)(y + 260)),
+                                    _mm_loadu_si128((const __m128i *)(y + 276)));
+  const __m128i p = _mm_madd_epi16(_mm_cvtepu8_epi16(_mm_srli_si128(scm, 8)), bs);
+  __m128i r = _mm_hadd_epi32(acc, p);
+  r = _mm_hadd_epi32(r, r); /* [sumi, summs, sumi, summs] */
+  const __m128 dd = _mm_cvtph_ps(_mm_cvtsi32_si128((int)wh_quant_rd32(x))); /* d, dmin */
+  const __m128 t = _mm_mul_ps(_mm_mul_ps(_mm_set1_ps(rd_f32(y)), dd), _mm_cvtepi32_ps(r));
+  return _mm_cvtss_f32(t) - _mm_cvtss_f32(_mm_shuffle_ps(t, t, 1));
 }
 
 /* Scale j of @sc16 (8 int16 broadcast to both 128-bit halves) in every int16 lane. */
@@ -985,11 +989,8 @@ dot_q4_k_q8_k_avx2(const guint8 *x, const guint8 *y, gint64 nb)
       __m256i p1 = _mm256_madd_epi16(_mm256_maddubs_epi16(hi, y1), WH_SCALE16(sc16, 2 * c + 1));
       acc = _mm256_add_epi32(acc, _mm256_add_epi32(p0, p1));
     }
-    /* k_affine_epilogue() with the F16C conversion: same operations, same rounding */
-    const float dy = rd_f32(y);
-    sumf += dy * fp16_f16c(x) * (float)hsum_epi32(acc) -
-            dy * fp16_f16c(x + 2) *
-                (float)k_mins_dot_avx2(_mm_cvtepu8_epi16(_mm_srli_si128(scm, 8)), y);
+    sumf += k_affine_epilogue_avx2(
+        x, y, _mm_add_epi32(_mm256_castsi256_si128(acc), _mm256_extracti128_si256(acc, 1)), scm);
   }
   return sumf;
 }
@@ -1653,20 +1654,10 @@ dot_q4_k_q8_k_avx512(const guint8 *x, const guint8 *y, gint64 nb)
       acc = _mm512_dpwssd_epi32(acc, _mm512_maddubs_epi16(lo, ylo), slo);
       acc = _mm512_dpwssd_epi32(acc, _mm512_maddubs_epi16(hi, yhi), shi);
     }
-    /* sumi (acc) and summs (k_mins_dot) reduced together, then the epilogue of
-     * k_affine_epilogue() on [d, dmin] in one vector: same products, same rounding */
     const __m256i a256 =
         _mm256_add_epi32(_mm512_castsi512_si256(acc), _mm512_extracti64x4_epi64(acc, 1));
-    const __m128i a128 =
-        _mm_add_epi32(_mm256_castsi256_si128(a256), _mm256_extracti128_si256(a256, 1));
-    const __m128i bs = _mm_hadd_epi16(_mm_loadu_si128((const __m128i *)(y + 260)),
-                                      _mm_loadu_si128((const __m128i *)(y + 276)));
-    const __m128i p = _mm_madd_epi16(_mm_cvtepu8_epi16(_mm_srli_si128(scm, 8)), bs);
-    __m128i r = _mm_hadd_epi32(a128, p);
-    r = _mm_hadd_epi32(r, r); /* [sumi, summs, sumi, summs] */
-    const __m128 dd = _mm_cvtph_ps(_mm_cvtsi32_si128((int)wh_quant_rd32(x))); /* d, dmin */
-    const __m128 t = _mm_mul_ps(_mm_mul_ps(_mm_set1_ps(rd_f32(y)), dd), _mm_cvtepi32_ps(r));
-    sumf += _mm_cvtss_f32(t) - _mm_cvtss_f32(_mm_shuffle_ps(t, t, 1));
+    sumf += k_affine_epilogue_avx2(
+        x, y, _mm_add_epi32(_mm256_castsi256_si128(a256), _mm256_extracti128_si256(a256, 1)), scm);
   }
   return sumf;
 }
