@@ -5,11 +5,13 @@
 #include <json-glib/json-glib.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cli-util.h"
 #include "library/library.h"
 
 static int run_list(int argc, char **argv);
+static int run_rm(int argc, char **argv);
 
 const wh_cli_command wh_cli_command_list = {
     .name = "list",
@@ -23,6 +25,19 @@ const wh_cli_command wh_cli_command_list = {
         "file's GGUF header; a file that cannot be read is listed with the reason. --json "
         "prints a JSON array of objects.",
     .run = run_list,
+};
+
+const wh_cli_command wh_cli_command_rm = {
+    .name = "rm",
+    .summary = "Delete a model Whittle downloaded (frees its disk space)",
+    .usage = "MODEL [--yes] [--folder DIR ...]",
+    .description =
+        "Deletes MODEL (a name, path or id as `whittle-cli list` shows it) when Whittle "
+        "downloaded it: its snapshot entries go, and the file itself when no other snapshot "
+        "of the repository uses it. Models of Ollama, LM Studio, other Hugging Face tools or "
+        "your own folders are never deleted: the command says which tool owns them. Asks "
+        "first unless --yes is given.",
+    .run = run_rm,
 };
 
 typedef struct {
@@ -150,5 +165,95 @@ run_list(int argc, char **argv)
   if (s.entries)
     g_ptr_array_unref(s.entries);
   wh_library_free(s.lib);
+  return rc;
+}
+
+/* The entries MODEL designates: by name, by id (canonical path) or by any of their paths. */
+static GPtrArray *
+find_entries(GPtrArray *entries, const char *model)
+{
+  g_autofree char *canon = g_canonicalize_filename(model, NULL);
+  GPtrArray *hits = g_ptr_array_new();
+  for (guint i = 0; i < entries->len; i++) {
+    wh_library_entry *e = entries->pdata[i];
+    gboolean hit = strcmp(e->name, model) == 0 || strcmp(e->id, canon) == 0;
+    for (guint k = 0; !hit && e->paths[k]; k++)
+      hit = strcmp(e->paths[k], model) == 0 || strcmp(e->paths[k], canon) == 0;
+    if (hit)
+      g_ptr_array_add(hits, e);
+  }
+  return hits;
+}
+
+static gboolean
+confirm(const wh_library_entry *e)
+{
+  g_autofree char *size = wh_hub_format_size(e->size);
+  fprintf(stderr, "Delete %s (%s, %s)? [y/N] ", e->name, size, e->repo_id ? e->repo_id : "");
+  fflush(stderr);
+  char line[16] = "";
+  if (!fgets(line, sizeof line, stdin))
+    return FALSE;
+  return line[0] == 'y' || line[0] == 'Y';
+}
+
+static int
+run_rm(int argc, char **argv)
+{
+  const wh_cli_command *cmd = &wh_cli_command_rm;
+  gboolean yes = FALSE;
+  char **folders = NULL;
+  GOptionEntry entries[] = {
+      {"yes", 'y', 0, G_OPTION_ARG_NONE, &yes, "Do not ask", NULL},
+      {"folder", 'f', 0, G_OPTION_ARG_FILENAME_ARRAY, &folders,
+       "Also search this folder (to name a model found there)", "DIR"},
+      {NULL},
+  };
+  if (!wh_cli_parse_options(cmd, entries, &argc, &argv))
+    return WH_CLI_EXIT_USAGE;
+  g_auto(GStrv) dirs = folders;
+  if (argc < 2)
+    return wh_cli_usage_error(cmd, "missing MODEL (see `whittle-cli list`)");
+  if (argc > 2)
+    return wh_cli_usage_error(cmd, "unexpected argument '%s'", argv[2]);
+  if (!yes && !isatty(STDIN_FILENO))
+    return wh_cli_usage_error(cmd, "standard input is not a terminal: add --yes to delete");
+  wh_library_params p;
+  wh_library_default_params(&p);
+  p.folders = (const char *const *)dirs;
+  wh_library *lib = wh_library_new(&p);
+  g_autoptr(GError) error = NULL;
+  int rc = WH_CLI_EXIT_OK;
+  GPtrArray *all = wh_library_scan(lib, NULL, &error);
+  g_autoptr(GPtrArray) hits = all ? find_entries(all, argv[1]) : NULL;
+  if (!all) {
+    rc = wh_cli_fail(cmd, error);
+  } else if (hits->len == 0) {
+    g_set_error(&error, WH_LIBRARY_ERROR, WH_LIBRARY_ERROR_NOT_FOUND,
+                "no model named %s in the library (see `whittle-cli list`)", argv[1]);
+    rc = wh_cli_fail(cmd, error);
+  } else if (hits->len > 1) {
+    GString *ids = g_string_new(NULL);
+    for (guint i = 0; i < hits->len; i++)
+      g_string_append_printf(ids, "\n  %s", ((wh_library_entry *)hits->pdata[i])->id);
+    g_set_error(&error, WH_LIBRARY_ERROR, WH_LIBRARY_ERROR_INVALID,
+                "%u models are named %s; give the path of the one to delete:%s", hits->len, argv[1],
+                ids->str);
+    g_string_free(ids, TRUE);
+    rc = wh_cli_fail(cmd, error);
+  } else {
+    wh_library_entry *e = hits->pdata[0];
+    if (e->deletable && !yes && !confirm(e)) {
+      fprintf(stderr, "nothing deleted\n");
+    } else if (!wh_library_delete(lib, e, &error)) {
+      rc = wh_cli_fail(cmd, error);
+    } else {
+      g_autofree char *size = wh_hub_format_size(e->size);
+      fprintf(stderr, "deleted %s (%s)\n", e->name, size);
+    }
+  }
+  if (all)
+    g_ptr_array_unref(all);
+  wh_library_free(lib);
   return rc;
 }

@@ -67,6 +67,7 @@ WH_CLI_DECLARE(pull)
 #endif
 #ifdef WH_CLI_HAVE_LIST
 WH_CLI_DECLARE(list)
+WH_CLI_DECLARE(rm)
 #endif
 #ifdef WH_CLI_HAVE_LOGIN
 WH_CLI_DECLARE(login)
@@ -85,6 +86,7 @@ static const wh_cli_command *const commands[] = {
 #endif
 #ifdef WH_CLI_HAVE_LIST
   &wh_cli_command_list,
+  &wh_cli_command_rm,
 #endif
 #ifdef WH_CLI_HAVE_LOGIN
   &wh_cli_command_login,

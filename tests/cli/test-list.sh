@@ -91,6 +91,20 @@ check "$?" 0 "table header"
 echo "$out" | grep -q "^tiny:q8 .*ollama .*llama .*Q8_0 .*2048"; check "$?" 0 "table row for the Ollama model"
 echo "$out" | grep -q "^    ! .*broken.gguf"; check "$?" 0 "table shows the error line"
 
+# rm: only Whittle's own download goes; the others are refused and stay.
+"$cli" rm tiny:q8 --yes 2>"$tmp/err"; check "$?" 1 "rm of an Ollama model is refused"
+grep -q "not downloaded by Whittle" "$tmp/err"; check "$?" 0 "the refusal says why"
+grep -q "ollama rm" "$tmp/err"; check "$?" 0 "the refusal names the owning tool"
+[ -e "$OLLAMA_MODELS/blobs/sha256-$sha" ]; check "$?" 0 "the Ollama blob is untouched"
+"$cli" rm synth-llama-Q4_K_M --yes 2>/dev/null; check "$?" 1 "rm of another tool's HF file is refused"
+[ -e "$repo/snapshots/c0ffee/synth-llama-Q4_K_M.gguf" ]; check "$?" 0 "the other tool's file is untouched"
+"$cli" rm stories260K-F32 </dev/null 2>/dev/null; check "$?" 2 "rm without --yes and no terminal is a usage error"
+"$cli" rm no-such-model --yes 2>/dev/null; check "$?" 1 "rm of an unknown model exits 1"
+"$cli" rm stories260K-F32 --yes 2>"$tmp/err"; check "$?" 0 "rm of Whittle's own download exits 0"
+[ -e "$path" ] || [ -L "$path" ]; check "$?" 1 "the snapshot entry is gone"
+check "$(ls "$HF_HOME/hub/models--org--small-GGUF/blobs" | wc -l)" 0 "the blob is gone"
+"$cli" list --json | grep -q '"stories260K-F32"'; check "$?" 1 "the model is no longer listed"
+
 # Usage errors
 "$cli" list --folder "$tmp/nope" 2>/dev/null; check "$?" 2 "missing --folder exits 2"
 "$cli" list extra 2>/dev/null; check "$?" 2 "stray argument exits 2"
