@@ -258,24 +258,38 @@ cmp_hits_desc(gconstpointer a, gconstpointer b)
                                        : strcmp(x->repo, y->repo);
 }
 
-/* Parameters of a repo as the hub counts them: the tensors of its first model file. */
-static guint64
-repo_param_total(GPtrArray *files)
+/* The first model file of a repo (what the hub's "gguf" summary describes), opened, or NULL. */
+static wh_gguf *
+first_model_gguf(GPtrArray *files)
 {
   for (guint i = 0; i < files->len; i++) {
     file_entry *f = files->pdata[i];
     if (!f->sha256 || strstr(f->path, "mmproj"))
       continue;
     wh_gguf *g = wh_gguf_open_full(f->abs, WH_GGUF_OPEN_NO_SPLITS, NULL);
-    if (!g)
-      continue;
-    guint64 total = 0;
-    for (guint64 t = 0; t < wh_gguf_n_tensors(g); t++)
-      total += wh_gguf_get_tensor(g, t)->n_elements;
-    wh_gguf_close(g);
-    return total;
+    if (g)
+      return g;
   }
-  return 0;
+  return NULL;
+}
+
+static guint64
+gguf_param_total(const wh_gguf *g)
+{
+  guint64 total = 0;
+  for (guint64 t = 0; t < wh_gguf_n_tensors(g); t++)
+    total += wh_gguf_get_tensor(g, t)->n_elements;
+  return total;
+}
+
+/* Parameters of a repo as the hub counts them: the tensors of its first model file. */
+static guint64
+repo_param_total(GPtrArray *files)
+{
+  wh_gguf *g = first_model_gguf(files);
+  guint64 total = g ? gguf_param_total(g) : 0;
+  wh_gguf_close(g);
+  return total;
 }
 
 /* num_parameters=min:X[,max:Y] (the hub's range syntax); FALSE when absent or malformed. */
@@ -409,16 +423,9 @@ handle_info(wh_test_hub *h, SoupServerMessage *msg, const char *repo_id, const c
   json_builder_set_member_name(b, "disabled");
   json_builder_add_boolean_value(b, FALSE);
   /* The gguf summary, from the first model file, read with the real reader. */
-  for (guint i = 0; i < files->len; i++) {
-    file_entry *f = files->pdata[i];
-    if (!f->sha256 || strstr(f->path, "mmproj"))
-      continue;
-    wh_gguf *g = wh_gguf_open_full(f->abs, WH_GGUF_OPEN_NO_SPLITS, NULL);
-    if (!g)
-      continue;
-    guint64 total = 0, ctx = 0;
-    for (guint64 t = 0; t < wh_gguf_n_tensors(g); t++)
-      total += wh_gguf_get_tensor(g, t)->n_elements;
+  wh_gguf *g = first_model_gguf(files);
+  if (g) {
+    guint64 total = gguf_param_total(g), ctx = 0;
     const char *arch = wh_gguf_get_architecture(g);
     g_autofree char *key = g_strdup_printf("%s.context_length", arch ? arch : "");
     wh_gguf_get_uint(g, key, &ctx);
@@ -432,7 +439,6 @@ handle_info(wh_test_hub *h, SoupServerMessage *msg, const char *repo_id, const c
     json_builder_add_int_value(b, (gint64)ctx);
     json_builder_end_object(b);
     wh_gguf_close(g);
-    break;
   }
   json_builder_set_member_name(b, "siblings");
   json_builder_begin_array(b);
