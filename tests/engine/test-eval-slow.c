@@ -1,6 +1,8 @@
 /* test-eval-slow.c — our own Q8_0 / Q5_1 / Q4_0 quantizations of stories260K score no worse
  * than the reference's on eval.txt (chunks of 128 tokens): the figures in ../shared/README.md
- * are 3.5561, 3.6220 and 3.7539. A whole-text sweep per type, so it is in engine-slow.
+ * are 3.5561, 3.6220 and 3.7539 (this engine gives the reference's own files 3.5554..3.5561,
+ * 3.6215 and 3.7535, depending on the dot kernels' summation order). Two whole-text sweeps per
+ * type, so it is in engine-slow.
  */
 #include "config.h"
 
@@ -61,11 +63,21 @@ test_own_quantizations(gconstpointer data)
   g_assert_true(wh_quantize_file(model, out, &qp, NULL, &error));
   g_assert_no_error(error);
   const double ppl = perplexity(out, text, len);
-  g_test_message("stories260K %s (ours): PPL %.4f, reference %.4f", c->ftype, ppl, c->reference);
-  /* no worse than the reference's figure, printed to 4 decimals */
-  g_assert_cmpfloat(ppl, <=, c->reference + 0.00005);
-  /* and a quantization, not a copy of the F32 model (3.5554) */
-  g_assert_cmpfloat(ppl, >, 3.5554 - 0.0005);
+  /* the reference's own file of that type, through the same engine */
+  g_autofree char *ref_rel = g_strdup_printf("reference/models/stories260K-%s.gguf", c->ftype);
+  g_autofree char *ref_file = wh_test_shared_file_or_skip(ref_rel);
+  if (!ref_file)
+    return;
+  const double ref_ppl = perplexity(ref_file, text, len);
+  g_test_message("stories260K %s: PPL %.4f ours, %.4f the reference's file, %.4f published",
+                 c->ftype, ppl, ref_ppl, c->reference);
+  /* no worse than the reference's quantization under the same arithmetic */
+  g_assert_cmpfloat(ppl, <=, ref_ppl + 1e-4);
+  /* and no worse than the published figure, up to the engine's own distance from the
+   * reference arithmetic (~5e-4 on these files; the F32 figure is reproduced within 2e-3) */
+  g_assert_cmpfloat(ppl, <=, c->reference + 1e-3);
+  /* a quantization, not a copy of the F32 model */
+  g_assert_true(!g_str_equal(c->ftype, "Q4_0") || ppl > 3.5554 + 0.05);
   wh_test_rmdir_r(dir);
 }
 
