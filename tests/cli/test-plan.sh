@@ -23,7 +23,11 @@ check() { if [ "$1" != "$2" ]; then echo "FAIL: $3: got '$1', want '$2'"; fail=1
 # Compares two memory reports: same keys and values everywhere except "free".
 cat >"$tmp/same.py" <<'EOF'
 import json, sys
-a, b = (json.loads(open(p).readline()) for p in sys.argv[1:3])
+try:
+    a, b = (json.loads(open(p).readline()) for p in sys.argv[1:3])
+except ValueError as e:
+    print("not a JSON report: %s" % e)
+    sys.exit(1)
 def strip(o):
     if isinstance(o, dict):
         return {k: strip(v) for k, v in o.items() if k != "free"}
@@ -61,6 +65,26 @@ for m in synth-llama-Q4_K_M synth-qwen2-F16 synth-gemma2-F16 synth-phi3-F16 stor
   done
 done
 [ $n -gt 0 ] || { echo "FAIL: no model compared"; fail=1; }
+
+# The GPU split, on a real Vulkan device (lavapipe here) once run offloads.
+gpu=$("$cli" devices --json | python3 -c 'import json,sys; print(next((d["name"] for d in json.load(sys.stdin)["devices"] if d["api"]=="vulkan"), ""))')
+if [ -n "$gpu" ] && "$cli" help run 2>&1 | grep -q -- '--ngl'; then
+  for m in synth-llama-F16 synth-llama-Q8_0 synth-qwen2-F16; do
+    f="$models/$m.gguf"
+    [ -f "$f" ] || continue
+    for ngl in 2 5; do
+      "$cli" plan -m "$f" -c 256 --ngl $ngl --device "$gpu" -t 2 --json >"$tmp/plan.json" 2>"$tmp/err"
+      rc=$?
+      "$cli" run -m "$f" -p "Hello" -n 1 --temp 0 -c 256 --ngl $ngl --device "$gpu" -t 2 \
+        --report-memory --json >"$tmp/run.json" 2>>"$tmp/err"
+      check "$rc/$?" "0/0" "$m --ngl $ngl on Vulkan: plan and run exit 0"
+      python3 "$tmp/same.py" "$tmp/plan.json" "$tmp/run.json"
+      check "$?" 0 "$m --ngl $ngl on Vulkan: plan --json == run --report-memory --json"
+    done
+  done
+else
+  echo "SKIP (GPU part): no Vulkan device, or run has no --ngl in this build"
+fi
 
 # The readable table.
 f="$models/synth-llama-Q4_K_M.gguf"
