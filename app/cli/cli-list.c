@@ -106,7 +106,8 @@ print_table(GPtrArray *entries)
                                ? g_strdup_printf("%" G_GUINT64_FORMAT, e->context_length)
                                : g_strdup("-");
     g_autofree char *name = e->n_shards > 1 ? g_strdup_printf("%s (%u parts)", e->name, e->n_shards)
-                                            : g_strdup(e->name);
+                            : e->is_projector ? g_strdup_printf("%s (projector)", e->name)
+                                              : g_strdup(e->name);
     printf("%-44s %-9s %-8s %7s %-8s %8s %10s\n", name, wh_library_source_to_string(e->source),
            e->architecture ? e->architecture : "-", params, e->quant ? e->quant : "-", ctx, size);
     if (e->error)
