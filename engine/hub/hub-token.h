@@ -80,8 +80,9 @@ gboolean wh_hub_token_clear(const char *endpoint, const char *hf_home, gboolean 
                             char **notice, GCancellable *cancellable, GError **error);
 
 /* For front ends: when the Secret Service holds a token for @hub's endpoint, hands it to
- * @hub (wh_hub_set_token); otherwise leaves the token wh_hub_new() found. Returns the source
- * now in use. */
+ * @hub (wh_hub_set_token) and returns WH_HUB_TOKEN_FROM_KEYRING; otherwise keeps the token
+ * wh_hub_new() found and returns ENV when HF_TOKEN is set, FILE for any other token (the
+ * token file, or one given in wh_hub_config), NONE when there is none. Blocking (D-Bus). */
 wh_hub_token_source wh_hub_use_stored_token(wh_hub *hub, GCancellable *cancellable);
 
 G_END_DECLS
