@@ -442,6 +442,16 @@ test_bad_answers(fixture *f, gconstpointer data)
   g_assert_error(error, WH_HUB_ERROR, WH_HUB_ERROR_PROTOCOL);
   g_assert_nonnull(strstr(error->message, "larger than"));
   g_clear_error(&error);
+  /* A redirect loop between two API URLs. */
+  flt.endless_json = FALSE;
+  flt.api_redirect_loop = TRUE;
+  wh_test_hub_set_faults(f->server, &flt);
+  info = wh_hub_model_info_get(f->hub, "org/model-GGUF", NULL, NULL, &error);
+  g_assert_null(info);
+  g_assert_error(error, WH_HUB_ERROR, WH_HUB_ERROR_SERVER);
+  g_assert_nonnull(strstr(error->message, "redirect loop"));
+  g_clear_error(&error);
+  flt.api_redirect_loop = FALSE;
   /* A redirect loop on resolve. */
   flt.endless_json = FALSE;
   flt.redirect_loop = TRUE;

@@ -832,6 +832,15 @@ api_handler(SoupServer *server, SoupServerMessage *msg, const char *path, GHashT
   g_auto(GStrv) parts = g_strsplit(path + 1, "/", -1);
   guint n = g_strv_length(parts);
   if (n >= 2 && strcmp(parts[0], "api") == 0 && strcmp(parts[1], "models") == 0) {
+    if (f.api_redirect_loop) {
+      /* Two URLs sending to each other (a loop a same-URL check would miss). */
+      const char *q = soup_server_message_get_uri(msg)
+                          ? g_uri_get_query(soup_server_message_get_uri(msg))
+                          : NULL;
+      g_autofree char *to = g_strdup_printf("%s?%s", path, q && strcmp(q, "a") == 0 ? "b" : "a");
+      soup_server_message_set_redirect(msg, 302, to);
+      return;
+    }
     if (f.bad_json) {
       soup_server_message_set_status(msg, 200, NULL);
       soup_server_message_set_response(msg, "application/json", SOUP_MEMORY_STATIC,

@@ -28,14 +28,15 @@ typedef struct {
   guint change_etag;   /* the CDN answer carries another ETag */
   guint endless_body;  /* no Content-Length; after the file, junk that never ends */
   /* Switches. */
-  gboolean lie_size;      /* HEAD announces X-Linked-Size + 4096 */
-  gboolean redirect_loop; /* resolve redirects to itself */
-  gboolean bad_json;      /* API answers are not JSON */
-  gboolean endless_json;  /* API answers never end */
-  gboolean evil_tree;     /* the tree lists "../../escape.gguf" */
-  guint stall_ms;         /* 0: 3000 */
-  guint rate;             /* CDN bytes per second per connection, 0: unlimited */
-  guint tree_page;        /* entries per tree page, 0: 1000 */
+  gboolean lie_size;          /* HEAD announces X-Linked-Size + 4096 */
+  gboolean redirect_loop;     /* resolve redirects to itself */
+  gboolean api_redirect_loop; /* API answers redirect A -> B -> A ... */
+  gboolean bad_json;          /* API answers are not JSON */
+  gboolean endless_json;      /* API answers never end */
+  gboolean evil_tree;         /* the tree lists "../../escape.gguf" */
+  guint stall_ms;             /* 0: 3000 */
+  guint rate;                 /* CDN bytes per second per connection, 0: unlimited */
+  guint tree_page;            /* entries per tree page, 0: 1000 */
 } wh_test_hub_faults;
 
 typedef struct {
