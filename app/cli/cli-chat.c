@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "cli-util.h"
+#include "planner/planner.h"
 #include "session/session.h"
 
 static int run_chat(int argc, char **argv);
@@ -24,9 +25,9 @@ static int run_chat(int argc, char **argv);
 const wh_cli_command wh_cli_command_chat = {
     .name = "chat",
     .summary = "Chat with a model (interactive, or lines from a pipe)",
-    .usage =
-        "-m MODEL [--system TEXT] [--temp T] [--seed S] [-n N] [-c CTX] [--ngl N] [--device NAME] "
-        "[--stats] [--stop TEXT]... [--chat-template FILE] [--save-prompt FILE]",
+    .usage = "-m MODEL [--system TEXT] [--temp T] [--seed S] [-n N] [-c CTX] [--ngl N|all|auto] "
+             "[--device NAME] "
+             "[--stats] [--stop TEXT]... [--chat-template FILE] [--save-prompt FILE]",
     .description =
         "Reads one user message per line from stdin and streams each reply to stdout.\n"
         "Commands: /exit, /reset (forget the conversation), /regen (answer the last\n"
@@ -154,6 +155,46 @@ reply(wh_session *s, wh_job_queue *q, GMainContext *mc, const wh_session_generat
   return ok;
 }
 
+/* --ngl: "all", a count, or "auto": the most layers the memory planner finds room for on the
+ * GPU at this context size (0, with a line saying why, when there is none). FALSE with @error
+ * when the model's header cannot be read or the named device does not exist. */
+static gboolean
+resolve_auto_ngl(const char *path, const wh_session_params *params, int *out, GError **error)
+{
+  wh_gguf *g = wh_gguf_open(path, error);
+  if (!g)
+    return FALSE;
+  wh_model_hparams *hp = g_new0(wh_model_hparams, 1);
+  gboolean ok = wh_model_hparams_from_gguf(g, hp, error);
+  wh_gguf_close(g);
+  if (ok) {
+    wh_device_list *devices = wh_devices_enumerate();
+    wh_planner_params pp = wh_planner_default_params();
+    pp.n_ctx = params->context.n_ctx;
+    pp.kv_type = params->context.kv_type;
+    pp.n_gpu_layers = WH_PLANNER_NGL_AUTO;
+    pp.device = params->context.device[0] ? params->context.device : NULL;
+    wh_plan plan;
+    GError *e = NULL;
+    if (wh_planner_compute(hp, devices, &pp, &plan, &e)) {
+      *out = (int)plan.n_gpu_layers;
+      if (plan.n_gpu_layers == 0)
+        fprintf(stderr, "--ngl auto: no GPU has room for a layer; running on the CPU\n");
+    } else if (g_error_matches(e, WH_PLANNER_ERROR, WH_PLANNER_ERROR_DEVICE) &&
+               !params->context.device[0]) {
+      fprintf(stderr, "--ngl auto: %s; running on the CPU\n", e->message);
+      *out = 0;
+      g_clear_error(&e);
+    } else {
+      g_propagate_error(error, e);
+      ok = FALSE;
+    }
+    wh_device_list_free(devices);
+  }
+  g_free(hp);
+  return ok;
+}
+
 static void
 print_help(void)
 {
@@ -172,7 +213,8 @@ run_chat(int argc, char **argv)
   g_autofree char *model_path = NULL, *system = NULL, *template_path = NULL, *kv_name = NULL;
   g_autofree char *save_prompt = NULL, *device = NULL;
   g_auto(GStrv) stops = NULL;
-  int n_predict = 512, n_threads = 0, n_ctx = 0, top_k = 40, ngl = 0;
+  int n_predict = 512, n_threads = 0, n_ctx = 0, top_k = 40;
+  g_autofree char *ngl = NULL;
   double temp = 0.8, top_p = 0.95, min_p = 0.05, repeat_penalty = 1.0;
   gint64 seed = -1;
   gboolean stats = FALSE;
@@ -194,8 +236,10 @@ run_chat(int argc, char **argv)
        "CTX"},
       {"kv-type", 0, 0, G_OPTION_ARG_STRING, &kv_name,
        "KV cache type: f16 (default), q8_0, q4_0, f32", "TYPE"},
-      {"ngl", 0, 0, G_OPTION_ARG_INT, &ngl,
-       "Layers to run on the GPU, from the last one down; -1 = all (default 0)", "N"},
+      {"ngl", 0, 0, G_OPTION_ARG_STRING, &ngl,
+       "Layers to run on the GPU, from the last one down: a count, all, or auto (as many as "
+       "fit); default 0",
+       "N"},
       {"device", 0, 0, G_OPTION_ARG_STRING, &device,
        "GPU device (part of its name, or cuda / cuda:N); default: the first GPU", "NAME"},
       {"stop", 0, 0, G_OPTION_ARG_STRING_ARRAY, &stops, "End a reply at TEXT (repeatable)", "TEXT"},
@@ -213,16 +257,26 @@ run_chat(int argc, char **argv)
     return wh_cli_usage_error(cmd, "unexpected argument “%s”", argv[1]);
   if (!model_path)
     return wh_cli_usage_error(cmd, "-m MODEL is required");
-  if (n_predict < 0 || n_ctx < 0 || top_k < 0 || ngl < -1)
-    return wh_cli_usage_error(cmd, "-n, -c and --top-k must not be negative, --ngl not below -1");
+  if (n_predict < 0 || n_ctx < 0 || top_k < 0)
+    return wh_cli_usage_error(cmd, "-n, -c and --top-k must not be negative");
+  char *end = NULL;
+  gint64 ngl_count = ngl ? g_ascii_strtoll(ngl, &end, 10) : 0;
+  gboolean ngl_word = ngl && (!g_ascii_strcasecmp(ngl, "all") || !g_ascii_strcasecmp(ngl, "auto"));
+  if (ngl && !ngl_word && (!*ngl || *end || ngl_count < 0 || ngl_count > G_MAXINT))
+    return wh_cli_usage_error(cmd, "--ngl takes a layer count, all or auto, not “%s”", ngl);
 
   g_autoptr(GError) error = NULL;
   wh_session_params params = wh_session_default_params();
   params.context.n_ctx = (guint32)n_ctx;
   params.context.n_threads = n_threads;
-  params.n_gpu_layers = ngl;
   if (device)
     g_strlcpy(params.context.device, device, sizeof params.context.device);
+  params.n_gpu_layers = (int)ngl_count;
+  if (ngl && !g_ascii_strcasecmp(ngl, "all"))
+    params.n_gpu_layers = WH_SESSION_NGL_ALL;
+  else if (ngl && !g_ascii_strcasecmp(ngl, "auto") &&
+           !resolve_auto_ngl(model_path, &params, &params.n_gpu_layers, &error))
+    return wh_cli_fail(cmd, error);
   if (kv_name && !wh_kv_type_from_name(kv_name, &params.context.kv_type))
     return wh_cli_usage_error(cmd, "unknown KV cache type “%s”", kv_name);
   g_autofree char *template_source = NULL;

@@ -204,15 +204,20 @@ wh_session_new_for_model(wh_model *model, const wh_session_params *params, GErro
   wh_session_params dp = wh_session_default_params();
   if (!params)
     params = &dp;
+  if (params->n_gpu_layers < 0) {
+    g_set_error(error, WH_SESSION_ERROR, WH_SESSION_ERROR_INVALID,
+                "%d GPU layers asked for: give a count (or WH_SESSION_NGL_ALL); resolve “auto” "
+                "with the planner first",
+                params->n_gpu_layers);
+    return NULL;
+  }
   const wh_gguf *g = wh_model_get_gguf(model);
   wh_tokenizer *tok = wh_tokenizer_new_from_gguf(g, error);
   if (!tok)
     return NULL;
   wh_context_params cp = params->context;
-  if (params->n_gpu_layers < 0)
-    cp.n_gpu_layers = wh_model_get_hparams(model)->n_layer + 1;
-  else if (params->n_gpu_layers > 0)
-    cp.n_gpu_layers = (guint32)params->n_gpu_layers;
+  if (params->n_gpu_layers > 0)
+    cp.n_gpu_layers = MIN((guint32)params->n_gpu_layers, wh_model_get_hparams(model)->n_layer + 1);
   wh_context *ctx = wh_context_new(model, &cp, error);
   if (!ctx) {
     wh_tokenizer_free(tok);
@@ -235,7 +240,7 @@ wh_session_new_for_model(wh_model *model, const wh_session_params *params, GErro
                             : g_strdup("model");
   setup_template(s, params->chat_template ? params->chat_template
                                           : wh_gguf_get_string(g, "tokenizer.chat_template"));
-  s->n_gpu_requested = (int)cp.n_gpu_layers;
+  s->n_gpu_requested = (int)MIN(cp.n_gpu_layers, wh_model_get_hparams(model)->n_layer + 1);
   setup_devices(s);
   s->msgs = g_ptr_array_new_with_free_func(msg_free);
   s->sparams = wh_sampler_default_params();

@@ -92,16 +92,18 @@ typedef struct {
 } wh_session_device;
 
 #define WH_SESSION_MAX_DEVICES 8
+#define WH_SESSION_NGL_ALL G_MAXINT
 
 typedef struct {
   /* Context: n_ctx 0 = min(n_ctx_train, 4096); n_batch, kv_type, n_threads as
    * wh_context_default_params(). */
   wh_context_params context;
-  /* Layers to run on a GPU, from the last one down: -1 = all (n_layer + 1), 0 = whatever
-   * context.n_gpu_layers says (default 0: CPU only), N > 0 = N. The device is context.device
-   * ("" = the first GPU, "cuda" / "cuda:N" = the CUDA backend). Layers the build or the device
-   * cannot run stay on the CPU, and the device note says why. Fitting the layers to the free
-   * memory is the planner's job (engine/planner): pass its answer here. */
+  /* Layers to run on a GPU, from the last one down (the output layer counts as one): 0 =
+   * whatever context.n_gpu_layers says (default 0: CPU only), N > 0 = N, WH_SESSION_NGL_ALL (or
+   * anything above n_layer + 1) = all. The device is context.device ("" = the first GPU,
+   * "cuda" / "cuda:N" = the CUDA backend). Layers the build or the device cannot run stay on
+   * the CPU, and the device note says why. Negative values are refused: "auto" is resolved by
+   * the planner (wh_planner_compute() with WH_PLANNER_NGL_AUTO) before loading. */
   int n_gpu_layers;
   /* A Jinja template used instead of the GGUF's `tokenizer.chat_template`; NULL = the GGUF's.
    * Copied. */
@@ -161,7 +163,7 @@ const char *wh_session_get_model_name(wh_session *session);
 wh_chat_format wh_session_get_chat_format(wh_session *session, const char **why);
 /* The devices running the model; returns how many (>= 1) and points @devices at them. */
 guint wh_session_get_devices(wh_session *session, const wh_session_device **devices);
-/* GPU layers that were requested (-1 expanded to n_layer + 1) and that actually run on it. */
+/* GPU layers that were requested (at most n_layer + 1) and that actually run on the GPU. */
 int wh_session_get_n_gpu_layers_requested(wh_session *session);
 int wh_session_get_n_gpu_layers(wh_session *session);
 /* One sentence for the user about where the model runs and, when fewer layers than requested

@@ -120,6 +120,15 @@ if [ -f "$synth" ]; then
     ok "SIGINT stops the reply, the chat goes on"; else bad "SIGINT ($st)"; cat "$tmp/err7"; fi
 fi
 
+# --ngl auto / all: the chat runs wherever the layers end up and says where (--stats).
+for n in auto all; do
+  printf 'Once upon a time\n' | chat --ngl "$n" --stats >"$tmp/outg" 2>"$tmp/errg"
+  if [ $? -eq 0 ] && [ -s "$tmp/outg" ] && grep -q -E "^(Running on|[0-9]+ of [0-9]+ layers run on)" "$tmp/errg"
+  then ok "--ngl $n"; else bad "--ngl $n"; cat "$tmp/errg"; fi
+done
+"$cli" chat -m "$model" --ngl -1 </dev/null >/dev/null 2>&1
+if [ $? -eq 2 ]; then ok "--ngl -1 is a usage error"; else bad "--ngl -1"; fi
+
 # Errors: missing model (exit 1, names the path), missing -m (exit 2).
 "$cli" chat -m "$tmp/nonexistent.gguf" </dev/null >/dev/null 2>"$tmp/err"
 if [ $? -eq 1 ] && grep -q "nonexistent.gguf" "$tmp/err"; then ok "missing model exits 1"

@@ -533,10 +533,18 @@ test_load(void)
   g_assert_cmpstr(wh_session_get_device_note(s), ==, "Running on the CPU.");
   wh_session_unref(s);
 
+  /* "auto" (-1) is the planner's to resolve: refused here. */
+  wh_session_params neg = wh_session_default_params();
+  neg.n_gpu_layers = -1;
+  g_assert_null(wh_session_new(path, &neg, &error));
+  g_assert_error(error, WH_SESSION_ERROR, WH_SESSION_ERROR_INVALID);
+  g_assert_nonnull(strstr(error->message, "planner"));
+  g_clear_error(&error);
+
   /* Every layer asked on a GPU: the devices account for all layers, and the note explains
    * any layer the GPU did not take (no backend in this build, no device, ...). */
   wh_session_params gp = wh_session_default_params();
-  gp.n_gpu_layers = -1;
+  gp.n_gpu_layers = WH_SESSION_NGL_ALL;
   gp.context.n_ctx = 256;
   s = wh_session_new(path, &gp, &error);
   g_assert_no_error(error);
@@ -548,7 +556,7 @@ test_load(void)
     sum += dev[i].n_layers;
   g_assert_cmpuint(sum, ==, all);
   const char *note = wh_session_get_device_note(s);
-  g_test_message("n_gpu_layers -1: %d of %u layers on a GPU; note: %s",
+  g_test_message("all layers asked on a GPU: %d of %u layers on a GPU; note: %s",
                  wh_session_get_n_gpu_layers(s), all, note);
   if (wh_session_get_n_gpu_layers(s) == 0) {
     g_assert_cmpuint(n_dev, ==, 1);
@@ -639,7 +647,7 @@ test_gpu_reuse(void)
   if (!path)
     return;
   wh_session_params p = wh_session_default_params();
-  p.n_gpu_layers = -1;
+  p.n_gpu_layers = WH_SESSION_NGL_ALL;
   p.context.n_ctx = 512;
   p.context.n_threads = 1;
   g_autoptr(GError) error = NULL;
