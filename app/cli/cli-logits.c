@@ -49,8 +49,9 @@ run_logits(int argc, char **argv)
 {
   const wh_cli_command *cmd = &wh_cli_command_logits;
   g_autofree char *model_path = NULL, *prompt = NULL, *out_path = NULL, *tokens_text = NULL;
-  g_autofree char *kv_name = NULL;
+  g_autofree char *kv_name = NULL, *ngl_text = NULL, *device = NULL;
   int n_threads = 0;
+  gint32 ngl = 0;
   GOptionEntry entries[] = {
       {"model", 'm', 0, G_OPTION_ARG_FILENAME, &model_path, "GGUF model file", "MODEL"},
       {"prompt", 'p', 0, G_OPTION_ARG_STRING, &prompt, "Prompt text", "TEXT"},
@@ -60,6 +61,11 @@ run_logits(int argc, char **argv)
        "N"},
       {"kv-type", 0, 0, G_OPTION_ARG_STRING, &kv_name,
        "KV cache type: f16 (default), q8_0, q4_0, f32", "TYPE"},
+      {"ngl", 0, 0, G_OPTION_ARG_STRING, &ngl_text,
+       "Layers on the GPU, from the last one down; n_layer + 1 adds the output layer; auto = "
+       "as many as fit (default 0)",
+       "N|auto"},
+      {"device", 0, 0, G_OPTION_ARG_STRING, &device, "GPU device (name or part of it)", "NAME"},
       {NULL},
   };
   if (!wh_cli_parse_options(cmd, entries, &argc, &argv))
@@ -73,6 +79,8 @@ run_logits(int argc, char **argv)
   wh_context_params cp = wh_context_default_params();
   if (kv_name && !wh_kv_type_from_name(kv_name, &cp.kv_type))
     return wh_cli_usage_error(cmd, "unknown KV cache type “%s”", kv_name);
+  if (!wh_cli_parse_ngl(ngl_text, &ngl))
+    return wh_cli_usage_error(cmd, "--ngl takes a number of layers or auto, not “%s”", ngl_text);
 
   g_autoptr(GError) error = NULL;
   wh_model_params mp = wh_model_default_params();
@@ -106,7 +114,11 @@ run_logits(int argc, char **argv)
 
   cp.n_ctx = MAX(ids->len, 16u);
   cp.n_batch = ids->len;
-  wh_context *ctx = wh_context_new(model, &cp, &error);
+  wh_context *ctx = NULL;
+  if (wh_cli_gpu_params(ngl, device, wh_model_get_hparams(model), &cp, &error))
+    ctx = wh_context_new(model, &cp, &error);
+  if (ctx)
+    wh_cli_gpu_report(ctx);
   const float *logits =
       ctx ? wh_context_decode(ctx, (const gint32 *)ids->data, ids->len, TRUE, &error) : NULL;
   if (logits) {

@@ -60,6 +60,8 @@ run_run(int argc, char **argv)
 {
   const wh_cli_command *cmd = &wh_cli_command_run;
   g_autofree char *model_path = NULL, *prompt = NULL, *kv_name = NULL;
+  g_autofree char *ngl_text = NULL, *device = NULL;
+  gint32 ngl = 0;
   int n_predict = 128, n_threads = 0, n_ctx = 0, top_k = 40;
   double temp = 0.8, top_p = 0.95, min_p = 0.05, repeat_penalty = 1.0;
   gint64 seed = -1;
@@ -81,6 +83,11 @@ run_run(int argc, char **argv)
        "CTX"},
       {"kv-type", 0, 0, G_OPTION_ARG_STRING, &kv_name,
        "KV cache type: f16 (default), q8_0, q4_0, f32", "TYPE"},
+      {"ngl", 0, 0, G_OPTION_ARG_STRING, &ngl_text,
+       "Layers on the GPU, from the last one down; n_layer + 1 adds the output layer; auto = "
+       "as many as fit (default 0)",
+       "N|auto"},
+      {"device", 0, 0, G_OPTION_ARG_STRING, &device, "GPU device (name or part of it)", "NAME"},
       {"report-memory", 0, 0, G_OPTION_ARG_NONE, &report_memory,
        "Print the memory allocated per component", NULL},
       {"json", 0, 0, G_OPTION_ARG_NONE, &json, "With --report-memory: one JSON object on stdout",
@@ -100,6 +107,8 @@ run_run(int argc, char **argv)
   cp.n_threads = n_threads;
   if (kv_name && !wh_kv_type_from_name(kv_name, &cp.kv_type))
     return wh_cli_usage_error(cmd, "unknown KV cache type “%s”", kv_name);
+  if (!wh_cli_parse_ngl(ngl_text, &ngl))
+    return wh_cli_usage_error(cmd, "--ngl takes a number of layers or auto, not “%s”", ngl_text);
 
   wh_sampler_params sp = wh_sampler_default_params();
   sp.temperature = (float)temp;
@@ -122,9 +131,11 @@ run_run(int argc, char **argv)
   if (tok && wh_tokenizer_tokenize(tok, prompt, strlen(prompt), TRUE, TRUE, ids, &error) >= 0) {
     if (ids->len == 0)
       g_set_error(&error, WH_MODEL_ERROR, WH_MODEL_ERROR_CONTEXT, "the prompt has no tokens");
-    else
+    else if (wh_cli_gpu_params(ngl, device, wh_model_get_hparams(model), &cp, &error))
       ctx = wh_context_new(model, &cp, &error);
   }
+  if (ctx)
+    wh_cli_gpu_report(ctx);
   if (!ctx) {
     wh_tokenizer_free(tok);
     wh_model_free(model);

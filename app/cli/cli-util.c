@@ -3,6 +3,7 @@
 #include "config.h"
 
 #include "cli-util.h"
+#include "planner/planner.h"
 
 #include <glib-unix.h>
 #include <stdio.h>
@@ -192,4 +193,64 @@ wh_cli_run_job(wh_job_kind kind, const char *title, wh_job_func func,
   g_main_loop_unref(st.loop);
   g_main_context_pop_thread_default(ctx);
   return ok;
+}
+
+gboolean
+wh_cli_parse_ngl(const char *ngl, gint32 *out)
+{
+  *out = 0;
+  if (!ngl)
+    return TRUE;
+  if (g_ascii_strcasecmp(ngl, "auto") == 0) {
+    *out = WH_PLANNER_NGL_AUTO;
+    return TRUE;
+  }
+  guint64 v;
+  if (!g_ascii_string_to_unsigned(ngl, 10, 0, G_MAXINT32, &v, NULL))
+    return FALSE;
+  *out = (gint32)v;
+  return TRUE;
+}
+
+gboolean
+wh_cli_gpu_params(gint32 ngl, const char *device, const wh_model_hparams *hp,
+                  wh_context_params *cp, GError **error)
+{
+  g_strlcpy(cp->device, device ? device : "", sizeof(cp->device));
+  if (ngl != WH_PLANNER_NGL_AUTO) {
+    cp->n_gpu_layers = (guint32)ngl;
+    return TRUE;
+  }
+  wh_device_list *devices = wh_devices_enumerate();
+  wh_planner_params pp = wh_planner_default_params();
+  pp.n_ctx = cp->n_ctx;
+  pp.n_batch = cp->n_batch;
+  pp.kv_type = cp->kv_type;
+  pp.n_threads = cp->n_threads;
+  pp.n_gpu_layers = WH_PLANNER_NGL_AUTO;
+  pp.device = device;
+  g_autoptr(GError) local = NULL;
+  wh_plan plan;
+  gboolean ok = wh_device_list_find_gpu(devices, device, &local) != NULL;
+  if (ok)
+    ok = wh_planner_compute(hp, devices, &pp, &plan, &local);
+  wh_device_list_free(devices);
+  if (!ok && device && *device) {
+    g_propagate_error(error, g_steal_pointer(&local));
+    return FALSE;
+  }
+  cp->n_gpu_layers = ok ? plan.n_gpu_layers : 0;
+  if (!ok)
+    fprintf(stderr, "--ngl auto: no GPU device found, running on the CPU\n");
+  else if (plan.n_gpu_layers == 0)
+    fprintf(stderr, "--ngl auto: the GPU has no room for a layer, running on the CPU\n");
+  return TRUE;
+}
+
+void
+wh_cli_gpu_report(const wh_context *ctx)
+{
+  const char *note = wh_context_get_gpu_note(ctx);
+  if (note)
+    fprintf(stderr, "GPU: %s\n", note);
 }

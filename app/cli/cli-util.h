@@ -18,6 +18,7 @@
 #include <glib.h>
 #include <stdio.h>
 #include "jobs/jobs.h"
+#include "model/model.h"
 
 G_BEGIN_DECLS
 
@@ -67,5 +68,18 @@ void wh_cli_progress_end(void);
 
 /* TRUE when stderr is a terminal. */
 gboolean wh_cli_stderr_is_tty(void);
+
+/* --ngl N|auto and --device NAME (run, logits, perplexity). Checks @ngl before anything is
+ * loaded: NULL or a count >= 0, or "auto" (*out = -1). Returns FALSE for anything else. */
+gboolean wh_cli_parse_ngl(const char *ngl, gint32 *out);
+/* Fills n_gpu_layers and device of @cp for a model with hyper-parameters @hp: a count as
+ * given; auto = the most layers the memory planner finds room for on the GPU (0, with a
+ * line on stderr saying why, when there is no GPU or it has no room). Returns FALSE with
+ * @error when the named device does not exist. */
+gboolean wh_cli_gpu_params(gint32 ngl, const char *device, const wh_model_hparams *hp,
+                           wh_context_params *cp, GError **error);
+/* After the context exists: one stderr line when fewer layers than asked for run on the
+ * GPU (the context's note), nothing otherwise. */
+void wh_cli_gpu_report(const wh_context *ctx);
 
 G_END_DECLS

@@ -415,7 +415,8 @@ carve(guint64 *top, guint64 bytes)
 }
 
 /* The GPU device's compute scratch: the residual stream and every activation of a batch
- * (x, h, qkv, attention output, FFN tmp and gate/up) in F32 in device memory (attention
+ * (x, h, qkv, attention output, FFN tmp and gate/up, and a matmul input rounded as the
+ * CPU's 8-bit activation blocks hold it) in F32 in device memory (attention
  * keeps a running softmax: no score buffer), then the host-visible I/O block: a 16-byte step
  * block (position), the residual stream in/out and the cos/sin tables of both RoPE
  * configurations; each buffer 64-byte aligned, both blocks start at 0. GPU backends allocate
@@ -434,6 +435,7 @@ gpu_compute_bytes(const wh_model_hparams *hp, const wh_context_params *cp,
   carve(&top, nb * (guint64)hp->n_head_max * hp->head_dim_v * 4); /* attention output */
   carve(&top, nb * d * 4);                                        /* tmp */
   carve(&top, nb * lay->ff_width * 4);                            /* gate, up */
+  carve(&top, nb * (guint64)lay->k_max * 4);                      /* rounded activations */
   guint64 io = 0;
   carve(&io, 16);                             /* step block */
   carve(&io, nb * d * 4);                     /* x in/out */

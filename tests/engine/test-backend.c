@@ -7,8 +7,9 @@
  * Whole models: for every shared model, logits with n_gpu_layers = 0, half the layers and
  * all layers + output agree with the reference within the tolerances of shared/README.md
  * (F16: max rel diff <= 2e-3 and argmax except near-ties; quantized: argmax >= 94%, mean
- * KLD <= 3e-3), and with the CPU path (reported). The normal suite runs the first prompt
- * of each model; `-m slow` (the backend-models test) runs all four prompts.
+ * KLD <= 3e-3, over all four prompts), and with the CPU path (reported). The normal suite
+ * runs a subset (see main()); test-backend-models.c, in the engine-slow suite, builds this
+ * file with WH_BACKEND_SWEEP for every model on all four prompts.
  * Without a Vulkan device (or in a build without the backend) every test is skipped with a
  * plain message.
  */
@@ -35,6 +36,8 @@ device_or_skip(void)
   return dev;
 }
 
+#if defined(WH_HAVE_VULKAN) && !defined(WH_BACKEND_SWEEP)
+
 static wh_gguf *
 open_shared_or_skip(const char *rel)
 {
@@ -47,7 +50,6 @@ open_shared_or_skip(const char *rel)
   return g;
 }
 
-#ifdef WH_HAVE_VULKAN
 
 /* A host-visible buffer holding a copy of @src (or zeros). */
 static void
@@ -172,6 +174,73 @@ test_mul_mat(gconstpointer data)
   wh_vk_buffer_free(dev, &xb);
   wh_vk_buffer_free(dev, &yb);
   wh_vk_buffer_free(dev, &bb);
+  wh_gguf_close(g);
+  wh_vk_device_free(dev);
+}
+
+/* --- quantize_act ----------------------------------------------------------------------- */
+
+typedef struct {
+  wh_type act;
+  wh_vk_pc_quantize_act pc;
+  guint32 K, n;
+} qa_rec;
+
+static gboolean
+rec_qa(wh_vk_device *dev, VkCommandBuffer cmd, gpointer data, GError **error)
+{
+  qa_rec *r = data;
+  return wh_vk_op_quantize_act(dev, cmd, r->act, &r->pc, r->K, r->n, error);
+}
+
+/* The 16 rows of quant-reference.gguf's input rounded to Q8_0, Q8_1 and Q8_K blocks by the
+ * GPU equal the CPU's blocks (wh_quant_quantize_activations, dequantized): every value, but
+ * for the odd code one step away where x / d lands within float rounding of a half, and
+ * scales a bit apart (the GPU's division need not be correctly rounded). */
+static void
+test_quantize_act(gconstpointer data)
+{
+  const wh_type act = (wh_type)GPOINTER_TO_INT(data);
+  wh_vk_device *dev = device_or_skip();
+  if (!dev)
+    return;
+  wh_gguf *g = open_shared_or_skip("reference/quant-reference.gguf");
+  if (!g) {
+    wh_vk_device_free(dev);
+    return;
+  }
+  const wh_gguf_tensor *in = wh_gguf_find_tensor(g, "input");
+  const guint32 K = (guint32)in->ne[0], n = (guint32)in->ne[1];
+  const float *x = (const float *)in->data;
+  wh_vk_buffer xb, yb;
+  host_buf(dev, 4ull * n * K, x, &xb);
+  host_buf(dev, 4ull * n * K, NULL, &yb);
+  qa_rec r = {act, {xb.addr, yb.addr, K, K}, K, n};
+  run(dev, rec_qa, &r);
+  const gsize qrow = wh_quant_row_bytes(act, K);
+  g_autofree guint8 *q = g_malloc(qrow);
+  g_autofree float *want = g_new(float, K);
+  guint off_by_one = 0;
+  for (guint32 t = 0; t < n; t++) {
+    wh_quant_quantize_activations(act, x + (gsize)t * K, q, K);
+    wh_quant_dequantize_row(act, q, want, K);
+    for (guint32 k = 0; k < K; k++) {
+      const float got = ((const float *)yb.map)[t * K + k];
+      if (fabsf(got - want[k]) <= 1e-6f * fabsf(want[k])) /* the same code; the scale may */
+        continue;                                         /* differ in the last bit */
+      const guint32 qb = act == WH_TYPE_Q8_K ? 256 : 32;
+      float amax = 0;
+      for (guint32 j = k / qb * qb; j < k / qb * qb + qb; j++)
+        amax = MAX(amax, fabsf(x[(gsize)t * K + j]));
+      g_assert_cmpfloat(fabs(got - want[k]), <=, amax / 127 * 1.01);
+      off_by_one++;
+    }
+  }
+  g_test_message("%s: %u of %u values one step away from the CPU's", wh_type_name(act), off_by_one,
+                 n * K);
+  g_assert_cmpuint(off_by_one, <=, n * K / 1000);
+  wh_vk_buffer_free(dev, &xb);
+  wh_vk_buffer_free(dev, &yb);
   wh_gguf_close(g);
   wh_vk_device_free(dev);
 }
@@ -558,7 +627,11 @@ static const char *model_names[] = {
     "synth-llama-IQ3_S-imat",
 };
 
-static gboolean all_prompts;
+#ifdef WH_BACKEND_SWEEP
+static const gboolean sweep = TRUE;
+#else
+static const gboolean sweep = FALSE;
+#endif
 
 /* Logits of all positions of @n tokens with @ngl layers on the GPU (a fresh context). */
 static float *
@@ -575,6 +648,10 @@ model_logits(wh_model *model, guint32 ngl, const gint32 *tokens, guint32 n, guin
   *ngl_used = wh_context_get_params(ctx)->n_gpu_layers;
   if (note)
     *note = g_strdup(wh_context_get_gpu_note(ctx));
+  if (ngl > 0 && *ngl_used == 0) { /* all on the CPU: the caller has those logits */
+    wh_context_free(ctx);
+    return NULL;
+  }
   if (ngl > 0 && *ngl_used > 0) {
     /* planned == measured on the GPU, per component (within 1%) */
     wh_memory_plan_devices planned, measured;
@@ -618,34 +695,42 @@ test_model(gconstpointer data)
   const gboolean quantized = strstr(name, "F16") == NULL && !g_str_equal(name, "stories260K");
   const guint32 ngls[] = {0, L / 2, L + 1};
 
-  for (gsize k = 0; k < G_N_ELEMENTS(ngls); k++) {
-    agreement ag = {0};
-    guint32 used = 0;
-    g_autofree char *note = NULL;
-    for (int i = 0; i < (all_prompts ? 4 : 1); i++) {
-      char key[64];
-      g_snprintf(key, sizeof(key), "reference.prompt.%d.tokens", i);
-      wh_gguf_array a;
-      g_assert_true(wh_gguf_get_array(ref, key, &a));
-      g_autofree gint32 *tokens = g_new(gint32, a.n);
-      for (guint64 j = 0; j < a.n; j++)
-        tokens[j] = (gint32)wh_gguf_array_get_int(&a, j);
-      g_snprintf(key, sizeof(key), "logits.%d", i);
-      const wh_gguf_tensor *t = wh_gguf_find_tensor(ref, key);
-      g_assert_nonnull(t);
-      const float *reflog = (const float *)t->data;
-      guint32 cpu_used;
-      g_autofree float *cpu = model_logits(model, 0, tokens, (guint32)a.n, &cpu_used, NULL);
-      g_autofree float *gpu =
-          model_logits(model, ngls[k], tokens, (guint32)a.n, &used, note ? NULL : &note);
+  agreement ags[G_N_ELEMENTS(ngls)] = {{0}};
+  guint32 used[G_N_ELEMENTS(ngls)] = {0};
+  char *notes[G_N_ELEMENTS(ngls)] = {NULL};
+  /* the F16 files: the first prompt (all four with -m slow); the quantized ones: all four
+   * prompts (206 positions), since their tolerance is a rate over positions */
+  const int n_prompts = sweep || quantized ? 4 : 1;
+  for (int i = 0; i < n_prompts; i++) {
+    char key[64];
+    g_snprintf(key, sizeof(key), "reference.prompt.%d.tokens", i);
+    wh_gguf_array a;
+    g_assert_true(wh_gguf_get_array(ref, key, &a));
+    g_autofree gint32 *tokens = g_new(gint32, a.n);
+    for (guint64 j = 0; j < a.n; j++)
+      tokens[j] = (gint32)wh_gguf_array_get_int(&a, j);
+    g_snprintf(key, sizeof(key), "logits.%d", i);
+    const wh_gguf_tensor *t = wh_gguf_find_tensor(ref, key);
+    g_assert_nonnull(t);
+    const float *reflog = (const float *)t->data;
+    g_autofree float *cpu = model_logits(model, 0, tokens, (guint32)a.n, &used[0], NULL);
+    for (gsize k = 0; k < G_N_ELEMENTS(ngls); k++) {
+      g_autofree float *gpu = ngls[k] == 0 ? NULL /* NULL: all layers ran on the CPU */
+                                           : model_logits(model, ngls[k], tokens, (guint32)a.n,
+                                                          &used[k], notes[k] ? NULL : &notes[k]);
       for (guint32 p = 0; p < a.n; p++)
-        compare_row(&ag, reflog + (gsize)p * V, gpu + (gsize)p * V, cpu + (gsize)p * V, V);
+        compare_row(&ags[k], reflog + (gsize)p * V, (gpu ? gpu : cpu) + (gsize)p * V,
+                    cpu + (gsize)p * V, V);
     }
+  }
+  for (gsize k = 0; k < G_N_ELEMENTS(ngls); k++) {
+    const agreement ag = ags[k];
+    const char *note = notes[k];
     const double kld = ag.kld_sum / ag.n_pos, agree = (double)ag.argmax_same / ag.n_pos;
     g_test_message("%s ngl %u (%u on the GPU): max rel diff %.3g (vs CPU %.3g), argmax %.2f%% "
                    "(bad %u), mean KLD %.3g%s%s",
-                   name, ngls[k], used, ag.max_rel, ag.max_rel_cpu, 100 * agree, ag.argmax_bad, kld,
-                   note ? "; " : "", note ? note : "");
+                   name, ngls[k], used[k], ag.max_rel, ag.max_rel_cpu, 100 * agree, ag.argmax_bad,
+                   kld, note ? "; " : "", note ? note : "");
     if (quantized) {
       g_assert_cmpfloat(agree, >=, 0.94);
       g_assert_cmpfloat(kld, <=, 3e-3);
@@ -660,7 +745,8 @@ test_model(gconstpointer data)
     if (grid_iquant && ngls[k] > 0)
       g_assert_nonnull(note);
     else
-      g_assert_cmpuint(used, ==, MIN(ngls[k], L + 1));
+      g_assert_cmpuint(used[k], ==, MIN(ngls[k], L + 1));
+    g_free(notes[k]);
   }
   wh_gguf_close(ref);
   wh_model_free(model);
@@ -670,8 +756,7 @@ int
 main(int argc, char **argv)
 {
   g_test_init(&argc, &argv, NULL);
-  all_prompts = g_test_slow();
-#ifdef WH_HAVE_VULKAN
+#if defined(WH_HAVE_VULKAN) && !defined(WH_BACKEND_SWEEP)
   static const wh_type types[] = {WH_TYPE_F32,    WH_TYPE_F16,   WH_TYPE_Q4_0, WH_TYPE_Q4_1,
                                   WH_TYPE_Q5_0,   WH_TYPE_Q5_1,  WH_TYPE_Q8_0, WH_TYPE_Q2_K,
                                   WH_TYPE_Q3_K,   WH_TYPE_Q4_K,  WH_TYPE_Q5_K, WH_TYPE_Q6_K,
@@ -680,10 +765,21 @@ main(int argc, char **argv)
     g_autofree char *p = g_strdup_printf("/backend/vulkan/mul_mat/%s", wh_type_name(types[i]));
     g_test_add_data_func(p, GINT_TO_POINTER(types[i]), test_mul_mat);
   }
+  static const wh_type acts[] = {WH_TYPE_Q8_0, WH_TYPE_Q8_1, WH_TYPE_Q8_K};
+  for (gsize i = 0; i < G_N_ELEMENTS(acts); i++) {
+    g_autofree char *p = g_strdup_printf("/backend/vulkan/quantize_act/%s", wh_type_name(acts[i]));
+    g_test_add_data_func(p, GINT_TO_POINTER(acts[i]), test_quantize_act);
+  }
   g_test_add_func("/backend/vulkan/small-kernels", test_small_kernels);
   g_test_add_func("/backend/vulkan/attn", test_attn);
 #endif
+  /* the normal suite: the six F16 architectures and stories260K (first prompt), a k-quant
+   * mix and a grid i-quant file (its layers stay on the CPU, with a note); the sweep binary
+   * (test-backend-models.c, engine-slow suite) runs every model on all four prompts */
   for (gsize i = 0; i < G_N_ELEMENTS(model_names); i++) {
+    if (!sweep && i > 6 && !g_str_equal(model_names[i], "synth-llama-Q4_K_M") &&
+        !g_str_equal(model_names[i], "synth-llama-IQ2_XXS-imat"))
+      continue;
     g_autofree char *p = g_strdup_printf("/backend/vulkan/model/%s", model_names[i]);
     g_test_add_data_func(p, model_names[i], test_model);
   }

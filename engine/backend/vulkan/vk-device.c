@@ -640,3 +640,15 @@ wh_vk_op_attn(wh_vk_device *dev, VkCommandBuffer cmd, gboolean f32, const wh_vk_
   return dispatch(dev, cmd, f32 ? "attn_f32" : "attn_f16", pc, sizeof(*pc), pc->H, n_tokens, 1,
                   error);
 }
+
+gboolean
+wh_vk_op_quantize_act(wh_vk_device *dev, VkCommandBuffer cmd, wh_type act_type,
+                      const wh_vk_pc_quantize_act *pc, guint32 K, guint32 n_tokens, GError **error)
+{
+  const gboolean k_blocks = act_type == WH_TYPE_Q8_K;
+  const guint32 qb = k_blocks ? 256 : 32;
+  g_assert(act_type == WH_TYPE_Q8_0 || act_type == WH_TYPE_Q8_1 || k_blocks);
+  g_assert(K % qb == 0);
+  return dispatch(dev, cmd, k_blocks ? "quantize_act_q8_k" : "quantize_act_q8", pc, sizeof(*pc),
+                  K / qb, n_tokens, 1, error);
+}

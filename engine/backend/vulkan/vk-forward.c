@@ -7,8 +7,9 @@
  *             raw blocks as in the file, each at a 16-byte aligned offset; one more for the
  *             output layer (output_norm, output, bias; the token embedding when tied)
  *   kv_cache  one device-local buffer; layer il's K cells then V cells at lay.kv_layer_off[il]
- *   compute   device-local activations x, h, qkv, attn, tmp, ff ([nb][...] F32, 64-byte
- *             aligned) + the host-visible I/O block: step (pos0), x in/out, RoPE cos/sin
+ *   compute   device-local activations x, h, qkv, attn, tmp, ff, qact (a matmul input
+ *             rounded to 8-bit activation blocks) ([nb][...] F32, 64-byte aligned) + the
+ *             host-visible I/O block: step (pos0), x in/out, RoPE cos/sin
  *   output    host-visible logits [nb][n_vocab] F32 (only with the output layer)
  * Buffers in the compute block are laid out by compute_layout() below with the same
  * carving rule as model.c's gpu_compute_bytes(); context init checks the totals agree.
@@ -28,7 +29,7 @@
 
 /* Offsets of the GPU compute buffers (bytes). */
 typedef struct {
-  guint64 x, h, qkv, attn, tmp, ff, device_bytes;
+  guint64 x, h, qkv, attn, tmp, ff, qact, device_bytes;
   guint64 step, io_x, rope, io_bytes;
 } vk_compute_layout;
 
@@ -49,6 +50,10 @@ struct wh_vk_ctx {
   GHashTable *addr; /* const wh_gguf_tensor * -> device address (guint64 *) */
   cmd_slot cmds[N_CMD_CACHE];
   guint64 n_steps;
+  /* while recording: what the qact buffer holds (input address and activation type; 0 =
+   * nothing valid), so matmuls sharing an input round it once */
+  guint64 qact_src;
+  wh_type qact_type;
 };
 
 typedef struct wh_vk_ctx wh_vk_ctx;
@@ -73,6 +78,7 @@ compute_layout(const wh_model_hparams *hp, const wh_model_layout *lay, vk_comput
   cl->attn = carve(&top, nb * (guint64)hp->n_head_max * hp->head_dim_v * 4);
   cl->tmp = carve(&top, nb * d * 4);
   cl->ff = carve(&top, nb * lay->ff_width * 4);
+  cl->qact = carve(&top, nb * (guint64)lay->k_max * 4);
   cl->device_bytes = top;
   top = 0;
   cl->step = carve(&top, 16);
@@ -307,11 +313,26 @@ taddr(wh_vk_ctx *vk, const wh_gguf_tensor *t)
   return *a;
 }
 
-/* Records y = W x (+ bias) for @n tokens; x, y are device addresses, strides in floats. */
+/* Records y = W x (+ bias) for @n tokens; x, y are device addresses, strides in floats.
+ * Like the CPU path, weights of a quantized type multiply the input rounded to their 8-bit
+ * activation type (Q8_0, Q8_1 or Q8_K; rounded once per input and type, into qact). */
 static gboolean
 rec_mul_mat(wh_vk_ctx *vk, VkCommandBuffer cmd, const wh_gguf_tensor *w, guint64 x, guint32 ldx,
             guint64 y, guint32 ldy, const wh_gguf_tensor *bias, guint32 n, GError **error)
 {
+  const wh_type act = wh_quant_vec_dot_type(w->type);
+  if (act != WH_TYPE_F32) {
+    const guint64 qact = vk->compute.addr + vk->cl.qact;
+    if (vk->qact_src != x || vk->qact_type != act) {
+      wh_vk_pc_quantize_act qa = {.x = x, .y = qact, .ldx = ldx, .ldy = (guint32)w->ne[0]};
+      if (!wh_vk_op_quantize_act(vk->dev, cmd, act, &qa, (guint32)w->ne[0], n, error))
+        return FALSE;
+      vk->qact_src = x;
+      vk->qact_type = act;
+    }
+    x = qact;
+    ldx = (guint32)w->ne[0];
+  }
   wh_vk_pc_mul_mat pc = {
       .w = taddr(vk, w),
       .x = x,
@@ -332,6 +353,7 @@ static gboolean
 rec_norm(wh_context *ctx, VkCommandBuffer cmd, guint64 x, guint32 ldx, guint64 y, guint32 ldy,
          const wh_gguf_tensor *w, guint32 len, guint32 n_heads, guint32 n, GError **error)
 {
+  ctx->vk->qact_src = 0; /* h is rewritten */
   wh_vk_pc_rms_norm pc = {
       .x = x,
       .y = y,
@@ -436,6 +458,7 @@ rec_layer(wh_context *ctx, VkCommandBuffer cmd, guint32 il, guint32 n, GError **
       .scale = hp->attn_scale,
       .softcap = hp->attn_softcap,
   };
+  vk->qact_src = 0;
   if (!wh_vk_op_attn(vk->dev, cmd, kv_f32, &at, n, error) ||
       !rec_mul_mat(vk, cmd, L->wo, attn, H * dv, tmp, d, L->bo, n, error))
     return FALSE;
@@ -456,6 +479,7 @@ rec_layer(wh_context *ctx, VkCommandBuffer cmd, guint32 il, guint32 n, GError **
     return FALSE; /* phi3: fused gate | up */
   }
   wh_vk_pc_glu glu = {.ff = ff, .F = F, .gelu = hp->ffn_gelu};
+  vk->qact_src = 0;
   if (!wh_vk_op_glu(vk->dev, cmd, &glu, n, error) ||
       !rec_mul_mat(vk, cmd, L->ffn_down, ff, 2 * F, tmp, d, L->b_down, n, error))
     return FALSE;
@@ -475,6 +499,7 @@ record_step(wh_context *ctx, VkCommandBuffer cmd, guint32 n, guint32 first_logit
   const guint32 d = m->hp.n_embd, V = m->hp.n_vocab;
   const guint64 x = vk->compute.addr + vk->cl.x, h = vk->compute.addr + vk->cl.h;
 
+  vk->qact_src = 0;
   wh_vk_cmd_begin(vk->dev, cmd);
   wh_vk_cmd_copy(vk->dev, cmd, &vk->io, vk->cl.io_x, &vk->compute, vk->cl.x, 4ull * n * d);
   wh_vk_cmd_barrier(vk->dev, cmd);

@@ -144,6 +144,11 @@ typedef struct {
   float scale, softcap;
 } wh_vk_pc_attn;
 
+typedef struct {
+  guint64 x, y;
+  guint32 ldx, ldy;
+} wh_vk_pc_quantize_act;
+
 /* Each records one dispatch (grid from the shapes in @pc) and a barrier. Returns FALSE with
  * @error when the kernel's pipeline cannot be created (or the type has no kernel). */
 gboolean wh_vk_op_mul_mat(wh_vk_device *dev, VkCommandBuffer cmd, wh_type type,
@@ -163,6 +168,12 @@ gboolean wh_vk_op_kv_store(wh_vk_device *dev, VkCommandBuffer cmd, gboolean f32,
                            const wh_vk_pc_kv_store *pc, guint32 n_tokens, GError **error);
 gboolean wh_vk_op_attn(wh_vk_device *dev, VkCommandBuffer cmd, gboolean f32,
                        const wh_vk_pc_attn *pc, guint32 n_tokens, GError **error);
+
+/* Rounds @n_tokens rows of @K activations as the CPU's @act_type (Q8_0, Q8_1 or Q8_K)
+ * activation blocks hold them (F32 in, F32 out). */
+gboolean wh_vk_op_quantize_act(wh_vk_device *dev, VkCommandBuffer cmd, wh_type act_type,
+                               const wh_vk_pc_quantize_act *pc, guint32 K, guint32 n_tokens,
+                               GError **error);
 
 #endif /* WH_HAVE_VULKAN */
 
