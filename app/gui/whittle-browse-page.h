@@ -14,7 +14,8 @@
  * the model name) are applied to the results here; quant type and largest file apply to
  * the files of the details.
  * Keyboard: Ctrl+F focuses the search entry; typing anywhere on the page starts a search;
- * Enter in the entry moves to the first result; Alt+Left / Escape-swipe go back.
+ * Enter in the entry moves to the first result; in the details, Alt+Left, the back mouse
+ * button, a swipe or the back button return to the results.
  */
 #pragma once
 

@@ -68,6 +68,17 @@ whittle_fit_plan(const wh_gguf *g, const WhittleFitSettings *fs, GError **error)
   return plan;
 }
 
+gboolean
+whittle_fit_run(wh_job *job, wh_gguf *g, const WhittleFitSettings *fs, GError **error)
+{
+  wh_plan *plan = whittle_fit_plan(g, fs, error);
+  wh_gguf_close(g);
+  if (plan == NULL)
+    return FALSE;
+  wh_job_set_result(job, plan, g_free);
+  return TRUE;
+}
+
 char *
 whittle_fit_badge_text(const wh_plan *plan, const char **css)
 {

@@ -15,6 +15,7 @@
 #include <gtk/gtk.h>
 
 #include "gguf/gguf.h"
+#include "jobs/jobs.h"
 #include "planner/planner.h"
 
 G_BEGIN_DECLS
@@ -33,6 +34,10 @@ void whittle_fit_settings_clear(WhittleFitSettings *fs);
 /* Plans the model of @g on this machine's devices. Returns a newly allocated plan (free
  * with g_free()) or NULL with @error (the header is not a model the planner knows). */
 wh_plan *whittle_fit_plan(const wh_gguf *g, const WhittleFitSettings *fs, GError **error);
+
+/* For job functions: plans @g (taking it: it is closed) and hands the plan to @job as its
+ * result. Returns FALSE with @error when the planner cannot judge the model. */
+gboolean whittle_fit_run(wh_job *job, wh_gguf *g, const WhittleFitSettings *fs, GError **error);
 
 /* The badge words for @plan (newly allocated) and its style class in *@css (static). */
 char *whittle_fit_badge_text(const wh_plan *plan, const char **css);

@@ -8,6 +8,7 @@
 #include "whittle-fit.h"
 #include "whittle-format.h"
 #include "whittle-library-page.h"
+#include "whittle-preferences-window.h"
 
 struct _WhittleLibraryPage {
   AdwBin parent_instance;
@@ -83,14 +84,7 @@ run_local_fit(wh_job *job, gpointer user_data, GError **error)
 {
   LocalFitArgs *a = user_data;
   wh_gguf *g = wh_gguf_open(a->path, error); /* maps the file: only the header is read */
-  if (g == NULL)
-    return FALSE;
-  wh_plan *plan = whittle_fit_plan(g, &a->fs, error);
-  wh_gguf_close(g);
-  if (plan == NULL)
-    return FALSE;
-  wh_job_set_result(job, plan, g_free);
-  return TRUE;
+  return g != NULL && whittle_fit_run(job, g, &a->fs, error);
 }
 
 static GtkWidget *
@@ -543,30 +537,14 @@ on_refresh_clicked(WhittleLibraryPage *self)
 }
 
 static void
-add_folder(const char *path)
-{
-  WhittleApplication *app = get_app();
-  GSettings *settings = app ? whittle_application_get_settings(app) : NULL;
-  if (settings == NULL)
-    return;
-  g_auto(GStrv) folders = g_settings_get_strv(settings, "library-folders");
-  if (g_strv_contains((const char *const *)folders, path))
-    return;
-  g_autoptr(GStrvBuilder) builder = g_strv_builder_new();
-  g_strv_builder_addv(builder, (const char **)folders);
-  g_strv_builder_add(builder, path);
-  g_auto(GStrv) updated = g_strv_builder_end(builder);
-  g_settings_set_strv(settings, "library-folders", (const char *const *)updated);
-}
-
-static void
 on_chooser_response(GtkNativeDialog *dialog, int response, WhittleLibraryPage *self)
 {
   if (response == GTK_RESPONSE_ACCEPT) {
     g_autoptr(GFile) folder = gtk_file_chooser_get_file(GTK_FILE_CHOOSER(dialog));
     g_autofree char *path = folder ? g_file_get_path(folder) : NULL;
-    if (path)
-      add_folder(path); /* the settings change starts a scan */
+    WhittleApplication *app = get_app();
+    if (path && app) /* the settings change starts a scan */
+      whittle_preferences_add_library_folder(whittle_application_get_settings(app), path);
   }
   g_clear_object(&self->chooser);
 }

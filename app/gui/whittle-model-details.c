@@ -103,14 +103,7 @@ run_fit(wh_job *job, gpointer user_data, GError **error)
   wh_job_set_fraction(job, -1, _("Reading the file header"));
   wh_gguf *g = wh_hub_read_gguf_header(a->hub, a->repo_id, NULL, a->filename, NULL,
                                        wh_job_get_cancellable(job), error);
-  if (g == NULL)
-    return FALSE;
-  wh_plan *plan = whittle_fit_plan(g, &a->fs, error);
-  wh_gguf_close(g);
-  if (plan == NULL)
-    return FALSE;
-  wh_job_set_result(job, plan, g_free);
-  return TRUE;
+  return g != NULL && whittle_fit_run(job, g, &a->fs, error);
 }
 
 static Variant *

@@ -135,9 +135,16 @@ void
 whittle_preferences_window_add_folder(WhittlePreferencesWindow *self, const char *path)
 {
   g_return_if_fail(WHITTLE_IS_PREFERENCES_WINDOW(self));
+  whittle_preferences_add_library_folder(self->settings, path);
+}
+
+void
+whittle_preferences_add_library_folder(GSettings *settings, const char *path)
+{
+  g_return_if_fail(G_IS_SETTINGS(settings));
   g_return_if_fail(path != NULL);
 
-  g_auto(GStrv) folders = g_settings_get_strv(self->settings, "library-folders");
+  g_auto(GStrv) folders = g_settings_get_strv(settings, "library-folders");
   if (g_strv_contains((const char *const *)folders, path))
     return;
 
@@ -145,7 +152,7 @@ whittle_preferences_window_add_folder(WhittlePreferencesWindow *self, const char
   g_strv_builder_addv(builder, (const char **)folders);
   g_strv_builder_add(builder, path);
   g_auto(GStrv) updated = g_strv_builder_end(builder);
-  g_settings_set_strv(self->settings, "library-folders", (const char *const *)updated);
+  g_settings_set_strv(settings, "library-folders", (const char *const *)updated);
 }
 
 static void

@@ -30,6 +30,8 @@ WhittlePreferencesWindow *whittle_preferences_window_new(GSettings *settings);
 
 /* Adds @path to the library folders (no-op when already there). */
 void whittle_preferences_window_add_folder(WhittlePreferencesWindow *self, const char *path);
+/* The same on @settings, for the Library page's "Add Folder…". */
+void whittle_preferences_add_library_folder(GSettings *settings, const char *path);
 
 /* The KV cache type shown ("f16", "q8_0", "q4_0"); setting it updates the settings. */
 void whittle_preferences_window_set_kv_type(WhittlePreferencesWindow *self, const char *kv_type);
