@@ -273,13 +273,17 @@ wh_plan_from_context(const wh_context *ctx, const wh_device_list *devices, wh_pl
     g_strlcpy(out->devices[0].device.name, "CPU", sizeof(out->devices[0].device.name));
   out->devices[0].mem = alloc.dev[WH_PLAN_CPU];
   if (alloc.n_gpu_layers > 0) {
-    const wh_device *gpu = wh_device_list_find_gpu(devices, cp->device, &error);
+    /* The device the backend really opened (its exact name), else what was asked for. */
+    const char *name = wh_context_get_gpu_device(ctx);
+    if (!name || !*name)
+      name = cp->device;
+    const wh_device *gpu = wh_device_list_find_gpu(devices, name, &error);
     wh_plan_device_entry *g = &out->devices[1];
     if (gpu) {
       g->device = *gpu;
     } else {
       g->device.kind = WH_DEVICE_KIND_OTHER_GPU;
-      g_strlcpy(g->device.name, cp->device[0] ? cp->device : "GPU", sizeof(g->device.name));
+      g_strlcpy(g->device.name, *name ? name : "GPU", sizeof(g->device.name));
     }
     g->mem = alloc.dev[WH_PLAN_GPU];
     out->n_devices = 2;
