@@ -50,7 +50,6 @@ open_shared_or_skip(const char *rel)
   return g;
 }
 
-
 /* A host-visible buffer holding a copy of @src (or zeros). */
 static void
 host_buf(wh_vk_device *dev, gsize bytes, const void *src, wh_vk_buffer *b)
@@ -752,6 +751,126 @@ test_model(gconstpointer data)
   wh_model_free(model);
 }
 
+#ifndef WH_BACKEND_SWEEP
+
+static wh_model *
+load_or_skip(const char *rel)
+{
+  g_autofree char *path = wh_test_shared_file_or_skip(rel);
+  if (!path)
+    return NULL;
+  GError *error = NULL;
+  wh_model_params mp = wh_model_default_params();
+  mp.n_threads = 2;
+  wh_model *model = wh_model_load(path, &mp, &error);
+  g_assert_no_error(error);
+  return model;
+}
+
+static wh_context *
+small_ctx(wh_model *model, guint32 ngl, wh_kv_type kv, const char *device, GError **error)
+{
+  wh_context_params cp = wh_context_default_params();
+  cp.n_ctx = 32;
+  cp.n_batch = 8;
+  cp.kv_type = kv;
+  cp.n_gpu_layers = ngl;
+  g_strlcpy(cp.device, device, sizeof(cp.device));
+  return wh_context_new(model, &cp, error);
+}
+
+/* Decoding in chunks and then token by token past the end of a 32-token cache (so the
+ * context shifts, moving and re-rotating the GPU layers' cached keys) gives the CPU's
+ * logits at every step, with half and with all layers on the GPU; for a normal-RoPE model
+ * and a NEOX one with sliding-window layers. */
+static void
+test_incremental_shift(gconstpointer data)
+{
+  const char *rel = data;
+  wh_vk_device *dev = device_or_skip();
+  if (!dev)
+    return;
+  wh_vk_device_free(dev);
+  wh_model *model = load_or_skip(rel);
+  if (!model)
+    return;
+  GError *error = NULL;
+  const guint32 L = wh_model_get_hparams(model)->n_layer, V = wh_model_n_vocab(model);
+  const guint32 ngls[] = {L / 2, L + 1};
+  for (gsize k = 0; k < G_N_ELEMENTS(ngls); k++) {
+    wh_context *cpu = small_ctx(model, 0, WH_KV_F16, "", &error);
+    wh_context *gpu = small_ctx(model, ngls[k], WH_KV_F16, "", &error);
+    g_assert_no_error(error);
+    g_assert_cmpuint(wh_context_get_params(gpu)->n_gpu_layers, ==, ngls[k]);
+    gint32 next = 0;
+    double worst = 0;
+    guint shifts = 0;
+    for (guint step = 0; step < 45; step++) {
+      const gint32 prompt[11] = {1, 400, 35, 80, 12, 300, 7, 99, 150, 42, 260};
+      const gint32 *tok = step == 0 ? prompt : &next;
+      const guint32 n = step == 0 ? 11 : 1, past = wh_context_n_past(gpu);
+      const float *a = wh_context_decode(cpu, tok, n, FALSE, &error);
+      g_assert_no_error(error);
+      const float *b = wh_context_decode(gpu, tok, n, FALSE, &error);
+      g_assert_no_error(error);
+      shifts += wh_context_n_past(gpu) < past + n;
+      double maxdiff = 0, maxabs = 0;
+      for (guint32 j = 0; j < V; j++) {
+        maxdiff = MAX(maxdiff, fabs((double)a[j] - b[j]));
+        maxabs = MAX(maxabs, fabs((double)a[j]));
+      }
+      worst = MAX(worst, maxdiff / (1 + maxabs));
+      next = wh_sample_argmax(a, (int)V);
+      g_assert_cmpuint(wh_context_n_past(gpu), ==, wh_context_n_past(cpu));
+    }
+    g_test_message("%s ngl %u: %u context shifts, max rel diff to the CPU %.3g", rel, ngls[k],
+                   shifts, worst);
+    g_assert_cmpuint(shifts, >=, 1);
+    g_assert_cmpfloat(worst, <=, 2e-3);
+    wh_context_free(cpu);
+    wh_context_free(gpu);
+  }
+  wh_model_free(model);
+}
+
+/* Plain failures: a device name that matches nothing fails context creation with the list
+ * of devices; a q8_0 KV cache keeps every layer on the CPU and says why. */
+static void
+test_errors(void)
+{
+  wh_vk_device *dev = device_or_skip();
+  if (!dev)
+    return;
+  g_autofree char *name = g_strdup(wh_vk_device_name(dev));
+  wh_vk_device_free(dev);
+  wh_model *model = load_or_skip("models/stories260K.gguf");
+  if (!model)
+    return;
+  GError *error = NULL;
+  g_assert_null(small_ctx(model, 2, WH_KV_F16, "no-such-gpu", &error));
+  g_assert_error(error, WH_VK_ERROR, WH_VK_ERROR_NO_DEVICE);
+  g_assert_nonnull(strstr(error->message, "no-such-gpu"));
+  g_assert_nonnull(strstr(error->message, name));
+  g_clear_error(&error);
+
+  wh_context *ctx = small_ctx(model, 2, WH_KV_Q8_0, "", &error);
+  g_assert_no_error(error);
+  g_assert_cmpuint(wh_context_get_params(ctx)->n_gpu_layers, ==, 0);
+  g_assert_nonnull(strstr(wh_context_get_gpu_note(ctx), "q8_0"));
+  g_assert_cmpstr(wh_context_get_gpu_device(ctx), ==, "");
+  wh_context_free(ctx);
+
+  ctx = small_ctx(model, 3, WH_KV_F16, name, &error); /* by its full name */
+  g_assert_no_error(error);
+  g_assert_cmpuint(wh_context_get_params(ctx)->n_gpu_layers, ==, 3);
+  g_assert_null(wh_context_get_gpu_note(ctx));
+  g_assert_cmpstr(wh_context_get_gpu_device(ctx), ==, name);
+  wh_context_free(ctx);
+  wh_model_free(model);
+}
+
+#endif /* !WH_BACKEND_SWEEP */
+
 int
 main(int argc, char **argv)
 {
@@ -772,6 +891,13 @@ main(int argc, char **argv)
   }
   g_test_add_func("/backend/vulkan/small-kernels", test_small_kernels);
   g_test_add_func("/backend/vulkan/attn", test_attn);
+#endif
+#ifndef WH_BACKEND_SWEEP
+  g_test_add_data_func("/backend/vulkan/incremental-shift/llama",
+                       "reference/models/synth-llama-F16.gguf", test_incremental_shift);
+  g_test_add_data_func("/backend/vulkan/incremental-shift/gemma2",
+                       "reference/models/synth-gemma2-F16.gguf", test_incremental_shift);
+  g_test_add_func("/backend/vulkan/errors", test_errors);
 #endif
   /* the normal suite: the six F16 architectures and stories260K (first prompt), a k-quant
    * mix and a grid i-quant file (its layers stay on the CPU, with a note); the sweep binary
