@@ -429,9 +429,9 @@ test_download(void)
   g_assert_true(wait_until(row_running_with_progress, (gpointer)title, 20));
 
   /* The jobs popover with the running download. */
-  gtk_menu_button_popup(
-      whittle_jobs_button_get_menu_button(whittle_window_get_jobs_button(window)));
-  screenshot(GTK_WIDGET(window), "downloads");
+  GtkMenuButton *jobs = whittle_jobs_button_get_menu_button(whittle_window_get_jobs_button(window));
+  gtk_menu_button_popup(jobs);
+  screenshot(GTK_WIDGET(gtk_menu_button_get_popover(jobs)), "downloads");
   WhittleJobRow *row = download_row(title);
   gtk_test_accessible_assert_role(GTK_ACCESSIBLE(row), GTK_ACCESSIBLE_ROLE_LIST_ITEM);
   g_assert_cmpuint(check_labels(GTK_WIDGET(row)), >=, 2); /* Pause, Cancel */
