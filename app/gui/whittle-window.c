@@ -23,6 +23,7 @@ struct _WhittleWindow {
   AdwToastOverlay *toast_overlay;
   AdwViewStack *stack;
   WhittleJobsButton *jobs_button;
+  WhittlePlannerPage *planner_page;
 };
 
 G_DEFINE_FINAL_TYPE(WhittleWindow, whittle_window, ADW_TYPE_APPLICATION_WINDOW)
@@ -186,6 +187,16 @@ whittle_window_dispose(GObject *object)
   G_OBJECT_CLASS(whittle_window_parent_class)->dispose(object);
 }
 
+/* win.open-planner(s): the Planner page with the GGUF at the given path. */
+static void
+action_open_planner(GtkWidget *widget, const char *action_name, GVariant *param)
+{
+  (void)action_name;
+  WhittleWindow *self = WHITTLE_WINDOW(widget);
+  whittle_planner_page_open_file(self->planner_page, g_variant_get_string(param, NULL));
+  adw_view_stack_set_visible_child_name(self->stack, "planner");
+}
+
 static void
 whittle_window_class_init(WhittleWindowClass *klass)
 {
@@ -210,6 +221,8 @@ whittle_window_class_init(WhittleWindowClass *klass)
   gtk_widget_class_bind_template_child(widget_class, WhittleWindow, stack);
   gtk_widget_class_install_action(widget_class, "win.show-jobs", NULL, action_show_jobs);
   gtk_widget_class_bind_template_child(widget_class, WhittleWindow, jobs_button);
+  gtk_widget_class_bind_template_child(widget_class, WhittleWindow, planner_page);
+  gtk_widget_class_install_action(widget_class, "win.open-planner", "s", action_open_planner);
 }
 
 static void
