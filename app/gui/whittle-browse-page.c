@@ -446,6 +446,14 @@ on_author_changed(WhittleBrowsePage *self)
   update_filter_summary(self);
 }
 
+/* An example search of the welcome page: the button's label is the search text. */
+static void
+on_example_clicked(WhittleBrowsePage *self, GtkButton *button)
+{
+  whittle_browse_page_search(self, gtk_button_get_label(button));
+  gtk_widget_grab_focus(GTK_WIDGET(self->search_entry));
+}
+
 static void
 on_retry_clicked(WhittleBrowsePage *self)
 {
@@ -526,6 +534,7 @@ whittle_browse_page_class_init(WhittleBrowsePageClass *klass)
   gtk_widget_class_bind_template_callback(widget_class, on_filters_changed);
   gtk_widget_class_bind_template_callback(widget_class, on_author_changed);
   gtk_widget_class_bind_template_callback(widget_class, on_retry_clicked);
+  gtk_widget_class_bind_template_callback(widget_class, on_example_clicked);
   gtk_widget_class_bind_template_callback(widget_class, on_more_clicked);
   gtk_widget_class_bind_template_callback(widget_class, on_edge_reached);
   gtk_widget_class_bind_template_callback(widget_class, on_result_activated);

@@ -130,6 +130,8 @@ sha256_of(const char *path)
 
 /* --- Search ---------------------------------------------------------------------------- */
 
+static GtkWidget *find_descendant(GtkWidget *root, GType type);
+
 static gboolean
 browse_settled(gpointer page)
 {
@@ -160,6 +162,22 @@ test_search(void)
   GtkListBox *list = whittle_browse_page_get_results(page);
   show_page("browse");
   g_assert_cmpstr(whittle_browse_page_get_state(page), ==, "empty");
+
+  /* The welcome page's example searches run a search (none of the test repositories is a
+   * Llama, so it finds nothing). */
+  GtkWidget *results =
+      gtk_widget_get_ancestor(GTK_WIDGET(whittle_browse_page_get_results(page)), GTK_TYPE_STACK);
+  GtkWidget *welcome = gtk_stack_get_child_by_name(GTK_STACK(results), "empty");
+  GtkWidget *example = find_descendant(welcome, GTK_TYPE_BUTTON);
+  g_assert_nonnull(example);
+  g_assert_cmpstr(gtk_button_get_label(GTK_BUTTON(example)), ==, "Llama");
+  g_signal_emit_by_name(example, "clicked");
+  g_assert_true(wait_until(browse_settled, page, 20));
+  g_assert_cmpstr(whittle_browse_page_get_state(page), ==, "error");
+  g_assert_cmpstr(adw_status_page_get_title(whittle_browse_page_get_status_page(page)), ==,
+                  "No Models Found");
+  GtkWidget *entry = find_descendant(GTK_WIDGET(page), GTK_TYPE_SEARCH_ENTRY);
+  g_assert_cmpstr(gtk_editable_get_text(GTK_EDITABLE(entry)), ==, "Llama");
 
   whittle_browse_page_search(page, "GGUF");
   g_assert_true(wait_until(browse_settled, page, 20));
