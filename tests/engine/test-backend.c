@@ -50,6 +50,17 @@ open_shared_or_skip(const char *rel)
   return g;
 }
 
+/* The device and a shared file, or FALSE when either is missing (the test is skipped). */
+static gboolean
+open_both(const char *rel, wh_vk_device **dev, wh_gguf **g)
+{
+  *dev = device_or_skip();
+  *g = *dev ? open_shared_or_skip(rel) : NULL;
+  if (*dev && !*g)
+    wh_vk_device_free(*dev);
+  return *g != NULL;
+}
+
 /* A host-visible buffer holding a copy of @src (or zeros). */
 static void
 host_buf(wh_vk_device *dev, gsize bytes, const void *src, wh_vk_buffer *b)
@@ -108,14 +119,10 @@ static void
 test_mul_mat(gconstpointer data)
 {
   const wh_type type = (wh_type)GPOINTER_TO_INT(data);
-  wh_vk_device *dev = device_or_skip();
-  if (!dev)
+  wh_vk_device *dev;
+  wh_gguf *g;
+  if (!open_both("reference/quant-reference.gguf", &dev, &g))
     return;
-  wh_gguf *g = open_shared_or_skip("reference/quant-reference.gguf");
-  if (!g) {
-    wh_vk_device_free(dev);
-    return;
-  }
   g_autofree char *wname =
       type == WH_TYPE_F32 ? g_strdup("dq.Q8_0") : g_strdup_printf("q.%s", wh_type_name(type));
   const wh_gguf_tensor *w = wh_gguf_find_tensor(g, wname);
@@ -200,14 +207,10 @@ static void
 test_quantize_act(gconstpointer data)
 {
   const wh_type act = (wh_type)GPOINTER_TO_INT(data);
-  wh_vk_device *dev = device_or_skip();
-  if (!dev)
+  wh_vk_device *dev;
+  wh_gguf *g;
+  if (!open_both("reference/quant-reference.gguf", &dev, &g))
     return;
-  wh_gguf *g = open_shared_or_skip("reference/quant-reference.gguf");
-  if (!g) {
-    wh_vk_device_free(dev);
-    return;
-  }
   const wh_gguf_tensor *in = wh_gguf_find_tensor(g, "input");
   const guint32 K = (guint32)in->ne[0], n = (guint32)in->ne[1];
   const float *x = (const float *)in->data;
@@ -284,14 +287,10 @@ rec_small(wh_vk_device *dev, VkCommandBuffer cmd, gpointer data, GError **error)
 static void
 test_small_kernels(void)
 {
-  wh_vk_device *dev = device_or_skip();
-  if (!dev)
+  wh_vk_device *dev;
+  wh_gguf *g;
+  if (!open_both("reference/models/synth-qwen3-F16.gguf", &dev, &g))
     return;
-  wh_gguf *g = open_shared_or_skip("reference/models/synth-qwen3-F16.gguf");
-  if (!g) {
-    wh_vk_device_free(dev);
-    return;
-  }
   const wh_gguf_tensor *emb = wh_gguf_find_tensor(g, "token_embd.weight");
   const wh_gguf_tensor *nw = wh_gguf_find_tensor(g, "blk.0.attn_norm.weight");
   const wh_gguf_tensor *qn = wh_gguf_find_tensor(g, "blk.0.attn_q_norm.weight");
@@ -440,14 +439,10 @@ rec_attn(wh_vk_device *dev, VkCommandBuffer cmd, gpointer data, GError **error)
 static void
 test_attn(void)
 {
-  wh_vk_device *dev = device_or_skip();
-  if (!dev)
+  wh_vk_device *dev;
+  wh_gguf *g;
+  if (!open_both("reference/models/synth-gemma2-F16.gguf", &dev, &g))
     return;
-  wh_gguf *g = open_shared_or_skip("reference/models/synth-gemma2-F16.gguf");
-  if (!g) {
-    wh_vk_device_free(dev);
-    return;
-  }
   const wh_gguf_tensor *emb = wh_gguf_find_tensor(g, "token_embd.weight");
   const guint32 d = (guint32)emb->ne[0], H = 4, Hkv = 2, dk = 64, n_cells = 150, n = 3;
   const guint32 pos0 = n_cells - n, W = H * dk + 2 * Hkv * dk;
