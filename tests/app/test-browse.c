@@ -657,6 +657,11 @@ test_library(void)
   settle(0.3);
   g_assert_cmpstr(adw_view_stack_get_visible_child_name(whittle_window_get_view_stack(window)), ==,
                   "chat");
+  /* Plan: the Planner page (win.open-planner selects the model there). */
+  gtk_widget_activate_action(GTK_WIDGET(page), "library.plan", "s", e->id);
+  settle(0.3);
+  g_assert_cmpstr(adw_view_stack_get_visible_child_name(whittle_window_get_view_stack(window)), ==,
+                  "planner");
   show_page("library");
 
   /* Delete asks first, then removes the file from the cache. */
