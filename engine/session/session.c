@@ -815,10 +815,30 @@ convo_clear(convo *c)
   g_ptr_array_unref(c->strings);
 }
 
+/* Joins runs of messages with the same role ("A\n\nB"): what a template that insists on
+ * alternating roles gets when the history has two user messages in a row (a reply that
+ * failed, or restored history). The texts go to @keep. Returns the new count. */
+static gsize
+merge_same_roles(wh_chat_message *w, gsize n, GPtrArray *keep)
+{
+  gsize out = 0;
+  for (gsize i = 0; i < n; i++) {
+    if (out > 0 && !strcmp(w[out - 1].role, w[i].role) && strcmp(w[i].role, "system") != 0) {
+      char *joined = g_strconcat(w[out - 1].content, "\n\n", w[i].content, NULL);
+      g_ptr_array_add(keep, joined);
+      w[out - 1].content = joined;
+    } else {
+      w[out++] = w[i];
+    }
+  }
+  return out;
+}
+
 /* Renders the system message (if any) plus history messages [from, end) with the generation
- * prompt. Falls back to the built-in format when the template fails on this conversation. */
+ * prompt: the model's template, then the template on the conversation with same-role runs
+ * merged, then the built-in format. @used (may be NULL) says which format it was. */
 static char *
-render_window(wh_session *s, const convo *c, guint from, gboolean add_gen)
+render_window(wh_session *s, const convo *c, guint from, gboolean add_gen, wh_chat_format *used)
 {
   guint sys = c->has_system ? 1 : 0;
   gsize n_hist = c->n - sys;
@@ -828,14 +848,26 @@ render_window(wh_session *s, const convo *c, guint from, gboolean add_gen)
     w[0] = c->msgs[0];
   for (gsize i = sys; i < n; i++)
     w[i] = c->msgs[sys + from + (i - sys)];
+  if (used)
+    *used = s->fallback;
   if (s->tmpl) {
     wh_chat_render_params rp = wh_chat_render_default_params();
     rp.bos_token = s->bos_text;
     rp.eos_token = s->eos_text;
     rp.add_generation_prompt = add_gen;
     char *out = wh_chat_template_render(s->tmpl, w, n, &rp, NULL);
-    if (out)
+    if (!out) {
+      g_autoptr(GPtrArray) keep = g_ptr_array_new_with_free_func(g_free);
+      g_autofree wh_chat_message *merged = g_memdup2(w, (n + 1) * sizeof *w);
+      gsize m = merge_same_roles(merged, n, keep);
+      if (m < n)
+        out = wh_chat_template_render(s->tmpl, merged, m, &rp, NULL);
+    }
+    if (out) {
+      if (used)
+        *used = WH_CHAT_FORMAT_TEMPLATE;
       return out;
+    }
   }
   return wh_chat_render_builtin(s->fallback, w, n, add_gen);
 }
@@ -856,7 +888,7 @@ tokenize_prompt(wh_session *s, const char *text, GArray *ids, GError **error)
 }
 
 static gboolean prepare_prompt(wh_session *s, const convo *c, guint *window, GArray *ids,
-                               char **text_out, GError **error);
+                               char **text_out, wh_chat_format *used, GError **error);
 
 char *
 wh_session_render_prompt(wh_session *s, GError **error)
@@ -868,7 +900,7 @@ wh_session_render_prompt(wh_session *s, GError **error)
   g_mutex_unlock(&s->lock);
   g_autoptr(GArray) ids = g_array_new(FALSE, FALSE, sizeof(gint32));
   char *out = NULL;
-  prepare_prompt(s, &c, &window, ids, &out, error);
+  prepare_prompt(s, &c, &window, ids, &out, NULL, error);
   convo_clear(&c);
   return out;
 }
@@ -895,9 +927,9 @@ compute_n_keep(wh_session *s, const convo *c)
   g_autoptr(GArray) b = g_array_new(FALSE, FALSE, sizeof(gint32));
   convo ca = {m, n + 1, c->has_system, NULL};
   m[n] = (wh_chat_message){"user", "A"};
-  g_autofree char *ta = render_window(s, &ca, 0, FALSE);
+  g_autofree char *ta = render_window(s, &ca, 0, FALSE, NULL);
   m[n] = (wh_chat_message){"user", "Z"};
-  g_autofree char *tb = render_window(s, &ca, 0, FALSE);
+  g_autofree char *tb = render_window(s, &ca, 0, FALSE, NULL);
   if (!tokenize_prompt(s, ta, a, NULL) || !tokenize_prompt(s, tb, b, NULL))
     return 1;
   guint32 k = common_prefix((gint32 *)a->data, a->len, (gint32 *)b->data, b->len);
@@ -952,16 +984,16 @@ stop_find(const char *buf, gsize len, char **stops, gsize from)
 
 /* The caller's stop strings plus the end-of-turn markers of the built-in formats. */
 static char **
-build_stops(wh_session *s, const char *const *user)
+build_stops(wh_chat_format format, const char *const *user)
 {
   GPtrArray *a = g_ptr_array_new();
   for (guint i = 0; user && user[i]; i++)
     if (*user[i])
       g_ptr_array_add(a, g_strdup(user[i]));
-  if (s->format == WH_CHAT_FORMAT_CHATML) {
+  if (format == WH_CHAT_FORMAT_CHATML) {
     g_ptr_array_add(a, g_strdup("<|im_end|>"));
     g_ptr_array_add(a, g_strdup("<|im_start|>"));
-  } else if (s->format == WH_CHAT_FORMAT_PLAIN) {
+  } else if (format == WH_CHAT_FORMAT_PLAIN) {
     g_ptr_array_add(a, g_strdup("\nUser:"));
     g_ptr_array_add(a, g_strdup("\nSystem:"));
   }
@@ -995,7 +1027,7 @@ check_cancel(GCancellable *c, GError **error)
  * *@window to the first history message of the window. */
 static gboolean
 prepare_prompt(wh_session *s, const convo *c, guint *window, GArray *ids, char **text_out,
-               GError **error)
+               wh_chat_format *used, GError **error)
 {
   guint32 n_ctx = wh_context_n_ctx(s->ctx), reserve = n_ctx / 4;
   guint sys = c->has_system ? 1 : 0;
@@ -1007,7 +1039,7 @@ prepare_prompt(wh_session *s, const convo *c, guint *window, GArray *ids, char *
   if (*window > last_user)
     *window = 0;
   for (;;) {
-    g_autofree char *text = render_window(s, c, *window, TRUE);
+    g_autofree char *text = render_window(s, c, *window, TRUE, used);
     if (!tokenize_prompt(s, text, ids, error))
       return FALSE;
     guint next = *window + 1;
@@ -1046,8 +1078,8 @@ make_room(wh_session *s, guint32 n)
 /* One turn on the thread that holds `busy`. Appends the reply to the history in every case
  * where a turn started; returns FALSE with @error for cancel and failures. */
 static gboolean
-run_turn(wh_session *s, const wh_session_generate_params *gp, char **stops, turn_sink *sink,
-         wh_session_stats *st, GError **error)
+run_turn(wh_session *s, const wh_session_generate_params *gp, turn_sink *sink, wh_session_stats *st,
+         GError **error)
 {
   gint64 t0 = g_get_monotonic_time();
   memset(st, 0, sizeof *st);
@@ -1066,10 +1098,13 @@ run_turn(wh_session *s, const wh_session_generate_params *gp, char **stops, turn
   const guint32 n_ctx = st->n_ctx;
   guint32 max_tokens = gp->max_tokens > 0 ? (guint32)gp->max_tokens : n_ctx;
   g_autoptr(GArray) ids = g_array_new(FALSE, FALSE, sizeof(gint32));
-  gboolean ok = prepare_prompt(s, &c, &s->window_start, ids, NULL, error);
+  wh_chat_format used = s->format;
+  gboolean ok = prepare_prompt(s, &c, &s->window_start, ids, NULL, &used, error);
   convo_clear(&c);
   if (!ok)
     return FALSE;
+  /* The caller's stop strings, plus the end-of-turn markers when a built-in format was used. */
+  g_auto(GStrv) stops = build_stops(used, gp->stop);
   st->dropped_messages = s->window_start;
   st->prompt_tokens = ids->len;
 
@@ -1261,11 +1296,9 @@ wh_session_generate(wh_session *s, const wh_session_generate_params *params,
   memset(stats, 0, sizeof *stats);
   if (!claim(s, error))
     return FALSE;
-  char **stops = build_stops(s, params->stop);
   sync_sink ss = {s, on_text, user_data};
   turn_sink sink = {sync_emit, NULL, &ss, cancellable};
-  gboolean ok = run_turn(s, params, stops, &sink, stats, error);
-  g_strfreev(stops);
+  gboolean ok = run_turn(s, params, &sink, stats, error);
   release(s);
   return ok;
 }
@@ -1339,7 +1372,7 @@ gen_job_run(wh_job *job, gpointer user_data, GError **error)
   gen_emit_ctx ec = {g, job};
   turn_sink sink = {async_emit, async_progress, &ec, wh_job_get_cancellable(job)};
   wh_session_stats *st = g_new0(wh_session_stats, 1);
-  gboolean ok = run_turn(g->session, &g->params, g->stops, &sink, st, error);
+  gboolean ok = run_turn(g->session, &g->params, &sink, st, error);
   wh_job_set_result(job, st, g_free);
   return ok;
 }
@@ -1379,8 +1412,8 @@ wh_session_generate_async(wh_session *s, wh_job_queue *queue,
   gen_job *g = g_new0(gen_job, 1);
   g->session = wh_session_ref(s);
   g->params = params ? *params : wh_session_generate_default_params();
-  g->stops = build_stops(s, g->params.stop);
-  g->params.stop = NULL;
+  g->stops = g_strdupv((char **)g->params.stop); /* NULL stays NULL */
+  g->params.stop = (const char *const *)g->stops;
   g->on_text = on_text;
   g->on_done = on_done;
   g->user_data = user_data;

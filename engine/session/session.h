@@ -14,6 +14,9 @@
  *    keeps the longest common token prefix already in the KV cache (wh_context_truncate()), so
  *    only the new tokens are prefilled. The logits, hence a greedy reply, are those of a fresh
  *    context fed the whole rendered conversation (stats.reused_tokens says how many were kept).
+ *  - When the template refuses a conversation (two user messages in a row for a template that
+ *    wants alternating roles), runs of same-role messages are joined with a blank line; if it
+ *    still refuses, that turn is rendered in the built-in format (with its stop strings).
  *  - Streaming text and stored replies are valid UTF-8: a character is never cut, and byte
  *    tokens that form no character show as U+FFFD. A stop string, or a prefix of one that later
  *    turns into a stop string, is never shown.

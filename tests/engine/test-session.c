@@ -263,6 +263,52 @@ test_utf8_random_model(void)
   g_assert_true(strstr(r, "\xef\xbf\xbd") || strstr(r2, "\xef\xbf\xbd"));
 }
 
+/* A template that refuses some conversations: two user messages in a row are merged for a
+ * template that insists on alternating roles (Gemma 2), and a conversation the template
+ * still refuses is rendered in the built-in format for that turn only. */
+static void
+test_template_refusals(void)
+{
+  g_autoptr(wh_session) s = open_session(GEMMA2, GEMMA2_TEMPLATE, 256);
+  if (!s)
+    return;
+  g_autoptr(GError) error = NULL;
+  g_assert_true(wh_session_add_message(s, WH_SESSION_ROLE_USER, "First", &error));
+  g_assert_true(wh_session_add_message(s, WH_SESSION_ROLE_USER, "Second", &error));
+  g_autofree char *prompt = wh_session_render_prompt(s, &error);
+  g_assert_cmpstr(prompt, ==,
+                  "<s><start_of_turn>user\nFirst\n\nSecond<end_of_turn>\n<start_of_turn>model\n");
+  wh_session_stats st;
+  g_autofree char *r = turn(s, NULL, 6, NULL, &st);
+  g_assert_cmpuint(st.generated_tokens, >, 0);
+
+  g_autofree char *path = wh_test_shared_file_or_skip(STORIES);
+  if (!path)
+    return;
+  wh_session_params p = wh_session_default_params();
+  p.context.n_ctx = 256;
+  p.context.n_threads = 1;
+  p.chat_template = "{% for m in messages %}{% if 'boom' in m['content'] %}"
+                    "{{ raise_exception('no boom here') }}{% endif %}"
+                    "[{{ m['role'] }}] {{ m['content'] }}\n{% endfor %}"
+                    "{% if add_generation_prompt %}[assistant] {% endif %}";
+  g_autoptr(wh_session) b = wh_session_new(path, &p, &error);
+  g_assert_no_error(error);
+  wh_sampler_params sp = greedy();
+  g_assert_true(wh_session_set_sampler_params(b, &sp, &error));
+  g_assert_cmpint(wh_session_get_chat_format(b, NULL), ==, WH_CHAT_FORMAT_TEMPLATE);
+  g_assert_true(wh_session_add_message(b, WH_SESSION_ROLE_USER, "calm", &error));
+  g_autofree char *calm = wh_session_render_prompt(b, &error);
+  g_assert_cmpstr(calm, ==, "[user] calm\n[assistant] ");
+  g_assert_true(wh_session_edit_message(b, 0, "boom", &error));
+  g_autofree char *boom = wh_session_render_prompt(b, &error);
+  g_assert_cmpstr(boom, ==, "<|im_start|>user\nboom<|im_end|>\n<|im_start|>assistant\n");
+  g_autofree char *rb = turn(b, NULL, 24, NULL, &st);
+  g_assert_null(strstr(rb, "<|im_end|>")); /* the built-in format's stop strings apply */
+  g_autofree char *want = fresh_greedy(b, boom, 24, chatml_stops, NULL);
+  g_assert_cmpstr(rb, ==, want);
+}
+
 /* Regenerate gives the same greedy reply, reusing the whole prompt; edit truncates. */
 static void
 test_regenerate_edit(void)
@@ -724,6 +770,7 @@ main(int argc, char **argv)
   g_test_init(&argc, &argv, NULL);
   g_test_add_func("/session/prefix-reuse", test_prefix_reuse_stories);
   g_test_add_func("/session/template-gemma2", test_template_gemma2);
+  g_test_add_func("/session/template-refusals", test_template_refusals);
   g_test_add_func("/session/regenerate-edit", test_regenerate_edit);
   g_test_add_func("/session/utf8-random-model", test_utf8_random_model);
   g_test_add_func("/session/stop-strings", test_stop_strings);
