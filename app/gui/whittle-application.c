@@ -134,14 +134,18 @@ sync_library_folders(WhittleApplication *self)
   self->library_folders = g_strdupv(folders);
 }
 
-/* The token: the Secret Service is asked in a thread (D-Bus may be slow); the hub keeps
- * what wh_hub_new() found (HF_TOKEN, token file) until then. Not a user job: no row in the
+/* The token: looked up in a thread (D-Bus may be slow); the hub keeps what wh_hub_new()
+ * found (HF_TOKEN, token file) until then. Not a user job: no row in the
  * jobs popover. The app holds a reference until the thread is done, so the hub outlives it. */
 static void
 load_token_thread(GTask *task, gpointer source, gpointer task_data, GCancellable *cancellable)
 {
   WhittleApplication *self = source;
-  wh_hub_use_stored_token(self->hub, cancellable);
+  /* Keyring, then HF_TOKEN, then the token file: after a change in the preferences the
+   * token may be in any of them (the file when no keyring runs), or gone. */
+  g_autoptr(wh_hub_token_info) info =
+      wh_hub_token_load(wh_hub_get_endpoint(self->hub), NULL, cancellable);
+  wh_hub_set_token(self->hub, info->token);
   g_task_return_boolean(task, TRUE);
 }
 

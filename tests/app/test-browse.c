@@ -783,6 +783,24 @@ find_match(GtkWidget *root, gboolean (*match)(GtkWidget *, gconstpointer), gcons
   return NULL;
 }
 
+static gboolean
+is_labelled(GtkWidget *w, gconstpointer label)
+{
+  return GTK_IS_BUTTON(w) && g_strcmp0(gtk_button_get_label(GTK_BUTTON(w)), label) == 0;
+}
+
+static gboolean
+hub_has_token(gpointer hub)
+{
+  return wh_hub_has_token(hub);
+}
+
+static gboolean
+hub_has_no_token(gpointer hub)
+{
+  return !wh_hub_has_token(hub);
+}
+
 static void
 test_preferences(void)
 {
@@ -797,6 +815,25 @@ test_preferences(void)
   g_assert_nonnull(token);
   g_assert_cmpstr(adw_preferences_row_get_title(ADW_PREFERENCES_ROW(token)), ==,
                   "Hugging Face Token");
+
+  /* Apply stores the token (no keyring in this test: the token file, as huggingface-cli
+   * does), clears the field, and the app's hub uses it; Remove Token forgets it. */
+  wh_hub *hub = whittle_application_get_hub(app);
+  g_autofree char *file = g_build_filename(g_getenv("HF_HOME"), "token", NULL);
+  g_assert_false(wh_hub_has_token(hub));
+  gtk_editable_set_text(GTK_EDITABLE(token), "hf_good");
+  g_signal_emit_by_name(token, "apply");
+  g_assert_true(wait_until(hub_has_token, hub, 20));
+  g_autofree char *stored = NULL;
+  g_assert_true(g_file_get_contents(file, &stored, NULL, NULL));
+  g_assert_cmpstr(g_strstrip(stored), ==, "hf_good");
+  g_assert_cmpstr(gtk_editable_get_text(GTK_EDITABLE(token)), ==, "");
+  GtkWidget *remove = find_match(GTK_WIDGET(prefs), is_labelled, "_Remove Token");
+  g_assert_nonnull(remove);
+  g_assert_true(wait_until((Condition)gtk_widget_is_sensitive, remove, 20));
+  g_signal_emit_by_name(remove, "clicked");
+  g_assert_true(wait_until(hub_has_no_token, hub, 20));
+  g_assert_false(g_file_test(file, G_FILE_TEST_EXISTS));
 
   /* KV cache type follows the setting both ways. */
   whittle_preferences_window_set_kv_type(prefs, "q8_0");
