@@ -372,6 +372,26 @@ test_details(void)
   g_assert_cmpuint(whittle_markdown_view_get_n_blocks(whittle_model_details_get_card_view(details)),
                    ==, 5);
   screenshot(GTK_WIDGET(window), "model-details");
+  /* The quant filter hides the other variants behind a "Show … more" row. */
+  whittle_model_details_set_filter(details, "Q4_K_M", 0);
+  GtkWidget *f16_row = gtk_widget_get_ancestor(
+      GTK_WIDGET(whittle_model_details_get_variant_button(details, 0)), ADW_TYPE_ACTION_ROW);
+  GtkWidget *q4_row = gtk_widget_get_ancestor(
+      GTK_WIDGET(whittle_model_details_get_variant_button(details, 1)), ADW_TYPE_ACTION_ROW);
+  g_assert_false(gtk_widget_get_visible(f16_row));
+  g_assert_true(gtk_widget_get_visible(q4_row));
+  GtkWidget *show_all = gtk_widget_get_next_sibling(q4_row);
+  g_assert_nonnull(show_all);
+  g_assert_cmpstr(adw_preferences_row_get_title(ADW_PREFERENCES_ROW(show_all)), ==,
+                  "Show 1 more file hidden by your filters");
+  g_signal_emit_by_name(gtk_widget_get_parent(show_all), "row-activated", show_all);
+  g_assert_true(gtk_widget_get_visible(f16_row));
+  /* A size limit below the F16 file hides it too. */
+  whittle_model_details_set_filter(details, NULL, 4000000);
+  g_assert_false(gtk_widget_get_visible(f16_row));
+  whittle_model_details_set_filter(details, NULL, 0);
+  g_assert_true(gtk_widget_get_visible(f16_row));
+
   /* The back button and the code block's Copy button at least. */
   g_assert_cmpuint(check_labels(GTK_WIDGET(details)), >=, 2);
 }
