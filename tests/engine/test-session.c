@@ -26,12 +26,27 @@ greedy(void)
   return sp;
 }
 
+/* A greedy session on shared model @rel with @p (one compute thread: tiny models run fastest
+ * on one); NULL (test skipped) when the model is missing. */
 static wh_session *
-open_session(const char *rel, const char *template_rel, guint32 n_ctx)
+open_with(const char *rel, wh_session_params *p)
 {
   g_autofree char *path = wh_test_shared_file_or_skip(rel);
   if (!path)
     return NULL;
+  p->context.n_threads = 1;
+  g_autoptr(GError) error = NULL;
+  wh_session *s = wh_session_new(path, p, &error);
+  g_assert_no_error(error);
+  g_assert_nonnull(s);
+  wh_sampler_params sp = greedy();
+  g_assert_true(wh_session_set_sampler_params(s, &sp, &error));
+  return s;
+}
+
+static wh_session *
+open_session(const char *rel, const char *template_rel, guint32 n_ctx)
+{
   g_autofree char *tmpl = NULL;
   if (template_rel) {
     g_autofree char *tpath = wh_test_shared_file_or_skip(template_rel);
@@ -41,15 +56,8 @@ open_session(const char *rel, const char *template_rel, guint32 n_ctx)
   }
   wh_session_params p = wh_session_default_params();
   p.context.n_ctx = n_ctx;
-  p.context.n_threads = 1; /* tiny models: one thread is fastest */
   p.chat_template = tmpl;
-  g_autoptr(GError) error = NULL;
-  wh_session *s = wh_session_new(path, &p, &error);
-  g_assert_no_error(error);
-  g_assert_nonnull(s);
-  wh_sampler_params sp = greedy();
-  g_assert_true(wh_session_set_sampler_params(s, &sp, &error));
-  return s;
+  return open_with(rel, &p);
 }
 
 static void
@@ -282,20 +290,15 @@ test_template_refusals(void)
   g_autofree char *r = turn(s, NULL, 6, NULL, &st);
   g_assert_cmpuint(st.generated_tokens, >, 0);
 
-  g_autofree char *path = wh_test_shared_file_or_skip(STORIES);
-  if (!path)
-    return;
   wh_session_params p = wh_session_default_params();
   p.context.n_ctx = 256;
-  p.context.n_threads = 1;
   p.chat_template = "{% for m in messages %}{% if 'boom' in m['content'] %}"
                     "{{ raise_exception('no boom here') }}{% endif %}"
                     "[{{ m['role'] }}] {{ m['content'] }}\n{% endfor %}"
                     "{% if add_generation_prompt %}[assistant] {% endif %}";
-  g_autoptr(wh_session) b = wh_session_new(path, &p, &error);
-  g_assert_no_error(error);
-  wh_sampler_params sp = greedy();
-  g_assert_true(wh_session_set_sampler_params(b, &sp, &error));
+  g_autoptr(wh_session) b = open_with(STORIES, &p);
+  if (!b)
+    return;
   g_assert_cmpint(wh_session_get_chat_format(b, NULL), ==, WH_CHAT_FORMAT_TEMPLATE);
   g_assert_true(wh_session_add_message(b, WH_SESSION_ROLE_USER, "calm", &error));
   g_autofree char *calm = wh_session_render_prompt(b, &error);
@@ -689,30 +692,23 @@ test_shift_keeps_system(void)
 static void
 test_gpu_reuse(void)
 {
-  g_autofree char *path = wh_test_shared_file_or_skip(STORIES);
-  if (!path)
-    return;
   wh_session_params p = wh_session_default_params();
   p.n_gpu_layers = WH_SESSION_NGL_ALL;
   p.context.n_ctx = 512;
-  p.context.n_threads = 1;
-  g_autoptr(GError) error = NULL;
-  g_autoptr(wh_session) s = wh_session_new(path, &p, &error);
-  g_assert_no_error(error);
+  g_autoptr(wh_session) s = open_with(STORIES, &p);
+  if (!s)
+    return;
   if (wh_session_get_n_gpu_layers(s) == 0) {
     g_test_skip(wh_session_get_device_note(s));
     return;
   }
-  wh_sampler_params sp = greedy();
-  g_assert_true(wh_session_set_sampler_params(s, &sp, &error));
+  g_autoptr(GError) error = NULL;
   wh_session_stats st1, st2, st3;
   g_autofree char *r1 = turn(s, "Once upon a time", 24, NULL, &st1);
   g_autofree char *r2 = turn(s, "Lily went to the park.", 24, NULL, &st2);
   g_assert_cmpuint(st2.reused_tokens, >=, st1.prompt_tokens);
 
-  g_autoptr(wh_session) fresh = wh_session_new(path, &p, &error);
-  g_assert_no_error(error);
-  g_assert_true(wh_session_set_sampler_params(fresh, &sp, &error));
+  g_autoptr(wh_session) fresh = open_with(STORIES, &p);
   const wh_chat_message convo2[] = {
       {"user", "Once upon a time"}, {"assistant", r1}, {"user", "Lily went to the park."}};
   g_assert_true(wh_session_set_messages(fresh, convo2, G_N_ELEMENTS(convo2), &error));
