@@ -641,6 +641,12 @@ entry_gone(gpointer page)
   return library_idle(page) && find_entry(page, "m-Q4_K_M.gguf") < 0;
 }
 
+static gboolean
+folder_listed(gpointer page)
+{
+  return library_idle(page) && find_entry(page, "mine-Q4_0.gguf") >= 0;
+}
+
 static void
 test_library(void)
 {
@@ -695,6 +701,21 @@ test_library(void)
   adw_message_dialog_response(ADW_MESSAGE_DIALOG(find.found), "delete");
   g_assert_true(wait_until(entry_gone, page, 30));
   g_assert_false(g_file_test(path, G_FILE_TEST_EXISTS));
+
+  /* Adding a folder (as "Add Folder…" does) scans again by itself; its models are listed
+   * in place and cannot be deleted from here. */
+  g_autofree char *folder = g_build_filename(tmp_dir, "my-models", NULL);
+  g_assert_cmpint(g_mkdir_with_parents(folder, 0755), ==, 0);
+  g_autofree char *mine = g_build_filename(folder, "mine-Q4_0.gguf", NULL);
+  g_autofree char *src = wh_test_shared_path("reference/models/stories260K-Q4_0.gguf");
+  g_assert_cmpint(symlink(src, mine), ==, 0);
+  whittle_preferences_add_library_folder(whittle_application_get_settings(app), folder);
+  g_assert_true(wait_until(folder_listed, page, 30));
+  const wh_library_entry *f =
+      whittle_library_page_get_entry(page, (guint)find_entry(page, "mine-Q4_0.gguf"));
+  g_assert_cmpint(f->source, ==, WH_LIBRARY_SOURCE_FOLDER);
+  g_assert_false(f->deletable);
+  g_settings_reset(whittle_application_get_settings(app), "library-folders");
 }
 
 /* --- Keyboard and accessibility --------------------------------------------------------- */
