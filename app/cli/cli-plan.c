@@ -38,6 +38,41 @@ size_str(guint64 bytes)
   return wh_hub_format_size(bytes);
 }
 
+/* Hyper-parameters of a remote file from its header alone; for a shard of a split model
+ * ("-00002-of-00003.gguf"), from every shard's header (metadata from the first, tensor bytes
+ * from all). *@header_bytes = bytes fetched. */
+static wh_model_hparams *
+remote_hparams(const char *repo, const char *revision, const char *file, guint64 *header_bytes,
+               GError **error)
+{
+  wh_hub *hub = wh_hub_new(NULL, error);
+  if (!hub)
+    return NULL;
+  g_autofree char *prefix = NULL;
+  guint index = 0, count = 1;
+  if (!wh_gguf_split_parse(file, &prefix, &index, &count))
+    count = 1;
+  wh_model_hparams *hp = g_new0(wh_model_hparams, 1);
+  gboolean ok = TRUE;
+  *header_bytes = 0;
+  for (guint k = 0; ok && k < count; k++) {
+    g_autofree char *name = count > 1 ? wh_gguf_split_path(prefix, k, count) : g_strdup(file);
+    guint64 bytes = 0;
+    wh_gguf *g = wh_hub_read_gguf_header(hub, repo, revision, name, &bytes, NULL, error);
+    *header_bytes += bytes;
+    ok = g != NULL;
+    if (ok && k == 0)
+      ok = wh_model_hparams_from_gguf(g, hp, error);
+    else if (ok)
+      wh_model_hparams_add_tensors(hp, g);
+    wh_gguf_close(g);
+  }
+  wh_hub_free(hub);
+  if (!ok)
+    g_clear_pointer(&hp, g_free);
+  return hp;
+}
+
 static void
 print_table(const char *what, const wh_model_hparams *hp, const wh_plan *plan,
             const wh_device_list *devices)
@@ -159,30 +194,23 @@ run_plan(int argc, char **argv)
     return wh_cli_usage_error(cmd, "--device needs GPU layers: add --ngl N or --ngl auto");
 
   g_autoptr(GError) error = NULL;
-  wh_gguf *g = NULL;
   guint64 header_bytes = 0;
+  wh_model_hparams *hp = NULL;
   if (model_path) {
-    g = wh_gguf_open(model_path, &error);
+    wh_gguf *g = wh_gguf_open(model_path, &error);
+    hp = g ? g_new0(wh_model_hparams, 1) : NULL;
+    if (hp && !wh_model_hparams_from_gguf(g, hp, &error))
+      g_clear_pointer(&hp, g_free);
+    wh_gguf_close(g);
   } else {
-    wh_hub *hub = wh_hub_new(NULL, &error);
-    if (hub)
-      g = wh_hub_read_gguf_header(hub, remote, revision ? revision : "main", argv[1], &header_bytes,
-                                  NULL, &error);
-    wh_hub_free(hub);
+    hp = remote_hparams(remote, revision ? revision : "main", argv[1], &header_bytes, &error);
   }
-  if (!g)
+  if (!hp)
     return wh_cli_fail(cmd, error);
-  wh_model_hparams *hp = g_new0(wh_model_hparams, 1);
-  gboolean ok = wh_model_hparams_from_gguf(g, hp, &error);
-  wh_gguf_close(g);
-  if (!ok) {
-    g_free(hp);
-    return wh_cli_fail(cmd, error);
-  }
 
   wh_device_list *devices = wh_devices_enumerate();
   wh_plan plan;
-  ok = wh_planner_compute(hp, devices, &pp, &plan, &error);
+  gboolean ok = wh_planner_compute(hp, devices, &pp, &plan, &error);
   if (ok && json) {
     g_autoptr(GString) s = g_string_new(NULL);
     wh_plan_append_json(&plan, s);

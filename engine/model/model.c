@@ -328,10 +328,19 @@ wh_model_hparams_from_gguf(const wh_gguf *g, wh_model_hparams *hp, GError **erro
   if (wh_gguf_get_uint(g, "tokenizer.ggml.eos_token_id", &id) && id < hp->n_vocab)
     hp->eos_id = (guint32)id;
 
-  hp->tied_output = wh_gguf_find_tensor(g, "output.weight") == NULL;
+  hp->tied_output = TRUE;
   hp->weight_bytes = 0;
   memset(hp->layer_bytes, 0, sizeof(hp->layer_bytes));
   hp->output_bytes = hp->embd_bytes = hp->other_bytes = 0;
+  wh_model_hparams_add_tensors(hp, g);
+  return TRUE;
+}
+
+void
+wh_model_hparams_add_tensors(wh_model_hparams *hp, const wh_gguf *g)
+{
+  if (wh_gguf_find_tensor(g, "output.weight"))
+    hp->tied_output = FALSE;
   for (guint64 i = 0; i < wh_gguf_n_tensors(g); i++) {
     const wh_gguf_tensor *t = wh_gguf_get_tensor(g, i);
     hp->weight_bytes += t->n_bytes;
@@ -348,7 +357,6 @@ wh_model_hparams_from_gguf(const wh_gguf *g, wh_model_hparams *hp, GError **erro
     else
       hp->other_bytes += t->n_bytes;
   }
-  return TRUE;
 }
 
 /* --- memory plan --------------------------------------------------------------------- */

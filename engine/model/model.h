@@ -141,6 +141,10 @@ typedef struct {
 /* Reads the hyper-parameters of @g (metadata and tensor directory only).
  * Errors: WH_MODEL_ERROR_* naming the key. */
 gboolean wh_model_hparams_from_gguf(const wh_gguf *g, wh_model_hparams *hp, GError **error);
+/* Adds the tensor directory of @g to @hp's weight byte counts (and clears tied_output when
+ * @g holds output.weight): for the other shards of a split model whose headers were read one
+ * by one (a remote plan); wh_model_hparams_from_gguf() already counts every shard it has. */
+void wh_model_hparams_add_tensors(wh_model_hparams *hp, const wh_gguf *g);
 
 /* --- memory plan --------------------------------------------------------------------- */
 

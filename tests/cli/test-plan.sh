@@ -113,6 +113,69 @@ python3 -c 'import json,sys; d=json.load(open(sys.argv[1]))["devices"]; assert d
 check "$?" 0 "devices lists the CPU first with its RAM"
 "$cli" devices | grep -q '^cpu  *CPU '; check "$?" 0 "devices table lists the CPU"
 
+# A GGUF splitter (two shards, half of the tensors each), for the split --remote check.
+cat >"$tmp/split.py" <<'EOF'
+import struct, sys
+# gguf-split.py SRC PREFIX: writes PREFIX-00001-of-00002.gguf and PREFIX-00002-of-00002.gguf,
+# half of the tensors each; metadata in the first, split.* keys in both (GGUF v3).
+src, prefix = sys.argv[1], sys.argv[2]
+b = open(src, "rb").read()
+pos = 0
+def take(fmt):
+    global pos
+    v = struct.unpack_from("<" + fmt, b, pos); pos += struct.calcsize("<" + fmt)
+    return v[0] if len(v) == 1 else v
+SIZES = {0: 1, 1: 1, 2: 2, 3: 2, 4: 4, 5: 4, 6: 4, 7: 1, 10: 8, 11: 8, 12: 8}
+def skip_value(t):
+    global pos
+    if t == 8:
+        n = take("Q"); pos += n
+    elif t == 9:
+        et, n = take("I"), take("Q")
+        for _ in range(n): skip_value(et)
+    else:
+        pos += SIZES[t]
+assert b[:4] == b"GGUF" and struct.unpack_from("<I", b, 4)[0] == 3
+pos = 8
+n_t, n_kv = take("Q"), take("Q")
+kv_start = pos
+align = 32
+for _ in range(n_kv):
+    klen = take("Q"); key = b[pos:pos + klen]; pos += klen
+    t = take("I")
+    if key == b"general.alignment": align = struct.unpack_from("<I", b, pos)[0]
+    skip_value(t)
+kv_raw = b[kv_start:pos]
+tensors = []
+for _ in range(n_t):
+    nlen = take("Q"); name = b[pos:pos + nlen]; pos += nlen
+    nd = take("I"); ne = [take("Q") for _ in range(nd)]
+    ty, off = take("I"), take("Q")
+    tensors.append([name, ne, ty, off])
+data_start = (pos + align - 1) // align * align
+ends = sorted(t[3] for t in tensors)[1:] + [len(b) - data_start]
+by_off = sorted(tensors, key=lambda t: t[3])
+for t, e in zip(by_off, ends): t.append(e - t[3])  # size incl. padding
+def kv(key, fmt, code, v):
+    k = key.encode()
+    return struct.pack("<Q", len(k)) + k + struct.pack("<I", code) + struct.pack("<" + fmt, v)
+half = n_t // 2
+for k, part in enumerate((tensors[:half], tensors[half:])):
+    extra = kv("split.no", "H", 2, k) + kv("split.count", "H", 2, 2) + kv("split.tensors.count", "i", 5, n_t)
+    kvs = (kv_raw if k == 0 else b"") + extra
+    n = (n_kv if k == 0 else 0) + 3
+    out = bytearray(b"GGUF" + struct.pack("<IQQ", 3, len(part), n) + kvs)
+    off = 0
+    for name, ne, ty, o, size in part:
+        out += struct.pack("<Q", len(name)) + name + struct.pack("<I", len(ne))
+        out += b"".join(struct.pack("<Q", x) for x in ne) + struct.pack("<IQ", ty, off)
+        off += size
+    out += b"\0" * ((-len(out)) % align)
+    for name, ne, ty, o, size in part:
+        out += b[data_start + o:data_start + o + size]
+    open("%s-%05d-of-00002.gguf" % (prefix, k + 1), "wb").write(out)
+EOF
+
 # --remote: header only, same plan as the local file.
 if [ -x "$build/tests/hub-server/hub-server" ]; then
   server="$build/tests/hub-server/hub-server"
@@ -120,8 +183,9 @@ else
   server="$build/tests/engine/test-hub --serve"
 fi
 src="$models/synth-llama-F16.gguf"
-mkdir -p "$tmp/root/org/m-GGUF"
+mkdir -p "$tmp/root/org/m-GGUF" "$tmp/root/org/split-GGUF"
 ln -s "$src" "$tmp/root/org/m-GGUF/m-F16.gguf"
+python3 "$tmp/split.py" "$src" "$tmp/root/org/split-GGUF/m-F16"
 $server "$tmp/root" --port-file "$tmp/port" >/dev/null 2>"$tmp/server.log" &
 spid=$!
 i=0; while [ ! -s "$tmp/port" ] && [ $i -lt 100 ]; do sleep 0.05; i=$((i+1)); done
@@ -138,6 +202,16 @@ if [ -s "$tmp/port" ]; then
   echo "header bytes read: $bytes of $size"
   [ -n "$bytes" ] && [ "$bytes" -gt 0 ] && [ $((bytes * 8)) -lt "$size" ]
   check "$?" 0 "--remote read only the header (less than 1/8 of the file)"
+  # A split model: any shard's name plans the whole model from every shard's header.
+  "$cli" plan --remote org/split-GGUF m-F16-00002-of-00002.gguf -c 1024 -t 2 --json \
+    >"$tmp/remote.json" 2>"$tmp/err"
+  check "$?" 0 "plan --remote of a split model exits 0"
+  python3 "$tmp/same.py" "$tmp/remote.json" "$tmp/local.json"
+  check "$?" 0 "plan --remote of the split model == plan -m of the whole file"
+  bytes=$(sed -n 's/^header bytes read: //p' "$tmp/err")
+  echo "split header bytes read: $bytes of $size"
+  [ -n "$bytes" ] && [ "$bytes" -gt 0 ] && [ $((bytes * 8)) -lt "$size" ]
+  check "$?" 0 "--remote read only the shards' headers"
   "$cli" plan --remote org/m-GGUF nope.gguf >/dev/null 2>&1; check "$?" 1 "--remote missing file exits 1"
 else
   echo "FAIL: the hub server did not start"; cat "$tmp/server.log"; fail=1

@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "backend/devices.h"
+#include "gguf/gguf-writer.h"
 #include "planner/planner.h"
 #include "wh-test-util.h"
 
@@ -220,6 +221,85 @@ test_planned_equals_allocated(void)
   g_assert_cmpuint(n_checked, >=, paths->len * 2);
   wh_device_list_free(huge);
   wh_device_list_free(real);
+}
+
+/* A split model's hyper-parameters from its shards' headers read one by one (as a remote
+ * plan reads them) equal those of the whole model: the shards are written here from a
+ * reference model, half of the tensors each. */
+static void
+test_split_shards(void)
+{
+  g_autofree char *src_path =
+      wh_test_shared_file_or_skip("reference/models/synth-llama-Q4_K_M.gguf");
+  if (!src_path)
+    return;
+  g_autoptr(GError) error = NULL;
+  wh_gguf *src = wh_gguf_open(src_path, &error);
+  g_assert_no_error(error);
+  g_autofree char *dir = wh_test_make_tmpdir();
+  g_autofree char *prefix = g_build_filename(dir, "m", NULL);
+  const guint n_t = (guint)wh_gguf_n_tensors(src), half = n_t / 2;
+  const char *skip[] = {"split.", NULL};
+  for (guint k = 0; k < 2; k++) {
+    wh_gguf_writer *w = wh_gguf_writer_new();
+    if (k == 0)
+      g_assert_true(wh_gguf_writer_copy_kvs(w, src, skip, &error));
+    wh_gguf_writer_set_uint16(w, "split.no", (guint16)k);
+    wh_gguf_writer_set_uint16(w, "split.count", 2);
+    wh_gguf_writer_set_int32(w, "split.tensors.count", (gint32)n_t);
+    const guint lo = k ? half : 0, hi = k ? n_t : half;
+    for (guint i = lo; i < hi; i++) {
+      const wh_gguf_tensor *t = wh_gguf_get_tensor(src, i);
+      g_assert_true(
+          wh_gguf_writer_add_tensor(w, t->name, t->type, MAX(t->n_dims, 1u), t->ne, &error));
+    }
+    g_autofree char *path = wh_gguf_split_path(prefix, k, 2);
+    g_assert_true(wh_gguf_writer_begin(w, path, &error));
+    for (guint i = lo; i < hi; i++) {
+      const wh_gguf_tensor *t = wh_gguf_get_tensor(src, i);
+      g_assert_true(wh_gguf_writer_write(w, t->data, t->n_bytes, &error));
+    }
+    g_assert_true(wh_gguf_writer_finish(w, &error));
+    wh_gguf_writer_free(w);
+  }
+  wh_model_hparams *want = hparams_of(src_path);
+  wh_gguf_close(src);
+
+  /* The whole split model, opened by the reader: the same as the source. */
+  g_autofree char *first = wh_gguf_split_path(prefix, 0, 2);
+  wh_model_hparams *whole = hparams_of(first);
+  /* Shard by shard, each parsed on its own (no split handling), as a remote header is. */
+  wh_model_hparams *parts = g_new0(wh_model_hparams, 1);
+  for (guint k = 0; k < 2; k++) {
+    g_autofree char *path = wh_gguf_split_path(prefix, k, 2);
+    char *data;
+    gsize len;
+    g_assert_true(g_file_get_contents(path, &data, &len, &error));
+    wh_gguf *g = wh_gguf_open_bytes(g_bytes_new_take(data, len), path, &error);
+    g_assert_no_error(error);
+    g_assert_cmpuint(wh_gguf_n_splits(g), ==, 1);
+    if (k == 0) {
+      g_assert_true(wh_model_hparams_from_gguf(g, parts, &error));
+      g_assert_cmpuint(parts->weight_bytes, <, want->weight_bytes); /* half of it */
+    } else {
+      wh_model_hparams_add_tensors(parts, g);
+    }
+    wh_gguf_close(g);
+  }
+  const wh_model_hparams *got[] = {whole, parts};
+  for (int i = 0; i < 2; i++) {
+    g_assert_cmpuint(got[i]->weight_bytes, ==, want->weight_bytes);
+    g_assert_cmpmem(got[i]->layer_bytes, sizeof(want->layer_bytes), want->layer_bytes,
+                    sizeof(want->layer_bytes));
+    g_assert_cmpuint(got[i]->output_bytes, ==, want->output_bytes);
+    g_assert_cmpuint(got[i]->embd_bytes, ==, want->embd_bytes);
+    g_assert_cmpuint(got[i]->other_bytes, ==, want->other_bytes);
+    g_assert_cmpint(got[i]->tied_output, ==, want->tied_output);
+  }
+  g_free(want);
+  g_free(whole);
+  g_free(parts);
+  wh_test_rmdir_r(dir);
 }
 
 /* The device split follows the rule of model.h: last layers first, the output layer with
@@ -620,6 +700,7 @@ main(int argc, char **argv)
   g_test_init(&argc, &argv, NULL);
   g_test_add_func("/planner/devices", test_devices);
   g_test_add_func("/planner/split-rule", test_split_rule);
+  g_test_add_func("/planner/split-shards", test_split_shards);
   g_test_add_func("/planner/verdicts", test_verdicts);
   g_test_add_func("/planner/auto-fit", test_auto_fit);
   g_test_add_func("/planner/speed", test_speed);
