@@ -30,6 +30,14 @@
 #include "backend/cuda/cuda-kernels.h"
 #endif
 
+/* test-backend-cuda-emu is this file linked with cuda-emu.c (a host emulation of the CUDA
+ * runtime and kernels): the whole-model tests then run the backend's host side (cuda.c)
+ * without a GPU. The host runs of the device code need the real kernel objects, so they are
+ * left out there. */
+#if defined(WH_HAVE_CUDA) && !defined(WH_CUDA_EMU)
+#define WH_TEST_DEVICE_CODE 1
+#endif
+
 static wh_model *
 load_shared_or_skip(const char *rel)
 {
@@ -165,7 +173,7 @@ test_clamp(void)
 
 /* --- host runs of the device code ----------------------------------------------------- */
 
-#ifdef WH_HAVE_CUDA
+#ifdef WH_TEST_DEVICE_CODE
 
 static wh_gguf *
 open_shared_or_skip(const char *rel)
@@ -289,7 +297,7 @@ test_host_glu(void)
   }
 }
 
-#endif /* WH_HAVE_CUDA */
+#endif /* WH_TEST_DEVICE_CODE */
 
 /* --- with a device -------------------------------------------------------------------- */
 
@@ -354,8 +362,12 @@ check_model(const char *rel, gboolean quantized)
   if (!m)
     return;
   const wh_model_hparams *hp = wh_model_get_hparams(m);
-  const gint32 tokens[] = {1, 403, 407, 261, 378, 34, 385, 306, 22, 263, 270, 290};
+  /* 40 positions: one argmax flip at a near-tie stays above the 94% of shared/README.md */
+  gint32 tokens[40];
   const guint32 n = G_N_ELEMENTS(tokens), V = hp->n_vocab;
+  tokens[0] = 1;
+  for (guint32 i = 1; i < n; i++)
+    tokens[i] = (gint32)(2 + (i * 37 + 11) % (V - 2));
   GError *error = NULL;
   wh_context_params cp = wh_context_default_params();
   cp.n_ctx = 64;
@@ -469,7 +481,7 @@ main(int argc, char **argv)
   g_test_add_func("/backend-cuda/probe", test_probe);
   g_test_add_func("/backend-cuda/fallback", test_fallback);
   g_test_add_func("/backend-cuda/clamp", test_clamp);
-#ifdef WH_HAVE_CUDA
+#ifdef WH_TEST_DEVICE_CODE
   g_test_add_func("/backend-cuda/host/dequant", test_host_dequant);
   g_test_add_func("/backend-cuda/host/kv-store", test_host_kv_store);
   g_test_add_func("/backend-cuda/host/glu", test_host_glu);

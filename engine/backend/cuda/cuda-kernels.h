@@ -32,11 +32,13 @@ enum {
   WH_CU_Q5_0 = 6,
   WH_CU_Q5_1 = 7,
   WH_CU_Q8_0 = 8,
+  WH_CU_Q8_1 = 9, /* activation rounding only (quantize_act) */
   WH_CU_Q2_K = 10,
   WH_CU_Q3_K = 11,
   WH_CU_Q4_K = 12,
   WH_CU_Q5_K = 13,
   WH_CU_Q6_K = 14,
+  WH_CU_Q8_K = 15, /* activation rounding only (quantize_act) */
   WH_CU_IQ4_NL = 20,
   WH_CU_IQ4_XS = 23,
 };
@@ -111,6 +113,17 @@ typedef struct {
   uint32_t row_split; /* rows per z slice of the grid (filled by the launcher) */
 } wh_cu_mul_mat_params;
 int wh_cu_mul_mat(wh_cu_stream *s, int type, const wh_cu_mul_mat_params *p);
+
+/* quantize_act.cu: y[t][k] = x[t][k] rounded as the CPU's 8-bit activations of @act_type
+ * (Q8_0/Q8_1: blocks of 32; Q8_K: blocks of 256) see it; K a multiple of the block. */
+typedef struct {
+  const float *x;
+  float *y;
+  uint32_t ldx;
+  uint32_t ldy;
+} wh_cu_quantize_act_params;
+int wh_cu_quantize_act(wh_cu_stream *s, int act_type, const wh_cu_quantize_act_params *p,
+                       uint32_t K, uint32_t n_tokens);
 
 /* rms_norm.cu: y = w * x / sqrt(mean(x^2) + eps) over rows (t, h) of n floats at
  * x + t*ldx_t + h*ldx_h (y likewise; y may equal x). */

@@ -3,13 +3,14 @@
  *
  * See cuda-private.h for the design note. The layer loop below is the CPU backend's
  * (engine/model/cpu.c, cpu_layers) stage for stage; each stage is one kernel of *.cu:
- *   rms_norm -> mul_mat (q|k|v) -> rms_norm (q/k norms) -> rope -> kv_store -> attention ->
+ *   rms_norm -> mul_mat (q|k|v) -> rms_norm (q/k norms) -> rope -> kv_store -> attn ->
  *   mul_mat (wo) -> rms_norm (post norm) -> add -> rms_norm -> mul_mat (gate|up) -> glu ->
  *   mul_mat (down) -> rms_norm (post norm) -> add
+ * where every mul_mat of a quantized weight first rounds its input with quantize_act.
  * GPU compute block (wh_model_compute_layout's gpu_compute_bytes, the same carve order):
  *   x [nb, d] | h [nb, d] | qkv [nb, W] | attn [nb, H*Dv] | tmp [nb, d] | ff [nb, 2F] |
- *   scores [nb, H, n_ctx] (planned for kernels that store scores; attention here uses an
- *   online softmax and leaves it unused) | rope [2 configs][cos|sin][nb][n_pairs]
+ *   qact [nb, k_max] (rounded matmul inputs) | then Vulkan's host-visible I/O block:
+ *   step (unused here) | x in/out (unused here) | rope [2 configs][cos|sin][nb][n_pairs]
  */
 #include "config.h"
 
@@ -96,6 +97,7 @@ G_STATIC_ASSERT((int)WH_CU_Q5_0 == (int)WH_TYPE_Q5_0 && (int)WH_CU_Q5_1 == (int)
 G_STATIC_ASSERT((int)WH_CU_Q8_0 == (int)WH_TYPE_Q8_0 && (int)WH_CU_Q2_K == (int)WH_TYPE_Q2_K);
 G_STATIC_ASSERT((int)WH_CU_Q3_K == (int)WH_TYPE_Q3_K && (int)WH_CU_Q4_K == (int)WH_TYPE_Q4_K);
 G_STATIC_ASSERT((int)WH_CU_Q5_K == (int)WH_TYPE_Q5_K && (int)WH_CU_Q6_K == (int)WH_TYPE_Q6_K);
+G_STATIC_ASSERT((int)WH_CU_Q8_1 == (int)WH_TYPE_Q8_1 && (int)WH_CU_Q8_K == (int)WH_TYPE_Q8_K);
 G_STATIC_ASSERT((int)WH_CU_IQ4_NL == (int)WH_TYPE_IQ4_NL &&
                 (int)WH_CU_IQ4_XS == (int)WH_TYPE_IQ4_XS);
 
@@ -350,7 +352,7 @@ struct wh_cuda_forward {
   GHashTable *dev_ptr; /* const wh_gguf_tensor * -> its bytes on the device */
 
   /* compute block views */
-  float *x, *h, *qkv, *attn, *tmp, *ff, *rope;
+  float *x, *h, *qkv, *attn, *tmp, *ff, *qact, *rope;
 };
 
 static guint64
@@ -494,10 +496,12 @@ wh_cuda_forward_new(wh_context *ctx, wh_cuda_device *dev, GError **error)
   wh_cu_host_free(staging);
   staging = NULL;
 
-  /* Compute block views, in the plan's order (model.c, gpu_compute_bytes). */
+  /* Compute block views, in the plan's order (model.c, gpu_compute_bytes): the device buffers,
+   * then what Vulkan keeps host-visible (the step block and the x in/out buffer are unused
+   * here: a launch takes the position as a parameter and x goes straight to the device). */
   const wh_model_hparams *hp = &m->hp;
   const guint64 nb = ctx->lay.nb, d = hp->n_embd;
-  guint64 top = 0;
+  guint64 top = 0, io = 0;
   fw->x = (float *)(fw->compute + carve(&top, nb * d * 4));
   fw->h = (float *)(fw->compute + carve(&top, nb * d * 4));
   fw->qkv = (float *)(fw->compute + carve(&top, nb * ctx->lay.qkv_width * 4));
@@ -505,13 +509,15 @@ wh_cuda_forward_new(wh_context *ctx, wh_cuda_device *dev, GError **error)
       (float *)(fw->compute + carve(&top, nb * (guint64)hp->n_head_max * hp->head_dim_v * 4));
   fw->tmp = (float *)(fw->compute + carve(&top, nb * d * 4));
   fw->ff = (float *)(fw->compute + carve(&top, nb * ctx->lay.ff_width * 4));
-  carve(&top, nb * (guint64)hp->n_head_max * ctx->params.n_ctx * 4); /* scores: unused */
-  fw->rope = (float *)(fw->compute + carve(&top, 2 * 2 * nb * ctx->lay.n_pairs * 4));
-  if (top != plan->compute) {
+  fw->qact = (float *)(fw->compute + carve(&top, nb * (guint64)ctx->lay.k_max * 4));
+  carve(&io, 16);         /* step block: unused */
+  carve(&io, nb * d * 4); /* x in/out: unused */
+  fw->rope = (float *)(fw->compute + top + carve(&io, 2 * 2 * nb * ctx->lay.n_pairs * 4));
+  if (top + io != plan->compute) {
     g_set_error(error, WH_CUDA_ERROR, WH_CUDA_ERROR_FAILED,
                 "the CUDA compute layout (%" G_GUINT64_FORMAT " bytes) differs from the plan "
                 "(%" G_GUINT64_FORMAT " bytes): a bug",
-                top, plan->compute);
+                top + io, plan->compute);
     goto fail;
   }
 
@@ -576,11 +582,22 @@ v_cells(wh_cuda_forward *fw, guint32 il)
   return k_cells(fw, il) + (guint64)fw->ctx->params.n_ctx * fw->ctx->lay.kv_row_k[il];
 }
 
-/* y[t] = W x[t] (+ bias) for n tokens. */
+/* y[t] = W x[t] (+ bias) for n tokens. Like the CPU path, weights of a quantized type
+ * multiply the input rounded to their 8-bit activation type (Q8_0, Q8_1 or Q8_K, into qact). */
 static int
 mul_mat(wh_cuda_forward *fw, const wh_gguf_tensor *w, const float *x, guint32 ldx, float *y,
         guint32 ldy, const wh_gguf_tensor *bias, guint32 n)
 {
+  const wh_type act = wh_quant_vec_dot_type(w->type);
+  if (act != WH_TYPE_F32) {
+    const wh_cu_quantize_act_params qa = {
+        .x = x, .y = fw->qact, .ldx = ldx, .ldy = (guint32)w->ne[0]};
+    const int err = wh_cu_quantize_act(fw->s, (int)act, &qa, (guint32)w->ne[0], n);
+    if (err != 0)
+      return err;
+    x = fw->qact;
+    ldx = (guint32)w->ne[0];
+  }
   const wh_cu_mul_mat_params p = {
       .w = dptr(fw, w),
       .x = x,
