@@ -12,7 +12,8 @@ typedef struct {
   char *filename;
   wh_job *job; /* current job (owned ref), NULL while paused after a restart */
   WhittleDownloadState state;
-  gboolean pausing; /* the cancel in flight is a pause */
+  gboolean pausing;    /* the cancel in flight is a pause */
+  gboolean forgetting; /* the cancel in flight is whittle_downloads_cancel() */
 } Entry;
 
 struct _WhittleDownloads {
@@ -104,7 +105,9 @@ on_job_notify(wh_job *job, gpointer user_data)
     e->state = WHITTLE_DOWNLOAD_FAILED;
     break;
   case WH_JOB_CANCELLED:
-    if (e->pausing) {
+    if (!e->forgetting) {
+      /* Paused, or stopped by someone else (closing the app cancels every job): keep it
+       * in the list, so it continues at the next start. */
       e->state = WHITTLE_DOWNLOAD_PAUSED;
       e->pausing = FALSE;
     } else {
@@ -192,6 +195,7 @@ submit(WhittleDownloads *self, Entry *e)
                                (GDestroyNotify)download_args_free, on_job_notify, self);
   e->state = WHITTLE_DOWNLOAD_RUNNING;
   e->pausing = FALSE;
+  e->forgetting = FALSE;
   if (old) {
     if (self->forget)
       self->forget(old, self->forget_data);
@@ -302,6 +306,7 @@ whittle_downloads_cancel(WhittleDownloads *self, wh_job *job)
     return;
   if (e->state == WHITTLE_DOWNLOAD_RUNNING) {
     e->pausing = FALSE;
+    e->forgetting = TRUE;
     wh_job_cancel(job); /* the notification forgets it */
     return;
   }

@@ -9,8 +9,10 @@
  * when the app starts again. Promises:
  *  - Pausing cancels the job and keeps the partial file (the hub continues it where it
  *    stopped); resuming and retrying submit a new job for the same file and drop the old
- *    job's row from the jobs list. Cancelling forgets the download (the partial file stays
- *    in the hub cache, so starting it again later still continues).
+ *    job's row from the jobs list. whittle_downloads_cancel() forgets the download (the
+ *    partial file stays in the hub cache, so starting it again later still continues); a
+ *    job cancelled any other way (closing the app cancels every job) counts as paused and
+ *    stays in the settings.
  *  - whittle_downloads_restore() resumes every persisted download (call once at startup).
  *  - Signals, on the main thread: "changed" (wh_job *job) when a download's state changed;
  *    "download-finished" (const char *repo_id, const char *filename, const char *path) after

@@ -569,6 +569,13 @@ string_set(gpointer data)
   return *(char **)data != NULL;
 }
 
+static gboolean
+download_paused(gpointer downloads)
+{
+  wh_job *job = g_object_get_data(G_OBJECT(downloads), "job");
+  return whittle_downloads_get_state(downloads, job) == WHITTLE_DOWNLOAD_PAUSED;
+}
+
 static void
 test_restart_resumes(void)
 {
@@ -590,6 +597,23 @@ test_restart_resumes(void)
   g_assert_cmpstr(got, ==, want);
   g_assert_cmpuint(whittle_downloads_get_n_pending(restarted), ==, 0);
   g_free(path);
+
+  /* A job cancelled from outside (closing the app cancels every job) stays listed; the
+   * row's Cancel (whittle_downloads_cancel) forgets it. */
+  wh_test_hub_faults faults = {0};
+  faults.rate = 200000;
+  wh_test_hub_set_faults(server, &faults);
+  wh_job *job = whittle_downloads_start(restarted, "gated/locked-GGUF", NULL, "locked-Q8_0.gguf");
+  wh_hub_set_token(hub, "hf_good");
+  wh_job_cancel(job);
+  g_object_set_data(G_OBJECT(restarted), "job", job);
+  g_assert_true(wait_until(download_paused, restarted, 20));
+  g_assert_cmpuint(n_persisted(), ==, 1);
+  whittle_downloads_cancel(restarted, job);
+  g_assert_cmpuint(n_persisted(), ==, 0);
+  wh_hub_set_token(hub, NULL);
+  memset(&faults, 0, sizeof faults);
+  wh_test_hub_set_faults(server, &faults);
   g_object_unref(restarted);
   g_settings_reset(settings, "downloads");
   GListModel *jobs = whittle_application_get_jobs(app);
