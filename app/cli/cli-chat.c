@@ -271,14 +271,14 @@ run_chat(int argc, char **argv)
   params.context.n_threads = n_threads;
   if (device)
     g_strlcpy(params.context.device, device, sizeof params.context.device);
+  if (kv_name && !wh_kv_type_from_name(kv_name, &params.context.kv_type))
+    return wh_cli_usage_error(cmd, "unknown KV cache type “%s”", kv_name);
   params.n_gpu_layers = (int)ngl_count;
   if (ngl && !g_ascii_strcasecmp(ngl, "all"))
     params.n_gpu_layers = WH_SESSION_NGL_ALL;
   else if (ngl && !g_ascii_strcasecmp(ngl, "auto") &&
            !resolve_auto_ngl(model_path, &params, &params.n_gpu_layers, &error))
     return wh_cli_fail(cmd, error);
-  if (kv_name && !wh_kv_type_from_name(kv_name, &params.context.kv_type))
-    return wh_cli_usage_error(cmd, "unknown KV cache type “%s”", kv_name);
   g_autofree char *template_source = NULL;
   if (template_path && !g_file_get_contents(template_path, &template_source, NULL, &error))
     return wh_cli_fail(cmd, error);
