@@ -155,43 +155,22 @@ reply(wh_session *s, wh_job_queue *q, GMainContext *mc, const wh_session_generat
   return ok;
 }
 
-/* --ngl: "all", a count, or "auto": the most layers the memory planner finds room for on the
- * GPU at this context size (0, with a line saying why, when there is none). FALSE with @error
- * when the model's header cannot be read or the named device does not exist. */
+/* --ngl auto: reads the model's header and lets the memory planner choose (wh_cli_gpu_params()
+ * fills params->context.n_gpu_layers). FALSE with @error when the header cannot be read or a
+ * named device does not exist. */
 static gboolean
-resolve_auto_ngl(const char *path, const wh_session_params *params, int *out, GError **error)
+resolve_auto_ngl(const char *path, wh_session_params *params, GError **error)
 {
   wh_gguf *g = wh_gguf_open(path, error);
   if (!g)
     return FALSE;
   wh_model_hparams *hp = g_new0(wh_model_hparams, 1);
-  gboolean ok = wh_model_hparams_from_gguf(g, hp, error);
+  gboolean ok =
+      wh_model_hparams_from_gguf(g, hp, error) &&
+      wh_cli_gpu_params(WH_PLANNER_NGL_AUTO, params->context.device, hp, &params->context, error);
   wh_gguf_close(g);
-  if (ok) {
-    wh_device_list *devices = wh_devices_enumerate();
-    wh_planner_params pp = wh_planner_default_params();
-    pp.n_ctx = params->context.n_ctx;
-    pp.kv_type = params->context.kv_type;
-    pp.n_gpu_layers = WH_PLANNER_NGL_AUTO;
-    pp.device = params->context.device[0] ? params->context.device : NULL;
-    wh_plan plan;
-    GError *e = NULL;
-    if (wh_planner_compute(hp, devices, &pp, &plan, &e)) {
-      *out = (int)plan.n_gpu_layers;
-      if (plan.n_gpu_layers == 0)
-        fprintf(stderr, "--ngl auto: no GPU has room for a layer; running on the CPU\n");
-    } else if (g_error_matches(e, WH_PLANNER_ERROR, WH_PLANNER_ERROR_DEVICE) &&
-               !params->context.device[0]) {
-      fprintf(stderr, "--ngl auto: %s; running on the CPU\n", e->message);
-      *out = 0;
-      g_clear_error(&e);
-    } else {
-      g_propagate_error(error, e);
-      ok = FALSE;
-    }
-    wh_device_list_free(devices);
-  }
   g_free(hp);
+  params->n_gpu_layers = 0; /* the context's count */
   return ok;
 }
 
@@ -259,10 +238,9 @@ run_chat(int argc, char **argv)
     return wh_cli_usage_error(cmd, "-m MODEL is required");
   if (n_predict < 0 || n_ctx < 0 || top_k < 0)
     return wh_cli_usage_error(cmd, "-n, -c and --top-k must not be negative");
-  char *end = NULL;
-  gint64 ngl_count = ngl ? g_ascii_strtoll(ngl, &end, 10) : 0;
-  gboolean ngl_word = ngl && (!g_ascii_strcasecmp(ngl, "all") || !g_ascii_strcasecmp(ngl, "auto"));
-  if (ngl && !ngl_word && (!*ngl || *end || ngl_count < 0 || ngl_count > G_MAXINT))
+  gint32 ngl_count = 0; /* a count, or WH_PLANNER_NGL_AUTO */
+  gboolean ngl_all = ngl && !g_ascii_strcasecmp(ngl, "all");
+  if (!ngl_all && !wh_cli_parse_ngl(ngl, &ngl_count))
     return wh_cli_usage_error(cmd, "--ngl takes a layer count, all or auto, not “%s”", ngl);
 
   g_autoptr(GError) error = NULL;
@@ -273,11 +251,8 @@ run_chat(int argc, char **argv)
     g_strlcpy(params.context.device, device, sizeof params.context.device);
   if (kv_name && !wh_kv_type_from_name(kv_name, &params.context.kv_type))
     return wh_cli_usage_error(cmd, "unknown KV cache type “%s”", kv_name);
-  params.n_gpu_layers = (int)ngl_count;
-  if (ngl && !g_ascii_strcasecmp(ngl, "all"))
-    params.n_gpu_layers = WH_SESSION_NGL_ALL;
-  else if (ngl && !g_ascii_strcasecmp(ngl, "auto") &&
-           !resolve_auto_ngl(model_path, &params, &params.n_gpu_layers, &error))
+  params.n_gpu_layers = ngl_all ? WH_SESSION_NGL_ALL : MAX(ngl_count, 0);
+  if (ngl_count == WH_PLANNER_NGL_AUTO && !resolve_auto_ngl(model_path, &params, &error))
     return wh_cli_fail(cmd, error);
   g_autofree char *template_source = NULL;
   if (template_path && !g_file_get_contents(template_path, &template_source, NULL, &error))
