@@ -37,6 +37,8 @@ struct _WhittleBrowsePage {
   GtkLabel *filter_summary;
   GtkStack *results_stack;
   GtkSpinner *loading_spinner;
+  GtkWidget *slow_label;
+  guint slow_source; /* shows slow_label when a search takes long (retries, rate limits) */
   AdwStatusPage *error_page;
   GtkListBox *results_list;
   GtkButton *more_button;
@@ -282,6 +284,8 @@ on_search_notify(wh_job *job, gpointer user_data)
   gtk_widget_set_visible(GTK_WIDGET(self->more_spinner), FALSE);
   gtk_spinner_set_spinning(self->more_spinner, FALSE);
   gtk_spinner_set_spinning(self->loading_spinner, FALSE);
+  g_clear_handle_id(&self->slow_source, g_source_remove);
+  gtk_widget_set_visible(self->slow_label, FALSE);
   wh_job_state state = wh_job_get_state(job);
   if (state == WH_JOB_SUCCEEDED) {
     /* Rows are built a few per main-loop iteration, below redraw priority, so a page of
@@ -328,9 +332,20 @@ run_search_next(wh_job *job, gpointer user_data, GError **error)
   return TRUE;
 }
 
+static gboolean
+on_search_slow(gpointer data)
+{
+  WhittleBrowsePage *self = data;
+  self->slow_source = 0;
+  gtk_widget_set_visible(self->slow_label, TRUE);
+  return G_SOURCE_REMOVE;
+}
+
 static void
 cancel_search(WhittleBrowsePage *self)
 {
+  g_clear_handle_id(&self->slow_source, g_source_remove);
+  gtk_widget_set_visible(self->slow_label, FALSE);
   g_clear_handle_id(&self->add_source, g_source_remove);
   if (self->search_job) {
     wh_job_cancel(self->search_job);
@@ -397,6 +412,8 @@ run_search(WhittleBrowsePage *self)
   self->search_job = wh_hub_search_async(hub, self->queue, &q, on_search_notify, self);
   gtk_stack_set_visible_child_name(self->results_stack, "loading");
   gtk_spinner_set_spinning(self->loading_spinner, TRUE);
+  /* The hub waits and retries on its own (timeouts, 5xx, 429 with Retry-After): say so. */
+  self->slow_source = g_timeout_add_seconds(4, on_search_slow, self);
 }
 
 static void
@@ -496,6 +513,7 @@ whittle_browse_page_dispose(GObject *object)
 
   /* The queue first: after it, no job notifies this page or the details any more. */
   g_clear_handle_id(&self->add_source, g_source_remove);
+  g_clear_handle_id(&self->slow_source, g_source_remove);
   g_clear_pointer(&self->search_job, wh_job_unref);
   g_clear_pointer(&self->queue, wh_job_queue_free);
   g_clear_pointer(&self->next_url, g_free);
@@ -524,6 +542,7 @@ whittle_browse_page_class_init(WhittleBrowsePageClass *klass)
   gtk_widget_class_bind_template_child(widget_class, WhittleBrowsePage, filter_summary);
   gtk_widget_class_bind_template_child(widget_class, WhittleBrowsePage, results_stack);
   gtk_widget_class_bind_template_child(widget_class, WhittleBrowsePage, loading_spinner);
+  gtk_widget_class_bind_template_child(widget_class, WhittleBrowsePage, slow_label);
   gtk_widget_class_bind_template_child(widget_class, WhittleBrowsePage, error_page);
   gtk_widget_class_bind_template_child(widget_class, WhittleBrowsePage, results_list);
   gtk_widget_class_bind_template_child(widget_class, WhittleBrowsePage, more_button);
