@@ -107,6 +107,10 @@ print_table(const char *what, const wh_model_hparams *hp, const wh_plan *plan,
     if (!e->device.free_known)
       printf("note      the free memory of %s is not known: its total is used\n", e->device.name);
   }
+  if (hp->n_ctx_train && plan->n_ctx > hp->n_ctx_train)
+    printf("note      the context (%u) is longer than the model was trained for (%u): expect "
+           "worse text past that, unless the model scales RoPE\n",
+           plan->n_ctx, hp->n_ctx_train);
   if (plan->mmap)
     printf("note      CPU weights are mapped from the file: reported, not counted against free "
            "RAM%s\n",
