@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "../hub-server/hub-server.h"
+#include "app-test-util.h"
 #include "planner/planner.h"
 #include "wh-test-util.h"
 #include "whittle-application.h"
@@ -32,79 +33,12 @@ static WhittleApplication *app;
 static WhittleWindow *window;
 static wh_test_hub *server;
 static char *tmp_dir;
-static char *shots;
 static const char *q4_src; /* shared file served as org/m-GGUF/m-Q4_K_M.gguf */
 static const char *f16_src;
 
 #define N_TINY 33 /* repositories besides org/m-GGUF and gated/locked-GGUF: more than a page */
 
-typedef gboolean (*Condition)(gpointer data);
-
-/* The longest single main-loop iteration seen while waiting (a figure, printed, not
- * asserted: the work that could stall the loop runs in jobs). */
-static gint64 longest_iteration_us;
-
-static gboolean
-wait_until(Condition cond, gpointer data, double seconds)
-{
-  gint64 end = g_get_monotonic_time() + (gint64)(seconds * G_USEC_PER_SEC);
-  while (!cond(data)) {
-    if (g_get_monotonic_time() > end)
-      return FALSE;
-    gint64 t0 = g_get_monotonic_time();
-    gboolean busy = g_main_context_iteration(NULL, FALSE);
-    longest_iteration_us = MAX(longest_iteration_us, g_get_monotonic_time() - t0);
-    if (!busy)
-      g_usleep(2000);
-  }
-  return TRUE;
-}
-
-static void
-settle(double seconds)
-{
-  gint64 end = g_get_monotonic_time() + (gint64)(seconds * G_USEC_PER_SEC);
-  while (g_get_monotonic_time() < end)
-    if (!g_main_context_iteration(NULL, FALSE))
-      g_usleep(2000);
-}
-
-/* Renders the window to @name.png and checks it is not a blank surface. */
-static void
-screenshot(GtkWidget *widget, const char *name)
-{
-  settle(0.3);
-  int w = gtk_widget_get_width(widget), h = gtk_widget_get_height(widget);
-  g_autoptr(GdkPaintable) paintable = gtk_widget_paintable_new(widget);
-  gtk_widget_queue_draw(widget);
-  settle(0.15);
-  GskRenderNode *node = NULL;
-  for (int tries = 0; node == NULL && tries < 20; tries++) { /* until GTK drew a frame */
-    GtkSnapshot *snapshot = gtk_snapshot_new();
-    gdk_paintable_snapshot(paintable, snapshot, w, h);
-    node = gtk_snapshot_free_to_node(snapshot);
-    if (node == NULL) {
-      gtk_widget_queue_draw(widget);
-      settle(0.1);
-    }
-  }
-  g_assert_nonnull(node);
-  GskRenderer *renderer = gtk_native_get_renderer(gtk_widget_get_native(widget));
-  g_autoptr(GdkTexture) texture =
-      gsk_renderer_render_texture(renderer, node, &GRAPHENE_RECT_INIT(0, 0, w, h));
-  gsk_render_node_unref(node);
-  g_autofree char *file = g_strdup_printf("%s/%s.png", shots, name);
-  g_assert_true(gdk_texture_save_to_png(texture, file));
-  /* Not blank: many distinct pixels. */
-  gsize stride = (gsize)w * 4;
-  g_autofree guchar *px = g_malloc(stride * h);
-  gdk_texture_download(texture, px, stride);
-  g_autoptr(GHashTable) colours = g_hash_table_new(g_direct_hash, g_direct_equal);
-  for (gsize i = 0; i < stride * h && g_hash_table_size(colours) < 100; i += 4 * 7)
-    g_hash_table_add(colours, GUINT_TO_POINTER(1 + (px[i] | px[i + 1] << 8 | px[i + 2] << 16)));
-  g_test_message("screenshot %s: %u+ colours", file, g_hash_table_size(colours));
-  g_assert_cmpuint(g_hash_table_size(colours), >, 32);
-}
+typedef WhAppCondition Condition;
 
 static GtkWidget *
 page_named(const char *name)
@@ -116,7 +50,7 @@ static void
 show_page(const char *name)
 {
   g_action_group_activate_action(G_ACTION_GROUP(window), "show-page", g_variant_new_string(name));
-  settle(0.2);
+  wh_app_test_settle(0.2);
 }
 
 static char *
@@ -157,7 +91,6 @@ row_title(GtkListBox *list, guint i)
 static void
 test_search(void)
 {
-  longest_iteration_us = 0;
   WhittleBrowsePage *page = WHITTLE_BROWSE_PAGE(page_named("browse"));
   GtkListBox *list = whittle_browse_page_get_results(page);
   show_page("browse");
@@ -172,7 +105,7 @@ test_search(void)
   g_assert_nonnull(example);
   g_assert_cmpstr(gtk_button_get_label(GTK_BUTTON(example)), ==, "Llama");
   g_signal_emit_by_name(example, "clicked");
-  g_assert_true(wait_until(browse_settled, page, 20));
+  g_assert_true(wh_app_test_wait(browse_settled, page, 20));
   g_assert_cmpstr(whittle_browse_page_get_state(page), ==, "error");
   g_assert_cmpstr(adw_status_page_get_title(whittle_browse_page_get_status_page(page)), ==,
                   "No Models Found");
@@ -180,26 +113,24 @@ test_search(void)
   g_assert_cmpstr(gtk_editable_get_text(GTK_EDITABLE(entry)), ==, "Llama");
 
   whittle_browse_page_search(page, "GGUF");
-  g_assert_true(wait_until(browse_settled, page, 20));
+  g_assert_true(wh_app_test_wait(browse_settled, page, 20));
   g_assert_cmpstr(whittle_browse_page_get_state(page), ==, "results");
   /* One page of 30, sorted by downloads: the biggest repository first. */
   g_assert_cmpuint(n_rows(list), ==, 30);
   g_assert_cmpstr(row_title(list, 0), ==, "org/m-GGUF");
   g_assert_true(whittle_browse_page_has_more(page));
-  screenshot(GTK_WIDGET(window), "browse-results");
+  wh_app_test_screenshot(GTK_WIDGET(window), "browse-results");
 
   /* Infinite scroll: reaching the end of the list loads the next page (Link header). */
   GtkScrolledWindow *scroller =
       GTK_SCROLLED_WINDOW(gtk_widget_get_ancestor(GTK_WIDGET(list), GTK_TYPE_SCROLLED_WINDOW));
   GtkAdjustment *vadj = gtk_scrolled_window_get_vadjustment(scroller);
-  settle(0.3); /* laid out: the adjustment knows the height */
+  wh_app_test_settle(0.3); /* laid out: the adjustment knows the height */
   gtk_adjustment_set_value(vadj, gtk_adjustment_get_upper(vadj));
   g_assert_true(whittle_browse_page_is_searching(page));
-  g_assert_true(wait_until(browse_settled, page, 20));
+  g_assert_true(wh_app_test_wait(browse_settled, page, 20));
   g_assert_cmpuint(n_rows(list), ==, N_TINY + 2);
   g_assert_false(whittle_browse_page_has_more(page));
-  g_test_message("figure: longest main-loop iteration while searching (%u rows): %.1f ms",
-                 n_rows(list), longest_iteration_us / 1000.0);
 
   /* The gated repository has the lock. */
   gboolean saw_gated = FALSE;
@@ -211,14 +142,7 @@ test_search(void)
 static GtkWidget *
 find_descendant(GtkWidget *root, GType type)
 {
-  for (GtkWidget *c = gtk_widget_get_first_child(root); c; c = gtk_widget_get_next_sibling(c)) {
-    if (G_TYPE_CHECK_INSTANCE_TYPE(c, type))
-      return c;
-    GtkWidget *found = find_descendant(c, type);
-    if (found)
-      return found;
-  }
-  return NULL;
+  return wh_app_test_find(root, wh_app_test_is_type, GSIZE_TO_POINTER(type));
 }
 
 /* Filters the hub does not know are applied here; errors become a status page. */
@@ -235,70 +159,41 @@ test_filters_and_errors(void)
   g_assert_nonnull(params);
 
   gtk_drop_down_set_selected(params, 1); /* up to 1B */
-  g_assert_true(wait_until(browse_settled, page, 20));
+  g_assert_true(wh_app_test_wait(browse_settled, page, 20));
   g_assert_cmpstr(whittle_browse_page_get_state(page), ==, "results");
   g_assert_cmpuint(n_rows(list), >, 0);
   for (guint i = 0; i < n_rows(list); i++)
     g_assert_nonnull(strstr(row_title(list, i), "260K")); /* org/m-GGUF says no size */
   gtk_drop_down_set_selected(params, 0);
-  g_assert_true(wait_until(browse_settled, page, 20));
+  g_assert_true(wh_app_test_wait(browse_settled, page, 20));
 
   /* The hub answers garbage: a status page with the reason, and Try Again works. */
   wh_test_hub_faults faults = {0};
   faults.bad_json = TRUE;
   wh_test_hub_set_faults(server, &faults);
   whittle_browse_page_search(page, "m-GGUF");
-  g_assert_true(wait_until(browse_settled, page, 30));
+  g_assert_true(wh_app_test_wait(browse_settled, page, 30));
   g_assert_cmpstr(whittle_browse_page_get_state(page), ==, "error");
   AdwStatusPage *status = whittle_browse_page_get_status_page(page);
   g_assert_nonnull(status);
   g_test_message("error page: %s — %s", adw_status_page_get_title(status),
                  adw_status_page_get_description(status));
   g_assert_nonnull(adw_status_page_get_description(status));
-  screenshot(GTK_WIDGET(window), "browse-error");
+  wh_app_test_screenshot(GTK_WIDGET(window), "browse-error");
   memset(&faults, 0, sizeof faults);
   wh_test_hub_set_faults(server, &faults);
   GtkWidget *retry = find_descendant(GTK_WIDGET(status), GTK_TYPE_BUTTON);
   g_assert_nonnull(retry);
   g_signal_emit_by_name(retry, "clicked");
-  g_assert_true(wait_until(browse_settled, page, 20));
+  g_assert_true(wh_app_test_wait(browse_settled, page, 20));
   g_assert_cmpstr(whittle_browse_page_get_state(page), ==, "results");
   g_assert_cmpstr(row_title(list, 0), ==, "org/m-GGUF");
 
   /* Nothing found. */
   whittle_browse_page_search(page, "no-such-model-anywhere");
-  g_assert_true(wait_until(browse_settled, page, 20));
+  g_assert_true(wh_app_test_wait(browse_settled, page, 20));
   g_assert_cmpstr(whittle_browse_page_get_state(page), ==, "error");
   g_assert_cmpstr(adw_status_page_get_title(status), ==, "No Models Found");
-}
-
-/* Every visible control that shows no text (icon-only buttons, images that carry meaning
- * such as the lock and the stats) has an accessible label; icon-only buttons also a tooltip.
- * Returns how many were checked. */
-static guint
-check_labels(GtkWidget *root)
-{
-  guint n = 0;
-  for (GtkWidget *c = gtk_widget_get_first_child(root); c; c = gtk_widget_get_next_sibling(c)) {
-    if (!gtk_widget_get_visible(c))
-      continue;
-    gboolean icon_only = FALSE;
-    if (GTK_IS_MENU_BUTTON(c))
-      icon_only = gtk_menu_button_get_label(GTK_MENU_BUTTON(c)) == NULL &&
-                  gtk_menu_button_get_icon_name(GTK_MENU_BUTTON(c)) != NULL;
-    else if (GTK_IS_BUTTON(c) && !GTK_IS_MENU_BUTTON(gtk_widget_get_parent(c)))
-      icon_only = gtk_button_get_icon_name(GTK_BUTTON(c)) != NULL;
-    if (icon_only) {
-      g_assert_true(
-          gtk_test_accessible_has_property(GTK_ACCESSIBLE(c), GTK_ACCESSIBLE_PROPERTY_LABEL));
-      g_assert_nonnull(gtk_widget_get_tooltip_text(c));
-      n++;
-    }
-    if (GTK_IS_MENU_BUTTON(c))
-      continue; /* its inner toggle is covered by the menu button */
-    n += check_labels(c);
-  }
-  return n;
 }
 
 /* --- Details ---------------------------------------------------------------------------- */
@@ -344,16 +239,12 @@ test_details(void)
   WhittleModelDetails *details = whittle_browse_page_get_details(page);
 
   whittle_browse_page_search(page, "m-GGUF");
-  g_assert_true(wait_until(browse_settled, page, 20));
+  g_assert_true(wh_app_test_wait(browse_settled, page, 20));
   g_assert_cmpuint(n_rows(list), ==, 1);
   /* Activate the first result as a user would. */
   g_signal_emit_by_name(list, "row-activated", gtk_list_box_get_row_at_index(list, 0));
   g_assert_cmpstr(whittle_model_details_get_repo_id(details), ==, "org/m-GGUF");
-  longest_iteration_us = 0;
-  g_assert_true(wait_until(details_idle, details, 30));
-  g_test_message("figure: longest main-loop iteration while loading details, card and badges: "
-                 "%.1f ms",
-                 longest_iteration_us / 1000.0);
+  g_assert_true(wh_app_test_wait(details_idle, details, 30));
 
   /* Two variants, sorted by name: F16 and Q4_K_M, each with its planner badge. */
   g_assert_cmpuint(whittle_model_details_get_n_variants(details), ==, 2);
@@ -376,7 +267,7 @@ test_details(void)
   /* The card: our README's five blocks (heading, paragraph, two items, code). */
   g_assert_cmpuint(whittle_markdown_view_get_n_blocks(whittle_model_details_get_card_view(details)),
                    ==, 5);
-  screenshot(GTK_WIDGET(window), "model-details");
+  wh_app_test_screenshot(GTK_WIDGET(window), "model-details");
   /* The quant filter hides the other variants behind a "Show … more" row. */
   whittle_model_details_set_filter(details, "Q4_K_M", 0);
   GtkWidget *f16_row = gtk_widget_get_ancestor(
@@ -398,7 +289,7 @@ test_details(void)
   g_assert_true(gtk_widget_get_visible(f16_row));
 
   /* The back button and the code block's Copy button at least. */
-  g_assert_cmpuint(check_labels(GTK_WIDGET(details)), >=, 2);
+  g_assert_cmpuint(wh_app_test_check_accessible_names(GTK_WIDGET(details)), >=, 2);
 }
 
 /* --- Downloads ---------------------------------------------------------------------------- */
@@ -459,7 +350,6 @@ test_download(void)
   WhittleDownloads *downloads = whittle_application_get_downloads(app);
   const char *title = "Downloading m-Q4_K_M.gguf";
 
-  longest_iteration_us = 0;
   /* Slow enough to pause half-way. */
   wh_test_hub_faults faults = {0};
   faults.rate = 400000;
@@ -467,36 +357,37 @@ test_download(void)
 
   g_signal_emit_by_name(whittle_model_details_get_variant_button(details, 1), "clicked");
   ButtonWait downloading = {details, 1, "Downloading…"};
-  g_assert_true(wait_until(button_says, &downloading, 5));
+  g_assert_true(wh_app_test_wait(button_says, &downloading, 5));
   g_assert_cmpuint(n_persisted(), ==, 1);
-  g_assert_true(wait_until(row_running_with_progress, (gpointer)title, 20));
+  g_assert_true(wh_app_test_wait(row_running_with_progress, (gpointer)title, 20));
 
   /* The jobs popover with the running download. */
   GtkMenuButton *jobs = whittle_jobs_button_get_menu_button(whittle_window_get_jobs_button(window));
   gtk_menu_button_popup(jobs);
-  screenshot(GTK_WIDGET(gtk_menu_button_get_popover(jobs)), "downloads");
+  wh_app_test_screenshot(GTK_WIDGET(gtk_menu_button_get_popover(jobs)), "downloads");
   WhittleJobRow *row = download_row(title);
   gtk_test_accessible_assert_role(GTK_ACCESSIBLE(row), GTK_ACCESSIBLE_ROLE_LIST_ITEM);
-  g_assert_cmpuint(check_labels(GTK_WIDGET(row)), >=, 2); /* Pause, Cancel */
+  g_assert_cmpuint(wh_app_test_check_accessible_names(GTK_WIDGET(row)), >=, 2); /* Pause, Cancel */
 
   /* Pause: the job ends, the row offers Resume, the download is still persisted. */
   whittle_job_row_pause(row);
-  g_assert_true(wait_until(row_paused, (gpointer)title, 20));
+  g_assert_true(wh_app_test_wait(row_paused, (gpointer)title, 20));
   g_assert_cmpuint(n_persisted(), ==, 1);
   ButtonWait resumable = {details, 1, "_Resume Download"};
-  g_assert_true(wait_until(button_says, &resumable, 5));
+  g_assert_true(wh_app_test_wait(button_says, &resumable, 5));
 
   /* Resume: a new job continues the partial file to the end. */
   faults.rate = 0;
   wh_test_hub_set_faults(server, &faults);
   whittle_job_row_resume(download_row(title));
   ButtonWait done = {details, 1, "Open in _Library"};
-  g_assert_true(wait_until(button_says, &done, 30));
+  g_assert_true(wh_app_test_wait(button_says, &done, 30));
   gtk_popover_popdown(gtk_menu_button_get_popover(
       whittle_jobs_button_get_menu_button(whittle_window_get_jobs_button(window))));
   g_assert_cmpuint(n_persisted(), ==, 0);
-  g_test_message("figure: longest main-loop iteration during the download: %.1f ms",
-                 longest_iteration_us / 1000.0);
+  g_test_message("figure: longest main-loop iteration while searching, loading details and "
+                 "downloading: %.1f ms",
+                 wh_app_test_longest_iteration() / 1000.0);
   /* Exactly one row for the file: the paused job's row was replaced. */
   GtkListBox *box = whittle_jobs_button_get_list_box(whittle_window_get_jobs_button(window));
   guint n_same = 0;
@@ -535,27 +426,27 @@ test_gated(void)
   const char *title = "Downloading locked-Q8_0.gguf";
 
   whittle_browse_page_open_model(page, "gated/locked-GGUF");
-  g_assert_true(wait_until(details_idle, details, 30));
+  g_assert_true(wh_app_test_wait(details_idle, details, 30));
   g_assert_cmpuint(whittle_model_details_get_n_variants(details), ==, 1);
   /* Its header cannot be read without access. */
   g_assert_cmpstr(whittle_model_details_get_variant_badge(details, 0), ==, "Needs access");
-  screenshot(GTK_WIDGET(window), "model-gated");
+  wh_app_test_screenshot(GTK_WIDGET(window), "model-gated");
 
   g_signal_emit_by_name(whittle_model_details_get_variant_button(details, 0), "clicked");
   const char *want_token[] = {title, "_Add a Token…"};
-  g_assert_true(wait_until(row_failed_with_fix, want_token, 30));
+  g_assert_true(wh_app_test_wait(row_failed_with_fix, want_token, 30));
   WhittleJobRow *row = download_row(title);
   g_assert_nonnull(strstr(whittle_job_row_get_error_text(row), "token"));
 
   wh_hub_set_token(hub, "hf_bad");
   whittle_job_row_resume(row);
   const char *want_access[] = {title, "_Request Access…"};
-  g_assert_true(wait_until(row_failed_with_fix, want_access, 30));
+  g_assert_true(wh_app_test_wait(row_failed_with_fix, want_access, 30));
 
   wh_hub_set_token(hub, "hf_good");
   whittle_job_row_resume(download_row(title));
   ButtonWait done = {details, 0, "Open in _Library"};
-  g_assert_true(wait_until(button_says, &done, 30));
+  g_assert_true(wh_app_test_wait(button_says, &done, 30));
   wh_hub_set_token(hub, NULL);
 }
 
@@ -596,7 +487,7 @@ test_restart_resumes(void)
   g_signal_connect(restarted, "download-finished", G_CALLBACK(on_restored_finished), &path);
   /* The hostile entry is skipped; the good one runs. */
   g_assert_cmpuint(whittle_downloads_restore(restarted), ==, 1);
-  g_assert_true(wait_until(string_set, &path, 30));
+  g_assert_true(wh_app_test_wait(string_set, &path, 30));
   g_autofree char *got = sha256_of(path);
   g_autofree char *want = sha256_of(f16_src);
   g_assert_cmpstr(got, ==, want);
@@ -612,7 +503,7 @@ test_restart_resumes(void)
   wh_hub_set_token(hub, "hf_good");
   wh_job_cancel(job);
   g_object_set_data(G_OBJECT(restarted), "job", job);
-  g_assert_true(wait_until(download_paused, restarted, 20));
+  g_assert_true(wh_app_test_wait(download_paused, restarted, 20));
   g_assert_cmpuint(n_persisted(), ==, 1);
   whittle_downloads_cancel(restarted, job);
   g_assert_cmpuint(n_persisted(), ==, 0);
@@ -682,7 +573,7 @@ test_library(void)
   WhittleLibraryPage *page = WHITTLE_LIBRARY_PAGE(page_named("library"));
   show_page("library");
   whittle_library_page_refresh(page);
-  g_assert_true(wait_until(library_idle, page, 30));
+  g_assert_true(wh_app_test_wait(library_idle, page, 30));
 
   int i = find_entry(page, "m-Q4_K_M.gguf");
   g_assert_cmpint(i, >=, 0);
@@ -703,18 +594,19 @@ test_library(void)
                  subtitle);
   g_assert_nonnull(strstr(subtitle, "llama"));
   g_assert_nonnull(strstr(subtitle, "Q4_K_M"));
-  screenshot(GTK_WIDGET(window), "library-models");
+  wh_app_test_screenshot(GTK_WIDGET(window), "library-models");
   /* Refresh and one "more actions" menu button per model at least. */
-  g_assert_cmpuint(check_labels(GTK_WIDGET(page)), >=, 1 + whittle_library_page_get_n_models(page));
+  g_assert_cmpuint(wh_app_test_check_accessible_names(GTK_WIDGET(page)), >=,
+                   1 + whittle_library_page_get_n_models(page));
 
   /* Chat: the window moves to the Chat page (win.open-chat, or show-page). */
   gtk_widget_activate_action(GTK_WIDGET(page), "library.chat", "s", e->id);
-  settle(0.3);
+  wh_app_test_settle(0.3);
   g_assert_cmpstr(adw_view_stack_get_visible_child_name(whittle_window_get_view_stack(window)), ==,
                   "chat");
   /* Plan: the Planner page (win.open-planner selects the model there). */
   gtk_widget_activate_action(GTK_WIDGET(page), "library.plan", "s", e->id);
-  settle(0.3);
+  wh_app_test_settle(0.3);
   g_assert_cmpstr(adw_view_stack_get_visible_child_name(whittle_window_get_view_stack(window)), ==,
                   "planner");
   show_page("library");
@@ -724,11 +616,11 @@ test_library(void)
   g_assert_true(g_file_test(path, G_FILE_TEST_EXISTS));
   gtk_widget_activate_action(GTK_WIDGET(page), "library.delete", "s", e->id);
   FindWindow find = {ADW_TYPE_MESSAGE_DIALOG, NULL};
-  g_assert_true(wait_until(find_toplevel, &find, 10));
+  g_assert_true(wh_app_test_wait(find_toplevel, &find, 10));
   g_assert_nonnull(strstr(adw_message_dialog_get_body(ADW_MESSAGE_DIALOG(find.found)), "frees"));
-  screenshot(GTK_WIDGET(find.found), "library-delete");
+  wh_app_test_screenshot(GTK_WIDGET(find.found), "library-delete");
   adw_message_dialog_response(ADW_MESSAGE_DIALOG(find.found), "delete");
-  g_assert_true(wait_until(entry_gone, page, 30));
+  g_assert_true(wh_app_test_wait(entry_gone, page, 30));
   g_assert_false(g_file_test(path, G_FILE_TEST_EXISTS));
 
   /* Adding a folder (as "Add Folder…" does) scans again by itself; its models are listed
@@ -739,7 +631,7 @@ test_library(void)
   g_autofree char *src = wh_test_shared_path("reference/models/stories260K-Q4_0.gguf");
   g_assert_cmpint(symlink(src, mine), ==, 0);
   whittle_preferences_add_library_folder(whittle_application_get_settings(app), folder);
-  g_assert_true(wait_until(folder_listed, page, 30));
+  g_assert_true(wh_app_test_wait(folder_listed, page, 30));
   const wh_library_entry *f =
       whittle_library_page_get_entry(page, (guint)find_entry(page, "mine-Q4_0.gguf"));
   g_assert_cmpint(f->source, ==, WH_LIBRARY_SOURCE_FOLDER);
@@ -786,8 +678,8 @@ test_keyboard(void)
   GtkWidget *back = find_descendant(GTK_WIDGET(details), GTK_TYPE_BUTTON);
   g_signal_emit_by_name(back, "clicked");
   whittle_browse_page_search(browse, "GGUF");
-  g_assert_true(wait_until(browse_settled, browse, 20));
-  settle(0.5);
+  g_assert_true(wh_app_test_wait(browse_settled, browse, 20));
+  wh_app_test_settle(0.5);
 
   GtkListBox *list = whittle_browse_page_get_results(browse);
   GtkWidget *entry = find_descendant(GTK_WIDGET(browse), GTK_TYPE_SEARCH_ENTRY);
@@ -819,8 +711,8 @@ test_keyboard(void)
   WhittleLibraryPage *library = WHITTLE_LIBRARY_PAGE(page_named("library"));
   show_page("library");
   whittle_library_page_refresh(library);
-  g_assert_true(wait_until(library_idle, library, 30));
-  settle(0.3);
+  g_assert_true(wh_app_test_wait(library_idle, library, 30));
+  wh_app_test_settle(0.3);
   g_autoptr(GPtrArray) lib_seen = tab_through(GTK_WIDGET(library), 40);
   g_test_message("library: %u focus stops", lib_seen->len);
   g_assert_true(reached(lib_seen, find_descendant(GTK_WIDGET(library), GTK_TYPE_SEARCH_ENTRY)));
@@ -838,25 +730,6 @@ static gboolean
 is_password_entry(GtkWidget *w, gconstpointer data)
 {
   return ADW_IS_PASSWORD_ENTRY_ROW(w);
-}
-
-static GtkWidget *
-find_match(GtkWidget *root, gboolean (*match)(GtkWidget *, gconstpointer), gconstpointer data)
-{
-  for (GtkWidget *c = gtk_widget_get_first_child(root); c; c = gtk_widget_get_next_sibling(c)) {
-    if (match(c, data))
-      return c;
-    GtkWidget *found = find_match(c, match, data);
-    if (found)
-      return found;
-  }
-  return NULL;
-}
-
-static gboolean
-is_labelled(GtkWidget *w, gconstpointer label)
-{
-  return GTK_IS_BUTTON(w) && g_strcmp0(gtk_button_get_label(GTK_BUTTON(w)), label) == 0;
 }
 
 static gboolean
@@ -878,10 +751,10 @@ test_preferences(void)
   WhittlePreferencesWindow *prefs = whittle_preferences_window_new(settings);
   gtk_window_set_transient_for(GTK_WINDOW(prefs), GTK_WINDOW(window));
   gtk_window_present(GTK_WINDOW(prefs));
-  g_assert_true(wait_until((Condition)gtk_widget_get_mapped, prefs, 10));
+  g_assert_true(wh_app_test_wait((Condition)gtk_widget_get_mapped, prefs, 10));
 
   /* The token row is a masked entry with a label. */
-  GtkWidget *token = find_match(GTK_WIDGET(prefs), is_password_entry, NULL);
+  GtkWidget *token = wh_app_test_find(GTK_WIDGET(prefs), is_password_entry, NULL);
   g_assert_nonnull(token);
   g_assert_cmpstr(adw_preferences_row_get_title(ADW_PREFERENCES_ROW(token)), ==,
                   "Hugging Face Token");
@@ -893,16 +766,17 @@ test_preferences(void)
   g_assert_false(wh_hub_has_token(hub));
   gtk_editable_set_text(GTK_EDITABLE(token), "hf_good");
   g_signal_emit_by_name(token, "apply");
-  g_assert_true(wait_until(hub_has_token, hub, 20));
+  g_assert_true(wh_app_test_wait(hub_has_token, hub, 20));
   g_autofree char *stored = NULL;
   g_assert_true(g_file_get_contents(file, &stored, NULL, NULL));
   g_assert_cmpstr(g_strstrip(stored), ==, "hf_good");
   g_assert_cmpstr(gtk_editable_get_text(GTK_EDITABLE(token)), ==, "");
-  GtkWidget *remove = find_match(GTK_WIDGET(prefs), is_labelled, "_Remove Token");
+  GtkWidget *remove =
+      wh_app_test_find(GTK_WIDGET(prefs), wh_app_test_is_button_labelled, "_Remove Token");
   g_assert_nonnull(remove);
-  g_assert_true(wait_until((Condition)gtk_widget_is_sensitive, remove, 20));
+  g_assert_true(wh_app_test_wait((Condition)gtk_widget_is_sensitive, remove, 20));
   g_signal_emit_by_name(remove, "clicked");
-  g_assert_true(wait_until(hub_has_no_token, hub, 20));
+  g_assert_true(wh_app_test_wait(hub_has_no_token, hub, 20));
   g_assert_false(g_file_test(file, G_FILE_TEST_EXISTS));
 
   /* KV cache type follows the setting both ways. */
@@ -912,9 +786,9 @@ test_preferences(void)
   g_settings_reset(settings, "default-kv-type");
   g_autofree char *shown = whittle_preferences_window_get_kv_type(prefs);
   g_assert_cmpstr(shown, ==, "f16");
-  screenshot(GTK_WIDGET(prefs), "preferences-token");
+  wh_app_test_screenshot(GTK_WIDGET(prefs), "preferences-token");
   gtk_window_destroy(GTK_WINDOW(prefs));
-  settle(0.2);
+  wh_app_test_settle(0.2);
 }
 
 /* --- Setup --------------------------------------------------------------------------------- */
@@ -944,8 +818,6 @@ skip_all(void)
 int
 main(int argc, char **argv)
 {
-  g_setenv("GSETTINGS_BACKEND", "memory", TRUE);
-  g_setenv("WH_NO_SECRET_SERVICE", "1", TRUE);
   g_test_init(&argc, &argv, NULL);
 
   g_autofree char *q4 = wh_test_shared_path("reference/models/synth-llama-Q4_K_M.gguf");
@@ -953,9 +825,8 @@ main(int argc, char **argv)
   g_autofree char *tiny = wh_test_shared_path("models/stories260K.gguf");
   q4_src = q4;
   f16_src = f16;
-  if ((!g_getenv("DISPLAY") && !g_getenv("WAYLAND_DISPLAY")) ||
-      !g_file_test(q4, G_FILE_TEST_EXISTS) || !g_file_test(tiny, G_FILE_TEST_EXISTS) ||
-      !gtk_init_check()) {
+  if (!g_file_test(q4, G_FILE_TEST_EXISTS) || !g_file_test(tiny, G_FILE_TEST_EXISTS) ||
+      !wh_app_test_init_display()) {
     g_test_add_func("/browse/skip", skip_all);
     return g_test_run();
   }
@@ -978,34 +849,10 @@ main(int argc, char **argv)
   server = wh_test_hub_start(root, &error);
   g_assert_no_error(error);
 
-  /* Everything the app reads or writes lives in the temporary folder. */
-  g_autofree char *home = g_build_filename(tmp_dir, "home", NULL);
-  g_autofree char *hf_home = g_build_filename(tmp_dir, "hf", NULL);
-  g_autofree char *data = g_build_filename(tmp_dir, "data", NULL);
-  g_autofree char *cache = g_build_filename(tmp_dir, "cache", NULL);
+  /* Everything the app reads or writes lives in the temporary folder; the hub is ours. */
+  wh_app_test_isolate(tmp_dir);
   g_setenv("HF_ENDPOINT", wh_test_hub_url(server), TRUE);
-  g_setenv("HF_HOME", hf_home, TRUE);
-  g_setenv("XDG_DATA_HOME", data, TRUE);
-  g_setenv("XDG_CACHE_HOME", cache, TRUE);
-  g_setenv("OLLAMA_MODELS", home, TRUE);
-  g_setenv("HOME", home, TRUE);
-  g_unsetenv("HF_TOKEN");
-  g_unsetenv("HF_HUB_OFFLINE");
-
-  const char *dir = g_getenv("WHITTLE_SCREENSHOT_DIR");
-  shots = dir ? g_strdup(dir) : g_build_filename(tmp_dir, "shots", NULL);
-  g_assert_cmpint(g_mkdir_with_parents(shots, 0755), ==, 0);
-
-  app = whittle_application_new(G_APPLICATION_NON_UNIQUE);
-  g_assert_true(g_application_register(G_APPLICATION(app), NULL, &error));
-  g_application_activate(G_APPLICATION(app));
-  window = WHITTLE_WINDOW(gtk_application_get_active_window(GTK_APPLICATION(app)));
-  g_assert_nonnull(window);
-  gtk_window_set_default_size(GTK_WINDOW(window), 1100, 720);
-  gint64 end = g_get_monotonic_time() + 10 * G_USEC_PER_SEC;
-  while (!gtk_widget_get_mapped(GTK_WIDGET(window)) && g_get_monotonic_time() < end)
-    settle(0.05);
-  settle(0.5);
+  window = wh_app_test_start(&app, 1100, 720);
 
   g_test_add_func("/browse/search", test_search);
   g_test_add_func("/browse/filters-and-errors", test_filters_and_errors);
@@ -1019,13 +866,12 @@ main(int argc, char **argv)
   int status = g_test_run();
 
   gtk_window_destroy(GTK_WINDOW(window));
-  settle(0.2);
+  wh_app_test_settle(0.2);
   g_object_unref(app);
   wh_test_hub_stop(server);
   g_autofree char *rm = g_strdup_printf("rm -rf '%s'", tmp_dir);
   if (system(rm) != 0)
     g_printerr("could not remove %s\n", tmp_dir);
   g_free(tmp_dir);
-  g_free(shots);
   return status;
 }
