@@ -146,6 +146,27 @@ mm_rows(mm_job *job, int ith, guint64 begin, guint64 end)
     const gsize row_bytes = wh_quant_row_bytes(op->w->type, (gint64)K);
     const gsize qrow = wh_quant_row_bytes(op->act_type, (gint64)K);
     const wh_quant_vec_dot_fn dot = wh_quant_vec_dot_resolve(op->w->type);
+    if (op->act_type != WH_TYPE_F32 && job->n_tokens > 1) {
+      /* batches (prompts): blocks of rows that fit L1 (~16 KiB), each token against the whole
+       * block, so an activation row is read from L2 once per block instead of once per weight
+       * row; every (row, token) dot is the same call as below */
+      const guint64 blk = MAX((guint64)1, ((guint64)16 << 10) / row_bytes);
+      for (guint64 g0 = r0; g0 < r1; g0 += blk) {
+        const guint64 g1 = MIN(g0 + blk, r1);
+        for (guint32 t = 0; t < job->n_tokens; t++) {
+          const guint8 *a = qact + t * qrow;
+          for (guint64 g = g0; g < g1; g++) {
+            const guint64 r = g - base;
+            const guint8 *src = op->w->data + r * row_bytes;
+            op->y[t * op->ldy + r] =
+                (dot ? dot(src, a, (gint64)K) : wh_quant_vec_dot(op->w->type, src, a, (gint64)K)) +
+                (op->bias ? op->bias[r] : 0.0f);
+          }
+        }
+      }
+      base += rows;
+      continue;
+    }
     for (guint64 g = r0; g < r1; g++) {
       const guint64 r = g - base;
       const guint8 *src = op->w->data + r * row_bytes;
@@ -197,6 +218,8 @@ mm_plan_chunks(mm_job *job)
   const guint64 work_per_row =
       (guint64)wh_quant_row_bytes(op->w->type, (gint64)op->w->ne[0]) * MAX(job->n_tokens, 1);
   guint64 chunk = MAX((guint64)1, ((guint64)256 << 10) / MAX(work_per_row, 1));
+  if (job->n_tokens > 1)
+    chunk = MAX(chunk, 32); /* room for the L1 row blocks of mm_rows() */
   chunk = MIN(chunk, MAX((guint64)1, total / (4 * (guint64)nth)));
   job->total_rows = total;
   job->chunk_rows = chunk;
