@@ -1075,6 +1075,16 @@ make_room(wh_session *s, guint32 n)
   return discard;
 }
 
+/* Publishes the cache fill for wh_session_get_n_ctx_used() while a reply runs. */
+static void
+publish_n_ctx_used(wh_session *s)
+{
+  guint32 n = wh_context_n_past(s->ctx);
+  g_mutex_lock(&s->lock);
+  s->n_ctx_used = n;
+  g_mutex_unlock(&s->lock);
+}
+
 /* One turn on the thread that holds `busy`. Appends the reply to the history in every case
  * where a turn started; returns FALSE with @error for cancel and failures. */
 static gboolean
@@ -1141,6 +1151,7 @@ run_turn(wh_session *s, const wh_session_generate_params *gp, turn_sink *sink, w
     if (sink->progress)
       sink->progress(sink->data, i - keep, ids->len - keep, "Reading the prompt");
   }
+  publish_n_ctx_used(s);
   gint64 t_prompt = g_get_monotonic_time();
   st->prompt_seconds = (t_prompt - t0) / 1e6;
   st->prompt_tokens_per_second =
@@ -1199,6 +1210,7 @@ run_turn(wh_session *s, const wh_session_generate_params *gp, turn_sink *sink, w
       reason = WH_SESSION_STOP_ERROR;
       break;
     }
+    publish_n_ctx_used(s);
   }
   if (reason != WH_SESSION_STOP_STRING) {
     gsize before = reply->len;

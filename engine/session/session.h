@@ -303,7 +303,8 @@ gboolean wh_session_is_busy(wh_session *session);
 
 /* Statistics of the last finished turn (zeros before the first). */
 void wh_session_get_last_stats(wh_session *session, wh_session_stats *out);
-/* Tokens in the KV cache now, and its size. */
+/* Tokens in the KV cache now (updated token by token while a reply runs, for a live
+ * "1.2k / 4k tokens" indicator), and its size. */
 guint32 wh_session_get_n_ctx_used(wh_session *session);
 guint32 wh_session_get_n_ctx(wh_session *session);
 /* Tokens @text makes with this model's tokenizer (no BOS, special tokens parsed); -1 on a

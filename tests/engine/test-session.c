@@ -431,6 +431,7 @@ typedef struct {
   gboolean done;
   gboolean cancel_after_first; /* once 1500 bytes have arrived */
   gboolean busy_seen;
+  guint32 min_used, max_used; /* wh_session_get_n_ctx_used() seen while streaming */
   GMainLoop *loop;
 } async_state;
 
@@ -440,6 +441,9 @@ async_text(wh_session *s, const char *text, gsize len, gpointer user_data)
   async_state *a = user_data;
   collect_text(s, text, len, a->text);
   a->n_pieces++;
+  guint32 used = wh_session_get_n_ctx_used(s);
+  a->min_used = a->n_pieces == 1 ? used : MIN(a->min_used, used);
+  a->max_used = MAX(a->max_used, used);
   /* While it runs, the history cannot change. */
   GError *e = NULL;
   a->busy_seen = wh_session_is_busy(s) &&
@@ -491,6 +495,10 @@ test_async_cancel(void)
   g_main_loop_run(a.loop);
   g_assert_true(a.done);
   g_assert_true(a.busy_seen);
+  /* The live cache fill: past the prompt from the first piece, never past the context. */
+  g_assert_cmpuint(a.min_used, >, 20);
+  g_assert_cmpuint(a.max_used, <=, 128);
+  g_assert_cmpuint(a.max_used, >, a.min_used);
   wh_session_stats st;
   g_assert_false(wh_session_generate_finish(s, a.job, &st, &error));
   g_assert_error(error, G_IO_ERROR, G_IO_ERROR_CANCELLED);
