@@ -349,7 +349,7 @@ compare_row(const char *rel, guint32 ngl, guint32 t, const float *got, const flo
 /* Logits of a prompt with n_gpu_layers = 0, half and all + output on the CUDA device vs the
  * CPU-only context, fed in two chunks (the second attends to cached cells). */
 static void
-check_model(const char *rel, gboolean quantized)
+check_model(const char *rel, gboolean quantized, wh_kv_type kv_type)
 {
   if (wh_cuda_probe(NULL) == 0) {
     GError *error = NULL;
@@ -371,6 +371,7 @@ check_model(const char *rel, gboolean quantized)
   GError *error = NULL;
   wh_context_params cp = wh_context_default_params();
   cp.n_ctx = 64;
+  cp.kv_type = kv_type;
   wh_context *cpu = wh_context_new(m, &cp, &error);
   g_assert_no_error(error);
   const float *ref = wh_context_decode(cpu, tokens, n, TRUE, &error);
@@ -456,14 +457,14 @@ test_model_shift(void)
 static void
 test_model_stories(void)
 {
-  check_model("models/stories260K.gguf", FALSE);
+  check_model("models/stories260K.gguf", FALSE, WH_KV_F16);
 }
 
 static void
 test_model_synth(gconstpointer arch)
 {
   g_autofree char *rel = g_strdup_printf("reference/models/synth-%s-F16.gguf", (const char *)arch);
-  check_model(rel, FALSE);
+  check_model(rel, FALSE, WH_KV_F16);
 }
 
 static void
@@ -471,7 +472,17 @@ test_model_quantized(gconstpointer type)
 {
   g_autofree char *rel =
       g_strdup_printf("reference/models/synth-llama-%s.gguf", (const char *)type);
-  check_model(rel, TRUE);
+  check_model(rel, TRUE, WH_KV_F16);
+}
+
+/* The KV cache types only the CUDA backend keeps on the GPU (q8_0, q4_0), and f32: the CPU
+ * context uses the same cache type, so both round K and V alike. */
+static void
+test_model_kv(gconstpointer kv_name)
+{
+  wh_kv_type kv;
+  g_assert_true(wh_kv_type_from_name(kv_name, &kv));
+  check_model("models/stories260K.gguf", FALSE, kv);
 }
 
 int
@@ -488,6 +499,11 @@ main(int argc, char **argv)
 #endif
   g_test_add_func("/backend-cuda/model/stories260K", test_model_stories);
   g_test_add_func("/backend-cuda/model/shift", test_model_shift);
+  static const char *kvs[] = {"f32", "q8_0", "q4_0"};
+  for (gsize i = 0; i < G_N_ELEMENTS(kvs); i++) {
+    g_autofree char *path = g_strdup_printf("/backend-cuda/model/stories260K-kv-%s", kvs[i]);
+    g_test_add_data_func(path, kvs[i], test_model_kv);
+  }
   static const char *archs[] = {"llama", "qwen2", "qwen3", "phi3", "gemma2", "gemma3"};
   for (gsize i = 0; i < G_N_ELEMENTS(archs); i++) {
     g_autofree char *path = g_strdup_printf("/backend-cuda/model/synth-%s-F16", archs[i]);
