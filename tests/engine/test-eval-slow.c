@@ -1,18 +1,101 @@
-/* test-eval-slow.c — our own Q8_0 / Q5_1 / Q4_0 quantizations of stories260K score no worse
- * than the reference's on eval.txt (chunks of 128 tokens): the figures in ../shared/README.md
- * are 3.5561, 3.6220 and 3.7539 (this engine gives the reference's own files 3.5554..3.5561,
- * 3.6215 and 3.7535, depending on the dot kernels' summation order). Two whole-text sweeps per
- * type, so it is in engine-slow.
+/* test-eval-slow.c — whole-text evaluation checks (engine-slow, skipped under the sanitizers):
+ * stories260K's perplexity 3.5554 on eval.txt, the imatrix of synth-llama-F16 on all of
+ * calib.txt against the reference's (cosine > 0.999, same IQ2_XS error), and our own Q8_0 / Q5_1 /
+ * Q4_0 quantizations of stories260K score no worse than the reference's on eval.txt (chunks of 128
+ * tokens): the figures in ../shared/README.md are 3.5561, 3.6220 and 3.7539 (this engine gives the
+ * reference's own files 3.5554..3.5561, 3.6215 and 3.7535, depending on the dot kernels' summation
+ * order). Two whole-text sweeps per type, so it is in engine-slow.
  */
 #include "config.h"
 
-#include <math.h>
-
-#include "eval/eval.h"
 #include "gguf/gguf-types.h"
 #include "quantize/quantize.h"
-#include "tokenizer/tokenizer.h"
-#include "wh-test-util.h"
+#include "test-eval-util.h"
+
+/* The reference figure for stories260K F32 on the whole text. */
+static void
+test_perplexity_stories(void)
+{
+  loaded l;
+  if (!load(STORIES, EVAL_TXT, &l))
+    return;
+  wh_eval_params p = test_params();
+  p.n_ctx = 128;
+  wh_eval_result r;
+  g_autoptr(GError) error = NULL;
+  g_assert_true(wh_eval_perplexity(l.model, toks(&l), l.ids->len, l.bos, &p, &r, &error));
+  g_assert_no_error(error);
+  g_test_message("stories260K eval.txt -c 128: PPL = %.4f +/- %.5f over %u chunks", r.ppl,
+                 r.ppl_err, r.n_chunks);
+  g_assert_cmpuint(r.n_chunks, ==, l.ids->len / 128);
+  g_assert_cmpuint(r.n_scored, ==, (guint64)r.n_chunks * 63);
+  g_assert_cmpfloat_with_epsilon(r.ppl, 3.5554, 0.002);
+  g_assert_true(r.ppl_err > 0.0 && r.ppl_err < 0.1);
+  unload(&l);
+}
+
+/* Our imatrix of synth-llama-F16 on calib.txt against the reference's, and both driving the
+ * IQ2_XS quantizer. */
+static void
+test_imatrix_synth(void)
+{
+  loaded l;
+  if (!load(SYNTH_F16, CALIB_TXT, &l))
+    return;
+  g_autofree char *ref_path = wh_test_shared_file_or_skip(SHARED_IMATRIX);
+  if (!ref_path) {
+    unload(&l);
+    return;
+  }
+  g_autofree char *dir = wh_test_make_tmpdir();
+  g_autofree char *path = g_build_filename(dir, "synth.imatrix.gguf", NULL);
+  wh_eval_result r;
+  wh_imatrix *ours = compute_imatrix(&l, 0, FALSE, path, &r);
+  g_test_message("synth-llama-F16 calib.txt: %u chunks, PPL %.2f", r.n_chunks, r.ppl);
+  g_autoptr(GError) error = NULL;
+  wh_imatrix *ref = wh_imatrix_load(ref_path, &error);
+  g_assert_no_error(error);
+  g_assert_cmpint(wh_imatrix_chunk_count(ours), ==, wh_imatrix_chunk_count(ref));
+  g_assert_cmpint(wh_imatrix_chunk_size(ours), ==, wh_imatrix_chunk_size(ref));
+  g_assert_cmpstr(wh_imatrix_dataset(ours), ==, "calib.txt");
+  g_assert_cmpuint(wh_imatrix_n_entries(ours), ==, wh_imatrix_n_entries(ref));
+  double worst = 1.0;
+  for (guint i = 0; i < wh_imatrix_n_entries(ref); i++) {
+    const wh_imatrix_entry *re = wh_imatrix_get_entry(ref, i);
+    const wh_imatrix_entry *oe = wh_imatrix_find(ours, re->name);
+    g_assert_nonnull(oe);
+    g_assert_cmpuint(oe->n_cols, ==, re->n_cols);
+    g_assert_cmpuint(oe->n_mat, ==, re->n_mat);
+    g_assert_cmpfloat(oe->counts[0], ==, re->counts[0]);
+    const double cs = cosine(oe->in_sum2, re->in_sum2, re->n_cols);
+    worst = MIN(worst, cs);
+    g_assert_cmpfloat(cs, >, 0.999);
+  }
+  g_test_message("worst per-tensor cosine similarity %.6f", worst);
+
+  /* IQ2_XS of blk.1.ffn_down with each importance vector, measured with the reference's */
+  const wh_gguf *g = wh_model_get_gguf(l.model);
+  const wh_gguf_tensor *t = wh_gguf_find_tensor(g, "blk.1.ffn_down.weight");
+  g_assert_nonnull(t);
+  const guint64 cols = t->ne[0], rows = t->ne[1];
+  float *w = g_new(float, cols *rows);
+  for (guint64 rr = 0; rr < rows; rr++)
+    wh_quant_dequantize_row(t->type, t->data + rr * wh_quant_row_bytes(t->type, (gint64)cols),
+                            w + rr * cols, (gint64)cols);
+  const float *qw_ref = wh_imatrix_find(ref, t->name)->importance;
+  const float *qw_ours = wh_imatrix_find(ours, t->name)->importance;
+  const double e_ref = weighted_error(WH_TYPE_IQ2_XS, w, rows, cols, qw_ref, qw_ref);
+  const double e_ours = weighted_error(WH_TYPE_IQ2_XS, w, rows, cols, qw_ours, qw_ref);
+  g_test_message("IQ2_XS %s: weighted rmse %.5f with our imatrix, %.5f with the reference's",
+                 t->name, e_ours, e_ref);
+  g_assert_cmpfloat(e_ours, <=, 1.01 * e_ref);
+  g_free(w);
+
+  wh_imatrix_free(ours);
+  wh_imatrix_free(ref);
+  wh_test_rmdir_r(dir);
+  unload(&l);
+}
 
 typedef struct {
   const char *ftype;
@@ -85,6 +168,8 @@ int
 main(int argc, char **argv)
 {
   g_test_init(&argc, &argv, NULL);
+  g_test_add_func("/eval-slow/perplexity/stories260K", test_perplexity_stories);
+  g_test_add_func("/eval-slow/imatrix/synth-llama", test_imatrix_synth);
   static const ppl_case cases[] = {
       {"Q8_0", 3.5561},
       {"Q5_1", 3.6220},

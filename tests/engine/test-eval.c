@@ -1,81 +1,15 @@
 /* test-eval.c — perplexity, KL divergence, saved logits and imatrix (engine/eval).
  *
- * Figures come from ../shared/README.md: stories260K on eval.txt with chunks of 128 tokens has
- * perplexity 3.5554 (limit 0.002); the shared synth-llama imatrix was computed by the reference
- * on calib.txt. The whole-model quantization sweep lives in test-eval-slow.c.
+ * A few chunks each, so the binary stays quick under the sanitizers. The whole-text checks
+ * (stories260K 3.5554, the full synth-llama imatrix against the reference's, our own
+ * quantizations) live in test-eval-slow.c.
  */
 #include "config.h"
 
 #include <glib/gstdio.h>
-#include <math.h>
 #include <string.h>
 
-#include "eval/eval.h"
-#include "gguf/imatrix.h"
-#include "model/model.h"
-#include "quant/quant.h"
-#include "tokenizer/tokenizer.h"
-#include "wh-test-util.h"
-
-#define STORIES "models/stories260K.gguf"
-#define STORIES_Q4_0 "reference/models/stories260K-Q4_0.gguf"
-#define SYNTH_F16 "reference/models/synth-llama-F16.gguf"
-#define EVAL_TXT "reference/eval.txt"
-#define CALIB_TXT "reference/calib.txt"
-#define SHARED_IMATRIX "reference/synth-llama.imatrix.gguf"
-
-/* A model with its tokenized text. */
-typedef struct {
-  wh_model *model;
-  GArray *ids;
-  gint32 bos;
-} loaded;
-
-static gboolean
-load(const char *model_rel, const char *text_rel, loaded *out)
-{
-  g_autofree char *mp = wh_test_shared_file_or_skip(model_rel);
-  g_autofree char *tp = mp ? wh_test_shared_file_or_skip(text_rel) : NULL;
-  if (!mp || !tp)
-    return FALSE;
-  g_autoptr(GError) error = NULL;
-  out->model = wh_model_load(mp, NULL, &error);
-  g_assert_no_error(error);
-  g_autofree char *text = NULL;
-  gsize len = 0;
-  g_assert_true(g_file_get_contents(tp, &text, &len, &error));
-  wh_tokenizer *tok = wh_tokenizer_new_from_gguf(wh_model_get_gguf(out->model), &error);
-  g_assert_no_error(error);
-  out->ids = g_array_new(FALSE, FALSE, sizeof(gint32));
-  g_assert_cmpint(wh_tokenizer_tokenize(tok, text, len, TRUE, FALSE, out->ids, &error), >=, 0);
-  g_assert_no_error(error);
-  out->bos = wh_tokenizer_add_bos(tok) ? wh_tokenizer_bos(tok) : -1;
-  wh_tokenizer_free(tok);
-  return TRUE;
-}
-
-static void
-unload(loaded *l)
-{
-  wh_model_free(l->model);
-  g_array_unref(l->ids);
-}
-
-static const gint32 *
-toks(const loaded *l)
-{
-  return (const gint32 *)l->ids->data;
-}
-
-/* Default parameters on one thread: these models are tiny, and one thread beats the pool's
- * barriers on a busy machine (results do not depend on the thread count). */
-static wh_eval_params
-test_params(void)
-{
-  wh_eval_params p = wh_eval_default_params();
-  p.n_threads = 1;
-  return p;
-}
+#include "test-eval-util.h"
 
 typedef struct {
   guint32 calls, last_done, n_chunks;
@@ -100,15 +34,16 @@ on_continue(gpointer user_data)
   return p->stop_after == 0 || p->last_done < p->stop_after;
 }
 
-/* The reference figure for stories260K F32, and the progress callback. */
+/* Progress after every chunk, in order; the chunk count honours max_chunks. */
 static void
-test_perplexity_stories(void)
+test_perplexity_progress(void)
 {
   loaded l;
   if (!load(STORIES, EVAL_TXT, &l))
     return;
   wh_eval_params p = test_params();
   p.n_ctx = 128;
+  p.max_chunks = 6;
   progress_log log = {0};
   p.progress = on_progress;
   p.should_continue = on_continue;
@@ -117,15 +52,12 @@ test_perplexity_stories(void)
   g_autoptr(GError) error = NULL;
   g_assert_true(wh_eval_perplexity(l.model, toks(&l), l.ids->len, l.bos, &p, &r, &error));
   g_assert_no_error(error);
-  g_test_message("stories260K eval.txt -c 128: PPL = %.4f +/- %.5f over %u chunks", r.ppl,
-                 r.ppl_err, r.n_chunks);
-  g_assert_cmpuint(r.n_chunks, ==, l.ids->len / 128);
-  g_assert_cmpuint(r.n_scored, ==, (guint64)r.n_chunks * 63);
-  g_assert_cmpfloat_with_epsilon(r.ppl, 3.5554, 0.002);
-  g_assert_true(r.ppl_err > 0.0 && r.ppl_err < 0.1);
+  g_assert_cmpuint(r.n_chunks, ==, 6);
+  g_assert_cmpuint(r.n_scored, ==, 6 * 63);
+  g_assert_true(r.ppl > 1.0 && r.ppl < 10.0 && r.ppl_err > 0.0);
   g_assert_false(r.has_kld);
-  g_assert_cmpuint(log.calls, ==, r.n_chunks);
-  g_assert_cmpuint(log.n_chunks, ==, r.n_chunks);
+  g_assert_cmpuint(log.calls, ==, 6);
+  g_assert_cmpuint(log.n_chunks, ==, 6);
   unload(&l);
 }
 
@@ -178,11 +110,11 @@ test_kld_self(void)
     return;
   g_autofree char *dir = wh_test_make_tmpdir();
   g_autofree char *path = g_build_filename(dir, "base.logits", NULL);
-  const wh_eval_result saved = save_logits(&l, 128, 24, path);
+  const wh_eval_result saved = save_logits(&l, 128, 8, path);
   /* the file: header, tokens, rows; no temporary left behind */
   GStatBuf sb;
   g_assert_cmpint(g_stat(path, &sb), ==, 0);
-  g_assert_cmpuint(sb.st_size, ==, 32 + 24 * 128 * 4 + (guint64)24 * 63 * 512 * 2);
+  g_assert_cmpuint(sb.st_size, ==, 32 + 8 * 128 * 4 + (guint64)8 * 63 * 512 * 2);
   g_autoptr(GDir) d = g_dir_open(dir, 0, NULL);
   g_assert_cmpstr(g_dir_read_name(d), ==, "base.logits");
   g_assert_null(g_dir_read_name(d));
@@ -192,12 +124,12 @@ test_kld_self(void)
   g_assert_no_error(error);
   g_assert_cmpuint(wh_eval_logits_n_vocab(base), ==, 512);
   g_assert_cmpuint(wh_eval_logits_n_ctx(base), ==, 128);
-  g_assert_cmpuint(wh_eval_logits_n_chunks(base), ==, 24);
+  g_assert_cmpuint(wh_eval_logits_n_chunks(base), ==, 8);
   g_assert_cmpuint(wh_eval_logits_rows_per_chunk(base), ==, 63);
-  g_assert_cmpmem(wh_eval_logits_tokens(base), 24 * 128 * 4, toks(&l), 24 * 128 * 4);
+  g_assert_cmpmem(wh_eval_logits_tokens(base), 8 * 128 * 4, toks(&l), 8 * 128 * 4);
 
   wh_eval_params p = test_params();
-  p.base = base; /* n_ctx taken from the file; the text is longer than the base: 24 chunks */
+  p.base = base; /* n_ctx taken from the file; the text is longer than the base: 8 chunks */
   wh_eval_result r;
   g_assert_true(wh_eval_perplexity(l.model, toks(&l), l.ids->len, l.bos, &p, &r, &error));
   g_assert_no_error(error);
@@ -205,7 +137,7 @@ test_kld_self(void)
                  r.kld_mean, r.kld_err, r.kld_percentile[WH_EVAL_KLD_MAX], r.same_top, r.ppl,
                  r.base_ppl);
   g_assert_true(r.has_kld);
-  g_assert_cmpuint(r.n_chunks, ==, 24);
+  g_assert_cmpuint(r.n_chunks, ==, 8);
   g_assert_cmpfloat(fabs(r.kld_mean), <, 1e-5);
   g_assert_cmpfloat(r.kld_percentile[WH_EVAL_KLD_MAX], <, 1e-4);
   g_assert_cmpfloat(r.same_top, >=, 0.995);
@@ -395,48 +327,10 @@ test_logits_format(void)
   unload(&l);
 }
 
-static double
-cosine(const float *a, const float *b, guint64 n)
-{
-  double ab = 0, aa = 0, bb = 0;
-  for (guint64 i = 0; i < n; i++) {
-    ab += (double)a[i] * b[i];
-    aa += (double)a[i] * a[i];
-    bb += (double)b[i] * b[i];
-  }
-  return ab / sqrt(aa * bb);
-}
-
-/* Weighted RMS error of quantizing @w (rows x cols) to @type with importance @qw_quant,
- * weighted by @qw_measure. */
-static double
-weighted_error(wh_type type, const float *w, guint64 rows, guint64 cols, const float *qw_quant,
-               const float *qw_measure)
-{
-  const gsize rb = wh_quant_row_bytes(type, (gint64)cols);
-  guint8 *q = g_malloc(rb * rows);
-  float *y = g_new(float, cols);
-  g_autoptr(GError) error = NULL;
-  g_assert_cmpuint(wh_quant_quantize_rows(type, w, q, (gint64)rows, (gint64)cols, qw_quant, &error),
-                   ==, rb * rows);
-  g_assert_no_error(error);
-  double se = 0.0;
-  for (guint64 r = 0; r < rows; r++) {
-    wh_quant_dequantize_row(type, q + r * rb, y, (gint64)cols);
-    for (guint64 c = 0; c < cols; c++) {
-      const double d = (double)w[r * cols + c] - y[c];
-      se += qw_measure[c] * d * d;
-    }
-  }
-  g_free(q);
-  g_free(y);
-  return sqrt(se / (double)(rows * cols));
-}
-
-/* Our imatrix of synth-llama-F16 on calib.txt against the reference's, and both driving the
- * IQ2_XS quantizer. */
+/* A few chunks of synth-llama-F16: the reference's tensor set, exact counts, shared inputs
+ * giving identical sums, output.weight on request, and already close to the reference's. */
 static void
-test_imatrix_synth(void)
+test_imatrix_quick(void)
 {
   loaded l;
   if (!load(SYNTH_F16, CALIB_TXT, &l))
@@ -447,57 +341,41 @@ test_imatrix_synth(void)
     return;
   }
   g_autofree char *dir = wh_test_make_tmpdir();
-  g_autofree char *path = g_build_filename(dir, "synth.imatrix.gguf", NULL);
-  wh_eval_params p = test_params();
-  p.n_ctx = 128;
-  const char *datasets[] = {"calib.txt", NULL};
+  g_autofree char *path = g_build_filename(dir, "quick.imatrix.gguf", NULL);
   wh_eval_result r;
+  wh_imatrix *ours = compute_imatrix(&l, 4, TRUE, path, &r);
   g_autoptr(GError) error = NULL;
-  g_assert_true(
-      wh_eval_imatrix(l.model, toks(&l), l.ids->len, l.bos, &p, path, datasets, &r, &error));
-  g_assert_no_error(error);
-  g_test_message("synth-llama-F16 calib.txt: %u chunks, PPL %.2f", r.n_chunks, r.ppl);
-
-  wh_imatrix *ours = wh_imatrix_load(path, &error);
-  g_assert_no_error(error);
   wh_imatrix *ref = wh_imatrix_load(ref_path, &error);
   g_assert_no_error(error);
-  g_assert_cmpint(wh_imatrix_chunk_count(ours), ==, wh_imatrix_chunk_count(ref));
-  g_assert_cmpint(wh_imatrix_chunk_size(ours), ==, wh_imatrix_chunk_size(ref));
+  g_assert_cmpuint(r.n_chunks, ==, 4);
+  g_assert_cmpint(wh_imatrix_chunk_count(ours), ==, 4);
+  g_assert_cmpint(wh_imatrix_chunk_size(ours), ==, 128);
   g_assert_cmpstr(wh_imatrix_dataset(ours), ==, "calib.txt");
-  g_assert_cmpuint(wh_imatrix_n_entries(ours), ==, wh_imatrix_n_entries(ref));
+  /* the reference's entries plus output.weight */
+  g_assert_cmpuint(wh_imatrix_n_entries(ours), ==, wh_imatrix_n_entries(ref) + 1);
   double worst = 1.0;
   for (guint i = 0; i < wh_imatrix_n_entries(ref); i++) {
     const wh_imatrix_entry *re = wh_imatrix_get_entry(ref, i);
     const wh_imatrix_entry *oe = wh_imatrix_find(ours, re->name);
     g_assert_nonnull(oe);
     g_assert_cmpuint(oe->n_cols, ==, re->n_cols);
-    g_assert_cmpuint(oe->n_mat, ==, re->n_mat);
-    g_assert_cmpfloat(oe->counts[0], ==, re->counts[0]);
-    const double cs = cosine(oe->in_sum2, re->in_sum2, re->n_cols);
-    worst = MIN(worst, cs);
-    g_assert_cmpfloat(cs, >, 0.999);
+    g_assert_cmpfloat(oe->counts[0], ==, 4 * 128);
+    worst = MIN(worst, cosine(oe->in_sum2, re->in_sum2, re->n_cols));
   }
-  g_test_message("worst per-tensor cosine similarity %.6f", worst);
-
-  /* IQ2_XS of blk.1.ffn_down with each importance vector, measured with the reference's */
-  const wh_gguf *g = wh_model_get_gguf(l.model);
-  const wh_gguf_tensor *t = wh_gguf_find_tensor(g, "blk.1.ffn_down.weight");
-  g_assert_nonnull(t);
-  const guint64 cols = t->ne[0], rows = t->ne[1];
-  float *w = g_new(float, cols *rows);
-  for (guint64 rr = 0; rr < rows; rr++)
-    wh_quant_dequantize_row(t->type, t->data + rr * wh_quant_row_bytes(t->type, (gint64)cols),
-                            w + rr * cols, (gint64)cols);
-  const float *qw_ref = wh_imatrix_find(ref, t->name)->importance;
-  const float *qw_ours = wh_imatrix_find(ours, t->name)->importance;
-  const double e_ref = weighted_error(WH_TYPE_IQ2_XS, w, rows, cols, qw_ref, qw_ref);
-  const double e_ours = weighted_error(WH_TYPE_IQ2_XS, w, rows, cols, qw_ours, qw_ref);
-  g_test_message("IQ2_XS %s: weighted rmse %.5f with our imatrix, %.5f with the reference's",
-                 t->name, e_ours, e_ref);
-  g_assert_cmpfloat(e_ours, <=, 1.01 * e_ref);
-  g_free(w);
-
+  g_test_message("4 chunks: worst cosine similarity to the full reference imatrix %.5f", worst);
+  g_assert_cmpfloat(worst, >, 0.9); /* 4 of 178 chunks: 0.93 measured; the full run is > 0.999 */
+  const wh_imatrix_entry *out = wh_imatrix_find(ours, "output.weight");
+  g_assert_nonnull(out);
+  g_assert_cmpuint(out->n_cols, ==, 256);
+  g_assert_cmpfloat(out->counts[0], ==, 4 * 128);
+  /* q, k and v read the same normed input: identical sums; the FFN input differs */
+  const wh_imatrix_entry *q = wh_imatrix_find(ours, "blk.2.attn_q.weight");
+  const wh_imatrix_entry *k = wh_imatrix_find(ours, "blk.2.attn_k.weight");
+  const wh_imatrix_entry *v = wh_imatrix_find(ours, "blk.2.attn_v.weight");
+  const wh_imatrix_entry *up = wh_imatrix_find(ours, "blk.2.ffn_up.weight");
+  g_assert_cmpmem(q->in_sum2, 256 * 4, k->in_sum2, 256 * 4);
+  g_assert_cmpmem(q->in_sum2, 256 * 4, v->in_sum2, 256 * 4);
+  g_assert_true(memcmp(q->in_sum2, up->in_sum2, 256 * 4) != 0);
   wh_imatrix_free(ours);
   wh_imatrix_free(ref);
   wh_test_rmdir_r(dir);
@@ -508,11 +386,11 @@ int
 main(int argc, char **argv)
 {
   g_test_init(&argc, &argv, NULL);
-  g_test_add_func("/eval/perplexity/stories260K", test_perplexity_stories);
+  g_test_add_func("/eval/perplexity/progress", test_perplexity_progress);
   g_test_add_func("/eval/perplexity/errors", test_perplexity_errors);
   g_test_add_func("/eval/kld/self", test_kld_self);
   g_test_add_func("/eval/kld/quantized", test_kld_quantized);
   g_test_add_func("/eval/logits/format", test_logits_format);
-  g_test_add_func("/eval/imatrix/synth-llama", test_imatrix_synth);
+  g_test_add_func("/eval/imatrix/quick", test_imatrix_quick);
   return g_test_run();
 }
