@@ -39,51 +39,24 @@ test_perplexity_stories(void)
 static void
 test_imatrix_synth(void)
 {
-  loaded l;
-  if (!load(SYNTH_F16, CALIB_TXT, &l))
+  imatrix_run run;
+  if (!imatrix_run_start(&run, 0, FALSE))
     return;
-  g_autofree char *ref_path = wh_test_shared_file_or_skip(SHARED_IMATRIX);
-  if (!ref_path) {
-    unload(&l);
-    return;
-  }
-  g_autofree char *dir = wh_test_make_tmpdir();
-  g_autofree char *path = g_build_filename(dir, "synth.imatrix.gguf", NULL);
-  wh_eval_result r;
-  wh_imatrix *ours = compute_imatrix(&l, 0, FALSE, path, &r);
-  g_test_message("synth-llama-F16 calib.txt: %u chunks, PPL %.2f", r.n_chunks, r.ppl);
-  g_autoptr(GError) error = NULL;
-  wh_imatrix *ref = wh_imatrix_load(ref_path, &error);
-  g_assert_no_error(error);
-  g_assert_cmpint(wh_imatrix_chunk_count(ours), ==, wh_imatrix_chunk_count(ref));
-  g_assert_cmpint(wh_imatrix_chunk_size(ours), ==, wh_imatrix_chunk_size(ref));
-  g_assert_cmpstr(wh_imatrix_dataset(ours), ==, "calib.txt");
-  g_assert_cmpuint(wh_imatrix_n_entries(ours), ==, wh_imatrix_n_entries(ref));
-  double worst = 1.0;
-  for (guint i = 0; i < wh_imatrix_n_entries(ref); i++) {
-    const wh_imatrix_entry *re = wh_imatrix_get_entry(ref, i);
-    const wh_imatrix_entry *oe = wh_imatrix_find(ours, re->name);
-    g_assert_nonnull(oe);
-    g_assert_cmpuint(oe->n_cols, ==, re->n_cols);
-    g_assert_cmpuint(oe->n_mat, ==, re->n_mat);
-    g_assert_cmpfloat(oe->counts[0], ==, re->counts[0]);
-    const double cs = cosine(oe->in_sum2, re->in_sum2, re->n_cols);
-    worst = MIN(worst, cs);
-    g_assert_cmpfloat(cs, >, 0.999);
-  }
-  g_test_message("worst per-tensor cosine similarity %.6f", worst);
-
+  g_assert_cmpint(wh_imatrix_chunk_count(run.ours), ==, wh_imatrix_chunk_count(run.ref));
+  g_assert_cmpuint(wh_imatrix_n_entries(run.ours), ==, wh_imatrix_n_entries(run.ref));
+  g_assert_cmpfloat(imatrix_run_compare(&run, wh_imatrix_get_entry(run.ref, 0)->counts[0]), >,
+                    0.999);
   /* IQ2_XS of blk.1.ffn_down with each importance vector, measured with the reference's */
-  const wh_gguf *g = wh_model_get_gguf(l.model);
+  const wh_gguf *g = wh_model_get_gguf(run.l.model);
   const wh_gguf_tensor *t = wh_gguf_find_tensor(g, "blk.1.ffn_down.weight");
   g_assert_nonnull(t);
   const guint64 cols = t->ne[0], rows = t->ne[1];
-  float *w = g_new(float, cols *rows);
+  float *w = g_new(float, (gsize)(cols * rows));
   for (guint64 rr = 0; rr < rows; rr++)
     wh_quant_dequantize_row(t->type, t->data + rr * wh_quant_row_bytes(t->type, (gint64)cols),
                             w + rr * cols, (gint64)cols);
-  const float *qw_ref = wh_imatrix_find(ref, t->name)->importance;
-  const float *qw_ours = wh_imatrix_find(ours, t->name)->importance;
+  const float *qw_ref = wh_imatrix_find(run.ref, t->name)->importance;
+  const float *qw_ours = wh_imatrix_find(run.ours, t->name)->importance;
   const double e_ref = weighted_error(WH_TYPE_IQ2_XS, w, rows, cols, qw_ref, qw_ref);
   const double e_ours = weighted_error(WH_TYPE_IQ2_XS, w, rows, cols, qw_ours, qw_ref);
   g_test_message("IQ2_XS %s: weighted rmse %.5f with our imatrix, %.5f with the reference's",
@@ -91,10 +64,7 @@ test_imatrix_synth(void)
   g_assert_cmpfloat(e_ours, <=, 1.01 * e_ref);
   g_free(w);
 
-  wh_imatrix_free(ours);
-  wh_imatrix_free(ref);
-  wh_test_rmdir_r(dir);
-  unload(&l);
+  imatrix_run_end(&run);
 }
 
 typedef struct {

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <math.h>
+#include <string.h>
 
 #include "eval/eval.h"
 #include "gguf/imatrix.h"
@@ -110,22 +111,71 @@ weighted_error(wh_type type, const float *w, guint64 rows, guint64 cols, const f
   return sqrt(se / (double)(rows * cols));
 }
 
-/* Computes the imatrix of @l over its first @max_chunks chunks of 128 (0 = all) into @path and
- * loads it. */
-static inline wh_imatrix *
-compute_imatrix(const loaded *l, guint32 max_chunks, gboolean with_output, const char *path,
-                wh_eval_result *r)
+/* An imatrix run of synth-llama-F16 on calib.txt (chunks of 128) next to the reference's. */
+typedef struct {
+  loaded l;
+  char *dir;
+  wh_imatrix *ours, *ref;
+  wh_eval_result r;
+} imatrix_run;
+
+/* Runs the first @max_chunks chunks (0 = all), also collecting output.weight when
+ * @with_output, checks the file's metadata, and loads both imatrices. FALSE (test skipped)
+ * when the shared data is missing. */
+static inline gboolean
+imatrix_run_start(imatrix_run *run, guint32 max_chunks, gboolean with_output)
 {
+  memset(run, 0, sizeof *run);
+  g_autofree char *ref_path = wh_test_shared_file_or_skip(SHARED_IMATRIX);
+  if (!ref_path || !load(SYNTH_F16, CALIB_TXT, &run->l))
+    return FALSE;
+  run->dir = wh_test_make_tmpdir();
+  g_autofree char *path = g_build_filename(run->dir, "synth.imatrix.gguf", NULL);
   wh_eval_params p = test_params();
   p.n_ctx = 128;
   p.max_chunks = max_chunks;
   p.imatrix_output = with_output;
   const char *datasets[] = {"calib.txt", NULL};
   g_autoptr(GError) error = NULL;
-  g_assert_true(
-      wh_eval_imatrix(l->model, toks(l), l->ids->len, l->bos, &p, path, datasets, r, &error));
+  g_assert_true(wh_eval_imatrix(run->l.model, toks(&run->l), run->l.ids->len, run->l.bos, &p, path,
+                                datasets, &run->r, &error));
   g_assert_no_error(error);
-  wh_imatrix *im = wh_imatrix_load(path, &error);
+  run->ours = wh_imatrix_load(path, &error);
   g_assert_no_error(error);
-  return im;
+  run->ref = wh_imatrix_load(ref_path, &error);
+  g_assert_no_error(error);
+  g_test_message("synth-llama-F16 calib.txt: %u chunks, PPL %.2f", run->r.n_chunks, run->r.ppl);
+  g_assert_cmpint(wh_imatrix_chunk_count(run->ours), ==, run->r.n_chunks);
+  g_assert_cmpint(wh_imatrix_chunk_size(run->ours), ==, 128);
+  g_assert_cmpstr(wh_imatrix_dataset(run->ours), ==, "calib.txt");
+  return TRUE;
+}
+
+/* Every reference entry exists in ours with the same shape and @count tokens; returns the
+ * worst per-tensor cosine similarity of the sums. */
+static inline double
+imatrix_run_compare(const imatrix_run *run, float count)
+{
+  double worst = 1.0;
+  for (guint i = 0; i < wh_imatrix_n_entries(run->ref); i++) {
+    const wh_imatrix_entry *re = wh_imatrix_get_entry(run->ref, i);
+    const wh_imatrix_entry *oe = wh_imatrix_find(run->ours, re->name);
+    g_assert_nonnull(oe);
+    g_assert_cmpuint(oe->n_cols, ==, re->n_cols);
+    g_assert_cmpuint(oe->n_mat, ==, re->n_mat);
+    g_assert_cmpfloat(oe->counts[0], ==, count);
+    worst = MIN(worst, cosine(oe->in_sum2, re->in_sum2, re->n_cols));
+  }
+  g_test_message("worst per-tensor cosine similarity to the reference %.6f", worst);
+  return worst;
+}
+
+static inline void
+imatrix_run_end(imatrix_run *run)
+{
+  wh_imatrix_free(run->ours);
+  wh_imatrix_free(run->ref);
+  wh_test_rmdir_r(run->dir);
+  g_free(run->dir);
+  unload(&run->l);
 }

@@ -332,54 +332,27 @@ test_logits_format(void)
 static void
 test_imatrix_quick(void)
 {
-  loaded l;
-  if (!load(SYNTH_F16, CALIB_TXT, &l))
+  imatrix_run run;
+  if (!imatrix_run_start(&run, 4, TRUE))
     return;
-  g_autofree char *ref_path = wh_test_shared_file_or_skip(SHARED_IMATRIX);
-  if (!ref_path) {
-    unload(&l);
-    return;
-  }
-  g_autofree char *dir = wh_test_make_tmpdir();
-  g_autofree char *path = g_build_filename(dir, "quick.imatrix.gguf", NULL);
-  wh_eval_result r;
-  wh_imatrix *ours = compute_imatrix(&l, 4, TRUE, path, &r);
-  g_autoptr(GError) error = NULL;
-  wh_imatrix *ref = wh_imatrix_load(ref_path, &error);
-  g_assert_no_error(error);
-  g_assert_cmpuint(r.n_chunks, ==, 4);
-  g_assert_cmpint(wh_imatrix_chunk_count(ours), ==, 4);
-  g_assert_cmpint(wh_imatrix_chunk_size(ours), ==, 128);
-  g_assert_cmpstr(wh_imatrix_dataset(ours), ==, "calib.txt");
+  g_assert_cmpuint(run.r.n_chunks, ==, 4);
   /* the reference's entries plus output.weight */
-  g_assert_cmpuint(wh_imatrix_n_entries(ours), ==, wh_imatrix_n_entries(ref) + 1);
-  double worst = 1.0;
-  for (guint i = 0; i < wh_imatrix_n_entries(ref); i++) {
-    const wh_imatrix_entry *re = wh_imatrix_get_entry(ref, i);
-    const wh_imatrix_entry *oe = wh_imatrix_find(ours, re->name);
-    g_assert_nonnull(oe);
-    g_assert_cmpuint(oe->n_cols, ==, re->n_cols);
-    g_assert_cmpfloat(oe->counts[0], ==, 4 * 128);
-    worst = MIN(worst, cosine(oe->in_sum2, re->in_sum2, re->n_cols));
-  }
-  g_test_message("4 chunks: worst cosine similarity to the full reference imatrix %.5f", worst);
-  g_assert_cmpfloat(worst, >, 0.9); /* 4 of 178 chunks: 0.93 measured; the full run is > 0.999 */
-  const wh_imatrix_entry *out = wh_imatrix_find(ours, "output.weight");
+  g_assert_cmpuint(wh_imatrix_n_entries(run.ours), ==, wh_imatrix_n_entries(run.ref) + 1);
+  /* 4 of 178 chunks: 0.93 measured; the full run is > 0.999 */
+  g_assert_cmpfloat(imatrix_run_compare(&run, 4 * 128), >, 0.9);
+  const wh_imatrix_entry *out = wh_imatrix_find(run.ours, "output.weight");
   g_assert_nonnull(out);
   g_assert_cmpuint(out->n_cols, ==, 256);
   g_assert_cmpfloat(out->counts[0], ==, 4 * 128);
   /* q, k and v read the same normed input: identical sums; the FFN input differs */
-  const wh_imatrix_entry *q = wh_imatrix_find(ours, "blk.2.attn_q.weight");
-  const wh_imatrix_entry *k = wh_imatrix_find(ours, "blk.2.attn_k.weight");
-  const wh_imatrix_entry *v = wh_imatrix_find(ours, "blk.2.attn_v.weight");
-  const wh_imatrix_entry *up = wh_imatrix_find(ours, "blk.2.ffn_up.weight");
+  const wh_imatrix_entry *q = wh_imatrix_find(run.ours, "blk.2.attn_q.weight");
+  const wh_imatrix_entry *k = wh_imatrix_find(run.ours, "blk.2.attn_k.weight");
+  const wh_imatrix_entry *v = wh_imatrix_find(run.ours, "blk.2.attn_v.weight");
+  const wh_imatrix_entry *up = wh_imatrix_find(run.ours, "blk.2.ffn_up.weight");
   g_assert_cmpmem(q->in_sum2, 256 * 4, k->in_sum2, 256 * 4);
   g_assert_cmpmem(q->in_sum2, 256 * 4, v->in_sum2, 256 * 4);
   g_assert_true(memcmp(q->in_sum2, up->in_sum2, 256 * 4) != 0);
-  wh_imatrix_free(ours);
-  wh_imatrix_free(ref);
-  wh_test_rmdir_r(dir);
-  unload(&l);
+  imatrix_run_end(&run);
 }
 
 int
