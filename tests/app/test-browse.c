@@ -342,6 +342,12 @@ n_persisted(void)
   return (guint)g_variant_n_children(v);
 }
 
+static gboolean
+widget_shown(gpointer widget)
+{
+  return gtk_widget_get_mapped(widget) && gtk_widget_get_width(widget) > 0;
+}
+
 static void
 test_download(void)
 {
@@ -364,7 +370,9 @@ test_download(void)
   /* The jobs popover with the running download. */
   GtkMenuButton *jobs = whittle_jobs_button_get_menu_button(whittle_window_get_jobs_button(window));
   gtk_menu_button_popup(jobs);
-  wh_app_test_screenshot(GTK_WIDGET(gtk_menu_button_get_popover(jobs)), "downloads");
+  GtkWidget *popover = GTK_WIDGET(gtk_menu_button_get_popover(jobs));
+  g_assert_true(wh_app_test_wait(widget_shown, popover, 10));
+  wh_app_test_screenshot(popover, "downloads");
   WhittleJobRow *row = download_row(title);
   gtk_test_accessible_assert_role(GTK_ACCESSIBLE(row), GTK_ACCESSIBLE_ROLE_LIST_ITEM);
   g_assert_cmpuint(wh_app_test_check_accessible_names(GTK_WIDGET(row)), >=, 2); /* Pause, Cancel */
