@@ -1638,6 +1638,12 @@ dot_q4_k_q8_k_avx512(const guint8 *x, const guint8 *y, gint64 nb)
 #undef WH_IDX2
   for (gint64 b = 0; b < nb; b++, x += 144, y += Q8K_BYTES) {
     const guint8 *qs = x + 16, *q8 = y + 4;
+    /* the weights stream from DRAM: ask for the lines ~1.5 KiB ahead (192 bytes per 144-byte
+     * block, so every line), further than the hardware prefetcher runs (12 -> 10 GB/s from
+     * DRAM without) */
+    _mm_prefetch((const char *)(x + 1536), _MM_HINT_T0);
+    _mm_prefetch((const char *)(x + 1600), _MM_HINT_T0);
+    _mm_prefetch((const char *)(x + 1664), _MM_HINT_T0);
     const __m128i scm = k_scales_unpack(x + 4);
     const __m512i sc = _mm512_castsi128_si512(_mm_cvtepu8_epi16(scm));
     __m512i acc = _mm512_setzero_si512();
