@@ -75,14 +75,20 @@ test_perplexity_errors(void)
   g_assert_false(wh_eval_perplexity(l.model, toks(&l), 100, l.bos, &p, &r, &error));
   g_assert_error(error, WH_EVAL_ERROR, WH_EVAL_ERROR_INPUT);
   g_clear_error(&error);
-  /* cancelled after two chunks */
+  /* cancelled after two chunks while saving logits: nothing is left on disk */
+  g_autofree char *dir = wh_test_make_tmpdir();
+  g_autofree char *path = g_build_filename(dir, "cancelled.logits", NULL);
   progress_log log = {.stop_after = 2};
   p.progress = on_progress;
   p.should_continue = on_continue;
   p.user_data = &log;
+  p.save_logits_path = path;
   g_assert_false(wh_eval_perplexity(l.model, toks(&l), l.ids->len, l.bos, &p, &r, &error));
   g_assert_error(error, WH_EVAL_ERROR, WH_EVAL_ERROR_CANCELLED);
   g_assert_cmpuint(log.last_done, ==, 2);
+  g_autoptr(GDir) d = g_dir_open(dir, 0, NULL);
+  g_assert_null(g_dir_read_name(d));
+  wh_test_rmdir_r(dir);
   unload(&l);
 }
 
