@@ -1,31 +1,1104 @@
 /* whittle-chat-page.c — see whittle-chat-page.h. */
 #include "config.h"
 
+#include <glib/gi18n.h>
+
+#include "whittle-application.h"
 #include "whittle-chat-page.h"
+#include "whittle-markdown.h"
 
 struct _WhittleChatPage {
   AdwBin parent_instance;
+
+  WhittleConversationStore *store;
+  char *store_error;
+  gint64 conversation;
+  GPtrArray *branch; /* WhittleStoredMessage, the active branch of `conversation` */
+  double temperature;
+  int max_tokens;
+
+  wh_session *session;
+  wh_job *load_job;
+  char *loading_path;
+  char *load_error;
+  char *model_path; /* the model new conversations get: the loaded or loading one */
+
+  wh_job *gen_job;
+  GString *reply;                  /* the reply streaming in */
+  WhittleMarkdownView *reply_view; /* its widget */
+  gint64 reply_parent;             /* the user message it answers */
+  gboolean refilling_list;
+
+  /* template children */
+  AdwLeaflet *leaflet;
+  GtkSearchEntry *search_entry;
+  GtkListBox *conversation_list;
+  AdwButtonContent *model_button_content;
+  GtkProgressBar *load_progress;
+  GtkLabel *context_label;
+  GtkMenuButton *settings_button;
+  GtkEntry *system_entry;
+  GtkSpinButton *temperature_spin;
+  GtkSpinButton *max_tokens_spin;
+  GtkLabel *device_label;
+  GtkStack *content_stack;
+  GtkScrolledWindow *message_scroller;
+  GtkListBox *message_list;
+  GtkTextView *composer;
+  GtkStack *send_stack;
+  GtkLabel *status_label;
 };
 
 G_DEFINE_FINAL_TYPE(WhittleChatPage, whittle_chat_page, ADW_TYPE_BIN)
 
+static void refill_conversation_list(WhittleChatPage *self);
+static void rebuild_messages(WhittleChatPage *self);
+static gboolean start_reply(WhittleChatPage *self);
+
+/* --- helpers -------------------------------------------------------------------------------- */
+
+static wh_job_queue *
+job_queue(WhittleChatPage *self)
+{
+  GtkRoot *root = gtk_widget_get_root(GTK_WIDGET(self));
+  if (!GTK_IS_WINDOW(root))
+    return NULL;
+  GtkApplication *app = gtk_window_get_application(GTK_WINDOW(root));
+  return WHITTLE_IS_APPLICATION(app) ? whittle_application_get_job_queue(WHITTLE_APPLICATION(app))
+                                     : NULL;
+}
+
+static void
+set_status(WhittleChatPage *self, const char *text)
+{
+  gtk_label_set_label(self->status_label, text ? text : "");
+}
+
+static void
+update_context_label(WhittleChatPage *self)
+{
+  if (!self->session) {
+    gtk_label_set_label(self->context_label, "");
+    return;
+  }
+  /* Translators: tokens of the model's context in use, e.g. “120 / 2048 tokens” */
+  g_autofree char *text =
+      g_strdup_printf(_("%u / %u tokens"), wh_session_get_n_ctx_used(self->session),
+                      wh_session_get_n_ctx(self->session));
+  gtk_label_set_label(self->context_label, text);
+}
+
+static void
+update_sensitivity(WhittleChatPage *self)
+{
+  gboolean busy = self->gen_job != NULL;
+  gtk_stack_set_visible_child_name(self->send_stack, busy ? "stop" : "send");
+  gtk_widget_action_set_enabled(GTK_WIDGET(self), "chat.send", !busy);
+  gtk_widget_action_set_enabled(GTK_WIDGET(self), "chat.stop", busy);
+  gtk_widget_action_set_enabled(GTK_WIDGET(self), "chat.new", !busy);
+  gtk_widget_action_set_enabled(GTK_WIDGET(self), "chat.open-model", !busy);
+  gtk_widget_action_set_enabled(GTK_WIDGET(self), "chat.delete", !busy && self->conversation);
+  gtk_widget_action_set_enabled(GTK_WIDGET(self), "chat.export", self->conversation != 0);
+  gtk_widget_set_sensitive(GTK_WIDGET(self->conversation_list), !busy);
+}
+
+/* The session's history = the active branch (and the conversation's system prompt). */
+static gboolean
+sync_session(WhittleChatPage *self, GError **error)
+{
+  if (!self->session)
+    return TRUE;
+  g_autofree wh_chat_message *msgs = g_new0(wh_chat_message, self->branch->len + 1);
+  for (guint i = 0; i < self->branch->len; i++) {
+    const WhittleStoredMessage *m = self->branch->pdata[i];
+    msgs[i].role = m->role;
+    msgs[i].content = m->content;
+  }
+  g_autoptr(WhittleConversation) c =
+      self->conversation ? whittle_conversation_store_get(self->store, self->conversation, NULL)
+                         : NULL;
+  if (!wh_session_set_system_prompt(self->session, c ? c->system_prompt : NULL, error))
+    return FALSE;
+  wh_sampler_params sp;
+  wh_session_get_sampler_params(self->session, &sp);
+  wh_sampler_params def = wh_sampler_default_params();
+  sp.temperature = self->temperature >= 0 ? (float)self->temperature : def.temperature;
+  if (c && c->seed >= 0)
+    sp.seed = (guint64)c->seed;
+  if (!wh_session_set_sampler_params(self->session, &sp, error))
+    return FALSE;
+  return wh_session_set_messages(self->session, msgs, self->branch->len, error);
+}
+
+static void
+reload_branch(WhittleChatPage *self)
+{
+  g_clear_pointer(&self->branch, g_ptr_array_unref);
+  if (self->conversation)
+    self->branch = whittle_conversation_store_get_branch(self->store, self->conversation, NULL);
+  if (!self->branch)
+    self->branch = g_ptr_array_new_with_free_func((GDestroyNotify)whittle_stored_message_free);
+  g_autoptr(GError) error = NULL;
+  if (!sync_session(self, &error))
+    set_status(self, error->message);
+  rebuild_messages(self);
+}
+
+static void
+scroll_to_end(WhittleChatPage *self)
+{
+  GtkAdjustment *adj = gtk_scrolled_window_get_vadjustment(self->message_scroller);
+  gtk_adjustment_set_value(adj, gtk_adjustment_get_upper(adj));
+}
+
+/* --- message rows --------------------------------------------------------------------------- */
+
+static void
+on_copy_clicked(GtkButton *button, WhittleChatPage *self)
+{
+  (void)self;
+  const char *text = g_object_get_data(G_OBJECT(button), "text");
+  gdk_clipboard_set_text(gtk_widget_get_clipboard(GTK_WIDGET(button)), text ? text : "");
+}
+
+static void
+on_regenerate_clicked(GtkButton *button, WhittleChatPage *self)
+{
+  (void)button;
+  whittle_chat_page_regenerate(self);
+}
+
+static void
+on_branch_clicked(GtkButton *button, WhittleChatPage *self)
+{
+  guint index = GPOINTER_TO_UINT(g_object_get_data(G_OBJECT(button), "index"));
+  int delta = GPOINTER_TO_INT(g_object_get_data(G_OBJECT(button), "delta"));
+  whittle_chat_page_switch_branch(self, index, delta);
+}
+
+static void
+on_edit_response(AdwMessageDialog *dialog, const char *response, WhittleChatPage *self)
+{
+  if (g_strcmp0(response, "send") != 0)
+    return;
+  GtkEditable *entry = GTK_EDITABLE(adw_message_dialog_get_extra_child(dialog));
+  guint index = GPOINTER_TO_UINT(g_object_get_data(G_OBJECT(dialog), "index"));
+  whittle_chat_page_edit_message(self, index, gtk_editable_get_text(entry));
+}
+
+static void
+on_edit_clicked(GtkButton *button, WhittleChatPage *self)
+{
+  guint index = GPOINTER_TO_UINT(g_object_get_data(G_OBJECT(button), "index"));
+  if (index >= self->branch->len)
+    return;
+  const WhittleStoredMessage *m = self->branch->pdata[index];
+  GtkRoot *root = gtk_widget_get_root(GTK_WIDGET(self));
+  GtkWidget *dialog =
+      adw_message_dialog_new(GTK_IS_WINDOW(root) ? GTK_WINDOW(root) : NULL, _("Edit Message"),
+                             _("The reply is generated again. The original message and its "
+                               "reply are kept: the arrows under the message switch back."));
+  GtkWidget *entry = gtk_entry_new();
+  gtk_editable_set_text(GTK_EDITABLE(entry), m->content);
+  gtk_accessible_update_property(GTK_ACCESSIBLE(entry), GTK_ACCESSIBLE_PROPERTY_LABEL, _("Message"),
+                                 -1);
+  adw_message_dialog_set_extra_child(ADW_MESSAGE_DIALOG(dialog), entry);
+  adw_message_dialog_add_responses(ADW_MESSAGE_DIALOG(dialog), "cancel", _("_Cancel"), "send",
+                                   _("_Send"), NULL);
+  adw_message_dialog_set_response_appearance(ADW_MESSAGE_DIALOG(dialog), "send",
+                                             ADW_RESPONSE_SUGGESTED);
+  adw_message_dialog_set_default_response(ADW_MESSAGE_DIALOG(dialog), "send");
+  g_object_set_data(G_OBJECT(dialog), "index", GUINT_TO_POINTER(index));
+  g_signal_connect_object(dialog, "response", G_CALLBACK(on_edit_response), self, 0);
+  gtk_window_present(GTK_WINDOW(dialog));
+}
+
+static GtkWidget *
+small_button(WhittleChatPage *self, const char *icon, const char *tooltip, GCallback cb)
+{
+  GtkWidget *b = gtk_button_new_from_icon_name(icon);
+  gtk_widget_set_tooltip_text(b, tooltip);
+  gtk_accessible_update_property(GTK_ACCESSIBLE(b), GTK_ACCESSIBLE_PROPERTY_LABEL, tooltip, -1);
+  gtk_widget_add_css_class(b, "flat");
+  gtk_widget_add_css_class(b, "circular");
+  g_signal_connect_object(b, "clicked", cb, self, 0);
+  return b;
+}
+
+/* A row for message @index of the branch (@m), or for the streaming reply (@m NULL). Returns
+ * the Markdown view of an assistant message. */
+static WhittleMarkdownView *
+add_message_row(WhittleChatPage *self, guint index, const WhittleStoredMessage *m)
+{
+  gboolean user = m && g_strcmp0(m->role, "user") == 0;
+  GtkWidget *box = gtk_box_new(GTK_ORIENTATION_VERTICAL, 3);
+  gtk_widget_set_margin_top(box, 6);
+  gtk_widget_set_margin_bottom(box, 6);
+  WhittleMarkdownView *view = NULL;
+  if (user) {
+    GtkWidget *label = gtk_label_new(m->content);
+    gtk_label_set_wrap(GTK_LABEL(label), TRUE);
+    gtk_label_set_wrap_mode(GTK_LABEL(label), PANGO_WRAP_WORD_CHAR);
+    gtk_label_set_selectable(GTK_LABEL(label), TRUE);
+    gtk_label_set_xalign(GTK_LABEL(label), 0);
+    GtkWidget *bubble = adw_bin_new();
+    adw_bin_set_child(ADW_BIN(bubble), label);
+    gtk_widget_add_css_class(bubble, "card");
+    gtk_widget_add_css_class(bubble, "chat-user");
+    gtk_widget_set_halign(bubble, GTK_ALIGN_END);
+    gtk_widget_set_margin_start(bubble, 48);
+    gtk_box_append(GTK_BOX(box), bubble);
+  } else {
+    view = WHITTLE_MARKDOWN_VIEW(whittle_markdown_view_new());
+    whittle_markdown_view_set_markdown(view, m ? m->content : "");
+    gtk_box_append(GTK_BOX(box), GTK_WIDGET(view));
+  }
+
+  if (m) {
+    GtkWidget *actions = gtk_box_new(GTK_ORIENTATION_HORIZONTAL, 0);
+    gtk_widget_set_halign(actions, user ? GTK_ALIGN_END : GTK_ALIGN_START);
+    if (m->n_branches > 1) {
+      GtkWidget *prev = small_button(self, "go-previous-symbolic", _("Previous Version"),
+                                     G_CALLBACK(on_branch_clicked));
+      GtkWidget *next =
+          small_button(self, "go-next-symbolic", _("Next Version"), G_CALLBACK(on_branch_clicked));
+      g_object_set_data(G_OBJECT(prev), "index", GUINT_TO_POINTER(index));
+      g_object_set_data(G_OBJECT(prev), "delta", GINT_TO_POINTER(-1));
+      g_object_set_data(G_OBJECT(next), "index", GUINT_TO_POINTER(index));
+      g_object_set_data(G_OBJECT(next), "delta", GINT_TO_POINTER(1));
+      gtk_widget_set_sensitive(prev, m->branch_index > 0);
+      gtk_widget_set_sensitive(next, m->branch_index + 1 < m->n_branches);
+      /* Translators: which version of a message is shown, e.g. “2/3” */
+      g_autofree char *pos = g_strdup_printf(_("%u/%u"), m->branch_index + 1, m->n_branches);
+      GtkWidget *pos_label = gtk_label_new(pos);
+      gtk_widget_add_css_class(pos_label, "dim-label");
+      gtk_widget_add_css_class(pos_label, "numeric");
+      gtk_box_append(GTK_BOX(actions), prev);
+      gtk_box_append(GTK_BOX(actions), pos_label);
+      gtk_box_append(GTK_BOX(actions), next);
+    }
+    GtkWidget *copy =
+        small_button(self, "edit-copy-symbolic", _("Copy"), G_CALLBACK(on_copy_clicked));
+    g_object_set_data_full(G_OBJECT(copy), "text", g_strdup(m->content), g_free);
+    gtk_box_append(GTK_BOX(actions), copy);
+    if (user) {
+      GtkWidget *edit =
+          small_button(self, "document-edit-symbolic", _("Edit"), G_CALLBACK(on_edit_clicked));
+      g_object_set_data(G_OBJECT(edit), "index", GUINT_TO_POINTER(index));
+      gtk_box_append(GTK_BOX(actions), edit);
+    } else if (index + 1 == self->branch->len) {
+      gtk_box_append(GTK_BOX(actions), small_button(self, "view-refresh-symbolic", _("Regenerate"),
+                                                    G_CALLBACK(on_regenerate_clicked)));
+    }
+    gtk_box_append(GTK_BOX(box), actions);
+  }
+
+  GtkWidget *row = gtk_list_box_row_new();
+  gtk_list_box_row_set_activatable(GTK_LIST_BOX_ROW(row), FALSE);
+  gtk_list_box_row_set_child(GTK_LIST_BOX_ROW(row), box);
+  gtk_accessible_update_property(GTK_ACCESSIBLE(row), GTK_ACCESSIBLE_PROPERTY_LABEL,
+                                 user ? _("Your message") : _("Reply"), -1);
+  gtk_list_box_append(self->message_list, row);
+  return view;
+}
+
+static void
+rebuild_messages(WhittleChatPage *self)
+{
+  GtkWidget *child;
+  while ((child = gtk_widget_get_first_child(GTK_WIDGET(self->message_list))))
+    gtk_list_box_remove(self->message_list, child);
+  self->reply_view = NULL;
+  for (guint i = 0; i < self->branch->len; i++)
+    add_message_row(self, i, self->branch->pdata[i]);
+  gtk_stack_set_visible_child_name(self->content_stack,
+                                   self->branch->len || self->gen_job ? "messages" : "empty");
+  update_context_label(self);
+  update_sensitivity(self);
+}
+
+/* --- conversations -------------------------------------------------------------------------- */
+
+static void
+show_conversation_settings(WhittleChatPage *self)
+{
+  g_autoptr(WhittleConversation) c =
+      self->conversation ? whittle_conversation_store_get(self->store, self->conversation, NULL)
+                         : NULL;
+  self->temperature = c ? c->temperature : -1;
+  self->max_tokens = c && c->max_tokens > 0 ? c->max_tokens : 512;
+  gtk_editable_set_text(GTK_EDITABLE(self->system_entry),
+                        c && c->system_prompt ? c->system_prompt : "");
+  gtk_spin_button_set_value(self->temperature_spin, self->temperature >= 0
+                                                        ? self->temperature
+                                                        : wh_sampler_default_params().temperature);
+  gtk_spin_button_set_value(self->max_tokens_spin, self->max_tokens);
+}
+
+void
+whittle_chat_page_select_conversation(WhittleChatPage *self, gint64 id)
+{
+  g_return_if_fail(WHITTLE_IS_CHAT_PAGE(self));
+  if (self->gen_job)
+    return;
+  self->conversation = id;
+  show_conversation_settings(self);
+  reload_branch(self);
+  /* A conversation brings back its model when none is loaded or loading. */
+  g_autoptr(WhittleConversation) c =
+      id ? whittle_conversation_store_get(self->store, id, NULL) : NULL;
+  if (c && c->model_path && !self->session && !self->load_job &&
+      g_file_test(c->model_path, G_FILE_TEST_IS_REGULAR)) {
+    g_free(self->model_path);
+    self->model_path = g_strdup(c->model_path);
+    if (job_queue(self))
+      whittle_chat_page_open_model(self, c->model_path);
+  }
+  /* Select its row without re-entering. */
+  self->refilling_list = TRUE;
+  GtkListBoxRow *row = NULL;
+  for (int i = 0; (row = gtk_list_box_get_row_at_index(self->conversation_list, i)); i++)
+    if (GPOINTER_TO_SIZE(g_object_get_data(G_OBJECT(row), "id")) == (gsize)id)
+      break;
+  gtk_list_box_select_row(self->conversation_list, row);
+  self->refilling_list = FALSE;
+}
+
+void
+whittle_chat_page_new_conversation(WhittleChatPage *self)
+{
+  g_return_if_fail(WHITTLE_IS_CHAT_PAGE(self));
+  whittle_chat_page_select_conversation(self, 0);
+  gtk_widget_grab_focus(GTK_WIDGET(self->composer));
+}
+
+static void
+on_conversation_selected(GtkListBox *list, GtkListBoxRow *row, WhittleChatPage *self)
+{
+  (void)list;
+  if (self->refilling_list || !row)
+    return;
+  gint64 id = (gint64)GPOINTER_TO_SIZE(g_object_get_data(G_OBJECT(row), "id"));
+  if (id != self->conversation)
+    whittle_chat_page_select_conversation(self, id);
+  adw_leaflet_navigate(self->leaflet, ADW_NAVIGATION_DIRECTION_FORWARD);
+}
+
+static void
+refill_conversation_list(WhittleChatPage *self)
+{
+  self->refilling_list = TRUE;
+  GtkWidget *child;
+  while ((child = gtk_widget_get_first_child(GTK_WIDGET(self->conversation_list))))
+    gtk_list_box_remove(self->conversation_list, child);
+  const char *search = gtk_editable_get_text(GTK_EDITABLE(self->search_entry));
+  g_autoptr(GPtrArray) list =
+      self->store ? whittle_conversation_store_list(self->store, search, NULL) : NULL;
+  for (guint i = 0; list && i < list->len; i++) {
+    const WhittleConversation *c = list->pdata[i];
+    GtkWidget *box = gtk_box_new(GTK_ORIENTATION_VERTICAL, 2);
+    GtkWidget *title = gtk_label_new(*c->title ? c->title : _("New Chat"));
+    gtk_label_set_xalign(GTK_LABEL(title), 0);
+    gtk_label_set_ellipsize(GTK_LABEL(title), PANGO_ELLIPSIZE_END);
+    g_autoptr(GDateTime) when = g_date_time_new_from_unix_local(c->updated);
+    g_autofree char *date = when ? g_date_time_format(when, "%x %R") : g_strdup("");
+    GtkWidget *sub = gtk_label_new(date);
+    gtk_label_set_xalign(GTK_LABEL(sub), 0);
+    gtk_widget_add_css_class(sub, "dim-label");
+    gtk_widget_add_css_class(sub, "caption");
+    gtk_box_append(GTK_BOX(box), title);
+    gtk_box_append(GTK_BOX(box), sub);
+    GtkWidget *row = gtk_list_box_row_new();
+    gtk_list_box_row_set_child(GTK_LIST_BOX_ROW(row), box);
+    g_object_set_data(G_OBJECT(row), "id", GSIZE_TO_POINTER((gsize)c->id));
+    gtk_list_box_append(self->conversation_list, row);
+    if (c->id == self->conversation)
+      gtk_list_box_select_row(self->conversation_list, GTK_LIST_BOX_ROW(row));
+  }
+  self->refilling_list = FALSE;
+}
+
+static void
+on_search_changed(GtkSearchEntry *entry, WhittleChatPage *self)
+{
+  (void)entry;
+  refill_conversation_list(self);
+}
+
+/* --- loading -------------------------------------------------------------------------------- */
+
+static void
+show_device_note(WhittleChatPage *self)
+{
+  const char *note = self->session ? wh_session_get_device_note(self->session) : NULL;
+  gtk_label_set_label(self->device_label, note ? note : "");
+  gtk_widget_set_visible(GTK_WIDGET(self->device_label), note && *note);
+}
+
+static void
+on_load_notify(wh_job *job, gpointer user_data)
+{
+  WhittleChatPage *self = user_data;
+  if (job != self->load_job)
+    return;
+  wh_job_progress p;
+  wh_job_get_progress(job, &p);
+  if (!wh_job_is_finished(job)) {
+    gtk_progress_bar_set_fraction(self->load_progress, p.fraction > 0 ? p.fraction : 0);
+    return;
+  }
+  gtk_widget_set_visible(GTK_WIDGET(self->load_progress), FALSE);
+  g_autoptr(GError) error = NULL;
+  wh_session *session = wh_session_load_finish(job, &error);
+  g_clear_pointer(&self->load_job, wh_job_unref);
+  g_autofree char *path = g_steal_pointer(&self->loading_path);
+  g_clear_pointer(&self->load_error, g_free);
+  if (!session) {
+    if (!g_error_matches(error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
+      self->load_error = g_strdup(error->message);
+    g_object_set_data(G_OBJECT(self), "pending-reply", NULL);
+    set_status(self, self->load_error);
+    g_object_unref(self); /* the load's reference */
+    return;
+  }
+  g_clear_pointer(&self->session, wh_session_unref);
+  self->session = session;
+  adw_button_content_set_label(self->model_button_content, wh_session_get_model_name(session));
+  show_device_note(self);
+  g_autoptr(GError) sync_error = NULL;
+  if (!sync_session(self, &sync_error))
+    set_status(self, sync_error->message);
+  else
+    set_status(self, _("Ready."));
+  update_context_label(self);
+  /* A message sent while loading is answered now. */
+  if (self->branch->len &&
+      g_strcmp0(
+          ((WhittleStoredMessage *)g_ptr_array_index(self->branch, self->branch->len - 1))->role,
+          "user") == 0 &&
+      g_object_get_data(G_OBJECT(self), "pending-reply")) {
+    g_object_set_data(G_OBJECT(self), "pending-reply", NULL);
+    start_reply(self);
+  }
+  g_object_unref(self);
+}
+
+void
+whittle_chat_page_open_model(WhittleChatPage *self, const char *path_in)
+{
+  g_return_if_fail(WHITTLE_IS_CHAT_PAGE(self) && path_in);
+  g_autofree char *path = g_strdup(path_in); /* may be self->model_path, replaced below */
+  wh_job_queue *queue = job_queue(self);
+  if (!queue) {
+    set_status(self, _("The model cannot be loaded before the window is shown."));
+    return;
+  }
+  if (self->load_job)
+    wh_job_cancel(self->load_job);
+  g_clear_pointer(&self->load_job, wh_job_unref);
+  g_free(self->loading_path);
+  self->loading_path = g_strdup(path);
+  g_free(self->model_path);
+  self->model_path = g_strdup(path);
+  g_clear_pointer(&self->load_error, g_free);
+
+  wh_session_params params = wh_session_default_params();
+  GtkRoot *root = gtk_widget_get_root(GTK_WIDGET(self));
+  GtkApplication *app = gtk_window_get_application(GTK_WINDOW(root));
+  GSettings *settings = whittle_application_get_settings(WHITTLE_APPLICATION(app));
+  if (settings) {
+    int threads = g_settings_get_int(settings, "threads");
+    guint n_ctx = g_settings_get_uint(settings, "default-context-length");
+    if (threads > 0)
+      params.context.n_threads = threads;
+    if (n_ctx > 0)
+      params.context.n_ctx = n_ctx;
+  }
+  g_autofree char *base = g_path_get_basename(path);
+  /* Translators: %s is a model file name */
+  g_autofree char *status = g_strdup_printf(_("Loading %s…"), base);
+  set_status(self, status);
+  gtk_progress_bar_set_fraction(self->load_progress, 0);
+  gtk_widget_set_visible(GTK_WIDGET(self->load_progress), TRUE);
+  self->load_job = wh_session_load_async(path, &params, queue, on_load_notify, g_object_ref(self));
+}
+
+/* --- generation ----------------------------------------------------------------------------- */
+
+static void
+on_reply_text(wh_session *session, const char *text, gsize len, gpointer user_data)
+{
+  (void)session;
+  WhittleChatPage *self = user_data;
+  g_string_append_len(self->reply, text, (gssize)len);
+  if (self->reply_view)
+    whittle_markdown_view_set_markdown(self->reply_view, self->reply->str);
+  scroll_to_end(self);
+}
+
+static void
+on_reply_done(wh_session *session, wh_job *job, gpointer user_data)
+{
+  WhittleChatPage *self = user_data;
+  wh_session_stats stats = {0};
+  g_autoptr(GError) error = NULL;
+  gboolean ok = wh_session_generate_finish(session, job, &stats, &error);
+  g_clear_pointer(&self->gen_job, wh_job_unref);
+
+  /* The session appended the reply (whatever the outcome, once the prompt fitted). */
+  guint n = wh_session_get_n_messages(session);
+  wh_session_role role = WH_SESSION_ROLE_USER;
+  g_autofree char *text = n ? wh_session_dup_message(session, n - 1, &role, NULL) : NULL;
+  if (text && role == WH_SESSION_ROLE_ASSISTANT && self->conversation) {
+    g_autoptr(GError) store_error = NULL;
+    if (!whittle_conversation_store_add_message(self->store, self->conversation, self->reply_parent,
+                                                "assistant", text, &store_error))
+      set_status(self, store_error->message);
+  }
+  if (ok || g_error_matches(error, G_IO_ERROR, G_IO_ERROR_CANCELLED)) {
+    /* Translators: after a reply: tokens, speed and why it ended, e.g.
+     * “24 tokens, 310.5 tokens/s (max-tokens)” */
+    g_autofree char *line = g_strdup_printf(
+        _("%u tokens, %.1f tokens/s (%s)"), stats.generated_tokens,
+        stats.generation_tokens_per_second, wh_session_stop_reason_to_string(stats.stop_reason));
+    set_status(self, line);
+  } else {
+    set_status(self, error->message);
+  }
+  reload_branch(self);
+  refill_conversation_list(self);
+  scroll_to_end(self);
+}
+
+/* Answers the last user message of the branch. */
+static gboolean
+start_reply(WhittleChatPage *self)
+{
+  wh_job_queue *queue = job_queue(self);
+  if (!self->session || !queue)
+    return FALSE;
+  g_autoptr(GError) error = NULL;
+  if (!sync_session(self, &error)) {
+    set_status(self, error->message);
+    return FALSE;
+  }
+  const WhittleStoredMessage *last = g_ptr_array_index(self->branch, self->branch->len - 1);
+  self->reply_parent = last->id;
+  g_string_truncate(self->reply, 0);
+  wh_session_generate_params gp = wh_session_generate_default_params();
+  gp.max_tokens = self->max_tokens;
+  self->gen_job = wh_session_generate_async(self->session, queue, &gp, on_reply_text, on_reply_done,
+                                            g_object_ref(self), g_object_unref, &error);
+  if (!self->gen_job) {
+    set_status(self, error->message);
+    return FALSE;
+  }
+  gtk_stack_set_visible_child_name(self->content_stack, "messages");
+  self->reply_view = add_message_row(self, self->branch->len, NULL);
+  set_status(self, _("Generating…"));
+  update_sensitivity(self);
+  return TRUE;
+}
+
+/* Adds a user message under @parent (a new branch when it has children) and answers it. */
+static gboolean
+send_under(WhittleChatPage *self, gint64 parent, const char *text)
+{
+  g_autoptr(GError) error = NULL;
+  if (!self->conversation) {
+    /* The title: the first line of the first message, at most 60 characters. */
+    g_autofree char *line = g_strndup(text, strcspn(text, "\n"));
+    g_autofree char *title =
+        g_utf8_strlen(line, -1) > 60 ? g_utf8_substring(line, 0, 60) : g_strdup(line);
+    self->conversation =
+        whittle_conversation_store_create(self->store, title, self->model_path, &error);
+    if (!self->conversation) {
+      set_status(self, error->message);
+      return FALSE;
+    }
+    g_autoptr(WhittleConversation) c =
+        whittle_conversation_store_get(self->store, self->conversation, NULL);
+    if (c) {
+      g_free(c->system_prompt);
+      const char *sys = gtk_editable_get_text(GTK_EDITABLE(self->system_entry));
+      c->system_prompt = *sys ? g_strdup(sys) : NULL;
+      c->temperature = self->temperature;
+      c->max_tokens = self->max_tokens;
+      whittle_conversation_store_update(self->store, c, NULL);
+    }
+  }
+  if (!whittle_conversation_store_add_message(self->store, self->conversation, parent, "user", text,
+                                              &error)) {
+    set_status(self, error->message);
+    return FALSE;
+  }
+  reload_branch(self);
+  refill_conversation_list(self);
+  if (!self->session) {
+    if (!self->load_job && self->model_path)
+      whittle_chat_page_open_model(self, self->model_path);
+    if (self->load_job) {
+      g_object_set_data(G_OBJECT(self), "pending-reply", GINT_TO_POINTER(1));
+      return TRUE;
+    }
+    set_status(self, _("Open a model to get a reply: the message is saved."));
+    return FALSE;
+  }
+  return start_reply(self);
+}
+
+gboolean
+whittle_chat_page_send(WhittleChatPage *self, const char *text)
+{
+  g_return_val_if_fail(WHITTLE_IS_CHAT_PAGE(self), FALSE);
+  if (self->gen_job) {
+    set_status(self, _("Wait for the reply, or stop it, before sending another message."));
+    return FALSE;
+  }
+  g_autofree char *trimmed = g_strstrip(g_strdup(text ? text : ""));
+  if (!*trimmed)
+    return FALSE;
+  if (!self->session && !self->load_job && !self->model_path) {
+    set_status(self, _("Open a model first: use “Open Model…” or the Library’s Chat button."));
+    return FALSE;
+  }
+  gint64 parent = self->branch->len
+                      ? ((WhittleStoredMessage *)self->branch->pdata[self->branch->len - 1])->id
+                      : 0;
+  return send_under(self, parent, text);
+}
+
+gboolean
+whittle_chat_page_edit_message(WhittleChatPage *self, guint index, const char *text)
+{
+  g_return_val_if_fail(WHITTLE_IS_CHAT_PAGE(self), FALSE);
+  if (self->gen_job || index >= self->branch->len || !text || !*text)
+    return FALSE;
+  const WhittleStoredMessage *m = self->branch->pdata[index];
+  if (g_strcmp0(m->role, "user") != 0)
+    return FALSE;
+  return send_under(self, m->parent, text);
+}
+
+gboolean
+whittle_chat_page_regenerate(WhittleChatPage *self)
+{
+  g_return_val_if_fail(WHITTLE_IS_CHAT_PAGE(self), FALSE);
+  if (self->gen_job || !self->session || self->branch->len < 2)
+    return FALSE;
+  const WhittleStoredMessage *last = self->branch->pdata[self->branch->len - 1];
+  if (g_strcmp0(last->role, "assistant") != 0)
+    return FALSE;
+  /* The new reply is a sibling of this one: show the branch up to its user message. */
+  g_ptr_array_remove_index(self->branch, self->branch->len - 1);
+  rebuild_messages(self);
+  return start_reply(self);
+}
+
+gboolean
+whittle_chat_page_switch_branch(WhittleChatPage *self, guint index, int delta)
+{
+  g_return_val_if_fail(WHITTLE_IS_CHAT_PAGE(self), FALSE);
+  if (self->gen_job || index >= self->branch->len)
+    return FALSE;
+  const WhittleStoredMessage *m = self->branch->pdata[index];
+  gint64 sibling = whittle_conversation_store_get_sibling(self->store, m->id, delta);
+  if (!sibling || !whittle_conversation_store_select_message(self->store, sibling, NULL))
+    return FALSE;
+  reload_branch(self);
+  return TRUE;
+}
+
+void
+whittle_chat_page_stop(WhittleChatPage *self)
+{
+  g_return_if_fail(WHITTLE_IS_CHAT_PAGE(self));
+  if (self->gen_job)
+    wh_job_cancel(self->gen_job);
+}
+
+/* --- actions -------------------------------------------------------------------------------- */
+
+static void
+action_send(GtkWidget *widget, const char *name, GVariant *param)
+{
+  (void)name, (void)param;
+  WhittleChatPage *self = WHITTLE_CHAT_PAGE(widget);
+  GtkTextBuffer *buffer = gtk_text_view_get_buffer(self->composer);
+  GtkTextIter start, end;
+  gtk_text_buffer_get_bounds(buffer, &start, &end);
+  g_autofree char *text = gtk_text_buffer_get_text(buffer, &start, &end, FALSE);
+  if (whittle_chat_page_send(self, text))
+    gtk_text_buffer_set_text(buffer, "", 0);
+}
+
+static void
+action_stop(GtkWidget *widget, const char *name, GVariant *param)
+{
+  (void)name, (void)param;
+  whittle_chat_page_stop(WHITTLE_CHAT_PAGE(widget));
+}
+
+static void
+action_new(GtkWidget *widget, const char *name, GVariant *param)
+{
+  (void)name, (void)param;
+  whittle_chat_page_new_conversation(WHITTLE_CHAT_PAGE(widget));
+}
+
+static void
+on_open_response(GtkNativeDialog *dialog, int response, WhittleChatPage *self)
+{
+  if (response == GTK_RESPONSE_ACCEPT) {
+    g_autoptr(GFile) file = gtk_file_chooser_get_file(GTK_FILE_CHOOSER(dialog));
+    g_autofree char *path = file ? g_file_get_path(file) : NULL;
+    if (path)
+      whittle_chat_page_open_model(self, path);
+  }
+  g_object_unref(dialog);
+}
+
+static void
+action_open_model(GtkWidget *widget, const char *name, GVariant *param)
+{
+  (void)name, (void)param;
+  WhittleChatPage *self = WHITTLE_CHAT_PAGE(widget);
+  GtkRoot *root = gtk_widget_get_root(widget);
+  GtkFileChooserNative *dialog =
+      gtk_file_chooser_native_new(_("Open Model"), GTK_IS_WINDOW(root) ? GTK_WINDOW(root) : NULL,
+                                  GTK_FILE_CHOOSER_ACTION_OPEN, _("_Open"), _("_Cancel"));
+  g_autoptr(GtkFileFilter) filter = gtk_file_filter_new();
+  gtk_file_filter_set_name(filter, _("GGUF Models"));
+  gtk_file_filter_add_pattern(filter, "*.gguf");
+  gtk_file_chooser_add_filter(GTK_FILE_CHOOSER(dialog), filter);
+  gtk_native_dialog_set_modal(GTK_NATIVE_DIALOG(dialog), TRUE);
+  g_signal_connect_object(dialog, "response", G_CALLBACK(on_open_response), self, 0);
+  gtk_native_dialog_show(GTK_NATIVE_DIALOG(dialog));
+}
+
+void
+whittle_chat_page_set_sampling(WhittleChatPage *self, double temperature, int max_tokens)
+{
+  g_return_if_fail(WHITTLE_IS_CHAT_PAGE(self));
+  self->temperature = temperature;
+  self->max_tokens = max_tokens > 0 ? max_tokens : 512;
+  gtk_spin_button_set_value(self->temperature_spin, temperature >= 0
+                                                        ? temperature
+                                                        : wh_sampler_default_params().temperature);
+  gtk_spin_button_set_value(self->max_tokens_spin, self->max_tokens);
+  if (self->conversation) {
+    g_autoptr(WhittleConversation) c =
+        whittle_conversation_store_get(self->store, self->conversation, NULL);
+    if (c) {
+      c->temperature = self->temperature;
+      c->max_tokens = self->max_tokens;
+      whittle_conversation_store_update(self->store, c, NULL);
+    }
+  }
+  if (!self->gen_job)
+    sync_session(self, NULL);
+}
+
+static void
+action_apply_settings(GtkWidget *widget, const char *name, GVariant *param)
+{
+  (void)name, (void)param;
+  WhittleChatPage *self = WHITTLE_CHAT_PAGE(widget);
+  if (self->conversation) {
+    g_autoptr(WhittleConversation) c =
+        whittle_conversation_store_get(self->store, self->conversation, NULL);
+    if (c) {
+      const char *sys = gtk_editable_get_text(GTK_EDITABLE(self->system_entry));
+      g_free(c->system_prompt);
+      c->system_prompt = *sys ? g_strdup(sys) : NULL;
+      whittle_conversation_store_update(self->store, c, NULL);
+    }
+  }
+  whittle_chat_page_set_sampling(self, gtk_spin_button_get_value(self->temperature_spin),
+                                 gtk_spin_button_get_value_as_int(self->max_tokens_spin));
+  gtk_menu_button_popdown(self->settings_button);
+}
+
+gboolean
+whittle_chat_page_export(WhittleChatPage *self, const char *format, const char *path,
+                         GError **error)
+{
+  g_return_val_if_fail(WHITTLE_IS_CHAT_PAGE(self) && format && path, FALSE);
+  if (!self->conversation) {
+    g_set_error(error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
+                _("There is no conversation to export yet."));
+    return FALSE;
+  }
+  gboolean json = g_strcmp0(format, "json") == 0;
+  g_autofree char *text =
+      json ? whittle_conversation_store_export_json(self->store, self->conversation, error)
+           : whittle_conversation_store_export_markdown(self->store, self->conversation, error);
+  /* g_file_set_contents writes a temporary file in the same folder and renames it. */
+  return text && g_file_set_contents(path, text, -1, error);
+}
+
+static void
+on_export_response(GtkNativeDialog *dialog, int response, WhittleChatPage *self)
+{
+  if (response == GTK_RESPONSE_ACCEPT) {
+    g_autoptr(GFile) file = gtk_file_chooser_get_file(GTK_FILE_CHOOSER(dialog));
+    g_autofree char *path = file ? g_file_get_path(file) : NULL;
+    const char *format = g_object_get_data(G_OBJECT(dialog), "format");
+    g_autoptr(GError) error = NULL;
+    if (path && !whittle_chat_page_export(self, format, path, &error))
+      set_status(self, error->message);
+    else if (path)
+      set_status(self, _("Conversation exported."));
+  }
+  g_object_unref(dialog);
+}
+
+static void
+action_export(GtkWidget *widget, const char *name, GVariant *param)
+{
+  (void)name;
+  WhittleChatPage *self = WHITTLE_CHAT_PAGE(widget);
+  const char *format = g_variant_get_string(param, NULL);
+  gboolean json = g_strcmp0(format, "json") == 0;
+  GtkRoot *root = gtk_widget_get_root(widget);
+  GtkFileChooserNative *dialog = gtk_file_chooser_native_new(
+      _("Export Conversation"), GTK_IS_WINDOW(root) ? GTK_WINDOW(root) : NULL,
+      GTK_FILE_CHOOSER_ACTION_SAVE, _("_Export"), _("_Cancel"));
+  gtk_file_chooser_set_current_name(GTK_FILE_CHOOSER(dialog),
+                                    json ? "conversation.json" : "conversation.md");
+  g_object_set_data_full(G_OBJECT(dialog), "format", g_strdup(json ? "json" : "markdown"), g_free);
+  gtk_native_dialog_set_modal(GTK_NATIVE_DIALOG(dialog), TRUE);
+  g_signal_connect_object(dialog, "response", G_CALLBACK(on_export_response), self, 0);
+  gtk_native_dialog_show(GTK_NATIVE_DIALOG(dialog));
+}
+
+static void
+action_delete(GtkWidget *widget, const char *name, GVariant *param)
+{
+  (void)name, (void)param;
+  WhittleChatPage *self = WHITTLE_CHAT_PAGE(widget);
+  if (!self->conversation || self->gen_job)
+    return;
+  g_autoptr(GError) error = NULL;
+  if (!whittle_conversation_store_delete(self->store, self->conversation, &error))
+    set_status(self, error->message);
+  whittle_chat_page_select_conversation(self, 0);
+  refill_conversation_list(self);
+}
+
+/* Enter sends, Shift+Enter inserts a new line; Escape stops a reply. */
+static gboolean
+on_composer_key(GtkEventControllerKey *controller, guint keyval, guint keycode,
+                GdkModifierType state, WhittleChatPage *self)
+{
+  (void)controller, (void)keycode;
+  if ((keyval == GDK_KEY_Return || keyval == GDK_KEY_KP_Enter) && !(state & GDK_SHIFT_MASK)) {
+    gtk_widget_activate_action(GTK_WIDGET(self), "chat.send", NULL);
+    return TRUE;
+  }
+  if (keyval == GDK_KEY_Escape && self->gen_job) {
+    whittle_chat_page_stop(self);
+    return TRUE;
+  }
+  return FALSE;
+}
+
+/* --- getters -------------------------------------------------------------------------------- */
+
+gboolean
+whittle_chat_page_is_loading(WhittleChatPage *self)
+{
+  g_return_val_if_fail(WHITTLE_IS_CHAT_PAGE(self), FALSE);
+  return self->load_job != NULL;
+}
+
+wh_session *
+whittle_chat_page_get_session(WhittleChatPage *self)
+{
+  g_return_val_if_fail(WHITTLE_IS_CHAT_PAGE(self), NULL);
+  return self->session;
+}
+
+const char *
+whittle_chat_page_get_load_error(WhittleChatPage *self)
+{
+  g_return_val_if_fail(WHITTLE_IS_CHAT_PAGE(self), NULL);
+  return self->load_error;
+}
+
+gboolean
+whittle_chat_page_is_generating(WhittleChatPage *self)
+{
+  g_return_val_if_fail(WHITTLE_IS_CHAT_PAGE(self), FALSE);
+  return self->gen_job != NULL;
+}
+
+gint64
+whittle_chat_page_get_conversation(WhittleChatPage *self)
+{
+  g_return_val_if_fail(WHITTLE_IS_CHAT_PAGE(self), 0);
+  return self->conversation;
+}
+
+GPtrArray *
+whittle_chat_page_get_branch(WhittleChatPage *self)
+{
+  g_return_val_if_fail(WHITTLE_IS_CHAT_PAGE(self), NULL);
+  return self->branch;
+}
+
+guint
+whittle_chat_page_get_n_listed(WhittleChatPage *self)
+{
+  g_return_val_if_fail(WHITTLE_IS_CHAT_PAGE(self), 0);
+  guint n = 0;
+  while (gtk_list_box_get_row_at_index(self->conversation_list, (int)n))
+    n++;
+  return n;
+}
+
+void
+whittle_chat_page_set_search(WhittleChatPage *self, const char *text)
+{
+  g_return_if_fail(WHITTLE_IS_CHAT_PAGE(self));
+  gtk_editable_set_text(GTK_EDITABLE(self->search_entry), text ? text : "");
+  refill_conversation_list(self); /* now, not after the entry's search delay */
+}
+
+WhittleConversationStore *
+whittle_chat_page_get_store(WhittleChatPage *self)
+{
+  g_return_val_if_fail(WHITTLE_IS_CHAT_PAGE(self), NULL);
+  return self->store;
+}
+
+const char *
+whittle_chat_page_get_reply_text(WhittleChatPage *self)
+{
+  g_return_val_if_fail(WHITTLE_IS_CHAT_PAGE(self), NULL);
+  return self->reply->str;
+}
+
+const char *
+whittle_chat_page_get_status(WhittleChatPage *self)
+{
+  g_return_val_if_fail(WHITTLE_IS_CHAT_PAGE(self), NULL);
+  return gtk_label_get_label(self->status_label);
+}
+
+const char *
+whittle_chat_page_get_device_note(WhittleChatPage *self)
+{
+  g_return_val_if_fail(WHITTLE_IS_CHAT_PAGE(self), NULL);
+  return gtk_label_get_label(self->device_label);
+}
+
+/* --- life cycle ----------------------------------------------------------------------------- */
+
 static void
 whittle_chat_page_dispose(GObject *object)
 {
+  WhittleChatPage *self = WHITTLE_CHAT_PAGE(object);
+  if (self->gen_job)
+    wh_job_cancel(self->gen_job);
+  g_clear_pointer(&self->gen_job, wh_job_unref);
+  if (self->load_job)
+    wh_job_cancel(self->load_job);
+  g_clear_pointer(&self->load_job, wh_job_unref);
+  g_clear_pointer(&self->session, wh_session_unref);
+  g_clear_object(&self->store);
   gtk_widget_dispose_template(GTK_WIDGET(object), WHITTLE_TYPE_CHAT_PAGE);
   G_OBJECT_CLASS(whittle_chat_page_parent_class)->dispose(object);
 }
 
 static void
+whittle_chat_page_finalize(GObject *object)
+{
+  WhittleChatPage *self = WHITTLE_CHAT_PAGE(object);
+  g_clear_pointer(&self->branch, g_ptr_array_unref);
+  if (self->reply)
+    g_string_free(self->reply, TRUE);
+  g_free(self->store_error);
+  g_free(self->loading_path);
+  g_free(self->load_error);
+  g_free(self->model_path);
+  G_OBJECT_CLASS(whittle_chat_page_parent_class)->finalize(object);
+}
+
+static void
 whittle_chat_page_class_init(WhittleChatPageClass *klass)
 {
-  G_OBJECT_CLASS(klass)->dispose = whittle_chat_page_dispose;
-  gtk_widget_class_set_template_from_resource(GTK_WIDGET_CLASS(klass),
+  GObjectClass *object_class = G_OBJECT_CLASS(klass);
+  GtkWidgetClass *widget_class = GTK_WIDGET_CLASS(klass);
+  object_class->dispose = whittle_chat_page_dispose;
+  object_class->finalize = whittle_chat_page_finalize;
+  g_type_ensure(WHITTLE_TYPE_MARKDOWN_VIEW);
+  gtk_widget_class_set_template_from_resource(widget_class,
                                               "/io/github/whittle/Whittle/whittle-chat-page.ui");
+  gtk_widget_class_bind_template_child(widget_class, WhittleChatPage, search_entry);
+  gtk_widget_class_bind_template_child(widget_class, WhittleChatPage, conversation_list);
+  gtk_widget_class_bind_template_child(widget_class, WhittleChatPage, model_button_content);
+  gtk_widget_class_bind_template_child(widget_class, WhittleChatPage, load_progress);
+  gtk_widget_class_bind_template_child(widget_class, WhittleChatPage, context_label);
+  gtk_widget_class_bind_template_child(widget_class, WhittleChatPage, settings_button);
+  gtk_widget_class_bind_template_child(widget_class, WhittleChatPage, system_entry);
+  gtk_widget_class_bind_template_child(widget_class, WhittleChatPage, temperature_spin);
+  gtk_widget_class_bind_template_child(widget_class, WhittleChatPage, max_tokens_spin);
+  gtk_widget_class_bind_template_child(widget_class, WhittleChatPage, device_label);
+  gtk_widget_class_bind_template_child(widget_class, WhittleChatPage, content_stack);
+  gtk_widget_class_bind_template_child(widget_class, WhittleChatPage, message_scroller);
+  gtk_widget_class_bind_template_child(widget_class, WhittleChatPage, message_list);
+  gtk_widget_class_bind_template_child(widget_class, WhittleChatPage, composer);
+  gtk_widget_class_bind_template_child(widget_class, WhittleChatPage, send_stack);
+  gtk_widget_class_bind_template_child(widget_class, WhittleChatPage, status_label);
+  gtk_widget_class_install_action(widget_class, "chat.send", NULL, action_send);
+  gtk_widget_class_install_action(widget_class, "chat.stop", NULL, action_stop);
+  gtk_widget_class_install_action(widget_class, "chat.new", NULL, action_new);
+  gtk_widget_class_install_action(widget_class, "chat.open-model", NULL, action_open_model);
+  gtk_widget_class_install_action(widget_class, "chat.apply-settings", NULL, action_apply_settings);
+  gtk_widget_class_install_action(widget_class, "chat.export", "s", action_export);
+  gtk_widget_class_install_action(widget_class, "chat.delete", NULL, action_delete);
+  gtk_widget_class_add_binding_action(widget_class, GDK_KEY_n, GDK_CONTROL_MASK, "chat.new", NULL);
+  gtk_widget_class_add_binding_action(widget_class, GDK_KEY_Escape, 0, "chat.stop", NULL);
 }
 
 static void
 whittle_chat_page_init(WhittleChatPage *self)
 {
   gtk_widget_init_template(GTK_WIDGET(self));
+  /* Not a bound child: the template's direct child belongs to AdwBin, which unparents it. */
+  self->leaflet = ADW_LEAFLET(adw_bin_get_child(ADW_BIN(self)));
+  self->reply = g_string_new(NULL);
+  self->temperature = -1;
+  self->max_tokens = 512;
+  self->branch = g_ptr_array_new_with_free_func((GDestroyNotify)whittle_stored_message_free);
+
+  GtkEventController *keys = gtk_event_controller_key_new();
+  g_signal_connect_object(keys, "key-pressed", G_CALLBACK(on_composer_key), self, 0);
+  gtk_widget_add_controller(GTK_WIDGET(self->composer), keys);
+  g_signal_connect_object(self->search_entry, "search-changed", G_CALLBACK(on_search_changed), self,
+                          0);
+  g_signal_connect_object(self->conversation_list, "row-selected",
+                          G_CALLBACK(on_conversation_selected), self, 0);
+
+  g_autofree char *path = whittle_conversation_store_default_path();
+  g_autoptr(GError) error = NULL;
+  self->store = whittle_conversation_store_new(path, &error);
+  if (!self->store) {
+    set_status(self, error->message);
+    gtk_widget_set_sensitive(GTK_WIDGET(self), FALSE);
+    return;
+  }
+  refill_conversation_list(self);
+  /* Where the user left off: the most recently updated conversation. */
+  GtkListBoxRow *first = gtk_list_box_get_row_at_index(self->conversation_list, 0);
+  gint64 id = first ? (gint64)GPOINTER_TO_SIZE(g_object_get_data(G_OBJECT(first), "id")) : 0;
+  self->conversation = id;
+  show_conversation_settings(self);
+  reload_branch(self);
+  /* Its model is loaded when the next message is sent (there is no window yet). */
+  g_autoptr(WhittleConversation) c =
+      id ? whittle_conversation_store_get(self->store, id, NULL) : NULL;
+  if (c && c->model_path && g_file_test(c->model_path, G_FILE_TEST_IS_REGULAR))
+    self->model_path = g_strdup(c->model_path);
 }

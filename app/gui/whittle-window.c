@@ -24,6 +24,7 @@ struct _WhittleWindow {
   AdwViewStack *stack;
   WhittleJobsButton *jobs_button;
   WhittlePlannerPage *planner_page;
+  WhittleChatPage *chat_page;
 };
 
 G_DEFINE_FINAL_TYPE(WhittleWindow, whittle_window, ADW_TYPE_APPLICATION_WINDOW)
@@ -197,6 +198,16 @@ action_open_planner(GtkWidget *widget, const char *action_name, GVariant *param)
   adw_view_stack_set_visible_child_name(self->stack, "planner");
 }
 
+/* win.open-chat(s): the Chat page with the GGUF at the given path loading. */
+static void
+action_open_chat(GtkWidget *widget, const char *action_name, GVariant *param)
+{
+  (void)action_name;
+  WhittleWindow *self = WHITTLE_WINDOW(widget);
+  adw_view_stack_set_visible_child_name(self->stack, "chat");
+  whittle_chat_page_open_model(self->chat_page, g_variant_get_string(param, NULL));
+}
+
 static void
 whittle_window_class_init(WhittleWindowClass *klass)
 {
@@ -223,6 +234,8 @@ whittle_window_class_init(WhittleWindowClass *klass)
   gtk_widget_class_bind_template_child(widget_class, WhittleWindow, jobs_button);
   gtk_widget_class_bind_template_child(widget_class, WhittleWindow, planner_page);
   gtk_widget_class_install_action(widget_class, "win.open-planner", "s", action_open_planner);
+  gtk_widget_class_bind_template_child(widget_class, WhittleWindow, chat_page);
+  gtk_widget_class_install_action(widget_class, "win.open-chat", "s", action_open_chat);
 }
 
 static void
