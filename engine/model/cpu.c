@@ -9,8 +9,14 @@
  *   tmp  [n, d]        output of attn_output / ffn_down
  *   ff   [n, 2F]       gate | up, then act(gate)*up in the first half
  * Every stage is one run of the thread pool; a run is a barrier, so stages
- * never overlap. Matmuls split weight rows across threads; per-token stages
- * split tokens; attention splits (token, KV head) pairs.
+ * never overlap. Matmuls hand out chunks of ~256 KiB of weight rows from an
+ * atomic counter and attention hands out (token, KV head) pairs the same way,
+ * both in dynamic pool runs (a preempted worker is skipped, not waited for);
+ * per-token stages split tokens, and run inline when there is one token.
+ * Every output element is computed whole by one thread, in the same order
+ * whatever the thread count, so results are bit-identical across thread
+ * counts. Single-token decoding streams every weight once: its speed is
+ * bounded by memory bandwidth (whittle-cli bench prints how close it gets).
  */
 #include "config.h"
 
