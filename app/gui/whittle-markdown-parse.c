@@ -267,7 +267,9 @@ whittle_markdown_parse(const char *text)
                g_string_new(NULL), WHITTLE_MD_PARAGRAPH, 0, NULL};
   if (text == NULL)
     text = "";
-  g_autofree char *normalized = g_strdup(text);
+  /* Invalid UTF-8 (a file in another encoding, or a streamed reply cut inside a character)
+   * becomes U+FFFD: every block's text is valid for GTK. */
+  g_autofree char *normalized = g_utf8_make_valid(text, -1);
   /* CRLF and lone CR become LF; tabs stay (leading_spaces counts them as one). */
   {
     char *w = normalized;

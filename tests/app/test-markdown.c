@@ -149,6 +149,11 @@ test_blocks(void)
   g_assert_cmpint(((WhittleMarkdownBlock *)open->pdata[1])->kind, ==, WHITTLE_MD_CODE);
   g_assert_cmpstr(((WhittleMarkdownBlock *)open->pdata[1])->text, ==, "code so far");
 
+  /* A reply streamed so far may end inside a UTF-8 character: every block stays valid. */
+  g_autoptr(GPtrArray) cut = whittle_markdown_parse("```\nprint('\xc3");
+  g_assert_cmpuint(cut->len, ==, 1);
+  g_assert_true(g_utf8_validate(((WhittleMarkdownBlock *)cut->pdata[0])->text, -1, NULL));
+
   g_autoptr(GPtrArray) none = whittle_markdown_parse(NULL);
   g_assert_cmpuint(none->len, ==, 0);
   g_autoptr(GPtrArray) crlf = whittle_markdown_parse("# T\r\n\r\npara\r\n");

@@ -47,6 +47,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
   GPtrArray *blocks = whittle_markdown_parse(text);
   for (guint i = 0; i < blocks->len; i++) {
     WhittleMarkdownBlock *b = blocks->pdata[i];
+    if (!g_utf8_validate(b->text, -1, NULL) || (b->marker && !g_utf8_validate(b->marker, -1, NULL)))
+      g_error("block %u is not valid UTF-8", i);
     if (b->kind == WHITTLE_MD_CODE || b->kind == WHITTLE_MD_TABLE || b->kind == WHITTLE_MD_RULE)
       continue;
     char *markup = whittle_markdown_inline_to_markup(b->text, i % 2 ? "https://h.example/x" : NULL);
