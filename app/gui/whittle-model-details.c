@@ -17,7 +17,8 @@ typedef struct {
   GtkButton *download;
   char *badge_text;
   wh_job *fit_job;
-  gboolean done; /* every file downloaded: the button opens the Library */
+  gboolean done;   /* every file downloaded: the button opens the Library */
+  gboolean cached; /* every file was already in the hub cache when the details opened */
 } Variant;
 
 struct _WhittleModelDetails {
@@ -35,6 +36,7 @@ struct _WhittleModelDetails {
   gboolean show_all;
   GtkWidget *hidden_row;
   gulong downloads_handler;
+  GCancellable *cancellable; /* the cache check thread; cancelled when another model shows */
 
   /* template children */
   GtkLabel *title_label;
@@ -191,7 +193,7 @@ sync_download_button(WhittleModelDetails *self, Variant *v)
   GtkButton *b = v->download;
   const char *label = _("_Download");
   gboolean sensitive = downloads != NULL;
-  v->done = done == v->files->len;
+  v->done = done == v->files->len || v->cached;
   if (v->done) {
     label = _("Open in _Library");
   } else if (running > 0) {
@@ -350,6 +352,77 @@ add_variant(WhittleModelDetails *self, const wh_hub_gguf_group *g)
   start_fit(self, v);
 }
 
+/* --- Already downloaded? (stat calls, in a thread) ------------------------------------ */
+
+typedef struct {
+  char *repo_id;
+  GPtrArray *paths; /* per variant: char** of snapshot paths (NULL-terminated) */
+  GArray *cached;   /* gboolean per variant */
+} CachedCheck;
+
+static void
+cached_check_free(CachedCheck *c)
+{
+  g_free(c->repo_id);
+  g_ptr_array_unref(c->paths);
+  g_array_unref(c->cached);
+  g_free(c);
+}
+
+static void
+cached_thread(GTask *task, gpointer source, gpointer data, GCancellable *cancellable)
+{
+  CachedCheck *c = data;
+  for (guint i = 0; i < c->paths->len; i++) {
+    gboolean all = TRUE;
+    for (char **p = c->paths->pdata[i]; *p && all; p++)
+      all = g_file_test(*p, G_FILE_TEST_EXISTS); /* follows the snapshot link to the blob */
+    g_array_append_val(c->cached, all);
+  }
+  g_task_return_boolean(task, TRUE);
+}
+
+static void
+on_cached_checked(GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  WhittleModelDetails *self = WHITTLE_MODEL_DETAILS(source);
+  CachedCheck *c = g_task_get_task_data(G_TASK(result));
+  if (!g_task_propagate_boolean(G_TASK(result), NULL) || self->variants == NULL ||
+      g_strcmp0(c->repo_id, self->repo_id) != 0 || c->cached->len != self->variants->len)
+    return; /* another model is shown by now */
+  for (guint i = 0; i < self->variants->len; i++) {
+    Variant *v = self->variants->pdata[i];
+    v->cached = g_array_index(c->cached, gboolean, i);
+    sync_download_button(self, v);
+  }
+}
+
+/* Files of the commit shown that are already in the hub cache (from an earlier download,
+ * or another tool) need no Download: their button opens the Library. */
+static void
+check_cached(WhittleModelDetails *self, const char *commit)
+{
+  wh_hub *hub = whittle_application_get_hub(self->app);
+  if (hub == NULL || commit == NULL || !wh_hub_validate_revision(commit, NULL))
+    return;
+  g_autofree char *folder = wh_hub_repo_folder_name(self->repo_id);
+  CachedCheck *c = g_new0(CachedCheck, 1);
+  c->repo_id = g_strdup(self->repo_id);
+  c->paths = g_ptr_array_new_with_free_func((GDestroyNotify)g_strfreev);
+  c->cached = g_array_new(FALSE, FALSE, sizeof(gboolean));
+  for (guint i = 0; i < self->variants->len; i++) {
+    Variant *v = self->variants->pdata[i];
+    char **paths = g_new0(char *, v->files->len + 1);
+    for (guint j = 0; j < v->files->len; j++)
+      paths[j] = g_build_filename(wh_hub_get_cache_dir(hub), folder, "snapshots", commit,
+                                  (const char *)v->files->pdata[j], NULL);
+    g_ptr_array_add(c->paths, paths);
+  }
+  g_autoptr(GTask) task = g_task_new(self, self->cancellable, on_cached_checked, NULL);
+  g_task_set_task_data(task, c, (GDestroyNotify)cached_check_free);
+  g_task_run_in_thread(task, cached_thread);
+}
+
 /* --- Model card ------------------------------------------------------------------------ */
 
 typedef struct {
@@ -467,6 +540,7 @@ show_info(WhittleModelDetails *self, const wh_hub_model_info *info)
     gtk_list_box_append(self->files_list, row);
   }
   apply_filter(self);
+  check_cached(self, info->sha);
 
   /* Card. */
   gboolean has_readme = FALSE;
@@ -518,6 +592,9 @@ on_info_notify(wh_job *job, gpointer user_data)
 static void
 clear(WhittleModelDetails *self)
 {
+  if (self->cancellable)
+    g_cancellable_cancel(self->cancellable);
+  g_clear_object(&self->cancellable);
   if (self->info_job) {
     wh_job_cancel(self->info_job);
     g_clear_pointer(&self->info_job, wh_job_unref);
@@ -551,6 +628,7 @@ whittle_model_details_show(WhittleModelDetails *self, WhittleApplication *app, w
     self->app = app;
   }
   self->queue = queue;
+  self->cancellable = g_cancellable_new();
   self->variants = g_ptr_array_new_with_free_func((GDestroyNotify)variant_free);
   g_free(self->repo_id);
   self->repo_id = g_strdup(repo_id);

@@ -520,6 +520,15 @@ test_restart_resumes(void)
   wh_test_hub_set_faults(server, &faults);
   g_object_unref(restarted);
   g_settings_reset(settings, "downloads");
+  /* The app's own downloads did not fetch m-F16.gguf, but it is in the cache now: its
+   * details offer "Open in Library" instead of a download. */
+  WhittleBrowsePage *page = WHITTLE_BROWSE_PAGE(page_named("browse"));
+  WhittleModelDetails *details = whittle_browse_page_get_details(page);
+  whittle_browse_page_open_model(page, "org/m-GGUF");
+  g_assert_true(wh_app_test_wait(details_idle, details, 30));
+  ButtonWait in_cache = {details, 0, "Open in _Library"};
+  g_assert_true(wh_app_test_wait(button_says, &in_cache, 10));
+
   GListModel *jobs = whittle_application_get_jobs(app);
   g_assert_cmpuint(g_list_model_get_n_items(jobs), >, 0);
   whittle_application_clear_finished_jobs(app);
