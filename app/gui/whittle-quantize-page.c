@@ -1,31 +1,706 @@
 /* whittle-quantize-page.c — see whittle-quantize-page.h. */
 #include "config.h"
 
+#include <glib/gi18n.h>
+#include <glib/gstdio.h>
+#include <string.h>
+
+#include "backend/devices.h"
+#include "gguf/gguf-types.h"
+#include "quantize/quantize.h"
+#include "whittle-application.h"
 #include "whittle-quantize-page.h"
+
+/* The types offered, best quality first, with their published quality figure: the perplexity
+ * increase of Llama-3-8B over F16 listed for each type by llama.cpp's quantize tool
+ * (tools/quantize/quantize.cpp, QUANT_OPTIONS; "+0.4685 ppl @ Llama-3-8B" for Q4_0). A negative
+ * figure means none was published for that model. */
+static const struct {
+  const char *name;
+  double ppl_increase;
+} offered_types[] = {
+    {"F16", 0},         {"BF16", 0},        {"Q8_0", 0.0026},   {"Q6_K", 0.0217},
+    {"Q5_K_M", 0.0569}, {"Q5_K_S", 0.1049}, {"Q5_1", 0.1062},   {"Q5_0", 0.1316},
+    {"Q4_K_M", 0.1754}, {"Q4_K_S", 0.2689}, {"IQ4_XS", -1},     {"IQ4_NL", -1},
+    {"Q4_1", 0.4511},   {"Q4_0", 0.4685},   {"Q3_K_L", 0.5562}, {"Q3_K_M", 0.6569},
+    {"Q3_K_S", 1.6321}, {"Q2_K", 3.5199},   {"IQ3_XXS", -1},    {"IQ2_XS", -1},
+};
+
+typedef struct {
+  gint ftype;
+  guint64 size;  /* from the dry run; 0 when it failed */
+  char *problem; /* why it cannot be chosen, or NULL */
+  GtkCheckButton *check;
+} TypeRow;
 
 struct _WhittleQuantizePage {
   AdwBin parent_instance;
+
+  char *source;
+  guint64 source_size;
+  gboolean requantize;
+  TypeRow rows[G_N_ELEMENTS(offered_types)];
+  int selected; /* index into rows, -1 none */
+  char *imatrix;
+  char *output;
+  char *error;
+  guint64 output_size;
+  wh_job *job;
+
+  /* template children */
+  GtkStack *steps;
+  GtkLabel *source_label;
+  GtkLabel *source_warning;
+  GtkLabel *type_intro;
+  GtkListBox *type_list;
+  GtkCheckButton *imatrix_none;
+  GtkCheckButton *imatrix_file;
+  GtkLabel *imatrix_label;
+  AdwStatusPage *run_page;
+  GtkProgressBar *run_progress;
+  GtkLabel *run_label;
+  AdwStatusPage *results_page;
+  GtkActionBar *nav_bar;
+  GtkButton *next_button;
 };
 
 G_DEFINE_FINAL_TYPE(WhittleQuantizePage, whittle_quantize_page, ADW_TYPE_BIN)
 
+/* --- helpers -------------------------------------------------------------------------------- */
+
+static WhittleApplication *
+app_of(WhittleQuantizePage *self)
+{
+  GtkRoot *root = gtk_widget_get_root(GTK_WIDGET(self));
+  GtkApplication *app = GTK_IS_WINDOW(root) ? gtk_window_get_application(GTK_WINDOW(root)) : NULL;
+  return WHITTLE_IS_APPLICATION(app) ? WHITTLE_APPLICATION(app) : NULL;
+}
+
+static void
+update_nav(WhittleQuantizePage *self)
+{
+  const char *step = gtk_stack_get_visible_child_name(self->steps);
+  gboolean running = self->job != NULL;
+  gboolean show = g_strcmp0(step, "run") != 0 && g_strcmp0(step, "results") != 0;
+  gtk_widget_set_visible(GTK_WIDGET(self->nav_bar), show);
+  gtk_widget_action_set_enabled(GTK_WIDGET(self), "quantize.back",
+                                !running && g_strcmp0(step, "source") != 0);
+  gboolean can_next = FALSE;
+  if (g_strcmp0(step, "source") == 0)
+    can_next = self->source != NULL;
+  else if (g_strcmp0(step, "type") == 0)
+    can_next = self->selected >= 0;
+  else if (g_strcmp0(step, "imatrix") == 0)
+    can_next = !gtk_check_button_get_active(self->imatrix_file) || self->imatrix;
+  gtk_widget_action_set_enabled(GTK_WIDGET(self), "quantize.next", can_next && !running);
+  gtk_button_set_label(self->next_button,
+                       g_strcmp0(step, "imatrix") == 0 ? _("_Quantize") : _("_Next"));
+  gtk_widget_action_set_enabled(GTK_WIDGET(self), "quantize.cancel", running);
+}
+
+static void
+show_step(WhittleQuantizePage *self, const char *step)
+{
+  gtk_stack_set_visible_child_name(self->steps, step);
+  update_nav(self);
+}
+
+static char *
+fit_text(guint64 size)
+{
+  g_autoptr(GPtrArray) fits = g_ptr_array_new_with_free_func(g_free);
+  wh_device_list *devs = wh_devices_enumerate();
+  for (guint i = 0; devs && i < devs->n; i++) {
+    const wh_device *d = &devs->devices[i];
+    if (d->free_known && size < d->free)
+      g_ptr_array_add(fits, g_strdup(wh_device_is_gpu(d) ? d->name : _("RAM")));
+  }
+  wh_device_list_free(devs);
+  if (fits->len == 0)
+    return g_strdup(_("too large for this machine’s free memory"));
+  g_ptr_array_add(fits, NULL);
+  g_autofree char *where = g_strjoinv(_(", "), (char **)fits->pdata);
+  /* Translators: %s lists where the weights fit, e.g. “RAM, NVIDIA GeForce RTX 3060” */
+  return g_strdup_printf(_("weights fit in %s"), where);
+}
+
+static void
+clear_rows(WhittleQuantizePage *self)
+{
+  GtkWidget *child;
+  while ((child = gtk_widget_get_first_child(GTK_WIDGET(self->type_list))))
+    gtk_list_box_remove(self->type_list, child);
+  for (guint i = 0; i < G_N_ELEMENTS(self->rows); i++) {
+    g_clear_pointer(&self->rows[i].problem, g_free);
+    self->rows[i].size = 0;
+    self->rows[i].check = NULL;
+  }
+  self->selected = -1;
+}
+
+static void
+on_type_toggled(GtkCheckButton *check, WhittleQuantizePage *self)
+{
+  if (!gtk_check_button_get_active(check))
+    return;
+  self->selected = GPOINTER_TO_INT(g_object_get_data(G_OBJECT(check), "index"));
+  update_nav(self);
+}
+
+/* Dry runs of every offered type: exact sizes, or why a type is not possible. */
+static void
+fill_types(WhittleQuantizePage *self)
+{
+  clear_rows(self);
+  GtkCheckButton *group = NULL;
+  for (guint i = 0; i < G_N_ELEMENTS(offered_types); i++) {
+    TypeRow *r = &self->rows[i];
+    r->ftype = wh_ftype_from_name(offered_types[i].name);
+    if (r->ftype < 0)
+      continue;
+    wh_quantize_params p = wh_quantize_default_params();
+    p.ftype = r->ftype;
+    p.allow_requantize = self->requantize;
+    p.imatrix_path = self->imatrix;
+    p.dry_run = TRUE;
+    g_autoptr(GError) error = NULL;
+    wh_quantize_plan *plan = wh_quantize_plan_new(self->source, &p, &error);
+    if (plan) {
+      r->size = wh_quantize_plan_file_size(plan);
+      wh_quantize_plan_free(plan);
+    } else {
+      r->problem =
+          g_error_matches(error, WH_QUANTIZE_ERROR, WH_QUANTIZE_ERROR_NEEDS_IMATRIX)
+              ? g_strdup(_("needs an importance matrix (choose one in the next step first)"))
+              : g_strdup(error->message);
+    }
+
+    GtkWidget *row = adw_action_row_new();
+    adw_preferences_row_set_title(ADW_PREFERENCES_ROW(row), offered_types[i].name);
+    g_autofree char *subtitle = NULL;
+    if (r->problem) {
+      subtitle = g_strdup(r->problem);
+    } else {
+      g_autofree char *size = g_format_size(r->size);
+      g_autofree char *fit = fit_text(r->size);
+      double pct = self->source_size ? 100.0 * (double)r->size / (double)self->source_size : 0;
+      double q = offered_types[i].ppl_increase;
+      g_autofree char *quality =
+          q < 0    ? g_strdup(_("no published figure"))
+          : q == 0 ? g_strdup(_("lossless"))
+                   /* Translators: published perplexity increase, e.g. “+0.1754 perplexity” */
+                   : g_strdup_printf(_("+%.4f perplexity"), q);
+      /* Translators: size · percent of the source · quality · fit */
+      subtitle = g_strdup_printf(_("%s (%.0f%% of the source) · %s · %s"), size, pct, quality, fit);
+    }
+    adw_action_row_set_subtitle(ADW_ACTION_ROW(row), subtitle);
+    GtkWidget *check = gtk_check_button_new();
+    gtk_check_button_set_group(GTK_CHECK_BUTTON(check), group);
+    if (!group)
+      group = GTK_CHECK_BUTTON(check);
+    gtk_widget_set_valign(check, GTK_ALIGN_CENTER);
+    gtk_accessible_update_property(GTK_ACCESSIBLE(check), GTK_ACCESSIBLE_PROPERTY_LABEL,
+                                   offered_types[i].name, -1);
+    g_object_set_data(G_OBJECT(check), "index", GINT_TO_POINTER(i));
+    g_signal_connect_object(check, "toggled", G_CALLBACK(on_type_toggled), self, 0);
+    adw_action_row_add_prefix(ADW_ACTION_ROW(row), check);
+    adw_action_row_set_activatable_widget(ADW_ACTION_ROW(row), check);
+    gtk_widget_set_sensitive(row, r->problem == NULL);
+    r->check = GTK_CHECK_BUTTON(check);
+    gtk_list_box_append(self->type_list, row);
+  }
+}
+
+/* --- steps ---------------------------------------------------------------------------------- */
+
+gboolean
+whittle_quantize_page_open_file(WhittleQuantizePage *self, const char *path, GError **error)
+{
+  g_return_val_if_fail(WHITTLE_IS_QUANTIZE_PAGE(self) && path, FALSE);
+  if (self->job)
+    return FALSE;
+  /* Plans for two types say whether the file can be read and whether it is already
+   * quantized (a tensor already in the target type is only copied, so one type is not
+   * enough to tell). */
+  wh_quantize_params p = wh_quantize_default_params();
+  p.dry_run = TRUE;
+  g_autoptr(GError) local = NULL;
+  wh_quantize_plan *plan = NULL;
+  const char *probes[] = {"Q4_0", "Q8_0"};
+  for (guint i = 0; i < G_N_ELEMENTS(probes) && !local; i++) {
+    p.ftype = wh_ftype_from_name(probes[i]);
+    wh_quantize_plan_free(plan);
+    plan = wh_quantize_plan_new(path, &p, &local);
+  }
+  gboolean requantize = FALSE;
+  if (!plan && g_error_matches(local, WH_QUANTIZE_ERROR, WH_QUANTIZE_ERROR_REQUANTIZE)) {
+    requantize = TRUE;
+    g_clear_error(&local);
+    p.allow_requantize = TRUE;
+    plan = wh_quantize_plan_new(path, &p, &local);
+  }
+  g_autofree char *base = g_path_get_basename(path);
+  if (!plan) {
+    /* Translators: %s is a file name, then the reason */
+    g_autofree char *text =
+        g_strdup_printf(_("“%s” cannot be quantized: %s"), base, local->message);
+    gtk_label_set_label(self->source_label, text);
+    g_free(self->error);
+    self->error = g_strdup(local->message);
+    g_propagate_error(error, g_steal_pointer(&local));
+    show_step(self, "source");
+    return FALSE;
+  }
+  self->source_size = wh_quantize_plan_input_size(plan);
+  wh_quantize_plan_free(plan);
+  g_free(self->source);
+  self->source = g_strdup(path);
+  g_clear_pointer(&self->error, g_free);
+  self->requantize = requantize;
+  g_autofree char *size = g_format_size(self->source_size);
+  /* Translators: a file name and its size */
+  g_autofree char *text = g_strdup_printf(_("%s (%s)"), base, size);
+  gtk_label_set_label(self->source_label, text);
+  gtk_label_set_label(self->source_warning,
+                      _("This model is already quantized. Quantizing it again goes through F32 "
+                        "and loses more quality than starting from F16 or BF16."));
+  gtk_widget_set_visible(GTK_WIDGET(self->source_warning), requantize);
+  /* Translators: %s is a file name and size */
+  g_autofree char *intro = g_strdup_printf(_("Source: %s. Sizes are exact (a dry run)."), text);
+  gtk_label_set_label(self->type_intro, intro);
+  fill_types(self);
+  show_step(self, "type");
+  return TRUE;
+}
+
+const char *
+whittle_quantize_page_get_step(WhittleQuantizePage *self)
+{
+  g_return_val_if_fail(WHITTLE_IS_QUANTIZE_PAGE(self), NULL);
+  return gtk_stack_get_visible_child_name(self->steps);
+}
+
+static int
+find_type(WhittleQuantizePage *self, const char *name)
+{
+  for (guint i = 0; i < G_N_ELEMENTS(offered_types); i++)
+    if (g_ascii_strcasecmp(offered_types[i].name, name) == 0 && self->rows[i].check)
+      return (int)i;
+  return -1;
+}
+
+guint64
+whittle_quantize_page_get_planned_size(WhittleQuantizePage *self, const char *ftype_name)
+{
+  g_return_val_if_fail(WHITTLE_IS_QUANTIZE_PAGE(self), 0);
+  int i = find_type(self, ftype_name);
+  return i >= 0 ? self->rows[i].size : 0;
+}
+
+gboolean
+whittle_quantize_page_select_type(WhittleQuantizePage *self, const char *ftype_name)
+{
+  g_return_val_if_fail(WHITTLE_IS_QUANTIZE_PAGE(self), FALSE);
+  int i = find_type(self, ftype_name);
+  if (i < 0 || self->rows[i].problem)
+    return FALSE;
+  gtk_check_button_set_active(self->rows[i].check, TRUE);
+  self->selected = i;
+  update_nav(self);
+  return TRUE;
+}
+
+void
+whittle_quantize_page_set_imatrix(WhittleQuantizePage *self, const char *path)
+{
+  g_return_if_fail(WHITTLE_IS_QUANTIZE_PAGE(self));
+  g_free(self->imatrix);
+  self->imatrix = g_strdup(path);
+  g_autofree char *base = path ? g_path_get_basename(path) : NULL;
+  gtk_label_set_label(self->imatrix_label, base ? base : "");
+  gtk_check_button_set_active(path ? self->imatrix_file : self->imatrix_none, TRUE);
+  /* Sizes and the types that need one change with it. */
+  if (self->source && !self->job) {
+    int selected = self->selected;
+    fill_types(self);
+    if (selected >= 0 && !self->rows[selected].problem) {
+      gtk_check_button_set_active(self->rows[selected].check, TRUE);
+      self->selected = selected;
+    }
+  }
+  update_nav(self);
+}
+
+/* Whittle's own folder for quantized models (never next to the source: shared or read-only
+ * folders stay untouched). */
+static char *
+output_path_for(WhittleQuantizePage *self, const char *type_name)
+{
+  g_autofree char *base = g_path_get_basename(self->source);
+  if (g_str_has_suffix(base, ".gguf"))
+    base[strlen(base) - 5] = '\0';
+  g_autofree char *name = g_strdup_printf("%s-%s.gguf", base, type_name);
+  g_autofree char *own = g_build_filename(g_get_user_data_dir(), "whittle", "quantized", NULL);
+  return g_build_filename(own, name, NULL);
+}
+
+typedef struct {
+  char *input, *output, *imatrix;
+  wh_quantize_params params;
+  wh_job *job;
+  wh_quantize_result result;
+} RunData;
+
+static void
+run_data_free(gpointer data)
+{
+  RunData *d = data;
+  g_free(d->input);
+  g_free(d->output);
+  g_free(d->imatrix);
+  g_free(d);
+}
+
+static void
+on_run_progress(const wh_quantize_progress *p, gpointer data)
+{
+  RunData *d = data;
+  char status[200];
+  g_snprintf(status, sizeof status, "%" G_GUINT64_FORMAT "/%" G_GUINT64_FORMAT " %s",
+             p->tensor_index + 1, p->n_tensors, p->tensor_name);
+  wh_job_set_progress(d->job, p->bytes_done, p->bytes_total, status);
+}
+
+static gboolean
+on_run_abort(gpointer data)
+{
+  return wh_job_is_cancelled(((RunData *)data)->job);
+}
+
+static gboolean
+run_job(wh_job *job, gpointer data, GError **error)
+{
+  RunData *d = data;
+  d->job = job;
+  return wh_quantize_file(d->input, d->output, &d->params, &d->result, error);
+}
+
+/* The output folder is Whittle's own: make sure the Library lists it. */
+static void
+add_output_folder_to_library(WhittleQuantizePage *self)
+{
+  WhittleApplication *app = app_of(self);
+  GSettings *settings = app ? whittle_application_get_settings(app) : NULL;
+  g_autofree char *dir = g_path_get_dirname(self->output);
+  g_autofree char *own = g_build_filename(g_get_user_data_dir(), "whittle", "quantized", NULL);
+  if (!settings || g_strcmp0(dir, own) != 0)
+    return;
+  g_auto(GStrv) folders = g_settings_get_strv(settings, "library-folders");
+  if (g_strv_contains((const char *const *)folders, dir))
+    return;
+  g_autoptr(GStrvBuilder) b = g_strv_builder_new();
+  g_strv_builder_addv(b, (const char **)folders);
+  g_strv_builder_add(b, dir);
+  g_auto(GStrv) updated = g_strv_builder_end(b);
+  g_settings_set_strv(settings, "library-folders", (const char *const *)updated);
+}
+
+static void
+on_run_notify(wh_job *job, gpointer user_data)
+{
+  WhittleQuantizePage *self = user_data;
+  if (job != self->job)
+    return;
+  wh_job_progress p;
+  wh_job_get_progress(job, &p);
+  if (!wh_job_is_finished(job)) {
+    gtk_progress_bar_set_fraction(self->run_progress, p.fraction > 0 ? p.fraction : 0);
+    g_autofree char *rate = wh_job_progress_format(&p, TRUE);
+    /* Translators: tensor n/N and its name, then rate and time left */
+    g_autofree char *text = g_strdup_printf(_("Tensor %s\n%s"), p.status, rate ? rate : "");
+    gtk_label_set_label(self->run_label, text);
+    return;
+  }
+  RunData *d = wh_job_get_result(job);
+  (void)d;
+  wh_job_state state = wh_job_get_state(job);
+  g_clear_pointer(&self->job, wh_job_unref);
+  if (state == WH_JOB_SUCCEEDED) {
+    GStatBuf st;
+    self->output_size = g_stat(self->output, &st) == 0 ? (guint64)st.st_size : 0;
+    g_autofree char *before = g_format_size(self->source_size);
+    g_autofree char *after = g_format_size(self->output_size);
+    g_autofree char *base = g_path_get_basename(self->output);
+    /* Translators: file name, size before → after, seconds */
+    g_autofree char *text = g_strdup_printf(
+        _("%s\n%s → %s (%.0f%%) in %.1f s"), base, before, after,
+        self->source_size ? 100.0 * self->output_size / self->source_size : 0.0, p.elapsed_seconds);
+    adw_status_page_set_description(self->results_page, text);
+    add_output_folder_to_library(self);
+    show_step(self, "results");
+  } else {
+    const GError *e = wh_job_get_error(job);
+    g_free(self->error);
+    self->error = g_strdup(state == WH_JOB_CANCELLED ? _("Cancelled: nothing was written.")
+                           : e                       ? e->message
+                                                     : _("The quantization failed."));
+    gtk_label_set_label(self->type_intro, self->error);
+    show_step(self, "type");
+  }
+  g_object_unref(self); /* the run's reference */
+}
+
+gboolean
+whittle_quantize_page_start(WhittleQuantizePage *self)
+{
+  g_return_val_if_fail(WHITTLE_IS_QUANTIZE_PAGE(self), FALSE);
+  WhittleApplication *app = app_of(self);
+  wh_job_queue *queue = app ? whittle_application_get_job_queue(app) : NULL;
+  if (self->job || self->selected < 0 || !self->source || !queue)
+    return FALSE;
+  const char *type_name = offered_types[self->selected].name;
+  g_free(self->output);
+  self->output = output_path_for(self, type_name);
+  g_autofree char *dir = g_path_get_dirname(self->output);
+  g_mkdir_with_parents(dir, 0755);
+  self->output_size = 0;
+
+  RunData *d = g_new0(RunData, 1);
+  d->input = g_strdup(self->source);
+  d->output = g_strdup(self->output);
+  d->imatrix = g_strdup(gtk_check_button_get_active(self->imatrix_file) ? self->imatrix : NULL);
+  d->params = wh_quantize_default_params();
+  d->params.ftype = self->rows[self->selected].ftype;
+  d->params.allow_requantize = self->requantize;
+  d->params.imatrix_path = d->imatrix;
+  d->params.progress = on_run_progress;
+  d->params.abort = on_run_abort;
+  d->params.user_data = d;
+  g_autofree char *base = g_path_get_basename(self->source);
+  /* Translators: “Quantizing model.gguf to Q4_K_M” */
+  g_autofree char *title = g_strdup_printf(_("Quantizing %s to %s"), base, type_name);
+  adw_status_page_set_title(self->run_page, title);
+  gtk_progress_bar_set_fraction(self->run_progress, 0);
+  gtk_label_set_label(self->run_label, "");
+  self->job = wh_job_queue_submit(queue, WH_JOB_QUANTIZE, title, run_job, d, run_data_free,
+                                  on_run_notify, g_object_ref(self));
+  show_step(self, "run");
+  return TRUE;
+}
+
+gboolean
+whittle_quantize_page_is_running(WhittleQuantizePage *self)
+{
+  g_return_val_if_fail(WHITTLE_IS_QUANTIZE_PAGE(self), FALSE);
+  return self->job != NULL;
+}
+
+void
+whittle_quantize_page_cancel(WhittleQuantizePage *self)
+{
+  g_return_if_fail(WHITTLE_IS_QUANTIZE_PAGE(self));
+  if (self->job)
+    wh_job_cancel(self->job);
+}
+
+const char *
+whittle_quantize_page_get_output_path(WhittleQuantizePage *self)
+{
+  g_return_val_if_fail(WHITTLE_IS_QUANTIZE_PAGE(self), NULL);
+  return self->output;
+}
+
+const char *
+whittle_quantize_page_get_error(WhittleQuantizePage *self)
+{
+  g_return_val_if_fail(WHITTLE_IS_QUANTIZE_PAGE(self), NULL);
+  return self->error;
+}
+
+guint64
+whittle_quantize_page_get_output_size(WhittleQuantizePage *self)
+{
+  g_return_val_if_fail(WHITTLE_IS_QUANTIZE_PAGE(self), 0);
+  return self->output_size;
+}
+
+/* --- actions -------------------------------------------------------------------------------- */
+
+static void
+on_file_chosen(GtkNativeDialog *dialog, int response, WhittleQuantizePage *self)
+{
+  if (response == GTK_RESPONSE_ACCEPT) {
+    g_autoptr(GFile) file = gtk_file_chooser_get_file(GTK_FILE_CHOOSER(dialog));
+    g_autofree char *path = file ? g_file_get_path(file) : NULL;
+    if (path && g_object_get_data(G_OBJECT(dialog), "imatrix"))
+      whittle_quantize_page_set_imatrix(self, path);
+    else if (path)
+      whittle_quantize_page_open_file(self, path, NULL);
+  }
+  g_object_unref(dialog);
+}
+
+static void
+choose_file(WhittleQuantizePage *self, gboolean imatrix)
+{
+  GtkRoot *root = gtk_widget_get_root(GTK_WIDGET(self));
+  GtkFileChooserNative *dialog = gtk_file_chooser_native_new(
+      imatrix ? _("Choose an Importance Matrix") : _("Choose a Model to Quantize"),
+      GTK_IS_WINDOW(root) ? GTK_WINDOW(root) : NULL, GTK_FILE_CHOOSER_ACTION_OPEN, _("_Open"),
+      _("_Cancel"));
+  g_autoptr(GtkFileFilter) filter = gtk_file_filter_new();
+  gtk_file_filter_set_name(filter, imatrix ? _("Importance Matrices") : _("GGUF Models"));
+  gtk_file_filter_add_pattern(filter, "*.gguf");
+  if (imatrix)
+    gtk_file_filter_add_pattern(filter, "*.dat");
+  gtk_file_chooser_add_filter(GTK_FILE_CHOOSER(dialog), filter);
+  if (imatrix)
+    g_object_set_data(G_OBJECT(dialog), "imatrix", GINT_TO_POINTER(1));
+  gtk_native_dialog_set_modal(GTK_NATIVE_DIALOG(dialog), TRUE);
+  g_signal_connect_object(dialog, "response", G_CALLBACK(on_file_chosen), self, 0);
+  gtk_native_dialog_show(GTK_NATIVE_DIALOG(dialog));
+}
+
+static void
+action_choose_source(GtkWidget *widget, const char *name, GVariant *param)
+{
+  (void)name, (void)param;
+  choose_file(WHITTLE_QUANTIZE_PAGE(widget), FALSE);
+}
+
+static void
+action_choose_imatrix(GtkWidget *widget, const char *name, GVariant *param)
+{
+  (void)name, (void)param;
+  choose_file(WHITTLE_QUANTIZE_PAGE(widget), TRUE);
+}
+
+static void
+action_back(GtkWidget *widget, const char *name, GVariant *param)
+{
+  (void)name, (void)param;
+  WhittleQuantizePage *self = WHITTLE_QUANTIZE_PAGE(widget);
+  const char *step = gtk_stack_get_visible_child_name(self->steps);
+  show_step(self, g_strcmp0(step, "imatrix") == 0 ? "type" : "source");
+}
+
+static void
+action_next(GtkWidget *widget, const char *name, GVariant *param)
+{
+  (void)name, (void)param;
+  WhittleQuantizePage *self = WHITTLE_QUANTIZE_PAGE(widget);
+  const char *step = gtk_stack_get_visible_child_name(self->steps);
+  if (g_strcmp0(step, "source") == 0 && self->source)
+    show_step(self, "type");
+  else if (g_strcmp0(step, "type") == 0)
+    show_step(self, "imatrix");
+  else if (g_strcmp0(step, "imatrix") == 0)
+    whittle_quantize_page_start(self);
+}
+
+static void
+action_cancel(GtkWidget *widget, const char *name, GVariant *param)
+{
+  (void)name, (void)param;
+  whittle_quantize_page_cancel(WHITTLE_QUANTIZE_PAGE(widget));
+}
+
+static void
+action_chat(GtkWidget *widget, const char *name, GVariant *param)
+{
+  (void)name, (void)param;
+  WhittleQuantizePage *self = WHITTLE_QUANTIZE_PAGE(widget);
+  if (self->output)
+    gtk_widget_activate_action(widget, "win.open-chat", "s", self->output);
+}
+
+static void
+action_show_library(GtkWidget *widget, const char *name, GVariant *param)
+{
+  (void)name, (void)param;
+  gtk_widget_activate_action(widget, "win.show-page", "s", "library");
+}
+
+static void
+action_restart(GtkWidget *widget, const char *name, GVariant *param)
+{
+  (void)name, (void)param;
+  show_step(WHITTLE_QUANTIZE_PAGE(widget), "source");
+}
+
+static void
+on_imatrix_toggled(GtkCheckButton *check, WhittleQuantizePage *self)
+{
+  (void)check;
+  update_nav(self);
+}
+
+/* --- life cycle ----------------------------------------------------------------------------- */
+
 static void
 whittle_quantize_page_dispose(GObject *object)
 {
+  WhittleQuantizePage *self = WHITTLE_QUANTIZE_PAGE(object);
+  if (self->job)
+    wh_job_cancel(self->job);
+  g_clear_pointer(&self->job, wh_job_unref);
   gtk_widget_dispose_template(GTK_WIDGET(object), WHITTLE_TYPE_QUANTIZE_PAGE);
   G_OBJECT_CLASS(whittle_quantize_page_parent_class)->dispose(object);
 }
 
 static void
+whittle_quantize_page_finalize(GObject *object)
+{
+  WhittleQuantizePage *self = WHITTLE_QUANTIZE_PAGE(object);
+  for (guint i = 0; i < G_N_ELEMENTS(self->rows); i++)
+    g_free(self->rows[i].problem);
+  g_free(self->source);
+  g_free(self->imatrix);
+  g_free(self->output);
+  g_free(self->error);
+  G_OBJECT_CLASS(whittle_quantize_page_parent_class)->finalize(object);
+}
+
+static void
 whittle_quantize_page_class_init(WhittleQuantizePageClass *klass)
 {
-  G_OBJECT_CLASS(klass)->dispose = whittle_quantize_page_dispose;
+  GObjectClass *object_class = G_OBJECT_CLASS(klass);
+  GtkWidgetClass *widget_class = GTK_WIDGET_CLASS(klass);
+  object_class->dispose = whittle_quantize_page_dispose;
+  object_class->finalize = whittle_quantize_page_finalize;
   gtk_widget_class_set_template_from_resource(
-      GTK_WIDGET_CLASS(klass), "/io/github/whittle/Whittle/whittle-quantize-page.ui");
+      widget_class, "/io/github/whittle/Whittle/whittle-quantize-page.ui");
+  gtk_widget_class_bind_template_child(widget_class, WhittleQuantizePage, steps);
+  gtk_widget_class_bind_template_child(widget_class, WhittleQuantizePage, source_label);
+  gtk_widget_class_bind_template_child(widget_class, WhittleQuantizePage, source_warning);
+  gtk_widget_class_bind_template_child(widget_class, WhittleQuantizePage, type_intro);
+  gtk_widget_class_bind_template_child(widget_class, WhittleQuantizePage, type_list);
+  gtk_widget_class_bind_template_child(widget_class, WhittleQuantizePage, imatrix_none);
+  gtk_widget_class_bind_template_child(widget_class, WhittleQuantizePage, imatrix_file);
+  gtk_widget_class_bind_template_child(widget_class, WhittleQuantizePage, imatrix_label);
+  gtk_widget_class_bind_template_child(widget_class, WhittleQuantizePage, run_page);
+  gtk_widget_class_bind_template_child(widget_class, WhittleQuantizePage, run_progress);
+  gtk_widget_class_bind_template_child(widget_class, WhittleQuantizePage, run_label);
+  gtk_widget_class_bind_template_child(widget_class, WhittleQuantizePage, results_page);
+  gtk_widget_class_bind_template_child(widget_class, WhittleQuantizePage, nav_bar);
+  gtk_widget_class_bind_template_child(widget_class, WhittleQuantizePage, next_button);
+  gtk_widget_class_install_action(widget_class, "quantize.choose-source", NULL,
+                                  action_choose_source);
+  gtk_widget_class_install_action(widget_class, "quantize.choose-imatrix", NULL,
+                                  action_choose_imatrix);
+  gtk_widget_class_install_action(widget_class, "quantize.back", NULL, action_back);
+  gtk_widget_class_install_action(widget_class, "quantize.next", NULL, action_next);
+  gtk_widget_class_install_action(widget_class, "quantize.cancel", NULL, action_cancel);
+  gtk_widget_class_install_action(widget_class, "quantize.chat", NULL, action_chat);
+  gtk_widget_class_install_action(widget_class, "quantize.show-library", NULL, action_show_library);
+  gtk_widget_class_install_action(widget_class, "quantize.restart", NULL, action_restart);
 }
 
 static void
 whittle_quantize_page_init(WhittleQuantizePage *self)
 {
   gtk_widget_init_template(GTK_WIDGET(self));
+  self->selected = -1;
+  g_signal_connect_object(self->imatrix_file, "toggled", G_CALLBACK(on_imatrix_toggled), self, 0);
+  update_nav(self);
 }

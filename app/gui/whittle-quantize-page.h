@@ -1,6 +1,22 @@
-/* whittle-quantize-page.h — the Quantize page of the main window.
+/* whittle-quantize-page.h — the Quantize wizard: make a model smaller.
  *
- * For now an AdwStatusPage that says in plain words what will live here.
+ * Design note
+ * -----------
+ * Steps (a GtkStack with Back / Next): source (a GGUF file; an already quantized one gets a
+ * requantize warning and is converted through F32) → type (a table of types with the exact
+ * output size from a wh_quantize dry run, the published quality figure of the type and
+ * whether the weights fit this machine's RAM or GPU) → importance matrix (none or a file) →
+ * run (a WH_JOB_QUANTIZE job on the app's queue: tensor n of N, rate, ETA, Cancel) →
+ * results (size before → after, tensors converted, time; Chat with It, Show in Library,
+ * Quantize Another).
+ * Promises: the output is written by the quantizer to a temporary file and renamed only when
+ * complete, so a cancel or a failure leaves nothing half-written. It goes into
+ * $XDG_DATA_HOME/whittle/quantized (never next to the source), which is then added to the
+ * Library's folders. Types that need an importance matrix are shown but
+ * cannot be chosen without one.
+ * Actions (group "quantize"): choose-source, choose-imatrix, back, next, cancel, chat,
+ * show-library, restart.
+ * Does not: compute importance matrices or perplexity yet (the CLI does).
  */
 #pragma once
 
@@ -10,5 +26,27 @@ G_BEGIN_DECLS
 
 #define WHITTLE_TYPE_QUANTIZE_PAGE (whittle_quantize_page_get_type())
 G_DECLARE_FINAL_TYPE(WhittleQuantizePage, whittle_quantize_page, WHITTLE, QUANTIZE_PAGE, AdwBin)
+
+/* Takes @path as the source and shows the type step (or the source step with the error).
+ * Returns FALSE with @error when the file cannot be planned at all. */
+gboolean whittle_quantize_page_open_file(WhittleQuantizePage *self, const char *path,
+                                         GError **error);
+/* The visible step: "source", "type", "imatrix", "run", "results". */
+const char *whittle_quantize_page_get_step(WhittleQuantizePage *self);
+/* Output size the dry run gave for @ftype_name (0 when it is not offered or failed). */
+guint64 whittle_quantize_page_get_planned_size(WhittleQuantizePage *self, const char *ftype_name);
+/* Chooses a type ("Q4_0"); FALSE when not offered or not possible (needs an imatrix). */
+gboolean whittle_quantize_page_select_type(WhittleQuantizePage *self, const char *ftype_name);
+/* The importance matrix file (NULL: none). */
+void whittle_quantize_page_set_imatrix(WhittleQuantizePage *self, const char *path);
+/* Starts the run (as Next on the importance matrix step). */
+gboolean whittle_quantize_page_start(WhittleQuantizePage *self);
+gboolean whittle_quantize_page_is_running(WhittleQuantizePage *self);
+void whittle_quantize_page_cancel(WhittleQuantizePage *self);
+/* Where the output goes / went (NULL before a type is chosen), and the last error. */
+const char *whittle_quantize_page_get_output_path(WhittleQuantizePage *self);
+const char *whittle_quantize_page_get_error(WhittleQuantizePage *self);
+/* Output size actually written by the last successful run (0 otherwise). */
+guint64 whittle_quantize_page_get_output_size(WhittleQuantizePage *self);
 
 G_END_DECLS

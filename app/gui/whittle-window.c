@@ -25,6 +25,7 @@ struct _WhittleWindow {
   WhittleJobsButton *jobs_button;
   WhittlePlannerPage *planner_page;
   WhittleChatPage *chat_page;
+  WhittleQuantizePage *quantize_page;
 };
 
 G_DEFINE_FINAL_TYPE(WhittleWindow, whittle_window, ADW_TYPE_APPLICATION_WINDOW)
@@ -208,6 +209,16 @@ action_open_chat(GtkWidget *widget, const char *action_name, GVariant *param)
   whittle_chat_page_open_model(self->chat_page, g_variant_get_string(param, NULL));
 }
 
+/* win.open-quantize(s): the Quantize wizard with the GGUF at the given path as its source. */
+static void
+action_open_quantize(GtkWidget *widget, const char *action_name, GVariant *param)
+{
+  (void)action_name;
+  WhittleWindow *self = WHITTLE_WINDOW(widget);
+  adw_view_stack_set_visible_child_name(self->stack, "quantize");
+  whittle_quantize_page_open_file(self->quantize_page, g_variant_get_string(param, NULL), NULL);
+}
+
 static void
 whittle_window_class_init(WhittleWindowClass *klass)
 {
@@ -236,6 +247,8 @@ whittle_window_class_init(WhittleWindowClass *klass)
   gtk_widget_class_install_action(widget_class, "win.open-planner", "s", action_open_planner);
   gtk_widget_class_bind_template_child(widget_class, WhittleWindow, chat_page);
   gtk_widget_class_install_action(widget_class, "win.open-chat", "s", action_open_chat);
+  gtk_widget_class_bind_template_child(widget_class, WhittleWindow, quantize_page);
+  gtk_widget_class_install_action(widget_class, "win.open-quantize", "s", action_open_quantize);
 }
 
 static void

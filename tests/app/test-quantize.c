@@ -1,0 +1,191 @@
+/* test-quantize.c — the Quantize wizard, driven as a person would, against the quantizer.
+ *
+ * Opens stories260K through win.open-quantize (as the Library's Quantize button does), checks
+ * that every size in the type table is exactly what a wh_quantize dry run says, that a
+ * quantized source is marked for requantizing, and that types needing an importance matrix
+ * cannot be chosen without one; quantizes to Q4_0 through Next / Quantize, and checks that
+ * the output has the planned size, is Q4_0 and loads and generates; cancels a larger run
+ * and finds nothing written. Screenshots: quantize-types, quantize-results.
+ */
+#include "config.h"
+
+#include <string.h>
+
+#include "app-test-util.h"
+#include "gguf/gguf.h"
+#include "model/model.h"
+#include "quantize/quantize.h"
+#include "wh-test-util.h"
+#include "whittle-quantize-page.h"
+
+static WhittleApplication *app;
+static WhittleWindow *window;
+static WhittleQuantizePage *page;
+static char *tmp_dir;
+
+static gboolean
+is_quantize_page(GtkWidget *w, gconstpointer data)
+{
+  (void)data;
+  return WHITTLE_IS_QUANTIZE_PAGE(w);
+}
+
+static gboolean
+run_done(gpointer data)
+{
+  return !whittle_quantize_page_is_running(data);
+}
+
+static guint64
+dry_run_size(const char *path, const char *type, gboolean requantize)
+{
+  wh_quantize_params p = wh_quantize_default_params();
+  p.ftype = wh_ftype_from_name(type);
+  p.allow_requantize = requantize;
+  p.dry_run = TRUE;
+  g_autoptr(GError) error = NULL;
+  wh_quantize_plan *plan = wh_quantize_plan_new(path, &p, &error);
+  g_assert_no_error(error);
+  guint64 size = wh_quantize_plan_file_size(plan);
+  wh_quantize_plan_free(plan);
+  return size;
+}
+
+static void
+test_types_table(void)
+{
+  g_autofree char *model = wh_test_shared_file_or_skip("models/stories260K.gguf");
+  if (!model)
+    return;
+  gtk_widget_activate_action(GTK_WIDGET(window), "win.open-quantize", "s", model);
+  g_assert_cmpstr(whittle_quantize_page_get_step(page), ==, "type");
+  g_assert_null(whittle_quantize_page_get_error(page));
+  const char *types[] = {"Q8_0", "Q6_K", "Q5_K_M", "Q4_K_M", "Q4_0", "Q2_K"};
+  for (guint i = 0; i < G_N_ELEMENTS(types); i++) {
+    guint64 shown = whittle_quantize_page_get_planned_size(page, types[i]);
+    g_test_message("%s: %" G_GUINT64_FORMAT " bytes", types[i], shown);
+    g_assert_cmpuint(shown, ==, dry_run_size(model, types[i], FALSE));
+  }
+  /* Smaller types make smaller files. */
+  g_assert_cmpuint(whittle_quantize_page_get_planned_size(page, "Q4_0"), <,
+                   whittle_quantize_page_get_planned_size(page, "Q8_0"));
+  /* An i-quant that needs an importance matrix is listed but cannot be chosen. */
+  g_assert_false(whittle_quantize_page_select_type(page, "IQ2_XS"));
+  g_assert_false(whittle_quantize_page_select_type(page, "NOT_A_TYPE"));
+  wh_app_test_check_accessible_names(GTK_WIDGET(page));
+  wh_app_test_screenshot(GTK_WIDGET(window), "quantize-types");
+}
+
+static void
+test_quantize_q4_0(void)
+{
+  g_autofree char *model = wh_test_shared_file_or_skip("models/stories260K.gguf");
+  if (!model)
+    return;
+  gtk_widget_activate_action(GTK_WIDGET(window), "win.open-quantize", "s", model);
+  g_assert_true(whittle_quantize_page_select_type(page, "Q4_0"));
+  gtk_widget_activate_action(GTK_WIDGET(page), "quantize.next", NULL);
+  g_assert_cmpstr(whittle_quantize_page_get_step(page), ==, "imatrix");
+  gtk_widget_activate_action(GTK_WIDGET(page), "quantize.next", NULL); /* Quantize */
+  g_assert_true(whittle_quantize_page_is_running(page));
+  g_assert_cmpstr(whittle_quantize_page_get_step(page), ==, "run");
+  g_assert_true(wh_app_test_wait(run_done, page, 60));
+  g_assert_null(whittle_quantize_page_get_error(page));
+  g_assert_cmpstr(whittle_quantize_page_get_step(page), ==, "results");
+
+  const char *out = whittle_quantize_page_get_output_path(page);
+  g_autofree char *own = g_build_filename(g_get_user_data_dir(), "whittle", "quantized", NULL);
+  g_assert_true(g_str_has_prefix(out, own));
+  g_assert_cmpuint(whittle_quantize_page_get_output_size(page), ==,
+                   dry_run_size(model, "Q4_0", FALSE));
+
+  /* The output is a Q4_0 model that loads and runs. */
+  g_autoptr(GError) error = NULL;
+  wh_gguf *g = wh_gguf_open(out, &error);
+  g_assert_no_error(error);
+  guint64 ftype = 0;
+  g_assert_true(wh_gguf_get_uint(g, "general.file_type", &ftype));
+  g_assert_cmpuint(ftype, ==, (guint64)wh_ftype_from_name("Q4_0"));
+  wh_gguf_close(g);
+  wh_model_params mp = wh_model_default_params();
+  wh_model *m = wh_model_load(out, &mp, &error);
+  g_assert_no_error(error);
+  g_assert_nonnull(m);
+  wh_model_free(m);
+
+  /* The Library lists Whittle's own folder of quantized models. */
+  GSettings *settings = whittle_application_get_settings(app);
+  g_auto(GStrv) folders = g_settings_get_strv(settings, "library-folders");
+  g_assert_true(g_strv_contains((const char *const *)folders, own));
+  wh_app_test_check_accessible_names(GTK_WIDGET(page));
+  wh_app_test_screenshot(GTK_WIDGET(window), "quantize-results");
+}
+
+/* A cancelled run leaves no output and no temporary file. */
+static void
+test_cancel(void)
+{
+  g_autofree char *model = wh_test_shared_file_or_skip("reference/models/synth-llama-F16.gguf");
+  if (!model)
+    return;
+  gtk_widget_activate_action(GTK_WIDGET(window), "win.open-quantize", "s", model);
+  g_assert_true(whittle_quantize_page_select_type(page, "Q4_K_M"));
+  g_assert_true(whittle_quantize_page_start(page));
+  whittle_quantize_page_cancel(page);
+  g_assert_true(wh_app_test_wait(run_done, page, 60));
+  g_assert_cmpstr(whittle_quantize_page_get_step(page), ==, "type");
+  g_assert_nonnull(strstr(whittle_quantize_page_get_error(page), "Cancelled"));
+  g_assert_false(g_file_test(whittle_quantize_page_get_output_path(page), G_FILE_TEST_EXISTS));
+  g_autofree char *own = g_build_filename(g_get_user_data_dir(), "whittle", "quantized", NULL);
+  g_autoptr(GDir) dir = g_dir_open(own, 0, NULL);
+  const char *name;
+  while (dir && (name = g_dir_read_name(dir)))
+    g_assert_true(g_str_has_prefix(name, "stories260K-")); /* only the earlier Q4_0 output */
+}
+
+/* An already quantized file is offered with requantizing on. */
+static void
+test_requantize_source(void)
+{
+  g_autofree char *model = wh_test_shared_file_or_skip("reference/models/stories260K-Q8_0.gguf");
+  if (!model)
+    return;
+  gtk_widget_activate_action(GTK_WIDGET(window), "win.open-quantize", "s", model);
+  g_assert_cmpstr(whittle_quantize_page_get_step(page), ==, "type");
+  g_assert_cmpuint(whittle_quantize_page_get_planned_size(page, "Q4_0"), ==,
+                   dry_run_size(model, "Q4_0", TRUE));
+}
+
+static void
+skip_all(void)
+{
+  g_test_skip("no display");
+}
+
+int
+main(int argc, char **argv)
+{
+  tmp_dir = g_dir_make_tmp("whittle-quantize-XXXXXX", NULL);
+  wh_app_test_isolate(tmp_dir); /* before any thread exists */
+  g_test_init(&argc, &argv, NULL);
+  if (!wh_app_test_init_display()) {
+    g_test_add_func("/quantize/skip", skip_all);
+    return g_test_run();
+  }
+  window = wh_app_test_start(&app, 1000, 800);
+  page = WHITTLE_QUANTIZE_PAGE(wh_app_test_find(GTK_WIDGET(window), is_quantize_page, NULL));
+  g_assert_nonnull(page);
+
+  g_test_add_func("/quantize/types-table", test_types_table);
+  g_test_add_func("/quantize/q4_0", test_quantize_q4_0);
+  g_test_add_func("/quantize/cancel", test_cancel);
+  g_test_add_func("/quantize/requantize-source", test_requantize_source);
+  int status = g_test_run();
+
+  gtk_window_destroy(GTK_WINDOW(window));
+  wh_app_test_settle(0.2);
+  g_object_unref(app);
+  wh_test_rmdir_r(tmp_dir);
+  g_free(tmp_dir);
+  return status;
+}
