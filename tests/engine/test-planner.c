@@ -119,7 +119,7 @@ test_planned_equals_allocated(void)
   wh_device_list *real = NULL;
   guint n_checked = 0, n_rejected = 0;
   gboolean gpu_reported = FALSE, gpu_clamp_reported = FALSE;
-  guint n_gpu_checked = 0;
+  guint n_gpu_checked = 0, n_gpu_offloaded = 0;
   for (guint i = 0; i < paths->len; i++) {
     const char *path = paths->pdata[i];
     g_autoptr(GError) error = NULL;
@@ -197,6 +197,7 @@ test_planned_equals_allocated(void)
           pp.n_gpu_layers = (gint32)ran;
           pp.device = gpu->name;
           n_gpu_checked++;
+          n_gpu_offloaded += ran > 0;
           g_assert_true(wh_planner_compute(hp, real, &pp, &plan, NULL));
           wh_context_get_device_memory(gctx, NULL, &alloc);
           assert_same(what, &plan.devices[0].mem, &alloc.dev[WH_PLAN_CPU]);
@@ -216,8 +217,8 @@ test_planned_equals_allocated(void)
     g_free(hp);
   }
   g_test_message("%u model/context/KV combinations planned == allocated (CPU), %u refused by "
-                 "both, %u GPU splits checked",
-                 n_checked, n_rejected, n_gpu_checked);
+                 "both; on the GPU device %u contexts checked, %u of them with layers there",
+                 n_checked, n_rejected, n_gpu_checked, n_gpu_offloaded);
   g_assert_cmpuint(n_checked, >=, paths->len * 2);
   wh_device_list_free(huge);
   wh_device_list_free(real);
