@@ -39,6 +39,7 @@ struct wh_vk_device {
   VkPipelineLayout layout;
   GHashTable *pipelines;        /* kernel name -> VkPipeline (boxed) */
   guint32 mem_device, mem_host; /* memory type indexes */
+  guint32 subgroup_wg;          /* specialization constant 0: max(subgroup size, 8) */
   char name[VK_MAX_PHYSICAL_DEVICE_NAME_SIZE];
 };
 
@@ -168,6 +169,15 @@ check_features(wh_vk_device *dev, GError **error)
                         : !f11.storageBuffer16BitAccess ? "storageBuffer16BitAccess"
                         : !f.features.shaderInt64       ? "shaderInt64"
                                                         : NULL;
+  VkPhysicalDeviceSubgroupProperties sg = {
+      .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SUBGROUP_PROPERTIES};
+  VkPhysicalDeviceProperties2 props = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_PROPERTIES_2,
+                                       .pNext = &sg};
+  vkGetPhysicalDeviceProperties2(dev->phys, &props);
+  if (!missing && (!(sg.supportedStages & VK_SHADER_STAGE_COMPUTE_BIT) ||
+                   !(sg.supportedOperations & VK_SUBGROUP_FEATURE_ARITHMETIC_BIT)))
+    missing = "subgroup arithmetic in compute shaders";
+  dev->subgroup_wg = CLAMP(sg.subgroupSize, 8, 128);
   if (missing) {
     g_set_error(error, WH_VK_ERROR, WH_VK_ERROR_UNSUPPORTED,
                 "the Vulkan device \"%s\" lacks the %s feature the backend needs: run on the CPU "
@@ -538,12 +548,16 @@ pipeline(wh_vk_device *dev, const char *name, GError **error)
   VkShaderModule mod;
   if (!vk_check(vkCreateShaderModule(dev->device, &mci, NULL, &mod), "loading a kernel", error))
     return VK_NULL_HANDLE;
+  /* constant 0: the workgroup size of the subgroup-sized kernels (others have no constants) */
+  VkSpecializationMapEntry entry = {0, 0, sizeof(guint32)};
+  VkSpecializationInfo spec = {1, &entry, sizeof(guint32), &dev->subgroup_wg};
   VkComputePipelineCreateInfo cci = {
       .sType = VK_STRUCTURE_TYPE_COMPUTE_PIPELINE_CREATE_INFO,
       .stage = {.sType = VK_STRUCTURE_TYPE_PIPELINE_SHADER_STAGE_CREATE_INFO,
                 .stage = VK_SHADER_STAGE_COMPUTE_BIT,
                 .module = mod,
-                .pName = "main"},
+                .pName = "main",
+                .pSpecializationInfo = &spec},
       .layout = dev->layout,
   };
   VkPipeline pl;

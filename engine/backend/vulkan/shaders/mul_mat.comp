@@ -8,19 +8,25 @@
  *         x [n_tokens][K] F32 with ldx floats between token rows;
  *         y [n_tokens][rows] F32 with ldy floats between token rows; bias [rows] F32 or 0.
  * Workgroup layout: one workgroup of WG threads per (weight row, tile of up to TILE tokens).
+ *   WG = specialization constant 0, set by the host to the device's subgroup size (8 on
+ *   lavapipe, 32 on NVIDIA, 64 on AMD), so a row is normally one subgroup and its sums need
+ *   no barrier (barriers are costly on CPU-based devices)
  *   gl_WorkGroupID.x + gl_WorkGroupID.z * row_split = weight row r (z splits huge row counts)
  *   gl_WorkGroupID.y = token tile: tokens TILE*y .. TILE*y + TILE - 1
  * Each thread walks the elements k = tid, tid + WG, ... of row r, dequantizes each once
- * and multiplies it with the TILE activations; a shared-memory tree sums the WG partial sums.
- * Summation order: per-thread strided partial sums, then the tree (differs from the CPU's
- * eight-lane order; both are F32).
+ * and multiplies it with the TILE activations; subgroupAdd sums the partial sums (and, when a
+ * workgroup spans several subgroups, shared memory combines them).
+ * Summation order: per-thread strided partial sums, then the subgroup sum (differs from the
+ * CPU's eight-lane order; both are F32).
  */
+#extension GL_KHR_shader_subgroup_basic : require
+#extension GL_KHR_shader_subgroup_arithmetic : require
 #include "common.glsl"
 #include "dequant.glsl"
 
-#define WG 64
 #define TILE 8
-layout(local_size_x = WG) in;
+#define MAX_SUBGROUPS 64
+layout(local_size_x_id = 0) in;
 
 layout(push_constant) uniform Params {
   uint64_t w;    /* weight rows */
@@ -36,7 +42,7 @@ layout(push_constant) uniform Params {
   uint row_split; /* rows per z slice of the grid */
 } pc;
 
-shared float partial[TILE][WG];
+shared float partial[TILE][MAX_SUBGROUPS];
 
 void main()
 {
@@ -53,23 +59,30 @@ void main()
   for (uint t = 0; t < TILE; t++)
     acc[t] = 0.0;
 
-  for (uint k = tid; k < pc.K; k += WG) {
+  for (uint k = tid; k < pc.K; k += gl_WorkGroupSize.x) {
     const float wk = dequant(row + uint64_t(k / QK) * BLOCK_BYTES, k % QK);
     for (uint t = 0; t < nt; t++)
       acc[t] += wk * x.v[(t0 + t) * pc.ldx + k];
   }
 
   for (uint t = 0; t < TILE; t++)
-    partial[t][tid] = acc[t];
-  barrier();
-  for (uint s = WG / 2; s > 0; s >>= 1) {
-    if (tid < s)
-      for (uint t = 0; t < nt; t++)
-        partial[t][tid] += partial[t][tid + s];
+    acc[t] = subgroupAdd(acc[t]);
+  if (gl_NumSubgroups > 1) { /* uniform: every thread takes the same branch */
+    if (subgroupElect())
+      for (uint t = 0; t < TILE; t++)
+        partial[t][gl_SubgroupID] = acc[t];
     barrier();
+    for (uint t = 0; t < TILE; t++) {
+      acc[t] = 0.0;
+      for (uint s = 0; s < gl_NumSubgroups; s++)
+        acc[t] += partial[t][s];
+    }
   }
   if (tid < nt) {
     const float b = pc.bias != 0 ? Floats(pc.bias).v[r] : 0.0;
-    Floats(pc.y).v[(t0 + tid) * pc.ldy + r] = partial[tid][0] + b;
+    float v = acc[0];
+    for (uint t = 1; t < TILE; t++) /* acc[tid] with a constant index */
+      v = t == tid ? acc[t] : v;
+    Floats(pc.y).v[(t0 + tid) * pc.ldy + r] = v + b;
   }
 }
