@@ -184,16 +184,8 @@ run_plan(int argc, char **argv)
   pp.device = device;
   if (kv_name && !wh_kv_type_from_name(kv_name, &pp.kv_type))
     return wh_cli_usage_error(cmd, "unknown KV cache type “%s” (f16, q8_0, q4_0, f32)", kv_name);
-  if (ngl_str) {
-    char *end = NULL;
-    gint64 v = g_ascii_strtoll(ngl_str, &end, 10);
-    if (g_ascii_strcasecmp(ngl_str, "auto") == 0)
-      pp.n_gpu_layers = WH_PLANNER_NGL_AUTO;
-    else if (end != ngl_str && *end == '\0' && v >= 0 && v <= G_MAXINT32)
-      pp.n_gpu_layers = (gint32)v;
-    else
-      return wh_cli_usage_error(cmd, "--ngl takes a number of layers or auto, not “%s”", ngl_str);
-  }
+  if (!wh_cli_parse_ngl(ngl_str, &pp.n_gpu_layers))
+    return wh_cli_usage_error(cmd, "--ngl takes a number of layers or auto, not “%s”", ngl_str);
   if (device && pp.n_gpu_layers == 0)
     return wh_cli_usage_error(cmd, "--device needs GPU layers: add --ngl N or --ngl auto");
 
