@@ -4,10 +4,14 @@
 #include <glib/gi18n.h>
 #include <glib/gstdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "backend/devices.h"
+#include "eval/eval.h"
 #include "gguf/gguf-types.h"
 #include "quantize/quantize.h"
+#include "session/session.h"
+#include "tokenizer/tokenizer.h"
 #include "whittle-application.h"
 #include "whittle-quantize-page.h"
 
@@ -46,6 +50,9 @@ struct _WhittleQuantizePage {
   char *error;
   guint64 output_size;
   wh_job *job;
+  wh_job *eval_job;
+  char *results_text; /* size before -> after, without the measurements */
+  double ppl, base_ppl, kld, tokens_per_second;
 
   /* template children */
   GtkStack *steps;
@@ -65,6 +72,9 @@ struct _WhittleQuantizePage {
 };
 
 G_DEFINE_FINAL_TYPE(WhittleQuantizePage, whittle_quantize_page, ADW_TYPE_BIN)
+
+static void start_eval(WhittleQuantizePage *self, wh_job_queue *queue);
+static void show_results(WhittleQuantizePage *self, const char *measured);
 
 /* --- helpers -------------------------------------------------------------------------------- */
 
@@ -435,9 +445,15 @@ on_run_notify(wh_job *job, gpointer user_data)
     g_autofree char *text = g_strdup_printf(
         _("%s\n%s → %s (%.0f%%) in %.1f s"), base, before, after,
         self->source_size ? 100.0 * self->output_size / self->source_size : 0.0, p.elapsed_seconds);
-    adw_status_page_set_description(self->results_page, text);
+    g_free(self->results_text);
+    self->results_text = g_steal_pointer(&text);
     add_output_folder_to_library(self);
     show_step(self, "results");
+    WhittleApplication *app = app_of(self);
+    if (app && whittle_application_get_job_queue(app))
+      start_eval(self, whittle_application_get_job_queue(app));
+    else
+      show_results(self, "");
   } else {
     const GError *e = wh_job_get_error(job);
     g_free(self->error);
@@ -448,6 +464,179 @@ on_run_notify(wh_job *job, gpointer user_data)
     show_step(self, "type");
   }
   g_object_unref(self); /* the run's reference */
+}
+
+/* --- measuring the result ------------------------------------------------------------------ */
+
+/* The short text the result is measured on (written for this purpose; plain English that small
+ * story models know). */
+static const char eval_text[] =
+    "Once upon a time, there was a little girl named Lily. She loved to play in the park with "
+    "her red ball. One day, the sun was warm and the sky was blue. Lily ran to the big tree and "
+    "saw a small bird. The bird was sad because it could not find its mom. Lily said, \"Do not "
+    "be sad, little bird. I will help you.\" She looked under the bench and behind the slide. "
+    "Then she heard a sound from the flowers. It was the mom bird! The little bird was happy "
+    "and sang a song. Lily smiled and went home to tell her mom about her day. Her mom gave her "
+    "a big hug and a cookie. The next day, Lily and her friend Tom went back to the park. They "
+    "played with the ball and ran on the grass. Tom fell down and hurt his knee. Lily helped "
+    "him up and said, \"You are brave.\" Tom smiled, and they played until it was time to go "
+    "home. At night, Lily looked at the stars from her window. She thought about the bird and "
+    "her friend, and she fell asleep with a happy heart.";
+
+typedef struct {
+  char *source, *output, *logits_path;
+  wh_job *job;
+  double ppl, base_ppl, kld, tokens_per_second;
+} EvalData;
+
+static void
+eval_data_free(gpointer data)
+{
+  EvalData *d = data;
+  if (d->logits_path)
+    g_unlink(d->logits_path);
+  g_free(d->source);
+  g_free(d->output);
+  g_free(d->logits_path);
+  g_free(d);
+}
+
+static gboolean
+eval_continue(gpointer data)
+{
+  return !wh_job_is_cancelled(((EvalData *)data)->job);
+}
+
+/* Perplexity of the model at @path on the text (saving its log-probs to @save, or against
+ * @base). */
+static gboolean
+eval_one(EvalData *d, const char *path, const char *save, const wh_eval_logits *base, double *ppl,
+         double *kld, GError **error)
+{
+  wh_model_params mp = wh_model_default_params();
+  wh_model *model = wh_model_load(path, &mp, error);
+  if (!model)
+    return FALSE;
+  wh_tokenizer *tok = wh_tokenizer_new_from_gguf(wh_model_get_gguf(model), error);
+  gboolean ok = tok != NULL;
+  g_autoptr(GArray) ids = g_array_new(FALSE, FALSE, sizeof(gint32));
+  if (ok)
+    ok = wh_tokenizer_tokenize(tok, eval_text, strlen(eval_text), TRUE, FALSE, ids, error) >= 0;
+  gint32 bos = ok && wh_tokenizer_add_bos(tok) ? wh_tokenizer_bos(tok) : -1;
+  wh_tokenizer_free(tok);
+  if (ok) {
+    wh_eval_params ep = wh_eval_default_params();
+    /* Two chunks at least; a multiple of 4 tokens, at most 128. */
+    ep.n_ctx = MIN(128u, (ids->len / 2) & ~3u);
+    ep.save_logits_path = save;
+    ep.base = base;
+    ep.should_continue = eval_continue;
+    ep.user_data = d;
+    wh_eval_result r;
+    ok = ep.n_ctx >= 8 &&
+         wh_eval_perplexity(model, (const gint32 *)ids->data, ids->len, bos, &ep, &r, error);
+    if (ok) {
+      *ppl = r.ppl;
+      if (kld)
+        *kld = r.has_kld ? r.kld_mean : -1;
+    }
+  }
+  wh_model_free(model);
+  return ok;
+}
+
+static gboolean
+eval_job_run(wh_job *job, gpointer data, GError **error)
+{
+  EvalData *d = data;
+  d->job = job;
+  wh_job_set_fraction(job, 0.1, _("Perplexity of the source"));
+  if (!eval_one(d, d->source, d->logits_path, NULL, &d->base_ppl, NULL, error))
+    return FALSE;
+  wh_eval_logits *base = wh_eval_logits_open(d->logits_path, error);
+  if (!base)
+    return FALSE;
+  wh_job_set_fraction(job, 0.5, _("Perplexity and KL divergence of the result"));
+  gboolean ok = eval_one(d, d->output, NULL, base, &d->ppl, &d->kld, error);
+  wh_eval_logits_free(base);
+  if (!ok || wh_job_is_cancelled(job))
+    return FALSE;
+  /* Generation speed: 32 tokens of a reply. */
+  wh_job_set_fraction(job, 0.8, _("Generation speed"));
+  wh_session_params sp = wh_session_default_params();
+  g_autoptr(wh_session) session = wh_session_new(d->output, &sp, error);
+  if (!session || !wh_session_add_message(session, WH_SESSION_ROLE_USER, "Once upon a time", error))
+    return FALSE;
+  wh_session_generate_params gp = wh_session_generate_default_params();
+  gp.max_tokens = 32;
+  gp.ignore_eog = TRUE;
+  wh_session_stats stats = {0};
+  if (!wh_session_generate(session, &gp, NULL, NULL, NULL, &stats, error))
+    return FALSE;
+  d->tokens_per_second = stats.generation_tokens_per_second;
+  double *figures = g_new(double, 4);
+  figures[0] = d->ppl;
+  figures[1] = d->base_ppl;
+  figures[2] = d->kld;
+  figures[3] = d->tokens_per_second;
+  wh_job_set_result(job, figures, g_free);
+  return TRUE;
+}
+
+static void
+show_results(WhittleQuantizePage *self, const char *measured)
+{
+  g_autofree char *text = g_strdup_printf("%s\n%s", self->results_text, measured);
+  adw_status_page_set_description(self->results_page, text);
+}
+
+static void
+on_eval_notify(wh_job *job, gpointer user_data)
+{
+  WhittleQuantizePage *self = user_data;
+  if (job != self->eval_job || !wh_job_is_finished(job))
+    return;
+  wh_job_state state = wh_job_get_state(job);
+  const double *figures = wh_job_get_result(job); /* ppl, base_ppl, kld, tokens/s */
+  if (state == WH_JOB_SUCCEEDED && figures) {
+    self->ppl = figures[0];
+    self->base_ppl = figures[1];
+    self->kld = figures[2];
+    self->tokens_per_second = figures[3];
+  }
+  g_clear_pointer(&self->eval_job, wh_job_unref);
+  if (state == WH_JOB_SUCCEEDED) {
+    /* Translators: measurements of the quantized model against its source */
+    g_autofree char *line = g_strdup_printf(
+        _("Perplexity on a short text %.3f (source %.3f) · KL divergence %.4f · %.0f tokens/s"),
+        self->ppl, self->base_ppl, self->kld, self->tokens_per_second);
+    show_results(self, line);
+  } else {
+    const GError *e = wh_job_get_error(job);
+    /* Translators: %s says why the measurement failed */
+    g_autofree char *line =
+        g_strdup_printf(_("Could not measure the quality: %s"), e ? e->message : _("cancelled"));
+    show_results(self, line);
+  }
+  g_object_unref(self);
+}
+
+static void
+start_eval(WhittleQuantizePage *self, wh_job_queue *queue)
+{
+  EvalData *d = g_new0(EvalData, 1);
+  d->source = g_strdup(self->source);
+  d->output = g_strdup(self->output);
+  d->logits_path = g_build_filename(g_get_tmp_dir(), "whittle-quantize-XXXXXX.logits", NULL);
+  int fd = g_mkstemp(d->logits_path);
+  if (fd >= 0)
+    close(fd);
+  g_autofree char *base = g_path_get_basename(self->output);
+  /* Translators: %s is a model file name */
+  g_autofree char *title = g_strdup_printf(_("Measuring %s"), base);
+  self->eval_job = wh_job_queue_submit(queue, WH_JOB_EVALUATE, title, eval_job_run, d,
+                                       eval_data_free, on_eval_notify, g_object_ref(self));
+  show_results(self, _("Measuring perplexity, KL divergence and speed…"));
 }
 
 gboolean
@@ -515,6 +704,25 @@ whittle_quantize_page_get_error(WhittleQuantizePage *self)
 {
   g_return_val_if_fail(WHITTLE_IS_QUANTIZE_PAGE(self), NULL);
   return self->error;
+}
+
+gboolean
+whittle_quantize_page_is_measuring(WhittleQuantizePage *self)
+{
+  g_return_val_if_fail(WHITTLE_IS_QUANTIZE_PAGE(self), FALSE);
+  return self->eval_job != NULL;
+}
+
+gboolean
+whittle_quantize_page_get_measurements(WhittleQuantizePage *self, double *ppl, double *base_ppl,
+                                       double *kld, double *tokens_per_second)
+{
+  g_return_val_if_fail(WHITTLE_IS_QUANTIZE_PAGE(self), FALSE);
+  *ppl = self->ppl;
+  *base_ppl = self->base_ppl;
+  *kld = self->kld;
+  *tokens_per_second = self->tokens_per_second;
+  return self->ppl > 0;
 }
 
 guint64
@@ -644,6 +852,9 @@ whittle_quantize_page_dispose(GObject *object)
   if (self->job)
     wh_job_cancel(self->job);
   g_clear_pointer(&self->job, wh_job_unref);
+  if (self->eval_job)
+    wh_job_cancel(self->eval_job);
+  g_clear_pointer(&self->eval_job, wh_job_unref);
   gtk_widget_dispose_template(GTK_WIDGET(object), WHITTLE_TYPE_QUANTIZE_PAGE);
   G_OBJECT_CLASS(whittle_quantize_page_parent_class)->dispose(object);
 }
@@ -658,6 +869,7 @@ whittle_quantize_page_finalize(GObject *object)
   g_free(self->imatrix);
   g_free(self->output);
   g_free(self->error);
+  g_free(self->results_text);
   G_OBJECT_CLASS(whittle_quantize_page_parent_class)->finalize(object);
 }
 

@@ -7,8 +7,9 @@
  * output size from a wh_quantize dry run, the published quality figure of the type and
  * whether the weights fit this machine's RAM or GPU) → importance matrix (none or a file) →
  * run (a WH_JOB_QUANTIZE job on the app's queue: tensor n of N, rate, ETA, Cancel) →
- * results (size before → after, tensors converted, time; Chat with It, Show in Library,
- * Quantize Another).
+ * results (size before → after, time, then perplexity and KL divergence against the source
+ * on a short text and generation speed, measured by a WH_JOB_EVALUATE job; Chat with It, Show
+ * in Library, Quantize Another).
  * Promises: the output is written by the quantizer to a temporary file and renamed only when
  * complete, so a cancel or a failure leaves nothing half-written. It goes into
  * $XDG_DATA_HOME/whittle/quantized (never next to the source), which is then added to the
@@ -16,7 +17,7 @@
  * cannot be chosen without one.
  * Actions (group "quantize"): choose-source, choose-imatrix, back, next, cancel, chat,
  * show-library, restart.
- * Does not: compute importance matrices or perplexity yet (the CLI does).
+ * Does not: compute importance matrices yet (the CLI does), or draw a size-vs-quality chart.
  */
 #pragma once
 
@@ -46,6 +47,14 @@ void whittle_quantize_page_cancel(WhittleQuantizePage *self);
 /* Where the output goes / went (NULL before a type is chosen), and the last error. */
 const char *whittle_quantize_page_get_output_path(WhittleQuantizePage *self);
 const char *whittle_quantize_page_get_error(WhittleQuantizePage *self);
+/* TRUE while the result is being measured (a WH_JOB_EVALUATE job after a successful run:
+ * perplexity of source and result on a short built-in text, the result's KL divergence
+ * against the source, and its generation speed over 32 tokens). */
+gboolean whittle_quantize_page_is_measuring(WhittleQuantizePage *self);
+/* The last measurements; FALSE when there are none yet. */
+gboolean whittle_quantize_page_get_measurements(WhittleQuantizePage *self, double *ppl,
+                                                double *base_ppl, double *kld,
+                                                double *tokens_per_second);
 /* Output size actually written by the last successful run (0 otherwise). */
 guint64 whittle_quantize_page_get_output_size(WhittleQuantizePage *self);
 

@@ -36,6 +36,12 @@ run_done(gpointer data)
   return !whittle_quantize_page_is_running(data);
 }
 
+static gboolean
+measured(gpointer data)
+{
+  return !whittle_quantize_page_is_measuring(data);
+}
+
 static guint64
 dry_run_size(const char *path, const char *type, gboolean requantize)
 {
@@ -112,6 +118,20 @@ test_quantize_q4_0(void)
   g_assert_no_error(error);
   g_assert_nonnull(m);
   wh_model_free(m);
+
+  /* Then the result is measured against its source on a short text. */
+  g_assert_true(whittle_quantize_page_is_measuring(page));
+  g_assert_true(wh_app_test_wait(measured, page, 60));
+  double ppl = 0, base_ppl = 0, kld = 0, tps = 0;
+  g_assert_true(whittle_quantize_page_get_measurements(page, &ppl, &base_ppl, &kld, &tps));
+  g_test_message("figure: stories260K Q4_0 vs F32 on the built-in text: perplexity %.3f (source "
+                 "%.3f), KLD %.4f, %.0f tokens/s",
+                 ppl, base_ppl, kld, tps);
+  g_assert_cmpfloat(base_ppl, >, 1);
+  g_assert_cmpfloat(ppl, >, 1);
+  g_assert_cmpfloat(kld, >, 0); /* Q4_0 changes the distribution... */
+  g_assert_cmpfloat(kld, <, 1); /* ...but does not ruin it */
+  g_assert_cmpfloat(tps, >, 0);
 
   /* The Library lists Whittle's own folder of quantized models. */
   GSettings *settings = whittle_application_get_settings(app);
