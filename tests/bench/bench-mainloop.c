@@ -1,0 +1,660 @@
+/* bench-mainloop.c — how long the GUI's main loop goes without polling while a download, a
+ * quantization and a generation run at once (issue 7's quality bar: every gap < 16 ms).
+ *
+ * Design note
+ * -----------
+ * The program starts a WhittleApplication and its window exactly as the GUI tests do
+ * (tests/app/app-test-util: a temporary home, the memory settings backend, no keyring) and the
+ * local hub look-alike (tests/hub-server) serving one GGUF file at a limited rate, opens the
+ * jobs popover (its rows update and the jobs button's spinner animates), then submits on the
+ * app's job queue, all at the same time:
+ *  1. a download of the served file through the app's WhittleDownloads;
+ *  2. a WH_JOB_QUANTIZE job converting an F16 model to Q4_K_M in the temporary folder;
+ *  3. a session load (wh_session_load_async) followed by a generation of N tokens
+ *     (wh_session_generate_async) whose text pieces arrive on the main loop.
+ * The queue runs the download beside the compute jobs; compute jobs (quantize, load, generate)
+ * run one after the other by design (jobs.h), each on every core.
+ *
+ * What is measured: the default main context's poll function is replaced by one that wraps
+ * g_poll() and timestamps the moment poll returns and the moment the next poll starts. Between
+ * the two the loop is dispatching (idle, timeout and fd sources, GDK events, the frame clock's
+ * layout and paint) and cannot see any new event: that interval is the "gap between
+ * iterations" a user feels as a stall. Time spent blocked inside poll is not a gap (the loop
+ * is free then). The frame clock's "after-paint" signal counts frames actually drawn.
+ *
+ * Finding the culprit: a watchdog thread looks at the loop every 2 ms; while a gap is longer
+ * than 16 ms it interrupts the main thread with SIGPROF every 4 ms, whose handler records the
+ * stack (backtrace()) and the name of the GSource being dispatched. For the longest gaps the
+ * samples are printed afterwards (symbols need -rdynamic; addresses of static functions are
+ * printed as binary(+offset), which bench-mainloop.sh turns into names with addr2line).
+ *
+ * Output: jobs finished, duration, iterations, frames, longest gap, 99th and 99.9th percentile
+ * gaps and the number of gaps over 16 ms; --json prints the same as one JSON object.
+ * A benchmark, not a test: it asserts nothing about the figures.
+ */
+#include "config.h"
+
+#include <adwaita.h>
+#include <errno.h>
+#include <execinfo.h>
+#include <glib/gstdio.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "../app/app-test-util.h"
+#include "../hub-server/hub-server.h"
+#include "gguf/gguf-types.h"
+#include "jobs/jobs.h"
+#include "quantize/quantize.h"
+#include "session/session.h"
+#include "wh-test-util.h"
+#include "whittle-application.h"
+#include "whittle-downloads.h"
+#include "whittle-jobs-button.h"
+#include "whittle-window.h"
+
+#define STALL_US 16000
+#define MAX_SAMPLES 512
+#define MAX_FRAMES 48
+
+/* --- Gap measurement (main thread writes, the watchdog reads) --------------------------- */
+
+static GPollFunc real_poll;
+static GArray *gaps;               /* gint64 µs, one per iteration */
+static GArray *gap_starts;         /* gint64: the poll return that began each gap */
+static gint64 last_return;         /* when poll last returned; 0 before the first poll */
+static volatile gint64 busy_since; /* = last_return while dispatching, 0 while polling */
+static volatile gboolean watchdog_stop;
+static pthread_t main_thread;
+
+typedef struct {
+  gint64 gap_start; /* busy_since when sampled: which gap it belongs to */
+  gint64 at;        /* µs into the gap */
+  int n_frames;
+  void *frames[MAX_FRAMES];
+  char source[64];
+} Sample;
+
+static Sample samples[MAX_SAMPLES];
+static volatile gint n_samples;
+
+static gint
+timed_poll(GPollFD *fds, guint nfds, gint timeout)
+{
+  gint64 enter = g_get_monotonic_time();
+  if (last_return) {
+    gint64 gap = enter - last_return;
+    g_array_append_val(gaps, gap);
+    g_array_append_val(gap_starts, last_return);
+  }
+  g_atomic_pointer_set((gpointer *)&busy_since, NULL);
+  gint r = real_poll(fds, nfds, timeout);
+  last_return = g_get_monotonic_time();
+  g_atomic_pointer_set((gpointer *)&busy_since, GSIZE_TO_POINTER((gsize)last_return));
+  return r;
+}
+
+/* SIGPROF handler: records the main thread's stack and the source being dispatched. Only
+ * async-signal-tolerant work: backtrace() was called once before (it loads libgcc). */
+static void
+on_sample_signal(int sig)
+{
+  (void)sig;
+  int i = g_atomic_int_add(&n_samples, 1);
+  if (i >= MAX_SAMPLES)
+    return;
+  Sample *s = &samples[i];
+  s->gap_start = (gint64)GPOINTER_TO_SIZE(g_atomic_pointer_get((gpointer *)&busy_since));
+  s->at = g_get_monotonic_time() - s->gap_start;
+  s->n_frames = backtrace(s->frames, MAX_FRAMES);
+  GSource *src = g_main_current_source();
+  const char *name = src ? g_source_get_name(src) : NULL;
+  if (src && !name)
+    name = "(unnamed source)";
+  gsize k = 0;
+  for (; name && name[k] && k + 1 < sizeof s->source; k++)
+    s->source[k] = name[k];
+  s->source[k] = '\0';
+}
+
+static gpointer
+watchdog(gpointer data)
+{
+  (void)data;
+  gint64 sampled_gap = 0, last_sample = 0;
+  while (!g_atomic_int_get(&watchdog_stop)) {
+    g_usleep(2000);
+    gint64 since = (gint64)GPOINTER_TO_SIZE(g_atomic_pointer_get((gpointer *)&busy_since));
+    gint64 now = g_get_monotonic_time();
+    if (!since || now - since < STALL_US)
+      continue;
+    if (since != sampled_gap || now - last_sample >= 4000) {
+      sampled_gap = since;
+      last_sample = now;
+      pthread_kill(main_thread, SIGPROF);
+    }
+  }
+  return NULL;
+}
+
+static int
+cmp_gint64(const void *a, const void *b)
+{
+  gint64 x = *(const gint64 *)a, y = *(const gint64 *)b;
+  return (x > y) - (x < y);
+}
+
+/* --- Jobs --------------------------------------------------------------------------------- */
+
+typedef struct {
+  char *input, *output;
+  wh_job *job;
+  gboolean ok;
+  char *error;
+  double seconds;
+} Quantize;
+
+static void
+quantize_progress(const wh_quantize_progress *p, gpointer user_data)
+{
+  Quantize *q = user_data;
+  wh_job_set_progress(q->job, p->bytes_done, p->bytes_total, p->tensor_name);
+}
+
+static gboolean
+quantize_abort(gpointer user_data)
+{
+  Quantize *q = user_data;
+  return wh_job_is_cancelled(q->job);
+}
+
+static gboolean
+run_quantize(wh_job *job, gpointer user_data, GError **error)
+{
+  Quantize *q = user_data;
+  q->job = job;
+  wh_quantize_params params = wh_quantize_default_params();
+  params.ftype = wh_ftype_from_name("Q4_K_M");
+  params.progress = quantize_progress;
+  params.abort = quantize_abort;
+  params.user_data = q;
+  wh_quantize_result result = {0};
+  gboolean ok = wh_quantize_file(q->input, q->output, &params, &result, error);
+  q->seconds = result.seconds;
+  return ok;
+}
+
+typedef struct {
+  wh_job_queue *queue;
+  wh_session *session;
+  wh_job *load_job, *gen_job;
+  int max_tokens;
+  guint pieces;
+  gsize bytes;
+  gboolean done, ok;
+  char *error;
+  wh_session_stats stats;
+} Generate;
+
+static void
+on_text(wh_session *session, const char *text, gsize len, gpointer user_data)
+{
+  (void)session;
+  (void)text;
+  Generate *g = user_data;
+  g->pieces++;
+  g->bytes += len;
+}
+
+static void
+on_generated(wh_session *session, wh_job *job, gpointer user_data)
+{
+  Generate *g = user_data;
+  g_autoptr(GError) error = NULL;
+  g->ok = wh_session_generate_finish(session, job, &g->stats, &error);
+  if (!g->ok)
+    g->error = g_strdup(error ? error->message : "generation failed");
+  g->done = TRUE;
+}
+
+static void
+on_loaded(wh_job *job, gpointer user_data)
+{
+  Generate *g = user_data;
+  if (!wh_job_is_finished(job))
+    return;
+  g_autoptr(GError) error = NULL;
+  g->session = wh_session_load_finish(job, &error);
+  if (g->session && wh_session_add_message(g->session, WH_SESSION_ROLE_USER,
+                                           "Tell me a story about a little cat.", &error)) {
+    wh_sampler_params sp;
+    wh_session_get_sampler_params(g->session, &sp);
+    sp.temperature = 0;
+    wh_session_generate_params gp = wh_session_generate_default_params();
+    gp.max_tokens = g->max_tokens;
+    gp.ignore_eog = TRUE;
+    if (wh_session_set_sampler_params(g->session, &sp, &error))
+      g->gen_job = wh_session_generate_async(g->session, g->queue, &gp, on_text, on_generated, g,
+                                             NULL, &error);
+  }
+  if (!g->gen_job) {
+    g->error = g_strdup(error ? error->message : "loading failed");
+    g->done = TRUE;
+  }
+}
+
+/* --- Driving the loop ---------------------------------------------------------------------- */
+
+static gboolean
+tick(gpointer data)
+{
+  (void)data;
+  return G_SOURCE_CONTINUE;
+}
+
+/* Iterates the default context, blocking in poll when nothing is ready (the helpers of the GUI
+ * tests sleep outside poll between iterations, which would count as gaps), until @cond is TRUE
+ * (NULL: never) or @seconds passed. A 50 ms timeout wakes the loop to look at the clock. */
+static gboolean
+run_loop(gboolean (*cond)(gpointer), gpointer data, double seconds)
+{
+  gint64 end = g_get_monotonic_time() + (gint64)(seconds * G_USEC_PER_SEC);
+  guint id = g_timeout_add(50, tick, NULL);
+  gboolean met = FALSE;
+  while (!(met = cond && cond(data)) && g_get_monotonic_time() < end)
+    g_main_context_iteration(NULL, TRUE);
+  g_source_remove(id);
+  return met;
+}
+
+/* --- Main ------------------------------------------------------------------------------------ */
+
+typedef struct {
+  wh_job *download, *quantize;
+  Generate *gen;
+} Jobs;
+
+static gboolean
+all_done(gpointer data)
+{
+  Jobs *j = data;
+  return wh_job_is_finished(j->download) && wh_job_is_finished(j->quantize) && j->gen->done;
+}
+
+static guint n_frames;
+static gint64 last_frame, longest_frame;
+
+static void
+on_after_paint(GdkFrameClock *clock, gpointer data)
+{
+  (void)clock;
+  (void)data;
+  gint64 now = g_get_monotonic_time();
+  if (last_frame)
+    longest_frame = MAX(longest_frame, now - last_frame);
+  last_frame = now;
+  n_frames++;
+}
+
+static const char *
+job_outcome(wh_job *job)
+{
+  switch (wh_job_get_state(job)) {
+  case WH_JOB_SUCCEEDED:
+    return "succeeded";
+  case WH_JOB_FAILED:
+    return wh_job_get_error(job) ? wh_job_get_error(job)->message : "failed";
+  case WH_JOB_CANCELLED:
+    return "cancelled";
+  default:
+    return "unfinished";
+  }
+}
+
+/* "lib.so(func+0x1) [0x..]" -> "func", or "lib.so+0x1" for a frame without a symbol. */
+static char *
+frame_name(const char *frame)
+{
+  const char *open = strchr(frame, '('), *slash = NULL;
+  if (!open)
+    return g_strdup(frame);
+  for (const char *c = frame; c < open; c++)
+    if (*c == '/')
+      slash = c;
+  const char *plus = strchr(open, '+'), *close = strchr(open, ')');
+  if (plus && close && plus > open + 1 && plus < close)
+    return g_strndup(open + 1, plus - open - 1);
+  const char *base = slash ? slash + 1 : frame;
+  return g_strdup_printf("%.*s%.*s", (int)(open - base), base,
+                         close && plus ? (int)(close - plus) : 0, plus ? plus : "");
+}
+
+/* Frames of this binary (the app is linked in statically). */
+static gboolean
+is_app_frame(const char *frame)
+{
+  return strstr(frame, "/bench-mainloop(") != NULL;
+}
+
+/* How many frames of the sample's stack ran inside the dispatch: the ones above
+ * g_main_context_dispatch (the frames below it are the loop that drives the context). */
+static int
+dispatched_frames(char **names, int n)
+{
+  for (int f = 2; f < n; f++)
+    if (strstr(names[f], "(g_main_context_dispatch+"))
+      return f;
+  return n;
+}
+
+enum { KIND_APP, KIND_XSERVER, KIND_RENDER, KIND_OTHER, N_KINDS };
+static const char *const kind_names[N_KINDS] = {"app code", "waiting for the X server",
+                                                "drawing (GTK/cairo/pango)", "other"};
+
+/* What the main thread was doing: app code anywhere on the stack wins, then a round trip to
+ * the X server (libxcb/libX11), then drawing. */
+static int
+classify(char **names, int n)
+{
+  int kind = KIND_OTHER;
+  n = dispatched_frames(names, n);
+  for (int f = 2; f < n; f++) {
+    if (is_app_frame(names[f]))
+      return KIND_APP;
+    if (kind > KIND_XSERVER && (strstr(names[f], "libxcb") || strstr(names[f], "libX11")))
+      kind = KIND_XSERVER;
+    if (kind > KIND_RENDER &&
+        (strstr(names[f], "libpixman") || strstr(names[f], "libcairo") ||
+         strstr(names[f], "libpango") || strstr(names[f], "(gsk_") || strstr(names[f], "snapshot")))
+      kind = KIND_RENDER;
+  }
+  return kind;
+}
+
+static guint kind_counts[N_KINDS];
+
+/* The samples taken during the gap that began at @gap_start: one line each (where, what the
+ * innermost frames were), app frames in full (bench-mainloop.sh names them with addr2line),
+ * or whole stacks with --stacks. */
+static void
+print_samples(gint64 gap_start, gint64 gap_us, gboolean stacks)
+{
+  g_print("  gap of %.1f ms:\n", gap_us / 1000.0);
+  int n = MIN(g_atomic_int_get(&n_samples), MAX_SAMPLES);
+  for (int i = 0; i < n; i++) {
+    if (samples[i].gap_start != gap_start)
+      continue;
+    char **names = backtrace_symbols(samples[i].frames, samples[i].n_frames);
+    if (!names)
+      continue;
+    /* Frames 0-1 are the handler and the signal trampoline. */
+    int kind = classify(names, samples[i].n_frames);
+    GString *leaf = g_string_new(NULL);
+    for (int f = 2; f < MIN(samples[i].n_frames, 9); f++) {
+      g_autofree char *fn = frame_name(names[f]);
+      g_string_append_printf(leaf, "%s%s", f > 2 ? " < " : "", fn);
+    }
+    g_print("    at %5.1f ms [%s] in %s: %s\n", samples[i].at / 1000.0, kind_names[kind],
+            samples[i].source[0] ? samples[i].source : "(no source)", leaf->str);
+    g_string_free(leaf, TRUE);
+    int in_dispatch = dispatched_frames(names, samples[i].n_frames);
+    for (int f = 2; f < samples[i].n_frames; f++)
+      if (stacks || (f < in_dispatch && is_app_frame(names[f])))
+        g_print("      %s\n", names[f]);
+    free(names);
+  }
+}
+
+/* Counts every sample by kind (for the summary line). */
+static void
+count_samples(void)
+{
+  int n = MIN(g_atomic_int_get(&n_samples), MAX_SAMPLES);
+  for (int i = 0; i < n; i++) {
+    char **names = backtrace_symbols(samples[i].frames, samples[i].n_frames);
+    if (names)
+      kind_counts[classify(names, samples[i].n_frames)]++;
+    free(names);
+  }
+}
+
+int
+main(int argc, char **argv)
+{
+  gboolean json = FALSE;
+  int tokens = 300;
+  int rate_kib = 0;
+  double timeout = 300, idle = 0;
+  gboolean stacks = FALSE;
+  g_autofree char *download_src = NULL, *quantize_src = NULL, *gen_model = NULL;
+  const GOptionEntry entries[] = {
+      {"json", 0, 0, G_OPTION_ARG_NONE, &json, "Print one JSON object", NULL},
+      {"download", 0, 0, G_OPTION_ARG_FILENAME, &download_src,
+       "GGUF file the hub serves (default: the shared synth-llama-F16)", "FILE"},
+      {"rate", 0, 0, G_OPTION_ARG_INT, &rate_kib,
+       "Download rate in KiB/s (default: the file in about 8 s)", "KIB"},
+      {"quantize", 0, 0, G_OPTION_ARG_FILENAME, &quantize_src,
+       "F16 model to quantize to Q4_K_M (default: the shared synth-llama-F16)", "FILE"},
+      {"model", 0, 0, G_OPTION_ARG_FILENAME, &gen_model,
+       "Model to generate with (default: the shared stories260K)", "FILE"},
+      {"tokens", 0, 0, G_OPTION_ARG_INT, &tokens, "Tokens to generate (default 300)", "N"},
+      {"idle", 0, 0, G_OPTION_ARG_DOUBLE, &idle,
+       "Run no jobs: measure the same window for SECONDS (the baseline)", "SECONDS"},
+      {"stacks", 0, 0, G_OPTION_ARG_NONE, &stacks, "Print whole stacks of the samples", NULL},
+      {"timeout", 0, 0, G_OPTION_ARG_DOUBLE, &timeout, "Give up after SECONDS (default 300)",
+       "SECONDS"},
+      {NULL}};
+  g_autoptr(GOptionContext) octx = g_option_context_new("— main-loop gaps under load");
+  g_option_context_add_main_entries(octx, entries, NULL);
+  g_autoptr(GError) error = NULL;
+  if (!g_option_context_parse(octx, &argc, &argv, &error)) {
+    g_printerr("bench-mainloop: %s\n", error->message);
+    return 2;
+  }
+  if (!download_src)
+    download_src = wh_test_shared_path("reference/models/synth-llama-F16.gguf");
+  if (!quantize_src)
+    quantize_src = wh_test_shared_path("reference/models/synth-llama-F16.gguf");
+  if (!gen_model)
+    gen_model = wh_test_shared_path("models/stories260K.gguf");
+  const char *inputs[] = {download_src, quantize_src, gen_model};
+  for (guint i = 0; i < G_N_ELEMENTS(inputs); i++)
+    if (!g_file_test(inputs[i], G_FILE_TEST_IS_REGULAR)) {
+      g_printerr("bench-mainloop: %s is missing (set WH_SHARED_DIR to the shared data folder, "
+                 "or pass the file)\n",
+                 inputs[i]);
+      return 2;
+    }
+  if (!wh_app_test_init_display()) {
+    g_printerr("bench-mainloop: no display: run it under xvfb-run -a (bench-mainloop.sh does)\n");
+    return 2;
+  }
+
+  /* The hub serves the file as org/bench-GGUF/bench-F16.gguf. */
+  g_autofree char *tmp_dir = g_dir_make_tmp("whittle-bench-mainloop-XXXXXX", &error);
+  g_assert_no_error(error);
+  g_autofree char *repo = g_build_filename(tmp_dir, "root", "org", "bench-GGUF", NULL);
+  g_assert_cmpint(g_mkdir_with_parents(repo, 0755), ==, 0);
+  g_autofree char *served = g_build_filename(repo, "bench-F16.gguf", NULL);
+  g_autofree char *abs_src = g_canonicalize_filename(download_src, NULL);
+  if (symlink(abs_src, served) != 0) {
+    g_printerr("bench-mainloop: cannot link %s: %s\n", served, g_strerror(errno));
+    return 1;
+  }
+  GStatBuf st;
+  g_assert_cmpint(g_stat(download_src, &st), ==, 0);
+  g_autofree char *root = g_build_filename(tmp_dir, "root", NULL);
+  wh_test_hub *hub = wh_test_hub_start(root, &error);
+  g_assert_no_error(error);
+  wh_test_hub_faults faults = {0};
+  faults.rate = rate_kib > 0 ? (guint)rate_kib * 1024u : (guint)MAX(st.st_size / 8, 65536);
+  wh_test_hub_set_faults(hub, &faults);
+
+  wh_app_test_isolate(tmp_dir);
+  g_setenv("HF_ENDPOINT", wh_test_hub_url(hub), TRUE);
+  WhittleApplication *app = NULL;
+  WhittleWindow *window = wh_app_test_start(&app, 1100, 720);
+
+  /* The jobs popover open: its rows redraw as the progress moves. */
+  GtkMenuButton *jobs_button =
+      whittle_jobs_button_get_menu_button(whittle_window_get_jobs_button(window));
+  gtk_menu_button_popup(jobs_button);
+  GdkFrameClock *clock = gtk_widget_get_frame_clock(GTK_WIDGET(window));
+  g_signal_connect(clock, "after-paint", G_CALLBACK(on_after_paint), NULL);
+  wh_app_test_settle(0.5);
+
+  /* Measuring from here on. */
+  void *warm[4];
+  backtrace(warm, 4); /* loads libgcc outside the signal handler */
+  main_thread = pthread_self();
+  struct sigaction sa = {0};
+  sa.sa_handler = on_sample_signal;
+  sa.sa_flags = SA_RESTART;
+  sigemptyset(&sa.sa_mask);
+  sigaction(SIGPROF, &sa, NULL);
+  gaps = g_array_sized_new(FALSE, FALSE, sizeof(gint64), 1 << 16);
+  gap_starts = g_array_sized_new(FALSE, FALSE, sizeof(gint64), 1 << 16);
+  real_poll = g_main_context_get_poll_func(NULL);
+  g_main_context_set_poll_func(NULL, timed_poll);
+  GThread *dog = g_thread_new("bench-watchdog", watchdog, NULL);
+  n_frames = 0;
+  last_frame = longest_frame = 0;
+  gint64 t0 = g_get_monotonic_time();
+
+  wh_job_queue *queue = whittle_application_get_job_queue(app);
+  WhittleDownloads *downloads = whittle_application_get_downloads(app);
+  Jobs jobs = {0};
+  Quantize *q = g_new0(Quantize, 1);
+  Generate gen = {.queue = queue, .max_tokens = tokens};
+  jobs.gen = &gen;
+  gboolean finished = TRUE;
+  if (idle > 0) {
+    run_loop(NULL, NULL, idle);
+  } else {
+    jobs.download =
+        wh_job_ref(whittle_downloads_start(downloads, "org/bench-GGUF", NULL, "bench-F16.gguf"));
+    q->input = g_strdup(quantize_src);
+    q->output = g_build_filename(tmp_dir, "bench-Q4_K_M.gguf", NULL);
+    g_autofree char *qtitle = g_strdup_printf("Quantizing %s to Q4_K_M", q->input);
+    jobs.quantize =
+        wh_job_queue_submit(queue, WH_JOB_QUANTIZE, qtitle, run_quantize, q, NULL, NULL, NULL);
+    wh_session_params sparams = wh_session_default_params();
+    gen.load_job = wh_session_load_async(gen_model, &sparams, queue, on_loaded, &gen);
+    finished = run_loop(all_done, &jobs, timeout);
+  }
+  gint64 t1 = g_get_monotonic_time();
+  run_loop(NULL, NULL, 0.3); /* the last notifications and frames, still measured */
+  gint64 t2 = g_get_monotonic_time();
+
+  g_main_context_set_poll_func(NULL, real_poll);
+  g_atomic_int_set(&watchdog_stop, TRUE);
+  g_thread_join(dog);
+  signal(SIGPROF, SIG_IGN);
+
+  /* Figures. */
+  guint n = gaps->len;
+  g_autofree gint64 *sorted = g_memdup2(gaps->data, (gsize)n * sizeof(gint64));
+  qsort(sorted, n, sizeof(gint64), cmp_gint64);
+  gint64 longest = n ? sorted[n - 1] : 0;
+  gint64 p99 = n ? sorted[(gsize)((n - 1) * 0.99)] : 0;
+  gint64 p999 = n ? sorted[(gsize)((n - 1) * 0.999)] : 0;
+  guint over = 0;
+  for (guint i = 0; i < n; i++)
+    over += sorted[i] > STALL_US;
+  guint n_jobs_ok = jobs.download ? (wh_job_get_state(jobs.download) == WH_JOB_SUCCEEDED) +
+                                        (wh_job_get_state(jobs.quantize) == WH_JOB_SUCCEEDED) +
+                                        (gen.ok ? 1 : 0)
+                                  : 0;
+  count_samples();
+  double duration = (t2 - t0) / 1e6;
+
+  if (json) {
+    g_print("{\"finished\": %s, \"jobs_succeeded\": %u, \"jobs\": %u, \"duration_s\": %.3f, "
+            "\"jobs_s\": %.3f, \"iterations\": %u, \"frames\": %u, \"longest_frame_ms\": %.2f, "
+            "\"longest_gap_ms\": %.2f, \"p99_gap_ms\": %.3f, \"p999_gap_ms\": %.3f, "
+            "\"gaps_over_16ms\": %u, \"download_bytes\": %" G_GINT64_FORMAT
+            ", \"quantize_s\": %.3f, \"generated_tokens\": %u, \"text_pieces\": %u, "
+            "\"stall_samples\": {\"app\": %u, \"x_server\": %u, \"drawing\": %u, \"other\": %u}}\n",
+            finished ? "true" : "false", n_jobs_ok, jobs.download ? 3 : 0, duration,
+            (t1 - t0) / 1e6, n, n_frames, longest_frame / 1000.0, longest / 1000.0, p99 / 1000.0,
+            p999 / 1000.0, over, (gint64)st.st_size, q->seconds, gen.stats.generated_tokens,
+            gen.pieces, kind_counts[KIND_APP], kind_counts[KIND_XSERVER], kind_counts[KIND_RENDER],
+            kind_counts[KIND_OTHER]);
+  } else {
+    if (!jobs.download)
+      g_print("jobs finished:   none run (--idle: the baseline)\n");
+    else
+      g_print("jobs finished:   %u of 3 succeeded%s\n", n_jobs_ok, finished ? "" : " (TIMED OUT)");
+    if (jobs.download) {
+      g_print("  download:      %s (%.1f MiB at %.0f KiB/s)\n", job_outcome(jobs.download),
+              st.st_size / 1048576.0, faults.rate / 1024.0);
+      g_print("  quantize:      %s (%.2f s)\n", job_outcome(jobs.quantize), q->seconds);
+      g_print("  generate:      %s (%u tokens in %u pieces, %.1f tokens/s)\n",
+              gen.error ? gen.error : (gen.ok ? "succeeded" : "failed"), gen.stats.generated_tokens,
+              gen.pieces, gen.stats.generation_tokens_per_second);
+    }
+    g_print("duration:        %.2f s (jobs %.2f s)\n", duration, (t1 - t0) / 1e6);
+    g_print("iterations:      %u\n", n);
+    g_print("frames drawn:    %u (longest interval %.1f ms)\n", n_frames, longest_frame / 1000.0);
+    g_print("longest gap:     %.2f ms\n", longest / 1000.0);
+    g_print("99th pct gap:    %.3f ms\n", p99 / 1000.0);
+    g_print("99.9th pct gap:  %.3f ms\n", p999 / 1000.0);
+    g_print("gaps > 16 ms:    %u\n", over);
+    g_print("stall samples:   %u app code, %u waiting for the X server, %u drawing, %u other\n",
+            kind_counts[KIND_APP], kind_counts[KIND_XSERVER], kind_counts[KIND_RENDER],
+            kind_counts[KIND_OTHER]);
+    if (over) {
+      /* Where the longest gaps came from: the samples taken during them. */
+      g_print("samples taken during gaps > 16 ms (longest first, at most 5 gaps):\n");
+      GArray *order = g_array_new(FALSE, FALSE, sizeof(guint));
+      for (guint k = 0; k < 5; k++) {
+        gint64 best = STALL_US;
+        guint best_i = G_MAXUINT;
+        for (guint i = 0; i < n; i++) {
+          gint64 g = g_array_index(gaps, gint64, i);
+          gboolean taken = FALSE;
+          for (guint o = 0; o < order->len; o++)
+            taken |= g_array_index(order, guint, o) == i;
+          if (g > best && !taken) {
+            best = g;
+            best_i = i;
+          }
+        }
+        if (best_i == G_MAXUINT)
+          break;
+        g_array_append_val(order, best_i);
+        print_samples(g_array_index(gap_starts, gint64, best_i), best, stacks);
+      }
+      g_array_free(order, TRUE);
+    }
+  }
+
+  /* Tear down as the tests do. */
+  gtk_popover_popdown(gtk_menu_button_get_popover(jobs_button));
+  run_loop(NULL, NULL, 0.2);
+  if (gen.session)
+    wh_session_unref(gen.session);
+  if (gen.load_job)
+    wh_job_unref(gen.load_job);
+  if (gen.gen_job)
+    wh_job_unref(gen.gen_job);
+  g_free(gen.error);
+  if (jobs.download)
+    wh_job_unref(jobs.download);
+  if (jobs.quantize)
+    wh_job_unref(jobs.quantize);
+  gtk_window_destroy(GTK_WINDOW(window));
+  wh_app_test_settle(0.2);
+  g_object_unref(app);
+  g_free(q->input);
+  g_free(q->output);
+  g_free(q);
+  wh_test_hub_stop(hub);
+  wh_test_rmdir_r(tmp_dir);
+  g_array_free(gaps, TRUE);
+  g_array_free(gap_starts, TRUE);
+  return finished ? 0 : 1;
+}
