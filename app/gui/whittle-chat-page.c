@@ -30,7 +30,6 @@ struct _WhittleChatPage {
   gboolean refilling_list;
 
   /* template children */
-  AdwLeaflet *leaflet;
   GtkSearchEntry *search_entry;
   GtkListBox *conversation_list;
   AdwButtonContent *model_button_content;
@@ -54,6 +53,7 @@ G_DEFINE_FINAL_TYPE(WhittleChatPage, whittle_chat_page, ADW_TYPE_BIN)
 static void refill_conversation_list(WhittleChatPage *self);
 static void rebuild_messages(WhittleChatPage *self);
 static gboolean start_reply(WhittleChatPage *self);
+static void ensure_store(WhittleChatPage *self);
 
 /* --- helpers -------------------------------------------------------------------------------- */
 
@@ -115,8 +115,9 @@ sync_session(WhittleChatPage *self, GError **error)
     msgs[i].content = m->content;
   }
   g_autoptr(WhittleConversation) c =
-      self->conversation ? whittle_conversation_store_get(self->store, self->conversation, NULL)
-                         : NULL;
+      self->conversation && self->store
+          ? whittle_conversation_store_get(self->store, self->conversation, NULL)
+          : NULL;
   if (!wh_session_set_system_prompt(self->session, c ? c->system_prompt : NULL, error))
     return FALSE;
   wh_sampler_params sp;
@@ -134,7 +135,7 @@ static void
 reload_branch(WhittleChatPage *self)
 {
   g_clear_pointer(&self->branch, g_ptr_array_unref);
-  if (self->conversation)
+  if (self->conversation && self->store)
     self->branch = whittle_conversation_store_get_branch(self->store, self->conversation, NULL);
   if (!self->branch)
     self->branch = g_ptr_array_new_with_free_func((GDestroyNotify)whittle_stored_message_free);
@@ -323,8 +324,9 @@ static void
 show_conversation_settings(WhittleChatPage *self)
 {
   g_autoptr(WhittleConversation) c =
-      self->conversation ? whittle_conversation_store_get(self->store, self->conversation, NULL)
-                         : NULL;
+      self->conversation && self->store
+          ? whittle_conversation_store_get(self->store, self->conversation, NULL)
+          : NULL;
   self->temperature = c ? c->temperature : -1;
   self->max_tokens = c && c->max_tokens > 0 ? c->max_tokens : 512;
   gtk_editable_set_text(GTK_EDITABLE(self->system_entry),
@@ -339,7 +341,8 @@ void
 whittle_chat_page_select_conversation(WhittleChatPage *self, gint64 id)
 {
   g_return_if_fail(WHITTLE_IS_CHAT_PAGE(self));
-  if (self->gen_job)
+  ensure_store(self);
+  if (self->gen_job || !self->store)
     return;
   self->conversation = id;
   show_conversation_settings(self);
@@ -368,6 +371,7 @@ void
 whittle_chat_page_new_conversation(WhittleChatPage *self)
 {
   g_return_if_fail(WHITTLE_IS_CHAT_PAGE(self));
+  ensure_store(self);
   whittle_chat_page_select_conversation(self, 0);
   gtk_widget_grab_focus(GTK_WIDGET(self->composer));
 }
@@ -381,7 +385,6 @@ on_conversation_selected(GtkListBox *list, GtkListBoxRow *row, WhittleChatPage *
   gint64 id = (gint64)GPOINTER_TO_SIZE(g_object_get_data(G_OBJECT(row), "id"));
   if (id != self->conversation)
     whittle_chat_page_select_conversation(self, id);
-  adw_leaflet_navigate(self->leaflet, ADW_NAVIGATION_DIRECTION_FORWARD);
 }
 
 static void
@@ -651,6 +654,9 @@ gboolean
 whittle_chat_page_send(WhittleChatPage *self, const char *text)
 {
   g_return_val_if_fail(WHITTLE_IS_CHAT_PAGE(self), FALSE);
+  ensure_store(self);
+  if (!self->store)
+    return FALSE;
   if (self->gen_job) {
     set_status(self, _("Wait for the reply, or stop it, before sending another message."));
     return FALSE;
@@ -672,6 +678,7 @@ gboolean
 whittle_chat_page_edit_message(WhittleChatPage *self, guint index, const char *text)
 {
   g_return_val_if_fail(WHITTLE_IS_CHAT_PAGE(self), FALSE);
+  ensure_store(self);
   if (self->gen_job || index >= self->branch->len || !text || !*text)
     return FALSE;
   const WhittleStoredMessage *m = self->branch->pdata[index];
@@ -684,6 +691,7 @@ gboolean
 whittle_chat_page_regenerate(WhittleChatPage *self)
 {
   g_return_val_if_fail(WHITTLE_IS_CHAT_PAGE(self), FALSE);
+  ensure_store(self);
   if (self->gen_job || !self->session || self->branch->len < 2)
     return FALSE;
   const WhittleStoredMessage *last = self->branch->pdata[self->branch->len - 1];
@@ -699,7 +707,8 @@ gboolean
 whittle_chat_page_switch_branch(WhittleChatPage *self, guint index, int delta)
 {
   g_return_val_if_fail(WHITTLE_IS_CHAT_PAGE(self), FALSE);
-  if (self->gen_job || index >= self->branch->len)
+  ensure_store(self);
+  if (self->gen_job || !self->store || index >= self->branch->len)
     return FALSE;
   const WhittleStoredMessage *m = self->branch->pdata[index];
   gint64 sibling = whittle_conversation_store_get_sibling(self->store, m->id, delta);
@@ -780,6 +789,7 @@ void
 whittle_chat_page_set_sampling(WhittleChatPage *self, double temperature, int max_tokens)
 {
   g_return_if_fail(WHITTLE_IS_CHAT_PAGE(self));
+  ensure_store(self);
   self->temperature = temperature;
   self->max_tokens = max_tokens > 0 ? max_tokens : 512;
   gtk_spin_button_set_value(self->temperature_spin, temperature >= 0
@@ -804,6 +814,9 @@ action_apply_settings(GtkWidget *widget, const char *name, GVariant *param)
 {
   (void)name, (void)param;
   WhittleChatPage *self = WHITTLE_CHAT_PAGE(widget);
+  ensure_store(self);
+  if (!self->store)
+    return;
   if (self->conversation) {
     g_autoptr(WhittleConversation) c =
         whittle_conversation_store_get(self->store, self->conversation, NULL);
@@ -824,6 +837,7 @@ whittle_chat_page_export(WhittleChatPage *self, const char *format, const char *
                          GError **error)
 {
   g_return_val_if_fail(WHITTLE_IS_CHAT_PAGE(self) && format && path, FALSE);
+  ensure_store(self);
   if (!self->conversation) {
     g_set_error(error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
                 _("There is no conversation to export yet."));
@@ -877,6 +891,9 @@ action_delete(GtkWidget *widget, const char *name, GVariant *param)
 {
   (void)name, (void)param;
   WhittleChatPage *self = WHITTLE_CHAT_PAGE(widget);
+  ensure_store(self);
+  if (!self->store)
+    return;
   if (!self->conversation || self->gen_job)
     return;
   g_autoptr(GError) error = NULL;
@@ -937,6 +954,7 @@ gint64
 whittle_chat_page_get_conversation(WhittleChatPage *self)
 {
   g_return_val_if_fail(WHITTLE_IS_CHAT_PAGE(self), 0);
+  ensure_store(self);
   return self->conversation;
 }
 
@@ -944,6 +962,7 @@ GPtrArray *
 whittle_chat_page_get_branch(WhittleChatPage *self)
 {
   g_return_val_if_fail(WHITTLE_IS_CHAT_PAGE(self), NULL);
+  ensure_store(self);
   return self->branch;
 }
 
@@ -951,6 +970,7 @@ guint
 whittle_chat_page_get_n_listed(WhittleChatPage *self)
 {
   g_return_val_if_fail(WHITTLE_IS_CHAT_PAGE(self), 0);
+  ensure_store(self);
   guint n = 0;
   while (gtk_list_box_get_row_at_index(self->conversation_list, (int)n))
     n++;
@@ -961,6 +981,7 @@ void
 whittle_chat_page_set_search(WhittleChatPage *self, const char *text)
 {
   g_return_if_fail(WHITTLE_IS_CHAT_PAGE(self));
+  ensure_store(self);
   gtk_editable_set_text(GTK_EDITABLE(self->search_entry), text ? text : "");
   refill_conversation_list(self); /* now, not after the entry's search delay */
 }
@@ -969,6 +990,7 @@ WhittleConversationStore *
 whittle_chat_page_get_store(WhittleChatPage *self)
 {
   g_return_val_if_fail(WHITTLE_IS_CHAT_PAGE(self), NULL);
+  ensure_store(self);
   return self->store;
 }
 
@@ -1067,7 +1089,6 @@ whittle_chat_page_init(WhittleChatPage *self)
 {
   gtk_widget_init_template(GTK_WIDGET(self));
   /* Not a bound child: the template's direct child belongs to AdwBin, which unparents it. */
-  self->leaflet = ADW_LEAFLET(adw_bin_get_child(ADW_BIN(self)));
   self->reply = g_string_new(NULL);
   self->temperature = -1;
   self->max_tokens = 512;
@@ -1081,10 +1102,22 @@ whittle_chat_page_init(WhittleChatPage *self)
   g_signal_connect_object(self->conversation_list, "row-selected",
                           G_CALLBACK(on_conversation_selected), self, 0);
 
+  /* The store opens when the page is first shown or used (a window that never shows the
+   * Chat page creates no database). */
+  g_signal_connect(self, "map", G_CALLBACK(ensure_store), NULL);
+}
+
+/* Opens the conversation store once and shows where the user left off. */
+static void
+ensure_store(WhittleChatPage *self)
+{
+  if (self->store || self->store_error)
+    return;
   g_autofree char *path = whittle_conversation_store_default_path();
   g_autoptr(GError) error = NULL;
   self->store = whittle_conversation_store_new(path, &error);
   if (!self->store) {
+    self->store_error = g_strdup(error->message);
     set_status(self, error->message);
     gtk_widget_set_sensitive(GTK_WIDGET(self), FALSE);
     return;

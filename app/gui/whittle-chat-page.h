@@ -11,8 +11,9 @@
  * context-used indicator.
  * Promises: every message is in the store as soon as it exists (a user message when sent, a
  * reply when it ends, stopped ones included), so a restart shows the same conversation; the
- * most recently updated conversation is shown when the page is created. The session's history
- * always equals the active branch of the shown conversation. Regenerating or editing a user
+ * store is opened when the page is first shown or used (then the most recently updated
+ * conversation is shown), so a window that never shows the page creates no database. The session's
+ * history always equals the active branch of the shown conversation. Regenerating or editing a user
  * message adds a sibling in the store (a branch): both are kept and arrows switch between
  * them. Generation is a WH_JOB_GENERATE job; Stop cancels it and keeps the partial reply.
  * Per-conversation settings (system prompt, temperature, max tokens) are saved with it.

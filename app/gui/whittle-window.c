@@ -24,8 +24,6 @@ struct _WhittleWindow {
   AdwViewStack *stack;
   WhittleJobsButton *jobs_button;
   WhittlePlannerPage *planner_page;
-  WhittleChatPage *chat_page;
-  WhittleQuantizePage *quantize_page;
 };
 
 G_DEFINE_FINAL_TYPE(WhittleWindow, whittle_window, ADW_TYPE_APPLICATION_WINDOW)
@@ -206,7 +204,9 @@ action_open_chat(GtkWidget *widget, const char *action_name, GVariant *param)
   (void)action_name;
   WhittleWindow *self = WHITTLE_WINDOW(widget);
   adw_view_stack_set_visible_child_name(self->stack, "chat");
-  whittle_chat_page_open_model(self->chat_page, g_variant_get_string(param, NULL));
+  whittle_chat_page_open_model(
+      WHITTLE_CHAT_PAGE(adw_view_stack_get_child_by_name(self->stack, "chat")),
+      g_variant_get_string(param, NULL));
 }
 
 /* win.open-quantize(s): the Quantize wizard with the GGUF at the given path as its source. */
@@ -216,7 +216,9 @@ action_open_quantize(GtkWidget *widget, const char *action_name, GVariant *param
   (void)action_name;
   WhittleWindow *self = WHITTLE_WINDOW(widget);
   adw_view_stack_set_visible_child_name(self->stack, "quantize");
-  whittle_quantize_page_open_file(self->quantize_page, g_variant_get_string(param, NULL), NULL);
+  whittle_quantize_page_open_file(
+      WHITTLE_QUANTIZE_PAGE(adw_view_stack_get_child_by_name(self->stack, "quantize")),
+      g_variant_get_string(param, NULL), NULL);
 }
 
 static void
@@ -245,9 +247,7 @@ whittle_window_class_init(WhittleWindowClass *klass)
   gtk_widget_class_bind_template_child(widget_class, WhittleWindow, jobs_button);
   gtk_widget_class_bind_template_child(widget_class, WhittleWindow, planner_page);
   gtk_widget_class_install_action(widget_class, "win.open-planner", "s", action_open_planner);
-  gtk_widget_class_bind_template_child(widget_class, WhittleWindow, chat_page);
   gtk_widget_class_install_action(widget_class, "win.open-chat", "s", action_open_chat);
-  gtk_widget_class_bind_template_child(widget_class, WhittleWindow, quantize_page);
   gtk_widget_class_install_action(widget_class, "win.open-quantize", "s", action_open_quantize);
 }
 

@@ -106,6 +106,7 @@ cli_reply_for(const wh_chat_message *msgs, gsize n)
 static void
 test_greedy_reply(void)
 {
+  g_assert_true(g_str_has_prefix(g_get_user_data_dir(), tmp_dir)); /* isolated */
   gtk_widget_activate_action(GTK_WIDGET(window), "win.open-chat", "s", model_path);
   g_assert_true(whittle_chat_page_is_loading(page));
   g_assert_true(wh_app_test_wait(model_loaded, page, 60));
@@ -257,12 +258,7 @@ test_restart(void)
   g_autoptr(GPtrArray) before = g_ptr_array_new_with_free_func(g_free);
   for (guint i = 0; i < branch->len; i++)
     g_ptr_array_add(before, g_strdup(message(i)->content));
-  /* The first application stays alive (its window hidden) until the process exits: a
-   * WhittleWindow that is finalized while the process goes on trips over its view switcher
-   * (AdwViewSwitcherBar releases a view stack the template already disposed). */
-  WhittleApplication *first_app = g_steal_pointer(&app);
-  WhittleWindow *first_window = g_steal_pointer(&window);
-  gtk_widget_set_visible(GTK_WIDGET(first_window), FALSE);
+  stop_app();
 
   /* A second application object in one process: GLib says so once. */
   g_test_expect_message("GLib", G_LOG_LEVEL_WARNING, "*g_set_application_name*");
@@ -281,8 +277,6 @@ test_restart(void)
   g_assert_true(wh_app_test_wait(reply_done, page, 60));
   g_assert_cmpuint(whittle_chat_page_get_branch(page)->len, ==, before->len + 2);
   g_assert_cmpstr(message(before->len + 1)->role, ==, "assistant");
-  /* The first application and its hidden window are left to the process's exit. */
-  (void)first_app;
 }
 
 static void

@@ -133,6 +133,7 @@ cli_reply(const char *model, const char *user)
 static void
 test_journey(void)
 {
+  g_assert_true(g_str_has_prefix(g_get_user_data_dir(), tmp_dir));
   /* 1. Browse: search, then the model's details with a fit badge. */
   adw_view_stack_set_visible_child_name(whittle_window_get_view_stack(window), "browse");
   WhittleBrowsePage *browse = WHITTLE_BROWSE_PAGE(page_named("browse"));
@@ -211,10 +212,10 @@ test_journey(void)
   gint64 conversation = whittle_chat_page_get_conversation(chat);
   wh_app_test_screenshot(GTK_WIDGET(window), "e2e-6-chat");
 
-  /* 7. Restart: a new application object over the same folders. The first one stays alive,
-   * hidden (see test-chat.c: a finalized WhittleWindow trips over its view switcher). */
-  WhittleApplication *first_app = g_steal_pointer(&app);
-  gtk_widget_set_visible(GTK_WIDGET(window), FALSE);
+  /* 7. Restart: a new application object over the same folders. */
+  gtk_window_destroy(GTK_WINDOW(window));
+  wh_app_test_settle(0.2);
+  g_clear_object(&app);
   g_test_expect_message("GLib", G_LOG_LEVEL_WARNING, "*g_set_application_name*");
   window = wh_app_test_start(&app, 1100, 760);
   g_test_assert_expected_messages();
@@ -235,7 +236,6 @@ test_journey(void)
   g_assert_cmpint(find_entry(library, "/stories260K.gguf"), >=, 0);
   wh_app_test_screenshot(GTK_WIDGET(window), "e2e-8-library");
   wh_library_entry_free(e);
-  (void)first_app; /* left to the process's exit */
 }
 
 static void
@@ -247,6 +247,12 @@ skip_all(void)
 int
 main(int argc, char **argv)
 {
+  /* Everything the app reads or writes lives in a temporary folder, set before GLib caches
+   * the user folders (g_test_init, GTK) and before any thread exists. */
+  tmp_dir = g_dir_make_tmp("whittle-e2e-XXXXXX", NULL);
+  wh_app_test_isolate(tmp_dir);
+  /* No session bus: the restarted application registers as a plain local instance. */
+  g_setenv("DBUS_SESSION_BUS_ADDRESS", "disabled:", TRUE);
   g_test_init(&argc, &argv, NULL);
   cli_path = g_getenv("WHITTLE_CLI");
   g_autofree char *model = wh_test_shared_path("models/stories260K.gguf");
@@ -254,7 +260,6 @@ main(int argc, char **argv)
     g_test_add_func("/e2e/skip", skip_all);
     return g_test_run();
   }
-  tmp_dir = g_dir_make_tmp("whittle-e2e-XXXXXX", NULL);
   g_autofree char *repo = g_build_filename(tmp_dir, "root", "org", "stories-GGUF", NULL);
   g_assert_cmpint(g_mkdir_with_parents(repo, 0755), ==, 0);
   g_autofree char *link = g_build_filename(repo, "stories260K.gguf", NULL);
@@ -266,10 +271,7 @@ main(int argc, char **argv)
   server = wh_test_hub_start(root, &error);
   g_assert_no_error(error);
 
-  wh_app_test_isolate(tmp_dir);
   g_setenv("HF_ENDPOINT", wh_test_hub_url(server), TRUE);
-  /* No session bus: the restarted application registers as a plain local instance. */
-  g_setenv("DBUS_SESSION_BUS_ADDRESS", "disabled:", TRUE);
   window = wh_app_test_start(&app, 1100, 760);
 
   g_test_add_func("/e2e/journey", test_journey);

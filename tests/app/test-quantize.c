@@ -63,6 +63,7 @@ test_types_table(void)
   g_autofree char *model = wh_test_shared_file_or_skip("models/stories260K.gguf");
   if (!model)
     return;
+  g_assert_true(g_str_has_prefix(g_get_user_data_dir(), tmp_dir)); /* isolated */
   gtk_widget_activate_action(GTK_WIDGET(window), "win.open-quantize", "s", model);
   g_assert_cmpstr(whittle_quantize_page_get_step(page), ==, "type");
   g_assert_null(whittle_quantize_page_get_error(page));
