@@ -22,6 +22,10 @@ if ! run --ngl 6 >"$tmp/gpu6.out" 2>"$tmp/gpu6.err"; then
   fi
   echo "FAIL: run --ngl 6"; cat "$tmp/gpu6.err"; exit 1
 fi
+if grep -q "no Vulkan backend" "$tmp/gpu6.err"; then
+  echo "SKIP: $(head -n 1 "$tmp/gpu6.err")"
+  exit 77
+fi
 run --ngl 0 >"$tmp/cpu.out" 2>/dev/null
 run --ngl 3 >"$tmp/gpu3.out" 2>/dev/null
 for n in 3 6; do
