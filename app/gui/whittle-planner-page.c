@@ -12,7 +12,7 @@
 struct _WhittlePlannerPage {
   AdwBin parent_instance;
 
-  GtkStack *stack;
+  GtkStack *stack; /* the AdwBin child (not bound: see DESIGN.md) */
   AdwStatusPage *status_page;
   AdwComboRow *model_row;
   AdwActionRow *model_info_row;
@@ -774,7 +774,6 @@ whittle_planner_page_class_init(WhittlePlannerPageClass *klass)
   g_type_ensure(WHITTLE_TYPE_MEMORY_CHART);
   gtk_widget_class_set_template_from_resource(widget_class,
                                               "/io/github/whittle/Whittle/whittle-planner-page.ui");
-  gtk_widget_class_bind_template_child(widget_class, WhittlePlannerPage, stack);
   gtk_widget_class_bind_template_child(widget_class, WhittlePlannerPage, status_page);
   gtk_widget_class_bind_template_child(widget_class, WhittlePlannerPage, model_row);
   gtk_widget_class_bind_template_child(widget_class, WhittlePlannerPage, model_info_row);
@@ -801,6 +800,8 @@ static void
 whittle_planner_page_init(WhittlePlannerPage *self)
 {
   gtk_widget_init_template(GTK_WIDGET(self));
+  /* The AdwBin child is not a bound template child (see DESIGN.md, "Pitfall"). */
+  self->stack = GTK_STACK(adw_bin_get_child(ADW_BIN(self)));
 
   self->queue = wh_job_queue_new(NULL, 0);
 
