@@ -151,6 +151,7 @@ cmp_gint64(const void *a, const void *b)
 
 typedef struct {
   char *input, *output;
+  guint n_threads;
   wh_job *job;
   gboolean ok;
   char *error;
@@ -178,6 +179,7 @@ run_quantize(wh_job *job, gpointer user_data, GError **error)
   q->job = job;
   wh_quantize_params params = wh_quantize_default_params();
   params.ftype = wh_ftype_from_name("Q4_K_M");
+  params.n_threads = q->n_threads;
   params.progress = quantize_progress;
   params.abort = quantize_abort;
   params.user_data = q;
@@ -284,18 +286,40 @@ all_done(gpointer data)
   return wh_job_is_finished(j->download) && wh_job_is_finished(j->quantize) && j->gen->done;
 }
 
+/* Frames of the window's frame clock (the popover's surface shares it): how many, the longest
+ * interval between two, and how long the layout phase (before-paint to the end of "layout":
+ * measuring, allocating, and re-presenting popups) and the paint phase (snapshot, render,
+ * hand the picture to the X server) took. Our handlers are connected after GTK's, so they
+ * run when GTK's work of that phase is done. */
 static guint n_frames;
-static gint64 last_frame, longest_frame;
+static gint64 last_frame, longest_frame, frame_start, layout_end;
+static gint64 longest_layout, longest_paint, total_layout, total_paint;
+
+static void
+on_before_paint(GdkFrameClock *clock, gpointer data)
+{
+  frame_start = layout_end = g_get_monotonic_time();
+}
+
+static void
+on_layout(GdkFrameClock *clock, gpointer data)
+{
+  layout_end = g_get_monotonic_time();
+  longest_layout = MAX(longest_layout, layout_end - frame_start);
+  total_layout += layout_end - frame_start;
+}
 
 static void
 on_after_paint(GdkFrameClock *clock, gpointer data)
 {
-  (void)clock;
-  (void)data;
   gint64 now = g_get_monotonic_time();
   if (last_frame)
     longest_frame = MAX(longest_frame, now - last_frame);
   last_frame = now;
+  if (frame_start) {
+    longest_paint = MAX(longest_paint, now - layout_end);
+    total_paint += now - layout_end;
+  }
   n_frames++;
 }
 
@@ -408,6 +432,31 @@ print_samples(gint64 gap_start, gint64 gap_us, gboolean stacks)
   }
 }
 
+/* Every sample with app code on the stack, whichever gap it was taken in. */
+static void
+print_app_samples(gboolean stacks)
+{
+  int n = MIN(g_atomic_int_get(&n_samples), MAX_SAMPLES);
+  gboolean header = FALSE;
+  for (int i = 0; i < n; i++) {
+    char **names = backtrace_symbols(samples[i].frames, samples[i].n_frames);
+    if (!names)
+      continue;
+    if (classify(names, samples[i].n_frames) == KIND_APP) {
+      if (!header)
+        g_print("samples with app code on the stack (any gap > 16 ms):\n");
+      header = TRUE;
+      int in_dispatch = dispatched_frames(names, samples[i].n_frames);
+      g_print("    at %5.1f ms of a gap, in %s:\n", samples[i].at / 1000.0,
+              samples[i].source[0] ? samples[i].source : "(no source)");
+      for (int f = 2; f < samples[i].n_frames; f++)
+        if (stacks || f <= in_dispatch)
+          g_print("      %s\n", names[f]);
+    }
+    free(names);
+  }
+}
+
 /* Counts every sample by kind (for the summary line). */
 static void
 count_samples(void)
@@ -428,7 +477,8 @@ main(int argc, char **argv)
   int tokens = 300;
   int rate_kib = 0;
   double timeout = 300, idle = 0;
-  gboolean stacks = FALSE;
+  gboolean stacks = FALSE, no_popover = FALSE;
+  int threads = 0;
   g_autofree char *download_src = NULL, *quantize_src = NULL, *gen_model = NULL;
   const GOptionEntry entries[] = {
       {"json", 0, 0, G_OPTION_ARG_NONE, &json, "Print one JSON object", NULL},
@@ -440,9 +490,13 @@ main(int argc, char **argv)
        "F16 model to quantize to Q4_K_M (default: the shared synth-llama-F16)", "FILE"},
       {"model", 0, 0, G_OPTION_ARG_FILENAME, &gen_model,
        "Model to generate with (default: the shared stories260K)", "FILE"},
+      {"threads", 0, 0, G_OPTION_ARG_INT, &threads,
+       "Threads of the quantization and the generation (default 0: one per CPU)", "N"},
       {"tokens", 0, 0, G_OPTION_ARG_INT, &tokens, "Tokens to generate (default 300)", "N"},
       {"idle", 0, 0, G_OPTION_ARG_DOUBLE, &idle,
        "Run no jobs: measure the same window for SECONDS (the baseline)", "SECONDS"},
+      {"no-popover", 0, 0, G_OPTION_ARG_NONE, &no_popover,
+       "Leave the jobs popover closed (only the jobs button's spinner animates)", NULL},
       {"stacks", 0, 0, G_OPTION_ARG_NONE, &stacks, "Print whole stacks of the samples", NULL},
       {"timeout", 0, 0, G_OPTION_ARG_DOUBLE, &timeout, "Give up after SECONDS (default 300)",
        "SECONDS"},
@@ -501,9 +555,12 @@ main(int argc, char **argv)
   /* The jobs popover open: its rows redraw as the progress moves. */
   GtkMenuButton *jobs_button =
       whittle_jobs_button_get_menu_button(whittle_window_get_jobs_button(window));
-  gtk_menu_button_popup(jobs_button);
+  if (!no_popover)
+    gtk_menu_button_popup(jobs_button);
   GdkFrameClock *clock = gtk_widget_get_frame_clock(GTK_WIDGET(window));
-  g_signal_connect(clock, "after-paint", G_CALLBACK(on_after_paint), NULL);
+  g_signal_connect(clock, "before-paint", G_CALLBACK(on_before_paint), NULL);
+  g_signal_connect_after(clock, "layout", G_CALLBACK(on_layout), NULL);
+  g_signal_connect_after(clock, "after-paint", G_CALLBACK(on_after_paint), NULL);
   wh_app_test_settle(0.5);
 
   /* Measuring from here on. */
@@ -521,7 +578,8 @@ main(int argc, char **argv)
   g_main_context_set_poll_func(NULL, timed_poll);
   GThread *dog = g_thread_new("bench-watchdog", watchdog, NULL);
   n_frames = 0;
-  last_frame = longest_frame = 0;
+  last_frame = longest_frame = frame_start = 0;
+  longest_layout = longest_paint = total_layout = total_paint = 0;
   gint64 t0 = g_get_monotonic_time();
 
   wh_job_queue *queue = whittle_application_get_job_queue(app);
@@ -537,11 +595,14 @@ main(int argc, char **argv)
     jobs.download =
         wh_job_ref(whittle_downloads_start(downloads, "org/bench-GGUF", NULL, "bench-F16.gguf"));
     q->input = g_strdup(quantize_src);
+    q->n_threads = (guint)MAX(threads, 0);
     q->output = g_build_filename(tmp_dir, "bench-Q4_K_M.gguf", NULL);
     g_autofree char *qtitle = g_strdup_printf("Quantizing %s to Q4_K_M", q->input);
     jobs.quantize =
         wh_job_queue_submit(queue, WH_JOB_QUANTIZE, qtitle, run_quantize, q, NULL, NULL, NULL);
     wh_session_params sparams = wh_session_default_params();
+    if (threads > 0)
+      sparams.context.n_threads = threads;
     gen.load_job = wh_session_load_async(gen_model, &sparams, queue, on_loaded, &gen);
     finished = run_loop(all_done, &jobs, timeout);
   }
@@ -574,15 +635,18 @@ main(int argc, char **argv)
   if (json) {
     g_print("{\"finished\": %s, \"jobs_succeeded\": %u, \"jobs\": %u, \"duration_s\": %.3f, "
             "\"jobs_s\": %.3f, \"iterations\": %u, \"frames\": %u, \"longest_frame_ms\": %.2f, "
+            "\"longest_layout_ms\": %.2f, \"longest_paint_ms\": %.2f, \"layout_s\": %.3f, "
+            "\"paint_s\": %.3f, "
             "\"longest_gap_ms\": %.2f, \"p99_gap_ms\": %.3f, \"p999_gap_ms\": %.3f, "
             "\"gaps_over_16ms\": %u, \"download_bytes\": %" G_GINT64_FORMAT
             ", \"quantize_s\": %.3f, \"generated_tokens\": %u, \"text_pieces\": %u, "
             "\"stall_samples\": {\"app\": %u, \"x_server\": %u, \"drawing\": %u, \"other\": %u}}\n",
             finished ? "true" : "false", n_jobs_ok, jobs.download ? 3 : 0, duration,
-            (t1 - t0) / 1e6, n, n_frames, longest_frame / 1000.0, longest / 1000.0, p99 / 1000.0,
-            p999 / 1000.0, over, (gint64)st.st_size, q->seconds, gen.stats.generated_tokens,
-            gen.pieces, kind_counts[KIND_APP], kind_counts[KIND_XSERVER], kind_counts[KIND_RENDER],
-            kind_counts[KIND_OTHER]);
+            (t1 - t0) / 1e6, n, n_frames, longest_frame / 1000.0, longest_layout / 1000.0,
+            longest_paint / 1000.0, total_layout / 1e6, total_paint / 1e6, longest / 1000.0,
+            p99 / 1000.0, p999 / 1000.0, over, (gint64)st.st_size, q->seconds,
+            gen.stats.generated_tokens, gen.pieces, kind_counts[KIND_APP],
+            kind_counts[KIND_XSERVER], kind_counts[KIND_RENDER], kind_counts[KIND_OTHER]);
   } else {
     if (!jobs.download)
       g_print("jobs finished:   none run (--idle: the baseline)\n");
@@ -599,6 +663,10 @@ main(int argc, char **argv)
     g_print("duration:        %.2f s (jobs %.2f s)\n", duration, (t1 - t0) / 1e6);
     g_print("iterations:      %u\n", n);
     g_print("frames drawn:    %u (longest interval %.1f ms)\n", n_frames, longest_frame / 1000.0);
+    g_print("frame layout:    longest %.1f ms, %.2f s in all\n", longest_layout / 1000.0,
+            total_layout / 1e6);
+    g_print("frame paint:     longest %.1f ms, %.2f s in all\n", longest_paint / 1000.0,
+            total_paint / 1e6);
     g_print("longest gap:     %.2f ms\n", longest / 1000.0);
     g_print("99th pct gap:    %.3f ms\n", p99 / 1000.0);
     g_print("99.9th pct gap:  %.3f ms\n", p999 / 1000.0);
@@ -629,6 +697,7 @@ main(int argc, char **argv)
         print_samples(g_array_index(gap_starts, gint64, best_i), best, stacks);
       }
       g_array_free(order, TRUE);
+      print_app_samples(stacks);
     }
   }
 
