@@ -133,7 +133,8 @@ run_perplexity(int argc, char **argv)
 {
   const wh_cli_command *cmd = &wh_cli_command_perplexity;
   g_autofree char *model_path = NULL, *text_path = NULL, *kv_name = NULL;
-  g_autofree char *save_path = NULL, *base_path = NULL;
+  g_autofree char *save_path = NULL, *base_path = NULL, *ngl_text = NULL, *device = NULL;
+  gint32 ngl = 0;
   int n_ctx = 0, n_threads = 0, max_chunks = 0;
   GOptionEntry entries[] = {
       {"model", 'm', 0, G_OPTION_ARG_FILENAME, &model_path, "GGUF model file", "MODEL"},
@@ -149,6 +150,11 @@ run_perplexity(int argc, char **argv)
        "Save the scored log-probabilities (base model) to FILE", "FILE"},
       {"kl-divergence", 0, 0, G_OPTION_ARG_FILENAME, &base_path,
        "Compare against base logits saved in FILE", "FILE"},
+      {"ngl", 0, 0, G_OPTION_ARG_STRING, &ngl_text,
+       "Layers on the GPU, from the last one down; n_layer + 1 adds the output layer; auto = "
+       "as many as fit (default 0)",
+       "N|auto"},
+      {"device", 0, 0, G_OPTION_ARG_STRING, &device, "GPU device (name or part of it)", "NAME"},
       {NULL},
   };
   if (!wh_cli_parse_options(cmd, entries, &argc, &argv))
@@ -164,6 +170,8 @@ run_perplexity(int argc, char **argv)
   wh_kv_type kv_type = WH_KV_F16;
   if (kv_name && !wh_kv_type_from_name(kv_name, &kv_type))
     return wh_cli_usage_error(cmd, "unknown KV cache type “%s”", kv_name);
+  if (!wh_cli_parse_ngl(ngl_text, &ngl))
+    return wh_cli_usage_error(cmd, "--ngl takes a number of layers or auto, not “%s”", ngl_text);
 
   g_autoptr(GError) error = NULL;
   wh_eval_logits *base = NULL;
@@ -179,7 +187,13 @@ run_perplexity(int argc, char **argv)
     ev.ep.base = base;
     ev.func = ppl_run;
     const guint32 N = n_ctx ? (guint32)n_ctx : base ? wh_eval_logits_n_ctx(base) : 512;
-    ok = wh_cli_eval_run(&ev, "perplexity", N, &error);
+    wh_context_params cp = wh_context_default_params();
+    cp.n_ctx = cp.n_batch = N;
+    cp.kv_type = kv_type;
+    ok = wh_cli_gpu_params(ngl, device, wh_model_get_hparams(ev.model), &cp, &error);
+    ev.ep.n_gpu_layers = cp.n_gpu_layers;
+    ev.ep.device = device;
+    ok = ok && wh_cli_eval_run(&ev, "perplexity", N, &error);
   }
   const wh_eval_result r = ev.result;
   wh_cli_eval_clear(&ev);

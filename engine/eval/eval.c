@@ -473,6 +473,10 @@ run_chunks(run_state *st, wh_model *model, gint32 bos, wh_matmul_observer observ
   cp.n_ctx = cp.n_batch = st->n_ctx;
   cp.n_threads = p->n_threads;
   cp.kv_type = p->kv_type;
+  if (!observer) { /* GPU layers do not report their matmuls: the imatrix runs on the CPU */
+    cp.n_gpu_layers = p->n_gpu_layers;
+    g_strlcpy(cp.device, p->device ? p->device : "", sizeof(cp.device));
+  }
   wh_context *ctx = wh_context_new(model, &cp, error);
   if (!ctx)
     return FALSE;

@@ -97,6 +97,8 @@ typedef struct {
   int n_threads;      /* 0 = the model's default */
   wh_kv_type kv_type; /* KV cache type (F16 by default) */
   /* perplexity only */
+  guint32 n_gpu_layers; /* layers on the GPU (model.h, wh_context_params); imatrix: CPU only */
+  const char *device;   /* GPU device name, NULL or "" = the first */
   const char *save_logits_path; /* write the scored rows' log-softmax here, or NULL */
   const wh_eval_logits *base;   /* compute KL divergence against these, or NULL */
   /* imatrix only */

@@ -51,4 +51,11 @@ else echo "FAIL: unknown device"; cat "$tmp/err"; fail=1; fi
 if run --ngl 6 --kv-type q8_0 >/dev/null 2>"$tmp/err" && grep -q "^GPU: .*q8_0" "$tmp/err"; then
   echo "ok: q8_0 KV stays on the CPU and says so"
 else echo "FAIL: q8_0 KV note"; cat "$tmp/err"; fail=1; fi
+# perplexity on the GPU equals the CPU's to 1e-3 (4 chunks of 128 tokens)
+ppl() { "$cli" perplexity -m "$model" -f "$shared/reference/eval.txt" -c 128 --chunks 4 "$@" 2>/dev/null |
+  sed -n 's/^PPL = \([0-9.]*\).*/\1/p'; }
+p0=$(ppl --ngl 0); p6=$(ppl --ngl 6)
+if [ -n "$p0" ] && [ -n "$p6" ] && awk -v a="$p0" -v b="$p6" 'BEGIN { d = a - b; exit !(d < 1e-3 && d > -1e-3) }'; then
+  echo "ok: perplexity --ngl 6 = $p6 (CPU $p0)"
+else echo "FAIL: perplexity --ngl 6 = '$p6', CPU '$p0'"; fail=1; fi
 exit $fail
