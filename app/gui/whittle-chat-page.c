@@ -845,8 +845,7 @@ whittle_chat_page_export(WhittleChatPage *self, const char *format, const char *
   }
   gboolean json = g_strcmp0(format, "json") == 0;
   g_autofree char *text =
-      json ? whittle_conversation_store_export_json(self->store, self->conversation, error)
-           : whittle_conversation_store_export_markdown(self->store, self->conversation, error);
+      whittle_conversation_store_export(self->store, self->conversation, json, error);
   /* g_file_set_contents writes a temporary file in the same folder and renames it. */
   return text && g_file_set_contents(path, text, -1, error);
 }

@@ -472,16 +472,9 @@ whittle_conversation_store_get_sibling(WhittleConversationStore *self, gint64 id
   return sibling;
 }
 
-char *
-whittle_conversation_store_export_markdown(WhittleConversationStore *self, gint64 conversation,
-                                           GError **error)
+static char *
+format_markdown(const WhittleConversation *c, const GPtrArray *branch)
 {
-  g_autoptr(WhittleConversation) c = whittle_conversation_store_get(self, conversation, error);
-  if (!c)
-    return NULL;
-  g_autoptr(GPtrArray) branch = whittle_conversation_store_get_branch(self, conversation, error);
-  if (!branch)
-    return NULL;
   GString *s = g_string_new(NULL);
   g_string_append_printf(s, "# %s\n\n", c->title && *c->title ? c->title : _("Conversation"));
   if (c->model_path) {
@@ -498,16 +491,9 @@ whittle_conversation_store_export_markdown(WhittleConversationStore *self, gint6
   return g_string_free(s, FALSE);
 }
 
-char *
-whittle_conversation_store_export_json(WhittleConversationStore *self, gint64 conversation,
-                                       GError **error)
+static char *
+format_json(const WhittleConversation *c, const GPtrArray *branch)
 {
-  g_autoptr(WhittleConversation) c = whittle_conversation_store_get(self, conversation, error);
-  if (!c)
-    return NULL;
-  g_autoptr(GPtrArray) branch = whittle_conversation_store_get_branch(self, conversation, error);
-  if (!branch)
-    return NULL;
   g_autoptr(JsonBuilder) b = json_builder_new();
   json_builder_begin_object(b);
   json_builder_set_member_name(b, "title");
@@ -540,4 +526,18 @@ whittle_conversation_store_export_json(WhittleConversationStore *self, gint64 co
   json_generator_set_pretty(gen, TRUE);
   json_generator_set_root(gen, root);
   return json_generator_to_data(gen, NULL);
+}
+
+char *
+whittle_conversation_store_export(WhittleConversationStore *self, gint64 conversation,
+                                  gboolean json, GError **error)
+{
+  g_return_val_if_fail(WHITTLE_IS_CONVERSATION_STORE(self), NULL);
+  g_autoptr(WhittleConversation) c = whittle_conversation_store_get(self, conversation, error);
+  if (!c)
+    return NULL;
+  g_autoptr(GPtrArray) branch = whittle_conversation_store_get_branch(self, conversation, error);
+  if (!branch)
+    return NULL;
+  return json ? format_json(c, branch) : format_markdown(c, branch);
 }

@@ -103,9 +103,7 @@ gint64 whittle_conversation_store_get_sibling(WhittleConversationStore *self, gi
 
 /* The active branch as Markdown ("## User" / "## Assistant" sections) or JSON
  * ({"title", "model", "system_prompt", "messages": [{"role", "content"}]}); newly allocated. */
-char *whittle_conversation_store_export_markdown(WhittleConversationStore *self,
-                                                 gint64 conversation, GError **error);
-char *whittle_conversation_store_export_json(WhittleConversationStore *self, gint64 conversation,
-                                             GError **error);
+char *whittle_conversation_store_export(WhittleConversationStore *self, gint64 conversation,
+                                        gboolean json, GError **error);
 
 G_END_DECLS

@@ -1,6 +1,8 @@
 /* app-test-util.c — see app-test-util.h. */
 #include "config.h"
 
+#include <string.h>
+
 #include "app-test-util.h"
 
 static gint64 longest_iteration_us;
@@ -202,4 +204,28 @@ wh_app_test_check_accessible_names(GtkWidget *root)
     n += wh_app_test_check_accessible_names(c);
   }
   return n;
+}
+
+char *
+wh_app_test_cli_greedy_reply(const char *cli, const char *model, const wh_chat_message *msgs,
+                             gsize n, int n_predict)
+{
+  g_autoptr(GError) error = NULL;
+  wh_session_params sp = wh_session_default_params();
+  g_autoptr(wh_session) s = wh_session_new(model, &sp, &error);
+  g_assert_no_error(error);
+  g_assert_true(wh_session_set_messages(s, msgs, n, &error));
+  g_autofree char *prompt = wh_session_render_prompt(s, &error);
+  g_assert_no_error(error);
+  g_autofree char *n_text = g_strdup_printf("%d", n_predict);
+  const char *argv[] = {cli, "run", "-m", model, "--temp", "0", "-n", n_text, "-p", prompt, NULL};
+  g_autofree char *out = NULL;
+  int status = 0;
+  g_assert_true(g_spawn_sync(NULL, (char **)argv, NULL, G_SPAWN_STDERR_TO_DEV_NULL, NULL, NULL,
+                             &out, NULL, &status, &error));
+  g_assert_no_error(error);
+  g_assert_true(g_spawn_check_wait_status(status, NULL));
+  g_assert_true(g_str_has_suffix(out, "\n")); /* run's own final newline */
+  out[strlen(out) - 1] = '\0';
+  return g_steal_pointer(&out);
 }

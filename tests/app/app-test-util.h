@@ -9,6 +9,7 @@
 
 #include <adwaita.h>
 
+#include "session/session.h"
 #include "whittle-application.h"
 #include "whittle-window.h"
 
@@ -49,5 +50,12 @@ gboolean wh_app_test_is_button_labelled(GtkWidget *w, gconstpointer label);
  * accessible name (a label, a tooltip, a GtkAccessible label or a row title). Returns the
  * number of widgets checked. */
 guint wh_app_test_check_accessible_names(GtkWidget *root);
+
+/* What `@cli run -m @model --temp 0 -n @n_predict` prints for the prompt a fresh session on
+ * @model renders for the @n messages @msgs (the chat's own rendering), without run's final
+ * newline. Asserts that everything works. Newly allocated. For comparing the Chat page's
+ * greedy replies with the command line. */
+char *wh_app_test_cli_greedy_reply(const char *cli, const char *model, const wh_chat_message *msgs,
+                                   gsize n, int n_predict);
 
 G_END_DECLS

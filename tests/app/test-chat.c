@@ -82,25 +82,7 @@ message(guint i)
 static char *
 cli_reply_for(const wh_chat_message *msgs, gsize n)
 {
-  g_autoptr(GError) error = NULL;
-  wh_session_params sp = wh_session_default_params();
-  g_autoptr(wh_session) s = wh_session_new(model_path, &sp, &error);
-  g_assert_no_error(error);
-  g_assert_true(wh_session_set_messages(s, msgs, n, &error));
-  g_autofree char *prompt = wh_session_render_prompt(s, &error);
-  g_assert_no_error(error);
-  const char *argv[] = {cli_path, "run", "-m", model_path, "--temp", "0",
-                        "-n",     "24",  "-p", prompt,     NULL};
-  g_autofree char *out = NULL;
-  int status = 0;
-  g_assert_true(g_spawn_sync(NULL, (char **)argv, NULL, G_SPAWN_STDERR_TO_DEV_NULL, NULL, NULL,
-                             &out, NULL, &status, &error));
-  g_assert_no_error(error);
-  g_assert_true(g_spawn_check_wait_status(status, NULL));
-  /* run ends its output with one newline of its own. */
-  g_assert_true(g_str_has_suffix(out, "\n"));
-  out[strlen(out) - 1] = '\0';
-  return g_steal_pointer(&out);
+  return wh_app_test_cli_greedy_reply(cli_path, model_path, msgs, n, 24);
 }
 
 static void

@@ -104,32 +104,6 @@ chat_idle(gpointer page)
   return !whittle_chat_page_is_generating(page);
 }
 
-/* `whittle-cli run --temp 0 -n 24` on @model with the prompt a fresh session renders for one
- * user message. */
-static char *
-cli_reply(const char *model, const char *user)
-{
-  g_autoptr(GError) error = NULL;
-  wh_session_params sp = wh_session_default_params();
-  g_autoptr(wh_session) s = wh_session_new(model, &sp, &error);
-  g_assert_no_error(error);
-  wh_chat_message msg = {"user", user};
-  g_assert_true(wh_session_set_messages(s, &msg, 1, &error));
-  g_autofree char *prompt = wh_session_render_prompt(s, &error);
-  g_assert_no_error(error);
-  const char *argv[] = {cli_path, "run", "-m", model,  "--temp", "0",
-                        "-n",     "24",  "-p", prompt, NULL};
-  g_autofree char *out = NULL;
-  int status = 0;
-  g_assert_true(g_spawn_sync(NULL, (char **)argv, NULL, G_SPAWN_STDERR_TO_DEV_NULL, NULL, NULL,
-                             &out, NULL, &status, &error));
-  g_assert_no_error(error);
-  g_assert_true(g_spawn_check_wait_status(status, NULL));
-  g_assert_true(g_str_has_suffix(out, "\n")); /* run's own final newline */
-  out[strlen(out) - 1] = '\0';
-  return g_steal_pointer(&out);
-}
-
 static void
 test_journey(void)
 {
@@ -205,7 +179,8 @@ test_journey(void)
   g_assert_true(wh_app_test_wait(chat_idle, chat, 60));
   GPtrArray *branch = whittle_chat_page_get_branch(chat);
   g_assert_cmpuint(branch->len, ==, 2);
-  g_autofree char *want = cli_reply(q4, "Once upon a time");
+  wh_chat_message msg = {"user", "Once upon a time"};
+  g_autofree char *want = wh_app_test_cli_greedy_reply(cli_path, q4, &msg, 1, 24);
   const WhittleStoredMessage *reply = branch->pdata[1];
   g_test_message("reply: %s", reply->content);
   g_assert_cmpstr(reply->content, ==, want);
