@@ -28,8 +28,14 @@
  * samples are printed afterwards (symbols need -rdynamic; addresses of static functions are
  * printed as binary(+offset), which bench-mainloop.sh turns into names with addr2line).
  *
+ * The frame clock's phases are timed too (layout: measure, allocate, re-present popups; paint:
+ * snapshot, render, hand the picture to the X server), and the job rows' text changes counted.
+ *
  * Output: jobs finished, duration, iterations, frames, longest gap, 99th and 99.9th percentile
- * gaps and the number of gaps over 16 ms; --json prints the same as one JSON object.
+ * gaps, the number of gaps over 16 ms and what the samples were doing (app code on the stack,
+ * waiting for the X server, drawing); --json prints the figures as one JSON object. Variants
+ * for finding causes: --idle S (no jobs, spinner animating: the baseline), --no-popover,
+ * --threads N (compute threads), --nice-workers N (every other thread reniced).
  * A benchmark, not a test: it asserts nothing about the figures.
  */
 #include "config.h"

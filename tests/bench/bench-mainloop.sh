@@ -7,7 +7,8 @@
 # local hub at ~25 MB/s (the download lasts ~9 s), quantizes the same file to Q4_K_M and
 # generates 300 tokens with stories260K; RUNS times (default 3). Prints the load average too:
 # the machine is shared and the figures are noisy. Extra arguments after -- go to the program
-# (e.g. --json, --tokens N, --rate KIB, --download/--quantize/--model FILE).
+# (e.g. --json, --tokens N, --rate KIB, --download/--quantize/--model FILE; for causes: --idle 8
+# = the same window without jobs, --no-popover, --threads N, --nice-workers 10, --stacks).
 set -eu
 build=$(cd "${1:?usage: bench-mainloop.sh BUILDDIR [RUNS] [-- OPTIONS]}" && pwd)
 shift
