@@ -41,7 +41,10 @@ while [ "$i" -le "$runs" ]; do
       *"bench-mainloop(+0x"*)
         off=${line##*bench-mainloop(+}
         off=${off%%)*}
-        echo "$line  $(addr2line -f -s -e "$bench" "$off" | tr '\n' ' ')"
+        # A return address: the call is the byte before; the last line is the real function
+        # when the code there was inlined.
+        call=$(printf '0x%x' $((off - 1)))
+        echo "$line  $(addr2line -f -i -p -s -e "$bench" "$call" | tail -n 1 | sed 's/ (inlined by) //')"
         ;;
       *) echo "$line" ;;
       esac
