@@ -322,6 +322,10 @@ whittle_application_startup(GApplication *app)
       G_SIMPLE_ACTION(g_action_map_lookup_action(G_ACTION_MAP(app), "clear-jobs")), FALSE);
 
   self->queue = wh_job_queue_new(NULL, 0);
+  /* Compute jobs use every core: at niceness 10 they leave the UI thread and the display
+   * server what they need for each frame (tests/bench/bench-mainloop.sh measured p99
+   * main-loop gaps of ~21-25 ms instead of ~40-70 ms on a loaded machine). */
+  wh_job_queue_set_compute_nice(self->queue, 10);
   wh_job_queue_set_observer(self->queue, on_job_changed, self);
 
   /* The library of local models, with the folders of the preferences. */

@@ -21,8 +21,14 @@
 
 #include <glib/gi18n.h>
 #include <math.h>
+#ifdef __linux__
+#include <errno.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+#endif
 
-G_DEFINE_QUARK(wh-jobs-error-quark, wh_jobs_error)
+G_DEFINE_QUARK(wh - jobs - error - quark, wh_jobs_error)
 
 struct wh_job_queue {
   GMutex lock;
@@ -36,6 +42,7 @@ struct wh_job_queue {
   gboolean shutting_down;
   wh_job_notify_func observer;
   gpointer observer_data;
+  int compute_nice; /* niceness of compute jobs' threads (0: leave as is) */
 };
 
 struct wh_job {
@@ -68,8 +75,8 @@ struct wh_job {
   double rate, eta;
   char status[256];
   gint64 start_time, end_time;
-  gint64 rate_time;   /* time of the last rate sample */
-  guint64 rate_done;  /* done at that sample */
+  gint64 rate_time;  /* time of the last rate sample */
+  guint64 rate_done; /* done at that sample */
   gboolean bytes_unit;
 
   GSource *idle; /* pending notification, or NULL */
@@ -89,13 +96,20 @@ const char *
 wh_job_kind_to_string(wh_job_kind kind)
 {
   switch (kind) {
-  case WH_JOB_DOWNLOAD: return "download";
-  case WH_JOB_CONVERT: return "convert";
-  case WH_JOB_QUANTIZE: return "quantize";
-  case WH_JOB_IMATRIX: return "imatrix";
-  case WH_JOB_LOAD: return "load";
-  case WH_JOB_GENERATE: return "generate";
-  case WH_JOB_EVALUATE: return "evaluate";
+  case WH_JOB_DOWNLOAD:
+    return "download";
+  case WH_JOB_CONVERT:
+    return "convert";
+  case WH_JOB_QUANTIZE:
+    return "quantize";
+  case WH_JOB_IMATRIX:
+    return "imatrix";
+  case WH_JOB_LOAD:
+    return "load";
+  case WH_JOB_GENERATE:
+    return "generate";
+  case WH_JOB_EVALUATE:
+    return "evaluate";
   }
   return "unknown";
 }
@@ -258,8 +272,7 @@ schedule_notify(wh_job *job)
     /* Above GTK's redraw priority: a spinning widget that redraws every
      * frame must not starve progress (already coalesced per job). */
     g_source_set_priority(src, G_PRIORITY_HIGH_IDLE + 10);
-    g_source_set_callback(src, dispatch_notify, wh_job_ref(job),
-                          (GDestroyNotify)wh_job_unref);
+    g_source_set_callback(src, dispatch_notify, wh_job_ref(job), (GDestroyNotify)wh_job_unref);
     g_source_set_static_name(src, "[whittle] job notify");
     job->idle = src;
     g_source_attach(src, job->queue->context);
@@ -268,6 +281,24 @@ schedule_notify(wh_job *job)
 }
 
 /* --- Workers --------------------------------------------------------------- */
+
+/* Raises the calling thread's niceness to @nice (threads of a GThreadPool are reused: once
+ * raised it stays, which is what the queue wants). */
+static void
+thread_set_nice(int nice)
+{
+#ifdef __linux__
+  if (nice <= 0)
+    return;
+  pid_t tid = (pid_t)syscall(SYS_gettid);
+  errno = 0;
+  int now = getpriority(PRIO_PROCESS, (id_t)tid);
+  if (errno == 0 && now < nice)
+    (void)setpriority(PRIO_PROCESS, (id_t)tid, nice);
+#else
+  (void)nice;
+#endif
+}
 
 static void
 run_job(gpointer data, gpointer pool_data)
@@ -297,6 +328,13 @@ run_job(gpointer data, gpointer pool_data)
   g_mutex_unlock(&job->lock);
   schedule_notify(job);
 
+  if (!wh_job_kind_is_io(job->kind)) {
+    g_mutex_lock(&queue->lock);
+    int nice = queue->compute_nice;
+    g_mutex_unlock(&queue->lock);
+    thread_set_nice(nice);
+  }
+
   ok = job->func(job, job->user_data, &error);
 
   g_mutex_lock(&job->lock);
@@ -309,8 +347,8 @@ run_job(gpointer data, gpointer pool_data)
     job_finish_locked(job, WH_JOB_CANCELLED, cancelled_error());
   } else {
     if (!error)
-      error = g_error_new(WH_JOBS_ERROR, WH_JOBS_ERROR_FAILED,
-                          _("“%s” failed without saying why"), job->title);
+      error = g_error_new(WH_JOBS_ERROR, WH_JOBS_ERROR_FAILED, _("“%s” failed without saying why"),
+                          job->title);
     job_finish_locked(job, WH_JOB_FAILED, error);
   }
   g_mutex_unlock(&job->lock);
@@ -383,6 +421,14 @@ wh_job_queue_set_observer(wh_job_queue *queue, wh_job_notify_func func, gpointer
   g_mutex_lock(&queue->lock);
   queue->observer = func;
   queue->observer_data = user_data;
+  g_mutex_unlock(&queue->lock);
+}
+
+void
+wh_job_queue_set_compute_nice(wh_job_queue *queue, int nice)
+{
+  g_mutex_lock(&queue->lock);
+  queue->compute_nice = CLAMP(nice, 0, 19);
   g_mutex_unlock(&queue->lock);
 }
 

@@ -94,6 +94,14 @@ wh_job_queue *wh_job_queue_new(GMainContext *context, guint max_io);
  * notify again. Must not be called from a job function. */
 void wh_job_queue_free(wh_job_queue *queue);
 
+/* Runs this queue's compute jobs (and the threads they start, such as a model's
+ * compute threads, which inherit it) at the scheduling niceness @nice (0..19; Linux
+ * only, elsewhere a no-op). An interactive app sets 10 so that a quantization or a
+ * generation using every core leaves the UI thread and the display server the CPU they
+ * need for each frame. Applies to jobs that start after the call; a worker thread's
+ * niceness is only ever raised (lowering it needs privileges). Any thread. */
+void wh_job_queue_set_compute_nice(wh_job_queue *queue, int nice);
+
 /* Called on the queue's context for every change of every job (after the
  * job's own notify). For lists of jobs such as the GUI's jobs popover.
  * One observer per queue; NULL removes it. */

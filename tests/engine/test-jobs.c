@@ -5,6 +5,12 @@
 #include "jobs/jobs.h"
 #include "wh-test-util.h"
 
+#ifdef __linux__
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+#endif
+
 /* --- Fixture: a private main context, flushed by iterate_until() ---------- */
 
 typedef struct {
@@ -55,8 +61,8 @@ flush(Fixture *f)
 
 typedef struct {
   GMutex lock;
-  GArray *order;       /* ids in the order their functions started */
-  gint running;        /* compute jobs running right now */
+  GArray *order; /* ids in the order their functions started */
+  gint running;  /* compute jobs running right now */
   gint max_running;
   gint io_running;
   gint io_max_running;
@@ -70,7 +76,7 @@ typedef struct {
   gboolean fail;
   gboolean ignore_cancel;
   gboolean *destroyed;
-  GCond *gate_cond;  /* when set, the job waits until *gate is TRUE */
+  GCond *gate_cond; /* when set, the job waits until *gate is TRUE */
   GMutex *gate_lock;
   gboolean *gate;
   gboolean *started;
@@ -123,8 +129,7 @@ work_func(wh_job *job, gpointer user_data, GError **error)
     g_mutex_unlock(&w->shared->lock);
   }
   if (ok && w->fail) {
-    g_set_error(error, G_FILE_ERROR, G_FILE_ERROR_NOSPC, "disk full while writing tag %d",
-                w->tag);
+    g_set_error(error, G_FILE_ERROR, G_FILE_ERROR_NOSPC, "disk full while writing tag %d", w->tag);
     return FALSE;
   }
   if (ok)
@@ -187,13 +192,13 @@ log_notify(wh_job *job, gpointer data)
 static void
 test_success(Fixture *f, gconstpointer data)
 {
-  NotifyLog log = { 0 };
+  NotifyLog log = {0};
   gboolean destroyed = FALSE;
   Work *w = work_new(NULL, 7, 20, 100);
   w->destroyed = &destroyed;
 
-  wh_job *job = wh_job_queue_submit(f->queue, WH_JOB_QUANTIZE, "Quantizing test.gguf", work_func,
-                                    w, work_free, log_notify, &log);
+  wh_job *job = wh_job_queue_submit(f->queue, WH_JOB_QUANTIZE, "Quantizing test.gguf", work_func, w,
+                                    work_free, log_notify, &log);
   g_assert_cmpstr(wh_job_get_title(job), ==, "Quantizing test.gguf");
   g_assert_cmpint(wh_job_get_kind(job), ==, WH_JOB_QUANTIZE);
   iterate_until(f, &log.done);
@@ -220,7 +225,7 @@ test_success(Fixture *f, gconstpointer data)
 static void
 test_error(Fixture *f, gconstpointer data)
 {
-  NotifyLog log = { 0 };
+  NotifyLog log = {0};
   Work *w = work_new(NULL, 3, 2, 0);
   w->fail = TRUE;
   wh_job *job = wh_job_queue_submit(f->queue, WH_JOB_DOWNLOAD, "Downloading", work_func, w,
@@ -258,19 +263,18 @@ test_error_without_message(Fixture *f, gconstpointer data)
 static void
 test_ordering_and_concurrency(Fixture *f, gconstpointer data)
 {
-  Shared shared = { 0 };
+  Shared shared = {0};
   g_mutex_init(&shared.lock);
   shared.order = g_array_new(FALSE, FALSE, sizeof(int));
   GPtrArray *jobs = g_ptr_array_new_with_free_func((GDestroyNotify)wh_job_unref);
 
   for (int i = 0; i < 8; i++)
     g_ptr_array_add(jobs, wh_job_queue_submit(f->queue, WH_JOB_QUANTIZE, "c", work_func,
-                                              work_new(&shared, i, 5, 500), work_free, NULL,
-                                              NULL));
+                                              work_new(&shared, i, 5, 500), work_free, NULL, NULL));
   for (int i = 0; i < 6; i++)
     g_ptr_array_add(jobs, wh_job_queue_submit(f->queue, WH_JOB_DOWNLOAD, "io", work_func,
-                                              work_new(&shared, 100 + i, 20, 2000), work_free,
-                                              NULL, NULL));
+                                              work_new(&shared, 100 + i, 20, 2000), work_free, NULL,
+                                              NULL));
   flush(f);
 
   g_assert_cmpint(shared.max_running, ==, 1);
@@ -298,7 +302,7 @@ test_cancel_queued(Fixture *f, gconstpointer data)
   GMutex gate_lock;
   GCond gate_cond;
   gboolean gate = FALSE, started = FALSE, second_started = FALSE;
-  NotifyLog log2 = { 0 };
+  NotifyLog log2 = {0};
   g_mutex_init(&gate_lock);
   g_cond_init(&gate_cond);
 
@@ -307,8 +311,8 @@ test_cancel_queued(Fixture *f, gconstpointer data)
   w1->gate_lock = &gate_lock;
   w1->gate_cond = &gate_cond;
   w1->started = &started;
-  wh_job *j1 = wh_job_queue_submit(f->queue, WH_JOB_QUANTIZE, "first", work_func, w1, work_free,
-                                   NULL, NULL);
+  wh_job *j1 =
+      wh_job_queue_submit(f->queue, WH_JOB_QUANTIZE, "first", work_func, w1, work_free, NULL, NULL);
   Work *w2 = work_new(NULL, 2, 1, 0);
   w2->started = &second_started;
   wh_job *j2 = wh_job_queue_submit(f->queue, WH_JOB_QUANTIZE, "second", work_func, w2, work_free,
@@ -343,7 +347,7 @@ static void
 test_cancel_running(Fixture *f, gconstpointer data)
 {
   for (int delay = 0; delay < 4000; delay += 250) {
-    NotifyLog log = { 0 };
+    NotifyLog log = {0};
     gboolean destroyed = FALSE;
     Work *w = work_new(NULL, delay, 100000, 20);
     w->destroyed = &destroyed;
@@ -368,7 +372,7 @@ test_cancel_running(Fixture *f, gconstpointer data)
 static void
 test_cancel_after_finish(Fixture *f, gconstpointer data)
 {
-  NotifyLog log = { 0 };
+  NotifyLog log = {0};
   wh_job *job = wh_job_queue_submit(f->queue, WH_JOB_LOAD, "load", work_func,
                                     work_new(NULL, 1, 3, 0), work_free, log_notify, &log);
   iterate_until(f, &log.done);
@@ -384,7 +388,7 @@ test_cancel_after_finish(Fixture *f, gconstpointer data)
 static void
 test_coalescing(Fixture *f, gconstpointer data)
 {
-  NotifyLog log = { 0 };
+  NotifyLog log = {0};
   Work *w = work_new(NULL, 1, 200000, 0);
   wh_job *job = wh_job_queue_submit(f->queue, WH_JOB_IMATRIX, "imatrix", work_func, w, work_free,
                                     log_notify, &log);
@@ -414,7 +418,7 @@ observer(wh_job *job, gpointer data)
 static void
 test_many(Fixture *f, gconstpointer data)
 {
-  ObserverLog o = { 0, g_hash_table_new(NULL, NULL) };
+  ObserverLog o = {0, g_hash_table_new(NULL, NULL)};
   wh_job_queue_set_observer(f->queue, observer, &o);
   GPtrArray *jobs = g_ptr_array_new_with_free_func((GDestroyNotify)wh_job_unref);
   const int n = 300;
@@ -422,8 +426,8 @@ test_many(Fixture *f, gconstpointer data)
     Work *w = work_new(NULL, i, 10, i % 7 == 0 ? 100 : 0);
     w->fail = (i % 5 == 0);
     wh_job_kind kind = (i % 3 == 0) ? WH_JOB_DOWNLOAD : WH_JOB_EVALUATE;
-    g_ptr_array_add(jobs, wh_job_queue_submit(f->queue, kind, "many", work_func, w, work_free,
-                                              NULL, NULL));
+    g_ptr_array_add(
+        jobs, wh_job_queue_submit(f->queue, kind, "many", work_func, w, work_free, NULL, NULL));
   }
   for (int i = 0; i < n; i += 11)
     wh_job_cancel(jobs->pdata[i]);
@@ -457,13 +461,13 @@ test_free_while_busy(void)
 {
   GMainContext *ctx = g_main_context_new();
   wh_job_queue *q = wh_job_queue_new(ctx, 2);
-  gboolean destroyed[6] = { 0 };
+  gboolean destroyed[6] = {0};
   wh_job *jobs[6];
   for (int i = 0; i < 6; i++) {
     Work *w = work_new(NULL, i, 1000000, 10);
     w->destroyed = &destroyed[i];
-    jobs[i] = wh_job_queue_submit(q, i < 3 ? WH_JOB_DOWNLOAD : WH_JOB_CONVERT, "busy", work_func,
-                                  w, work_free, NULL, NULL);
+    jobs[i] = wh_job_queue_submit(q, i < 3 ? WH_JOB_DOWNLOAD : WH_JOB_CONVERT, "busy", work_func, w,
+                                  work_free, NULL, NULL);
   }
   g_usleep(2000);
   wh_job_queue_free(q);
@@ -477,10 +481,51 @@ test_free_while_busy(void)
   g_main_context_unref(ctx);
 }
 
+#ifdef __linux__
+/* Reads the niceness of the thread the job runs on. */
+static gboolean
+read_nice(wh_job *job, gpointer user_data, GError **error)
+{
+  (void)job;
+  (void)error;
+  *(int *)user_data = getpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid));
+  return TRUE;
+}
+#endif
+
+/* Compute jobs of a queue with a compute niceness run at that niceness (the app leaves the
+ * CPU to its UI thread); I/O jobs are left alone. */
+static void
+test_compute_nice(void)
+{
+#ifdef __linux__
+  GMainContext *ctx = g_main_context_new();
+  wh_job_queue *q = wh_job_queue_new(ctx, 2);
+  int base = getpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid));
+  int io_nice = -100, compute_nice = -100;
+  wh_job *io = wh_job_queue_submit(q, WH_JOB_DOWNLOAD, "io", read_nice, &io_nice, NULL, NULL, NULL);
+  g_assert_cmpint(wh_job_wait(io), ==, WH_JOB_SUCCEEDED);
+  wh_job_queue_set_compute_nice(q, 10);
+  wh_job *c = wh_job_queue_submit(q, WH_JOB_QUANTIZE, "compute", read_nice, &compute_nice, NULL,
+                                  NULL, NULL);
+  g_assert_cmpint(wh_job_wait(c), ==, WH_JOB_SUCCEEDED);
+  g_assert_cmpint(io_nice, ==, base);
+  g_assert_cmpint(compute_nice, ==, MAX(base, 10));
+  wh_job_unref(io);
+  wh_job_unref(c);
+  wh_job_queue_free(q);
+  while (g_main_context_iteration(ctx, FALSE))
+    ;
+  g_main_context_unref(ctx);
+#else
+  g_test_skip("thread niceness is only set on Linux");
+#endif
+}
+
 static void
 test_progress_format(void)
 {
-  wh_job_progress p = { 0 };
+  wh_job_progress p = {0};
   p.state = WH_JOB_RUNNING;
   p.fraction = 0.5;
   p.done = 2000000000;
@@ -490,10 +535,11 @@ test_progress_format(void)
   g_strlcpy(p.status, "blk.3.attn_q.weight", sizeof p.status);
   g_autofree char *s = wh_job_progress_format(&p, TRUE);
   /* g_format_size() puts a no-break space between number and unit. */
-  g_assert_cmpstr(s, ==, " 50% · 2.0\u00a0GB of 4.0\u00a0GB · 35.1\u00a0MB/s · 1 min 10 s left · "
-                         "blk.3.attn_q.weight");
+  g_assert_cmpstr(s, ==,
+                  " 50% · 2.0\u00a0GB of 4.0\u00a0GB · 35.1\u00a0MB/s · 1 min 10 s left · "
+                  "blk.3.attn_q.weight");
 
-  wh_job_progress q = { 0 };
+  wh_job_progress q = {0};
   q.state = WH_JOB_RUNNING;
   q.fraction = -1;
   q.done = 12;
@@ -507,7 +553,7 @@ test_progress_format(void)
 static void
 test_rate_eta(Fixture *f, gconstpointer data)
 {
-  NotifyLog log = { 0 };
+  NotifyLog log = {0};
   Work *w = work_new(NULL, 1, 60, 10000); /* 60 steps × 10 ms */
   wh_job *job = wh_job_queue_submit(f->queue, WH_JOB_DOWNLOAD, "rate", work_func, w, work_free,
                                     log_notify, &log);
@@ -515,7 +561,7 @@ test_rate_eta(Fixture *f, gconstpointer data)
   wh_job_progress p;
   wh_job_get_progress(job, &p);
   g_assert_cmpint(p.state, ==, WH_JOB_RUNNING);
-  g_assert_cmpfloat(p.rate, >, 10000.0);   /* ~100 000 units/s nominal */
+  g_assert_cmpfloat(p.rate, >, 10000.0); /* ~100 000 units/s nominal */
   g_assert_cmpfloat(p.rate, <, 1000000.0);
   g_assert_cmpfloat(p.eta_seconds, >=, 0.0);
   g_assert_cmpfloat(p.elapsed_seconds, >, 0.2);
@@ -527,7 +573,7 @@ int
 main(int argc, char **argv)
 {
   g_test_init(&argc, &argv, NULL);
-#define ADD(path, func, max_io) \
+#define ADD(path, func, max_io)                                                                    \
   g_test_add(path, Fixture, GUINT_TO_POINTER(max_io), fixture_setup, func, fixture_teardown)
   ADD("/jobs/success", test_success, 3);
   ADD("/jobs/error", test_error, 3);
@@ -541,5 +587,6 @@ main(int argc, char **argv)
   ADD("/jobs/rate-eta", test_rate_eta, 3);
   g_test_add_func("/jobs/free-while-busy", test_free_while_busy);
   g_test_add_func("/jobs/progress-format", test_progress_format);
+  g_test_add_func("/jobs/compute-nice", test_compute_nice);
   return g_test_run();
 }
