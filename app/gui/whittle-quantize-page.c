@@ -51,7 +51,10 @@ struct _WhittleQuantizePage {
   guint64 output_size;
   wh_job *job;
   wh_job *eval_job;
-  char *results_text; /* size before -> after, without the measurements */
+  char *calibration_text;    /* text to compute an importance matrix from, or NULL */
+  char *computed_imatrix;    /* where the computed one goes */
+  gboolean quantize_pending; /* the matrix is done, the quantization about to start */
+  char *results_text;        /* size before -> after, without the measurements */
   double ppl, base_ppl, kld, tokens_per_second;
 
   /* template children */
@@ -62,6 +65,8 @@ struct _WhittleQuantizePage {
   GtkListBox *type_list;
   GtkCheckButton *imatrix_none;
   GtkCheckButton *imatrix_file;
+  GtkCheckButton *imatrix_compute;
+  GtkLabel *text_label;
   GtkLabel *imatrix_label;
   AdwStatusPage *run_page;
   GtkProgressBar *run_progress;
@@ -89,6 +94,8 @@ app_of(WhittleQuantizePage *self)
 static void
 update_nav(WhittleQuantizePage *self)
 {
+  if (!self->steps) /* the radio group toggles while the template is torn down */
+    return;
   const char *step = gtk_stack_get_visible_child_name(self->steps);
   gboolean running = self->job != NULL;
   gboolean show = g_strcmp0(step, "run") != 0 && g_strcmp0(step, "results") != 0;
@@ -101,7 +108,8 @@ update_nav(WhittleQuantizePage *self)
   else if (g_strcmp0(step, "type") == 0)
     can_next = self->selected >= 0;
   else if (g_strcmp0(step, "imatrix") == 0)
-    can_next = !gtk_check_button_get_active(self->imatrix_file) || self->imatrix;
+    can_next = (!gtk_check_button_get_active(self->imatrix_file) || self->imatrix) &&
+               (!gtk_check_button_get_active(self->imatrix_compute) || self->calibration_text);
   gtk_widget_action_set_enabled(GTK_WIDGET(self), "quantize.next", can_next && !running);
   gtk_button_set_label(self->next_button,
                        g_strcmp0(step, "imatrix") == 0 ? _("_Quantize") : _("_Next"));
@@ -341,6 +349,19 @@ whittle_quantize_page_set_imatrix(WhittleQuantizePage *self, const char *path)
   update_nav(self);
 }
 
+void
+whittle_quantize_page_set_calibration_text(WhittleQuantizePage *self, const char *path)
+{
+  g_return_if_fail(WHITTLE_IS_QUANTIZE_PAGE(self));
+  g_free(self->calibration_text);
+  self->calibration_text = g_strdup(path);
+  g_autofree char *base = path ? g_path_get_basename(path) : NULL;
+  gtk_label_set_label(self->text_label, base ? base : "");
+  if (path)
+    gtk_check_button_set_active(self->imatrix_compute, TRUE);
+  update_nav(self);
+}
+
 /* Whittle's own folder for quantized models (never next to the source: shared or read-only
  * folders stay untouched). */
 static char *
@@ -507,24 +528,38 @@ eval_continue(gpointer data)
   return !wh_job_is_cancelled(((EvalData *)data)->job);
 }
 
+/* Loads the model at @path and tokenizes @text with it (BOS as the vocabulary asks) into @ids;
+ * @bos receives the token that starts each evaluation chunk (-1: none). */
+static wh_model *
+load_and_tokenize(const char *path, const char *text, gsize len, GArray *ids, gint32 *bos,
+                  GError **error)
+{
+  wh_model_params mp = wh_model_default_params();
+  wh_model *model = wh_model_load(path, &mp, error);
+  if (!model)
+    return NULL;
+  wh_tokenizer *tok = wh_tokenizer_new_from_gguf(wh_model_get_gguf(model), error);
+  gboolean ok = tok && wh_tokenizer_tokenize(tok, text, len, TRUE, FALSE, ids, error) >= 0;
+  *bos = ok && wh_tokenizer_add_bos(tok) ? wh_tokenizer_bos(tok) : -1;
+  wh_tokenizer_free(tok);
+  if (!ok)
+    g_clear_pointer(&model, wh_model_free);
+  return model;
+}
+
 /* Perplexity of the model at @path on the text (saving its log-probs to @save, or against
  * @base). */
 static gboolean
 eval_one(EvalData *d, const char *path, const char *save, const wh_eval_logits *base, double *ppl,
          double *kld, GError **error)
 {
-  wh_model_params mp = wh_model_default_params();
-  wh_model *model = wh_model_load(path, &mp, error);
+  gint32 bos = -1;
+  g_autoptr(GArray) ids = g_array_new(FALSE, FALSE, sizeof(gint32));
+  wh_model *model = load_and_tokenize(path, eval_text, strlen(eval_text), ids, &bos, error);
   if (!model)
     return FALSE;
-  wh_tokenizer *tok = wh_tokenizer_new_from_gguf(wh_model_get_gguf(model), error);
-  gboolean ok = tok != NULL;
-  g_autoptr(GArray) ids = g_array_new(FALSE, FALSE, sizeof(gint32));
-  if (ok)
-    ok = wh_tokenizer_tokenize(tok, eval_text, strlen(eval_text), TRUE, FALSE, ids, error) >= 0;
-  gint32 bos = ok && wh_tokenizer_add_bos(tok) ? wh_tokenizer_bos(tok) : -1;
-  wh_tokenizer_free(tok);
-  if (ok) {
+  gboolean ok = TRUE;
+  {
     wh_eval_params ep = wh_eval_default_params();
     /* Two chunks at least; a multiple of 4 tokens, at most 128. */
     ep.n_ctx = MIN(128u, (ids->len / 2) & ~3u);
@@ -639,6 +674,123 @@ start_eval(WhittleQuantizePage *self, wh_job_queue *queue)
   show_results(self, _("Measuring perplexity, KL divergence and speed…"));
 }
 
+/* --- computing an importance matrix first ---------------------------------------------------- */
+
+typedef struct {
+  char *source, *text_path, *output;
+  wh_job *job;
+} ImatrixData;
+
+static void
+imatrix_data_free(gpointer data)
+{
+  ImatrixData *d = data;
+  g_free(d->source);
+  g_free(d->text_path);
+  g_free(d->output);
+  g_free(d);
+}
+
+static void
+on_imatrix_progress(guint32 done, guint32 n_chunks, double ppl, gpointer data)
+{
+  (void)ppl;
+  ImatrixData *d = data;
+  /* Translators: progress of the importance matrix, e.g. “chunk 3/10” */
+  g_autofree char *status = g_strdup_printf(_("chunk %u/%u"), done, n_chunks);
+  wh_job_set_progress(d->job, done, n_chunks, status);
+}
+
+static gboolean
+imatrix_continue(gpointer data)
+{
+  return !wh_job_is_cancelled(((ImatrixData *)data)->job);
+}
+
+static gboolean
+imatrix_job_run(wh_job *job, gpointer data, GError **error)
+{
+  ImatrixData *d = data;
+  d->job = job;
+  g_autofree char *text = NULL;
+  gsize len = 0;
+  if (!g_file_get_contents(d->text_path, &text, &len, error))
+    return FALSE;
+  gint32 bos = -1;
+  g_autoptr(GArray) ids = g_array_new(FALSE, FALSE, sizeof(gint32));
+  wh_model *model = load_and_tokenize(d->source, text, len, ids, &bos, error);
+  if (!model)
+    return FALSE;
+  wh_eval_params ep = wh_eval_default_params();
+  /* 512 tokens per chunk, or the whole text when it is shorter. */
+  ep.n_ctx = MIN(512u, ids->len & ~3u);
+  ep.progress = on_imatrix_progress;
+  ep.should_continue = imatrix_continue;
+  ep.user_data = d;
+  g_autofree char *name = g_path_get_basename(d->text_path);
+  const char *datasets[] = {name, NULL};
+  gboolean ok = ep.n_ctx >= 8;
+  if (!ok)
+    g_set_error(error, WH_EVAL_ERROR, WH_EVAL_ERROR_INPUT,
+                _("“%s” is too short to compute an importance matrix: use a few thousand words."),
+                name);
+  else
+    ok = wh_eval_imatrix(model, (const gint32 *)ids->data, ids->len, bos, &ep, d->output, datasets,
+                         NULL, error);
+  wh_model_free(model);
+  return ok;
+}
+
+static gboolean start_quantize_job(WhittleQuantizePage *self, wh_job_queue *queue,
+                                   const char *imatrix);
+
+static gboolean
+start_quantize_later(gpointer data)
+{
+  WhittleQuantizePage *self = data;
+  self->quantize_pending = FALSE;
+  WhittleApplication *app = app_of(self);
+  wh_job_queue *queue = app ? whittle_application_get_job_queue(app) : NULL;
+  if (queue && self->steps)
+    start_quantize_job(self, queue, self->computed_imatrix);
+  return G_SOURCE_REMOVE;
+}
+
+static void
+on_imatrix_notify(wh_job *job, gpointer user_data)
+{
+  WhittleQuantizePage *self = user_data;
+  if (job != self->job)
+    return;
+  wh_job_progress p;
+  wh_job_get_progress(job, &p);
+  if (!wh_job_is_finished(job)) {
+    gtk_progress_bar_set_fraction(self->run_progress, p.fraction > 0 ? p.fraction : 0);
+    /* Translators: %s is “chunk n/N” */
+    g_autofree char *text = g_strdup_printf(_("Computing the importance matrix: %s"), p.status);
+    gtk_label_set_label(self->run_label, text);
+    return;
+  }
+  wh_job_state state = wh_job_get_state(job);
+  const GError *e = wh_job_get_error(job);
+  g_clear_pointer(&self->job, wh_job_unref);
+  WhittleApplication *app = app_of(self);
+  wh_job_queue *queue = app ? whittle_application_get_job_queue(app) : NULL;
+  if (state == WH_JOB_SUCCEEDED && queue) {
+    /* Not from inside the queue's notification: submit once it has returned. */
+    self->quantize_pending = TRUE;
+    g_idle_add_full(G_PRIORITY_DEFAULT, start_quantize_later, g_object_ref(self), g_object_unref);
+  } else {
+    g_free(self->error);
+    self->error = g_strdup(state == WH_JOB_CANCELLED ? _("Cancelled: nothing was written.")
+                           : e                       ? e->message
+                                                     : _("The importance matrix failed."));
+    gtk_label_set_label(self->type_intro, self->error);
+    show_step(self, "type");
+  }
+  g_object_unref(self); /* the job's reference */
+}
+
 gboolean
 whittle_quantize_page_start(WhittleQuantizePage *self)
 {
@@ -647,6 +799,38 @@ whittle_quantize_page_start(WhittleQuantizePage *self)
   wh_job_queue *queue = app ? whittle_application_get_job_queue(app) : NULL;
   if (self->job || self->selected < 0 || !self->source || !queue)
     return FALSE;
+  if (!gtk_check_button_get_active(self->imatrix_compute))
+    return start_quantize_job(
+        self, queue, gtk_check_button_get_active(self->imatrix_file) ? self->imatrix : NULL);
+  if (!self->calibration_text)
+    return FALSE;
+  /* First the importance matrix, beside the output; then the quantization with it. */
+  ImatrixData *d = g_new0(ImatrixData, 1);
+  d->source = g_strdup(self->source);
+  d->text_path = g_strdup(self->calibration_text);
+  g_autofree char *base = g_path_get_basename(self->source);
+  if (g_str_has_suffix(base, ".gguf"))
+    base[strlen(base) - 5] = '\0';
+  g_autofree char *own = g_build_filename(g_get_user_data_dir(), "whittle", "quantized", NULL);
+  g_mkdir_with_parents(own, 0755);
+  g_autofree char *name = g_strdup_printf("%s.imatrix.gguf", base);
+  d->output = g_build_filename(own, name, NULL);
+  g_free(self->computed_imatrix);
+  self->computed_imatrix = g_strdup(d->output);
+  /* Translators: %s is a model file name */
+  g_autofree char *title = g_strdup_printf(_("Importance matrix of %s"), base);
+  adw_status_page_set_title(self->run_page, title);
+  gtk_progress_bar_set_fraction(self->run_progress, 0);
+  gtk_label_set_label(self->run_label, "");
+  self->job = wh_job_queue_submit(queue, WH_JOB_IMATRIX, title, imatrix_job_run, d,
+                                  imatrix_data_free, on_imatrix_notify, g_object_ref(self));
+  show_step(self, "run");
+  return TRUE;
+}
+
+static gboolean
+start_quantize_job(WhittleQuantizePage *self, wh_job_queue *queue, const char *imatrix)
+{
   const char *type_name = offered_types[self->selected].name;
   g_free(self->output);
   self->output = output_path_for(self, type_name);
@@ -657,7 +841,7 @@ whittle_quantize_page_start(WhittleQuantizePage *self)
   RunData *d = g_new0(RunData, 1);
   d->input = g_strdup(self->source);
   d->output = g_strdup(self->output);
-  d->imatrix = g_strdup(gtk_check_button_get_active(self->imatrix_file) ? self->imatrix : NULL);
+  d->imatrix = g_strdup(imatrix);
   d->params = wh_quantize_default_params();
   d->params.ftype = self->rows[self->selected].ftype;
   d->params.allow_requantize = self->requantize;
@@ -681,7 +865,7 @@ gboolean
 whittle_quantize_page_is_running(WhittleQuantizePage *self)
 {
   g_return_val_if_fail(WHITTLE_IS_QUANTIZE_PAGE(self), FALSE);
-  return self->job != NULL;
+  return self->job != NULL || self->quantize_pending;
 }
 
 void
@@ -740,7 +924,9 @@ on_file_chosen(GtkNativeDialog *dialog, int response, WhittleQuantizePage *self)
   if (response == GTK_RESPONSE_ACCEPT) {
     g_autoptr(GFile) file = gtk_file_chooser_get_file(GTK_FILE_CHOOSER(dialog));
     g_autofree char *path = file ? g_file_get_path(file) : NULL;
-    if (path && g_object_get_data(G_OBJECT(dialog), "imatrix"))
+    if (path && g_object_get_data(G_OBJECT(dialog), "text"))
+      whittle_quantize_page_set_calibration_text(self, path);
+    else if (path && g_object_get_data(G_OBJECT(dialog), "imatrix"))
       whittle_quantize_page_set_imatrix(self, path);
     else if (path)
       whittle_quantize_page_open_file(self, path, NULL);
@@ -781,6 +967,21 @@ action_choose_imatrix(GtkWidget *widget, const char *name, GVariant *param)
 {
   (void)name, (void)param;
   choose_file(WHITTLE_QUANTIZE_PAGE(widget), TRUE);
+}
+
+static void
+action_choose_text(GtkWidget *widget, const char *name, GVariant *param)
+{
+  (void)name, (void)param;
+  WhittleQuantizePage *self = WHITTLE_QUANTIZE_PAGE(widget);
+  GtkRoot *root = gtk_widget_get_root(widget);
+  GtkFileChooserNative *dialog =
+      gtk_file_chooser_native_new(_("Choose a Text"), GTK_IS_WINDOW(root) ? GTK_WINDOW(root) : NULL,
+                                  GTK_FILE_CHOOSER_ACTION_OPEN, _("_Open"), _("_Cancel"));
+  g_object_set_data(G_OBJECT(dialog), "text", GINT_TO_POINTER(1));
+  gtk_native_dialog_set_modal(GTK_NATIVE_DIALOG(dialog), TRUE);
+  g_signal_connect_object(dialog, "response", G_CALLBACK(on_file_chosen), self, 0);
+  gtk_native_dialog_show(GTK_NATIVE_DIALOG(dialog));
 }
 
 static void
@@ -870,6 +1071,8 @@ whittle_quantize_page_finalize(GObject *object)
   g_free(self->output);
   g_free(self->error);
   g_free(self->results_text);
+  g_free(self->calibration_text);
+  g_free(self->computed_imatrix);
   G_OBJECT_CLASS(whittle_quantize_page_parent_class)->finalize(object);
 }
 
@@ -890,6 +1093,8 @@ whittle_quantize_page_class_init(WhittleQuantizePageClass *klass)
   gtk_widget_class_bind_template_child(widget_class, WhittleQuantizePage, imatrix_none);
   gtk_widget_class_bind_template_child(widget_class, WhittleQuantizePage, imatrix_file);
   gtk_widget_class_bind_template_child(widget_class, WhittleQuantizePage, imatrix_label);
+  gtk_widget_class_bind_template_child(widget_class, WhittleQuantizePage, imatrix_compute);
+  gtk_widget_class_bind_template_child(widget_class, WhittleQuantizePage, text_label);
   gtk_widget_class_bind_template_child(widget_class, WhittleQuantizePage, run_page);
   gtk_widget_class_bind_template_child(widget_class, WhittleQuantizePage, run_progress);
   gtk_widget_class_bind_template_child(widget_class, WhittleQuantizePage, run_label);
@@ -900,6 +1105,7 @@ whittle_quantize_page_class_init(WhittleQuantizePageClass *klass)
                                   action_choose_source);
   gtk_widget_class_install_action(widget_class, "quantize.choose-imatrix", NULL,
                                   action_choose_imatrix);
+  gtk_widget_class_install_action(widget_class, "quantize.choose-text", NULL, action_choose_text);
   gtk_widget_class_install_action(widget_class, "quantize.back", NULL, action_back);
   gtk_widget_class_install_action(widget_class, "quantize.next", NULL, action_next);
   gtk_widget_class_install_action(widget_class, "quantize.cancel", NULL, action_cancel);

@@ -5,7 +5,8 @@
  * Steps (a GtkStack with Back / Next): source (a GGUF file; an already quantized one gets a
  * requantize warning and is converted through F32) → type (a table of types with the exact
  * output size from a wh_quantize dry run, the published quality figure of the type and
- * whether the weights fit this machine's RAM or GPU) → importance matrix (none or a file) →
+ * whether the weights fit this machine's RAM or GPU) → importance matrix (none, a file, or
+ * computed now from a text file) →
  * run (a WH_JOB_QUANTIZE job on the app's queue: tensor n of N, rate, ETA, Cancel) →
  * results (size before → after, time, then perplexity and KL divergence against the source
  * on a short text and generation speed, measured by a WH_JOB_EVALUATE job; Chat with It, Show
@@ -17,7 +18,7 @@
  * cannot be chosen without one.
  * Actions (group "quantize"): choose-source, choose-imatrix, back, next, cancel, chat,
  * show-library, restart.
- * Does not: compute importance matrices yet (the CLI does), or draw a size-vs-quality chart.
+ * Does not: draw a size-vs-quality chart yet.
  */
 #pragma once
 
@@ -40,6 +41,10 @@ guint64 whittle_quantize_page_get_planned_size(WhittleQuantizePage *self, const 
 gboolean whittle_quantize_page_select_type(WhittleQuantizePage *self, const char *ftype_name);
 /* The importance matrix file (NULL: none). */
 void whittle_quantize_page_set_imatrix(WhittleQuantizePage *self, const char *path);
+/* Chooses "compute one now" with the text file at @path: the run then first computes an
+ * importance matrix of the source on that text (a WH_JOB_IMATRIX job, saved as
+ * <source>.imatrix.gguf beside the output) and quantizes with it. */
+void whittle_quantize_page_set_calibration_text(WhittleQuantizePage *self, const char *path);
 /* Starts the run (as Next on the importance matrix step). */
 gboolean whittle_quantize_page_start(WhittleQuantizePage *self);
 gboolean whittle_quantize_page_is_running(WhittleQuantizePage *self);
