@@ -434,7 +434,13 @@ static void
 show_device_note(WhittleChatPage *self)
 {
   const char *note = self->session ? wh_session_get_device_note(self->session) : NULL;
-  gtk_label_set_label(self->device_label, note ? note : "");
+  g_autofree char *text = NULL;
+  if (note && wh_session_get_n_gpu_layers_requested(self->session) == 0)
+    /* Translators: after “Running on the CPU.” when no GPU layers were asked for */
+    text = g_strdup_printf(_("%s The Chat page does not offload layers to a graphics card yet; "
+                             "the Planner shows how many would fit."),
+                           note);
+  gtk_label_set_label(self->device_label, text ? text : note ? note : "");
   gtk_widget_set_visible(GTK_WIDGET(self->device_label), note && *note);
 }
 
