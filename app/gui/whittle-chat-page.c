@@ -39,6 +39,11 @@ struct _WhittleChatPage {
   GtkEntry *system_entry;
   GtkSpinButton *temperature_spin;
   GtkSpinButton *max_tokens_spin;
+  GtkSpinButton *top_k_spin;
+  GtkSpinButton *top_p_spin;
+  GtkSpinButton *min_p_spin;
+  GtkSpinButton *repeat_spin;
+  GtkSpinButton *seed_spin;
   GtkLabel *device_label;
   GtkStack *content_stack;
   GtkScrolledWindow *message_scroller;
@@ -124,8 +129,13 @@ sync_session(WhittleChatPage *self, GError **error)
   wh_session_get_sampler_params(self->session, &sp);
   wh_sampler_params def = wh_sampler_default_params();
   sp.temperature = self->temperature >= 0 ? (float)self->temperature : def.temperature;
-  if (c && c->seed >= 0)
-    sp.seed = (guint64)c->seed;
+  if (c) {
+    sp.top_k = c->top_k;
+    sp.top_p = (float)c->top_p;
+    sp.min_p = (float)c->min_p;
+    sp.repeat_penalty = (float)c->repeat_penalty;
+    sp.seed = c->seed >= 0 ? (guint64)c->seed : def.seed;
+  }
   if (!wh_session_set_sampler_params(self->session, &sp, error))
     return FALSE;
   return wh_session_set_messages(self->session, msgs, self->branch->len, error);
@@ -335,6 +345,26 @@ show_conversation_settings(WhittleChatPage *self)
                                                         ? self->temperature
                                                         : wh_sampler_default_params().temperature);
   gtk_spin_button_set_value(self->max_tokens_spin, self->max_tokens);
+  wh_sampler_params def = wh_sampler_default_params();
+  gtk_spin_button_set_value(self->top_k_spin, c ? c->top_k : def.top_k);
+  gtk_spin_button_set_value(self->top_p_spin, c ? c->top_p : def.top_p);
+  gtk_spin_button_set_value(self->min_p_spin, c ? c->min_p : def.min_p);
+  gtk_spin_button_set_value(self->repeat_spin, c ? c->repeat_penalty : def.repeat_penalty);
+  gtk_spin_button_set_value(self->seed_spin, c ? (double)c->seed : -1);
+}
+
+/* The settings popover's values (system prompt and sampling) into @c. */
+static void
+settings_from_ui(WhittleChatPage *self, WhittleConversation *c)
+{
+  const char *sys = gtk_editable_get_text(GTK_EDITABLE(self->system_entry));
+  g_free(c->system_prompt);
+  c->system_prompt = *sys ? g_strdup(sys) : NULL;
+  c->top_k = gtk_spin_button_get_value_as_int(self->top_k_spin);
+  c->top_p = gtk_spin_button_get_value(self->top_p_spin);
+  c->min_p = gtk_spin_button_get_value(self->min_p_spin);
+  c->repeat_penalty = gtk_spin_button_get_value(self->repeat_spin);
+  c->seed = (gint64)gtk_spin_button_get_value(self->seed_spin);
 }
 
 void
@@ -628,9 +658,7 @@ send_under(WhittleChatPage *self, gint64 parent, const char *text)
     g_autoptr(WhittleConversation) c =
         whittle_conversation_store_get(self->store, self->conversation, NULL);
     if (c) {
-      g_free(c->system_prompt);
-      const char *sys = gtk_editable_get_text(GTK_EDITABLE(self->system_entry));
-      c->system_prompt = *sys ? g_strdup(sys) : NULL;
+      settings_from_ui(self, c);
       c->temperature = self->temperature;
       c->max_tokens = self->max_tokens;
       whittle_conversation_store_update(self->store, c, NULL);
@@ -827,15 +855,28 @@ action_apply_settings(GtkWidget *widget, const char *name, GVariant *param)
     g_autoptr(WhittleConversation) c =
         whittle_conversation_store_get(self->store, self->conversation, NULL);
     if (c) {
-      const char *sys = gtk_editable_get_text(GTK_EDITABLE(self->system_entry));
-      g_free(c->system_prompt);
-      c->system_prompt = *sys ? g_strdup(sys) : NULL;
+      settings_from_ui(self, c);
       whittle_conversation_store_update(self->store, c, NULL);
     }
   }
   whittle_chat_page_set_sampling(self, gtk_spin_button_get_value(self->temperature_spin),
                                  gtk_spin_button_get_value_as_int(self->max_tokens_spin));
   gtk_menu_button_popdown(self->settings_button);
+}
+
+void
+whittle_chat_page_set_sampler(WhittleChatPage *self, const wh_sampler_params *p, int max_tokens)
+{
+  g_return_if_fail(WHITTLE_IS_CHAT_PAGE(self) && p);
+  gtk_spin_button_set_value(self->temperature_spin, p->temperature);
+  gtk_spin_button_set_value(self->max_tokens_spin, max_tokens);
+  gtk_spin_button_set_value(self->top_k_spin, p->top_k);
+  gtk_spin_button_set_value(self->top_p_spin, p->top_p);
+  gtk_spin_button_set_value(self->min_p_spin, p->min_p);
+  gtk_spin_button_set_value(self->repeat_spin, p->repeat_penalty);
+  gtk_spin_button_set_value(self->seed_spin,
+                            p->seed == WH_SAMPLER_SEED_RANDOM ? -1 : (double)p->seed);
+  gtk_widget_activate_action(GTK_WIDGET(self), "chat.apply-settings", NULL);
 }
 
 gboolean
@@ -1071,6 +1112,11 @@ whittle_chat_page_class_init(WhittleChatPageClass *klass)
   gtk_widget_class_bind_template_child(widget_class, WhittleChatPage, system_entry);
   gtk_widget_class_bind_template_child(widget_class, WhittleChatPage, temperature_spin);
   gtk_widget_class_bind_template_child(widget_class, WhittleChatPage, max_tokens_spin);
+  gtk_widget_class_bind_template_child(widget_class, WhittleChatPage, top_k_spin);
+  gtk_widget_class_bind_template_child(widget_class, WhittleChatPage, top_p_spin);
+  gtk_widget_class_bind_template_child(widget_class, WhittleChatPage, min_p_spin);
+  gtk_widget_class_bind_template_child(widget_class, WhittleChatPage, repeat_spin);
+  gtk_widget_class_bind_template_child(widget_class, WhittleChatPage, seed_spin);
   gtk_widget_class_bind_template_child(widget_class, WhittleChatPage, device_label);
   gtk_widget_class_bind_template_child(widget_class, WhittleChatPage, content_stack);
   gtk_widget_class_bind_template_child(widget_class, WhittleChatPage, message_scroller);

@@ -16,7 +16,8 @@
  * history always equals the active branch of the shown conversation. Regenerating or editing a user
  * message adds a sibling in the store (a branch): both are kept and arrows switch between
  * them. Generation is a WH_JOB_GENERATE job; Stop cancels it and keeps the partial reply.
- * Per-conversation settings (system prompt, temperature, max tokens) are saved with it.
+ * Per-conversation settings (system prompt, temperature, top-k, top-p, min-p, repeat penalty,
+ * seed, max tokens) are saved with it.
  * Actions (group "chat"): new, send, stop, open-model, apply-settings, export(s)
  * ("markdown" / "json"), delete.
  * Does not: choose GPU layers (the session runs on the CPU unless the planner says otherwise:
@@ -71,6 +72,10 @@ WhittleConversationStore *whittle_chat_page_get_store(WhittleChatPage *self);
 
 /* Sets the shown conversation's temperature (< 0: default) and max reply tokens, saved. */
 void whittle_chat_page_set_sampling(WhittleChatPage *self, double temperature, int max_tokens);
+/* Puts @p (temperature, top-k, top-p, min-p, repeat penalty, seed) and @max_tokens into the
+ * settings popover and applies them, as the user would; saved with the shown conversation. */
+void whittle_chat_page_set_sampler(WhittleChatPage *self, const wh_sampler_params *p,
+                                   int max_tokens);
 /* Writes the shown conversation to @path ("markdown" or "json"), via a temporary file. */
 gboolean whittle_chat_page_export(WhittleChatPage *self, const char *format, const char *path,
                                   GError **error);

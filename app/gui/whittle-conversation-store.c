@@ -32,6 +32,10 @@ static const char schema_sql[] =
     "  temperature REAL NOT NULL DEFAULT -1,"
     "  seed INTEGER NOT NULL DEFAULT -1,"
     "  max_tokens INTEGER NOT NULL DEFAULT 512,"
+    "  top_k INTEGER NOT NULL DEFAULT 40,"
+    "  top_p REAL NOT NULL DEFAULT 0.95,"
+    "  min_p REAL NOT NULL DEFAULT 0.05,"
+    "  repeat_penalty REAL NOT NULL DEFAULT 1,"
     "  active_leaf INTEGER NOT NULL DEFAULT 0,"
     "  created INTEGER NOT NULL,"
     "  updated INTEGER NOT NULL);"
@@ -200,7 +204,7 @@ whittle_conversation_store_create(WhittleConversationStore *self, const char *ti
 
 #define CONVERSATION_COLUMNS                                                                       \
   "c.id, c.title, c.model_path, c.system_prompt, c.temperature, c.seed, c.max_tokens, "            \
-  "c.active_leaf, c.created, c.updated"
+  "c.active_leaf, c.created, c.updated, c.top_k, c.top_p, c.min_p, c.repeat_penalty"
 
 static WhittleConversation *
 conversation_from_row(sqlite3_stmt *stmt)
@@ -216,6 +220,10 @@ conversation_from_row(sqlite3_stmt *stmt)
   c->active_leaf = sqlite3_column_int64(stmt, 7);
   c->created = sqlite3_column_int64(stmt, 8);
   c->updated = sqlite3_column_int64(stmt, 9);
+  c->top_k = sqlite3_column_int(stmt, 10);
+  c->top_p = sqlite3_column_double(stmt, 11);
+  c->min_p = sqlite3_column_double(stmt, 12);
+  c->repeat_penalty = sqlite3_column_double(stmt, 13);
   return c;
 }
 
@@ -276,7 +284,8 @@ whittle_conversation_store_update(WhittleConversationStore *self, const WhittleC
   sqlite3_stmt *stmt = prepare(self,
                                "UPDATE conversations SET title = ?2, model_path = ?3, "
                                "system_prompt = ?4, temperature = ?5, seed = ?6, max_tokens = ?7, "
-                               "updated = ?8 WHERE id = ?1",
+                               "updated = ?8, top_k = ?9, top_p = ?10, min_p = ?11, "
+                               "repeat_penalty = ?12 WHERE id = ?1",
                                error);
   if (!stmt)
     return FALSE;
@@ -288,6 +297,10 @@ whittle_conversation_store_update(WhittleConversationStore *self, const WhittleC
   sqlite3_bind_int64(stmt, 6, c->seed);
   sqlite3_bind_int(stmt, 7, c->max_tokens);
   sqlite3_bind_int64(stmt, 8, g_get_real_time() / G_USEC_PER_SEC);
+  sqlite3_bind_int(stmt, 9, c->top_k);
+  sqlite3_bind_double(stmt, 10, c->top_p);
+  sqlite3_bind_double(stmt, 11, c->min_p);
+  sqlite3_bind_double(stmt, 12, c->repeat_penalty);
   return step_done(self, stmt, error);
 }
 

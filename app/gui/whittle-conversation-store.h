@@ -4,7 +4,7 @@
  * -----------
  * Owns: one SQLite connection (WAL journal, foreign keys on) to a database file, normally
  * $XDG_DATA_HOME/whittle/chats.db. Two tables: `conversations` (title, model path, system
- * prompt, temperature, seed, max tokens, the active leaf message, creation and update times)
+ * prompt, sampling settings, the active leaf message, creation and update times)
  * and `messages` (conversation, parent message, role "user"/"assistant", text, time). The
  * messages of a conversation form a tree: editing a user message adds a sibling with the
  * same parent (a branch), and both are kept. The branch shown is the path from the root to
@@ -42,6 +42,8 @@ typedef struct {
   double temperature;  /* < 0: the session's default */
   gint64 seed;         /* < 0: random */
   int max_tokens;
+  int top_k; /* sampling, as wh_sampler_params */
+  double top_p, min_p, repeat_penalty;
   gint64 active_leaf; /* 0 when empty */
   gint64 created;     /* unix seconds */
   gint64 updated;
@@ -78,7 +80,7 @@ GPtrArray *whittle_conversation_store_list(WhittleConversationStore *self, const
                                            GError **error);
 WhittleConversation *whittle_conversation_store_get(WhittleConversationStore *self, gint64 id,
                                                     GError **error);
-/* Saves title, model path, system prompt, temperature, seed and max tokens of @c. */
+/* Saves title, model path, system prompt and the sampling settings of @c. */
 gboolean whittle_conversation_store_update(WhittleConversationStore *self,
                                            const WhittleConversation *c, GError **error);
 gboolean whittle_conversation_store_delete(WhittleConversationStore *self, gint64 id,

@@ -207,8 +207,8 @@ wh_app_test_check_accessible_names(GtkWidget *root)
 }
 
 char *
-wh_app_test_cli_greedy_reply(const char *cli, const char *model, const wh_chat_message *msgs,
-                             gsize n, int n_predict)
+wh_app_test_cli_reply(const char *cli, const char *model, const wh_chat_message *msgs, gsize n,
+                      int n_predict, const char *const *args)
 {
   g_autoptr(GError) error = NULL;
   wh_session_params sp = wh_session_default_params();
@@ -218,14 +218,28 @@ wh_app_test_cli_greedy_reply(const char *cli, const char *model, const wh_chat_m
   g_autofree char *prompt = wh_session_render_prompt(s, &error);
   g_assert_no_error(error);
   g_autofree char *n_text = g_strdup_printf("%d", n_predict);
-  const char *argv[] = {cli, "run", "-m", model, "--temp", "0", "-n", n_text, "-p", prompt, NULL};
+  g_autoptr(GPtrArray) argv = g_ptr_array_new();
+  const char *fixed[] = {cli, "run", "-m", model, "-n", n_text, "-p", prompt};
+  for (guint i = 0; i < G_N_ELEMENTS(fixed); i++)
+    g_ptr_array_add(argv, (gpointer)fixed[i]);
+  for (guint i = 0; args && args[i]; i++)
+    g_ptr_array_add(argv, (gpointer)args[i]);
+  g_ptr_array_add(argv, NULL);
   g_autofree char *out = NULL;
   int status = 0;
-  g_assert_true(g_spawn_sync(NULL, (char **)argv, NULL, G_SPAWN_STDERR_TO_DEV_NULL, NULL, NULL,
-                             &out, NULL, &status, &error));
+  g_assert_true(g_spawn_sync(NULL, (char **)argv->pdata, NULL, G_SPAWN_STDERR_TO_DEV_NULL, NULL,
+                             NULL, &out, NULL, &status, &error));
   g_assert_no_error(error);
   g_assert_true(g_spawn_check_wait_status(status, NULL));
   g_assert_true(g_str_has_suffix(out, "\n")); /* run's own final newline */
   out[strlen(out) - 1] = '\0';
   return g_steal_pointer(&out);
+}
+
+char *
+wh_app_test_cli_greedy_reply(const char *cli, const char *model, const wh_chat_message *msgs,
+                             gsize n, int n_predict)
+{
+  const char *greedy[] = {"--temp", "0", NULL};
+  return wh_app_test_cli_reply(cli, model, msgs, n, n_predict, greedy);
 }

@@ -57,5 +57,9 @@ guint wh_app_test_check_accessible_names(GtkWidget *root);
  * greedy replies with the command line. */
 char *wh_app_test_cli_greedy_reply(const char *cli, const char *model, const wh_chat_message *msgs,
                                    gsize n, int n_predict);
+/* The same with run's sampling options @args (NULL-terminated, e.g. "--temp", "0.9", ...)
+ * instead of --temp 0. */
+char *wh_app_test_cli_reply(const char *cli, const char *model, const wh_chat_message *msgs,
+                            gsize n, int n_predict, const char *const *args);
 
 G_END_DECLS

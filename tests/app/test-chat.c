@@ -192,6 +192,50 @@ test_stop(void)
   whittle_chat_page_set_sampling(page, 0, 24);
 }
 
+/* The settings popover: every sampling setting reaches the session and the store, and a
+ * seeded reply equals `whittle-cli run` with the same options on the same prompt. */
+static void
+test_sampling_settings(void)
+{
+  wh_sampler_params p = wh_sampler_default_params();
+  p.temperature = 0.9f;
+  p.top_k = 5;
+  p.top_p = 0.9f;
+  p.min_p = 0.1f;
+  p.repeat_penalty = 1.1f;
+  p.seed = 7;
+  whittle_chat_page_set_sampler(page, &p, 24);
+  wh_sampler_params got;
+  wh_session_get_sampler_params(whittle_chat_page_get_session(page), &got);
+  g_assert_cmpfloat_with_epsilon(got.temperature, 0.9, 1e-6);
+  g_assert_cmpint(got.top_k, ==, 5);
+  g_assert_cmpfloat_with_epsilon(got.top_p, 0.9, 1e-6);
+  g_assert_cmpfloat_with_epsilon(got.min_p, 0.1, 1e-6);
+  g_assert_cmpfloat_with_epsilon(got.repeat_penalty, 1.1, 1e-6);
+  g_assert_cmpuint(got.seed, ==, 7);
+  g_autoptr(WhittleConversation) c = whittle_conversation_store_get(
+      whittle_chat_page_get_store(page), whittle_chat_page_get_conversation(page), NULL);
+  g_assert_cmpint(c->top_k, ==, 5);
+  g_assert_cmpint(c->seed, ==, 7);
+  g_assert_cmpfloat_with_epsilon(c->repeat_penalty, 1.1, 1e-6);
+
+  g_assert_true(whittle_chat_page_send(page, "The cat sat on the mat."));
+  g_assert_true(wh_app_test_wait(reply_done, page, 60));
+  GPtrArray *branch = whittle_chat_page_get_branch(page);
+  g_autofree wh_chat_message *msgs = g_new0(wh_chat_message, branch->len);
+  for (guint i = 0; i + 1 < branch->len; i++) {
+    msgs[i].role = message(i)->role;
+    msgs[i].content = message(i)->content;
+  }
+  const char *args[] = {"--temp",  "0.9", "--top-k",          "5",   "--top-p", "0.9",
+                        "--min-p", "0.1", "--repeat-penalty", "1.1", "--seed",  "7",
+                        NULL};
+  g_autofree char *want =
+      wh_app_test_cli_reply(cli_path, model_path, msgs, branch->len - 1, 24, args);
+  g_assert_cmpstr(message(branch->len - 1)->content, ==, want);
+  whittle_chat_page_set_sampling(page, 0, 24);
+}
+
 static void
 test_search_and_export(void)
 {
@@ -290,6 +334,7 @@ main(int argc, char **argv)
   g_test_add_func("/chat/second-turn", test_second_turn);
   g_test_add_func("/chat/regenerate-and-edit", test_regenerate_and_edit);
   g_test_add_func("/chat/stop", test_stop);
+  g_test_add_func("/chat/sampling-settings", test_sampling_settings);
   g_test_add_func("/chat/search-and-export", test_search_and_export);
   g_test_add_func("/chat/restart", test_restart);
   int status = g_test_run();
