@@ -13,6 +13,7 @@
 #include "session/session.h"
 #include "tokenizer/tokenizer.h"
 #include "whittle-application.h"
+#include "whittle-quality-chart.h"
 #include "whittle-quantize-page.h"
 
 /* The types offered, best quality first, with their published quality figure: the perplexity
@@ -72,6 +73,7 @@ struct _WhittleQuantizePage {
   GtkProgressBar *run_progress;
   GtkLabel *run_label;
   AdwStatusPage *results_page;
+  WhittleQualityChart *quality_chart;
   GtkActionBar *nav_bar;
   GtkButton *next_button;
 };
@@ -436,6 +438,27 @@ add_output_folder_to_library(WhittleQuantizePage *self)
   g_settings_set_strv(settings, "library-folders", (const char *const *)updated);
 }
 
+/* The types with a published figure and a planned size, this run's type highlighted. */
+static void
+fill_chart(WhittleQuantizePage *self)
+{
+  const char *names[G_N_ELEMENTS(offered_types)];
+  double sizes[G_N_ELEMENTS(offered_types)], losses[G_N_ELEMENTS(offered_types)];
+  guint n = 0;
+  int highlight = -1;
+  for (guint i = 0; i < G_N_ELEMENTS(offered_types); i++) {
+    if (offered_types[i].ppl_increase < 0 || self->rows[i].size == 0 || !self->source_size)
+      continue;
+    if ((int)i == self->selected)
+      highlight = (int)n;
+    names[n] = offered_types[i].name;
+    sizes[n] = (double)self->rows[i].size / (double)self->source_size;
+    losses[n] = offered_types[i].ppl_increase;
+    n++;
+  }
+  whittle_quality_chart_set_points(self->quality_chart, names, sizes, losses, n, highlight);
+}
+
 static void
 on_run_notify(wh_job *job, gpointer user_data)
 {
@@ -468,6 +491,7 @@ on_run_notify(wh_job *job, gpointer user_data)
         self->source_size ? 100.0 * self->output_size / self->source_size : 0.0, p.elapsed_seconds);
     g_free(self->results_text);
     self->results_text = g_steal_pointer(&text);
+    fill_chart(self);
     add_output_folder_to_library(self);
     show_step(self, "results");
     WhittleApplication *app = app_of(self);
@@ -1083,6 +1107,7 @@ whittle_quantize_page_class_init(WhittleQuantizePageClass *klass)
   GtkWidgetClass *widget_class = GTK_WIDGET_CLASS(klass);
   object_class->dispose = whittle_quantize_page_dispose;
   object_class->finalize = whittle_quantize_page_finalize;
+  g_type_ensure(WHITTLE_TYPE_QUALITY_CHART);
   gtk_widget_class_set_template_from_resource(
       widget_class, "/io/github/whittle/Whittle/whittle-quantize-page.ui");
   gtk_widget_class_bind_template_child(widget_class, WhittleQuantizePage, steps);
@@ -1099,6 +1124,7 @@ whittle_quantize_page_class_init(WhittleQuantizePageClass *klass)
   gtk_widget_class_bind_template_child(widget_class, WhittleQuantizePage, run_progress);
   gtk_widget_class_bind_template_child(widget_class, WhittleQuantizePage, run_label);
   gtk_widget_class_bind_template_child(widget_class, WhittleQuantizePage, results_page);
+  gtk_widget_class_bind_template_child(widget_class, WhittleQuantizePage, quality_chart);
   gtk_widget_class_bind_template_child(widget_class, WhittleQuantizePage, nav_bar);
   gtk_widget_class_bind_template_child(widget_class, WhittleQuantizePage, next_button);
   gtk_widget_class_install_action(widget_class, "quantize.choose-source", NULL,

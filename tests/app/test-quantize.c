@@ -17,6 +17,7 @@
 #include "model/model.h"
 #include "quantize/quantize.h"
 #include "wh-test-util.h"
+#include "whittle-quality-chart.h"
 #include "whittle-quantize-page.h"
 
 static WhittleApplication *app;
@@ -120,6 +121,13 @@ test_quantize_q4_0(void)
   g_assert_no_error(error);
   g_assert_nonnull(m);
   wh_model_free(m);
+
+  /* The size-vs-quality chart shows the types with a published figure. */
+  WhittleQualityChart *chart = WHITTLE_QUALITY_CHART(wh_app_test_find(
+      GTK_WIDGET(page), wh_app_test_is_type, GSIZE_TO_POINTER(WHITTLE_TYPE_QUALITY_CHART)));
+  g_assert_nonnull(chart);
+  g_assert_cmpuint(whittle_quality_chart_get_n_points(chart), >=, 10);
+  gtk_test_accessible_assert_role(GTK_ACCESSIBLE(chart), GTK_ACCESSIBLE_ROLE_IMG);
 
   /* Then the result is measured against its source on a short text. */
   g_assert_true(whittle_quantize_page_is_measuring(page));
