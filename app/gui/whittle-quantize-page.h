@@ -18,7 +18,8 @@
  * cannot be chosen without one.
  * Actions (group "quantize"): choose-source, choose-imatrix, back, next, cancel, chat,
  * show-library, restart.
- * Does not: draw a size-vs-quality chart yet.
+ * The results also show a size-versus-quality chart of the types (WhittleQualityChart).
+ * Does not: write next to the source, or offload the measurement to a GPU.
  */
 #pragma once
 
