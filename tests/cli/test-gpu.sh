@@ -40,6 +40,17 @@ if run --ngl auto >"$tmp/auto.out" 2>"$tmp/auto.err" && cmp -s "$tmp/cpu.out" "$
   echo "ok: --ngl auto"
 else echo "FAIL: --ngl auto"; cat "$tmp/auto.err"; fail=1; fi
 
+# The planner's device names work for the backend too: "vulkan" (the best Vulkan device),
+# "vulkan:0"; "vulkan:99" does not exist.
+for d in vulkan vulkan:0; do
+  if run --ngl 6 --device "$d" >"$tmp/dev.out" 2>"$tmp/dev.err" && cmp -s "$tmp/cpu.out" "$tmp/dev.out"; then
+    echo "ok: --device $d"
+  else echo "FAIL: --device $d"; cat "$tmp/dev.err"; fail=1; fi
+done
+run --ngl 6 --device vulkan:99 >/dev/null 2>"$tmp/err"
+if [ $? -eq 1 ] && grep -q "vulkan:99" "$tmp/err"; then echo "ok: --device vulkan:99 exits 1"
+else echo "FAIL: --device vulkan:99"; cat "$tmp/err"; fail=1; fi
+
 run --ngl lots >/dev/null 2>"$tmp/err"
 if [ $? -eq 2 ] && grep -q "ngl" "$tmp/err"; then echo "ok: bad --ngl exits 2"
 else echo "FAIL: bad --ngl"; fail=1; fi

@@ -136,14 +136,35 @@ pick_physical(wh_vk_device *dev, const char *name, GError **error)
   vkEnumeratePhysicalDevices(dev->instance, &n, all);
   g_autoptr(GString) names = g_string_new(NULL);
   g_autofree char *want = name && *name ? g_utf8_casefold(name, -1) : NULL;
+  /* The same names as the device list of the planner (backend/devices.h): none or "vulkan"
+   * = the best device (discrete, then integrated, virtual, CPU-based, other; the first of
+   * equals), "vulkan:N" = the N-th, anything else = the first whose name contains it. */
+  gboolean best = !want || strcmp(want, "vulkan") == 0;
+  gint64 index = -1;
+  if (want && g_str_has_prefix(want, "vulkan:")) {
+    char *end = NULL;
+    index = g_ascii_strtoll(want + 7, &end, 10);
+    if (end == want + 7 || *end != '\0' || index < 0)
+      index = -1;
+  }
+  int best_rank = G_MAXINT;
   for (guint32 i = 0; i < n; i++) {
     VkPhysicalDeviceProperties p;
     vkGetPhysicalDeviceProperties(all[i], &p);
     g_string_append_printf(names, "%s\"%s\"", i ? ", " : "", p.deviceName);
     g_autofree char *have = g_utf8_casefold(p.deviceName, -1);
-    if (!dev->phys && (!want || strstr(have, want))) {
+    int rank = p.deviceType == VK_PHYSICAL_DEVICE_TYPE_DISCRETE_GPU     ? 0
+               : p.deviceType == VK_PHYSICAL_DEVICE_TYPE_INTEGRATED_GPU ? 1
+               : p.deviceType == VK_PHYSICAL_DEVICE_TYPE_VIRTUAL_GPU    ? 2
+               : p.deviceType == VK_PHYSICAL_DEVICE_TYPE_CPU            ? 3
+                                                                        : 4;
+    gboolean take = index >= 0 ? (gint64)i == index
+                    : best     ? rank < best_rank
+                               : !dev->phys && strstr(have, want) != NULL;
+    if (take) {
       dev->phys = all[i];
       g_strlcpy(dev->name, p.deviceName, sizeof(dev->name));
+      best_rank = rank;
     }
   }
   if (!dev->phys) {
