@@ -15,11 +15,16 @@ build=${1:-"$src/_build"}
 shots="$build/tests/app/screenshots"
 
 rm -rf "$shots"
-meson compile -C "$build" test-window test-browse whittle
-xvfb-run -a -s "-screen 0 1280x1024x24" meson test -C "$build" --print-errorlogs app-window app-browse
+meson compile -C "$build" test-window test-browse test-chat test-quantize whittle whittle-cli
+xvfb-run -a -s "-screen 0 1280x1024x24" meson test -C "$build" --print-errorlogs app-window app-browse \
+  app-chat app-quantize
 
 for name in browse library quantize chat planner jobs preferences \
     browse-results model-details library-models downloads; do
   cp "$shots/$name.png" "$src/data/screenshots/$name.png"
   echo "data/screenshots/$name.png"
 done
+# The Chat page with a conversation (test-chat.c) and the Quantize wizard (test-quantize.c).
+cp "$shots/chat-branches.png" "$src/data/screenshots/chat-conversation.png"
+cp "$shots/quantize-types.png" "$shots/quantize-results.png" "$src/data/screenshots/"
+echo "data/screenshots/chat-conversation.png quantize-types.png quantize-results.png"
