@@ -24,6 +24,8 @@ struct _WhittleChatPage {
   char *model_path; /* the model new conversations get: the loaded or loading one */
 
   wh_job *gen_job;
+  wh_job *scan_job; /* listing the Library's models for the model menu */
+  guint n_library_models;
   GString *reply;                  /* the reply streaming in */
   WhittleMarkdownView *reply_view; /* its widget */
   gint64 reply_parent;             /* the user message it answers */
@@ -34,6 +36,8 @@ struct _WhittleChatPage {
   GtkListBox *conversation_list;
   AdwButtonContent *model_button_content;
   GtkProgressBar *load_progress;
+  GtkPopover *models_popover;
+  GtkListBox *models_list;
   GtkLabel *context_label;
   GtkMenuButton *settings_button;
   GtkEntry *system_entry;
@@ -562,6 +566,110 @@ whittle_chat_page_open_model(WhittleChatPage *self, const char *path_in)
   self->load_job = wh_session_load_async(path, &params, queue, on_load_notify, g_object_ref(self));
 }
 
+/* --- the Library's models ------------------------------------------------------------------- */
+
+static void
+on_model_row_activated(GtkListBox *list, GtkListBoxRow *row, WhittleChatPage *self)
+{
+  (void)list;
+  const char *path = g_object_get_data(G_OBJECT(row), "path");
+  gtk_popover_popdown(self->models_popover);
+  if (path && !self->gen_job)
+    whittle_chat_page_open_model(self, path);
+}
+
+static void
+on_scan_notify(wh_job *job, gpointer user_data)
+{
+  WhittleChatPage *self = user_data;
+  if (job != self->scan_job || !wh_job_is_finished(job))
+    return;
+  GtkWidget *child;
+  while ((child = gtk_widget_get_first_child(GTK_WIDGET(self->models_list))))
+    gtk_list_box_remove(self->models_list, child);
+  self->n_library_models = 0;
+  GPtrArray *entries = wh_job_get_state(job) == WH_JOB_SUCCEEDED ? wh_job_get_result(job) : NULL;
+  for (guint i = 0; entries && i < entries->len; i++) {
+    const wh_library_entry *e = entries->pdata[i];
+    if (e->is_projector || !e->complete || e->error)
+      continue;
+    g_autofree char *size = g_format_size(e->size);
+    /* Translators: a Library model in the Chat page's model menu: quant type · size */
+    g_autofree char *sub = g_strdup_printf(_("%s · %s"), e->quant ? e->quant : "?", size);
+    GtkWidget *box = gtk_box_new(GTK_ORIENTATION_VERTICAL, 2);
+    GtkWidget *title = gtk_label_new(e->name);
+    GtkWidget *subtitle = gtk_label_new(sub);
+    gtk_label_set_xalign(GTK_LABEL(title), 0);
+    gtk_label_set_ellipsize(GTK_LABEL(title), PANGO_ELLIPSIZE_MIDDLE);
+    gtk_label_set_xalign(GTK_LABEL(subtitle), 0);
+    gtk_widget_add_css_class(subtitle, "dim-label");
+    gtk_widget_add_css_class(subtitle, "caption");
+    gtk_box_append(GTK_BOX(box), title);
+    gtk_box_append(GTK_BOX(box), subtitle);
+    GtkWidget *row = gtk_list_box_row_new();
+    gtk_list_box_row_set_child(GTK_LIST_BOX_ROW(row), box);
+    g_object_set_data_full(G_OBJECT(row), "path", g_strdup(e->paths[0]), g_free);
+    gtk_list_box_append(self->models_list, row);
+    self->n_library_models++;
+  }
+  if (self->n_library_models == 0) {
+    GtkWidget *empty = gtk_label_new(_("No models in the Library yet. Download one in Browse, "
+                                       "or add a folder in the Preferences."));
+    gtk_label_set_wrap(GTK_LABEL(empty), TRUE);
+    gtk_label_set_max_width_chars(GTK_LABEL(empty), 30);
+    gtk_widget_set_margin_top(empty, 12);
+    gtk_widget_set_margin_bottom(empty, 12);
+    gtk_list_box_append(self->models_list, empty);
+  }
+  g_clear_pointer(&self->scan_job, wh_job_unref);
+  g_object_unref(self);
+}
+
+void
+whittle_chat_page_refresh_models(WhittleChatPage *self)
+{
+  g_return_if_fail(WHITTLE_IS_CHAT_PAGE(self));
+  GtkRoot *root = gtk_widget_get_root(GTK_WIDGET(self));
+  GtkApplication *app = GTK_IS_WINDOW(root) ? gtk_window_get_application(GTK_WINDOW(root)) : NULL;
+  wh_library *lib = WHITTLE_IS_APPLICATION(app)
+                        ? whittle_application_get_library(WHITTLE_APPLICATION(app))
+                        : NULL;
+  wh_job_queue *queue = job_queue(self);
+  if (!lib || !queue || self->scan_job)
+    return;
+  self->scan_job = wh_library_scan_async(lib, queue, on_scan_notify, g_object_ref(self));
+}
+
+gboolean
+whittle_chat_page_is_listing_models(WhittleChatPage *self)
+{
+  g_return_val_if_fail(WHITTLE_IS_CHAT_PAGE(self), FALSE);
+  return self->scan_job != NULL;
+}
+
+guint
+whittle_chat_page_get_n_library_models(WhittleChatPage *self)
+{
+  g_return_val_if_fail(WHITTLE_IS_CHAT_PAGE(self), 0);
+  return self->n_library_models;
+}
+
+void
+whittle_chat_page_choose_library_model(WhittleChatPage *self, guint index)
+{
+  g_return_if_fail(WHITTLE_IS_CHAT_PAGE(self));
+  GtkListBoxRow *row = gtk_list_box_get_row_at_index(self->models_list, (int)index);
+  if (row && index < self->n_library_models)
+    g_signal_emit_by_name(self->models_list, "row-activated", row);
+}
+
+static void
+on_models_popover_show(GtkPopover *popover, WhittleChatPage *self)
+{
+  (void)popover;
+  whittle_chat_page_refresh_models(self);
+}
+
 /* --- generation ----------------------------------------------------------------------------- */
 
 static void
@@ -1073,6 +1181,9 @@ whittle_chat_page_dispose(GObject *object)
   if (self->load_job)
     wh_job_cancel(self->load_job);
   g_clear_pointer(&self->load_job, wh_job_unref);
+  if (self->scan_job)
+    wh_job_cancel(self->scan_job);
+  g_clear_pointer(&self->scan_job, wh_job_unref);
   g_clear_pointer(&self->session, wh_session_unref);
   g_clear_object(&self->store);
   gtk_widget_dispose_template(GTK_WIDGET(object), WHITTLE_TYPE_CHAT_PAGE);
@@ -1107,6 +1218,8 @@ whittle_chat_page_class_init(WhittleChatPageClass *klass)
   gtk_widget_class_bind_template_child(widget_class, WhittleChatPage, conversation_list);
   gtk_widget_class_bind_template_child(widget_class, WhittleChatPage, model_button_content);
   gtk_widget_class_bind_template_child(widget_class, WhittleChatPage, load_progress);
+  gtk_widget_class_bind_template_child(widget_class, WhittleChatPage, models_popover);
+  gtk_widget_class_bind_template_child(widget_class, WhittleChatPage, models_list);
   gtk_widget_class_bind_template_child(widget_class, WhittleChatPage, context_label);
   gtk_widget_class_bind_template_child(widget_class, WhittleChatPage, settings_button);
   gtk_widget_class_bind_template_child(widget_class, WhittleChatPage, system_entry);
@@ -1150,6 +1263,10 @@ whittle_chat_page_init(WhittleChatPage *self)
   gtk_widget_add_controller(GTK_WIDGET(self->composer), keys);
   g_signal_connect_object(self->search_entry, "search-changed", G_CALLBACK(on_search_changed), self,
                           0);
+  g_signal_connect_object(self->models_popover, "show", G_CALLBACK(on_models_popover_show), self,
+                          0);
+  g_signal_connect_object(self->models_list, "row-activated", G_CALLBACK(on_model_row_activated),
+                          self, 0);
   g_signal_connect_object(self->conversation_list, "row-selected",
                           G_CALLBACK(on_conversation_selected), self, 0);
 

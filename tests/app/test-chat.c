@@ -13,10 +13,12 @@
 
 #include <json-glib/json-glib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "app-test-util.h"
 #include "wh-test-util.h"
 #include "whittle-chat-page.h"
+#include "whittle-preferences-window.h"
 
 static WhittleApplication *app;
 static WhittleWindow *window;
@@ -274,6 +276,31 @@ test_search_and_export(void)
   }
 }
 
+/* The model menu lists the Library's models (a user folder here) and loads the one chosen. */
+static gboolean
+models_listed(gpointer data)
+{
+  return !whittle_chat_page_is_listing_models(data);
+}
+
+static void
+test_model_menu(void)
+{
+  g_autofree char *folder = g_build_filename(tmp_dir, "my-models", NULL);
+  g_assert_cmpint(g_mkdir_with_parents(folder, 0755), ==, 0);
+  g_autofree char *link = g_build_filename(folder, "tiny.gguf", NULL);
+  g_assert_cmpint(symlink(model_path, link), ==, 0);
+  whittle_preferences_add_library_folder(whittle_application_get_settings(app), folder);
+  whittle_chat_page_refresh_models(page);
+  g_assert_true(wh_app_test_wait(models_listed, page, 30));
+  g_assert_cmpuint(whittle_chat_page_get_n_library_models(page), ==, 1);
+  whittle_chat_page_choose_library_model(page, 0);
+  g_assert_true(whittle_chat_page_is_loading(page));
+  g_assert_true(wh_app_test_wait(model_loaded, page, 60));
+  g_assert_true(g_str_has_suffix(wh_session_get_model_path(whittle_chat_page_get_session(page)),
+                                 "tiny.gguf"));
+}
+
 /* A new application object over the same data folder shows the same conversation, and it
  * goes on: the model loads again when a message is sent. */
 static void
@@ -336,6 +363,7 @@ main(int argc, char **argv)
   g_test_add_func("/chat/stop", test_stop);
   g_test_add_func("/chat/sampling-settings", test_sampling_settings);
   g_test_add_func("/chat/search-and-export", test_search_and_export);
+  g_test_add_func("/chat/model-menu", test_model_menu);
   g_test_add_func("/chat/restart", test_restart);
   int status = g_test_run();
 
