@@ -1032,10 +1032,31 @@ action_next(GtkWidget *widget, const char *name, GVariant *param)
 }
 
 static void
+on_cancel_response(AdwMessageDialog *dialog, const char *response, WhittleQuantizePage *self)
+{
+  (void)dialog;
+  if (g_strcmp0(response, "stop") == 0)
+    whittle_quantize_page_cancel(self);
+}
+
+/* Cancel asks first: the work done so far is thrown away. */
+static void
 action_cancel(GtkWidget *widget, const char *name, GVariant *param)
 {
   (void)name, (void)param;
-  whittle_quantize_page_cancel(WHITTLE_QUANTIZE_PAGE(widget));
+  WhittleQuantizePage *self = WHITTLE_QUANTIZE_PAGE(widget);
+  GtkRoot *root = gtk_widget_get_root(widget);
+  GtkWidget *dialog =
+      adw_message_dialog_new(GTK_IS_WINDOW(root) ? GTK_WINDOW(root) : NULL, _("Stop Quantizing?"),
+                             _("The work done so far is thrown away and nothing is written."));
+  adw_message_dialog_add_responses(ADW_MESSAGE_DIALOG(dialog), "continue", _("_Keep Going"), "stop",
+                                   _("_Stop"), NULL);
+  adw_message_dialog_set_response_appearance(ADW_MESSAGE_DIALOG(dialog), "stop",
+                                             ADW_RESPONSE_DESTRUCTIVE);
+  adw_message_dialog_set_default_response(ADW_MESSAGE_DIALOG(dialog), "continue");
+  adw_message_dialog_set_close_response(ADW_MESSAGE_DIALOG(dialog), "continue");
+  g_signal_connect_object(dialog, "response", G_CALLBACK(on_cancel_response), self, 0);
+  gtk_window_present(GTK_WINDOW(dialog));
 }
 
 static void

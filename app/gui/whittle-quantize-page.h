@@ -7,7 +7,8 @@
  * output size from a wh_quantize dry run, the published quality figure of the type and
  * whether the weights fit this machine's RAM or GPU) → importance matrix (none, a file, or
  * computed now from a text file) →
- * run (a WH_JOB_QUANTIZE job on the app's queue: tensor n of N, rate, ETA, Cancel) →
+ * run (a WH_JOB_QUANTIZE job on the app's queue: tensor n of N, rate, ETA, Cancel, which
+ * asks first) →
  * results (size before → after, time, then perplexity and KL divergence against the source
  * on a short text and generation speed, measured by a WH_JOB_EVALUATE job; Chat with It, Show
  * in Library, Quantize Another).
@@ -49,6 +50,7 @@ void whittle_quantize_page_set_calibration_text(WhittleQuantizePage *self, const
 /* Starts the run (as Next on the importance matrix step). */
 gboolean whittle_quantize_page_start(WhittleQuantizePage *self);
 gboolean whittle_quantize_page_is_running(WhittleQuantizePage *self);
+/* Cancels at once (the Cancel button asks first). */
 void whittle_quantize_page_cancel(WhittleQuantizePage *self);
 /* Where the output goes / went (NULL before a type is chosen), and the last error. */
 const char *whittle_quantize_page_get_output_path(WhittleQuantizePage *self);

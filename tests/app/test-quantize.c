@@ -207,7 +207,18 @@ test_cancel(void)
   gtk_widget_activate_action(GTK_WIDGET(window), "win.open-quantize", "s", model);
   g_assert_true(whittle_quantize_page_select_type(page, "Q4_K_M"));
   g_assert_true(whittle_quantize_page_start(page));
-  whittle_quantize_page_cancel(page);
+  /* Cancel asks first; "Stop" cancels. */
+  gtk_widget_activate_action(GTK_WIDGET(page), "quantize.cancel", NULL);
+  AdwMessageDialog *dialog = NULL;
+  GListModel *toplevels = gtk_window_get_toplevels(); /* owned by GTK */
+  for (guint i = 0; i < g_list_model_get_n_items(toplevels); i++) {
+    g_autoptr(GObject) w = g_list_model_get_item(toplevels, i);
+    if (ADW_IS_MESSAGE_DIALOG(w))
+      dialog = ADW_MESSAGE_DIALOG(w);
+  }
+  g_assert_nonnull(dialog);
+  g_assert_cmpstr(adw_message_dialog_get_heading(dialog), ==, "Stop Quantizing?");
+  adw_message_dialog_response(dialog, "stop");
   g_assert_true(wh_app_test_wait(run_done, page, 60));
   g_assert_cmpstr(whittle_quantize_page_get_step(page), ==, "type");
   g_assert_nonnull(strstr(whittle_quantize_page_get_error(page), "Cancelled"));
