@@ -871,6 +871,10 @@ skip_all(void)
 int
 main(int argc, char **argv)
 {
+  /* Everything the app reads or writes lives in a temporary folder, set before GTK or GLib
+   * caches the user directories. */
+  tmp_dir = g_dir_make_tmp("whittle-browse-XXXXXX", NULL);
+  wh_app_test_isolate(tmp_dir);
   g_test_init(&argc, &argv, NULL);
 
   g_autofree char *q4 = wh_test_shared_path("reference/models/synth-llama-Q4_K_M.gguf");
@@ -885,7 +889,6 @@ main(int argc, char **argv)
   }
 
   /* The repositories: one with two variants and a card, a gated one, many small ones. */
-  tmp_dir = g_dir_make_tmp("whittle-browse-XXXXXX", NULL);
   link_file("org/m-GGUF", "m-Q4_K_M.gguf", q4);
   link_file("org/m-GGUF", "m-F16.gguf", f16);
   write_file("org/m-GGUF", "README.md",
@@ -902,8 +905,7 @@ main(int argc, char **argv)
   server = wh_test_hub_start(root, &error);
   g_assert_no_error(error);
 
-  /* Everything the app reads or writes lives in the temporary folder; the hub is ours. */
-  wh_app_test_isolate(tmp_dir);
+  /* The hub is ours. */
   g_setenv("HF_ENDPOINT", wh_test_hub_url(server), TRUE);
   window = wh_app_test_start(&app, 1100, 720);
 

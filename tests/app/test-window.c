@@ -25,6 +25,8 @@
 #include "whittle-preferences-window.h"
 #include "whittle-quantize-page.h"
 #include "whittle-window.h"
+#include "app-test-util.h"
+#include "wh-test-util.h"
 
 static WhittleApplication *app;
 static WhittleWindow *window;
@@ -755,6 +757,9 @@ test_skip_no_display(void)
 int
 main(int argc, char **argv)
 {
+  /* The app writes (chats, library index, downloads) only into a temporary home. */
+  g_autofree char *tmp_home = g_dir_make_tmp("whittle-window-XXXXXX", NULL);
+  wh_app_test_isolate(tmp_home);
   g_setenv("GSETTINGS_BACKEND", "memory", TRUE);
   g_setenv("WHITTLE_TEST_HOOKS", "1", TRUE);
   g_test_init(&argc, &argv, NULL);
@@ -807,5 +812,6 @@ main(int argc, char **argv)
   settle(0.1);
   g_object_unref(app);
   g_free(screenshot_dir);
+  wh_test_rmdir_r(tmp_home);
   return status;
 }
