@@ -32,6 +32,8 @@ cleanup() {
 }
 trap cleanup EXIT
 export HF_ENDPOINT=$(cat "$tmp/port") HF_HOME="$tmp/home"
+# pull records its downloads in the library index: keep it in the temporary folder too.
+export XDG_DATA_HOME="$tmp/data" XDG_CACHE_HOME="$tmp/cache"
 unset HF_TOKEN HF_HUB_OFFLINE
 
 # search and files
