@@ -192,23 +192,16 @@ run_chat(int argc, char **argv)
   g_autofree char *model_path = NULL, *system = NULL, *template_path = NULL, *kv_name = NULL;
   g_autofree char *save_prompt = NULL, *device = NULL;
   g_auto(GStrv) stops = NULL;
-  int n_predict = 512, n_threads = 0, n_ctx = 0, top_k = 40;
+  int n_predict = 512, n_threads = 0, n_ctx = 0;
   g_autofree char *ngl = NULL;
-  double temp = 0.8, top_p = 0.95, min_p = 0.05, repeat_penalty = 1.0;
-  gint64 seed = -1;
+  wh_cli_sampling sampling;
+  wh_cli_sampling_init(&sampling);
   gboolean stats = FALSE;
   GOptionEntry entries[] = {
       {"model", 'm', 0, G_OPTION_ARG_FILENAME, &model_path, "GGUF model file", "MODEL"},
       {"system", 0, 0, G_OPTION_ARG_STRING, &system, "System prompt", "TEXT"},
       {"n-predict", 'n', 0, G_OPTION_ARG_INT, &n_predict,
        "Most tokens per reply; 0 = until the model stops (default 512)", "N"},
-      {"temp", 0, 0, G_OPTION_ARG_DOUBLE, &temp, "Temperature; 0 = greedy (default 0.8)", "T"},
-      {"seed", 0, 0, G_OPTION_ARG_INT64, &seed, "Random seed (default: random)", "S"},
-      {"top-k", 0, 0, G_OPTION_ARG_INT, &top_k, "Top-k, 0 = off (default 40)", "K"},
-      {"top-p", 0, 0, G_OPTION_ARG_DOUBLE, &top_p, "Top-p, 1 = off (default 0.95)", "P"},
-      {"min-p", 0, 0, G_OPTION_ARG_DOUBLE, &min_p, "Min-p, 0 = off (default 0.05)", "P"},
-      {"repeat-penalty", 0, 0, G_OPTION_ARG_DOUBLE, &repeat_penalty,
-       "Repetition penalty over the last 64 tokens, 1 = off (default 1)", "R"},
       {"threads", 't', 0, G_OPTION_ARG_INT, &n_threads, "Compute threads (default: all cores)",
        "N"},
       {"ctx-size", 'c', 0, G_OPTION_ARG_INT, &n_ctx, "Context size (default: min(train, 4096))",
@@ -230,14 +223,17 @@ run_chat(int argc, char **argv)
        NULL},
       {NULL},
   };
-  if (!wh_cli_parse_options(cmd, entries, &argc, &argv))
+  g_autofree GOptionEntry *all_entries = wh_cli_sampling_add_entries(entries, &sampling);
+  if (!wh_cli_parse_options(cmd, all_entries, &argc, &argv))
     return WH_CLI_EXIT_USAGE;
   if (argc > 1)
     return wh_cli_usage_error(cmd, "unexpected argument “%s”", argv[1]);
   if (!model_path)
     return wh_cli_usage_error(cmd, "-m MODEL is required");
-  if (n_predict < 0 || n_ctx < 0 || top_k < 0)
-    return wh_cli_usage_error(cmd, "-n, -c and --top-k must not be negative");
+  if (n_predict < 0 || n_ctx < 0)
+    return wh_cli_usage_error(cmd, "-n and -c must not be negative");
+  if (!wh_cli_sampling_check(cmd, &sampling))
+    return WH_CLI_EXIT_USAGE;
   gint32 ngl_count = 0; /* a count, or WH_PLANNER_NGL_AUTO */
   gboolean ngl_all = ngl && !g_ascii_strcasecmp(ngl, "all");
   if (!ngl_all && !wh_cli_parse_ngl(ngl, &ngl_count))
@@ -259,14 +255,7 @@ run_chat(int argc, char **argv)
     return wh_cli_fail(cmd, error);
   params.chat_template = template_source;
 
-  wh_sampler_params sp = wh_sampler_default_params();
-  sp.temperature = (float)temp;
-  sp.top_k = top_k;
-  sp.top_p = (float)top_p;
-  sp.min_p = (float)min_p;
-  sp.repeat_penalty = (float)repeat_penalty;
-  if (seed >= 0)
-    sp.seed = (guint64)seed;
+  wh_sampler_params sp = wh_cli_sampling_params(&sampling);
 
   g_autoptr(GMainContext) mc = g_main_context_new();
   g_main_context_push_thread_default(mc);

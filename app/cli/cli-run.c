@@ -62,21 +62,14 @@ run_run(int argc, char **argv)
   g_autofree char *model_path = NULL, *prompt = NULL, *kv_name = NULL;
   g_autofree char *ngl_text = NULL, *device = NULL;
   gint32 ngl = 0;
-  int n_predict = 128, n_threads = 0, n_ctx = 0, top_k = 40;
-  double temp = 0.8, top_p = 0.95, min_p = 0.05, repeat_penalty = 1.0;
-  gint64 seed = -1;
+  int n_predict = 128, n_threads = 0, n_ctx = 0;
+  wh_cli_sampling sampling;
+  wh_cli_sampling_init(&sampling);
   gboolean report_memory = FALSE, json = FALSE;
   GOptionEntry entries[] = {
       {"model", 'm', 0, G_OPTION_ARG_FILENAME, &model_path, "GGUF model file", "MODEL"},
       {"prompt", 'p', 0, G_OPTION_ARG_STRING, &prompt, "Prompt text", "PROMPT"},
       {"n-predict", 'n', 0, G_OPTION_ARG_INT, &n_predict, "Tokens to generate (default 128)", "N"},
-      {"temp", 0, 0, G_OPTION_ARG_DOUBLE, &temp, "Temperature; 0 = greedy (default 0.8)", "T"},
-      {"seed", 0, 0, G_OPTION_ARG_INT64, &seed, "Random seed (default: random)", "S"},
-      {"top-k", 0, 0, G_OPTION_ARG_INT, &top_k, "Top-k, 0 = off (default 40)", "K"},
-      {"top-p", 0, 0, G_OPTION_ARG_DOUBLE, &top_p, "Top-p, 1 = off (default 0.95)", "P"},
-      {"min-p", 0, 0, G_OPTION_ARG_DOUBLE, &min_p, "Min-p, 0 = off (default 0.05)", "P"},
-      {"repeat-penalty", 0, 0, G_OPTION_ARG_DOUBLE, &repeat_penalty,
-       "Repetition penalty over the last 64 tokens, 1 = off (default 1)", "R"},
       {"threads", 't', 0, G_OPTION_ARG_INT, &n_threads, "Compute threads (default: all cores)",
        "N"},
       {"ctx-size", 'c', 0, G_OPTION_ARG_INT, &n_ctx, "Context size (default: min(train, 4096))",
@@ -94,14 +87,17 @@ run_run(int argc, char **argv)
        NULL},
       {NULL},
   };
-  if (!wh_cli_parse_options(cmd, entries, &argc, &argv))
+  g_autofree GOptionEntry *all_entries = wh_cli_sampling_add_entries(entries, &sampling);
+  if (!wh_cli_parse_options(cmd, all_entries, &argc, &argv))
     return WH_CLI_EXIT_USAGE;
   if (argc > 1)
     return wh_cli_usage_error(cmd, "unexpected argument “%s”", argv[1]);
   if (!model_path || !prompt)
     return wh_cli_usage_error(cmd, "-m MODEL and -p PROMPT are required");
-  if (n_predict < 0 || n_ctx < 0 || top_k < 0)
-    return wh_cli_usage_error(cmd, "-n, -c and --top-k must not be negative");
+  if (n_predict < 0 || n_ctx < 0)
+    return wh_cli_usage_error(cmd, "-n and -c must not be negative");
+  if (!wh_cli_sampling_check(cmd, &sampling))
+    return WH_CLI_EXIT_USAGE;
   wh_context_params cp = wh_context_default_params();
   cp.n_ctx = (guint32)n_ctx;
   cp.n_threads = n_threads;
@@ -110,14 +106,7 @@ run_run(int argc, char **argv)
   if (!wh_cli_parse_ngl(ngl_text, &ngl))
     return wh_cli_usage_error(cmd, "--ngl takes a number of layers or auto, not “%s”", ngl_text);
 
-  wh_sampler_params sp = wh_sampler_default_params();
-  sp.temperature = (float)temp;
-  sp.top_k = top_k;
-  sp.top_p = (float)top_p;
-  sp.min_p = (float)min_p;
-  sp.repeat_penalty = (float)repeat_penalty;
-  if (seed >= 0)
-    sp.seed = (guint64)seed;
+  wh_sampler_params sp = wh_cli_sampling_params(&sampling);
 
   g_autoptr(GError) error = NULL;
   wh_model_params mp = wh_model_default_params();

@@ -7,6 +7,7 @@
 
 #include <glib-unix.h>
 #include <stdio.h>
+#include <string.h>
 #include <unistd.h>
 
 gboolean
@@ -42,17 +43,14 @@ int
 wh_cli_fail(const wh_cli_command *cmd, const GError *error)
 {
   wh_cli_progress_end();
-  fprintf(stderr, "whittle-cli %s: %s\n", cmd->name,
-          error ? error->message : "failed");
+  fprintf(stderr, "whittle-cli %s: %s\n", cmd->name, error ? error->message : "failed");
   return WH_CLI_EXIT_FAILURE;
 }
 
 gboolean
-wh_cli_parse_options(const wh_cli_command *cmd, GOptionEntry *entries,
-                     int *argc, char ***argv)
+wh_cli_parse_options(const wh_cli_command *cmd, GOptionEntry *entries, int *argc, char ***argv)
 {
-  g_autofree char *param = g_strdup_printf("%s — %s", cmd->usage ? cmd->usage : "",
-                                           cmd->summary);
+  g_autofree char *param = g_strdup_printf("%s — %s", cmd->usage ? cmd->usage : "", cmd->summary);
   g_autoptr(GOptionContext) ctx = g_option_context_new(param);
   g_autofree char *prgname = g_strdup_printf("whittle-cli %s", cmd->name);
   g_autoptr(GError) error = NULL;
@@ -150,11 +148,11 @@ on_signal(gpointer user_data)
 }
 
 gboolean
-wh_cli_run_job(wh_job_kind kind, const char *title, wh_job_func func,
-               gpointer user_data, gboolean bytes, gboolean quiet, GError **error)
+wh_cli_run_job(wh_job_kind kind, const char *title, wh_job_func func, gpointer user_data,
+               gboolean bytes, gboolean quiet, GError **error)
 {
   g_autoptr(GMainContext) ctx = g_main_context_new();
-  run_state st = { 0 };
+  run_state st = {0};
   gboolean ok;
 
   g_main_context_push_thread_default(ctx);
@@ -171,8 +169,7 @@ wh_cli_run_job(wh_job_kind kind, const char *title, wh_job_func func,
   g_source_attach(sigint, ctx);
   g_source_attach(sigterm, ctx);
 
-  st.job = wh_job_queue_submit(queue, kind, title, func, user_data, NULL,
-                               run_notify, &st);
+  st.job = wh_job_queue_submit(queue, kind, title, func, user_data, NULL, run_notify, &st);
   g_main_loop_run(st.loop);
 
   ok = wh_job_get_state(st.job) == WH_JOB_SUCCEEDED;
@@ -213,8 +210,8 @@ wh_cli_parse_ngl(const char *ngl, gint32 *out)
 }
 
 gboolean
-wh_cli_gpu_params(gint32 ngl, const char *device, const wh_model_hparams *hp,
-                  wh_context_params *cp, GError **error)
+wh_cli_gpu_params(gint32 ngl, const char *device, const wh_model_hparams *hp, wh_context_params *cp,
+                  GError **error)
 {
   g_strlcpy(cp->device, device ? device : "", sizeof(cp->device));
   if (ngl != WH_PLANNER_NGL_AUTO) {
@@ -253,4 +250,62 @@ wh_cli_gpu_report(const wh_context *ctx)
   const char *note = wh_context_get_gpu_note(ctx);
   if (note)
     fprintf(stderr, "GPU: %s\n", note);
+}
+
+/* --- sampling options (run, chat) ---------------------------------------------------------- */
+
+void
+wh_cli_sampling_init(wh_cli_sampling *s)
+{
+  s->temp = 0.8;
+  s->top_p = 0.95;
+  s->min_p = 0.05;
+  s->repeat_penalty = 1.0;
+  s->top_k = 40;
+  s->seed = -1;
+}
+
+GOptionEntry *
+wh_cli_sampling_add_entries(const GOptionEntry *entries, wh_cli_sampling *s)
+{
+  const GOptionEntry sampling[] = {
+      {"temp", 0, 0, G_OPTION_ARG_DOUBLE, &s->temp, "Temperature; 0 = greedy (default 0.8)", "T"},
+      {"seed", 0, 0, G_OPTION_ARG_INT64, &s->seed, "Random seed (default: random)", "S"},
+      {"top-k", 0, 0, G_OPTION_ARG_INT, &s->top_k, "Top-k, 0 = off (default 40)", "K"},
+      {"top-p", 0, 0, G_OPTION_ARG_DOUBLE, &s->top_p, "Top-p, 1 = off (default 0.95)", "P"},
+      {"min-p", 0, 0, G_OPTION_ARG_DOUBLE, &s->min_p, "Min-p, 0 = off (default 0.05)", "P"},
+      {"repeat-penalty", 0, 0, G_OPTION_ARG_DOUBLE, &s->repeat_penalty,
+       "Repetition penalty over the last 64 tokens, 1 = off (default 1)", "R"},
+  };
+  gsize n = 0;
+  while (entries[n].long_name)
+    n++;
+  GOptionEntry *all = g_new0(GOptionEntry, n + G_N_ELEMENTS(sampling) + 1);
+  memcpy(all, entries, n * sizeof(GOptionEntry));
+  memcpy(all + n, sampling, sizeof sampling);
+  return all;
+}
+
+gboolean
+wh_cli_sampling_check(const wh_cli_command *cmd, const wh_cli_sampling *s)
+{
+  if (s->top_k < 0) {
+    wh_cli_usage_error(cmd, "--top-k must not be negative");
+    return FALSE;
+  }
+  return TRUE;
+}
+
+wh_sampler_params
+wh_cli_sampling_params(const wh_cli_sampling *s)
+{
+  wh_sampler_params sp = wh_sampler_default_params();
+  sp.temperature = (float)s->temp;
+  sp.top_k = s->top_k;
+  sp.top_p = (float)s->top_p;
+  sp.min_p = (float)s->min_p;
+  sp.repeat_penalty = (float)s->repeat_penalty;
+  if (s->seed >= 0)
+    sp.seed = (guint64)s->seed;
+  return sp;
 }

@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include "jobs/jobs.h"
 #include "model/model.h"
+#include "sample/sample.h"
 
 G_BEGIN_DECLS
 
@@ -27,23 +28,38 @@ G_BEGIN_DECLS
 #define WH_CLI_EXIT_USAGE 2
 
 typedef struct {
-  const char *name;      /* "inspect" */
-  const char *summary;   /* one line for `whittle-cli --help` */
-  const char *usage;     /* "FILE [--json]": what follows the command name */
-  const char *description; /* longer text for `whittle-cli help NAME`, may be NULL */
+  const char *name;                  /* "inspect" */
+  const char *summary;               /* one line for `whittle-cli --help` */
+  const char *usage;                 /* "FILE [--json]": what follows the command name */
+  const char *description;           /* longer text for `whittle-cli help NAME`, may be NULL */
   int (*run)(int argc, char **argv); /* argv[0] is the command name */
 } wh_cli_command;
+
+/* Sampling options shared by the commands that generate (run, chat): --temp, --seed,
+ * --top-k, --top-p, --min-p, --repeat-penalty, with the same defaults and help everywhere. */
+typedef struct {
+  double temp, top_p, min_p, repeat_penalty;
+  int top_k;
+  gint64 seed; /* < 0: random */
+} wh_cli_sampling;
+
+void wh_cli_sampling_init(wh_cli_sampling *s);
+/* A newly allocated, NULL-terminated copy of @entries followed by the sampling entries that
+ * write into @s (free with g_free; the strings are not copied). */
+GOptionEntry *wh_cli_sampling_add_entries(const GOptionEntry *entries, wh_cli_sampling *s);
+/* FALSE with a usage message for values out of range (--top-k < 0). */
+gboolean wh_cli_sampling_check(const wh_cli_command *cmd, const wh_cli_sampling *s);
+wh_sampler_params wh_cli_sampling_params(const wh_cli_sampling *s);
 
 /* Parses the command's options with GOption. On a bad option prints a
  * one-line error plus the usage to stderr and returns FALSE (caller exits
  * WH_CLI_EXIT_USAGE). --help prints the full help and exits 0. */
-gboolean wh_cli_parse_options(const wh_cli_command *cmd, GOptionEntry *entries,
-                              int *argc, char ***argv);
+gboolean wh_cli_parse_options(const wh_cli_command *cmd, GOptionEntry *entries, int *argc,
+                              char ***argv);
 
 /* Prints "whittle-cli NAME: MESSAGE" plus the usage line; returns
  * WH_CLI_EXIT_USAGE. */
-int wh_cli_usage_error(const wh_cli_command *cmd, const char *format, ...)
-    G_GNUC_PRINTF(2, 3);
+int wh_cli_usage_error(const wh_cli_command *cmd, const char *format, ...) G_GNUC_PRINTF(2, 3);
 
 /* Prints "whittle-cli NAME: MESSAGE" for @error and returns
  * WH_CLI_EXIT_FAILURE. */
@@ -57,13 +73,11 @@ void wh_cli_print_usage(const wh_cli_command *cmd, FILE *out);
  * with quiet), cancelling on SIGINT/SIGTERM. Returns TRUE on success; on
  * failure or cancel sets @error. Results travel through @user_data.
  * @bytes: progress units are bytes. */
-gboolean wh_cli_run_job(wh_job_kind kind, const char *title, wh_job_func func,
-                        gpointer user_data, gboolean bytes, gboolean quiet,
-                        GError **error);
+gboolean wh_cli_run_job(wh_job_kind kind, const char *title, wh_job_func func, gpointer user_data,
+                        gboolean bytes, gboolean quiet, GError **error);
 
 /* Progress line helpers for commands that report progress themselves. */
-void wh_cli_progress_print(const char *title, const wh_job_progress *p,
-                           gboolean bytes);
+void wh_cli_progress_print(const char *title, const wh_job_progress *p, gboolean bytes);
 void wh_cli_progress_end(void);
 
 /* TRUE when stderr is a terminal. */
