@@ -13,7 +13,14 @@ struct _WhittleJobItem {
   double fraction;
   char *progress_text;
   char *error_message;
+  gint64 last_progress_us; /* when fraction / progress text were last published */
+  guint flush_source;      /* publishes progress that arrived too soon after the last */
 };
+
+/* Progress (fraction, text) is published at most this often: every published change
+ * relayouts the job's row and, with the popover open, repositions the popover, which costs
+ * X round trips per frame. State changes are always published at once. */
+#define PROGRESS_INTERVAL_US (200 * 1000)
 
 G_DEFINE_FINAL_TYPE(WhittleJobItem, whittle_job_item, G_TYPE_OBJECT)
 
@@ -35,6 +42,7 @@ whittle_job_item_finalize(GObject *object)
 {
   WhittleJobItem *self = WHITTLE_JOB_ITEM(object);
 
+  g_clear_handle_id(&self->flush_source, g_source_remove);
   g_clear_pointer(&self->job, wh_job_unref);
   g_free(self->progress_text);
   g_free(self->error_message);
@@ -150,10 +158,32 @@ format_progress(WhittleJobItem *self, const wh_job_progress *p)
   return g_strdup("");
 }
 
+static gboolean
+flush_progress(gpointer data)
+{
+  WhittleJobItem *self = data;
+  self->flush_source = 0;
+  whittle_job_item_update(self);
+  return G_SOURCE_REMOVE;
+}
+
 void
 whittle_job_item_update(WhittleJobItem *self)
 {
   g_return_if_fail(WHITTLE_IS_JOB_ITEM(self));
+
+  /* Too soon after the last progress and no change of state: publish later, once. */
+  gint64 now = g_get_monotonic_time();
+  if (wh_job_get_state(self->job) == self->state && self->last_progress_us != 0 &&
+      now - self->last_progress_us < PROGRESS_INTERVAL_US) {
+    if (self->flush_source == 0) {
+      guint ms = (guint)((PROGRESS_INTERVAL_US - (now - self->last_progress_us)) / 1000) + 1;
+      self->flush_source = g_timeout_add(ms, flush_progress, self);
+    }
+    return;
+  }
+  g_clear_handle_id(&self->flush_source, g_source_remove);
+  self->last_progress_us = now;
 
   wh_job_progress p;
   wh_job_get_progress(self->job, &p);
