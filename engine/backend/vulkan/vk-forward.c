@@ -89,49 +89,12 @@ compute_layout(const wh_model_hparams *hp, const wh_model_layout *lay, vk_comput
 
 /* --- which layers can go --------------------------------------------------------------- */
 
-static const char *
-unsupported_tensor(const wh_gguf_tensor *t, gboolean matrix)
-{
-  if (!t)
-    return NULL;
-  if (matrix ? !wh_vk_type_supported(t->type) : t->type != WH_TYPE_F32)
-    return t->name;
-  return NULL;
-}
-
-/* The name of a tensor of layer @il the GPU cannot use, or NULL. */
-static const char *
-layer_blocker(const wh_layer_weights *L)
-{
-  const wh_gguf_tensor *mats[] = {L->wq, L->wk,       L->wv,     L->wqkv,
-                                  L->wo, L->ffn_gate, L->ffn_up, L->ffn_down};
-  const wh_gguf_tensor *vecs[] = {L->attn_norm,      L->bq,           L->bk,     L->bv,
-                                  L->bqkv,           L->q_norm,       L->k_norm, L->bo,
-                                  L->post_attn_norm, L->ffn_norm,     L->b_gate, L->b_up,
-                                  L->b_down,         L->post_ffn_norm};
-  for (gsize i = 0; i < G_N_ELEMENTS(mats); i++)
-    if (unsupported_tensor(mats[i], TRUE))
-      return mats[i]->name;
-  for (gsize i = 0; i < G_N_ELEMENTS(vecs); i++)
-    if (unsupported_tensor(vecs[i], FALSE))
-      return vecs[i]->name;
-  return NULL;
-}
-
-static const char *
-tensor_type_name(const wh_model *m, const char *name)
-{
-  const wh_gguf_tensor *t = wh_gguf_find_tensor(m->gguf, name);
-  return t ? wh_type_name(t->type) : "?";
-}
-
 char *
 wh_vk_clamp_layers(const wh_model *model, wh_context_params *cp)
 {
   const wh_model_hparams *hp = &model->hp;
   if (cp->n_gpu_layers == 0)
     return NULL;
-  const guint32 want = MIN(cp->n_gpu_layers, hp->n_layer + 1);
   if (cp->kv_type != WH_KV_F16 && cp->kv_type != WH_KV_F32) {
     cp->n_gpu_layers = 0;
     return g_strdup_printf("the Vulkan backend keeps a %s KV cache on the CPU only: all layers "
@@ -144,36 +107,7 @@ wh_vk_clamp_layers(const wh_model *model, wh_context_params *cp)
                            "model's are %u/%u: all layers run on the CPU",
                            hp->head_dim_k, hp->head_dim_v);
   }
-  guint32 n = want;
-  char *note = NULL;
-  if (n > hp->n_layer) {
-    const char *bad = unsupported_tensor(model->output, TRUE);
-    if (!bad)
-      bad = unsupported_tensor(model->output_norm, FALSE);
-    if (!bad && model->output_bias)
-      bad = unsupported_tensor(model->output_bias, FALSE);
-    if (bad) {
-      n = hp->n_layer;
-      note = g_strdup_printf("the output layer stays on the CPU: the Vulkan backend has no "
-                             "kernel for %s (%s)",
-                             bad, tensor_type_name(model, bad));
-    }
-  }
-  for (guint32 k = 0; k < MIN(n, hp->n_layer); k++) {
-    const guint32 il = hp->n_layer - 1 - k;
-    const char *bad = layer_blocker(&model->layers[il]);
-    if (bad) {
-      g_free(note);
-      note = g_strdup_printf("%u of the %u layers asked for run on the GPU: layer %u and below "
-                             "stay on the CPU because the Vulkan backend has no kernel for %s "
-                             "(%s)",
-                             k, want, il, bad, tensor_type_name(model, bad));
-      n = k;
-      break;
-    }
-  }
-  cp->n_gpu_layers = n;
-  return note;
+  return wh_model_clamp_gpu_layers(model, cp, wh_vk_type_supported, "Vulkan");
 }
 
 /* --- init ------------------------------------------------------------------------------ */
