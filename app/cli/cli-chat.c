@@ -189,11 +189,11 @@ static int
 run_chat(int argc, char **argv)
 {
   const wh_cli_command *cmd = &wh_cli_command_chat;
-  g_autofree char *model_path = NULL, *system = NULL, *template_path = NULL, *kv_name = NULL;
-  g_autofree char *save_prompt = NULL, *device = NULL;
+  g_autofree char *model_path = NULL, *system = NULL, *template_path = NULL;
+  g_autofree char *save_prompt = NULL;
   g_auto(GStrv) stops = NULL;
-  int n_predict = 512, n_threads = 0, n_ctx = 0;
-  g_autofree char *ngl = NULL;
+  g_auto(wh_cli_run_options) ro = {0};
+  int n_predict = 512, n_ctx = 0;
   wh_cli_sampling sampling;
   wh_cli_sampling_init(&sampling);
   gboolean stats = FALSE;
@@ -202,18 +202,8 @@ run_chat(int argc, char **argv)
       {"system", 0, 0, G_OPTION_ARG_STRING, &system, "System prompt", "TEXT"},
       {"n-predict", 'n', 0, G_OPTION_ARG_INT, &n_predict,
        "Most tokens per reply; 0 = until the model stops (default 512)", "N"},
-      {"threads", 't', 0, G_OPTION_ARG_INT, &n_threads, "Compute threads (default: all cores)",
-       "N"},
       {"ctx-size", 'c', 0, G_OPTION_ARG_INT, &n_ctx, "Context size (default: min(train, 4096))",
        "CTX"},
-      {"kv-type", 0, 0, G_OPTION_ARG_STRING, &kv_name,
-       "KV cache type: f16 (default), q8_0, q4_0, f32", "TYPE"},
-      {"ngl", 0, 0, G_OPTION_ARG_STRING, &ngl,
-       "Layers to run on the GPU, from the last one down: a count, all, or auto (as many as "
-       "fit); default 0",
-       "N"},
-      {"device", 0, 0, G_OPTION_ARG_STRING, &device,
-       "GPU device (part of its name, or cuda / cuda:N); default: the first GPU", "NAME"},
       {"stop", 0, 0, G_OPTION_ARG_STRING_ARRAY, &stops, "End a reply at TEXT (repeatable)", "TEXT"},
       {"chat-template", 0, 0, G_OPTION_ARG_FILENAME, &template_path,
        "Jinja chat template to use instead of the model's", "FILE"},
@@ -223,7 +213,8 @@ run_chat(int argc, char **argv)
        NULL},
       {NULL},
   };
-  g_autofree GOptionEntry *all_entries = wh_cli_sampling_add_entries(entries, &sampling);
+  g_autofree GOptionEntry *run_entries = wh_cli_run_add_entries(entries, &ro);
+  g_autofree GOptionEntry *all_entries = wh_cli_sampling_add_entries(run_entries, &sampling);
   if (!wh_cli_parse_options(cmd, all_entries, &argc, &argv))
     return WH_CLI_EXIT_USAGE;
   if (argc > 1)
@@ -234,20 +225,16 @@ run_chat(int argc, char **argv)
     return wh_cli_usage_error(cmd, "-n and -c must not be negative");
   if (!wh_cli_sampling_check(cmd, &sampling))
     return WH_CLI_EXIT_USAGE;
-  gint32 ngl_count = 0; /* a count, or WH_PLANNER_NGL_AUTO */
-  gboolean ngl_all = ngl && !g_ascii_strcasecmp(ngl, "all");
-  if (!ngl_all && !wh_cli_parse_ngl(ngl, &ngl_count))
-    return wh_cli_usage_error(cmd, "--ngl takes a layer count, all or auto, not “%s”", ngl);
-
+  gint32 ngl_count = 0; /* a count, G_MAXINT32 = all, or WH_PLANNER_NGL_AUTO */
   g_autoptr(GError) error = NULL;
   wh_session_params params = wh_session_default_params();
+  if (!wh_cli_run_options_check(cmd, &ro, &params.context.kv_type, &ngl_count))
+    return WH_CLI_EXIT_USAGE;
   params.context.n_ctx = (guint32)n_ctx;
-  params.context.n_threads = n_threads;
-  if (device)
-    g_strlcpy(params.context.device, device, sizeof params.context.device);
-  if (kv_name && !wh_kv_type_from_name(kv_name, &params.context.kv_type))
-    return wh_cli_usage_error(cmd, "unknown KV cache type “%s”", kv_name);
-  params.n_gpu_layers = ngl_all ? WH_SESSION_NGL_ALL : MAX(ngl_count, 0);
+  params.context.n_threads = ro.n_threads;
+  if (ro.device)
+    g_strlcpy(params.context.device, ro.device, sizeof params.context.device);
+  params.n_gpu_layers = ngl_count == G_MAXINT32 ? WH_SESSION_NGL_ALL : MAX(ngl_count, 0);
   if (ngl_count == WH_PLANNER_NGL_AUTO && !resolve_auto_ngl(model_path, &params, &error))
     return wh_cli_fail(cmd, error);
   g_autofree char *template_source = NULL;

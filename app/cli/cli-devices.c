@@ -66,12 +66,7 @@ run_devices(int argc, char **argv)
     }
     json_builder_end_array(b);
     json_builder_end_object(b);
-    g_autoptr(JsonGenerator) gen = json_generator_new();
-    g_autoptr(JsonNode) root = json_builder_get_root(b);
-    json_generator_set_root(gen, root);
-    json_generator_set_pretty(gen, TRUE);
-    g_autofree char *text = json_generator_to_data(gen, NULL);
-    printf("%s\n", text);
+    wh_cli_print_json_builder(b);
   } else {
     printf("%-10s %-40s %-24s %10s %10s  %s\n", "ID", "NAME", "KIND", "TOTAL", "FREE", "MEMORY");
     for (guint i = 0; i < list->n; i++) {

@@ -483,17 +483,7 @@ print_json(const wh_gguf *g)
   json_builder_end_array(b);
   json_builder_end_object(b);
 
-  JsonGenerator *gen = json_generator_new();
-  JsonNode *root = json_builder_get_root(b);
-  json_generator_set_root(gen, root);
-  json_generator_set_pretty(gen, TRUE);
-  gsize len;
-  char *text = json_generator_to_data(gen, &len);
-  fwrite(text, 1, len, stdout);
-  fputc('\n', stdout);
-  g_free(text);
-  json_node_unref(root);
-  g_object_unref(gen);
+  wh_cli_print_json_builder(b);
   g_object_unref(b);
 }
 

@@ -86,11 +86,7 @@ print_json(GPtrArray *entries)
   for (guint i = 0; i < entries->len; i++)
     json_array_add_element(a, wh_library_entry_to_json(entries->pdata[i]));
   json_node_take_array(root, a);
-  g_autoptr(JsonGenerator) gen = json_generator_new();
-  json_generator_set_root(gen, root);
-  json_generator_set_pretty(gen, TRUE);
-  g_autofree char *text = json_generator_to_data(gen, NULL);
-  printf("%s\n", text);
+  wh_cli_print_json(root);
 }
 
 static void

@@ -49,26 +49,17 @@ run_logits(int argc, char **argv)
 {
   const wh_cli_command *cmd = &wh_cli_command_logits;
   g_autofree char *model_path = NULL, *prompt = NULL, *out_path = NULL, *tokens_text = NULL;
-  g_autofree char *kv_name = NULL, *ngl_text = NULL, *device = NULL;
-  int n_threads = 0;
+  g_auto(wh_cli_run_options) ro = {0};
   gint32 ngl = 0;
   GOptionEntry entries[] = {
       {"model", 'm', 0, G_OPTION_ARG_FILENAME, &model_path, "GGUF model file", "MODEL"},
       {"prompt", 'p', 0, G_OPTION_ARG_STRING, &prompt, "Prompt text", "TEXT"},
       {"tokens", 0, 0, G_OPTION_ARG_STRING, &tokens_text, "Token ids instead of text", "\"1 2 3\""},
       {"output", 'o', 0, G_OPTION_ARG_FILENAME, &out_path, "Output file (raw float32)", "OUT"},
-      {"threads", 't', 0, G_OPTION_ARG_INT, &n_threads, "Compute threads (default: all cores)",
-       "N"},
-      {"kv-type", 0, 0, G_OPTION_ARG_STRING, &kv_name,
-       "KV cache type: f16 (default), q8_0, q4_0, f32", "TYPE"},
-      {"ngl", 0, 0, G_OPTION_ARG_STRING, &ngl_text,
-       "Layers on the GPU, from the last one down; n_layer + 1 adds the output layer; auto = "
-       "as many as fit (default 0)",
-       "N|auto"},
-      {"device", 0, 0, G_OPTION_ARG_STRING, &device, "GPU device (name or part of it)", "NAME"},
       {NULL},
   };
-  if (!wh_cli_parse_options(cmd, entries, &argc, &argv))
+  g_autofree GOptionEntry *all_entries = wh_cli_run_add_entries(entries, &ro);
+  if (!wh_cli_parse_options(cmd, all_entries, &argc, &argv))
     return WH_CLI_EXIT_USAGE;
   if (argc > 1)
     return wh_cli_usage_error(cmd, "unexpected argument “%s”", argv[1]);
@@ -77,14 +68,12 @@ run_logits(int argc, char **argv)
   if (!prompt == !tokens_text)
     return wh_cli_usage_error(cmd, "give exactly one of -p TEXT and --tokens");
   wh_context_params cp = wh_context_default_params();
-  if (kv_name && !wh_kv_type_from_name(kv_name, &cp.kv_type))
-    return wh_cli_usage_error(cmd, "unknown KV cache type “%s”", kv_name);
-  if (!wh_cli_parse_ngl(ngl_text, &ngl))
-    return wh_cli_usage_error(cmd, "--ngl takes a number of layers or auto, not “%s”", ngl_text);
+  if (!wh_cli_run_options_check(cmd, &ro, &cp.kv_type, &ngl))
+    return WH_CLI_EXIT_USAGE;
 
   g_autoptr(GError) error = NULL;
   wh_model_params mp = wh_model_default_params();
-  mp.n_threads = n_threads;
+  mp.n_threads = ro.n_threads;
   wh_model *model = wh_model_load(model_path, &mp, &error);
   if (!model)
     return wh_cli_fail(cmd, error);
@@ -115,7 +104,7 @@ run_logits(int argc, char **argv)
   cp.n_ctx = MAX(ids->len, 16u);
   cp.n_batch = ids->len;
   wh_context *ctx = NULL;
-  if (wh_cli_gpu_params(ngl, device, wh_model_get_hparams(model), &cp, &error))
+  if (wh_cli_gpu_params(ngl, ro.device, wh_model_get_hparams(model), &cp, &error))
     ctx = wh_context_new(model, &cp, &error);
   if (ctx)
     wh_cli_gpu_report(ctx);

@@ -132,32 +132,25 @@ static int
 run_perplexity(int argc, char **argv)
 {
   const wh_cli_command *cmd = &wh_cli_command_perplexity;
-  g_autofree char *model_path = NULL, *text_path = NULL, *kv_name = NULL;
-  g_autofree char *save_path = NULL, *base_path = NULL, *ngl_text = NULL, *device = NULL;
+  g_autofree char *model_path = NULL, *text_path = NULL;
+  g_autofree char *save_path = NULL, *base_path = NULL;
+  g_auto(wh_cli_run_options) ro = {0};
   gint32 ngl = 0;
-  int n_ctx = 0, n_threads = 0, max_chunks = 0;
+  int n_ctx = 0, max_chunks = 0;
   GOptionEntry entries[] = {
       {"model", 'm', 0, G_OPTION_ARG_FILENAME, &model_path, "GGUF model file", "MODEL"},
       {"file", 'f', 0, G_OPTION_ARG_FILENAME, &text_path, "Text file to score", "TEXT"},
       {"ctx-size", 'c', 0, G_OPTION_ARG_INT, &n_ctx,
        "Tokens per chunk (default 512, or the base logits' size)", "N"},
-      {"threads", 't', 0, G_OPTION_ARG_INT, &n_threads, "Compute threads (default: all cores)",
-       "N"},
       {"chunks", 0, 0, G_OPTION_ARG_INT, &max_chunks, "Score at most N chunks (default: all)", "N"},
-      {"kv-type", 0, 0, G_OPTION_ARG_STRING, &kv_name,
-       "KV cache type: f16 (default), q8_0, q4_0, f32", "TYPE"},
       {"save-logits", 0, 0, G_OPTION_ARG_FILENAME, &save_path,
        "Save the scored log-probabilities (base model) to FILE", "FILE"},
       {"kl-divergence", 0, 0, G_OPTION_ARG_FILENAME, &base_path,
        "Compare against base logits saved in FILE", "FILE"},
-      {"ngl", 0, 0, G_OPTION_ARG_STRING, &ngl_text,
-       "Layers on the GPU, from the last one down; n_layer + 1 adds the output layer; auto = "
-       "as many as fit (default 0)",
-       "N|auto"},
-      {"device", 0, 0, G_OPTION_ARG_STRING, &device, "GPU device (name or part of it)", "NAME"},
       {NULL},
   };
-  if (!wh_cli_parse_options(cmd, entries, &argc, &argv))
+  g_autofree GOptionEntry *all_entries = wh_cli_run_add_entries(entries, &ro);
+  if (!wh_cli_parse_options(cmd, all_entries, &argc, &argv))
     return WH_CLI_EXIT_USAGE;
   if (argc > 1)
     return wh_cli_usage_error(cmd, "unexpected argument “%s”", argv[1]);
@@ -168,17 +161,15 @@ run_perplexity(int argc, char **argv)
   if (max_chunks < 0)
     return wh_cli_usage_error(cmd, "--chunks must not be negative");
   wh_kv_type kv_type = WH_KV_F16;
-  if (kv_name && !wh_kv_type_from_name(kv_name, &kv_type))
-    return wh_cli_usage_error(cmd, "unknown KV cache type “%s”", kv_name);
-  if (!wh_cli_parse_ngl(ngl_text, &ngl))
-    return wh_cli_usage_error(cmd, "--ngl takes a number of layers or auto, not “%s”", ngl_text);
+  if (!wh_cli_run_options_check(cmd, &ro, &kv_type, &ngl))
+    return WH_CLI_EXIT_USAGE;
 
   g_autoptr(GError) error = NULL;
   wh_eval_logits *base = NULL;
   if (base_path && !(base = wh_eval_logits_open(base_path, &error)))
     return wh_cli_fail(cmd, error);
   wh_cli_eval ev;
-  gboolean ok = wh_cli_eval_load(&ev, model_path, text_path, n_threads, &error);
+  gboolean ok = wh_cli_eval_load(&ev, model_path, text_path, ro.n_threads, &error);
   if (ok) {
     ev.ep.kv_type = kv_type;
     ev.ep.n_ctx = (guint32)n_ctx;
@@ -190,9 +181,9 @@ run_perplexity(int argc, char **argv)
     wh_context_params cp = wh_context_default_params();
     cp.n_ctx = cp.n_batch = N;
     cp.kv_type = kv_type;
-    ok = wh_cli_gpu_params(ngl, device, wh_model_get_hparams(ev.model), &cp, &error);
+    ok = wh_cli_gpu_params(ngl, ro.device, wh_model_get_hparams(ev.model), &cp, &error);
     ev.ep.n_gpu_layers = cp.n_gpu_layers;
-    ev.ep.device = device;
+    ev.ep.device = ro.device;
     ok = ok && wh_cli_eval_run(&ev, "perplexity", N, &error);
   }
   const wh_eval_result r = ev.result;

@@ -59,10 +59,10 @@ static int
 run_run(int argc, char **argv)
 {
   const wh_cli_command *cmd = &wh_cli_command_run;
-  g_autofree char *model_path = NULL, *prompt = NULL, *kv_name = NULL;
-  g_autofree char *ngl_text = NULL, *device = NULL;
+  g_autofree char *model_path = NULL, *prompt = NULL;
+  g_auto(wh_cli_run_options) ro = {0};
   gint32 ngl = 0;
-  int n_predict = 128, n_threads = 0, n_ctx = 0;
+  int n_predict = 128, n_ctx = 0;
   wh_cli_sampling sampling;
   wh_cli_sampling_init(&sampling);
   gboolean report_memory = FALSE, json = FALSE;
@@ -70,24 +70,16 @@ run_run(int argc, char **argv)
       {"model", 'm', 0, G_OPTION_ARG_FILENAME, &model_path, "GGUF model file", "MODEL"},
       {"prompt", 'p', 0, G_OPTION_ARG_STRING, &prompt, "Prompt text", "PROMPT"},
       {"n-predict", 'n', 0, G_OPTION_ARG_INT, &n_predict, "Tokens to generate (default 128)", "N"},
-      {"threads", 't', 0, G_OPTION_ARG_INT, &n_threads, "Compute threads (default: all cores)",
-       "N"},
       {"ctx-size", 'c', 0, G_OPTION_ARG_INT, &n_ctx, "Context size (default: min(train, 4096))",
        "CTX"},
-      {"kv-type", 0, 0, G_OPTION_ARG_STRING, &kv_name,
-       "KV cache type: f16 (default), q8_0, q4_0, f32", "TYPE"},
-      {"ngl", 0, 0, G_OPTION_ARG_STRING, &ngl_text,
-       "Layers on the GPU, from the last one down; n_layer + 1 adds the output layer; auto = "
-       "as many as fit (default 0)",
-       "N|auto"},
-      {"device", 0, 0, G_OPTION_ARG_STRING, &device, "GPU device (name or part of it)", "NAME"},
       {"report-memory", 0, 0, G_OPTION_ARG_NONE, &report_memory,
        "Print the memory allocated per component", NULL},
       {"json", 0, 0, G_OPTION_ARG_NONE, &json, "With --report-memory: one JSON object on stdout",
        NULL},
       {NULL},
   };
-  g_autofree GOptionEntry *all_entries = wh_cli_sampling_add_entries(entries, &sampling);
+  g_autofree GOptionEntry *run_entries = wh_cli_run_add_entries(entries, &ro);
+  g_autofree GOptionEntry *all_entries = wh_cli_sampling_add_entries(run_entries, &sampling);
   if (!wh_cli_parse_options(cmd, all_entries, &argc, &argv))
     return WH_CLI_EXIT_USAGE;
   if (argc > 1)
@@ -100,17 +92,15 @@ run_run(int argc, char **argv)
     return WH_CLI_EXIT_USAGE;
   wh_context_params cp = wh_context_default_params();
   cp.n_ctx = (guint32)n_ctx;
-  cp.n_threads = n_threads;
-  if (kv_name && !wh_kv_type_from_name(kv_name, &cp.kv_type))
-    return wh_cli_usage_error(cmd, "unknown KV cache type “%s”", kv_name);
-  if (!wh_cli_parse_ngl(ngl_text, &ngl))
-    return wh_cli_usage_error(cmd, "--ngl takes a number of layers or auto, not “%s”", ngl_text);
+  cp.n_threads = ro.n_threads;
+  if (!wh_cli_run_options_check(cmd, &ro, &cp.kv_type, &ngl))
+    return WH_CLI_EXIT_USAGE;
 
   wh_sampler_params sp = wh_cli_sampling_params(&sampling);
 
   g_autoptr(GError) error = NULL;
   wh_model_params mp = wh_model_default_params();
-  mp.n_threads = n_threads;
+  mp.n_threads = ro.n_threads;
   wh_model *model = wh_model_load(model_path, &mp, &error);
   if (!model)
     return wh_cli_fail(cmd, error);
@@ -120,7 +110,7 @@ run_run(int argc, char **argv)
   if (tok && wh_tokenizer_tokenize(tok, prompt, strlen(prompt), TRUE, TRUE, ids, &error) >= 0) {
     if (ids->len == 0)
       g_set_error(&error, WH_MODEL_ERROR, WH_MODEL_ERROR_CONTEXT, "the prompt has no tokens");
-    else if (wh_cli_gpu_params(ngl, device, wh_model_get_hparams(model), &cp, &error))
+    else if (wh_cli_gpu_params(ngl, ro.device, wh_model_get_hparams(model), &cp, &error))
       ctx = wh_context_new(model, &cp, &error);
   }
   if (ctx)

@@ -57,12 +57,7 @@ print_json(wh_hub_search_result *r)
     json_builder_end_object(b);
   }
   json_builder_end_array(b);
-  g_autoptr(JsonGenerator) gen = json_generator_new();
-  g_autoptr(JsonNode) root = json_builder_get_root(b);
-  json_generator_set_root(gen, root);
-  json_generator_set_pretty(gen, TRUE);
-  g_autofree char *text = json_generator_to_data(gen, NULL);
-  printf("%s\n", text);
+  wh_cli_print_json_builder(b);
 }
 
 static int

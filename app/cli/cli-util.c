@@ -75,6 +75,25 @@ static gboolean progress_line_open = FALSE;
 static gint64 progress_last_plain = 0;
 
 void
+wh_cli_print_json(JsonNode *root)
+{
+  g_autoptr(JsonGenerator) gen = json_generator_new();
+  json_generator_set_root(gen, root);
+  json_generator_set_pretty(gen, TRUE);
+  gsize len = 0;
+  g_autofree char *text = json_generator_to_data(gen, &len);
+  fwrite(text, 1, len, stdout);
+  fputc('\n', stdout);
+}
+
+void
+wh_cli_print_json_builder(JsonBuilder *builder)
+{
+  g_autoptr(JsonNode) root = json_builder_get_root(builder);
+  wh_cli_print_json(root);
+}
+
+void
 wh_cli_progress_print(const char *title, const wh_job_progress *p, gboolean bytes)
 {
   g_autofree char *text = wh_job_progress_format(p, bytes);
@@ -284,6 +303,61 @@ wh_cli_sampling_add_entries(const GOptionEntry *entries, wh_cli_sampling *s)
   memcpy(all, entries, n * sizeof(GOptionEntry));
   memcpy(all + n, sampling, sizeof sampling);
   return all;
+}
+
+GOptionEntry *
+wh_cli_run_add_entries(const GOptionEntry *entries, wh_cli_run_options *o)
+{
+  const GOptionEntry run[] = {
+      {"threads", 't', 0, G_OPTION_ARG_INT, &o->n_threads, "Compute threads (default: all cores)",
+       "N"},
+      {"kv-type", 0, 0, G_OPTION_ARG_STRING, &o->kv_type,
+       "KV cache type: f16 (default), q8_0, q4_0, f32", "TYPE"},
+      {"ngl", 0, 0, G_OPTION_ARG_STRING, &o->ngl,
+       "Layers on the GPU, from the last one down (n_layer + 1 adds the output layer): a count, "
+       "all, or auto = as many as fit (default 0)",
+       "N|all|auto"},
+      {"device", 0, 0, G_OPTION_ARG_STRING, &o->device,
+       "GPU device (part of its name, or cuda / cuda:N); default: the first GPU", "NAME"},
+  };
+  gsize n = 0;
+  while (entries[n].long_name)
+    n++;
+  GOptionEntry *all = g_new0(GOptionEntry, n + G_N_ELEMENTS(run) + 1);
+  memcpy(all, entries, n * sizeof(GOptionEntry));
+  memcpy(all + n, run, sizeof run);
+  return all;
+}
+
+gboolean
+wh_cli_run_options_check(const wh_cli_command *cmd, const wh_cli_run_options *o,
+                         wh_kv_type *kv_type, gint32 *ngl)
+{
+  if (o->n_threads < 0 || o->n_threads > 1024) {
+    wh_cli_usage_error(cmd, "-t takes a number of threads from 1 to 1024, or 0 for all cores");
+    return FALSE;
+  }
+  if (o->kv_type && !wh_kv_type_from_name(o->kv_type, kv_type)) {
+    wh_cli_usage_error(cmd, "unknown KV cache type “%s” (use f16, q8_0, q4_0 or f32)", o->kv_type);
+    return FALSE;
+  }
+  if (o->ngl && g_ascii_strcasecmp(o->ngl, "all") == 0) {
+    *ngl = G_MAXINT32;
+    return TRUE;
+  }
+  if (!wh_cli_parse_ngl(o->ngl, ngl)) {
+    wh_cli_usage_error(cmd, "--ngl takes a number of layers, all or auto, not “%s”", o->ngl);
+    return FALSE;
+  }
+  return TRUE;
+}
+
+void
+wh_cli_run_options_clear(wh_cli_run_options *o)
+{
+  g_clear_pointer(&o->kv_type, g_free);
+  g_clear_pointer(&o->ngl, g_free);
+  g_clear_pointer(&o->device, g_free);
 }
 
 gboolean

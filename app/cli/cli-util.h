@@ -16,6 +16,7 @@
 #pragma once
 
 #include <glib.h>
+#include <json-glib/json-glib.h>
 #include <stdio.h>
 #include "jobs/jobs.h"
 #include "model/model.h"
@@ -51,6 +52,27 @@ GOptionEntry *wh_cli_sampling_add_entries(const GOptionEntry *entries, wh_cli_sa
 gboolean wh_cli_sampling_check(const wh_cli_command *cmd, const wh_cli_sampling *s);
 wh_sampler_params wh_cli_sampling_params(const wh_cli_sampling *s);
 
+/* Options of the commands that run a model (run, chat, logits, perplexity): -t/--threads,
+ * --kv-type, --ngl and --device, with the same help everywhere. The strings are owned by the
+ * struct (free with wh_cli_run_options_clear()). */
+typedef struct {
+  int n_threads; /* 0 = all cores */
+  char *kv_type; /* NULL = the default (f16) */
+  char *ngl;     /* NULL = 0 */
+  char *device;  /* NULL = the first GPU */
+} wh_cli_run_options;
+
+/* A newly allocated, NULL-terminated copy of @entries followed by the entries that write into
+ * @o (free with g_free). */
+GOptionEntry *wh_cli_run_add_entries(const GOptionEntry *entries, wh_cli_run_options *o);
+/* Checks and converts the values: the KV type into @kv_type (left alone when not given), --ngl
+ * into @ngl (a count, G_MAXINT32 for all, or WH_PLANNER_NGL_AUTO). Prints a usage error and
+ * returns FALSE for a bad value. */
+gboolean wh_cli_run_options_check(const wh_cli_command *cmd, const wh_cli_run_options *o,
+                                  wh_kv_type *kv_type, gint32 *ngl);
+void wh_cli_run_options_clear(wh_cli_run_options *o);
+G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC(wh_cli_run_options, wh_cli_run_options_clear)
+
 /* Parses the command's options with GOption. On a bad option prints a
  * one-line error plus the usage to stderr and returns FALSE (caller exits
  * WH_CLI_EXIT_USAGE). --help prints the full help and exits 0. */
@@ -75,6 +97,12 @@ void wh_cli_print_usage(const wh_cli_command *cmd, FILE *out);
  * @bytes: progress units are bytes. */
 gboolean wh_cli_run_job(wh_job_kind kind, const char *title, wh_job_func func, gpointer user_data,
                         gboolean bytes, gboolean quiet, GError **error);
+
+/* Prints @root (a JSON document built by a command's --json output) pretty-printed on stdout,
+ * followed by a newline. Does not take @root. */
+void wh_cli_print_json(JsonNode *root);
+/* The same for the document built so far in @builder (ended: every object/array closed). */
+void wh_cli_print_json_builder(JsonBuilder *builder);
 
 /* Progress line helpers for commands that report progress themselves. */
 void wh_cli_progress_print(const char *title, const wh_job_progress *p, gboolean bytes);
