@@ -284,6 +284,19 @@ wh_cli_sampling_init(wh_cli_sampling *s)
   s->seed = -1;
 }
 
+/* A new NULL-terminated array: @entries (NULL-terminated) followed by @n_extra of @extra. */
+static GOptionEntry *
+entries_append(const GOptionEntry *entries, const GOptionEntry *extra, gsize n_extra)
+{
+  gsize n = 0;
+  while (entries[n].long_name)
+    n++;
+  GOptionEntry *all = g_new0(GOptionEntry, n + n_extra + 1);
+  memcpy(all, entries, n * sizeof(GOptionEntry));
+  memcpy(all + n, extra, n_extra * sizeof(GOptionEntry));
+  return all;
+}
+
 GOptionEntry *
 wh_cli_sampling_add_entries(const GOptionEntry *entries, wh_cli_sampling *s)
 {
@@ -296,13 +309,7 @@ wh_cli_sampling_add_entries(const GOptionEntry *entries, wh_cli_sampling *s)
       {"repeat-penalty", 0, 0, G_OPTION_ARG_DOUBLE, &s->repeat_penalty,
        "Repetition penalty over the last 64 tokens, 1 = off (default 1)", "R"},
   };
-  gsize n = 0;
-  while (entries[n].long_name)
-    n++;
-  GOptionEntry *all = g_new0(GOptionEntry, n + G_N_ELEMENTS(sampling) + 1);
-  memcpy(all, entries, n * sizeof(GOptionEntry));
-  memcpy(all + n, sampling, sizeof sampling);
-  return all;
+  return entries_append(entries, sampling, G_N_ELEMENTS(sampling));
 }
 
 GOptionEntry *
@@ -320,13 +327,7 @@ wh_cli_run_add_entries(const GOptionEntry *entries, wh_cli_run_options *o)
       {"device", 0, 0, G_OPTION_ARG_STRING, &o->device,
        "GPU device (part of its name, or cuda / cuda:N); default: the first GPU", "NAME"},
   };
-  gsize n = 0;
-  while (entries[n].long_name)
-    n++;
-  GOptionEntry *all = g_new0(GOptionEntry, n + G_N_ELEMENTS(run) + 1);
-  memcpy(all, entries, n * sizeof(GOptionEntry));
-  memcpy(all + n, run, sizeof run);
-  return all;
+  return entries_append(entries, run, G_N_ELEMENTS(run));
 }
 
 gboolean
