@@ -243,3 +243,41 @@ wh_app_test_cli_greedy_reply(const char *cli, const char *model, const wh_chat_m
   const char *greedy[] = {"--temp", "0", NULL};
   return wh_app_test_cli_reply(cli, model, msgs, n, n_predict, greedy);
 }
+
+GtkWindow *
+wh_app_test_find_toplevel(GType type)
+{
+  GListModel *toplevels = gtk_window_get_toplevels();
+  GtkWindow *found = NULL;
+  for (guint i = 0; i < g_list_model_get_n_items(toplevels); i++) {
+    g_autoptr(GtkWindow) w = g_list_model_get_item(toplevels, i);
+    if (G_TYPE_CHECK_INSTANCE_TYPE(w, type) && gtk_widget_get_mapped(GTK_WIDGET(w)))
+      found = w; /* the toplevels list keeps it alive */
+  }
+  return found;
+}
+
+gboolean
+wh_app_test_toplevel_shown(gpointer data)
+{
+  WhAppFindWindow *find = data;
+  find->found = wh_app_test_find_toplevel(find->type);
+  return find->found != NULL;
+}
+
+gboolean
+wh_app_test_library_idle(gpointer page)
+{
+  return !whittle_library_page_is_scanning(page);
+}
+
+int
+wh_app_test_library_find(WhittleLibraryPage *page, const char *filename)
+{
+  for (guint i = 0; i < whittle_library_page_get_n_models(page); i++) {
+    const wh_library_entry *e = whittle_library_page_get_entry(page, i);
+    if (e && g_str_has_suffix(e->paths[0], filename))
+      return (int)i;
+  }
+  return -1;
+}

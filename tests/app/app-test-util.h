@@ -11,6 +11,7 @@
 
 #include "session/session.h"
 #include "whittle-application.h"
+#include "whittle-library-page.h"
 #include "whittle-window.h"
 
 G_BEGIN_DECLS
@@ -45,6 +46,21 @@ GtkWidget *wh_app_test_find(GtkWidget *root, gboolean (*match)(GtkWidget *w, gco
 /* Matchers: by GType (pass GSIZE_TO_POINTER(type)); a GtkButton with this label. */
 gboolean wh_app_test_is_type(GtkWidget *w, gconstpointer type);
 gboolean wh_app_test_is_button_labelled(GtkWidget *w, gconstpointer label);
+
+/* A mapped toplevel window of @type (a dialog, say), or NULL. */
+GtkWindow *wh_app_test_find_toplevel(GType type);
+/* A WhAppCondition for waiting on a toplevel: @data is a WhAppFindWindow whose @found is set to
+ * wh_app_test_find_toplevel(@type). */
+typedef struct {
+  GType type;
+  GtkWindow *found;
+} WhAppFindWindow;
+gboolean wh_app_test_toplevel_shown(gpointer data);
+
+/* WhAppConditions on a WhittleLibraryPage: not scanning. */
+gboolean wh_app_test_library_idle(gpointer page);
+/* The index of the library entry whose first file ends with @filename, or -1. */
+int wh_app_test_library_find(WhittleLibraryPage *page, const char *filename);
 
 /* Asserts that every button, switch, scale, entry and combo row below @root has an
  * accessible name (a label, a tooltip, a GtkAccessible label or a row title). Returns the

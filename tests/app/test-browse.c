@@ -573,51 +573,15 @@ test_restart_resumes(void)
 /* --- Library ---------------------------------------------------------------------------- */
 
 static gboolean
-library_idle(gpointer page)
-{
-  return !whittle_library_page_is_scanning(page);
-}
-
-static int
-find_entry(WhittleLibraryPage *page, const char *filename)
-{
-  for (guint i = 0; i < whittle_library_page_get_n_models(page); i++) {
-    const wh_library_entry *e = whittle_library_page_get_entry(page, i);
-    if (e && g_str_has_suffix(e->paths[0], filename))
-      return (int)i;
-  }
-  return -1;
-}
-
-typedef struct {
-  GType type;
-  GtkWindow *found;
-} FindWindow;
-
-static gboolean
-find_toplevel(gpointer data)
-{
-  FindWindow *find = data;
-  GListModel *toplevels = gtk_window_get_toplevels();
-  find->found = NULL;
-  for (guint i = 0; i < g_list_model_get_n_items(toplevels); i++) {
-    g_autoptr(GtkWindow) w = g_list_model_get_item(toplevels, i);
-    if (G_TYPE_CHECK_INSTANCE_TYPE(w, find->type) && gtk_widget_get_mapped(GTK_WIDGET(w)))
-      find->found = w;
-  }
-  return find->found != NULL;
-}
-
-static gboolean
 entry_gone(gpointer page)
 {
-  return library_idle(page) && find_entry(page, "m-Q4_K_M.gguf") < 0;
+  return wh_app_test_library_idle(page) && wh_app_test_library_find(page, "m-Q4_K_M.gguf") < 0;
 }
 
 static gboolean
 folder_listed(gpointer page)
 {
-  return library_idle(page) && find_entry(page, "mine-Q4_0.gguf") >= 0;
+  return wh_app_test_library_idle(page) && wh_app_test_library_find(page, "mine-Q4_0.gguf") >= 0;
 }
 
 static void
@@ -626,9 +590,9 @@ test_library(void)
   WhittleLibraryPage *page = WHITTLE_LIBRARY_PAGE(page_named("library"));
   show_page("library");
   whittle_library_page_refresh(page);
-  g_assert_true(wh_app_test_wait(library_idle, page, 30));
+  g_assert_true(wh_app_test_wait(wh_app_test_library_idle, page, 30));
 
-  int i = find_entry(page, "m-Q4_K_M.gguf");
+  int i = wh_app_test_library_find(page, "m-Q4_K_M.gguf");
   g_assert_cmpint(i, >=, 0);
   const wh_library_entry *e = whittle_library_page_get_entry(page, (guint)i);
   g_assert_cmpint(e->source, ==, WH_LIBRARY_SOURCE_WHITTLE);
@@ -668,8 +632,8 @@ test_library(void)
   g_autofree char *path = g_strdup(e->paths[0]);
   g_assert_true(g_file_test(path, G_FILE_TEST_EXISTS));
   gtk_widget_activate_action(GTK_WIDGET(page), "library.delete", "s", e->id);
-  FindWindow find = {ADW_TYPE_MESSAGE_DIALOG, NULL};
-  g_assert_true(wh_app_test_wait(find_toplevel, &find, 10));
+  WhAppFindWindow find = {ADW_TYPE_MESSAGE_DIALOG, NULL};
+  g_assert_true(wh_app_test_wait(wh_app_test_toplevel_shown, &find, 10));
   g_assert_nonnull(strstr(adw_message_dialog_get_body(ADW_MESSAGE_DIALOG(find.found)), "frees"));
   wh_app_test_screenshot(GTK_WIDGET(find.found), "library-delete");
   adw_message_dialog_response(ADW_MESSAGE_DIALOG(find.found), "delete");
@@ -686,7 +650,7 @@ test_library(void)
   whittle_preferences_add_library_folder(whittle_application_get_settings(app), folder);
   g_assert_true(wh_app_test_wait(folder_listed, page, 30));
   const wh_library_entry *f =
-      whittle_library_page_get_entry(page, (guint)find_entry(page, "mine-Q4_0.gguf"));
+      whittle_library_page_get_entry(page, (guint)wh_app_test_library_find(page, "mine-Q4_0.gguf"));
   g_assert_cmpint(f->source, ==, WH_LIBRARY_SOURCE_FOLDER);
   g_assert_false(f->deletable);
   g_settings_reset(whittle_application_get_settings(app), "library-folders");
@@ -764,7 +728,7 @@ test_keyboard(void)
   WhittleLibraryPage *library = WHITTLE_LIBRARY_PAGE(page_named("library"));
   show_page("library");
   whittle_library_page_refresh(library);
-  g_assert_true(wh_app_test_wait(library_idle, library, 30));
+  g_assert_true(wh_app_test_wait(wh_app_test_library_idle, library, 30));
   wh_app_test_settle(0.3);
   g_autoptr(GPtrArray) lib_seen = tab_through(GTK_WIDGET(library), 40);
   g_test_message("library: %u focus stops", lib_seen->len);

@@ -221,29 +221,10 @@ test_pages(void)
 
 /* --- Dialogs -------------------------------------------------------------- */
 
-typedef struct {
-  GType type;
-  GtkWindow *found;
-} FindWindow;
-
-static gboolean
-find_toplevel(gpointer data)
-{
-  FindWindow *find = data;
-  GListModel *toplevels = gtk_window_get_toplevels();
-  find->found = NULL;
-  for (guint i = 0; i < g_list_model_get_n_items(toplevels); i++) {
-    g_autoptr(GtkWindow) w = g_list_model_get_item(toplevels, i);
-    if (G_TYPE_CHECK_INSTANCE_TYPE(w, find->type) && gtk_widget_get_mapped(GTK_WIDGET(w)))
-      find->found = w;
-  }
-  return find->found != NULL;
-}
-
 static gboolean
 toplevel_gone(gpointer data)
 {
-  return !find_toplevel(data);
+  return !wh_app_test_toplevel_shown(data);
 }
 
 /* Activates @action on @group, waits for a mapped toplevel of @type, renders
@@ -252,9 +233,9 @@ static void
 open_and_close(GActionGroup *group, const char *action, GType type, const char *shot,
                void (*check)(GtkWindow *))
 {
-  FindWindow find = {type, NULL};
+  WhAppFindWindow find = {type, NULL};
   g_action_group_activate_action(group, action, NULL);
-  g_assert_true(wait_until(find_toplevel, &find, 15));
+  g_assert_true(wait_until(wh_app_test_toplevel_shown, &find, 15));
   g_assert_true(gtk_window_get_transient_for(find.found) == GTK_WINDOW(window));
   settle(0.3);
   assert_not_blank(render_png(GTK_WIDGET(find.found), shot));
@@ -731,9 +712,9 @@ test_close_with_jobs(void)
   g_assert_true(wait_until(has_n_active, GUINT_TO_POINTER(1), 15));
 
   /* Closing asks first; "Keep Running" keeps the window and the job. */
-  FindWindow find = {ADW_TYPE_MESSAGE_DIALOG, NULL};
+  WhAppFindWindow find = {ADW_TYPE_MESSAGE_DIALOG, NULL};
   g_action_group_activate_action(G_ACTION_GROUP(app), "quit", NULL);
-  g_assert_true(wait_until(find_toplevel, &find, 15));
+  g_assert_true(wait_until(wh_app_test_toplevel_shown, &find, 15));
   settle(0.2);
   assert_not_blank(render_png(GTK_WIDGET(find.found), "close-confirm"));
   click_button_labelled(GTK_WIDGET(find.found), "_Keep Running");
@@ -743,7 +724,7 @@ test_close_with_jobs(void)
 
   /* "Stop and Close" cancels the job and closes the window. */
   gtk_window_close(GTK_WINDOW(window));
-  g_assert_true(wait_until(find_toplevel, &find, 15));
+  g_assert_true(wait_until(wh_app_test_toplevel_shown, &find, 15));
   click_button_labelled(GTK_WIDGET(find.found), "_Stop and Close");
   g_assert_cmpint(wh_job_wait(job), ==, WH_JOB_CANCELLED);
   window = NULL;
