@@ -3,8 +3,11 @@
 
 #include <glib/gi18n.h>
 
+#include "backend/devices.h"
+#include "planner/planner.h"
 #include "whittle-application.h"
 #include "whittle-chat-page.h"
+#include "whittle-fit.h"
 #include "whittle-markdown.h"
 
 struct _WhittleChatPage {
@@ -16,6 +19,12 @@ struct _WhittleChatPage {
   GPtrArray *branch; /* WhittleStoredMessage, the active branch of `conversation` */
   double temperature;
   int max_tokens;
+  int gpu_layers; /* the shown conversation's GPU layers; < 0: automatic */
+
+  GCancellable *plan_cancellable; /* choosing GPU layers and device before a load */
+  int load_gpu_layers;      /* the gpu_layers the loaded (or loading) model was planned with */
+  char *loading_cpu_reason; /* why the loading model gets no GPU layer, or NULL */
+  char *cpu_reason;         /* the same for the loaded one */
 
   wh_session *session;
   wh_job *load_job;
@@ -48,6 +57,7 @@ struct _WhittleChatPage {
   GtkSpinButton *min_p_spin;
   GtkSpinButton *repeat_spin;
   GtkSpinButton *seed_spin;
+  GtkSpinButton *gpu_layers_spin;
   GtkLabel *device_label;
   GtkStack *content_stack;
   GtkScrolledWindow *message_scroller;
@@ -355,6 +365,8 @@ show_conversation_settings(WhittleChatPage *self)
   gtk_spin_button_set_value(self->min_p_spin, c ? c->min_p : def.min_p);
   gtk_spin_button_set_value(self->repeat_spin, c ? c->repeat_penalty : def.repeat_penalty);
   gtk_spin_button_set_value(self->seed_spin, c ? (double)c->seed : -1);
+  self->gpu_layers = c ? c->gpu_layers : -1;
+  gtk_spin_button_set_value(self->gpu_layers_spin, self->gpu_layers < 0 ? -1 : self->gpu_layers);
 }
 
 /* The settings popover's values (system prompt and sampling) into @c. */
@@ -369,6 +381,7 @@ settings_from_ui(WhittleChatPage *self, WhittleConversation *c)
   c->min_p = gtk_spin_button_get_value(self->min_p_spin);
   c->repeat_penalty = gtk_spin_button_get_value(self->repeat_spin);
   c->seed = (gint64)gtk_spin_button_get_value(self->seed_spin);
+  c->gpu_layers = gtk_spin_button_get_value_as_int(self->gpu_layers_spin);
 }
 
 void
@@ -384,7 +397,7 @@ whittle_chat_page_select_conversation(WhittleChatPage *self, gint64 id)
   /* A conversation brings back its model when none is loaded or loading. */
   g_autoptr(WhittleConversation) c =
       id ? whittle_conversation_store_get(self->store, id, NULL) : NULL;
-  if (c && c->model_path && !self->session && !self->load_job &&
+  if (c && c->model_path && !self->session && !whittle_chat_page_is_loading(self) &&
       g_file_test(c->model_path, G_FILE_TEST_IS_REGULAR)) {
     g_free(self->model_path);
     self->model_path = g_strdup(c->model_path);
@@ -464,16 +477,40 @@ on_search_changed(GtkSearchEntry *entry, WhittleChatPage *self)
 
 /* --- loading -------------------------------------------------------------------------------- */
 
+/* Where the loaded model runs, short, for the status line: "6 of 6 layers on <GPU>" or "CPU
+ * only: <why>". Newly allocated. */
+static char *
+where_text(WhittleChatPage *self)
+{
+  const wh_session_device *devices = NULL;
+  guint n = wh_session_get_devices(self->session, &devices);
+  guint32 total = 0;
+  for (guint i = 0; i < n; i++)
+    total += devices[i].n_layers;
+  for (guint i = 0; i < n; i++)
+    if (g_strcmp0(devices[i].kind, "cpu") != 0 && devices[i].n_layers > 0)
+      /* Translators: where a model runs, e.g. “24 of 33 layers on AMD Radeon RX 7600” */
+      return g_strdup_printf(_("%u of %u layers on %s"), devices[i].n_layers, total,
+                             devices[i].name);
+  const char *why = self->cpu_reason
+                        ? self->cpu_reason
+                        : wh_context_get_gpu_note(wh_session_get_context(self->session));
+  g_autofree char *clause = g_strdup(why ? why : "");
+  g_strchomp(clause);
+  if (*clause && clause[strlen(clause) - 1] == '.')
+    clause[strlen(clause) - 1] = '\0';
+  /* Translators: the model runs on the processor only, and why */
+  return *clause ? g_strdup_printf(_("CPU only: %s"), clause) : g_strdup(_("CPU only"));
+}
+
 static void
 show_device_note(WhittleChatPage *self)
 {
   const char *note = self->session ? wh_session_get_device_note(self->session) : NULL;
   g_autofree char *text = NULL;
-  if (note && wh_session_get_n_gpu_layers_requested(self->session) == 0)
-    /* Translators: after “Running on the CPU.” when no GPU layers were asked for */
-    text = g_strdup_printf(_("%s The Chat page does not offload layers to a graphics card yet; "
-                             "the Planner shows how many would fit."),
-                           note);
+  if (note && self->cpu_reason && wh_session_get_n_gpu_layers_requested(self->session) == 0)
+    /* Translators: no layer was asked for on the GPU; %s says why */
+    text = g_strdup_printf(_("Running on the CPU: %s."), self->cpu_reason);
   gtk_label_set_label(self->device_label, text ? text : note ? note : "");
   gtk_widget_set_visible(GTK_WIDGET(self->device_label), note && *note);
 }
@@ -506,13 +543,23 @@ on_load_notify(wh_job *job, gpointer user_data)
   }
   g_clear_pointer(&self->session, wh_session_unref);
   self->session = session;
+  g_free(self->cpu_reason);
+  self->cpu_reason = g_steal_pointer(&self->loading_cpu_reason);
   adw_button_content_set_label(self->model_button_content, wh_session_get_model_name(session));
+  /* The GPU layers a chat can ask for: 0 .. n_layer + 1 (the output layer). */
+  const wh_model_hparams *hp = wh_model_get_hparams(wh_session_get_model(session));
+  gtk_adjustment_set_upper(gtk_spin_button_get_adjustment(self->gpu_layers_spin),
+                           (double)hp->n_layer + 1);
   show_device_note(self);
   g_autoptr(GError) sync_error = NULL;
-  if (!sync_session(self, &sync_error))
+  if (!sync_session(self, &sync_error)) {
     set_status(self, sync_error->message);
-  else
-    set_status(self, _("Ready."));
+  } else {
+    g_autofree char *where = where_text(self);
+    /* Translators: after loading a model: where it runs, e.g. “Ready · CPU only: …” */
+    g_autofree char *status = g_strdup_printf(_("Ready · %s"), where);
+    set_status(self, status);
+  }
   update_context_label(self);
   /* A message sent while loading is answered now. */
   if (self->branch->len &&
@@ -526,6 +573,134 @@ on_load_notify(wh_job *job, gpointer user_data)
   g_object_unref(self);
 }
 
+/* Choosing the GPU layers and device before a load: in a thread, since it reads the GGUF
+ * header and enumerates the devices (a Vulkan instance). */
+typedef struct {
+  char *path;
+  WhittleFitSettings fs; /* context length, KV type, preferred GPU */
+  int chat_layers;       /* the conversation's setting: < 0 automatic, else a count */
+  gboolean offload_off;  /* the "gpu-offload" preference is off */
+} LoadPlanArgs;
+
+typedef struct {
+  guint32 n_ctx;    /* the context length, clamped to the model's */
+  int n_gpu_layers; /* for wh_session_params (0: CPU only) */
+  char device[64];  /* "vulkan:N" / "cuda:N": the GPU chosen, "" when none */
+  char *cpu_reason; /* why no layer goes to a GPU, or NULL */
+} LoadPlan;
+
+static void
+load_plan_args_free(LoadPlanArgs *a)
+{
+  g_free(a->path);
+  whittle_fit_settings_clear(&a->fs);
+  g_free(a);
+}
+
+static void
+load_plan_free(LoadPlan *p)
+{
+  g_free(p->cpu_reason);
+  g_free(p);
+}
+
+static void
+load_plan_thread(GTask *task, gpointer source, gpointer data, GCancellable *cancellable)
+{
+  (void)source, (void)cancellable;
+  LoadPlanArgs *a = data;
+  LoadPlan *p = g_new0(LoadPlan, 1);
+  p->n_ctx = a->fs.n_ctx;
+  g_autofree wh_model_hparams *hp = g_new0(wh_model_hparams, 1); /* large: not on the stack */
+  wh_gguf *g = wh_gguf_open(a->path, NULL);
+  gboolean have_hp = g && wh_model_hparams_from_gguf(g, hp, NULL);
+  wh_gguf_close(g);
+  if (!have_hp) { /* the load says what is wrong with the file */
+    g_task_return_pointer(task, p, (GDestroyNotify)load_plan_free);
+    return;
+  }
+  if (hp->n_ctx_train > 0 && p->n_ctx > hp->n_ctx_train)
+    p->n_ctx = hp->n_ctx_train; /* “unless the model allows fewer” */
+  if (a->chat_layers == 0) {
+    p->cpu_reason = g_strdup(_("this chat’s GPU layers are set to 0"));
+  } else if (a->chat_layers < 0 && a->offload_off) {
+    p->cpu_reason = g_strdup(_("GPU offload is off in the Preferences"));
+  } else {
+    wh_device_list *devices = wh_devices_enumerate();
+    const wh_device *gpu = wh_device_list_find_gpu(devices, a->fs.device, NULL);
+    if (!gpu && a->fs.device) /* the preferred GPU is not there now: the best one */
+      gpu = wh_device_list_find_gpu(devices, NULL, NULL);
+    if (!gpu) {
+      p->cpu_reason = g_strdup(_("no graphics card was found"));
+    } else {
+      g_snprintf(p->device, sizeof p->device, "%s:%u",
+                 gpu->api == WH_DEVICE_API_CUDA ? "cuda" : "vulkan", gpu->index);
+      if (a->chat_layers > 0) {
+        p->n_gpu_layers = a->chat_layers;
+      } else {
+        wh_planner_params pp = wh_planner_default_params();
+        pp.n_ctx = p->n_ctx;
+        pp.kv_type = a->fs.kv_type;
+        pp.n_gpu_layers = WH_PLANNER_NGL_AUTO;
+        pp.device = p->device;
+        wh_plan plan;
+        g_autoptr(GError) error = NULL;
+        if (!wh_planner_compute(hp, devices, &pp, &plan, &error))
+          p->cpu_reason = g_strdup(error->message);
+        else if (plan.n_gpu_layers == 0)
+          /* Translators: %s is a graphics card */
+          p->cpu_reason =
+              g_strdup_printf(_("not even one layer fits in the free memory of %s"), gpu->name);
+        else
+          p->n_gpu_layers = (int)plan.n_gpu_layers;
+      }
+    }
+    wh_device_list_free(devices);
+  }
+  g_task_return_pointer(task, p, (GDestroyNotify)load_plan_free);
+}
+
+static void
+on_load_planned(GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  (void)user_data;
+  WhittleChatPage *self = WHITTLE_CHAT_PAGE(source);
+  g_autoptr(GError) error = NULL;
+  LoadPlan *p = g_task_propagate_pointer(G_TASK(result), &error);
+  if (!p) /* cancelled: another load replaced this one, or the page went away */
+    return;
+  g_clear_object(&self->plan_cancellable);
+  wh_job_queue *queue = job_queue(self);
+  GSettings *settings = NULL;
+  GtkRoot *root = gtk_widget_get_root(GTK_WIDGET(self));
+  GtkApplication *app = GTK_IS_WINDOW(root) ? gtk_window_get_application(GTK_WINDOW(root)) : NULL;
+  if (WHITTLE_IS_APPLICATION(app))
+    settings = whittle_application_get_settings(WHITTLE_APPLICATION(app));
+  if (!queue || !self->loading_path) {
+    load_plan_free(p);
+    gtk_widget_set_visible(GTK_WIDGET(self->load_progress), FALSE);
+    return;
+  }
+  wh_session_params params = wh_session_default_params();
+  int threads = settings ? g_settings_get_int(settings, "threads") : 0;
+  if (threads > 0)
+    params.context.n_threads = threads;
+  params.context.n_ctx = p->n_ctx;
+  if (settings) {
+    g_autofree char *kv = g_settings_get_string(settings, "default-kv-type");
+    wh_kv_type t;
+    if (wh_kv_type_from_name(kv, &t))
+      params.context.kv_type = t;
+  }
+  params.n_gpu_layers = p->n_gpu_layers;
+  g_strlcpy(params.context.device, p->device, sizeof params.context.device);
+  g_free(self->loading_cpu_reason);
+  self->loading_cpu_reason = g_steal_pointer(&p->cpu_reason);
+  load_plan_free(p);
+  self->load_job =
+      wh_session_load_async(self->loading_path, &params, queue, on_load_notify, g_object_ref(self));
+}
+
 void
 whittle_chat_page_open_model(WhittleChatPage *self, const char *path_in)
 {
@@ -536,6 +711,9 @@ whittle_chat_page_open_model(WhittleChatPage *self, const char *path_in)
     set_status(self, _("The model cannot be loaded before the window is shown."));
     return;
   }
+  if (self->plan_cancellable)
+    g_cancellable_cancel(self->plan_cancellable);
+  g_clear_object(&self->plan_cancellable);
   if (self->load_job)
     wh_job_cancel(self->load_job);
   g_clear_pointer(&self->load_job, wh_job_unref);
@@ -545,25 +723,29 @@ whittle_chat_page_open_model(WhittleChatPage *self, const char *path_in)
   self->model_path = g_strdup(path);
   g_clear_pointer(&self->load_error, g_free);
 
-  wh_session_params params = wh_session_default_params();
   GtkRoot *root = gtk_widget_get_root(GTK_WIDGET(self));
   GtkApplication *app = gtk_window_get_application(GTK_WINDOW(root));
   GSettings *settings = whittle_application_get_settings(WHITTLE_APPLICATION(app));
+  LoadPlanArgs *a = g_new0(LoadPlanArgs, 1);
+  a->path = g_strdup(path);
+  whittle_fit_settings_load(&a->fs, settings);
+  a->chat_layers = self->gpu_layers;
   if (settings) {
-    int threads = g_settings_get_int(settings, "threads");
-    guint n_ctx = g_settings_get_uint(settings, "default-context-length");
-    if (threads > 0)
-      params.context.n_threads = threads;
-    if (n_ctx > 0)
-      params.context.n_ctx = n_ctx;
+    g_autofree char *mode = g_settings_get_string(settings, "gpu-offload");
+    a->offload_off = g_strcmp0(mode, "off") == 0;
   }
+  self->load_gpu_layers = self->gpu_layers;
+
   g_autofree char *base = g_path_get_basename(path);
   /* Translators: %s is a model file name */
   g_autofree char *status = g_strdup_printf(_("Loading %s…"), base);
   set_status(self, status);
   gtk_progress_bar_set_fraction(self->load_progress, 0);
   gtk_widget_set_visible(GTK_WIDGET(self->load_progress), TRUE);
-  self->load_job = wh_session_load_async(path, &params, queue, on_load_notify, g_object_ref(self));
+  self->plan_cancellable = g_cancellable_new();
+  g_autoptr(GTask) task = g_task_new(self, self->plan_cancellable, on_load_planned, NULL);
+  g_task_set_task_data(task, a, (GDestroyNotify)load_plan_args_free);
+  g_task_run_in_thread(task, load_plan_thread);
 }
 
 /* --- the Library's models ------------------------------------------------------------------- */
@@ -780,9 +962,9 @@ send_under(WhittleChatPage *self, gint64 parent, const char *text)
   reload_branch(self);
   refill_conversation_list(self);
   if (!self->session) {
-    if (!self->load_job && self->model_path)
+    if (!whittle_chat_page_is_loading(self) && self->model_path)
       whittle_chat_page_open_model(self, self->model_path);
-    if (self->load_job) {
+    if (whittle_chat_page_is_loading(self)) {
       g_object_set_data(G_OBJECT(self), "pending-reply", GINT_TO_POINTER(1));
       return TRUE;
     }
@@ -806,7 +988,7 @@ whittle_chat_page_send(WhittleChatPage *self, const char *text)
   g_autofree char *trimmed = g_strstrip(g_strdup(text ? text : ""));
   if (!*trimmed)
     return FALSE;
-  if (!self->session && !self->load_job && !self->model_path) {
+  if (!self->session && !whittle_chat_page_is_loading(self) && !self->model_path) {
     set_status(self, _("Open a model first: use “Open Model…” or the Library’s Chat button."));
     return FALSE;
   }
@@ -970,6 +1152,42 @@ action_apply_settings(GtkWidget *widget, const char *name, GVariant *param)
   whittle_chat_page_set_sampling(self, gtk_spin_button_get_value(self->temperature_spin),
                                  gtk_spin_button_get_value_as_int(self->max_tokens_spin));
   gtk_menu_button_popdown(self->settings_button);
+  /* Other GPU layers: the model is loaded again with them. */
+  self->gpu_layers = gtk_spin_button_get_value_as_int(self->gpu_layers_spin);
+  if ((self->session || whittle_chat_page_is_loading(self)) && self->model_path && !self->gen_job &&
+      self->gpu_layers != self->load_gpu_layers)
+    whittle_chat_page_open_model(self, self->model_path);
+}
+
+void
+whittle_chat_page_set_gpu_layers(WhittleChatPage *self, int n_layers)
+{
+  g_return_if_fail(WHITTLE_IS_CHAT_PAGE(self));
+  gtk_spin_button_set_value(self->gpu_layers_spin, n_layers < 0 ? -1 : n_layers);
+  gtk_widget_activate_action(GTK_WIDGET(self), "chat.apply-settings", NULL);
+}
+
+/* The GPU layers box shows “Auto” for -1 and takes it back. */
+static gboolean
+on_gpu_layers_output(GtkSpinButton *spin, gpointer data)
+{
+  (void)data;
+  if (gtk_spin_button_get_value_as_int(spin) >= 0)
+    return FALSE;
+  /* Translators: GPU layers chosen automatically, in a narrow number box */
+  gtk_editable_set_text(GTK_EDITABLE(spin), C_("gpu-layers", "Auto"));
+  return TRUE;
+}
+
+static int
+on_gpu_layers_input(GtkSpinButton *spin, double *value, gpointer data)
+{
+  (void)data;
+  const char *text = gtk_editable_get_text(GTK_EDITABLE(spin));
+  if (g_ascii_strcasecmp(text, "auto") != 0 && g_strcmp0(text, C_("gpu-layers", "Auto")) != 0)
+    return FALSE;
+  *value = -1;
+  return TRUE;
 }
 
 void
@@ -1080,7 +1298,7 @@ gboolean
 whittle_chat_page_is_loading(WhittleChatPage *self)
 {
   g_return_val_if_fail(WHITTLE_IS_CHAT_PAGE(self), FALSE);
-  return self->load_job != NULL;
+  return self->load_job != NULL || self->plan_cancellable != NULL;
 }
 
 wh_session *
@@ -1181,6 +1399,9 @@ whittle_chat_page_dispose(GObject *object)
   if (self->load_job)
     wh_job_cancel(self->load_job);
   g_clear_pointer(&self->load_job, wh_job_unref);
+  if (self->plan_cancellable)
+    g_cancellable_cancel(self->plan_cancellable);
+  g_clear_object(&self->plan_cancellable);
   if (self->scan_job)
     wh_job_cancel(self->scan_job);
   g_clear_pointer(&self->scan_job, wh_job_unref);
@@ -1201,6 +1422,8 @@ whittle_chat_page_finalize(GObject *object)
   g_free(self->loading_path);
   g_free(self->load_error);
   g_free(self->model_path);
+  g_free(self->loading_cpu_reason);
+  g_free(self->cpu_reason);
   G_OBJECT_CLASS(whittle_chat_page_parent_class)->finalize(object);
 }
 
@@ -1230,6 +1453,7 @@ whittle_chat_page_class_init(WhittleChatPageClass *klass)
   gtk_widget_class_bind_template_child(widget_class, WhittleChatPage, min_p_spin);
   gtk_widget_class_bind_template_child(widget_class, WhittleChatPage, repeat_spin);
   gtk_widget_class_bind_template_child(widget_class, WhittleChatPage, seed_spin);
+  gtk_widget_class_bind_template_child(widget_class, WhittleChatPage, gpu_layers_spin);
   gtk_widget_class_bind_template_child(widget_class, WhittleChatPage, device_label);
   gtk_widget_class_bind_template_child(widget_class, WhittleChatPage, content_stack);
   gtk_widget_class_bind_template_child(widget_class, WhittleChatPage, message_scroller);
@@ -1256,6 +1480,7 @@ whittle_chat_page_init(WhittleChatPage *self)
   self->reply = g_string_new(NULL);
   self->temperature = -1;
   self->max_tokens = 512;
+  self->gpu_layers = -1;
   self->branch = g_ptr_array_new_with_free_func((GDestroyNotify)whittle_stored_message_free);
 
   GtkEventController *keys = gtk_event_controller_key_new();
@@ -1263,6 +1488,9 @@ whittle_chat_page_init(WhittleChatPage *self)
   gtk_widget_add_controller(GTK_WIDGET(self->composer), keys);
   g_signal_connect_object(self->search_entry, "search-changed", G_CALLBACK(on_search_changed), self,
                           0);
+  g_signal_connect(self->gpu_layers_spin, "output", G_CALLBACK(on_gpu_layers_output), NULL);
+  g_signal_connect(self->gpu_layers_spin, "input", G_CALLBACK(on_gpu_layers_input), NULL);
+  on_gpu_layers_output(self->gpu_layers_spin, NULL);
   g_signal_connect_object(self->models_popover, "show", G_CALLBACK(on_models_popover_show), self,
                           0);
   g_signal_connect_object(self->models_list, "row-activated", G_CALLBACK(on_model_row_activated),

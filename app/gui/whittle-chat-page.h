@@ -17,11 +17,18 @@
  * message adds a sibling in the store (a branch): both are kept and arrows switch between
  * them. Generation is a WH_JOB_GENERATE job; Stop cancels it and keeps the partial reply.
  * Per-conversation settings (system prompt, temperature, top-k, top-p, min-p, repeat penalty,
- * seed, max tokens) are saved with it.
+ * seed, max tokens, GPU layers) are saved with it.
+ * GPU offload: before each load a thread reads the GGUF header and the devices and picks the
+ * layers: the conversation's GPU layers when it sets a number, else (Automatic) the planner's
+ * most layers that fit (wh_planner_compute() with WH_PLANNER_NGL_AUTO for the context length,
+ * clamped to the model's, and KV type of the Preferences) on the preferred GPU (or the best
+ * one), or none when the "gpu-offload" preference is off. The device goes to the session as
+ * "vulkan:N" / "cuda:N". The status line and the device note say where the model runs ("24
+ * of 33 layers on <GPU>", "CPU only: <why>": the preference, no GPU, no room, or the engine's
+ * reason when the GPU cannot run the layers asked for). Applying other GPU layers reloads.
  * Actions (group "chat"): new, send, stop, open-model, apply-settings, export(s)
  * ("markdown" / "json"), delete.
- * Does not: choose GPU layers (the session runs on the CPU unless the planner says otherwise:
- * not wired yet), or download models.
+ * Does not: download models, or split a model over several GPUs.
  */
 #pragma once
 
@@ -82,6 +89,9 @@ void whittle_chat_page_set_sampling(WhittleChatPage *self, double temperature, i
  * settings popover and applies them, as the user would; saved with the shown conversation. */
 void whittle_chat_page_set_sampler(WhittleChatPage *self, const wh_sampler_params *p,
                                    int max_tokens);
+/* Puts @n_layers (< 0: automatic) into the settings popover's GPU layers and applies it, as
+ * the user would: saved with the shown conversation; a loaded model is loaded again with it. */
+void whittle_chat_page_set_gpu_layers(WhittleChatPage *self, int n_layers);
 /* Writes the shown conversation to @path ("markdown" or "json"), via a temporary file. */
 gboolean whittle_chat_page_export(WhittleChatPage *self, const char *format, const char *path,
                                   GError **error);

@@ -36,6 +36,7 @@ static const char schema_sql[] =
     "  top_p REAL NOT NULL DEFAULT 0.95,"
     "  min_p REAL NOT NULL DEFAULT 0.05,"
     "  repeat_penalty REAL NOT NULL DEFAULT 1,"
+    "  gpu_layers INTEGER NOT NULL DEFAULT -1,"
     "  active_leaf INTEGER NOT NULL DEFAULT 0,"
     "  created INTEGER NOT NULL,"
     "  updated INTEGER NOT NULL);"
@@ -47,6 +48,16 @@ static const char schema_sql[] =
     "  content TEXT NOT NULL,"
     "  created INTEGER NOT NULL);"
     "CREATE INDEX IF NOT EXISTS messages_by_parent ON messages(conversation, parent);";
+
+/* Columns added to `conversations` after its first release: a database made before gets them
+ * (with their defaults) when it is opened. */
+static const struct {
+  const char *name, *definition;
+} added_columns[] = {
+    {"top_k", "INTEGER NOT NULL DEFAULT 40"},      {"top_p", "REAL NOT NULL DEFAULT 0.95"},
+    {"min_p", "REAL NOT NULL DEFAULT 0.05"},       {"repeat_penalty", "REAL NOT NULL DEFAULT 1"},
+    {"gpu_layers", "INTEGER NOT NULL DEFAULT -1"},
+};
 
 static gboolean
 set_error(WhittleConversationStore *self, GError **error)
@@ -124,6 +135,25 @@ whittle_conversation_store_default_path(void)
   return g_build_filename(g_get_user_data_dir(), "whittle", "chats.db", NULL);
 }
 
+static gboolean
+add_missing_columns(WhittleConversationStore *self, GError **error)
+{
+  for (gsize i = 0; i < G_N_ELEMENTS(added_columns); i++) {
+    g_autofree char *probe =
+        g_strdup_printf("SELECT %s FROM conversations LIMIT 0", added_columns[i].name);
+    sqlite3_stmt *stmt = NULL;
+    if (sqlite3_prepare_v2(self->db, probe, -1, &stmt, NULL) == SQLITE_OK) {
+      sqlite3_finalize(stmt);
+      continue;
+    }
+    g_autofree char *alter = g_strdup_printf("ALTER TABLE conversations ADD COLUMN %s %s",
+                                             added_columns[i].name, added_columns[i].definition);
+    if (sqlite3_exec(self->db, alter, NULL, NULL, NULL) != SQLITE_OK)
+      return set_error(self, error);
+  }
+  return TRUE;
+}
+
 WhittleConversationStore *
 whittle_conversation_store_new(const char *path, GError **error)
 {
@@ -148,8 +178,10 @@ whittle_conversation_store_new(const char *path, GError **error)
   sqlite3_busy_timeout(self->db, 2000);
   if (sqlite3_exec(self->db, "PRAGMA journal_mode=WAL; PRAGMA foreign_keys=ON;", NULL, NULL,
                    NULL) != SQLITE_OK ||
-      sqlite3_exec(self->db, schema_sql, NULL, NULL, NULL) != SQLITE_OK) {
-    set_error(self, error);
+      sqlite3_exec(self->db, schema_sql, NULL, NULL, NULL) != SQLITE_OK ||
+      !add_missing_columns(self, error)) {
+    if (error && !*error)
+      set_error(self, error);
     return NULL;
   }
   return g_steal_pointer(&self);
@@ -204,7 +236,7 @@ whittle_conversation_store_create(WhittleConversationStore *self, const char *ti
 
 #define CONVERSATION_COLUMNS                                                                       \
   "c.id, c.title, c.model_path, c.system_prompt, c.temperature, c.seed, c.max_tokens, "            \
-  "c.active_leaf, c.created, c.updated, c.top_k, c.top_p, c.min_p, c.repeat_penalty"
+  "c.active_leaf, c.created, c.updated, c.top_k, c.top_p, c.min_p, c.repeat_penalty, c.gpu_layers"
 
 static WhittleConversation *
 conversation_from_row(sqlite3_stmt *stmt)
@@ -224,6 +256,7 @@ conversation_from_row(sqlite3_stmt *stmt)
   c->top_p = sqlite3_column_double(stmt, 11);
   c->min_p = sqlite3_column_double(stmt, 12);
   c->repeat_penalty = sqlite3_column_double(stmt, 13);
+  c->gpu_layers = sqlite3_column_int(stmt, 14);
   return c;
 }
 
@@ -285,7 +318,7 @@ whittle_conversation_store_update(WhittleConversationStore *self, const WhittleC
                                "UPDATE conversations SET title = ?2, model_path = ?3, "
                                "system_prompt = ?4, temperature = ?5, seed = ?6, max_tokens = ?7, "
                                "updated = ?8, top_k = ?9, top_p = ?10, min_p = ?11, "
-                               "repeat_penalty = ?12 WHERE id = ?1",
+                               "repeat_penalty = ?12, gpu_layers = ?13 WHERE id = ?1",
                                error);
   if (!stmt)
     return FALSE;
@@ -301,6 +334,7 @@ whittle_conversation_store_update(WhittleConversationStore *self, const WhittleC
   sqlite3_bind_double(stmt, 10, c->top_p);
   sqlite3_bind_double(stmt, 11, c->min_p);
   sqlite3_bind_double(stmt, 12, c->repeat_penalty);
+  sqlite3_bind_int(stmt, 13, c->gpu_layers);
   return step_done(self, stmt, error);
 }
 

@@ -4,13 +4,14 @@
  * -----------
  * Owns: one SQLite connection (WAL journal, foreign keys on) to a database file, normally
  * $XDG_DATA_HOME/whittle/chats.db. Two tables: `conversations` (title, model path, system
- * prompt, sampling settings, the active leaf message, creation and update times)
+ * prompt, sampling settings, GPU layers, the active leaf message, creation and update times)
  * and `messages` (conversation, parent message, role "user"/"assistant", text, time). The
  * messages of a conversation form a tree: editing a user message adds a sibling with the
  * same parent (a branch), and both are kept. The branch shown is the path from the root to
  * the conversation's active leaf.
  * Promises: every call is one statement or one transaction, so a crash leaves either the
- * old or the new state; the schema is created on first open; the file's folder is created.
+ * old or the new state; the schema is created on first open (an older file gets the columns
+ * added since, with their defaults); the file's folder is created.
  * Errors are WHITTLE_CONVERSATION_STORE_ERROR with SQLite's message and the file name.
  * Does not: run models, render Markdown, or know about sessions (the chat page does).
  * Thread-safety: use from one thread (the main thread).
@@ -44,6 +45,7 @@ typedef struct {
   int max_tokens;
   int top_k; /* sampling, as wh_sampler_params */
   double top_p, min_p, repeat_penalty;
+  int gpu_layers;     /* layers on the GPU; < 0: automatic (the "gpu-offload" preference) */
   gint64 active_leaf; /* 0 when empty */
   gint64 created;     /* unix seconds */
   gint64 updated;

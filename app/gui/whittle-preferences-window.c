@@ -24,6 +24,7 @@ struct _WhittlePreferencesWindow {
   GtkListBox *folders_list;
   AdwComboRow *kv_row;
   AdwComboRow *gpu_row;
+  AdwComboRow *offload_row;
   GtkStringList *gpu_list;
   AdwEntryRow *token_row;
   AdwActionRow *token_status_row;
@@ -223,6 +224,27 @@ whittle_preferences_window_get_kv_type(WhittlePreferencesWindow *self)
   g_return_val_if_fail(WHITTLE_IS_PREFERENCES_WINDOW(self), NULL);
   guint i = adw_combo_row_get_selected(self->kv_row);
   return g_strdup(i < G_N_ELEMENTS(kv_types) ? kv_types[i] : NULL);
+}
+
+/* --- GPU offload: "auto" / "off" ------------------------------------------- */
+
+static const char *const offload_modes[] = {"auto", "off"};
+
+static void
+sync_offload(WhittlePreferencesWindow *self)
+{
+  g_autofree char *mode = g_settings_get_string(self->settings, "gpu-offload");
+  self->syncing = TRUE;
+  adw_combo_row_set_selected(self->offload_row, g_strcmp0(mode, "off") == 0 ? 1 : 0);
+  self->syncing = FALSE;
+}
+
+static void
+on_offload_selected(WhittlePreferencesWindow *self)
+{
+  guint i = adw_combo_row_get_selected(self->offload_row);
+  if (!self->syncing && i < G_N_ELEMENTS(offload_modes))
+    g_settings_set_string(self->settings, "gpu-offload", offload_modes[i]);
 }
 
 /* --- Preferred GPU: the devices are enumerated in a thread (driver start-up) ---- */
@@ -446,6 +468,7 @@ whittle_preferences_window_class_init(WhittlePreferencesWindowClass *klass)
   gtk_widget_class_bind_template_child(widget_class, WhittlePreferencesWindow, kv_row);
   gtk_widget_class_bind_template_child(widget_class, WhittlePreferencesWindow, gpu_row);
   gtk_widget_class_bind_template_child(widget_class, WhittlePreferencesWindow, gpu_list);
+  gtk_widget_class_bind_template_child(widget_class, WhittlePreferencesWindow, offload_row);
   gtk_widget_class_bind_template_child(widget_class, WhittlePreferencesWindow, token_row);
   gtk_widget_class_bind_template_child(widget_class, WhittlePreferencesWindow, token_status_row);
   gtk_widget_class_bind_template_child(widget_class, WhittlePreferencesWindow, remove_token_button);
@@ -483,6 +506,10 @@ whittle_preferences_window_new(GSettings *settings)
   g_signal_connect_swapped(settings, "changed::default-kv-type", G_CALLBACK(sync_kv), self);
   g_signal_connect_swapped(self->kv_row, "notify::selected", G_CALLBACK(on_kv_selected), self);
   g_signal_connect_swapped(self->gpu_row, "notify::selected", G_CALLBACK(on_gpu_selected), self);
+  sync_offload(self);
+  g_signal_connect_swapped(settings, "changed::gpu-offload", G_CALLBACK(sync_offload), self);
+  g_signal_connect_swapped(self->offload_row, "notify::selected", G_CALLBACK(on_offload_selected),
+                           self);
 
   self->cancellable = g_cancellable_new();
   g_autoptr(GTask) devices = g_task_new(NULL, self->cancellable, on_devices_done, self);

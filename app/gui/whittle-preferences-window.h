@@ -8,7 +8,8 @@
  * absolute paths; added with a folder chooser, removed per row), the KV
  * cache type of new conversations ("default-kv-type": f16, q8_0, q4_0) and
  * the preferred GPU ("preferred-gpu", "" = automatic; the list comes from
- * engine/backend/devices.h, enumerated in a thread).
+ * engine/backend/devices.h, enumerated in a thread) and the Chat page's GPU
+ * offload ("gpu-offload": auto = as many layers as the planner fits, off).
  * Hugging Face token: a masked AdwPasswordEntryRow; Apply stores it in the
  * keyring (hub-token.h; the token file when no Secret Service runs), "Remove
  * Token" clears it; a row says where the token in use comes from. Keyring

@@ -244,6 +244,28 @@ wh_app_test_cli_greedy_reply(const char *cli, const char *model, const wh_chat_m
   return wh_app_test_cli_reply(cli, model, msgs, n, n_predict, greedy);
 }
 
+gboolean
+wh_app_test_chat_loaded(gpointer page)
+{
+  return !whittle_chat_page_is_loading(page) && whittle_chat_page_get_session(page) != NULL;
+}
+
+gboolean
+wh_app_test_chat_idle(gpointer page)
+{
+  return !whittle_chat_page_is_generating(page);
+}
+
+char *
+wh_app_test_cli_greedy_reply_like(const char *cli, const char *model, wh_session *session,
+                                  const wh_chat_message *msgs, gsize n, int n_predict)
+{
+  g_autofree char *ngl = g_strdup_printf("%d", wh_session_get_n_gpu_layers_requested(session));
+  const char *device = wh_context_get_params(wh_session_get_context(session))->device;
+  const char *args[] = {"--temp", "0", "--ngl", ngl, "--device", device, NULL};
+  return wh_app_test_cli_reply(cli, model, msgs, n, n_predict, args);
+}
+
 GtkWindow *
 wh_app_test_find_toplevel(GType type)
 {

@@ -11,6 +11,7 @@
 
 #include "session/session.h"
 #include "whittle-application.h"
+#include "whittle-chat-page.h"
 #include "whittle-library-page.h"
 #include "whittle-window.h"
 
@@ -73,6 +74,14 @@ guint wh_app_test_check_accessible_names(GtkWidget *root);
  * greedy replies with the command line. */
 char *wh_app_test_cli_greedy_reply(const char *cli, const char *model, const wh_chat_message *msgs,
                                    gsize n, int n_predict);
+/* Conditions for wh_app_test_wait() on a WhittleChatPage: a model is loaded and none is loading;
+ * no reply is being generated. */
+gboolean wh_app_test_chat_loaded(gpointer page);
+gboolean wh_app_test_chat_idle(gpointer page);
+/* The same with the GPU layers and device @session (the Chat page's) was loaded with:
+ * `run --temp 0 --ngl N --device D`, so a reply on a GPU is compared on the same backend. */
+char *wh_app_test_cli_greedy_reply_like(const char *cli, const char *model, wh_session *session,
+                                        const wh_chat_message *msgs, gsize n, int n_predict);
 /* The same with run's sampling options @args (NULL-terminated, e.g. "--temp", "0.9", ...)
  * instead of --temp 0. */
 char *wh_app_test_cli_reply(const char *cli, const char *model, const wh_chat_message *msgs,

@@ -28,25 +28,6 @@ static char *model_path;
 static const char *cli_path;
 
 static gboolean
-is_chat_page(GtkWidget *w, gconstpointer data)
-{
-  (void)data;
-  return WHITTLE_IS_CHAT_PAGE(w);
-}
-
-static gboolean
-model_loaded(gpointer data)
-{
-  return !whittle_chat_page_is_loading(data) && whittle_chat_page_get_session(data) != NULL;
-}
-
-static gboolean
-reply_done(gpointer data)
-{
-  return !whittle_chat_page_is_generating(data);
-}
-
-static gboolean
 reply_started(gpointer data)
 {
   return strlen(whittle_chat_page_get_reply_text(data)) > 8;
@@ -56,7 +37,8 @@ static void
 start_app(void)
 {
   window = wh_app_test_start(&app, 1000, 760);
-  page = WHITTLE_CHAT_PAGE(wh_app_test_find(GTK_WIDGET(window), is_chat_page, NULL));
+  page = WHITTLE_CHAT_PAGE(wh_app_test_find(GTK_WIDGET(window), wh_app_test_is_type,
+                                            GSIZE_TO_POINTER(WHITTLE_TYPE_CHAT_PAGE)));
   g_assert_nonnull(page);
   adw_view_stack_set_visible_child_name(whittle_window_get_view_stack(window), "chat");
 }
@@ -91,19 +73,23 @@ static void
 test_greedy_reply(void)
 {
   g_assert_true(g_str_has_prefix(g_get_user_data_dir(), tmp_dir)); /* isolated */
+  /* On the CPU, like `run` without --ngl (test-chat-gpu compares GPU replies with run on the
+   * same GPU): the preference, which stays for the restarted application too. */
+  g_settings_set_string(whittle_application_get_settings(app), "gpu-offload", "off");
   gtk_widget_activate_action(GTK_WIDGET(window), "win.open-chat", "s", model_path);
   g_assert_true(whittle_chat_page_is_loading(page));
-  g_assert_true(wh_app_test_wait(model_loaded, page, 60));
+  g_assert_true(wh_app_test_wait(wh_app_test_chat_loaded, page, 60));
   g_assert_null(whittle_chat_page_get_load_error(page));
-  /* Where it runs, in words: stories260K gets no GPU layers from the page. */
+  /* Where it runs, in words, and why. */
   const char *note = whittle_chat_page_get_device_note(page);
   g_test_message("device note: %s", note);
-  g_assert_true(g_str_has_prefix(note, "Running on the CPU"));
+  g_assert_cmpstr(note, ==, "Running on the CPU: GPU offload is off in the Preferences.");
+  g_assert_cmpint(wh_session_get_n_gpu_layers(whittle_chat_page_get_session(page)), ==, 0);
 
   whittle_chat_page_set_sampling(page, 0, 24);
   g_assert_true(whittle_chat_page_send(page, "Once upon a time"));
   g_assert_true(whittle_chat_page_is_generating(page));
-  g_assert_true(wh_app_test_wait(reply_done, page, 60));
+  g_assert_true(wh_app_test_wait(wh_app_test_chat_idle, page, 60));
 
   GPtrArray *branch = whittle_chat_page_get_branch(page);
   g_assert_cmpuint(branch->len, ==, 2);
@@ -128,7 +114,7 @@ static void
 test_second_turn(void)
 {
   g_assert_true(whittle_chat_page_send(page, "Lily went to the park."));
-  g_assert_true(wh_app_test_wait(reply_done, page, 60));
+  g_assert_true(wh_app_test_wait(wh_app_test_chat_idle, page, 60));
   g_assert_cmpuint(whittle_chat_page_get_branch(page)->len, ==, 4);
   wh_chat_message msgs[] = {{"user", message(0)->content},
                             {"assistant", message(1)->content},
@@ -142,7 +128,7 @@ test_regenerate_and_edit(void)
 {
   g_autofree char *first = g_strdup(message(3)->content);
   g_assert_true(whittle_chat_page_regenerate(page));
-  g_assert_true(wh_app_test_wait(reply_done, page, 60));
+  g_assert_true(wh_app_test_wait(wh_app_test_chat_idle, page, 60));
   /* Greedy: the same text, now as version 2 of 2 (both kept in the store). */
   g_assert_cmpuint(whittle_chat_page_get_branch(page)->len, ==, 4);
   g_assert_cmpstr(message(3)->content, ==, first);
@@ -151,7 +137,7 @@ test_regenerate_and_edit(void)
 
   /* Editing the second user message makes a branch of it, answered anew. */
   g_assert_true(whittle_chat_page_edit_message(page, 2, "Tom found a red ball."));
-  g_assert_true(wh_app_test_wait(reply_done, page, 60));
+  g_assert_true(wh_app_test_wait(wh_app_test_chat_idle, page, 60));
   g_assert_cmpuint(whittle_chat_page_get_branch(page)->len, ==, 4);
   g_assert_cmpstr(message(2)->content, ==, "Tom found a red ball.");
   g_assert_cmpuint(message(2)->n_branches, ==, 2);
@@ -181,7 +167,7 @@ test_stop(void)
   g_assert_true(wh_app_test_wait(reply_started, page, 60));
   g_assert_true(whittle_chat_page_is_generating(page));
   gtk_widget_activate_action(GTK_WIDGET(page), "chat.stop", NULL);
-  g_assert_true(wh_app_test_wait(reply_done, page, 30));
+  g_assert_true(wh_app_test_wait(wh_app_test_chat_idle, page, 30));
   /* The partial reply is kept, in the page and in the store. */
   g_assert_cmpuint(whittle_chat_page_get_branch(page)->len, ==, 6);
   g_assert_cmpstr(message(5)->role, ==, "assistant");
@@ -222,7 +208,7 @@ test_sampling_settings(void)
   g_assert_cmpfloat_with_epsilon(c->repeat_penalty, 1.1, 1e-6);
 
   g_assert_true(whittle_chat_page_send(page, "The cat sat on the mat."));
-  g_assert_true(wh_app_test_wait(reply_done, page, 60));
+  g_assert_true(wh_app_test_wait(wh_app_test_chat_idle, page, 60));
   GPtrArray *branch = whittle_chat_page_get_branch(page);
   g_autofree wh_chat_message *msgs = g_new0(wh_chat_message, branch->len);
   for (guint i = 0; i + 1 < branch->len; i++) {
@@ -296,7 +282,7 @@ test_model_menu(void)
   g_assert_cmpuint(whittle_chat_page_get_n_library_models(page), ==, 1);
   whittle_chat_page_choose_library_model(page, 0);
   g_assert_true(whittle_chat_page_is_loading(page));
-  g_assert_true(wh_app_test_wait(model_loaded, page, 60));
+  g_assert_true(wh_app_test_wait(wh_app_test_chat_loaded, page, 60));
   g_assert_true(g_str_has_suffix(wh_session_get_model_path(whittle_chat_page_get_session(page)),
                                  "tiny.gguf"));
 }
@@ -326,8 +312,8 @@ test_restart(void)
 
   g_assert_null(whittle_chat_page_get_session(page));
   g_assert_true(whittle_chat_page_send(page, "The end."));
-  g_assert_true(wh_app_test_wait(model_loaded, page, 60));
-  g_assert_true(wh_app_test_wait(reply_done, page, 60));
+  g_assert_true(wh_app_test_wait(wh_app_test_chat_loaded, page, 60));
+  g_assert_true(wh_app_test_wait(wh_app_test_chat_idle, page, 60));
   g_assert_cmpuint(whittle_chat_page_get_branch(page)->len, ==, before->len + 2);
   g_assert_cmpstr(message(before->len + 1)->role, ==, "assistant");
 }
