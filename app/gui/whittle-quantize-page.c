@@ -9,6 +9,7 @@
 #include "backend/devices.h"
 #include "eval/eval.h"
 #include "gguf/gguf-types.h"
+#include "library/library.h"
 #include "quantize/quantize.h"
 #include "session/session.h"
 #include "tokenizer/tokenizer.h"
@@ -57,11 +58,14 @@ struct _WhittleQuantizePage {
   gboolean quantize_pending; /* the matrix is done, the quantization about to start */
   char *results_text;        /* size before -> after, without the measurements */
   double ppl, base_ppl, kld, tokens_per_second;
+  wh_job *scan_job; /* listing the Library's models for the source step */
+  guint n_library_sources;
 
   /* template children */
   GtkStack *steps;
   GtkLabel *source_label;
   GtkLabel *source_warning;
+  GtkListBox *library_list;
   GtkLabel *type_intro;
   GtkListBox *type_list;
   GtkCheckButton *imatrix_none;
@@ -1080,6 +1084,7 @@ action_restart(GtkWidget *widget, const char *name, GVariant *param)
 {
   (void)name, (void)param;
   show_step(WHITTLE_QUANTIZE_PAGE(widget), "source");
+  whittle_quantize_page_refresh_library(WHITTLE_QUANTIZE_PAGE(widget));
 }
 
 static void
@@ -1087,6 +1092,145 @@ on_imatrix_toggled(GtkCheckButton *check, WhittleQuantizePage *self)
 {
   (void)check;
   update_nav(self);
+}
+
+/* --- the source step's Library list ---------------------------------------------------------- */
+
+static gboolean
+is_float_type(const char *quant)
+{
+  return quant && (g_ascii_strcasecmp(quant, "F32") == 0 || g_ascii_strcasecmp(quant, "F16") == 0 ||
+                   g_ascii_strcasecmp(quant, "BF16") == 0);
+}
+
+/* Float sources first, then the quantized ones; by name within each. */
+static int
+compare_sources(gconstpointer a, gconstpointer b)
+{
+  const wh_library_entry *x = *(const wh_library_entry *const *)a;
+  const wh_library_entry *y = *(const wh_library_entry *const *)b;
+  gboolean fx = is_float_type(x->quant), fy = is_float_type(y->quant);
+  if (fx != fy)
+    return fx ? -1 : 1;
+  return g_utf8_collate(x->name, y->name);
+}
+
+static void
+on_library_row_activated(GtkListBox *list, GtkListBoxRow *row, WhittleQuantizePage *self)
+{
+  (void)list;
+  const char *path = g_object_get_data(G_OBJECT(row), "path");
+  if (path && !self->job)
+    whittle_quantize_page_open_file(self, path, NULL);
+}
+
+static GtkWidget *
+library_row(const wh_library_entry *e)
+{
+  gboolean quantized = !is_float_type(e->quant);
+  const char *type = e->quant ? e->quant : _("unknown type");
+  g_autofree char *size = g_format_size(e->size);
+  GtkWidget *row = adw_action_row_new();
+  adw_preferences_row_set_use_markup(ADW_PREFERENCES_ROW(row), FALSE);
+  adw_preferences_row_set_title(ADW_PREFERENCES_ROW(row), e->name);
+  g_autofree char *subtitle =
+      quantized
+          /* Translators: a Library model in the Quantize wizard: type · size · warning */
+          ? g_strdup_printf(_("%s · %s · already quantized: shrinking it again loses more quality"),
+                            type, size)
+          /* Translators: a Library model in the Quantize wizard: type · size */
+          : g_strdup_printf(_("%s · %s"), type, size);
+  adw_action_row_set_subtitle(ADW_ACTION_ROW(row), subtitle);
+  if (quantized) {
+    GtkWidget *icon = gtk_image_new_from_icon_name("dialog-warning-symbolic");
+    gtk_widget_set_tooltip_text(icon, _("Already quantized"));
+    gtk_widget_add_css_class(icon, "warning");
+    adw_action_row_add_suffix(ADW_ACTION_ROW(row), icon);
+  }
+  adw_action_row_add_suffix(ADW_ACTION_ROW(row), gtk_image_new_from_icon_name("go-next-symbolic"));
+  gtk_list_box_row_set_activatable(GTK_LIST_BOX_ROW(row), TRUE);
+  /* Translators: the spoken name of a Library row in the Quantize wizard: name, type, size */
+  g_autofree char *label =
+      quantized ? g_strdup_printf(_("%s, %s, %s, already quantized"), e->name, type, size)
+                : g_strdup_printf(_("%s, %s, %s"), e->name, type, size);
+  gtk_accessible_update_property(GTK_ACCESSIBLE(row), GTK_ACCESSIBLE_PROPERTY_LABEL, label, -1);
+  g_object_set_data_full(G_OBJECT(row), "path", g_strdup(e->paths[0]), g_free);
+  return row;
+}
+
+static void
+on_library_scan_notify(wh_job *job, gpointer user_data)
+{
+  WhittleQuantizePage *self = user_data;
+  if (job != self->scan_job || !wh_job_is_finished(job))
+    return;
+  GtkWidget *child;
+  while ((child = gtk_widget_get_first_child(GTK_WIDGET(self->library_list))))
+    gtk_list_box_remove(self->library_list, child);
+  GPtrArray *entries = wh_job_get_state(job) == WH_JOB_SUCCEEDED ? wh_job_get_result(job) : NULL;
+  g_autoptr(GPtrArray) sources = g_ptr_array_new();
+  for (guint i = 0; entries && i < entries->len; i++) {
+    const wh_library_entry *e = entries->pdata[i];
+    if (!e->is_projector && e->complete && !e->error)
+      g_ptr_array_add(sources, (gpointer)e);
+  }
+  g_ptr_array_sort(sources, compare_sources);
+  for (guint i = 0; i < sources->len; i++)
+    gtk_list_box_append(self->library_list, library_row(sources->pdata[i]));
+  self->n_library_sources = sources->len;
+  if (sources->len == 0) {
+    GtkWidget *empty = adw_action_row_new();
+    adw_preferences_row_set_title(ADW_PREFERENCES_ROW(empty), _("No models in the Library yet"));
+    adw_action_row_set_subtitle(ADW_ACTION_ROW(empty),
+                                _("Download one in Browse, or open a GGUF file"));
+    gtk_list_box_row_set_activatable(GTK_LIST_BOX_ROW(empty), FALSE);
+    gtk_widget_add_css_class(empty, "dim-label");
+    gtk_list_box_append(self->library_list, empty);
+  }
+  g_clear_pointer(&self->scan_job, wh_job_unref);
+  g_object_unref(self);
+}
+
+void
+whittle_quantize_page_refresh_library(WhittleQuantizePage *self)
+{
+  g_return_if_fail(WHITTLE_IS_QUANTIZE_PAGE(self));
+  WhittleApplication *app = app_of(self);
+  wh_library *lib = app ? whittle_application_get_library(app) : NULL;
+  wh_job_queue *queue = app ? whittle_application_get_job_queue(app) : NULL;
+  if (!lib || !queue || self->scan_job)
+    return;
+  self->scan_job = wh_library_scan_async(lib, queue, on_library_scan_notify, g_object_ref(self));
+}
+
+gboolean
+whittle_quantize_page_is_listing_library(WhittleQuantizePage *self)
+{
+  g_return_val_if_fail(WHITTLE_IS_QUANTIZE_PAGE(self), FALSE);
+  return self->scan_job != NULL;
+}
+
+guint
+whittle_quantize_page_get_n_library_sources(WhittleQuantizePage *self)
+{
+  g_return_val_if_fail(WHITTLE_IS_QUANTIZE_PAGE(self), 0);
+  return self->n_library_sources;
+}
+
+GtkWidget *
+whittle_quantize_page_get_library_row(WhittleQuantizePage *self, guint index)
+{
+  g_return_val_if_fail(WHITTLE_IS_QUANTIZE_PAGE(self), NULL);
+  if (index >= self->n_library_sources)
+    return NULL;
+  return GTK_WIDGET(gtk_list_box_get_row_at_index(self->library_list, (int)index));
+}
+
+static void
+on_map(WhittleQuantizePage *self)
+{
+  if (g_strcmp0(gtk_stack_get_visible_child_name(self->steps), "source") == 0)
+    whittle_quantize_page_refresh_library(self);
 }
 
 /* --- life cycle ----------------------------------------------------------------------------- */
@@ -1101,6 +1245,9 @@ whittle_quantize_page_dispose(GObject *object)
   if (self->eval_job)
     wh_job_cancel(self->eval_job);
   g_clear_pointer(&self->eval_job, wh_job_unref);
+  if (self->scan_job)
+    wh_job_cancel(self->scan_job);
+  g_clear_pointer(&self->scan_job, wh_job_unref);
   gtk_widget_dispose_template(GTK_WIDGET(object), WHITTLE_TYPE_QUANTIZE_PAGE);
   G_OBJECT_CLASS(whittle_quantize_page_parent_class)->dispose(object);
 }
@@ -1134,6 +1281,7 @@ whittle_quantize_page_class_init(WhittleQuantizePageClass *klass)
   gtk_widget_class_bind_template_child(widget_class, WhittleQuantizePage, steps);
   gtk_widget_class_bind_template_child(widget_class, WhittleQuantizePage, source_label);
   gtk_widget_class_bind_template_child(widget_class, WhittleQuantizePage, source_warning);
+  gtk_widget_class_bind_template_child(widget_class, WhittleQuantizePage, library_list);
   gtk_widget_class_bind_template_child(widget_class, WhittleQuantizePage, type_intro);
   gtk_widget_class_bind_template_child(widget_class, WhittleQuantizePage, type_list);
   gtk_widget_class_bind_template_child(widget_class, WhittleQuantizePage, imatrix_none);
@@ -1167,5 +1315,8 @@ whittle_quantize_page_init(WhittleQuantizePage *self)
   gtk_widget_init_template(GTK_WIDGET(self));
   self->selected = -1;
   g_signal_connect_object(self->imatrix_file, "toggled", G_CALLBACK(on_imatrix_toggled), self, 0);
+  g_signal_connect_object(self->library_list, "row-activated", G_CALLBACK(on_library_row_activated),
+                          self, 0);
+  g_signal_connect(self, "map", G_CALLBACK(on_map), NULL);
   update_nav(self);
 }

@@ -2,8 +2,10 @@
  *
  * Design note
  * -----------
- * Steps (a GtkStack with Back / Next): source (a GGUF file; an already quantized one gets a
- * requantize warning and is converted through F32) → type (a table of types with the exact
+ * Steps (a GtkStack with Back / Next): source (a model of the Library — listed by a scan job
+ * on the app's queue when the step is shown: name, type, size; F32/F16/BF16 first, quantized
+ * ones marked — or a GGUF file from Open File…; an already quantized one gets a requantize
+ * warning and is converted through F32) → type (a table of types with the exact
  * output size from a wh_quantize dry run, the published quality figure of the type and
  * whether the weights fit this machine's RAM or GPU) → importance matrix (none, a file, or
  * computed now from a text file) →
@@ -35,6 +37,14 @@ G_DECLARE_FINAL_TYPE(WhittleQuantizePage, whittle_quantize_page, WHITTLE, QUANTI
  * Returns FALSE with @error when the file cannot be planned at all. */
 gboolean whittle_quantize_page_open_file(WhittleQuantizePage *self, const char *path,
                                          GError **error);
+/* The source step's Library list: scanned again (a job on the app's queue; also when the page
+ * is shown on that step); TRUE while the scan runs; how many models it lists; row @index (a
+ * GtkListBoxRow whose activation opens that model as whittle_quantize_page_open_file() does),
+ * or NULL. */
+void whittle_quantize_page_refresh_library(WhittleQuantizePage *self);
+gboolean whittle_quantize_page_is_listing_library(WhittleQuantizePage *self);
+guint whittle_quantize_page_get_n_library_sources(WhittleQuantizePage *self);
+GtkWidget *whittle_quantize_page_get_library_row(WhittleQuantizePage *self, guint index);
 /* The visible step: "source", "type", "imatrix", "run", "results". */
 const char *whittle_quantize_page_get_step(WhittleQuantizePage *self);
 /* Output size the dry run gave for @ftype_name (0 when it is not offered or failed). */

@@ -5,11 +5,16 @@
  * quantized source is marked for requantizing, and that types needing an importance matrix
  * cannot be chosen without one; quantizes to Q4_0 through Next / Quantize, and checks that
  * the output has the planned size, is Q4_0 and loads and generates; cancels a larger run
- * and finds nothing written. Screenshots: quantize-types, quantize-results.
+ * and finds nothing written. The source step lists the Library's models (a user folder here):
+ * float ones first, quantized ones marked, rows named for screen readers and opened with the
+ * keyboard as the file itself would be. Screenshots: quantize-source, quantize-types,
+ * quantize-results.
  */
 #include "config.h"
 
+#include <glib/gstdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "app-test-util.h"
 #include "gguf/gguf.h"
@@ -17,6 +22,7 @@
 #include "model/model.h"
 #include "quantize/quantize.h"
 #include "wh-test-util.h"
+#include "whittle-preferences-window.h"
 #include "whittle-quality-chart.h"
 #include "whittle-quantize-page.h"
 
@@ -57,6 +63,87 @@ dry_run_size(const char *path, const char *type, gboolean requantize)
   guint64 size = wh_quantize_plan_file_size(plan);
   wh_quantize_plan_free(plan);
   return size;
+}
+
+static gboolean
+library_listed(gpointer data)
+{
+  return !whittle_quantize_page_is_listing_library(data);
+}
+
+/* The spoken name the source step gives a Library file: name, type, size[, already
+ * quantized]. */
+static char *
+source_label(const char *name, const char *type, const char *target, gboolean quantized)
+{
+  GStatBuf st;
+  g_assert_cmpint(g_stat(target, &st), ==, 0);
+  g_autofree char *size = g_format_size((guint64)st.st_size);
+  return g_strdup_printf("%s, %s, %s%s", name, type, size, quantized ? ", already quantized" : "");
+}
+
+/* The source step lists the Library: float sources first, then the quantized ones (marked);
+ * a row opens its file with the keyboard. */
+static void
+test_library_source(void)
+{
+  g_autofree char *f32 = wh_test_shared_file_or_skip("models/stories260K.gguf");
+  g_autofree char *f16 = wh_test_shared_file_or_skip("reference/models/synth-llama-F16.gguf");
+  g_autofree char *q8 = wh_test_shared_file_or_skip("reference/models/stories260K-Q8_0.gguf");
+  if (!f32 || !f16 || !q8)
+    return;
+  /* A user folder whose names sort the quantized model first. */
+  g_autofree char *folder = g_build_filename(tmp_dir, "my-models", NULL);
+  g_assert_cmpint(g_mkdir_with_parents(folder, 0755), ==, 0);
+  const char *targets[] = {q8, f16, f32};
+  const char *names[] = {"a-tiny-Q8_0", "m-synth", "z-stories"};
+  for (guint i = 0; i < G_N_ELEMENTS(names); i++) {
+    g_autofree char *file = g_strdup_printf("%s.gguf", names[i]);
+    g_autofree char *link = g_build_filename(folder, file, NULL);
+    g_assert_cmpint(symlink(targets[i], link), ==, 0);
+  }
+  whittle_preferences_add_library_folder(whittle_application_get_settings(app), folder);
+
+  adw_view_stack_set_visible_child_name(whittle_window_get_view_stack(window), "quantize");
+  gtk_widget_activate_action(GTK_WIDGET(page), "quantize.restart", NULL);
+  g_assert_cmpstr(whittle_quantize_page_get_step(page), ==, "source");
+  g_assert_true(whittle_quantize_page_is_listing_library(page));
+  g_assert_true(wh_app_test_wait(library_listed, page, 30));
+  g_assert_cmpuint(whittle_quantize_page_get_n_library_sources(page), ==, 3);
+  g_assert_null(whittle_quantize_page_get_library_row(page, 3));
+
+  /* Float first (by name), then quantized; each row is a list item named for screen readers. */
+  g_autofree char *want0 = source_label("m-synth", "F16", f16, FALSE);
+  g_autofree char *want1 = source_label("z-stories", "F32", f32, FALSE);
+  g_autofree char *want2 = source_label("a-tiny-Q8_0", "Q8_0", q8, TRUE);
+  const char *want[] = {want0, want1, want2};
+  for (guint i = 0; i < G_N_ELEMENTS(want); i++) {
+    GtkWidget *row = whittle_quantize_page_get_library_row(page, i);
+    g_assert_nonnull(row);
+    g_test_message("row %u: %s", i, want[i]);
+    gtk_test_accessible_assert_role(GTK_ACCESSIBLE(row), GTK_ACCESSIBLE_ROLE_LIST_ITEM);
+    gtk_test_accessible_assert_property(GTK_ACCESSIBLE(row), GTK_ACCESSIBLE_PROPERTY_LABEL,
+                                        want[i]);
+    g_assert_true(gtk_widget_get_focusable(row));
+  }
+  wh_app_test_check_accessible_names(GTK_WIDGET(page));
+  wh_app_test_screenshot(GTK_WIDGET(window), "quantize-source");
+
+  /* Enter on a float row: its file is the source, the type step shows its exact sizes. */
+  GtkWidget *row = whittle_quantize_page_get_library_row(page, 1);
+  g_assert_true(gtk_widget_grab_focus(row));
+  g_assert_true(gtk_widget_activate(row)); /* what Enter and Space do */
+  g_assert_cmpstr(whittle_quantize_page_get_step(page), ==, "type");
+  g_assert_cmpuint(whittle_quantize_page_get_planned_size(page, "Q4_0"), ==,
+                   dry_run_size(f32, "Q4_0", FALSE));
+
+  /* Back, and the quantized one: requantizing (through F32) is planned for it. */
+  gtk_widget_activate_action(GTK_WIDGET(page), "quantize.back", NULL);
+  g_assert_cmpstr(whittle_quantize_page_get_step(page), ==, "source");
+  g_assert_true(gtk_widget_activate(whittle_quantize_page_get_library_row(page, 2)));
+  g_assert_cmpstr(whittle_quantize_page_get_step(page), ==, "type");
+  g_assert_cmpuint(whittle_quantize_page_get_planned_size(page, "Q4_0"), ==,
+                   dry_run_size(q8, "Q4_0", TRUE));
 }
 
 static void
@@ -263,6 +350,7 @@ main(int argc, char **argv)
   page = WHITTLE_QUANTIZE_PAGE(wh_app_test_find(GTK_WIDGET(window), is_quantize_page, NULL));
   g_assert_nonnull(page);
 
+  g_test_add_func("/quantize/library-source", test_library_source);
   g_test_add_func("/quantize/types-table", test_types_table);
   g_test_add_func("/quantize/q4_0", test_quantize_q4_0);
   g_test_add_func("/quantize/imatrix-compute", test_imatrix_compute);
