@@ -1,6 +1,6 @@
 /* cli-bench.c — `whittle-cli bench`: how fast this machine runs and quantizes models.
  *
- * Two benchmarks:
+ * Three benchmarks:
  *  - `bench -m MODEL`: prompt processing and generation speed (tokens/s, mean and standard
  *    deviation over -r repetitions), the weight bytes a generation step reads (every matrix of
  *    every layer and the output head, one row of the token embedding), the machine's memory read
@@ -8,6 +8,8 @@
  *    the last-level cache, best of several runs) and generation speed as a percentage of the
  *    roofline bandwidth / bytes-per-token: single-token decoding reads every weight once, so it
  *    cannot beat that figure.
+ *  - `bench kernels`: GB/s of weight bytes through each dot kernel of a decode matmul, cache-warm
+ *    and streaming from memory, with 1 and 2 threads (see bench_kernels()).
  *  - `bench quantize`: MB/s of input (F16) per ftype and thread count through wh_quantize_file(),
  *    writing to a temporary folder that is deleted afterwards. `--synth` generates the input
  *    model there first (with `whittle-cli synth`).
@@ -26,6 +28,7 @@
 #include "gguf/gguf-types.h"
 #include "model/model.h"
 #include "model/threadpool.h"
+#include "quant/quant.h"
 #include "quantize/quantize.h"
 
 #if defined(__x86_64__) || defined(__i386__)
@@ -42,14 +45,19 @@ const wh_cli_command wh_cli_command_bench = {
     .summary = "Measure generation and quantization speed",
     .usage = "-m MODEL [-p 512] [-n 128] [-t THREADS] [-r REPS] [--json]\n"
              "       whittle-cli bench quantize (-m F16.gguf | --synth --vocab FILE) "
-             "[--types Q8_0,Q4_0,Q4_K_M,IQ4_XS] [-t 1,2] [--json]",
+             "[--types Q8_0,Q4_0,Q4_K_M,IQ4_XS] [-t 1,2] [--json]\n"
+             "       whittle-cli bench kernels [--types Q4_K,Q6_K,Q8_0,Q4_0] [-k 2048] [-t 1,2] "
+             "[--json]",
     .description =
         "bench -m MODEL prints prompt and generation tokens/s, the bytes of weights read per "
         "generated token, the memory read bandwidth measured with the same number of threads, and "
         "generation speed as a percentage of that roofline (bandwidth / bytes per token). "
         "bench quantize prints MB/s of input for each ftype and thread count (outputs go to a "
         "temporary folder, deleted afterwards; --synth generates a random F16 llama model there "
-        "first, sized by --n-embd/--n-layer/--n-ff). Speeds depend on what else the machine is "
+        "first, sized by --n-embd/--n-layer/--n-ff). bench kernels prints GB/s of weight bytes "
+        "through each dot-product kernel of a decode matmul (-k elements per row, one activation "
+        "row), with 1 and 2 threads, from cache (warm) and from memory (stream). Speeds depend on "
+        "what else the machine is "
         "doing: run them on an idle machine.",
     .run = run_bench,
 };
@@ -588,10 +596,220 @@ bench_quantize(int argc, char **argv)
   return WH_CLI_EXIT_OK;
 }
 
+/* --- dot kernels --------------------------------------------------------------------- */
+
+/* `bench kernels`: GB/s of weight bytes through the dot kernels a decode matmul uses, the way
+ * it uses them: rows of -k elements against one activation row, the rows split between the
+ * threads in contiguous parts. "warm" reads a few hundred KiB of rows again and again (they
+ * stay in L2: the kernel's compute ceiling); "stream" reads a buffer far larger than the last-level
+ * cache once per pass (DRAM, as in decoding). Path "row" calls wh_quant_vec_dot_resolve()'s
+ * kernel per row, "rows" the multi-row kernel (wh_quant_vec_dot_rows_resolve()) where there is
+ * one — the one the matmul uses. Best of --runs timed passes each. */
+typedef struct {
+  wh_type type;
+  const guint8 *w;
+  gsize row_bytes;
+  gint64 nrows, k;
+  const guint8 *act;
+  wh_quant_vec_dot_fn fn;
+  wh_quant_vec_dot_rows_fn rows_fn;
+  float *out;
+  int passes;
+} kern_job;
+
+static void
+kern_worker(int ith, int nth, void *data)
+{
+  kern_job *j = data;
+  gsize b, e;
+  wh_threadpool_split((gsize)j->nrows, ith, nth, &b, &e);
+  for (int p = 0; p < j->passes; p++) {
+    if (j->rows_fn) {
+      j->rows_fn(j->w + b * j->row_bytes, j->row_bytes, j->act, j->k, j->out + b, (gint64)(e - b));
+      continue;
+    }
+    for (gsize r = b; r < e; r++)
+      j->out[r] = j->fn ? j->fn(j->w + r * j->row_bytes, j->act, j->k)
+                        : wh_quant_vec_dot(j->type, j->w + r * j->row_bytes, j->act, j->k);
+  }
+}
+
+typedef struct {
+  const char *type, *mode, *path;
+  int threads;
+  double gb_per_s;
+} kern_result;
+
+/* Best GB/s of @runs timed passes of @job on @pool (after one untimed pass). */
+static double
+kern_time(wh_threadpool *pool, kern_job *job, int runs)
+{
+  wh_threadpool_run(pool, kern_worker, job);
+  double best = 0;
+  for (int r = 0; r < runs; r++) {
+    gint64 t0 = g_get_monotonic_time();
+    wh_threadpool_run(pool, kern_worker, job);
+    gint64 t1 = g_get_monotonic_time();
+    const double bytes = (double)job->row_bytes * (double)job->nrows * job->passes;
+    best = MAX(best, bytes / ((double)MAX(t1 - t0, 1) * 1e-6) / 1e9);
+  }
+  return best;
+}
+
+static const wh_cli_command bench_kernels_cmd = {
+    .name = "bench kernels",
+    .summary = "Measure the dot-product kernels",
+    .usage = "[--types Q4_K,Q6_K,Q8_0,Q4_0] [-k 2048] [-t 1,2] [--stream-mib 512] [--runs 5] "
+             "[--json]",
+    .description = "GB/s of weight bytes through each dot kernel of a decode matmul (see "
+                   "whittle-cli help bench).",
+    .run = NULL,
+};
+
+static int
+bench_kernels(int argc, char **argv)
+{
+  const wh_cli_command *cmd = &bench_kernels_cmd;
+  g_autofree char *types = NULL, *threads = NULL;
+  int k = 2048, stream_mib = 512, runs = 5;
+  gboolean json = FALSE;
+  GOptionEntry entries[] = {
+      {"types", 0, 0, G_OPTION_ARG_STRING, &types,
+       "Comma-separated weight types (default Q4_K,Q6_K,Q8_0,Q4_0)", "LIST"},
+      {"row", 'k', 0, G_OPTION_ARG_INT, &k, "Elements per row (default 2048)", "N"},
+      {"threads", 't', 0, G_OPTION_ARG_STRING, &threads, "Comma-separated thread counts (1,2)",
+       "LIST"},
+      {"stream-mib", 0, 0, G_OPTION_ARG_INT, &stream_mib,
+       "Rows of the streaming test in MiB (default 512)", "N"},
+      {"runs", 0, 0, G_OPTION_ARG_INT, &runs, "Timed passes, the best counts (default 5)", "N"},
+      {"json", 0, 0, G_OPTION_ARG_NONE, &json, "One JSON object on stdout", NULL},
+      {NULL},
+  };
+  if (!wh_cli_parse_options(cmd, entries, &argc, &argv))
+    return WH_CLI_EXIT_USAGE;
+  if (argc > 1)
+    return wh_cli_usage_error(cmd, "unexpected argument '%s'", argv[1]);
+  if (k < 256 || k % 256 != 0 || k > 65536)
+    return wh_cli_usage_error(cmd, "-k must be a multiple of 256 between 256 and 65536");
+  if (stream_mib < 64 || stream_mib > 16384 || runs < 1 || runs > 100)
+    return wh_cli_usage_error(cmd, "--stream-mib must be 64..16384 and --runs 1..100");
+  g_autoptr(GArray) thread_list = g_array_new(FALSE, FALSE, sizeof(int));
+  if (!parse_int_list(threads ? threads : "1,2", thread_list))
+    return wh_cli_usage_error(cmd, "-t: expected a comma-separated list of thread counts");
+  g_auto(GStrv) type_names = g_strsplit(types ? types : "Q4_K,Q6_K,Q8_0,Q4_0", ",", -1);
+  GArray *type_list = g_array_new(FALSE, FALSE, sizeof(wh_type));
+  for (int i = 0; type_names[i]; i++) {
+    wh_type t = wh_type_from_name(g_strstrip(type_names[i]));
+    if (t == WH_TYPE_INVALID || wh_quant_vec_dot_type(t) == (wh_type)-1 ||
+        !wh_quant_type_can_quantize(t) || wh_quant_type_requires_imatrix(t)) {
+      g_array_unref(type_list);
+      return wh_cli_usage_error(cmd,
+                                "--types: '%s' is not a weight type with a dot product and "
+                                "a quantizer (e.g. Q4_K, Q6_K, Q8_0, Q4_0)",
+                                type_names[i]);
+    }
+    g_array_append_val(type_list, t);
+  }
+
+  GArray *results = g_array_new(FALSE, FALSE, sizeof(kern_result));
+  GRand *rand = g_rand_new_with_seed(7);
+  float *src = g_new(float, (gsize)k * 64);
+  float *a = g_new(float, k);
+  for (gsize i = 0; i < (gsize)k * 64; i++)
+    src[i] = (float)g_rand_double_range(rand, -1.0, 1.0);
+  for (int i = 0; i < k; i++)
+    a[i] = (float)g_rand_double_range(rand, -1.0, 1.0);
+  for (guint ti = 0; ti < type_list->len; ti++) {
+    const wh_type type = g_array_index(type_list, wh_type, ti);
+    const wh_type at = wh_quant_vec_dot_type(type);
+    const gsize row_bytes = wh_quant_row_bytes(type, k);
+    /* 64 distinct quantized rows, tiled over the warm and the streaming buffers */
+    guint8 *tile = g_malloc(row_bytes * 64);
+    wh_quant_quantize_rows(type, src, tile, 64, k, NULL, NULL);
+    guint8 *act = g_malloc(MAX(wh_quant_row_bytes(at, k), (gsize)k * sizeof(float)));
+    wh_quant_quantize_activations(at, a, act, k);
+    const gint64 warm_rows = MAX((gint64)8, ((gint64)384 << 10) / (gint64)row_bytes);
+    const gint64 stream_rows = ((gint64)stream_mib << 20) / (gint64)row_bytes;
+    guint8 *w = g_aligned_alloc((gsize)stream_rows, row_bytes, 64);
+    for (gint64 r = 0; r < stream_rows; r++)
+      memcpy(w + r * row_bytes, tile + (r % 64) * row_bytes, row_bytes);
+    float *out = g_new(float, stream_rows);
+    for (guint hi = 0; hi < thread_list->len; hi++) {
+      const int nth = g_array_index(thread_list, int, hi);
+      wh_threadpool *pool = wh_threadpool_new(nth);
+      for (int path = 0; path < 2; path++) {
+        /* no resolved kernel: the matmul calls wh_quant_vec_dot(), so does the "row" path */
+        kern_job job = {type, w,   row_bytes, 0, k, act, wh_quant_vec_dot_resolve(type),
+                        NULL, out, 1};
+        if (path == 1) {
+          job.rows_fn = wh_quant_vec_dot_rows_resolve(type);
+          if (!job.rows_fn)
+            continue;
+        }
+        for (int mode = 0; mode < 2; mode++) {
+          job.nrows = mode == 0 ? warm_rows : stream_rows;
+          /* warm: ~128 MiB per timed run */
+          job.passes =
+              mode == 0 ? (int)MAX((gint64)1, ((gint64)128 << 20) / (warm_rows * (gint64)row_bytes))
+                        : 1;
+          kern_result res = {wh_type_name(type), mode == 0 ? "warm" : "stream",
+                             path == 0 ? "row" : "rows", nth, kern_time(pool, &job, runs)};
+          g_array_append_val(results, res);
+        }
+      }
+      wh_threadpool_free(pool);
+    }
+    g_free(out);
+    g_aligned_free(w);
+    g_free(act);
+    g_free(tile);
+  }
+  g_rand_free(rand);
+  g_free(src);
+  g_free(a);
+  g_array_unref(type_list);
+
+  if (json) {
+    g_autoptr(JsonBuilder) b = json_builder_new();
+    json_builder_begin_object(b);
+    json_member_int(b, "row_elements", k);
+    json_member_int(b, "stream_mib", stream_mib);
+    json_member_double(b, "load_average", load_average());
+    json_builder_set_member_name(b, "kernels");
+    json_builder_begin_array(b);
+    for (guint i = 0; i < results->len; i++) {
+      const kern_result *r = &g_array_index(results, kern_result, i);
+      json_builder_begin_object(b);
+      json_member_string(b, "type", r->type);
+      json_member_string(b, "mode", r->mode);
+      json_member_string(b, "path", r->path);
+      json_member_int(b, "threads", r->threads);
+      json_member_double(b, "gb_per_s", r->gb_per_s);
+      json_builder_end_object(b);
+    }
+    json_builder_end_array(b);
+    json_builder_end_object(b);
+    print_json(b);
+  } else {
+    printf("dot kernels: rows of %d elements against one activation row; warm = ~384 KiB of rows "
+           "(L2), stream = %d MiB (DRAM); load average %.2f\n",
+           k, stream_mib, load_average());
+    printf("%-8s %4s %7s %-6s %8s\n", "type", "path", "threads", "mode", "GB/s");
+    for (guint i = 0; i < results->len; i++) {
+      const kern_result *r = &g_array_index(results, kern_result, i);
+      printf("%-8s %4s %7d %-6s %8.2f\n", r->type, r->path, r->threads, r->mode, r->gb_per_s);
+    }
+  }
+  g_array_unref(results);
+  return WH_CLI_EXIT_OK;
+}
+
 static int
 run_bench(int argc, char **argv)
 {
   if (argc > 1 && strcmp(argv[1], "quantize") == 0)
     return bench_quantize(argc - 1, argv + 1);
+  if (argc > 1 && strcmp(argv[1], "kernels") == 0)
+    return bench_kernels(argc - 1, argv + 1);
   return bench_generate(argc, argv);
 }

@@ -40,23 +40,6 @@ thread_scratch(wh_context *ctx, int ith)
   return ctx->compute + ctx->lay.off_thread + (guint64)ith * ctx->lay.thread_stride;
 }
 
-static float f16_table[65536];
-
-static gpointer
-init_f16_table(gpointer unused)
-{
-  for (guint32 i = 0; i < 65536; i++)
-    f16_table[i] = wh_fp16_to_fp32((guint16)i);
-  return NULL;
-}
-
-static void
-ensure_f16_table(void)
-{
-  static GOnce once = G_ONCE_INIT;
-  g_once(&once, init_f16_table, NULL);
-}
-
 /* Dot product of two F32 vectors of length n. Eight independent partial
  * sums: the compiler can vectorise it, and the summation order does not
  * depend on threads. */
@@ -170,6 +153,21 @@ mm_rows(mm_job *job, int ith, guint64 begin, guint64 end)
           }
         }
       }
+      base += rows;
+      continue;
+    }
+    const wh_quant_vec_dot_rows_fn dot_rows = job->n_tokens == 1 && op->act_type != WH_TYPE_F32
+                                                  ? wh_quant_vec_dot_rows_resolve(op->w->type)
+                                                  : NULL;
+    if (dot_rows) {
+      /* decoding (one token): the multi-row kernel walks several rows in step over the one
+       * activation row; each output equals the per-row kernel's bit for bit */
+      float *y = op->y + (r0 - base);
+      dot_rows(op->w->data + (r0 - base) * row_bytes, row_bytes, qact, (gint64)K, y,
+               (gint64)(r1 - r0));
+      if (op->bias)
+        for (guint64 g = r0; g < r1; g++)
+          op->y[g - base] += op->bias[g - base];
       base += rows;
       continue;
     }
@@ -302,8 +300,8 @@ kv_load(wh_kv_type type, const guint8 *row, guint32 row_len, guint32 off, guint3
   case WH_KV_F32:
     return (const float *)row + off;
   case WH_KV_F16:
-    for (guint32 i = 0; i < n; i++)
-      buf[i] = f16_table[((const guint16 *)row)[off + i]];
+    /* F16C where the CPU has it (a table lookup per element was ~8% of a decode step) */
+    wh_quant_dequantize_row(WH_TYPE_F16, row + 2 * (gsize)off, buf, n);
     return buf;
   case WH_KV_Q8_0:
   case WH_KV_Q4_0: {
@@ -583,7 +581,6 @@ stage_run(wh_context *ctx, wh_threadpool_func fn, stage_job *job, gsize n_items)
 static void
 cpu_embed(wh_context *ctx, const wh_batch *batch)
 {
-  ensure_f16_table();
   stage_job job = {.ctx = ctx, .batch = batch};
   stage_run(ctx, embed_worker, &job, batch->n_tokens);
 }
@@ -686,7 +683,6 @@ wh_cpu_rope_shift(wh_context *ctx, guint32 from, guint32 to, gint64 delta)
   float *row = (float *)(thread_scratch(ctx, 0) + ctx->lay.th_kv);
   float *cs = (float *)(thread_scratch(ctx, 0) + ctx->lay.th_row);
   float *sn = cs + np;
-  ensure_f16_table();
   for (int c = 0; c < 2; c++) {
     for (guint32 i = 0; i < np; i++) {
       double theta = (double)delta * ctx->rope_freq[c][i];

@@ -1672,6 +1672,22 @@ dot_q4_k_q8_k_avx512(const guint8 *x, const guint8 *y, gint64 nb)
   return sumf;
 }
 
+/* Constants of the AVX-512 Q6_K kernels: the per-256-bit-half shift counts that move the 2 high
+ * bits of qh to bits 4, 5 (left 4 / 2 for t = 0 / 1, right 0 / 2 for t = 2 / 3) and the vpermw
+ * indices of the scales of group g (int16 lanes 8i..8i+7 -> sub-block 4g + i). */
+WH_AVX512 static inline void
+q6_k_avx512_consts(__m512i *sl, __m512i *sr, __m512i idx[4])
+{
+  *sl = _mm512_inserti64x4(_mm512_set1_epi16(4), _mm256_set1_epi16(2), 1);
+  *sr = _mm512_inserti64x4(_mm512_setzero_si512(), _mm256_set1_epi16(2), 1);
+  for (int g = 0; g < 4; g++) {
+    short v[32];
+    for (int l = 0; l < 32; l++)
+      v[l] = (short)(4 * g + l / 8);
+    idx[g] = _mm512_loadu_si512((const void *)v);
+  }
+}
+
 /* Q6_K x Q8_K, 512-bit: for each half h, chunks t = 0,1 (and 2,3) in one register: the 64
  * bytes ql[64h ..] give the low nibbles (t = 0,1) or high nibbles (t = 2,3); the 2 high bits of
  * qh[32h ..] (broadcast to both halves) move to bits 4,5 with per-half shift counts. Sub-blocks
@@ -1682,16 +1698,8 @@ dot_q6_k_q8_k_avx512(const guint8 *x, const guint8 *y, gint64 nb)
 {
   float sumf = 0.0f;
   const __m512i m4 = _mm512_set1_epi8(15), m30 = _mm512_set1_epi8(0x30);
-  /* left shifts 4 / 2 (t = 0 / 1), right shifts 0 / 2 (t = 2 / 3), per 256-bit half */
-  const __m512i sl = _mm512_inserti64x4(_mm512_set1_epi16(4), _mm256_set1_epi16(2), 1);
-  const __m512i sr = _mm512_inserti64x4(_mm512_setzero_si512(), _mm256_set1_epi16(2), 1);
-  __m512i idx[4];
-  for (int g = 0; g < 4; g++) {
-    short v[32];
-    for (int l = 0; l < 32; l++)
-      v[l] = (short)(4 * g + l / 8);
-    idx[g] = _mm512_loadu_si512((const void *)v);
-  }
+  __m512i sl, sr, idx[4];
+  q6_k_avx512_consts(&sl, &sr, idx);
   for (gint64 b = 0; b < nb; b++, x += 210, y += Q8K_BYTES) {
     const guint8 *ql = x, *qh = x + 128, *q8 = y + 4;
     const __m128i sc8 = _mm_loadu_si128((const __m128i *)(x + 192));
@@ -1722,6 +1730,182 @@ dot_q6_k_q8_k_avx512(const guint8 *x, const guint8 *y, gint64 nb)
     sumf += fp16_f16c(x + 208) * rd_f32(y) * (float)sumi;
   }
   return sumf;
+}
+
+/* ---- Multi-row AVX-512 kernels: 4 weight rows against one activation row ------------------- */
+
+/* A decode matmul dots thousands of weight rows with one activation row. These kernels walk 4
+ * rows in step, block by block: the activation loads (and Q4_K's half swaps) are shared, the
+ * int32 lane sums of the 4 rows are reduced together (three hadds instead of four reductions)
+ * and the float epilogue runs on the 4 rows in one 128-bit vector. Per lane it is exactly the
+ * single-row kernel's arithmetic (same integers, same products in the same order), so every
+ * output is bit-identical to it and grouping never changes results. The rows stream from DRAM:
+ * every block step prefetches its share of the next group of 4 rows (one group = 4 * stride
+ * bytes ahead, ~4.5 KiB for a 2048-wide Q4_K row). */
+
+/* [sum(a0), sum(a1), sum(a2), sum(a3)] of four vectors of 16 int32. */
+WH_AVX512 static inline __m128i
+hsum4_epi32_512(__m512i a0, __m512i a1, __m512i a2, __m512i a3)
+{
+  const __m256i b0 = _mm256_add_epi32(_mm512_castsi512_si256(a0), _mm512_extracti64x4_epi64(a0, 1));
+  const __m256i b1 = _mm256_add_epi32(_mm512_castsi512_si256(a1), _mm512_extracti64x4_epi64(a1, 1));
+  const __m256i b2 = _mm256_add_epi32(_mm512_castsi512_si256(a2), _mm512_extracti64x4_epi64(a2, 1));
+  const __m256i b3 = _mm256_add_epi32(_mm512_castsi512_si256(a3), _mm512_extracti64x4_epi64(a3, 1));
+  const __m256i h = _mm256_hadd_epi32(_mm256_hadd_epi32(b0, b1), _mm256_hadd_epi32(b2, b3));
+  return _mm_add_epi32(_mm256_castsi256_si128(h), _mm256_extracti128_si256(h, 1));
+}
+
+/* [sum(a0), sum(a1), sum(a2), sum(a3)] of four vectors of 4 int32. */
+WH_AVX512 static inline __m128i
+hsum4_epi32_128(__m128i a0, __m128i a1, __m128i a2, __m128i a3)
+{
+  return _mm_hadd_epi32(_mm_hadd_epi32(a0, a1), _mm_hadd_epi32(a2, a3));
+}
+
+/* Four little-endian 32-bit words: lane r = the 4 bytes at @p + r * @stride. */
+WH_AVX512 static inline __m128i
+load4_u32(const guint8 *p, gsize stride)
+{
+  const __m128i a = _mm_unpacklo_epi32(_mm_cvtsi32_si128((int)wh_quant_rd32(p)),
+                                       _mm_cvtsi32_si128((int)wh_quant_rd32(p + stride)));
+  const __m128i b = _mm_unpacklo_epi32(_mm_cvtsi32_si128((int)wh_quant_rd32(p + 2 * stride)),
+                                       _mm_cvtsi32_si128((int)wh_quant_rd32(p + 3 * stride)));
+  return _mm_unpacklo_epi64(a, b);
+}
+
+/* Prefetches @bytes (a multiple of 64 is best) at @p, one line per 64 bytes. */
+#define WH_PREFETCH_SPAN(p, bytes)                                                                 \
+  do {                                                                                             \
+    _Pragma("GCC unroll 16") for (gsize pf_ = 0; pf_ < (bytes); pf_ += 64)                         \
+        _mm_prefetch((const char *)(p) + pf_, _MM_HINT_T0);                                        \
+  } while (0)
+
+/* vpshufb control: int16 element @a of every 128-bit lane in the low 256 bits, @b in the high
+ * 256 bits (the 8 int16 scales are broadcast to all four 128-bit lanes). */
+WH_AVX512 static inline __m512i
+scale_pick_ctrl(int a, int b)
+{
+  const __m256i ca = _mm256_set1_epi16((short)(0x0100 + 0x0202 * a));
+  const __m256i cb = _mm256_set1_epi16((short)(0x0100 + 0x0202 * b));
+  return _mm512_inserti64x4(_mm512_castsi256_si512(ca), cb, 1);
+}
+
+/* Q4_K x Q8_K, rows x, x + stride, x + 2 stride, x + 3 stride -> out[0..3]. Same integers and
+ * epilogue as dot_q4_k_q8_k_avx512() per row; the int16 scales come from an in-lane vpshufb of
+ * the broadcast scale vector instead of a cross-lane vpermw. */
+WH_AVX512 static void
+dot4_q4_k_q8_k_avx512(const guint8 *x, gsize stride, const guint8 *y, gint64 nb, float *out)
+{
+  const __m512i m4 = _mm512_set1_epi8(15);
+  const __m512i c02 = scale_pick_ctrl(0, 2), c13 = scale_pick_ctrl(1, 3);
+  const __m512i c46 = scale_pick_ctrl(4, 6), c57 = scale_pick_ctrl(5, 7);
+  const gsize pf_step = (4 * stride) / (gsize)MAX(nb, 1);
+  const guint8 *pf = x + 4 * stride;
+  __m128 sumf = _mm_setzero_ps();
+  for (gint64 b = 0; b < nb; b++, x += 144, y += Q8K_BYTES, pf += pf_step) {
+    const guint8 *q8 = y + 4;
+    WH_PREFETCH_SPAN(pf, pf_step);
+    /* activations of chunk pair k: sub-blocks 4k and 4k+2 (low nibbles), 4k+1 and 4k+3 (high) */
+    __m512i ylo[2], yhi[2];
+    for (int k = 0; k < 2; k++) {
+      const __m512i ya = _mm512_loadu_si512((const void *)(q8 + 128 * k));
+      const __m512i yb = _mm512_loadu_si512((const void *)(q8 + 128 * k + 64));
+      ylo[k] = _mm512_shuffle_i64x2(ya, yb, _MM_SHUFFLE(1, 0, 1, 0));
+      yhi[k] = _mm512_shuffle_i64x2(ya, yb, _MM_SHUFFLE(3, 2, 3, 2));
+    }
+    /* bsums of the 8 sub-blocks of 32 (pairs of the 16 Q8_K bsums) */
+    const __m128i bsp = _mm_hadd_epi16(_mm_loadu_si128((const __m128i *)(y + 260)),
+                                       _mm_loadu_si128((const __m128i *)(y + 276)));
+    __m512i acc[4];
+    __m128i mins[4];
+#pragma GCC unroll 4
+    for (int r = 0; r < 4; r++) {
+      const guint8 *xr = x + r * stride, *qs = xr + 16;
+      const __m128i scm = k_scales_unpack(xr + 4);
+      const __m512i sc = _mm512_broadcast_i32x4(_mm_cvtepu8_epi16(scm));
+      mins[r] = _mm_madd_epi16(_mm_cvtepu8_epi16(_mm_srli_si128(scm, 8)), bsp);
+      __m512i a = _mm512_setzero_si512();
+      for (int k = 0; k < 2; k++) {
+        const __m512i q = _mm512_loadu_si512((const void *)(qs + 64 * k));
+        const __m512i lo = _mm512_and_si512(q, m4);
+        const __m512i hi = _mm512_and_si512(_mm512_srli_epi16(q, 4), m4);
+        a = _mm512_dpwssd_epi32(a, _mm512_maddubs_epi16(lo, ylo[k]),
+                                _mm512_shuffle_epi8(sc, k ? c46 : c02));
+        a = _mm512_dpwssd_epi32(a, _mm512_maddubs_epi16(hi, yhi[k]),
+                                _mm512_shuffle_epi8(sc, k ? c57 : c13));
+      }
+      acc[r] = a;
+    }
+    const __m128i sumi = hsum4_epi32_512(acc[0], acc[1], acc[2], acc[3]);
+    const __m128i summs = hsum4_epi32_128(mins[0], mins[1], mins[2], mins[3]);
+    /* [d0, dmin0, d1, dmin1, ...] -> d of the 4 rows, dmin of the 4 rows */
+    const __m256 dd = _mm256_permutevar8x32_ps(_mm256_cvtph_ps(load4_u32(x, stride)),
+                                               _mm256_setr_epi32(0, 2, 4, 6, 1, 3, 5, 7));
+    const __m128 dy = _mm_set1_ps(rd_f32(y));
+    const __m128 t0 = _mm_mul_ps(_mm_mul_ps(dy, _mm256_castps256_ps128(dd)), _mm_cvtepi32_ps(sumi));
+    const __m128 t1 =
+        _mm_mul_ps(_mm_mul_ps(dy, _mm256_extractf128_ps(dd, 1)), _mm_cvtepi32_ps(summs));
+    sumf = _mm_add_ps(sumf, _mm_sub_ps(t0, t1));
+  }
+  _mm_storeu_ps(out, sumf);
+}
+
+/* Q6_K x Q8_K, 4 rows -> out[0..3]. Per row the arithmetic of dot_q6_k_q8_k_avx512(). */
+WH_AVX512 static void
+dot4_q6_k_q8_k_avx512(const guint8 *x, gsize stride, const guint8 *y, gint64 nb, float *out)
+{
+  const __m512i m4 = _mm512_set1_epi8(15), m30 = _mm512_set1_epi8(0x30);
+  __m512i sl, sr, idx[4];
+  q6_k_avx512_consts(&sl, &sr, idx);
+  const gsize pf_step = (4 * stride) / (gsize)MAX(nb, 1);
+  const guint8 *pf = x + 4 * stride;
+  __m128 sumf = _mm_setzero_ps();
+  for (gint64 b = 0; b < nb; b++, x += 210, y += Q8K_BYTES, pf += pf_step) {
+    const guint8 *q8 = y + 4;
+    WH_PREFETCH_SPAN(pf, pf_step);
+    const __m512i y01[2] = {_mm512_loadu_si512((const void *)q8),
+                            _mm512_loadu_si512((const void *)(q8 + 128))};
+    const __m512i y23[2] = {_mm512_loadu_si512((const void *)(q8 + 64)),
+                            _mm512_loadu_si512((const void *)(q8 + 192))};
+    const __m128i bs0 = _mm_loadu_si128((const __m128i *)(y + 260));
+    const __m128i bs1 = _mm_loadu_si128((const __m128i *)(y + 276));
+    __m512i acc[4];
+    __m128i offs[4];
+#pragma GCC unroll 4
+    for (int r = 0; r < 4; r++) {
+      const guint8 *ql = x + r * stride, *qh = ql + 128;
+      const __m128i sc8 = _mm_loadu_si128((const __m128i *)(ql + 192));
+      const __m512i sc = _mm512_castsi256_si512(_mm256_cvtepi8_epi16(sc8));
+      offs[r] = _mm_add_epi32(_mm_madd_epi16(_mm_cvtepi8_epi16(sc8), bs0),
+                              _mm_madd_epi16(_mm_cvtepi8_epi16(_mm_srli_si128(sc8, 8)), bs1));
+      __m512i a = _mm512_setzero_si512();
+      for (int h = 0; h < 2; h++) {
+        const __m512i vqh =
+            _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)(qh + 32 * h)));
+        const __m512i src = _mm512_loadu_si512((const void *)(ql + 64 * h));
+        const __m512i u01 = _mm512_or_si512(_mm512_and_si512(src, m4),
+                                            _mm512_and_si512(_mm512_sllv_epi16(vqh, sl), m30));
+        const __m512i u23 = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(src, 4), m4),
+                                            _mm512_and_si512(_mm512_srlv_epi16(vqh, sr), m30));
+        a = _mm512_dpwssd_epi32(a, _mm512_maddubs_epi16(u01, y01[h]),
+                                _mm512_permutexvar_epi16(idx[2 * h], sc));
+        a = _mm512_dpwssd_epi32(a, _mm512_maddubs_epi16(u23, y23[h]),
+                                _mm512_permutexvar_epi16(idx[2 * h + 1], sc));
+      }
+      acc[r] = a;
+    }
+    const __m128i sumi =
+        _mm_sub_epi32(hsum4_epi32_512(acc[0], acc[1], acc[2], acc[3]),
+                      _mm_slli_epi32(hsum4_epi32_128(offs[0], offs[1], offs[2], offs[3]), 5));
+    /* d of the 4 rows (fp16 at 208) */
+    const __m128 d = _mm_cvtph_ps(
+        _mm_setr_epi16((short)wh_quant_rd16(x + 208), (short)wh_quant_rd16(x + stride + 208),
+                       (short)wh_quant_rd16(x + 2 * stride + 208),
+                       (short)wh_quant_rd16(x + 3 * stride + 208), 0, 0, 0, 0));
+    sumf =
+        _mm_add_ps(sumf, _mm_mul_ps(_mm_mul_ps(d, _mm_set1_ps(rd_f32(y))), _mm_cvtepi32_ps(sumi)));
+  }
+  _mm_storeu_ps(out, sumf);
 }
 
 static int
@@ -1906,7 +2090,42 @@ WH_VD_WRAP(vd_iq4_xs_avx2, dot_iq4_xs_q8_k_avx2, WH_QK_K)
 WH_VD_WRAP(vd_q8_0_avx2, dot_q8_0_q8_0_avx2, 32)
 WH_VD_WRAP(vd_q4_0_avx2, dot_q4_0_q8_0_avx2, 32)
 #undef WH_VD_WRAP
+
+/* Multi-row drivers (wh_quant_vec_dot_rows_resolve): groups of 4 rows through the 4-row kernel,
+ * the remaining rows through the single-row kernel it is bit-identical with. */
+#define WH_VD_ROWS(name, kernel4, kernel1, qk)                                                     \
+  static void name(const void *w, gsize stride, const void *a, gint64 n, float *out, gint64 nrows) \
+  {                                                                                                \
+    const guint8 *x = w;                                                                           \
+    gint64 r = 0;                                                                                  \
+    for (; r + 4 <= nrows; r += 4)                                                                 \
+      kernel4(x + r * stride, stride, a, n / (qk), out + r);                                       \
+    for (; r < nrows; r++)                                                                         \
+      out[r] = kernel1(x + r * stride, a, n / (qk));                                               \
+  }
+WH_VD_ROWS(vdr_q4_k_avx512, dot4_q4_k_q8_k_avx512, dot_q4_k_q8_k_avx512, WH_QK_K)
+WH_VD_ROWS(vdr_q6_k_avx512, dot4_q6_k_q8_k_avx512, dot_q6_k_q8_k_avx512, WH_QK_K)
+#undef WH_VD_ROWS
 #endif
+
+wh_quant_vec_dot_rows_fn
+wh_quant_vec_dot_rows_resolve(wh_type wtype)
+{
+#if WH_QUANT_X86
+  if (cpu_has_avx512()) {
+    switch (wtype) {
+    case WH_TYPE_Q4_K:
+      return vdr_q4_k_avx512;
+    case WH_TYPE_Q6_K:
+      return vdr_q6_k_avx512;
+    default:
+      break;
+    }
+  }
+#endif
+  (void)wtype;
+  return NULL;
+}
 
 wh_quant_vec_dot_fn
 wh_quant_vec_dot_resolve(wh_type wtype)

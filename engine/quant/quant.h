@@ -152,4 +152,15 @@ float wh_quant_vec_dot_at(wh_quant_simd level, wh_type wtype, const void *wrow, 
 typedef float (*wh_quant_vec_dot_fn)(const void *wrow, const void *act, gint64 n);
 wh_quant_vec_dot_fn wh_quant_vec_dot_resolve(wh_type wtype);
 
+/* Dots @nrows weight rows of @wtype (row i at (const guint8 *)wrow + i * row_stride, @n
+ * elements each, @n a multiple of the block size) with the one activation row @act (in
+ * wh_quant_vec_dot_type() form), writing out[i]. For a decode matmul (many rows, one token):
+ * these kernels walk several rows in step and share the activation loads. Every out[i] is
+ * bit-identical to wh_quant_vec_dot_resolve(wtype)(row i, act, n), so how rows are grouped never
+ * changes results. NULL for types without a multi-row kernel on this CPU (use the per-row
+ * kernel). The kernels may prefetch (never load) past the last row. Thread-safe. */
+typedef void (*wh_quant_vec_dot_rows_fn)(const void *wrow, gsize row_stride, const void *act,
+                                         gint64 n, float *out, gint64 nrows);
+wh_quant_vec_dot_rows_fn wh_quant_vec_dot_rows_resolve(wh_type wtype);
+
 G_END_DECLS

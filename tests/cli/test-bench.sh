@@ -64,6 +64,23 @@ check $? "IQ4_XS listed"
 [ -z "$(ls -d "$tmp"/whittle-bench-* 2>/dev/null)" ]
 check $? "temporary folder removed"
 
+"$cli" bench kernels --types Q4_K,Q8_0 -t 1,2 --stream-mib 64 --runs 1 --json \
+  >"$tmp/k.json" 2>"$tmp/k.err"
+check $? "bench kernels --json"
+# per type, thread count and mode (warm, stream): the per-row kernel, plus the multi-row one
+# where the CPU has it
+n=$(grep -c '"gb_per_s" *:' "$tmp/k.json")
+[ "$n" -ge 8 ] && [ "$n" -le 16 ]
+check $? "8 to 16 kernel results ($n)"
+bad=$(sed -n 's/^ *"gb_per_s" *: *\([-0-9.eE+]*\).*/\1/p' "$tmp/k.json" |
+  awk '!($1 > 0) { n++ } END { print n + 0 }')
+[ "$bad" = 0 ]
+check $? "every GB/s is positive"
+[ "$(grep -c '"path" : "row"' "$tmp/k.json")" = 8 ]
+check $? "the per-row path of both types, both thread counts, warm and stream"
+"$cli" bench kernels --types Q9_9 2>/dev/null
+check $(($? == 2 ? 0 : 1)) "bench kernels: unknown type is a usage error"
+
 "$cli" bench quantize --synth 2>/dev/null
 check $(($? == 2 ? 0 : 1)) "--synth without --vocab is a usage error"
 "$cli" bench quantize -m "$m" --types Q9_9 2>/dev/null

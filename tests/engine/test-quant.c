@@ -785,6 +785,21 @@ test_vec_dot_reference(void)
       if (fn)
         g_assert_cmphex(bits(fn(w, act, N)), ==, bits(best));
     }
+    /* the multi-row kernel: runs of 16 and 7 rows (4-row groups and a tail) against one
+     * activation, every output bit-identical to the per-row kernel */
+    wh_quant_vec_dot_rows_fn rows_fn = wh_quant_vec_dot_rows_resolve(type);
+    if (rows_fn) {
+      wh_quant_vec_dot_fn fn = wh_quant_vec_dot_resolve(type);
+      g_assert_nonnull(fn);
+      float out[16];
+      for (int first = 0; first < 2; first++) {
+        const gint64 nrows = first ? 7 : 16;
+        const guint8 *w = wt->data + first * row_bytes;
+        rows_fn(w, row_bytes, act, N, out, nrows);
+        for (gint64 r = 0; r < nrows; r++)
+          g_assert_cmphex(bits(out[r]), ==, bits(fn(w + r * row_bytes, act, N)));
+      }
+    }
     if (g_test_verbose())
       g_test_message("%s: SIMD %s (level %d)", names[t],
                      wh_quant_vec_dot_has_simd(type) ? "yes" : "no", wh_quant_simd_level());
