@@ -119,7 +119,9 @@ print_table(const char *what, const wh_model_hparams *hp, const wh_plan *plan,
                                     : "");
   else
     printf("note      mmap is off: CPU weights are copied and count against free RAM\n");
-  if (plan->n_devices == 1 && wh_device_list_find_gpu(devices, NULL, NULL))
+  if (plan->gpu_note[0])
+    printf("note      %s\n", plan->gpu_note);
+  else if (plan->n_devices == 1 && !plan->is_auto && wh_device_list_find_gpu(devices, NULL, NULL))
     printf("note      no layers on the GPU: try --ngl auto\n");
   if (plan->is_auto)
     printf("auto      %u GPU layers; the longest context that fits with them is %u\n",

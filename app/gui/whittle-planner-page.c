@@ -262,6 +262,19 @@ recompute_full(WhittlePlannerPage *self, gboolean force_auto)
                : g_strdup(_("Fits in system memory — no GPU found, so the CPU runs it"));
     set_verdict(self, "emblem-ok-symbolic", "success", text);
   }
+  if (p->gpu_note[0]) {
+    /* The GPU's backend holds layers back (a weight or KV type it has no kernels for): the
+     * engine's sentence says which and why, as loading will. */
+    g_autofree char *note = g_strdup(p->gpu_note);
+    note[0] = g_ascii_toupper(note[0]);
+    g_autofree char *more = g_strdup_printf("%s. %s.", text, note);
+    g_free(text);
+    text = g_steal_pointer(&more);
+    if (p->verdict == WH_PLAN_NO)
+      set_verdict(self, "dialog-error-symbolic", "error", text);
+    else
+      set_verdict(self, "dialog-warning-symbolic", "warning", text);
+  }
   if (p->mapped_exceeds_ram) {
     g_autofree char *more = g_strconcat(
         text, " ", _("(the weights are larger than free RAM: they will be re-read from disk)"),

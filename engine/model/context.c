@@ -281,78 +281,11 @@ wh_context_get_gpu_device(const wh_context *ctx)
 
 /* --- which layers a GPU backend can take (shared by Vulkan and CUDA) -------------------- */
 
-static const char *
-unsupported_tensor(const wh_gguf_tensor *t, gboolean matrix, gboolean (*matrix_ok)(wh_type type))
-{
-  if (!t)
-    return NULL;
-  if (matrix ? !matrix_ok(t->type) : t->type != WH_TYPE_F32)
-    return t->name;
-  return NULL;
-}
-
-/* The name of a tensor of layer @il the GPU cannot use, or NULL. */
-static const char *
-layer_blocker(const wh_layer_weights *L, gboolean (*matrix_ok)(wh_type type))
-{
-  const wh_gguf_tensor *mats[] = {L->wq, L->wk,       L->wv,     L->wqkv,
-                                  L->wo, L->ffn_gate, L->ffn_up, L->ffn_down};
-  const wh_gguf_tensor *vecs[] = {L->attn_norm,      L->bq,           L->bk,     L->bv,
-                                  L->bqkv,           L->q_norm,       L->k_norm, L->bo,
-                                  L->post_attn_norm, L->ffn_norm,     L->b_gate, L->b_up,
-                                  L->b_down,         L->post_ffn_norm};
-  for (gsize i = 0; i < G_N_ELEMENTS(mats); i++)
-    if (unsupported_tensor(mats[i], TRUE, matrix_ok))
-      return mats[i]->name;
-  for (gsize i = 0; i < G_N_ELEMENTS(vecs); i++)
-    if (unsupported_tensor(vecs[i], FALSE, matrix_ok))
-      return vecs[i]->name;
-  return NULL;
-}
-
-static const char *
-tensor_type_name(const wh_model *m, const char *name)
-{
-  const wh_gguf_tensor *t = wh_gguf_find_tensor(m->gguf, name);
-  return t ? wh_type_name(t->type) : "?";
-}
-
 char *
-wh_model_clamp_gpu_layers(const wh_model *model, wh_context_params *cp,
-                          gboolean (*matrix_ok)(wh_type type), const char *backend)
+wh_model_clamp_gpu_layers(const wh_model *model, wh_context_params *cp, const wh_gpu_caps *caps)
 {
-  const wh_model_hparams *hp = &model->hp;
-  if (cp->n_gpu_layers == 0)
-    return NULL;
-  const guint32 want = MIN(cp->n_gpu_layers, hp->n_layer + 1);
-  guint32 n = want;
-  char *note = NULL;
-  if (n > hp->n_layer) {
-    const char *bad = unsupported_tensor(model->output, TRUE, matrix_ok);
-    if (!bad)
-      bad = unsupported_tensor(model->output_norm, FALSE, matrix_ok);
-    if (!bad && model->output_bias)
-      bad = unsupported_tensor(model->output_bias, FALSE, matrix_ok);
-    if (bad) {
-      n = hp->n_layer;
-      note = g_strdup_printf("the output layer stays on the CPU: the %s backend has no "
-                             "kernel for %s (%s)",
-                             backend, bad, tensor_type_name(model, bad));
-    }
-  }
-  for (guint32 k = 0; k < MIN(n, hp->n_layer); k++) {
-    const guint32 il = hp->n_layer - 1 - k;
-    const char *bad = layer_blocker(&model->layers[il], matrix_ok);
-    if (bad) {
-      g_free(note);
-      note = g_strdup_printf("%u of the %u layers asked for run on the GPU: layer %u and below "
-                             "stay on the CPU because the %s backend has no kernel for %s "
-                             "(%s)",
-                             k, want, il, backend, bad, tensor_type_name(model, bad));
-      n = k;
-      break;
-    }
-  }
-  cp->n_gpu_layers = n;
-  return note;
+  char note[256];
+  cp->n_gpu_layers = wh_model_hparams_gpu_layers(&model->hp, caps, cp->kv_type, cp->n_gpu_layers,
+                                                 note, sizeof note);
+  return note[0] ? g_strdup(note) : NULL;
 }

@@ -110,12 +110,10 @@ wh_context_v_cell(wh_context *ctx, guint32 il, guint32 cell)
 void wh_model_rope_freqs(const wh_model *model, const wh_context_params *cp, gboolean swa,
                          double *freq, float *mscale);
 
-/* The GPU backends' shared offload rule: lowers cp->n_gpu_layers (layers from the last one
- * down; n_layer + 1 also moves the output layer) to the layers whose tensors a backend can
- * read — matrices of a type @matrix_ok accepts, vectors in F32 — and returns a note naming
- * the first tensor that stops offloading ("... the @backend backend has no kernel for ...",
- * newly allocated), or NULL when every layer asked for can go. */
+/* The GPU backends' shared offload rule, wh_model_hparams_gpu_layers() on @model: lowers
+ * cp->n_gpu_layers to what a backend with @caps runs and returns the note (newly allocated),
+ * or NULL when every layer asked for can go. */
 char *wh_model_clamp_gpu_layers(const wh_model *model, wh_context_params *cp,
-                                gboolean (*matrix_ok)(wh_type type), const char *backend);
+                                const wh_gpu_caps *caps);
 
 G_END_DECLS

@@ -331,6 +331,9 @@ wh_model_hparams_from_gguf(const wh_gguf *g, wh_model_hparams *hp, GError **erro
   hp->tied_output = TRUE;
   hp->weight_bytes = 0;
   memset(hp->layer_bytes, 0, sizeof(hp->layer_bytes));
+  memset(hp->layer_matrix_types, 0, sizeof(hp->layer_matrix_types));
+  memset(hp->layer_vector_types, 0, sizeof(hp->layer_vector_types));
+  hp->output_matrix_types = hp->output_vector_types = 0;
   hp->output_bytes = hp->embd_bytes = hp->other_bytes = 0;
   wh_model_hparams_add_tensors(hp, g);
   return TRUE;
@@ -344,19 +347,102 @@ wh_model_hparams_add_tensors(wh_model_hparams *hp, const wh_gguf *g)
   for (guint64 i = 0; i < wh_gguf_n_tensors(g); i++) {
     const wh_gguf_tensor *t = wh_gguf_get_tensor(g, i);
     hp->weight_bytes += t->n_bytes;
+    /* wh_gguf validates types: every id is below WH_TYPE_COUNT (40) */
+    const guint64 bit = G_GUINT64_CONSTANT(1) << MIN((guint)t->type, 63u);
+    const gboolean matrix = t->n_dims >= 2;
     char *end = NULL;
     guint64 il;
     if (g_str_has_prefix(t->name, "blk.") &&
         (il = g_ascii_strtoull(t->name + 4, &end, 10),
-         end != t->name + 4 && *end == '.' && il < hp->n_layer))
+         end != t->name + 4 && *end == '.' && il < hp->n_layer)) {
       hp->layer_bytes[il] += t->n_bytes;
-    else if (g_str_has_prefix(t->name, "output_norm.") || g_str_has_prefix(t->name, "output."))
+      *(matrix ? &hp->layer_matrix_types[il] : &hp->layer_vector_types[il]) |= bit;
+    } else if (g_str_has_prefix(t->name, "output_norm.") || g_str_has_prefix(t->name, "output.")) {
       hp->output_bytes += t->n_bytes;
-    else if (strcmp(t->name, "token_embd.weight") == 0)
+      *(matrix ? &hp->output_matrix_types : &hp->output_vector_types) |= bit;
+    } else if (strcmp(t->name, "token_embd.weight") == 0) {
       hp->embd_bytes += t->n_bytes;
-    else
+      if (hp->tied_output)
+        hp->output_matrix_types |= bit;
+    } else {
       hp->other_bytes += t->n_bytes;
+    }
   }
+}
+
+/* The first type in @types that @ok refuses (for matrices) or that is not F32 (vectors;
+ * @ok NULL), or -1. */
+static int
+refused_type(guint64 types, gboolean (*ok)(wh_type type))
+{
+  for (int t = 0; t < 64; t++)
+    if ((types >> t) & 1 && (ok ? !ok((wh_type)t) : t != WH_TYPE_F32))
+      return t;
+  return -1;
+}
+
+guint32
+wh_model_hparams_gpu_layers(const wh_model_hparams *hp, const wh_gpu_caps *caps, wh_kv_type kv_type,
+                            guint32 n_gpu_layers, char *note, gsize note_size)
+{
+  if (note_size)
+    note[0] = 0;
+  const guint32 want = MIN(n_gpu_layers, hp->n_layer + 1);
+  if (want == 0)
+    return 0;
+  if (!caps) {
+    if (note_size)
+      g_snprintf(note, note_size,
+                 "this build has no backend for that GPU: all layers run on "
+                 "the CPU");
+    return 0;
+  }
+  if (!caps->quantized_kv && kv_type != WH_KV_F16 && kv_type != WH_KV_F32) {
+    if (note_size)
+      g_snprintf(note, note_size,
+                 "the %s backend keeps a %s KV cache on the CPU only: all layers run on the "
+                 "CPU (use an f16 KV cache to offload)",
+                 caps->backend, wh_kv_type_name(kv_type));
+    return 0;
+  }
+  if (caps->max_head_dim &&
+      (hp->head_dim_k > caps->max_head_dim || hp->head_dim_v > caps->max_head_dim)) {
+    if (note_size)
+      g_snprintf(note, note_size,
+                 "the %s attention kernel handles heads of up to %u values, this model's are "
+                 "%u/%u: all layers run on the CPU",
+                 caps->backend, caps->max_head_dim, hp->head_dim_k, hp->head_dim_v);
+    return 0;
+  }
+  guint32 n = want;
+  if (n > hp->n_layer) {
+    int bad = refused_type(hp->output_matrix_types, caps->matrix_ok);
+    if (bad < 0)
+      bad = refused_type(hp->output_vector_types, NULL);
+    if (bad >= 0) {
+      n = hp->n_layer;
+      if (note_size)
+        g_snprintf(note, note_size,
+                   "the output layer stays on the CPU: the %s backend has no kernel for its %s "
+                   "tensors",
+                   caps->backend, wh_type_name((wh_type)bad));
+    }
+  }
+  for (guint32 k = 0; k < MIN(n, hp->n_layer); k++) {
+    const guint32 il = hp->n_layer - 1 - k;
+    int bad = refused_type(hp->layer_matrix_types[il], caps->matrix_ok);
+    if (bad < 0)
+      bad = refused_type(hp->layer_vector_types[il], NULL);
+    if (bad >= 0) {
+      if (note_size)
+        g_snprintf(note, note_size,
+                   "%u of the %u layers asked for run on the GPU: layer %u and below stay on "
+                   "the CPU because the %s backend has no kernel for its %s tensors",
+                   k, want, il, caps->backend, wh_type_name((wh_type)bad));
+      return k;
+    }
+  }
+  return n;
 }
 
 /* --- memory plan --------------------------------------------------------------------- */
@@ -445,8 +531,8 @@ gpu_compute_bytes(const wh_model_hparams *hp, const wh_context_params *cp,
   carve(&top, nb * lay->ff_width * 4);                            /* gate, up */
   carve(&top, nb * (guint64)lay->k_max * 4);                      /* rounded activations */
   guint64 io = 0;
-  carve(&io, 16);                             /* step block */
-  carve(&io, nb * d * 4);                     /* x in/out */
+  carve(&io, 16);                            /* step block */
+  carve(&io, nb * d * 4);                    /* x in/out */
   carve(&io, 2 * 2 * nb * lay->n_pairs * 4); /* RoPE cos/sin */
   return top + io;
 }

@@ -136,7 +136,34 @@ typedef struct {
   guint64 embd_bytes;     /* token_embd.weight */
   guint64 other_bytes;    /* the rest (rope factors, unknown tensors) */
   guint32 bos_id, eos_id; /* -1 (G_MAXUINT32) when unknown */
+  /* Tensor types by place, one bit (1 << type) per wh_type present: matrices (2 or more
+   * dimensions) and vectors of each layer, and of the output layer (output_norm, output,
+   * or the token embedding when it is the output head). What a GPU backend checks before
+   * taking a layer (wh_model_hparams_gpu_layers()). */
+  guint64 layer_matrix_types[WH_MODEL_MAX_LAYERS];
+  guint64 layer_vector_types[WH_MODEL_MAX_LAYERS];
+  guint64 output_matrix_types, output_vector_types;
 } wh_model_hparams;
+
+/* What a GPU backend can run, for choosing the layers that go there. */
+typedef struct {
+  const char *backend;                 /* "Vulkan", "CUDA": named in notes */
+  gboolean (*matrix_ok)(wh_type type); /* weight types its matrix kernels read */
+  gboolean quantized_kv;               /* runs q8_0 / q4_0 KV caches */
+  guint32 max_head_dim;                /* largest attention head (Dk, Dv) its kernel takes */
+} wh_gpu_caps;
+
+/* How many of @n_gpu_layers (layers from the last one down; n_layer + 1 adds the output
+ * layer; more is clamped) a backend with @caps can run for a model with @hp and a KV cache of
+ * @kv_type: all of them, or fewer when a layer has a matrix of a type the backend has no
+ * kernel for or a vector that is not F32 (offloading then starts above that layer), or 0 for
+ * a KV type or head size it does not take. @caps NULL: a build without that backend (0).
+ * Writes into @note (@note_size bytes, may be 0) a sentence saying what stays on the CPU and
+ * why, or "" when every layer asked for can go. Pure; the planner and the backends both use it,
+ * so a plan shows what loading will do. */
+guint32 wh_model_hparams_gpu_layers(const wh_model_hparams *hp, const wh_gpu_caps *caps,
+                                    wh_kv_type kv_type, guint32 n_gpu_layers, char *note,
+                                    gsize note_size);
 
 /* Reads the hyper-parameters of @g (metadata and tensor directory only).
  * Errors: WH_MODEL_ERROR_* naming the key. */

@@ -4,6 +4,9 @@
 
 #include "planner/planner.h"
 
+#include "backend/cuda/cuda.h"
+#include "backend/vulkan/vk.h"
+
 #include <string.h>
 
 G_DEFINE_QUARK(wh - planner - error - quark, wh_planner_error)
@@ -56,6 +59,7 @@ typedef struct {
   wh_context_params cp;
   const wh_device *cpu, *gpu;
   guint64 cpu_budget, gpu_budget;
+  guint32 gpu_max; /* layers the GPU's backend can run (wh_model_hparams_gpu_layers()) */
 } plan_state;
 
 /* Fills @out for @ngl layers and @n_ctx tokens; FALSE with @error for rejected settings. */
@@ -66,7 +70,7 @@ evaluate(plan_state *st, guint32 ngl, guint32 n_ctx, wh_plan *out, GError **erro
   wh_context_params cp = st->cp;
   cp.n_ctx = n_ctx;
   cp.n_batch = MIN(cp.n_batch, n_ctx);
-  cp.n_gpu_layers = st->gpu ? ngl : 0;
+  cp.n_gpu_layers = st->gpu ? MIN(ngl, st->gpu_max) : 0;
   wh_memory_plan_devices split;
   if (!wh_model_memory_plan_devices(hp, &cp, &split, error))
     return FALSE;
@@ -79,6 +83,7 @@ evaluate(plan_state *st, guint32 ngl, guint32 n_ctx, wh_plan *out, GError **erro
   out->kv_type = cp.kv_type;
   out->mmap = st->p->mmap;
   out->weights_counted = !st->p->mmap;
+  out->gpu_layers_max = st->gpu ? st->gpu_max : 0;
 
   wh_plan_device_entry *c = &out->devices[0];
   c->device = *st->cpu;
@@ -172,8 +177,22 @@ wh_planner_compute(const wh_model_hparams *hp, const wh_device_list *devices,
     g_strlcpy(st.cp.device, st.gpu->name, sizeof(st.cp.device));
 
   const guint32 all = hp->n_layer + 1;
+  /* What the backend of the GPU can take, and why not more: for auto, of all layers; else of
+   * the layers asked for (the note then reads as loading's). */
+  char note[sizeof out->gpu_note] = "";
+  if (st.gpu) {
+    const wh_gpu_caps *caps = st.gpu->api == WH_DEVICE_API_CUDA     ? wh_cuda_gpu_caps()
+                              : st.gpu->api == WH_DEVICE_API_VULKAN ? wh_vk_gpu_caps()
+                                                                    : NULL;
+    const guint32 asked =
+        p.n_gpu_layers == WH_PLANNER_NGL_AUTO ? all : MIN((guint32)p.n_gpu_layers, all);
+    st.gpu_max = wh_model_hparams_gpu_layers(hp, caps, st.cp.kv_type, asked, note, sizeof note);
+  }
   if (p.n_gpu_layers != WH_PLANNER_NGL_AUTO) {
-    return evaluate(&st, (guint32)MIN((guint32)p.n_gpu_layers, all), st.cp.n_ctx, out, error);
+    if (!evaluate(&st, MIN((guint32)p.n_gpu_layers, all), st.cp.n_ctx, out, error))
+      return FALSE;
+    g_strlcpy(out->gpu_note, note, sizeof out->gpu_note);
+    return TRUE;
   }
 
   /* auto: the most layers whose GPU side fits (binary search, monotone), then the
@@ -182,7 +201,7 @@ wh_planner_compute(const wh_model_hparams *hp, const wh_device_list *devices,
   if (st.gpu) {
     if (!evaluate(&st, 0, st.cp.n_ctx, out, error)) /* rejects bad settings once */
       return FALSE;
-    guint32 lo = 0, hi = all; /* invariant: lo fits (0 always: no GPU side) */
+    guint32 lo = 0, hi = st.gpu_max; /* invariant: lo fits (0 always: no GPU side) */
     while (lo < hi) {
       guint32 mid = lo + (hi - lo + 1) / 2;
       if (gpu_fits(&st, mid, st.cp.n_ctx))
@@ -195,6 +214,8 @@ wh_planner_compute(const wh_model_hparams *hp, const wh_device_list *devices,
   if (!evaluate(&st, ngl, st.cp.n_ctx, out, error))
     return FALSE;
   out->is_auto = TRUE;
+  if (st.gpu && ngl == st.gpu_max) /* the backend, not memory, stopped auto */
+    g_strlcpy(out->gpu_note, note, sizeof out->gpu_note);
 
   /* Longest context (multiples of 256 up to the training context) that fits with ngl
    * layers: binary search over the multiples (memory grows with the context). */
@@ -218,9 +239,14 @@ wh_plan_append_json(const wh_plan *plan, GString *out)
 {
   g_string_append_printf(out,
                          "{\"n_gpu_layers\": %u, \"n_ctx\": %u, \"kv_type\": \"%s\", "
-                         "\"verdict\": \"%s\", \"devices\": [",
+                         "\"verdict\": \"%s\", ",
                          plan->n_gpu_layers, plan->n_ctx, wh_kv_type_name(plan->kv_type),
                          wh_plan_verdict_name(plan->verdict));
+  if (plan->gpu_note[0]) {
+    g_autofree char *note = g_strescape(plan->gpu_note, NULL);
+    g_string_append_printf(out, "\"gpu_note\": \"%s\", ", note);
+  }
+  g_string_append(out, "\"devices\": [");
   for (guint i = 0; i < plan->n_devices; i++) {
     const wh_plan_device_entry *e = &plan->devices[i];
     g_autofree char *name = g_strescape(e->device.name, NULL);
@@ -266,6 +292,9 @@ wh_plan_from_context(const wh_context *ctx, const wh_device_list *devices, wh_pl
   out->kv_type = cp->kv_type;
   out->mmap = TRUE;
   out->n_devices = 1;
+  out->gpu_layers_max = alloc.n_gpu_layers;
+  g_strlcpy(out->gpu_note, wh_context_get_gpu_note(ctx) ? wh_context_get_gpu_note(ctx) : "",
+            sizeof out->gpu_note);
   const wh_device *cpu = wh_device_list_cpu(devices);
   if (cpu)
     out->devices[0].device = *cpu;

@@ -27,6 +27,10 @@
  *    WH_PLAN_PARTIAL when a GPU device runs some but not all of the layers
  *    and the output layer; WH_PLAN_FITS otherwise (everything on the GPU, or
  *    a CPU-only plan).
+ *  - What the GPU's backend can run bounds every plan, as it bounds loading: layers with a
+ *    weight type the backend has no kernel for, a KV type or head size it does not take,
+ *    stay on the CPU (wh_model_hparams_gpu_layers(), the rule the backends apply), and the
+ *    plan carries the same note loading would give (gpu_note).
  *  - `auto` (n_gpu_layers = WH_PLANNER_NGL_AUTO) picks the most layers that
  *    fit at the requested context: never a value that does not fit, and,
  *    when fewer than all layers are chosen, one more layer would not fit (so
@@ -94,6 +98,11 @@ typedef struct {
   guint32 max_n_ctx;           /* auto: longest context that fits (0: none; not auto: 0) */
   guint n_devices;             /* 1 (CPU) or 2 (CPU and the GPU) */
   wh_plan_device_entry devices[2];
+  /* The most layers the GPU's backend can run for this model and KV type (n_layer + 1: all;
+   * 0 without a GPU), and why fewer than asked for run there ("" when nothing was held
+   * back), as loading says it (wh_context_get_gpu_note()). */
+  guint32 gpu_layers_max;
+  char gpu_note[256];
 } wh_plan;
 
 wh_planner_params wh_planner_default_params(void);
@@ -110,7 +119,8 @@ const char *wh_plan_verdict_name(wh_plan_verdict v); /* "fits", "partial", "no" 
 /* The memory report JSON of issue 6 (one line, no newline), shared by `plan --json` and
  * `run --report-memory --json`: {"n_gpu_layers": N, "n_ctx": N, "kv_type": "f16",
  * "verdict": "...", "devices": [{"name", "kind", "weights", "kv_cache", "compute",
- * "output", "overhead", "total", "free"}]}. Appends to @out. */
+ * "output", "overhead", "total", "free"}]}, plus "gpu_note": "..." when the backend keeps
+ * layers asked for on the CPU. Appends to @out. */
 void wh_plan_append_json(const wh_plan *plan, GString *out);
 
 /* A wh_plan that describes an existing context's actual allocation (verdict "fits", or

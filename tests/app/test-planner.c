@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "app-test-util.h"
+#include "backend/vulkan/vk.h"
 #include "wh-test-util.h"
 #include "whittle-memory-chart.h"
 #include "whittle-planner-page.h"
@@ -222,6 +223,42 @@ test_partial_offload(void)
   g_assert_cmpuint(shown->n_gpu_layers, ==, want.n_gpu_layers);
 }
 
+/* An IQ2 file on a GPU with room for everything: the Vulkan backend has no kernels for the
+ * IQ2 layers, so the plan keeps them on the CPU and the banner says why (as loading would). */
+static void
+test_backend_limits(void)
+{
+  g_autofree char *path =
+      wh_test_shared_file_or_skip("reference/models/synth-llama-IQ2_XS-imat.gguf");
+  if (!path)
+    return;
+  if (!wh_vk_gpu_caps()) {
+    g_test_skip("this build has no Vulkan backend");
+    return;
+  }
+  g_autofree wh_model_hparams *hp = hparams_of(path);
+  whittle_planner_page_set_devices(page, devices(8ull << 30, 8ull << 30));
+  open_model(path);
+  whittle_planner_page_set_context(page, 512);
+  whittle_planner_page_set_gpu_layers(page, WH_PLANNER_NGL_AUTO);
+  const wh_plan *shown = whittle_planner_page_get_plan(page);
+  g_autoptr(DevList) devs = devices(8ull << 30, 8ull << 30);
+  wh_plan want;
+  expect_plan(hp, devs, 512, WH_KV_F16, WH_PLANNER_NGL_AUTO, &want);
+  assert_same_plan(shown, &want);
+  g_assert_cmpuint(shown->n_gpu_layers, <, hp->n_layer + 1);
+  g_assert_cmpstr(shown->gpu_note, !=, "");
+  const char *text = whittle_planner_page_get_verdict_text(page);
+  g_assert_nonnull(strstr(text, "IQ2_XS"));
+  /* a q8_0 KV cache keeps every layer on the CPU on Vulkan, and the banner says so */
+  whittle_planner_page_set_gpu_layers(page, 2);
+  whittle_planner_page_set_kv_type(page, WH_KV_Q8_0);
+  shown = whittle_planner_page_get_plan(page);
+  g_assert_cmpuint(shown->n_gpu_layers, ==, 0);
+  g_assert_nonnull(strstr(whittle_planner_page_get_verdict_text(page), "q8_0 KV cache"));
+  whittle_planner_page_set_kv_type(page, WH_KV_F16);
+}
+
 /* A machine too small for the context asked for: Fit Automatically shortens the context to
  * the longest one that fits. */
 static void
@@ -301,6 +338,7 @@ main(int argc, char **argv)
   g_test_add_func("/planner/cpu-only", test_cpu_only);
   g_test_add_func("/planner/partial-offload", test_partial_offload);
   g_test_add_func("/planner/too-large", test_too_large);
+  g_test_add_func("/planner/backend-limits", test_backend_limits);
   g_test_add_func("/planner/bad-file", test_bad_file);
   int status = g_test_run();
 

@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "backend/devices.h"
+#include "backend/vulkan/vk.h"
 #include "gguf/gguf-writer.h"
 #include "planner/planner.h"
 #include "wh-test-util.h"
@@ -101,6 +102,95 @@ load_hparams(const char *rel)
 {
   g_autofree char *path = wh_test_shared_file_or_skip(rel);
   return path ? hparams_of(path) : NULL;
+}
+
+/* A backend that reads every type but @refused. */
+static wh_type refused;
+static gboolean
+all_but_refused(wh_type t)
+{
+  return t != refused;
+}
+
+/* wh_model_hparams_gpu_layers(): the backends' rule from the header alone. A refused matrix
+ * type stops offloading at the highest layer that has it (layers above still go), the output
+ * layer stays when its own tensors are refused, quantized KV and large heads stop everything,
+ * and the notes say which. */
+static void
+test_gpu_caps(void)
+{
+  g_autofree wh_model_hparams *hp = load_hparams("reference/models/synth-llama-Q4_K_M.gguf");
+  if (!hp)
+    return;
+  const guint32 L = hp->n_layer, all = L + 1;
+  char note[256];
+  wh_gpu_caps caps = {"Test", all_but_refused, FALSE, 256};
+
+  refused = WH_TYPE_IQ2_XS; /* not in the file: everything asked for goes */
+  g_assert_cmpuint(wh_model_hparams_gpu_layers(hp, &caps, WH_KV_F16, 99, note, sizeof note), ==,
+                   all);
+  g_assert_cmpstr(note, ==, "");
+  g_assert_cmpuint(wh_model_hparams_gpu_layers(hp, &caps, WH_KV_F16, 2, note, sizeof note), ==, 2);
+  g_assert_cmpuint(wh_model_hparams_gpu_layers(hp, &caps, WH_KV_F16, 0, note, sizeof note), ==, 0);
+
+  /* The highest layer with a Q6_K matrix (Q4_K_M keeps some attn_v / ffn_down in Q6_K). */
+  refused = WH_TYPE_Q6_K;
+  const guint64 bit = G_GUINT64_CONSTANT(1) << WH_TYPE_Q6_K;
+  int top = -1;
+  for (guint32 il = 0; il < L; il++)
+    if (hp->layer_matrix_types[il] & bit)
+      top = (int)il;
+  g_assert_cmpint(top, >=, 0);
+  const gboolean output_q6 = (hp->output_matrix_types & bit) != 0;
+  const guint32 layers_ok = L - 1 - (guint32)top; /* the layers above it */
+  const guint32 got = wh_model_hparams_gpu_layers(hp, &caps, WH_KV_F16, all, note, sizeof note);
+  g_assert_cmpuint(got, ==, output_q6 ? MIN(layers_ok, L) : layers_ok);
+  g_assert_nonnull(strstr(note, "Q6_K"));
+  g_assert_nonnull(strstr(note, "Test backend"));
+  /* asking for no more than the layers above it: no note */
+  if (layers_ok > 0 && !output_q6) {
+    g_assert_cmpuint(
+        wh_model_hparams_gpu_layers(hp, &caps, WH_KV_F16, layers_ok, note, sizeof note), ==,
+        layers_ok);
+    g_assert_cmpstr(note, ==, "");
+  }
+
+  refused = WH_TYPE_IQ2_XS;
+  g_assert_cmpuint(wh_model_hparams_gpu_layers(hp, &caps, WH_KV_Q8_0, all, note, sizeof note), ==,
+                   0);
+  g_assert_nonnull(strstr(note, "q8_0"));
+  caps.quantized_kv = TRUE;
+  g_assert_cmpuint(wh_model_hparams_gpu_layers(hp, &caps, WH_KV_Q4_0, all, note, sizeof note), ==,
+                   all);
+  caps.max_head_dim = hp->head_dim_k - 1;
+  g_assert_cmpuint(wh_model_hparams_gpu_layers(hp, &caps, WH_KV_F16, all, note, sizeof note), ==,
+                   0);
+  g_assert_nonnull(strstr(note, "heads"));
+  /* no backend in this build */
+  g_assert_cmpuint(wh_model_hparams_gpu_layers(hp, NULL, WH_KV_F16, all, note, sizeof note), ==, 0);
+  g_assert_cmpstr(note, !=, "");
+
+  /* The planner applies it: an IQ2 file on a (fake) Vulkan GPU with room for everything plans
+   * what the Vulkan backend runs, and says why. */
+  g_autofree wh_model_hparams *iq = load_hparams("reference/models/synth-llama-IQ2_XS-imat.gguf");
+  if (!iq)
+    return;
+  wh_device_list *devs =
+      fake_devices(G_MAXUINT64 / 4, G_MAXUINT64 / 4, WH_DEVICE_KIND_DISCRETE_GPU);
+  wh_planner_params pp = wh_planner_default_params();
+  pp.n_gpu_layers = WH_PLANNER_NGL_AUTO;
+  wh_plan plan;
+  g_assert_true(wh_planner_compute(iq, devs, &pp, &plan, NULL));
+  const guint32 cap =
+      wh_model_hparams_gpu_layers(iq, wh_vk_gpu_caps(), WH_KV_F16, iq->n_layer + 1, NULL, 0);
+  g_assert_cmpuint(plan.n_gpu_layers, ==, cap);
+  g_assert_cmpuint(plan.gpu_layers_max, ==, cap);
+  g_assert_cmpuint(cap, <, iq->n_layer + 1);
+  g_assert_cmpstr(plan.gpu_note, !=, "");
+  pp.n_gpu_layers = 2;
+  g_assert_true(wh_planner_compute(iq, devs, &pp, &plan, NULL));
+  g_assert_cmpuint(plan.n_gpu_layers, ==, MIN(cap, 2));
+  wh_device_list_free(devs);
 }
 
 /* Planned bytes (through the planner, from hyper-parameters read without loading) equal
@@ -194,11 +284,16 @@ test_planned_equals_allocated(void)
                            wh_context_get_gpu_note(gctx));
             gpu_clamp_reported = TRUE;
           }
-          pp.n_gpu_layers = (gint32)ran;
+          /* The plan of the layers asked for holds back the same layers, with the same
+           * note, as loading did. */
+          pp.n_gpu_layers = (gint32)ngls[n];
           pp.device = gpu->name;
           n_gpu_checked++;
           n_gpu_offloaded += ran > 0;
           g_assert_true(wh_planner_compute(hp, real, &pp, &plan, NULL));
+          g_assert_cmpuint(plan.n_gpu_layers, ==, ran);
+          g_assert_cmpstr(plan.gpu_note, ==,
+                          wh_context_get_gpu_note(gctx) ? wh_context_get_gpu_note(gctx) : "");
           wh_context_get_device_memory(gctx, NULL, &alloc);
           assert_same(what, &plan.devices[0].mem, &alloc.dev[WH_PLAN_CPU]);
           if (ran > 0) {
@@ -700,6 +795,7 @@ main(int argc, char **argv)
 {
   g_test_init(&argc, &argv, NULL);
   g_test_add_func("/planner/devices", test_devices);
+  g_test_add_func("/planner/gpu-caps", test_gpu_caps);
   g_test_add_func("/planner/split-rule", test_split_rule);
   g_test_add_func("/planner/split-shards", test_split_shards);
   g_test_add_func("/planner/verdicts", test_verdicts);

@@ -255,19 +255,19 @@ wh_cuda_device_memory(wh_cuda_device *dev, guint64 *total, guint64 *free_bytes, 
 
 /* --- which layers can go --------------------------------------------------------------- */
 
+/* CUDA keeps q8_0 / q4_0 KV caches too; the attention kernel takes heads of up to 256. */
+static const wh_gpu_caps cuda_caps = {"CUDA", wh_cuda_type_supported, TRUE, 256};
+
+const wh_gpu_caps *
+wh_cuda_gpu_caps(void)
+{
+  return &cuda_caps;
+}
+
 char *
 wh_cuda_clamp_layers(const wh_model *model, wh_context_params *cp)
 {
-  const wh_model_hparams *hp = &model->hp;
-  if (cp->n_gpu_layers == 0)
-    return NULL;
-  if (hp->head_dim_k > 256 || hp->head_dim_v > 256) {
-    cp->n_gpu_layers = 0;
-    return g_strdup_printf("the CUDA attention kernel handles heads of up to 256 values, this "
-                           "model's are %u/%u: all layers run on the CPU",
-                           hp->head_dim_k, hp->head_dim_v);
-  }
-  return wh_model_clamp_gpu_layers(model, cp, wh_cuda_type_supported, "CUDA");
+  return wh_model_clamp_gpu_layers(model, cp, &cuda_caps);
 }
 
 /* --- the offloaded layers ------------------------------------------------------------- */
@@ -871,6 +871,12 @@ wh_cuda_device_memory(wh_cuda_device *dev, guint64 *total, guint64 *free_bytes, 
 {
   not_built(error);
   return FALSE;
+}
+
+const wh_gpu_caps *
+wh_cuda_gpu_caps(void)
+{
+  return NULL;
 }
 
 char *

@@ -32,6 +32,9 @@ gboolean wh_cuda_device_requested(const char *device);
  * a "no CUDA device: ..." note when there is none, else wh_cuda_clamp_layers(). Returns a
  * newly allocated sentence saying what stays on the CPU and why, or NULL. */
 char *wh_cuda_context_prepare(const wh_model *model, wh_context_params *cp);
+/* What the CUDA backend runs (for wh_model_hparams_gpu_layers(): the planner asks it too), or
+ * NULL when the build has no CUDA backend. Static data. */
+const wh_gpu_caps *wh_cuda_gpu_caps(void);
 
 /* Opens the device (cp.device), allocates the GPU side of ctx->lay.split and uploads the
  * weights into ctx->cuda. Errors: WH_CUDA_ERROR_*. */

@@ -89,25 +89,20 @@ compute_layout(const wh_model_hparams *hp, const wh_model_layout *lay, vk_comput
 
 /* --- which layers can go --------------------------------------------------------------- */
 
+/* No kernels for quantized KV caches; the attention kernel's head limit is its shared-memory
+ * row of 256 values. */
+static const wh_gpu_caps vk_caps = {"Vulkan", wh_vk_type_supported, FALSE, 256};
+
+const wh_gpu_caps *
+wh_vk_gpu_caps(void)
+{
+  return &vk_caps;
+}
+
 char *
 wh_vk_clamp_layers(const wh_model *model, wh_context_params *cp)
 {
-  const wh_model_hparams *hp = &model->hp;
-  if (cp->n_gpu_layers == 0)
-    return NULL;
-  if (cp->kv_type != WH_KV_F16 && cp->kv_type != WH_KV_F32) {
-    cp->n_gpu_layers = 0;
-    return g_strdup_printf("the Vulkan backend keeps a %s KV cache on the CPU only: all layers "
-                           "run on the CPU (use --kv-type f16 to offload)",
-                           wh_kv_type_name(cp->kv_type));
-  }
-  if (hp->head_dim_k > 256 || hp->head_dim_v > 256) {
-    cp->n_gpu_layers = 0;
-    return g_strdup_printf("the Vulkan attention kernel handles heads of up to 256 values, this "
-                           "model's are %u/%u: all layers run on the CPU",
-                           hp->head_dim_k, hp->head_dim_v);
-  }
-  return wh_model_clamp_gpu_layers(model, cp, wh_vk_type_supported, "Vulkan");
+  return wh_model_clamp_gpu_layers(model, cp, &vk_caps);
 }
 
 /* --- init ------------------------------------------------------------------------------ */

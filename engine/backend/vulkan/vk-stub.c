@@ -38,6 +38,12 @@ wh_vk_type_supported(wh_type type)
   return FALSE;
 }
 
+const wh_gpu_caps *
+wh_vk_gpu_caps(void)
+{
+  return NULL;
+}
+
 char *
 wh_vk_clamp_layers(const wh_model *model, wh_context_params *cp)
 {

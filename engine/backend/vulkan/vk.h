@@ -32,6 +32,9 @@ G_BEGIN_DECLS
  * head sizes; 0 when the build has no Vulkan backend). Returns a newly allocated sentence
  * saying what stays on the CPU and why, or NULL when nothing changed. Pure (no device). */
 char *wh_vk_clamp_layers(const wh_model *model, wh_context_params *cp);
+/* What the Vulkan backend runs (for wh_model_hparams_gpu_layers(): the planner asks it too),
+ * or NULL when the build has no Vulkan backend. Static data. */
+const wh_gpu_caps *wh_vk_gpu_caps(void);
 
 /* Opens the device (cp.device), allocates the GPU side of ctx->lay.split and uploads the
  * weights. Errors: WH_VK_ERROR_* (no device, no memory, ...). */
