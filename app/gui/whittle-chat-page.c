@@ -627,12 +627,25 @@ load_plan_thread(GTask *task, gpointer source, gpointer data, GCancellable *canc
     p->cpu_reason = g_strdup(_("GPU offload is off in the Preferences"));
   } else {
     wh_device_list *devices = wh_devices_enumerate();
-    const wh_device *gpu = wh_device_list_find_gpu(devices, a->fs.device, NULL);
-    if (!gpu && a->fs.device) /* the preferred GPU is not there now: the best one */
+    const wh_device *gpu =
+        a->fs.device ? wh_device_list_find_gpu(devices, a->fs.device, NULL) : NULL;
+    if (!gpu) { /* no preferred GPU, or it is not there now: the best one */
       gpu = wh_device_list_find_gpu(devices, NULL, NULL);
-    if (!gpu) {
+      /* Automatic passes over a Vulkan device that runs on the processor (llvmpipe): it is
+       * not faster than the CPU code. Choosing it as the preferred GPU, or asking for a number
+       * of layers, uses it. */
+      if (gpu && gpu->kind == WH_DEVICE_KIND_CPU_VULKAN && a->chat_layers < 0) {
+        /* Translators: %s is a Vulkan device such as “llvmpipe (LLVM 15.0.6, 256 bits)” */
+        p->cpu_reason = g_strdup_printf(_("the only Vulkan device, %s, runs on the processor "
+                                          "and is not faster (choose it as Preferred GPU to "
+                                          "use it anyway)"),
+                                        gpu->name);
+        gpu = NULL;
+      }
+    }
+    if (!gpu && !p->cpu_reason) {
       p->cpu_reason = g_strdup(_("no graphics card was found"));
-    } else {
+    } else if (gpu) {
       g_snprintf(p->device, sizeof p->device, "%s:%u",
                  gpu->api == WH_DEVICE_API_CUDA ? "cuda" : "vulkan", gpu->index);
       if (a->chat_layers > 0) {

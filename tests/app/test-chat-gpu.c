@@ -1,9 +1,10 @@
 /* test-chat-gpu.c — the Chat page offloads layers to a GPU, and says where the model runs.
  *
  * With the GPU Offload preference on Automatic (the default), stories260K is loaded through
- * win.open-chat: where a GPU is present (lavapipe counts: a real Vulkan device) the session
- * gets the planner's automatic layer count on it and the status line says "N of M layers on
- * <GPU>"; the greedy reply equals `whittle-cli run --temp 0 --ngl N --device <the same
+ * win.open-chat: where a GPU is present the session gets the planner's automatic layer count
+ * on it and the status line says "N of M layers on <GPU>" (a Vulkan device that runs on the
+ * processor, lavapipe, is used once it is the preferred GPU: Automatic alone keeps the CPU and
+ * says why); the greedy reply equals `whittle-cli run --temp 0 --ngl N --device <the same
  * device>` (the same backend: CPU and Vulkan may round differently). A conversation's own GPU
  * layers (the settings popover) reload the model with that many layers, are saved with the
  * conversation, and the reply again equals run with them. With the preference Off (set
@@ -112,6 +113,25 @@ test_automatic(void)
     g_assert_cmpstr(note, ==, "Running on the CPU: no graphics card was found.");
     g_assert_cmpstr(status, ==, "Ready · CPU only: no graphics card was found");
     return;
+  }
+  if (gpu->kind == WH_DEVICE_KIND_CPU_VULKAN) {
+    /* Only a Vulkan device that runs on the processor (lavapipe): Automatic keeps the CPU
+     * code, says why, and uses the device once it is the preferred GPU. */
+    g_assert_cmpint(wh_session_get_n_gpu_layers(session()), ==, 0);
+    g_autofree char *why = g_strdup_printf(
+        "the only Vulkan device, %s, runs on the processor and is not faster (choose it as "
+        "Preferred GPU to use it anyway)",
+        gpu->name);
+    g_autofree char *want_note = g_strdup_printf("Running on the CPU: %s.", why);
+    g_autofree char *want_cpu = g_strdup_printf("Ready · CPU only: %s", why);
+    g_assert_cmpstr(note, ==, want_note);
+    g_assert_cmpstr(status, ==, want_cpu);
+    g_settings_set_string(whittle_application_get_settings(app), "preferred-gpu", gpu->name);
+    gtk_widget_activate_action(GTK_WIDGET(window), "win.open-chat", "s", model_path);
+    g_assert_true(wh_app_test_wait(wh_app_test_chat_loaded, page, 60));
+    note = whittle_chat_page_get_device_note(page);
+    status = whittle_chat_page_get_status(page);
+    g_test_message("preferred GPU: device note: %s; status: %s", note, status);
   }
   /* The planner's count on this machine's best GPU, named by API and index. */
   g_autofree char *want_device =

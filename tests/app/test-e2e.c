@@ -173,7 +173,9 @@ test_journey(void)
   /* With the GPU layers and device the chat chose (lavapipe counts as a GPU): run on the same
    * backend gives the same tokens. */
   wh_session *session = whittle_chat_page_get_session(chat);
-  g_test_message("chat on %s: %s", wh_context_get_params(wh_session_get_context(session))->device,
+  g_test_message("chat: %d GPU layers, device “%s”: %s",
+                 wh_session_get_n_gpu_layers_requested(session),
+                 wh_context_get_params(wh_session_get_context(session))->device,
                  whittle_chat_page_get_status(chat));
   g_autofree char *want = wh_app_test_cli_greedy_reply_like(cli_path, q4, session, &msg, 1, 24);
   const WhittleStoredMessage *reply = branch->pdata[1];
