@@ -1421,18 +1421,51 @@ mk_bin(nkind k, const tok *at, const char *op, node *a, node *b)
   return nd;
 }
 
+/* The left-associative binary levels, loosest first: or, and, (not), comparisons, + -, ~,
+ * * / // %, **. Each is "operand (op operand)*" (parse_left_assoc()). */
+typedef struct {
+  node *(*operand)(parser *p);
+  nkind kind;             /* of the nodes built: N_OR, N_AND or N_BIN */
+  const char *const *ops; /* the level's operators (NULL-terminated) */
+  gboolean words;         /* ops are names (or, and), not operator tokens */
+  gboolean membership;    /* also `in` and `not in` (comparisons) */
+} bin_level;
+
+/* The operator of @lv at the cursor, stepped over, or NULL. */
+static const char *
+level_op(parser *p, const bin_level *lv)
+{
+  tok *t = peek(p);
+  for (gsize i = 0; lv->ops[i]; i++)
+    if (lv->words ? is_name(t, lv->ops[i]) : is_op(t, lv->ops[i])) {
+      p->i++;
+      return t->s;
+    }
+  if (lv->membership && is_name(t, "in")) {
+    p->i++;
+    return "in";
+  }
+  if (lv->membership && is_name(t, "not") && is_name(peek2(p), "in")) {
+    p->i += 2;
+    return "notin";
+  }
+  return NULL;
+}
+
 static node *
-parse_or(parser *p)
+parse_left_assoc(parser *p, const bin_level *lv)
 {
   int base = p->depth;
-  node *a = parse_and(p);
-  while (a && is_name(peek(p), "or")) {
-    tok *at = peek(p);
-    p->i++;
-    node *b = parse_and(p);
+  node *a = lv->operand(p);
+  while (a) {
+    tok *t = peek(p);
+    const char *op = level_op(p, lv);
+    if (!op)
+      break;
+    node *b = lv->operand(p);
     if (!b)
       return node_free(a), NULL;
-    a = mk_bin(N_OR, at, "or", a, b);
+    a = mk_bin(lv->kind, t, op, a, b);
     if (!chain_deeper(p, &a))
       return NULL;
   }
@@ -1441,22 +1474,33 @@ parse_or(parser *p)
 }
 
 static node *
+parse_unary_filtered(parser *p)
+{
+  return parse_unary(p, TRUE);
+}
+
+static const char *const ops_or[] = {"or", NULL}, *const ops_and[] = {"and", NULL};
+static const char *const ops_cmp[] = {"==", "!=", "<", ">", "<=", ">=", NULL};
+static const char *const ops_add[] = {"+", "-", NULL}, *const ops_concat[] = {"~", NULL};
+static const char *const ops_mul[] = {"*", "/", "//", "%", NULL}, *const ops_pow[] = {"**", NULL};
+static const bin_level lv_or = {parse_and, N_OR, ops_or, TRUE, FALSE};
+static const bin_level lv_and = {parse_not, N_AND, ops_and, TRUE, FALSE};
+static const bin_level lv_cmp = {parse_math1, N_BIN, ops_cmp, FALSE, TRUE};
+static const bin_level lv_add = {parse_concat, N_BIN, ops_add, FALSE, FALSE};
+static const bin_level lv_concat = {parse_math2, N_BIN, ops_concat, FALSE, FALSE};
+static const bin_level lv_mul = {parse_pow, N_BIN, ops_mul, FALSE, FALSE};
+static const bin_level lv_pow = {parse_unary_filtered, N_BIN, ops_pow, FALSE, FALSE};
+
+static node *
+parse_or(parser *p)
+{
+  return parse_left_assoc(p, &lv_or);
+}
+
+static node *
 parse_and(parser *p)
 {
-  int base = p->depth;
-  node *a = parse_not(p);
-  while (a && is_name(peek(p), "and")) {
-    tok *at = peek(p);
-    p->i++;
-    node *b = parse_not(p);
-    if (!b)
-      return node_free(a), NULL;
-    a = mk_bin(N_AND, at, "and", a, b);
-    if (!chain_deeper(p, &a))
-      return NULL;
-  }
-  p->depth = base;
-  return a;
+  return parse_left_assoc(p, &lv_and);
 }
 
 static node *
@@ -1481,110 +1525,31 @@ parse_not(parser *p)
 static node *
 parse_compare(parser *p)
 {
-  int base = p->depth;
-  node *a = parse_math1(p);
-  while (a) {
-    tok *t = peek(p);
-    const char *op = NULL;
-    if (t->t == T_OP && (!strcmp(t->s, "==") || !strcmp(t->s, "!=") || !strcmp(t->s, "<") ||
-                         !strcmp(t->s, ">") || !strcmp(t->s, "<=") || !strcmp(t->s, ">="))) {
-      op = t->s;
-      p->i++;
-    } else if (is_name(t, "in")) {
-      op = "in";
-      p->i++;
-    } else if (is_name(t, "not") && is_name(peek2(p), "in")) {
-      op = "notin";
-      p->i += 2;
-    } else {
-      break;
-    }
-    node *b = parse_math1(p);
-    if (!b)
-      return node_free(a), NULL;
-    a = mk_bin(N_BIN, t, op, a, b);
-    if (!chain_deeper(p, &a))
-      return NULL;
-  }
-  p->depth = base;
-  return a;
+  return parse_left_assoc(p, &lv_cmp);
 }
 
 static node *
 parse_math1(parser *p)
 {
-  int base = p->depth;
-  node *a = parse_concat(p);
-  while (a && (is_op(peek(p), "+") || is_op(peek(p), "-"))) {
-    tok *t = peek(p);
-    p->i++;
-    node *b = parse_concat(p);
-    if (!b)
-      return node_free(a), NULL;
-    a = mk_bin(N_BIN, t, t->s, a, b);
-    if (!chain_deeper(p, &a))
-      return NULL;
-  }
-  p->depth = base;
-  return a;
+  return parse_left_assoc(p, &lv_add);
 }
 
 static node *
 parse_concat(parser *p)
 {
-  int base = p->depth;
-  node *a = parse_math2(p);
-  while (a && is_op(peek(p), "~")) {
-    tok *t = peek(p);
-    p->i++;
-    node *b = parse_math2(p);
-    if (!b)
-      return node_free(a), NULL;
-    a = mk_bin(N_BIN, t, "~", a, b);
-    if (!chain_deeper(p, &a))
-      return NULL;
-  }
-  p->depth = base;
-  return a;
+  return parse_left_assoc(p, &lv_concat);
 }
 
 static node *
 parse_math2(parser *p)
 {
-  int base = p->depth;
-  node *a = parse_pow(p);
-  while (a && (is_op(peek(p), "*") || is_op(peek(p), "/") || is_op(peek(p), "//") ||
-               is_op(peek(p), "%"))) {
-    tok *t = peek(p);
-    p->i++;
-    node *b = parse_pow(p);
-    if (!b)
-      return node_free(a), NULL;
-    a = mk_bin(N_BIN, t, t->s, a, b);
-    if (!chain_deeper(p, &a))
-      return NULL;
-  }
-  p->depth = base;
-  return a;
+  return parse_left_assoc(p, &lv_mul);
 }
 
 static node *
 parse_pow(parser *p)
 {
-  int base = p->depth;
-  node *a = parse_unary(p, TRUE);
-  while (a && is_op(peek(p), "**")) {
-    tok *t = peek(p);
-    p->i++;
-    node *b = parse_unary(p, TRUE);
-    if (!b)
-      return node_free(a), NULL;
-    a = mk_bin(N_BIN, t, "**", a, b);
-    if (!chain_deeper(p, &a))
-      return NULL;
-  }
-  p->depth = base;
-  return a;
+  return parse_left_assoc(p, &lv_pow);
 }
 
 static gboolean
