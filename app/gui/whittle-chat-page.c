@@ -33,7 +33,8 @@ struct _WhittleChatPage {
   char *model_path; /* the model new conversations get: the loaded or loading one */
 
   wh_job *gen_job;
-  wh_job *scan_job; /* listing the Library's models for the model menu */
+  wh_job_queue *scan_queue; /* the page's own: listing the Library is not a user job */
+  wh_job *scan_job;         /* listing the Library's models for the model menu */
   guint n_library_models;
   GString *reply;                  /* the reply streaming in */
   WhittleMarkdownView *reply_view; /* its widget */
@@ -817,7 +818,6 @@ on_scan_notify(wh_job *job, gpointer user_data)
     gtk_list_box_append(self->models_list, empty);
   }
   g_clear_pointer(&self->scan_job, wh_job_unref);
-  g_object_unref(self);
 }
 
 void
@@ -829,10 +829,13 @@ whittle_chat_page_refresh_models(WhittleChatPage *self)
   wh_library *lib = WHITTLE_IS_APPLICATION(app)
                         ? whittle_application_get_library(WHITTLE_APPLICATION(app))
                         : NULL;
-  wh_job_queue *queue = job_queue(self);
-  if (!lib || !queue || self->scan_job)
+  if (!lib || self->scan_job)
     return;
-  self->scan_job = wh_library_scan_async(lib, queue, on_scan_notify, g_object_ref(self));
+  if (!self->scan_queue)
+    self->scan_queue = wh_job_queue_new(NULL, 1);
+  /* No reference for the notification: the queue goes (and with it every notification)
+   * when the page is disposed. */
+  self->scan_job = wh_library_scan_async(lib, self->scan_queue, on_scan_notify, self);
 }
 
 gboolean
@@ -1418,6 +1421,7 @@ whittle_chat_page_dispose(GObject *object)
   if (self->scan_job)
     wh_job_cancel(self->scan_job);
   g_clear_pointer(&self->scan_job, wh_job_unref);
+  g_clear_pointer(&self->scan_queue, wh_job_queue_free); /* no notification after this */
   g_clear_pointer(&self->session, wh_session_unref);
   g_clear_object(&self->store);
   gtk_widget_dispose_template(GTK_WIDGET(object), WHITTLE_TYPE_CHAT_PAGE);

@@ -45,8 +45,8 @@ G_DECLARE_FINAL_TYPE(WhittleChatPage, whittle_chat_page, WHITTLE, CHAT_PAGE, Adw
 /* Starts loading the GGUF at @path (replacing the loaded model once it is loaded). The
  * shown conversation is kept; new conversations remember this model. */
 void whittle_chat_page_open_model(WhittleChatPage *self, const char *path);
-/* The model menu: lists the Library's models (a scan job on the app's queue; also done each
- * time the menu opens); choosing one loads it. */
+/* The model menu: lists the Library's models (a scan job on the page's own queue, not a
+ * user job; also done each time the menu opens); choosing one loads it. */
 void whittle_chat_page_refresh_models(WhittleChatPage *self);
 gboolean whittle_chat_page_is_listing_models(WhittleChatPage *self);
 guint whittle_chat_page_get_n_library_models(WhittleChatPage *self);

@@ -58,7 +58,8 @@ struct _WhittleQuantizePage {
   gboolean quantize_pending; /* the matrix is done, the quantization about to start */
   char *results_text;        /* size before -> after, without the measurements */
   double ppl, base_ppl, kld, tokens_per_second;
-  wh_job *scan_job; /* listing the Library's models for the source step */
+  wh_job_queue *scan_queue; /* the page's own: listing the Library is not a user job */
+  wh_job *scan_job;         /* listing the Library's models for the source step */
   guint n_library_sources;
 
   /* template children */
@@ -1188,7 +1189,6 @@ on_library_scan_notify(wh_job *job, gpointer user_data)
     gtk_list_box_append(self->library_list, empty);
   }
   g_clear_pointer(&self->scan_job, wh_job_unref);
-  g_object_unref(self);
 }
 
 void
@@ -1197,10 +1197,13 @@ whittle_quantize_page_refresh_library(WhittleQuantizePage *self)
   g_return_if_fail(WHITTLE_IS_QUANTIZE_PAGE(self));
   WhittleApplication *app = app_of(self);
   wh_library *lib = app ? whittle_application_get_library(app) : NULL;
-  wh_job_queue *queue = app ? whittle_application_get_job_queue(app) : NULL;
-  if (!lib || !queue || self->scan_job)
+  if (!lib || self->scan_job)
     return;
-  self->scan_job = wh_library_scan_async(lib, queue, on_library_scan_notify, g_object_ref(self));
+  if (!self->scan_queue)
+    self->scan_queue = wh_job_queue_new(NULL, 1);
+  /* No reference for the notification: the queue goes (and with it every notification)
+   * when the page is disposed. */
+  self->scan_job = wh_library_scan_async(lib, self->scan_queue, on_library_scan_notify, self);
 }
 
 gboolean
@@ -1248,6 +1251,7 @@ whittle_quantize_page_dispose(GObject *object)
   if (self->scan_job)
     wh_job_cancel(self->scan_job);
   g_clear_pointer(&self->scan_job, wh_job_unref);
+  g_clear_pointer(&self->scan_queue, wh_job_queue_free); /* no notification after this */
   gtk_widget_dispose_template(GTK_WIDGET(object), WHITTLE_TYPE_QUANTIZE_PAGE);
   G_OBJECT_CLASS(whittle_quantize_page_parent_class)->dispose(object);
 }

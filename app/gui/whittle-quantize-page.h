@@ -3,7 +3,7 @@
  * Design note
  * -----------
  * Steps (a GtkStack with Back / Next): source (a model of the Library — listed by a scan job
- * on the app's queue when the step is shown: name, type, size; F32/F16/BF16 first, quantized
+ * on the page's own queue (not a user job) when the step is shown: name, type, size; F32/F16/BF16 first, quantized
  * ones marked — or a GGUF file from Open File…; an already quantized one gets a requantize
  * warning and is converted through F32) → type (a table of types with the exact
  * output size from a wh_quantize dry run, the published quality figure of the type and
@@ -37,7 +37,7 @@ G_DECLARE_FINAL_TYPE(WhittleQuantizePage, whittle_quantize_page, WHITTLE, QUANTI
  * Returns FALSE with @error when the file cannot be planned at all. */
 gboolean whittle_quantize_page_open_file(WhittleQuantizePage *self, const char *path,
                                          GError **error);
-/* The source step's Library list: scanned again (a job on the app's queue; also when the page
+/* The source step's Library list: scanned again (a job on the page's queue; also when the page
  * is shown on that step); TRUE while the scan runs; how many models it lists; row @index (a
  * GtkListBoxRow whose activation opens that model as whittle_quantize_page_open_file() does),
  * or NULL. */
