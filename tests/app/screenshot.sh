@@ -27,4 +27,6 @@ done
 # The Chat page with a conversation (test-chat.c) and the Quantize wizard (test-quantize.c).
 cp "$shots/chat-branches.png" "$src/data/screenshots/chat-conversation.png"
 cp "$shots/quantize-types.png" "$shots/quantize-results.png" "$src/data/screenshots/"
-echo "data/screenshots/chat-conversation.png quantize-types.png quantize-results.png"
+# The wizard's first step with Library models to choose from (test-quantize.c's user folder).
+cp "$shots/quantize-source.png" "$src/data/screenshots/quantize.png"
+echo "data/screenshots/chat-conversation.png quantize-types.png quantize-results.png quantize.png"
