@@ -366,7 +366,10 @@ show_conversation_settings(WhittleChatPage *self)
   gtk_spin_button_set_value(self->min_p_spin, c ? c->min_p : def.min_p);
   gtk_spin_button_set_value(self->repeat_spin, c ? c->repeat_penalty : def.repeat_penalty);
   gtk_spin_button_set_value(self->seed_spin, c ? (double)c->seed : -1);
-  self->gpu_layers = c ? c->gpu_layers : -1;
+  /* A new conversation goes on with the loaded model as it is loaded. */
+  self->gpu_layers = c                                                     ? c->gpu_layers
+                     : self->session || whittle_chat_page_is_loading(self) ? self->load_gpu_layers
+                                                                           : -1;
   gtk_spin_button_set_value(self->gpu_layers_spin, self->gpu_layers < 0 ? -1 : self->gpu_layers);
 }
 
@@ -404,6 +407,10 @@ whittle_chat_page_select_conversation(WhittleChatPage *self, gint64 id)
     self->model_path = g_strdup(c->model_path);
     if (job_queue(self))
       whittle_chat_page_open_model(self, c->model_path);
+  } else if (c && self->model_path && (self->session || whittle_chat_page_is_loading(self)) &&
+             self->gpu_layers != self->load_gpu_layers) {
+    /* Its own GPU layers: the model is loaded again with them. */
+    whittle_chat_page_open_model(self, self->model_path);
   }
   /* Select its row without re-entering. */
   self->refilling_list = TRUE;

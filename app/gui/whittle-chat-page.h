@@ -25,7 +25,9 @@
  * one), or none when the "gpu-offload" preference is off. The device goes to the session as
  * "vulkan:N" / "cuda:N". The status line and the device note say where the model runs ("24
  * of 33 layers on <GPU>", "CPU only: <why>": the preference, no GPU, no room, or the engine's
- * reason when the GPU cannot run the layers asked for). Applying other GPU layers reloads.
+ * reason when the GPU cannot run the layers asked for). Applying other GPU layers, or showing
+ * a conversation with other GPU layers, loads the model again; a new conversation keeps the
+ * loaded model's.
  * Actions (group "chat"): new, send, stop, open-model, apply-settings, export(s)
  * ("markdown" / "json"), delete.
  * Does not: download models, or split a model over several GPUs.

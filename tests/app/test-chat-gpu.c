@@ -7,7 +7,8 @@
  * says why); the greedy reply equals `whittle-cli run --temp 0 --ngl N --device <the same
  * device>` (the same backend: CPU and Vulkan may round differently). A conversation's own GPU
  * layers (the settings popover) reload the model with that many layers, are saved with the
- * conversation, and the reply again equals run with them. With the preference Off (set
+ * conversation (a new one keeps the loaded model's; showing one with other layers reloads),
+ * and the reply again equals run with them. With the preference Off (set
  * through the Preferences window) the model runs on the CPU, the page says why, and the reply
  * equals plain `whittle-cli run --temp 0`. Without any GPU the page says that instead.
  * Screenshot: chat-gpu.
@@ -30,7 +31,8 @@ static char *tmp_dir;
 static char *model_path;
 static const char *cli_path;
 static wh_device_list *devices;
-static const wh_device *gpu; /* the best GPU of this machine, or NULL */
+static const wh_device *gpu;      /* the best GPU of this machine, or NULL */
+static gint64 first_conversation; /* set to 2 GPU layers */
 
 static wh_session *
 session(void)
@@ -168,6 +170,7 @@ test_per_chat_layers(void)
   }
   gint64 id = whittle_chat_page_get_conversation(page);
   g_assert_cmpint(id, >, 0);
+  first_conversation = id;
   whittle_chat_page_set_gpu_layers(page, 2);
   g_assert_true(whittle_chat_page_is_loading(page)); /* reloading with 2 layers */
   g_assert_true(wh_app_test_wait(wh_app_test_chat_loaded, page, 60));
@@ -180,8 +183,10 @@ test_per_chat_layers(void)
       g_strdup_printf("Ready · 2 of %u layers on %s", model_layers(), gpu->name);
   g_assert_cmpstr(whittle_chat_page_get_status(page), ==, want_status);
 
+  /* A new conversation keeps the loaded model's layers: nothing to reload. */
   whittle_chat_page_new_conversation(page);
-  whittle_chat_page_set_gpu_layers(page, 2); /* the same: no reload */
+  g_assert_false(whittle_chat_page_is_loading(page));
+  whittle_chat_page_set_gpu_layers(page, 2);
   g_assert_false(whittle_chat_page_is_loading(page));
   const char *reply = greedy_reply("The dog ran to the park.");
   g_autofree char *want = cli_reply_like_session("The dog ran to the park.");
@@ -246,6 +251,13 @@ test_offload_off(void)
   g_assert_cmpint(wh_session_get_n_gpu_layers(session()), ==, 0);
   g_assert_cmpstr(whittle_chat_page_get_device_note(page), ==,
                   "Running on the CPU: this chat’s GPU layers are set to 0.");
+  /* Showing the first conversation again loads the model with its 2 layers. */
+  if (gpu) {
+    whittle_chat_page_select_conversation(page, first_conversation);
+    g_assert_true(whittle_chat_page_is_loading(page));
+    g_assert_true(wh_app_test_wait(wh_app_test_chat_loaded, page, 60));
+    g_assert_cmpint(wh_session_get_n_gpu_layers(session()), ==, 2);
+  }
   g_settings_reset(settings, "gpu-offload");
 }
 
