@@ -11,10 +11,12 @@
  * and the reply again equals run with them. With the preference Off (set
  * through the Preferences window) the model runs on the CPU, the page says why, and the reply
  * equals plain `whittle-cli run --temp 0`. Without any GPU the page says that instead.
- * Screenshot: chat-gpu.
+ * A conversation database from before the GPU column opens with it (Automatic). Screenshot:
+ * chat-gpu.
  */
 #include "config.h"
 
+#include <sqlite3.h>
 #include <string.h>
 
 #include "app-test-util.h"
@@ -261,6 +263,41 @@ test_offload_off(void)
   g_settings_reset(settings, "gpu-offload");
 }
 
+/* A conversation database from before the sampling and GPU columns opens with their defaults,
+ * and the GPU layers are saved in it from then on. */
+static void
+test_store_upgrade(void)
+{
+  g_autofree char *path = g_build_filename(tmp_dir, "old-chats.db", NULL);
+  sqlite3 *db = NULL;
+  g_assert_cmpint(sqlite3_open(path, &db), ==, SQLITE_OK);
+  const char *old_schema =
+      "CREATE TABLE conversations (id INTEGER PRIMARY KEY AUTOINCREMENT, title TEXT NOT NULL "
+      "DEFAULT '', model_path TEXT, system_prompt TEXT, temperature REAL NOT NULL DEFAULT -1, "
+      "seed INTEGER NOT NULL DEFAULT -1, max_tokens INTEGER NOT NULL DEFAULT 512, active_leaf "
+      "INTEGER NOT NULL DEFAULT 0, created INTEGER NOT NULL, updated INTEGER NOT NULL);"
+      "INSERT INTO conversations (title, created, updated) VALUES ('old one', 1, 1);";
+  g_assert_cmpint(sqlite3_exec(db, old_schema, NULL, NULL, NULL), ==, SQLITE_OK);
+  sqlite3_close(db);
+
+  g_autoptr(GError) error = NULL;
+  g_autoptr(WhittleConversationStore) store = whittle_conversation_store_new(path, &error);
+  g_assert_no_error(error);
+  g_autoptr(WhittleConversation) c = whittle_conversation_store_get(store, 1, &error);
+  g_assert_no_error(error);
+  g_assert_cmpstr(c->title, ==, "old one");
+  g_assert_cmpint(c->gpu_layers, ==, -1); /* automatic */
+  g_assert_cmpint(c->top_k, ==, 40);
+  g_assert_cmpfloat(c->repeat_penalty, ==, 1.0);
+  c->gpu_layers = 7;
+  g_assert_true(whittle_conversation_store_update(store, c, &error));
+  g_clear_object(&store);
+  store = whittle_conversation_store_new(path, &error); /* opening again changes nothing */
+  g_assert_no_error(error);
+  g_autoptr(WhittleConversation) again = whittle_conversation_store_get(store, 1, &error);
+  g_assert_cmpint(again->gpu_layers, ==, 7);
+}
+
 static void
 skip_all(void)
 {
@@ -291,6 +328,7 @@ main(int argc, char **argv)
   g_test_add_func("/chat-gpu/automatic", test_automatic);
   g_test_add_func("/chat-gpu/per-chat-layers", test_per_chat_layers);
   g_test_add_func("/chat-gpu/offload-off", test_offload_off);
+  g_test_add_func("/chat-gpu/store-upgrade", test_store_upgrade);
   int status = g_test_run();
 
   gtk_window_destroy(GTK_WINDOW(window));
