@@ -23,6 +23,7 @@
 #include <math.h>
 #ifdef __linux__
 #include <errno.h>
+#include <sched.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -42,7 +43,8 @@ struct wh_job_queue {
   gboolean shutting_down;
   wh_job_notify_func observer;
   gpointer observer_data;
-  int compute_nice; /* niceness of compute jobs' threads (0: leave as is) */
+  int compute_nice;      /* niceness of compute jobs' threads (0: leave as is) */
+  gboolean compute_idle; /* compute jobs' threads under SCHED_IDLE */
 };
 
 struct wh_job {
@@ -300,6 +302,24 @@ thread_set_nice(int nice)
 #endif
 }
 
+/* Puts the calling thread under SCHED_IDLE (Linux): it runs only when no thread of a normal
+ * policy wants the CPU it is on, and a waking normal thread takes that CPU at once instead of
+ * waiting for a scheduler slice. Threads it starts inherit the policy. One-way for an
+ * unprivileged thread (going back needs CAP_SYS_NICE), which is why the compute pool is
+ * exclusive: its threads never serve another pool. Returns FALSE where unavailable. */
+static gboolean
+thread_set_sched_idle(void)
+{
+#if defined(__linux__) && defined(SCHED_IDLE)
+  if (sched_getscheduler(0) == SCHED_IDLE)
+    return TRUE;
+  struct sched_param param = {0};
+  return sched_setscheduler(0, SCHED_IDLE, &param) == 0;
+#else
+  return FALSE;
+#endif
+}
+
 static void
 run_job(gpointer data, gpointer pool_data)
 {
@@ -331,8 +351,13 @@ run_job(gpointer data, gpointer pool_data)
   if (!wh_job_kind_is_io(job->kind)) {
     g_mutex_lock(&queue->lock);
     int nice = queue->compute_nice;
+    gboolean idle = queue->compute_idle;
     g_mutex_unlock(&queue->lock);
+    /* The niceness too: it is what stays if SCHED_IDLE is refused, and what a kernel that
+     * treats the thread as normal again would use. */
     thread_set_nice(nice);
+    if (idle)
+      (void)thread_set_sched_idle();
   }
 
   ok = job->func(job, job->user_data, &error);
@@ -368,10 +393,12 @@ wh_job_queue_new(GMainContext *context, guint max_io)
   q->context = context ? g_main_context_ref(context) : g_main_context_ref_thread_default();
   q->jobs = g_ptr_array_new_with_free_func((GDestroyNotify)wh_job_unref);
   q->next_id = 1;
-  /* Exclusive pools: our threads are ours, so a long compute job never
-   * starves GLib's shared pool (used by GTask) or the other way round. */
+  /* The I/O pool shares GLib's idle threads (it changes nothing about them). The compute
+   * pool is exclusive: its one thread is ours alone, so the niceness or SCHED_IDLE a compute
+   * job gives it never leaks into an I/O job, another queue or GTask's pool, which would
+   * otherwise pick up the idle thread. */
   q->io_pool = g_thread_pool_new(run_job, q, max_io ? (gint)max_io : 4, FALSE, NULL);
-  q->compute_pool = g_thread_pool_new(run_job, q, 1, FALSE, NULL);
+  q->compute_pool = g_thread_pool_new(run_job, q, 1, TRUE, NULL);
   return q;
 }
 
@@ -429,6 +456,14 @@ wh_job_queue_set_compute_nice(wh_job_queue *queue, int nice)
 {
   g_mutex_lock(&queue->lock);
   queue->compute_nice = CLAMP(nice, 0, 19);
+  g_mutex_unlock(&queue->lock);
+}
+
+void
+wh_job_queue_set_compute_idle(wh_job_queue *queue, gboolean idle)
+{
+  g_mutex_lock(&queue->lock);
+  queue->compute_idle = idle;
   g_mutex_unlock(&queue->lock);
 }
 

@@ -62,13 +62,13 @@ typedef struct wh_job wh_job;
 /* A snapshot of a job's progress, filled by wh_job_get_progress(). */
 typedef struct {
   wh_job_state state;
-  double fraction;      /* 0..1; negative when unknown */
-  guint64 done;         /* units done (bytes for I/O, elements/tensors otherwise) */
-  guint64 total;        /* 0 when unknown */
-  double rate;          /* units per second, smoothed; 0 when unknown */
-  double eta_seconds;   /* negative when unknown */
+  double fraction;    /* 0..1; negative when unknown */
+  guint64 done;       /* units done (bytes for I/O, elements/tensors otherwise) */
+  guint64 total;      /* 0 when unknown */
+  double rate;        /* units per second, smoothed; 0 when unknown */
+  double eta_seconds; /* negative when unknown */
   double elapsed_seconds;
-  char status[256];     /* last status line, NUL-terminated */
+  char status[256]; /* last status line, NUL-terminated */
 } wh_job_progress;
 
 /* Runs on a worker thread. Return TRUE on success; on failure return FALSE
@@ -102,20 +102,27 @@ void wh_job_queue_free(wh_job_queue *queue);
  * niceness is only ever raised (lowering it needs privileges). Any thread. */
 void wh_job_queue_set_compute_nice(wh_job_queue *queue, int nice);
 
+/* With @idle, this queue's compute jobs (and the threads they start) run under the SCHED_IDLE
+ * policy (Linux only, elsewhere a no-op; the compute niceness still applies): they use every
+ * core nobody else wants, and any normal thread that wakes up (the UI thread for a frame, the
+ * display server, a download) takes the core back at once instead of waiting up to a
+ * scheduler slice, as it may behind merely niced threads. On an idle desktop the jobs run at
+ * full speed. One-way for the pool's worker thread (an unprivileged thread cannot leave
+ * SCHED_IDLE): applies to jobs that start after the call and stays. Any thread. */
+void wh_job_queue_set_compute_idle(wh_job_queue *queue, gboolean idle);
+
 /* Called on the queue's context for every change of every job (after the
  * job's own notify). For lists of jobs such as the GUI's jobs popover.
  * One observer per queue; NULL removes it. */
-void wh_job_queue_set_observer(wh_job_queue *queue, wh_job_notify_func func,
-                               gpointer user_data);
+void wh_job_queue_set_observer(wh_job_queue *queue, wh_job_notify_func func, gpointer user_data);
 
 /* Submits a job. @title is a human-readable label ("Downloading x.gguf").
  * @func runs on a worker with @user_data; @destroy (may be NULL) frees
  * @user_data after the job ended and its last notification was delivered.
  * @notify (may be NULL) runs on the queue's context. Returns a new reference
  * to the job (free with wh_job_unref()). */
-wh_job *wh_job_queue_submit(wh_job_queue *queue, wh_job_kind kind,
-                            const char *title, wh_job_func func,
-                            gpointer user_data, GDestroyNotify destroy,
+wh_job *wh_job_queue_submit(wh_job_queue *queue, wh_job_kind kind, const char *title,
+                            wh_job_func func, gpointer user_data, GDestroyNotify destroy,
                             wh_job_notify_func notify, gpointer notify_data);
 
 /* Number of jobs not yet ended (queued + running). */
@@ -157,8 +164,7 @@ GCancellable *wh_job_get_cancellable(wh_job *job);
 gboolean wh_job_is_cancelled(wh_job *job);
 /* Reports progress: @done of @total units (total 0 = unknown). Rate and ETA
  * are derived and smoothed. @status may be NULL to keep the previous one. */
-void wh_job_set_progress(wh_job *job, guint64 done, guint64 total,
-                         const char *status);
+void wh_job_set_progress(wh_job *job, guint64 done, guint64 total, const char *status);
 /* Reports a fraction directly (for work not measured in units). */
 void wh_job_set_fraction(wh_job *job, double fraction, const char *status);
 /* Hands a result to the job; @destroy frees it when the job is freed. */

@@ -6,6 +6,7 @@
 #include "wh-test-util.h"
 
 #ifdef __linux__
+#include <sched.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -522,6 +523,66 @@ test_compute_nice(void)
 #endif
 }
 
+#ifdef __linux__
+static void
+read_policy_task(GTask *task, gpointer source, gpointer task_data, GCancellable *cancellable)
+{
+  *(int *)task_data = sched_getscheduler(0);
+  g_task_return_boolean(task, TRUE);
+}
+
+/* Reads the scheduling policy of the thread the job runs on. */
+static gboolean
+read_policy(wh_job *job, gpointer user_data, GError **error)
+{
+  (void)job;
+  (void)error;
+  *(int *)user_data = sched_getscheduler(0);
+  return TRUE;
+}
+#endif
+
+/* Compute jobs of a queue set to idle run under SCHED_IDLE (they give a core back at once to
+ * the UI thread); I/O jobs, before and after, keep the normal policy: the compute pool's
+ * thread never serves them. */
+static void
+test_compute_idle(void)
+{
+#ifdef __linux__
+  GMainContext *ctx = g_main_context_new();
+  wh_job_queue *q = wh_job_queue_new(ctx, 2);
+  wh_job_queue_set_compute_idle(q, TRUE);
+  int io_before = -1, compute = -1, io_after = -1;
+  wh_job *io =
+      wh_job_queue_submit(q, WH_JOB_DOWNLOAD, "io", read_policy, &io_before, NULL, NULL, NULL);
+  g_assert_cmpint(wh_job_wait(io), ==, WH_JOB_SUCCEEDED);
+  wh_job *c =
+      wh_job_queue_submit(q, WH_JOB_QUANTIZE, "compute", read_policy, &compute, NULL, NULL, NULL);
+  g_assert_cmpint(wh_job_wait(c), ==, WH_JOB_SUCCEEDED);
+  wh_job *io2 =
+      wh_job_queue_submit(q, WH_JOB_DOWNLOAD, "io", read_policy, &io_after, NULL, NULL, NULL);
+  g_assert_cmpint(wh_job_wait(io2), ==, WH_JOB_SUCCEEDED);
+  g_assert_cmpint(io_before, ==, SCHED_OTHER);
+  g_assert_cmpint(compute, ==, SCHED_IDLE);
+  g_assert_cmpint(io_after, ==, SCHED_OTHER);
+  wh_job_unref(io);
+  wh_job_unref(c);
+  wh_job_unref(io2);
+  wh_job_queue_free(q);
+  /* GLib's shared threads (GTask's pool) never got the idle policy either. */
+  int shared = -1;
+  g_autoptr(GTask) task = g_task_new(NULL, NULL, NULL, NULL);
+  g_task_set_task_data(task, &shared, NULL);
+  g_task_run_in_thread_sync(task, read_policy_task);
+  g_assert_cmpint(shared, ==, SCHED_OTHER);
+  while (g_main_context_iteration(ctx, FALSE))
+    ;
+  g_main_context_unref(ctx);
+#else
+  g_test_skip("scheduling policies are only set on Linux");
+#endif
+}
+
 static void
 test_progress_format(void)
 {
@@ -588,5 +649,6 @@ main(int argc, char **argv)
   g_test_add_func("/jobs/free-while-busy", test_free_while_busy);
   g_test_add_func("/jobs/progress-format", test_progress_format);
   g_test_add_func("/jobs/compute-nice", test_compute_nice);
+  g_test_add_func("/jobs/compute-idle", test_compute_idle);
   return g_test_run();
 }
