@@ -326,6 +326,10 @@ whittle_application_startup(GApplication *app)
    * server what they need for each frame (tests/bench/bench-mainloop.sh measured p99
    * main-loop gaps of ~21-25 ms instead of ~40-70 ms on a loaded machine). */
   wh_job_queue_set_compute_nice(self->queue, 10);
+  /* And under SCHED_IDLE: a niced worker still keeps its core until its slice ends when the
+   * UI thread wakes for a frame (bench-mainloop: the main thread waited for a CPU for about
+   * half of every gap over 16 ms); an idle-policy one gives it up at once. */
+  wh_job_queue_set_compute_idle(self->queue, TRUE);
   wh_job_queue_set_observer(self->queue, on_job_changed, self);
 
   /* The library of local models, with the folders of the preferences. */
