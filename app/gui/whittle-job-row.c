@@ -19,8 +19,14 @@ struct _WhittleJobRow {
   GtkButton *resume_button;
   GtkButton *fix_button;
   GtkProgressBar *progress_bar;
-  GtkLabel *progress_label;
+  GtkInscription *progress_label;
   GtkLabel *error_label;
+
+  /* What the state-dependent widgets show (sync_row() only touches them when one changes). */
+  int synced_state; /* wh_job_state, -1 before the first sync */
+  int synced_download_state;
+  char *synced_error;
+  char *synced_description; /* the accessible label */
 };
 
 G_DEFINE_FINAL_TYPE(WhittleJobRow, whittle_job_row, GTK_TYPE_LIST_BOX_ROW)
@@ -75,14 +81,11 @@ fix_for(const GError *error)
   }
 }
 
-/* Pause / Resume / Retry and the fix button of a download. */
+/* Pause / Resume / Retry and the fix button of a download in state @ds. */
 static void
-sync_download_controls(WhittleJobRow *self)
+sync_download_controls(WhittleJobRow *self, WhittleDownloadState ds)
 {
-  WhittleDownloads *downloads = get_downloads();
   wh_job *job = whittle_job_item_get_job(self->item);
-  WhittleDownloadState ds =
-      downloads ? whittle_downloads_get_state(downloads, job) : WHITTLE_DOWNLOAD_NONE;
   gboolean failed = ds == WHITTLE_DOWNLOAD_FAILED;
   Fix fix = failed ? fix_for(wh_job_get_error(job)) : FIX_NONE;
 
@@ -118,8 +121,6 @@ sync_download_controls(WhittleJobRow *self)
   if (fix_label)
     gtk_button_set_label(self->fix_button, fix_label);
   g_object_set_data(G_OBJECT(self->fix_button), "fix", GINT_TO_POINTER(fix));
-  if (ds == WHITTLE_DOWNLOAD_PAUSED)
-    gtk_label_set_label(self->progress_label, _("Paused"));
 }
 
 static void
@@ -174,23 +175,67 @@ on_fix_clicked(WhittleJobRow *self)
   }
 }
 
-/* Brings every widget in line with the item. */
+static WhittleDownloadState
+get_download_state(WhittleJobRow *self)
+{
+  WhittleDownloads *downloads = get_downloads();
+  return downloads ? whittle_downloads_get_state(downloads, whittle_job_item_get_job(self->item))
+                   : WHITTLE_DOWNLOAD_NONE;
+}
+
+/* Brings every widget in line with the item, touching only what changed.
+ *
+ * Progress arrives several times a second while the jobs popover is open, and anything that
+ * queues a resize inside the popover (a GtkLabel's new text, an image or button icon set again,
+ * a widget shown) relayouts the whole window, the popover's parent, and re-presents the popover:
+ * synchronous X round trips in every such frame, slow when the display server waits for a CPU.
+ * So the progress text is a GtkInscription (its size does not depend on its text: a new text
+ * only redraws it), the bar's fraction only reallocates the bar, and the state-dependent
+ * widgets are set when the state, the download state or the error changes. */
 static void
 sync_row(WhittleJobRow *self)
 {
   WhittleJobItem *item = self->item;
   const char *error = whittle_job_item_get_error_message(item);
-  gboolean finished = whittle_job_item_get_finished(item);
   wh_job_state state = whittle_job_item_get_state(item);
+  WhittleDownloadState ds = get_download_state(self);
 
-  gtk_label_set_label(self->title_label, whittle_job_item_get_title(item));
-  gtk_progress_bar_set_fraction(self->progress_bar, whittle_job_item_get_fraction(item));
-  gtk_label_set_label(self->progress_label, whittle_job_item_get_progress_text(item));
+  double fraction = whittle_job_item_get_fraction(item);
+  if (gtk_progress_bar_get_fraction(self->progress_bar) != fraction)
+    gtk_progress_bar_set_fraction(self->progress_bar, fraction);
+  const char *progress =
+      ds == WHITTLE_DOWNLOAD_PAUSED ? _("Paused") : whittle_job_item_get_progress_text(item);
+  if (g_strcmp0(gtk_inscription_get_text(self->progress_label), progress) != 0)
+    gtk_inscription_set_text(self->progress_label, progress);
+
+  /* Screen readers: "Test download: Finished". */
+  g_autofree char *description =
+      g_strdup_printf("%s: %s", whittle_job_item_get_title(item), error ? error : progress);
+  if (g_strcmp0(description, self->synced_description) != 0) {
+    gtk_accessible_update_property(GTK_ACCESSIBLE(self), GTK_ACCESSIBLE_PROPERTY_LABEL, description,
+                                   -1);
+    g_free(self->synced_description);
+    self->synced_description = g_steal_pointer(&description);
+  }
+
+  if ((int)state == self->synced_state && (int)ds == self->synced_download_state &&
+      g_strcmp0(error, self->synced_error) == 0)
+    return;
+  self->synced_state = (int)state;
+  self->synced_download_state = (int)ds;
+  g_free(self->synced_error);
+  self->synced_error = g_strdup(error);
+
+  gboolean finished = whittle_job_item_get_finished(item);
+  /* Two lines while running (rate, ETA and what is being worked on), one otherwise. */
+  guint lines = state == WH_JOB_RUNNING ? 2 : 1;
+  gtk_inscription_set_min_lines(self->progress_label, lines);
+  gtk_inscription_set_nat_lines(self->progress_label, lines);
   gtk_label_set_label(self->error_label, error ? error : "");
   gtk_widget_set_visible(GTK_WIDGET(self->error_label), error != NULL);
   gtk_widget_set_visible(GTK_WIDGET(self->cancel_button), !finished);
   gtk_image_set_from_icon_name(self->state_icon, icon_for(item));
-  sync_download_controls(self);
+  sync_download_controls(self, ds);
 
   GtkWidget *bar = GTK_WIDGET(self->progress_bar);
   if (state == WH_JOB_FAILED)
@@ -201,13 +246,6 @@ sync_row(WhittleJobRow *self)
     gtk_widget_add_css_class(bar, "success");
   else
     gtk_widget_remove_css_class(bar, "success");
-
-  /* Screen readers: "Test download: Finished". */
-  g_autofree char *description =
-      g_strdup_printf("%s: %s", whittle_job_item_get_title(item),
-                      error ? error : whittle_job_item_get_progress_text(item));
-  gtk_accessible_update_property(GTK_ACCESSIBLE(self), GTK_ACCESSIBLE_PROPERTY_LABEL, description,
-                                 -1);
 }
 
 static void
@@ -239,6 +277,8 @@ whittle_job_row_dispose(GObject *object)
   if (self->item)
     g_signal_handlers_disconnect_by_data(self->item, self);
   g_clear_object(&self->item);
+  g_clear_pointer(&self->synced_error, g_free);
+  g_clear_pointer(&self->synced_description, g_free);
   gtk_widget_dispose_template(GTK_WIDGET(self), WHITTLE_TYPE_JOB_ROW);
   G_OBJECT_CLASS(whittle_job_row_parent_class)->dispose(object);
 }
@@ -271,6 +311,8 @@ static void
 whittle_job_row_init(WhittleJobRow *self)
 {
   gtk_widget_init_template(GTK_WIDGET(self));
+  self->synced_state = -1;
+  self->synced_download_state = -1;
 }
 
 GtkWidget *
@@ -280,6 +322,7 @@ whittle_job_row_new(WhittleJobItem *item)
 
   WhittleJobRow *self = g_object_new(WHITTLE_TYPE_JOB_ROW, NULL);
   self->item = g_object_ref(item);
+  gtk_label_set_label(self->title_label, whittle_job_item_get_title(item));
   g_signal_connect_swapped(item, "notify", G_CALLBACK(on_item_notify), self);
   /* Paused/failed/forgotten downloads change without a job notification. */
   WhittleDownloads *downloads = get_downloads();
@@ -301,7 +344,7 @@ const char *
 whittle_job_row_get_progress_text(WhittleJobRow *self)
 {
   g_return_val_if_fail(WHITTLE_IS_JOB_ROW(self), NULL);
-  return gtk_label_get_label(self->progress_label);
+  return gtk_inscription_get_text(self->progress_label);
 }
 
 const char *
