@@ -23,13 +23,22 @@
  * is free then). The frame clock's "after-paint" signal counts frames actually drawn.
  *
  * Finding the culprit: a watchdog thread looks at the loop every 2 ms; while a gap is longer
- * than 16 ms it interrupts the main thread with SIGPROF every 4 ms, whose handler records the
- * stack (backtrace()) and the name of the GSource being dispatched. For the longest gaps the
- * samples are printed afterwards (symbols need -rdynamic; addresses of static functions are
- * printed as binary(+offset), which bench-mainloop.sh turns into names with addr2line).
+ * than 6 ms it interrupts the main thread with SIGPROF every ~2 ms, whose handler records the
+ * stack (backtrace()) and the name of the GSource being dispatched. For the longest gaps over
+ * 16 ms the samples are printed afterwards (symbols need -rdynamic; addresses of static
+ * functions are printed as binary(+offset), which bench-mainloop.sh turns into names with
+ * addr2line). Where each such gap's time went comes from Linux's schedstat: the main thread on
+ * a CPU, waiting for one (other threads had the cores), or asleep (waiting for the X server,
+ * which has its own on-CPU / waiting figures); the CPU time of the machine, this process, the
+ * X server and everything else while the jobs ran, and of each of the process's threads with
+ * its policy and niceness, say who competed for the cores.
  *
  * The frame clock's phases are timed too (layout: measure, allocate, re-present popups; paint:
  * snapshot, render, hand the picture to the X server), and the job rows' text changes counted.
+ *
+ * The download: the hub look-alike limits each connection, and the app fetches a large file in
+ * 4 parallel Range segments, so each connection gets a quarter of --rate (the download as a
+ * whole runs at --rate and lasts about 9 s with bench-mainloop.sh's 25 MiB/s).
  *
  * Output: jobs finished, duration, iterations, frames, longest gap, 99th and 99.9th percentile
  * gaps, the number of gaps over 16 ms and what the samples were doing (app code on the stack,
@@ -42,6 +51,7 @@
 
 #include <adwaita.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <execinfo.h>
 #include <glib/gstdio.h>
 #include <pthread.h>
@@ -64,8 +74,10 @@
 #include "whittle-window.h"
 
 #define STALL_US 16000
+#define SAMPLE_AFTER_US 6000
 #define MAX_SAMPLES 512
 #define MAX_FRAMES 48
+#define DOWNLOAD_SEGMENTS 4 /* wh_hub_download_params.n_segments = 0: 4 (hub.h) */
 
 /* --- Gap measurement (main thread writes, the watchdog reads) --------------------------- */
 
@@ -88,6 +100,116 @@ typedef struct {
 static Sample samples[MAX_SAMPLES];
 static volatile gint n_samples;
 
+/* Where a gap's time went, from Linux's schedstat (/proc/.../schedstat: ns spent on a CPU, ns
+ * spent runnable but waiting for one): the main thread's and the X server's. A gap that is
+ * mostly "waiting for a CPU" is the scheduler giving the core to other threads; a gap that is
+ * mostly "on a CPU" is work of the loop; the rest the main thread slept (X round trips while
+ * the X server itself waited or worked). */
+typedef struct {
+  gint64 run_ns, wait_ns;
+} SchedStat;
+
+typedef struct {
+  gint64 main_run_us, main_wait_us; /* main thread during the gap */
+  gint64 x_run_us, x_wait_us;       /* X server's main thread during the gap */
+} GapSched;
+
+static int main_sched_fd = -1, x_sched_fd = -1;
+static int x_server_pid;
+static gint64 t0; /* when measuring began */
+static SchedStat main_at_return, x_at_return;
+static GArray *gap_sched; /* GapSched, one per gap */
+
+static SchedStat
+read_schedstat(int fd)
+{
+  SchedStat s = {0};
+  char buf[128];
+  ssize_t n = fd >= 0 ? pread(fd, buf, sizeof buf - 1, 0) : -1;
+  if (n > 0) {
+    buf[n] = '\0';
+    long long run = 0, wait = 0;
+    if (sscanf(buf, "%lld %lld", &run, &wait) == 2) {
+      s.run_ns = run;
+      s.wait_ns = wait;
+    }
+  }
+  return s;
+}
+
+/* The Xvfb serving $DISPLAY (xvfb-run starts it with the display as an argument), or -1. */
+static int
+open_x_server_schedstat(void)
+{
+  const char *display = g_getenv("DISPLAY");
+  g_autoptr(GDir) dir = g_dir_open("/proc", 0, NULL);
+  const char *name;
+  while (display && dir && (name = g_dir_read_name(dir))) {
+    if (!g_ascii_isdigit(name[0]))
+      continue;
+    g_autofree char *comm_path = g_build_filename("/proc", name, "comm", NULL);
+    g_autofree char *comm = NULL;
+    if (!g_file_get_contents(comm_path, &comm, NULL, NULL) || !g_str_has_prefix(comm, "Xvfb"))
+      continue;
+    g_autofree char *cmd_path = g_build_filename("/proc", name, "cmdline", NULL);
+    g_autofree char *cmd = NULL;
+    gsize len = 0;
+    if (!g_file_get_contents(cmd_path, &cmd, &len, NULL))
+      continue;
+    for (gsize i = 0; i < len; i += strlen(cmd + i) + 1)
+      if (strcmp(cmd + i, display) == 0) {
+        g_autofree char *path = g_build_filename("/proc", name, "schedstat", NULL);
+        x_server_pid = atoi(name);
+        return open(path, O_RDONLY | O_CLOEXEC);
+      }
+  }
+  return -1;
+}
+
+/* CPU seconds: every CPU of the machine busy (from /proc/stat), this process, the X server. */
+typedef struct {
+  double machine_s, self_s, x_s;
+} CpuUse;
+
+static double
+proc_cpu_seconds(const char *stat_path)
+{
+  g_autofree char *stat = NULL;
+  if (!g_file_get_contents(stat_path, &stat, NULL, NULL) || !strrchr(stat, ')'))
+    return 0;
+  g_auto(GStrv) f = g_strsplit(strrchr(stat, ')') + 2, " ", -1);
+  if (g_strv_length(f) < 13)
+    return 0;
+  return (g_ascii_strtod(f[11], NULL) + g_ascii_strtod(f[12], NULL)) / sysconf(_SC_CLK_TCK);
+}
+
+static CpuUse
+cpu_use_now(void)
+{
+  CpuUse u = {0};
+  g_autofree char *stat = NULL;
+  if (g_file_get_contents("/proc/stat", &stat, NULL, NULL) && g_str_has_prefix(stat, "cpu ")) {
+    /* user nice system idle iowait irq softirq steal: busy = all but idle and iowait */
+    g_auto(GStrv) f = g_strsplit_set(stat + 4, " \n", 12);
+    double busy = 0;
+    int k = 0;
+    for (int i = 0; f[i] && k < 8; i++) {
+      if (!f[i][0])
+        continue;
+      if (k != 3 && k != 4)
+        busy += g_ascii_strtod(f[i], NULL);
+      k++;
+    }
+    u.machine_s = busy / sysconf(_SC_CLK_TCK);
+  }
+  u.self_s = proc_cpu_seconds("/proc/self/stat");
+  if (x_server_pid > 0) {
+    g_autofree char *path = g_strdup_printf("/proc/%d/stat", x_server_pid);
+    u.x_s = proc_cpu_seconds(path);
+  }
+  return u;
+}
+
 static gint
 timed_poll(GPollFD *fds, guint nfds, gint timeout)
 {
@@ -96,10 +218,17 @@ timed_poll(GPollFD *fds, guint nfds, gint timeout)
     gint64 gap = enter - last_return;
     g_array_append_val(gaps, gap);
     g_array_append_val(gap_starts, last_return);
+    SchedStat m = read_schedstat(main_sched_fd), x = read_schedstat(x_sched_fd);
+    GapSched gs = {
+        (m.run_ns - main_at_return.run_ns) / 1000, (m.wait_ns - main_at_return.wait_ns) / 1000,
+        (x.run_ns - x_at_return.run_ns) / 1000, (x.wait_ns - x_at_return.wait_ns) / 1000};
+    g_array_append_val(gap_sched, gs);
   }
   g_atomic_pointer_set((gpointer *)&busy_since, NULL);
   gint r = real_poll(fds, nfds, timeout);
   last_return = g_get_monotonic_time();
+  main_at_return = read_schedstat(main_sched_fd);
+  x_at_return = read_schedstat(x_sched_fd);
   g_atomic_pointer_set((gpointer *)&busy_since, GSIZE_TO_POINTER((gsize)last_return));
   return r;
 }
@@ -144,6 +273,98 @@ renice_workers(void)
   }
 }
 
+/* The process's threads as last seen (the watchdog looks every 100 ms, so short-lived
+ * threads such as a quantization's are caught too): name, policy, niceness, CPU time. */
+typedef struct {
+  char comm[32];
+  int policy, nice;
+  double cpu_s, base_s; /* CPU time, and what it was when measuring began */
+} ThreadSeen;
+
+static GHashTable *threads_seen; /* tid -> ThreadSeen*; the watchdog's until it stops */
+
+static void
+look_at_threads(void)
+{
+  g_autoptr(GDir) dir = g_dir_open("/proc/self/task", 0, NULL);
+  const char *name;
+  while (dir && (name = g_dir_read_name(dir))) {
+    g_autofree char *path = g_build_filename("/proc/self/task", name, "stat", NULL);
+    g_autofree char *stat = NULL;
+    if (!g_file_get_contents(path, &stat, NULL, NULL))
+      continue;
+    /* "tid (comm) S ..." — comm may hold spaces: fields count from the last ')'. */
+    char *open = strchr(stat, '('), *close = strrchr(stat, ')');
+    if (!open || !close)
+      continue;
+    g_auto(GStrv) f = g_strsplit(close + 2, " ", -1);
+    if (g_strv_length(f) < 39)
+      continue;
+    /* f[0] is field 3 (state): utime 14, stime 15, nice 19, policy 41. */
+    ThreadSeen *t = g_hash_table_lookup(threads_seen, GINT_TO_POINTER(atoi(name)));
+    if (!t) {
+      t = g_new0(ThreadSeen, 1);
+      g_hash_table_insert(threads_seen, GINT_TO_POINTER(atoi(name)), t);
+    }
+    g_strlcpy(t->comm, open + 1, MIN(sizeof t->comm, (gsize)(close - open)));
+    t->cpu_s = (g_ascii_strtod(f[11], NULL) + g_ascii_strtod(f[12], NULL)) / sysconf(_SC_CLK_TCK);
+    t->nice = atoi(f[16]);
+    t->policy = atoi(f[38]);
+  }
+}
+
+static int
+cmp_thread_cpu(gconstpointer a, gconstpointer b)
+{
+  const ThreadSeen *x = *(ThreadSeen *const *)a, *y = *(ThreadSeen *const *)b;
+  return (x->cpu_s < y->cpu_s) - (x->cpu_s > y->cpu_s);
+}
+
+/* The CPU the threads used while measuring, summed over threads of the same name, policy and
+ * niceness (a quantization starts a team per tensor), busiest first (> 10 ms). */
+static void
+print_threads(void)
+{
+  g_autoptr(GHashTable) groups = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
+  GHashTableIter it;
+  gpointer value;
+  g_hash_table_iter_init(&it, threads_seen);
+  while (g_hash_table_iter_next(&it, NULL, &value)) {
+    const ThreadSeen *t = value;
+    char *key = g_strdup_printf("%s|%d|%d", t->comm, t->policy, t->nice);
+    ThreadSeen *g = g_hash_table_lookup(groups, key);
+    if (!g) {
+      g = g_new0(ThreadSeen, 1);
+      *g = *t;
+      g->cpu_s = 0;
+      g->base_s = 0; /* the number of threads */
+      g_hash_table_insert(groups, key, g);
+    } else
+      g_free(key);
+    g->cpu_s += t->cpu_s - t->base_s;
+    g->base_s += 1;
+  }
+  g_autoptr(GPtrArray) list = g_ptr_array_new();
+  g_hash_table_iter_init(&it, groups);
+  while (g_hash_table_iter_next(&it, NULL, &value))
+    g_ptr_array_add(list, value);
+  g_ptr_array_sort(list, cmp_thread_cpu);
+  g_print("threads (CPU):  ");
+  for (guint i = 0; i < list->len; i++) {
+    const ThreadSeen *g = list->pdata[i];
+    if (g->cpu_s < 0.01)
+      break;
+    g_autofree char *name =
+        g->base_s > 1 ? g_strdup_printf("%s x%.0f", g->comm, g->base_s) : g_strdup(g->comm);
+    const char *policy = g->policy == 5   ? "SCHED_IDLE"
+                         : g->policy == 3 ? "SCHED_BATCH"
+                         : g->policy      ? "real-time"
+                                          : "normal";
+    g_print(" %s %.2f s (%s, nice %d);", name, g->cpu_s, policy, g->nice);
+  }
+  g_print("\n");
+}
+
 static gpointer
 watchdog(gpointer data)
 {
@@ -151,15 +372,19 @@ watchdog(gpointer data)
   gint64 sampled_gap = 0, last_sample = 0, last_renice = 0;
   while (!g_atomic_int_get(&watchdog_stop)) {
     g_usleep(2000);
-    if (nice_workers && g_get_monotonic_time() - last_renice > 100000) {
-      renice_workers();
+    if (g_get_monotonic_time() - last_renice > 100000) {
+      if (nice_workers)
+        renice_workers();
+      look_at_threads();
       last_renice = g_get_monotonic_time();
     }
     gint64 since = (gint64)GPOINTER_TO_SIZE(g_atomic_pointer_get((gpointer *)&busy_since));
     gint64 now = g_get_monotonic_time();
-    if (!since || now - since < STALL_US)
+    /* From 6 ms on, every ~2 ms: the samples of a gap that ends up over 16 ms then show its
+     * beginning too (only those gaps' samples are printed). */
+    if (!since || now - since < SAMPLE_AFTER_US)
       continue;
-    if (since != sampled_gap || now - last_sample >= 4000) {
+    if (since != sampled_gap || now - last_sample >= 2000) {
       sampled_gap = since;
       last_sample = now;
       pthread_kill(main_thread, SIGPROF);
@@ -461,10 +686,23 @@ static guint kind_counts[N_KINDS];
 /* The samples taken during the gap that began at @gap_start: one line each (where, what the
  * innermost frames were), app frames in full (bench-mainloop.sh names them with addr2line),
  * or whole stacks with --stacks. */
+/* One gap's time split by schedstat (see GapSched). */
+static void
+print_gap_sched(const GapSched *gs, gint64 gap_start, gint64 gap_us)
+{
+  gint64 slept = gap_us - gs->main_run_us - gs->main_wait_us;
+  g_print("  gap of %.1f ms at %.2f s: main thread on a CPU %.1f ms, waiting for a CPU %.1f ms, "
+          "sleeping "
+          "%.1f ms; X server on a CPU %.1f ms, waiting for a CPU %.1f ms\n",
+          gap_us / 1000.0, (gap_start - t0) / 1e6, gs->main_run_us / 1000.0,
+          gs->main_wait_us / 1000.0, MAX(slept, 0) / 1000.0, gs->x_run_us / 1000.0,
+          gs->x_wait_us / 1000.0);
+}
+
 static void
 print_samples(gint64 gap_start, gint64 gap_us, gboolean stacks)
 {
-  g_print("  gap of %.1f ms:\n", gap_us / 1000.0);
+  (void)gap_us;
   int n = MIN(g_atomic_int_get(&n_samples), MAX_SAMPLES);
   for (int i = 0; i < n; i++) {
     if (samples[i].gap_start != gap_start)
@@ -606,7 +844,13 @@ main(int argc, char **argv)
   wh_test_hub *hub = wh_test_hub_start(root, &error);
   g_assert_no_error(error);
   wh_test_hub_faults faults = {0};
-  faults.rate = rate_kib > 0 ? (guint)rate_kib * 1024u : (guint)MAX(st.st_size / 8, 65536);
+  /* The hub server limits each connection; the app downloads a file of 32 MiB or more in
+   * DOWNLOAD_SEGMENTS parallel Range requests (the hub client's default), so each gets its
+   * share and the download as a whole runs at the rate asked for. */
+  guint64 total_rate =
+      rate_kib > 0 ? (guint64)rate_kib * 1024u : MAX((guint64)st.st_size / 8, 65536);
+  guint segments = (guint64)st.st_size >= 32 * 1048576ull ? DOWNLOAD_SEGMENTS : 1;
+  faults.rate = (guint)MAX(total_rate / segments, 1024);
   wh_test_hub_set_faults(hub, &faults);
 
   wh_app_test_isolate(tmp_dir);
@@ -637,13 +881,24 @@ main(int argc, char **argv)
   sigaction(SIGPROF, &sa, NULL);
   gaps = g_array_sized_new(FALSE, FALSE, sizeof(gint64), 1 << 16);
   gap_starts = g_array_sized_new(FALSE, FALSE, sizeof(gint64), 1 << 16);
+  gap_sched = g_array_sized_new(FALSE, FALSE, sizeof(GapSched), 1 << 16);
+  main_sched_fd = open("/proc/thread-self/schedstat", O_RDONLY | O_CLOEXEC);
+  x_sched_fd = open_x_server_schedstat();
   real_poll = g_main_context_get_poll_func(NULL);
   g_main_context_set_poll_func(NULL, timed_poll);
+  threads_seen = g_hash_table_new_full(NULL, NULL, NULL, g_free);
+  look_at_threads();
+  GHashTableIter it;
+  gpointer value;
+  g_hash_table_iter_init(&it, threads_seen);
+  while (g_hash_table_iter_next(&it, NULL, &value))
+    ((ThreadSeen *)value)->base_s = ((ThreadSeen *)value)->cpu_s;
   GThread *dog = g_thread_new("bench-watchdog", watchdog, NULL);
   n_frames = 0;
   last_frame = longest_frame = frame_start = 0;
   longest_layout = longest_paint = total_layout = total_paint = 0;
-  gint64 t0 = g_get_monotonic_time();
+  t0 = g_get_monotonic_time();
+  CpuUse cpu0 = cpu_use_now();
 
   wh_job_queue *queue = whittle_application_get_job_queue(app);
   g_signal_connect(whittle_application_get_jobs(app), "items-changed", G_CALLBACK(on_jobs_changed),
@@ -675,6 +930,7 @@ main(int argc, char **argv)
     finished = run_loop(all_done, &jobs, timeout);
   }
   gint64 t1 = g_get_monotonic_time();
+  CpuUse cpu1 = cpu_use_now();
   run_loop(NULL, NULL, 0.3); /* the last notifications and frames, still measured */
   gint64 t2 = g_get_monotonic_time();
 
@@ -693,6 +949,20 @@ main(int argc, char **argv)
   guint over = 0;
   for (guint i = 0; i < n; i++)
     over += sorted[i] > STALL_US;
+  /* Where the time of the gaps over 16 ms went, summed. */
+  GapSched stall_sum = {0};
+  gint64 stall_us = 0;
+  for (guint i = 0; i < n; i++) {
+    gint64 g = g_array_index(gaps, gint64, i);
+    if (g <= STALL_US)
+      continue;
+    const GapSched *gs = &g_array_index(gap_sched, GapSched, i);
+    stall_us += g;
+    stall_sum.main_run_us += gs->main_run_us;
+    stall_sum.main_wait_us += gs->main_wait_us;
+    stall_sum.x_run_us += gs->x_run_us;
+    stall_sum.x_wait_us += gs->x_wait_us;
+  }
   guint n_jobs_ok = jobs.download ? (wh_job_get_state(jobs.download) == WH_JOB_SUCCEEDED) +
                                         (wh_job_get_state(jobs.quantize) == WH_JOB_SUCCEEDED) +
                                         (gen.ok ? 1 : 0)
@@ -706,30 +976,42 @@ main(int argc, char **argv)
             "\"longest_layout_ms\": %.2f, \"longest_paint_ms\": %.2f, \"layout_s\": %.3f, "
             "\"paint_s\": %.3f, \"row_text_changes\": %u, \"row_fraction_changes\": %u, "
             "\"longest_gap_ms\": %.2f, \"p99_gap_ms\": %.3f, \"p999_gap_ms\": %.3f, "
-            "\"gaps_over_16ms\": %u, \"download_bytes\": %" G_GINT64_FORMAT
+            "\"gaps_over_16ms\": %u, \"stalls_main_run_ms\": %.1f, \"stalls_main_wait_ms\": %.1f, "
+            "\"stalls_x_run_ms\": %.1f, \"stalls_x_wait_ms\": %.1f, \"download_bytes\": "
+            "%" G_GINT64_FORMAT
             ", \"quantize_s\": %.3f, \"generated_tokens\": %u, \"text_pieces\": %u, "
             "\"stall_samples\": {\"app\": %u, \"x_server\": %u, \"drawing\": %u, \"other\": %u}}\n",
             finished ? "true" : "false", n_jobs_ok, jobs.download ? 3 : 0, duration,
             (t1 - t0) / 1e6, n, n_frames, longest_frame / 1000.0, longest_layout / 1000.0,
             longest_paint / 1000.0, total_layout / 1e6, total_paint / 1e6, n_text_changes,
             n_fraction_changes, longest / 1000.0, p99 / 1000.0, p999 / 1000.0, over,
-            (gint64)st.st_size, q->seconds, gen.stats.generated_tokens, gen.pieces,
-            kind_counts[KIND_APP], kind_counts[KIND_XSERVER], kind_counts[KIND_RENDER],
-            kind_counts[KIND_OTHER]);
+            stall_sum.main_run_us / 1000.0, stall_sum.main_wait_us / 1000.0,
+            stall_sum.x_run_us / 1000.0, stall_sum.x_wait_us / 1000.0, (gint64)st.st_size,
+            q->seconds, gen.stats.generated_tokens, gen.pieces, kind_counts[KIND_APP],
+            kind_counts[KIND_XSERVER], kind_counts[KIND_RENDER], kind_counts[KIND_OTHER]);
   } else {
     if (!jobs.download)
       g_print("jobs finished:   none run (--idle: the baseline)\n");
     else
       g_print("jobs finished:   %u of 3 succeeded%s\n", n_jobs_ok, finished ? "" : " (TIMED OUT)");
     if (jobs.download) {
-      g_print("  download:      %s (%.1f MiB at %.0f KiB/s)\n", job_outcome(jobs.download),
-              st.st_size / 1048576.0, faults.rate / 1024.0);
+      wh_job_progress dp;
+      wh_job_get_progress(jobs.download, &dp);
+      g_print("  download:      %s (%.1f MiB at %.0f KiB/s: %.2f s)\n", job_outcome(jobs.download),
+              st.st_size / 1048576.0, total_rate / 1024.0, dp.elapsed_seconds);
       g_print("  quantize:      %s (%.2f s)\n", job_outcome(jobs.quantize), q->seconds);
       g_print("  generate:      %s (%u tokens in %u pieces, %.1f tokens/s)\n",
               gen.error ? gen.error : (gen.ok ? "succeeded" : "failed"), gen.stats.generated_tokens,
               gen.pieces, gen.stats.generation_tokens_per_second);
     }
     g_print("duration:        %.2f s (jobs %.2f s)\n", duration, (t1 - t0) / 1e6);
+    double other_s =
+        (cpu1.machine_s - cpu0.machine_s) - (cpu1.self_s - cpu0.self_s) - (cpu1.x_s - cpu0.x_s);
+    g_print("CPU (jobs):      %.2f s busy of %.2f s: this process %.2f s, X server %.2f s, "
+            "everything else %.2f s\n",
+            cpu1.machine_s - cpu0.machine_s, (t1 - t0) / 1e6 * g_get_num_processors(),
+            cpu1.self_s - cpu0.self_s, cpu1.x_s - cpu0.x_s, MAX(other_s, 0));
+    print_threads();
     g_print("iterations:      %u\n", n);
     g_print("frames drawn:    %u (longest interval %.1f ms)\n", n_frames, longest_frame / 1000.0);
     g_print("job rows:        %u progress text changes, %u fraction changes\n", n_text_changes,
@@ -742,6 +1024,12 @@ main(int argc, char **argv)
     g_print("99th pct gap:    %.3f ms\n", p99 / 1000.0);
     g_print("99.9th pct gap:  %.3f ms\n", p999 / 1000.0);
     g_print("gaps > 16 ms:    %u\n", over);
+    if (over)
+      g_print("in those gaps:   %.1f ms in all: main thread on a CPU %.1f ms, waiting for a CPU "
+              "%.1f ms, sleeping %.1f ms; X server on a CPU %.1f ms, waiting for a CPU %.1f ms\n",
+              stall_us / 1000.0, stall_sum.main_run_us / 1000.0, stall_sum.main_wait_us / 1000.0,
+              (stall_us - stall_sum.main_run_us - stall_sum.main_wait_us) / 1000.0,
+              stall_sum.x_run_us / 1000.0, stall_sum.x_wait_us / 1000.0);
     g_print("stall samples:   %u app code, %u waiting for the X server, %u drawing, %u other\n",
             kind_counts[KIND_APP], kind_counts[KIND_XSERVER], kind_counts[KIND_RENDER],
             kind_counts[KIND_OTHER]);
@@ -765,6 +1053,8 @@ main(int argc, char **argv)
         if (best_i == G_MAXUINT)
           break;
         g_array_append_val(order, best_i);
+        print_gap_sched(&g_array_index(gap_sched, GapSched, best_i),
+                        g_array_index(gap_starts, gint64, best_i), best);
         print_samples(g_array_index(gap_starts, gint64, best_i), best, stacks);
       }
       g_array_free(order, TRUE);
@@ -796,5 +1086,11 @@ main(int argc, char **argv)
   wh_test_rmdir_r(tmp_dir);
   g_array_free(gaps, TRUE);
   g_array_free(gap_starts, TRUE);
+  g_array_free(gap_sched, TRUE);
+  g_hash_table_unref(threads_seen);
+  if (main_sched_fd >= 0)
+    close(main_sched_fd);
+  if (x_sched_fd >= 0)
+    close(x_sched_fd);
   return finished ? 0 : 1;
 }
