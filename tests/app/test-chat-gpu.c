@@ -263,6 +263,42 @@ test_offload_off(void)
   g_settings_reset(settings, "gpu-offload");
 }
 
+static gboolean
+is_gpu_layers_box(GtkWidget *w, gconstpointer data)
+{
+  (void)data;
+  if (!GTK_IS_SPIN_BUTTON(w))
+    return FALSE;
+  g_autofree char *mismatch = gtk_test_accessible_check_property(
+      GTK_ACCESSIBLE(w), GTK_ACCESSIBLE_PROPERTY_LABEL, "GPU layers");
+  return mismatch == NULL;
+}
+
+/* The settings popover's GPU layers box: “Auto” for automatic, typed numbers and “auto”
+ * taken back, at most the model's layers + 1. */
+static void
+test_layers_box(void)
+{
+  GtkSpinButton *spin =
+      GTK_SPIN_BUTTON(wh_app_test_find(GTK_WIDGET(page), is_gpu_layers_box, NULL));
+  g_assert_nonnull(spin);
+  whittle_chat_page_set_gpu_layers(page, -1);
+  g_assert_true(wh_app_test_wait(wh_app_test_chat_loaded, page, 60));
+  g_assert_cmpstr(gtk_editable_get_text(GTK_EDITABLE(spin)), ==, "Auto");
+  g_assert_cmpfloat(gtk_adjustment_get_upper(gtk_spin_button_get_adjustment(spin)), ==,
+                    model_layers());
+  gtk_editable_set_text(GTK_EDITABLE(spin), "3");
+  gtk_spin_button_update(spin);
+  g_assert_cmpint(gtk_spin_button_get_value_as_int(spin), ==, 3);
+  gtk_editable_set_text(GTK_EDITABLE(spin), "99");
+  gtk_spin_button_update(spin);
+  g_assert_cmpint(gtk_spin_button_get_value_as_int(spin), ==, (int)model_layers());
+  gtk_editable_set_text(GTK_EDITABLE(spin), "auto");
+  gtk_spin_button_update(spin);
+  g_assert_cmpint(gtk_spin_button_get_value_as_int(spin), ==, -1);
+  g_assert_cmpstr(gtk_editable_get_text(GTK_EDITABLE(spin)), ==, "Auto");
+}
+
 /* A conversation database from before the sampling and GPU columns opens with their defaults,
  * and the GPU layers are saved in it from then on. */
 static void
@@ -328,6 +364,7 @@ main(int argc, char **argv)
   g_test_add_func("/chat-gpu/automatic", test_automatic);
   g_test_add_func("/chat-gpu/per-chat-layers", test_per_chat_layers);
   g_test_add_func("/chat-gpu/offload-off", test_offload_off);
+  g_test_add_func("/chat-gpu/layers-box", test_layers_box);
   g_test_add_func("/chat-gpu/store-upgrade", test_store_upgrade);
   int status = g_test_run();
 
