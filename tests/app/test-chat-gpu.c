@@ -11,6 +11,7 @@
  * and the reply again equals run with them. With the preference Off (set
  * through the Preferences window) the model runs on the CPU, the page says why, and the reply
  * equals plain `whittle-cli run --temp 0`. Without any GPU the page says that instead.
+ * Layers the GPU cannot run (a q8_0 KV cache on Vulkan) stay on the CPU with the engine's reason.
  * A conversation database from before the GPU column opens with it (Automatic). Screenshot:
  * chat-gpu.
  */
@@ -299,6 +300,35 @@ test_layers_box(void)
   g_assert_cmpstr(gtk_editable_get_text(GTK_EDITABLE(spin)), ==, "Auto");
 }
 
+/* Layers asked for that the GPU cannot run stay on the CPU, and the page gives the engine's
+ * reason: here a q8_0 KV cache (the Preferences' conversation memory), which Vulkan does not
+ * hold. */
+static void
+test_engine_reason(void)
+{
+  if (!gpu || gpu->api != WH_DEVICE_API_VULKAN) {
+    g_test_skip("needs a Vulkan device");
+    return;
+  }
+  GSettings *settings = whittle_application_get_settings(app);
+  g_settings_set_string(settings, "default-kv-type", "q8_0");
+  whittle_chat_page_set_gpu_layers(page, 3);
+  g_assert_true(wh_app_test_wait(wh_app_test_chat_loaded, page, 60));
+  g_assert_cmpint(wh_session_get_n_gpu_layers_requested(session()), ==, 3);
+  g_assert_cmpint(wh_session_get_n_gpu_layers(session()), ==, 0);
+  const char *why = wh_context_get_gpu_note(wh_session_get_context(session()));
+  g_assert_nonnull(why);
+  g_test_message("status: %s", whittle_chat_page_get_status(page));
+  g_assert_true(g_str_has_prefix(whittle_chat_page_get_status(page), "Ready · CPU only: "));
+  g_assert_nonnull(strstr(whittle_chat_page_get_status(page), "q8_0"));
+  g_assert_cmpstr(whittle_chat_page_get_device_note(page), ==,
+                  wh_session_get_device_note(session()));
+  g_assert_true(g_str_has_prefix(whittle_chat_page_get_device_note(page), "Running on the CPU: "));
+  g_settings_reset(settings, "default-kv-type");
+  whittle_chat_page_set_gpu_layers(page, -1);
+  g_assert_true(wh_app_test_wait(wh_app_test_chat_loaded, page, 60));
+}
+
 /* A conversation database from before the sampling and GPU columns opens with their defaults,
  * and the GPU layers are saved in it from then on. */
 static void
@@ -365,6 +395,7 @@ main(int argc, char **argv)
   g_test_add_func("/chat-gpu/per-chat-layers", test_per_chat_layers);
   g_test_add_func("/chat-gpu/offload-off", test_offload_off);
   g_test_add_func("/chat-gpu/layers-box", test_layers_box);
+  g_test_add_func("/chat-gpu/engine-reason", test_engine_reason);
   g_test_add_func("/chat-gpu/store-upgrade", test_store_upgrade);
   int status = g_test_run();
 
