@@ -3,9 +3,10 @@
  * Design note
  * -----------
  * Steps (a GtkStack with Back / Next): source (a model of the Library — listed by a scan job
- * on the page's own queue (not a user job) when the step is shown: name, type, size; F32/F16/BF16 first, quantized
- * ones marked — or a GGUF file from Open File…; an already quantized one gets a requantize
- * warning and is converted through F32) → type (a table of types with the exact
+ * on the page's own queue, not a user job, when the step is shown: name, type, size;
+ * F32/F16/BF16 first, quantized ones marked — or a GGUF file from Open File…; an already
+ * quantized one gets a requantize warning and is converted through F32) → type (a table of
+ * types with the exact
  * output size from a wh_quantize dry run, the published quality figure of the type and
  * whether the weights fit this machine's RAM or GPU) → importance matrix (none, a file, or
  * computed now from a text file) →
