@@ -139,17 +139,19 @@ read_sum_portable(const guint64 *p, gsize n)
 }
 
 #ifdef BENCH_X86
-/* 128 bytes per iteration with four independent 256-bit accumulators; n multiple of 16. */
+/* 128 bytes per iteration with four independent 256-bit accumulators; the last n % 16 words go
+ * through the portable loop (which skips a last n % 8). Unaligned loads (as fast on aligned
+ * data): bench kernels reads row ranges that start anywhere. */
 __attribute__((target("avx2"))) static guint64
 read_sum_avx2(const guint64 *p, gsize n)
 {
   __m256i a0 = _mm256_setzero_si256(), a1 = a0, a2 = a0, a3 = a0;
   gsize i = 0;
   for (; i + 16 <= n; i += 16) {
-    a0 = _mm256_add_epi64(a0, _mm256_load_si256((const __m256i *)(p + i)));
-    a1 = _mm256_add_epi64(a1, _mm256_load_si256((const __m256i *)(p + i + 4)));
-    a2 = _mm256_add_epi64(a2, _mm256_load_si256((const __m256i *)(p + i + 8)));
-    a3 = _mm256_add_epi64(a3, _mm256_load_si256((const __m256i *)(p + i + 12)));
+    a0 = _mm256_add_epi64(a0, _mm256_loadu_si256((const __m256i *)(p + i)));
+    a1 = _mm256_add_epi64(a1, _mm256_loadu_si256((const __m256i *)(p + i + 4)));
+    a2 = _mm256_add_epi64(a2, _mm256_loadu_si256((const __m256i *)(p + i + 8)));
+    a3 = _mm256_add_epi64(a3, _mm256_loadu_si256((const __m256i *)(p + i + 12)));
   }
   a0 = _mm256_xor_si256(_mm256_xor_si256(a0, a1), _mm256_xor_si256(a2, a3));
   guint64 out[4];
@@ -615,6 +617,8 @@ typedef struct {
   wh_quant_vec_dot_rows_fn rows_fn;
   float *out;
   int passes;
+  gboolean read_only; /* a plain read of the same rows (read_sum) instead of the dots */
+  guint64 sink[256];
 } kern_job;
 
 static void
@@ -623,6 +627,18 @@ kern_worker(int ith, int nth, void *data)
   kern_job *j = data;
   gsize b, e;
   wh_threadpool_split((gsize)j->nrows, ith, nth, &b, &e);
+  if (j->read_only) {
+    const guint64 *p = (const guint64 *)(j->w + b * j->row_bytes);
+    const gsize n = (e - b) * j->row_bytes / 8;
+#ifdef BENCH_X86
+    if (__builtin_cpu_supports("avx2")) {
+      j->sink[ith] ^= read_sum_avx2(p, n);
+      return;
+    }
+#endif
+    j->sink[ith] ^= read_sum_portable(p, n);
+    return;
+  }
   for (int p = 0; p < j->passes; p++) {
     if (j->rows_fn) {
       j->rows_fn(j->w + b * j->row_bytes, j->row_bytes, j->act, j->k, j->out + b, (gint64)(e - b));
@@ -638,22 +654,49 @@ typedef struct {
   const char *type, *mode, *path;
   int threads;
   double gb_per_s;
+  double read_gb_per_s; /* stream: best plain read of the same rows; 0 for warm */
+  double read_percent;  /* stream: median over runs of kernel / read right before it */
 } kern_result;
 
-/* Best GB/s of @runs timed passes of @job on @pool (after one untimed pass). */
-static double
-kern_time(wh_threadpool *pool, kern_job *job, int runs)
+static int
+cmp_double(gconstpointer a, gconstpointer b)
 {
+  const double x = *(const double *)a, y = *(const double *)b;
+  return x < y ? -1 : x > y;
+}
+
+/* Times @runs passes of @job on @pool (after one untimed pass) into @res: the best GB/s. With
+ * @with_read, every run first reads the same rows with a plain streaming read (the roofline of
+ * this pass on this machine right now), and @res gets its best GB/s and the median ratio of
+ * kernel to read per run: on a machine whose bandwidth swings between runs that ratio is
+ * steadier than either figure. */
+static void
+kern_time(wh_threadpool *pool, kern_job *job, int runs, gboolean with_read, kern_result *res)
+{
+  double ratios[100];
+  const double bytes = (double)job->row_bytes * (double)job->nrows * job->passes;
   wh_threadpool_run(pool, kern_worker, job);
-  double best = 0;
+  res->gb_per_s = res->read_gb_per_s = res->read_percent = 0;
   for (int r = 0; r < runs; r++) {
+    double read = 0;
+    if (with_read) {
+      job->read_only = TRUE;
+      gint64 t0 = g_get_monotonic_time();
+      wh_threadpool_run(pool, kern_worker, job);
+      gint64 t1 = g_get_monotonic_time();
+      job->read_only = FALSE;
+      read = (double)job->row_bytes * (double)job->nrows / ((double)MAX(t1 - t0, 1) * 1e-6) / 1e9;
+      res->read_gb_per_s = MAX(res->read_gb_per_s, read);
+    }
     gint64 t0 = g_get_monotonic_time();
     wh_threadpool_run(pool, kern_worker, job);
     gint64 t1 = g_get_monotonic_time();
-    const double bytes = (double)job->row_bytes * (double)job->nrows * job->passes;
-    best = MAX(best, bytes / ((double)MAX(t1 - t0, 1) * 1e-6) / 1e9);
+    const double gbs = bytes / ((double)MAX(t1 - t0, 1) * 1e-6) / 1e9;
+    res->gb_per_s = MAX(res->gb_per_s, gbs);
+    ratios[r] = with_read ? 100.0 * gbs / MAX(read, 1e-9) : 0;
   }
-  return best;
+  qsort(ratios, (gsize)runs, sizeof(double), cmp_double);
+  res->read_percent = runs % 2 ? ratios[runs / 2] : 0.5 * (ratios[runs / 2 - 1] + ratios[runs / 2]);
 }
 
 static const wh_cli_command bench_kernels_cmd = {
@@ -739,8 +782,8 @@ bench_kernels(int argc, char **argv)
       wh_threadpool *pool = wh_threadpool_new(nth);
       for (int path = 0; path < 2; path++) {
         /* no resolved kernel: the matmul calls wh_quant_vec_dot(), so does the "row" path */
-        kern_job job = {type, w,   row_bytes, 0, k, act, wh_quant_vec_dot_resolve(type),
-                        NULL, out, 1};
+        kern_job job = {type, w,   row_bytes, 0,     k,  act, wh_quant_vec_dot_resolve(type),
+                        NULL, out, 1,         FALSE, {0}};
         if (path == 1) {
           job.rows_fn = wh_quant_vec_dot_rows_resolve(type);
           if (!job.rows_fn)
@@ -752,8 +795,14 @@ bench_kernels(int argc, char **argv)
           job.passes =
               mode == 0 ? (int)MAX((gint64)1, ((gint64)128 << 20) / (warm_rows * (gint64)row_bytes))
                         : 1;
-          kern_result res = {wh_type_name(type), mode == 0 ? "warm" : "stream",
-                             path == 0 ? "row" : "rows", nth, kern_time(pool, &job, runs)};
+          kern_result res = {wh_type_name(type),
+                             mode == 0 ? "warm" : "stream",
+                             path == 0 ? "row" : "rows",
+                             nth,
+                             0,
+                             0,
+                             0};
+          kern_time(pool, &job, runs, mode == 1, &res);
           g_array_append_val(results, res);
         }
       }
@@ -785,6 +834,10 @@ bench_kernels(int argc, char **argv)
       json_member_string(b, "path", r->path);
       json_member_int(b, "threads", r->threads);
       json_member_double(b, "gb_per_s", r->gb_per_s);
+      if (r->read_gb_per_s > 0) {
+        json_member_double(b, "read_gb_per_s", r->read_gb_per_s);
+        json_member_double(b, "read_percent_median", r->read_percent);
+      }
       json_builder_end_object(b);
     }
     json_builder_end_array(b);
@@ -794,10 +847,14 @@ bench_kernels(int argc, char **argv)
     printf("dot kernels: rows of %d elements against one activation row; warm = ~384 KiB of rows "
            "(L2), stream = %d MiB (DRAM); load average %.2f\n",
            k, stream_mib, load_average());
-    printf("%-8s %4s %7s %-6s %8s\n", "type", "path", "threads", "mode", "GB/s");
+    printf("%-8s %4s %7s %-6s %8s %10s %14s\n", "type", "path", "threads", "mode", "GB/s",
+           "read GB/s", "% of read (med)");
     for (guint i = 0; i < results->len; i++) {
       const kern_result *r = &g_array_index(results, kern_result, i);
-      printf("%-8s %4s %7d %-6s %8.2f\n", r->type, r->path, r->threads, r->mode, r->gb_per_s);
+      printf("%-8s %4s %7d %-6s %8.2f", r->type, r->path, r->threads, r->mode, r->gb_per_s);
+      if (r->read_gb_per_s > 0)
+        printf(" %10.2f %14.1f", r->read_gb_per_s, r->read_percent);
+      printf("\n");
     }
   }
   g_array_unref(results);

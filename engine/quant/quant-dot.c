@@ -1773,11 +1773,11 @@ load4_u32(const guint8 *p, gsize stride)
   return _mm_unpacklo_epi64(a, b);
 }
 
-/* Prefetches @bytes (a multiple of 64 is best) at @p, one line per 64 bytes. */
-#define WH_PREFETCH_SPAN(p, bytes)                                                                 \
+/* Prefetches @lines (a constant) cache lines from @p on. */
+#define WH_PREFETCH_LINES(p, lines)                                                                \
   do {                                                                                             \
-    _Pragma("GCC unroll 16") for (gsize pf_ = 0; pf_ < (bytes); pf_ += 64)                         \
-        _mm_prefetch((const char *)(p) + pf_, _MM_HINT_T0);                                        \
+    _Pragma("GCC unroll 16") for (int pf_ = 0; pf_ < (lines); pf_++)                               \
+        _mm_prefetch((const char *)(p) + 64 * pf_, _MM_HINT_T0);                                   \
   } while (0)
 
 /* vpshufb control: int16 element @a of every 128-bit lane in the low 256 bits, @b in the high
@@ -1799,12 +1799,13 @@ dot4_q4_k_q8_k_avx512(const guint8 *x, gsize stride, const guint8 *y, gint64 nb,
   const __m512i m4 = _mm512_set1_epi8(15);
   const __m512i c02 = scale_pick_ctrl(0, 2), c13 = scale_pick_ctrl(1, 3);
   const __m512i c46 = scale_pick_ctrl(4, 6), c57 = scale_pick_ctrl(5, 7);
-  const gsize pf_step = (4 * stride) / (gsize)MAX(nb, 1);
+  /* the next group of 4 rows (4 * stride = nb * 576 bytes for contiguous rows): 9 lines per
+   * block step */
   const guint8 *pf = x + 4 * stride;
   __m128 sumf = _mm_setzero_ps();
-  for (gint64 b = 0; b < nb; b++, x += 144, y += Q8K_BYTES, pf += pf_step) {
+  for (gint64 b = 0; b < nb; b++, x += 144, y += Q8K_BYTES, pf += 576) {
     const guint8 *q8 = y + 4;
-    WH_PREFETCH_SPAN(pf, pf_step);
+    WH_PREFETCH_LINES(pf, 9);
     /* activations of chunk pair k: sub-blocks 4k and 4k+2 (low nibbles), 4k+1 and 4k+3 (high) */
     __m512i ylo[2], yhi[2];
     for (int k = 0; k < 2; k++) {
@@ -1857,12 +1858,12 @@ dot4_q6_k_q8_k_avx512(const guint8 *x, gsize stride, const guint8 *y, gint64 nb,
   const __m512i m4 = _mm512_set1_epi8(15), m30 = _mm512_set1_epi8(0x30);
   __m512i sl, sr, idx[4];
   q6_k_avx512_consts(&sl, &sr, idx);
-  const gsize pf_step = (4 * stride) / (gsize)MAX(nb, 1);
+  /* the next group of 4 rows: 840 bytes per block step, 14 lines (a little overlap) */
   const guint8 *pf = x + 4 * stride;
   __m128 sumf = _mm_setzero_ps();
-  for (gint64 b = 0; b < nb; b++, x += 210, y += Q8K_BYTES, pf += pf_step) {
+  for (gint64 b = 0; b < nb; b++, x += 210, y += Q8K_BYTES, pf += 840) {
     const guint8 *q8 = y + 4;
-    WH_PREFETCH_SPAN(pf, pf_step);
+    WH_PREFETCH_LINES(pf, 14);
     const __m512i y01[2] = {_mm512_loadu_si512((const void *)q8),
                             _mm512_loadu_si512((const void *)(q8 + 128))};
     const __m512i y23[2] = {_mm512_loadu_si512((const void *)(q8 + 64)),
