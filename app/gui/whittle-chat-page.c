@@ -668,6 +668,8 @@ load_plan_thread(GTask *task, gpointer source, gpointer data, GCancellable *canc
         g_autoptr(GError) error = NULL;
         if (!wh_planner_compute(hp, devices, &pp, &plan, &error))
           p->cpu_reason = g_strdup(error->message);
+        else if (plan.n_gpu_layers == 0 && plan.gpu_note[0]) /* the backend cannot run them */
+          p->cpu_reason = g_strndup(plan.gpu_note, strcspn(plan.gpu_note, "\n"));
         else if (plan.n_gpu_layers == 0)
           /* Translators: %s is a graphics card */
           p->cpu_reason =

@@ -324,8 +324,26 @@ test_engine_reason(void)
   g_assert_cmpstr(whittle_chat_page_get_device_note(page), ==,
                   wh_session_get_device_note(session()));
   g_assert_true(g_str_has_prefix(whittle_chat_page_get_device_note(page), "Running on the CPU: "));
-  g_settings_reset(settings, "default-kv-type");
+
+  /* Automatic: the planner already knows, and its note is the reason. */
   whittle_chat_page_set_gpu_layers(page, -1);
+  g_assert_true(wh_app_test_wait(wh_app_test_chat_loaded, page, 60));
+  g_assert_cmpint(wh_session_get_n_gpu_layers_requested(session()), ==, 0);
+  wh_planner_params pp = wh_planner_default_params();
+  pp.n_ctx = wh_session_get_n_ctx(session());
+  pp.kv_type = WH_KV_Q8_0;
+  pp.n_gpu_layers = WH_PLANNER_NGL_AUTO;
+  pp.device = gpu->name;
+  wh_plan plan;
+  g_assert_true(wh_planner_compute(wh_model_get_hparams(wh_session_get_model(session())), devices,
+                                   &pp, &plan, NULL));
+  g_assert_cmpuint(plan.n_gpu_layers, ==, 0);
+  g_autofree char *want = g_strdup_printf("Ready · CPU only: %s", plan.gpu_note);
+  if (g_str_has_suffix(want, "."))
+    want[strlen(want) - 1] = '\0';
+  g_assert_cmpstr(whittle_chat_page_get_status(page), ==, want);
+  g_settings_reset(settings, "default-kv-type");
+  whittle_chat_page_open_model(page, model_path);
   g_assert_true(wh_app_test_wait(wh_app_test_chat_loaded, page, 60));
 }
 
