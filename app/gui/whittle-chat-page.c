@@ -674,6 +674,10 @@ load_plan_thread(GTask *task, gpointer source, gpointer data, GCancellable *canc
           /* Translators: %s is a graphics card */
           p->cpu_reason =
               g_strdup_printf(_("not even one layer fits in the free memory of %s"), gpu->name);
+        else if (plan.gpu_note[0])
+          /* the backend, not memory, stopped the planner: ask for every layer so the engine
+           * holds back the same ones and its device note says why */
+          p->n_gpu_layers = WH_SESSION_NGL_ALL;
         else
           p->n_gpu_layers = (int)plan.n_gpu_layers;
       }
