@@ -21,7 +21,7 @@ m="$shared/models/stories260K.gguf"
   >"$tmp/gen.json" 2>"$tmp/gen.err"
 check $? "bench -m stories260K --json"
 for k in prompt_tokens_per_s gen_tokens_per_s bytes_per_token memory_bandwidth_bytes_per_s \
-         roofline_tokens_per_s roofline_percent weight_bytes; do
+         roofline_tokens_per_s roofline_percent roofline_percent_per_rep_median weight_bytes; do
   v=$(num "$k" "$tmp/gen.json")
   positive "$v"
   check $? "$k is a positive number ($v)"
