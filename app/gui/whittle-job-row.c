@@ -227,10 +227,6 @@ sync_row(WhittleJobRow *self)
   self->synced_error = g_strdup(error);
 
   gboolean finished = whittle_job_item_get_finished(item);
-  /* Two lines while running (rate, ETA and what is being worked on), one otherwise. */
-  guint lines = state == WH_JOB_RUNNING ? 2 : 1;
-  gtk_inscription_set_min_lines(self->progress_label, lines);
-  gtk_inscription_set_nat_lines(self->progress_label, lines);
   gtk_label_set_label(self->error_label, error ? error : "");
   gtk_widget_set_visible(GTK_WIDGET(self->error_label), error != NULL);
   gtk_widget_set_visible(GTK_WIDGET(self->cancel_button), !finished);

@@ -17,12 +17,77 @@ struct _WhittleJobsButton {
   GtkSpinner *spinner;
   GtkLabel *count_label;
   GtkListBox *list_box;
+
+  GPtrArray *warm_icons; /* GtkIconPaintable: keeps the icons of job rows loaded */
+  guint warm_source, warm_next;
 };
 
 G_DEFINE_FINAL_TYPE(WhittleJobsButton, whittle_jobs_button, ADW_TYPE_BIN)
 
 enum { PROP_0, PROP_N_ACTIVE, N_PROPS };
 static GParamSpec *props[N_PROPS];
+
+/* The icons a job row shows (whittle-job-row.c, .ui). */
+static const char *const row_icons[] = {
+    "folder-download-symbolic", "system-run-symbolic",           "emblem-ok-symbolic",
+    "dialog-error-symbolic",    "process-stop-symbolic",         "window-close-symbolic",
+    "view-refresh-symbolic",    "media-playback-pause-symbolic", "media-playback-start-symbolic",
+};
+
+/* Loads the icon of a snapshot-less paintable now (the texture is read lazily on the first
+ * snapshot); the nodes are thrown away. */
+static void
+load_icon(GtkIconPaintable *icon)
+{
+  GtkSnapshot *snapshot = gtk_snapshot_new();
+  gdk_paintable_snapshot(GDK_PAINTABLE(icon), GDK_SNAPSHOT(snapshot), 16, 16);
+  GskRenderNode *node = gtk_snapshot_free_to_node(snapshot);
+  g_clear_pointer(&node, gsk_render_node_unref);
+}
+
+/* Loads one more of the icons a job row or the busy button shows (a PNG read, or an SVG parse
+ * and rasterization for the spinner: ~0.5-5 ms each) while nothing happens, so that the frame
+ * which shows the first job, a new row or a finished job does not: that frame already lays out
+ * and draws the whole popover. Each is looked up exactly as GTK will: a GtkImage asks for
+ * g_themed_icon_new(name) (with its non-symbolic fallback) at 16 px in the widget's direction,
+ * once with GTK_ICON_LOOKUP_PRELOAD and once without; the spinner's CSS image for the bare name
+ * with no direction. Each combination is its own entry of the theme's cache, which hands the
+ * loaded paintable to the widgets as long as we hold it. */
+static gboolean
+warm_next_icon(gpointer data)
+{
+  WhittleJobsButton *self = data;
+  GtkWidget *widget = GTK_WIDGET(self);
+  GtkIconTheme *theme = gtk_icon_theme_get_for_display(gtk_widget_get_display(widget));
+  int scale = gtk_widget_get_scale_factor(widget);
+  guint i = self->warm_next++;
+  if (i == G_N_ELEMENTS(row_icons)) {
+    GtkIconPaintable *icon = gtk_icon_theme_lookup_icon(theme, "process-working-symbolic", NULL, 16,
+                                                        scale, GTK_TEXT_DIR_NONE, 0);
+    load_icon(icon);
+    g_ptr_array_add(self->warm_icons, icon);
+  }
+  if (i >= G_N_ELEMENTS(row_icons)) {
+    self->warm_source = 0;
+    return G_SOURCE_REMOVE;
+  }
+  g_autoptr(GIcon) gicon = g_themed_icon_new(row_icons[i]);
+  const GtkIconLookupFlags flags[] = {0, GTK_ICON_LOOKUP_PRELOAD};
+  for (guint k = 0; k < G_N_ELEMENTS(flags); k++) {
+    GtkIconPaintable *icon = gtk_icon_theme_lookup_by_gicon(
+        theme, gicon, 16, scale, gtk_widget_get_direction(widget), flags[k]);
+    load_icon(icon);
+    g_ptr_array_add(self->warm_icons, icon);
+  }
+  return G_SOURCE_CONTINUE;
+}
+
+static void
+on_realize(WhittleJobsButton *self)
+{
+  if (self->warm_next == 0 && self->warm_source == 0)
+    self->warm_source = g_idle_add_full(G_PRIORITY_LOW, warm_next_icon, self, NULL);
+}
 
 static GtkWidget *
 create_row(gpointer item, gpointer user_data)
@@ -120,6 +185,8 @@ whittle_jobs_button_dispose(GObject *object)
 
   if (self->list_box)
     gtk_list_box_bind_model(self->list_box, NULL, NULL, NULL, NULL);
+  g_clear_handle_id(&self->warm_source, g_source_remove);
+  g_clear_pointer(&self->warm_icons, g_ptr_array_unref);
   /* The menu button is both a bound template child and the AdwBin's child:
    * unparent it through AdwBin first, or AdwBin would keep a stale pointer
    * after gtk_widget_dispose_template() unparents it. */
@@ -156,6 +223,8 @@ static void
 whittle_jobs_button_init(WhittleJobsButton *self)
 {
   gtk_widget_init_template(GTK_WIDGET(self));
+  self->warm_icons = g_ptr_array_new_with_free_func(g_object_unref);
+  g_signal_connect(self, "realize", G_CALLBACK(on_realize), NULL);
 
   GtkWidget *placeholder =
       gtk_label_new(_("Nothing is running. Downloads and quantizations will show up here."));
