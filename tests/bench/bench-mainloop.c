@@ -44,7 +44,9 @@
  * gaps, the number of gaps over 16 ms and what the samples were doing (app code on the stack,
  * waiting for the X server, drawing); --json prints the figures as one JSON object. Variants
  * for finding causes: --idle S (no jobs, spinner animating: the baseline), --no-popover,
- * --threads N (compute threads), --nice-workers N (every other thread reniced).
+ * --threads N (compute threads), --nice-workers N (every other thread reniced),
+ * --no-sched-idle (compute jobs only niced), --generate-only (the chat speed on an idle
+ * desktop, with --model and --tokens), --gap-log FILE (gap times to line up with perf).
  * A benchmark, not a test: it asserts nothing about the figures.
  */
 #include "config.h"
@@ -566,7 +568,8 @@ static gboolean
 all_done(gpointer data)
 {
   Jobs *j = data;
-  return wh_job_is_finished(j->download) && wh_job_is_finished(j->quantize) && j->gen->done;
+  return (!j->download || wh_job_is_finished(j->download)) &&
+         (!j->quantize || wh_job_is_finished(j->quantize)) && j->gen->done;
 }
 
 /* Frames of the window's frame clock (the popover's surface shares it): how many, the longest
@@ -773,9 +776,10 @@ main(int argc, char **argv)
   int tokens = 300;
   int rate_kib = 0;
   double timeout = 300, idle = 0;
-  gboolean stacks = FALSE, no_popover = FALSE;
+  gboolean stacks = FALSE, no_popover = FALSE, generate_only = FALSE, no_sched_idle = FALSE;
   int threads = 0;
   g_autofree char *download_src = NULL, *quantize_src = NULL, *gen_model = NULL;
+  g_autofree char *gap_log = NULL;
   const GOptionEntry entries[] = {
       {"json", 0, 0, G_OPTION_ARG_NONE, &json, "Print one JSON object", NULL},
       {"download", 0, 0, G_OPTION_ARG_FILENAME, &download_src,
@@ -795,9 +799,18 @@ main(int argc, char **argv)
        "Run no jobs: measure the same window for SECONDS, the jobs button's spinner "
        "animating (the baseline)",
        "SECONDS"},
+      {"generate-only", 0, 0, G_OPTION_ARG_NONE, &generate_only,
+       "Only the generation (no download, no quantization): the chat speed of an idle desktop",
+       NULL},
+      {"no-sched-idle", 0, 0, G_OPTION_ARG_NONE, &no_sched_idle,
+       "Compute jobs at niceness 10 only, not under SCHED_IDLE as the app runs them", NULL},
       {"no-popover", 0, 0, G_OPTION_ARG_NONE, &no_popover,
        "Leave the jobs popover closed (only the jobs button's spinner animates)", NULL},
       {"stacks", 0, 0, G_OPTION_ARG_NONE, &stacks, "Print whole stacks of the samples", NULL},
+      {"gap-log", 0, 0, G_OPTION_ARG_FILENAME, &gap_log,
+       "Write every gap over 8 ms to FILE as 'START_US LENGTH_US' (CLOCK_MONOTONIC, as "
+       "`perf record -k CLOCK_MONOTONIC` stamps samples)",
+       "FILE"},
       {"timeout", 0, 0, G_OPTION_ARG_DOUBLE, &timeout, "Give up after SECONDS (default 300)",
        "SECONDS"},
       {NULL}};
@@ -915,14 +928,18 @@ main(int argc, char **argv)
     run_loop(NULL, NULL, idle);
     whittle_jobs_button_set_n_active(whittle_window_get_jobs_button(window), 0);
   } else {
-    jobs.download =
-        wh_job_ref(whittle_downloads_start(downloads, "org/bench-GGUF", NULL, "bench-F16.gguf"));
-    q->input = g_strdup(quantize_src);
-    q->n_threads = (guint)MAX(threads, 0);
-    q->output = g_build_filename(tmp_dir, "bench-Q4_K_M.gguf", NULL);
-    g_autofree char *qtitle = g_strdup_printf("Quantizing %s to Q4_K_M", q->input);
-    jobs.quantize =
-        wh_job_queue_submit(queue, WH_JOB_QUANTIZE, qtitle, run_quantize, q, NULL, NULL, NULL);
+    if (no_sched_idle)
+      wh_job_queue_set_compute_idle(queue, FALSE);
+    if (!generate_only) {
+      jobs.download =
+          wh_job_ref(whittle_downloads_start(downloads, "org/bench-GGUF", NULL, "bench-F16.gguf"));
+      q->input = g_strdup(quantize_src);
+      q->n_threads = (guint)MAX(threads, 0);
+      q->output = g_build_filename(tmp_dir, "bench-Q4_K_M.gguf", NULL);
+      g_autofree char *qtitle = g_strdup_printf("Quantizing %s to Q4_K_M", q->input);
+      jobs.quantize =
+          wh_job_queue_submit(queue, WH_JOB_QUANTIZE, qtitle, run_quantize, q, NULL, NULL, NULL);
+    }
     wh_session_params sparams = wh_session_default_params();
     if (threads > 0)
       sparams.context.n_threads = threads;
@@ -963,11 +980,23 @@ main(int argc, char **argv)
     stall_sum.x_run_us += gs->x_run_us;
     stall_sum.x_wait_us += gs->x_wait_us;
   }
-  guint n_jobs_ok = jobs.download ? (wh_job_get_state(jobs.download) == WH_JOB_SUCCEEDED) +
-                                        (wh_job_get_state(jobs.quantize) == WH_JOB_SUCCEEDED) +
-                                        (gen.ok ? 1 : 0)
-                                  : 0;
+  guint n_jobs = (jobs.download ? 1 : 0) + (jobs.quantize ? 1 : 0) + (gen.load_job ? 1 : 0);
+  guint n_jobs_ok = (jobs.download && wh_job_get_state(jobs.download) == WH_JOB_SUCCEEDED) +
+                    (jobs.quantize && wh_job_get_state(jobs.quantize) == WH_JOB_SUCCEEDED) +
+                    (gen.ok ? 1 : 0);
   count_samples();
+  if (gap_log) {
+    GString *log = g_string_new(NULL);
+    for (guint i = 0; i < n; i++)
+      if (g_array_index(gaps, gint64, i) > 8000)
+        g_string_append_printf(log, "%" G_GINT64_FORMAT " %" G_GINT64_FORMAT "\n",
+                               g_array_index(gap_starts, gint64, i),
+                               g_array_index(gaps, gint64, i));
+    if (!g_file_set_contents(gap_log, log->str, (gssize)log->len, &error))
+      g_printerr("bench-mainloop: %s\n", error->message);
+    g_clear_error(&error);
+    g_string_free(log, TRUE);
+  }
   double duration = (t2 - t0) / 1e6;
 
   if (json) {
@@ -981,29 +1010,32 @@ main(int argc, char **argv)
             "%" G_GINT64_FORMAT
             ", \"quantize_s\": %.3f, \"generated_tokens\": %u, \"text_pieces\": %u, "
             "\"stall_samples\": {\"app\": %u, \"x_server\": %u, \"drawing\": %u, \"other\": %u}}\n",
-            finished ? "true" : "false", n_jobs_ok, jobs.download ? 3 : 0, duration,
-            (t1 - t0) / 1e6, n, n_frames, longest_frame / 1000.0, longest_layout / 1000.0,
-            longest_paint / 1000.0, total_layout / 1e6, total_paint / 1e6, n_text_changes,
-            n_fraction_changes, longest / 1000.0, p99 / 1000.0, p999 / 1000.0, over,
-            stall_sum.main_run_us / 1000.0, stall_sum.main_wait_us / 1000.0,
-            stall_sum.x_run_us / 1000.0, stall_sum.x_wait_us / 1000.0, (gint64)st.st_size,
-            q->seconds, gen.stats.generated_tokens, gen.pieces, kind_counts[KIND_APP],
+            finished ? "true" : "false", n_jobs_ok, n_jobs, duration, (t1 - t0) / 1e6, n, n_frames,
+            longest_frame / 1000.0, longest_layout / 1000.0, longest_paint / 1000.0,
+            total_layout / 1e6, total_paint / 1e6, n_text_changes, n_fraction_changes,
+            longest / 1000.0, p99 / 1000.0, p999 / 1000.0, over, stall_sum.main_run_us / 1000.0,
+            stall_sum.main_wait_us / 1000.0, stall_sum.x_run_us / 1000.0,
+            stall_sum.x_wait_us / 1000.0, (gint64)st.st_size, q->seconds,
+            gen.stats.generated_tokens, gen.pieces, kind_counts[KIND_APP],
             kind_counts[KIND_XSERVER], kind_counts[KIND_RENDER], kind_counts[KIND_OTHER]);
   } else {
-    if (!jobs.download)
+    if (n_jobs == 0)
       g_print("jobs finished:   none run (--idle: the baseline)\n");
     else
-      g_print("jobs finished:   %u of 3 succeeded%s\n", n_jobs_ok, finished ? "" : " (TIMED OUT)");
+      g_print("jobs finished:   %u of %u succeeded%s\n", n_jobs_ok, n_jobs,
+              finished ? "" : " (TIMED OUT)");
     if (jobs.download) {
       wh_job_progress dp;
       wh_job_get_progress(jobs.download, &dp);
       g_print("  download:      %s (%.1f MiB at %.0f KiB/s: %.2f s)\n", job_outcome(jobs.download),
               st.st_size / 1048576.0, total_rate / 1024.0, dp.elapsed_seconds);
+    }
+    if (jobs.quantize)
       g_print("  quantize:      %s (%.2f s)\n", job_outcome(jobs.quantize), q->seconds);
+    if (gen.load_job)
       g_print("  generate:      %s (%u tokens in %u pieces, %.1f tokens/s)\n",
               gen.error ? gen.error : (gen.ok ? "succeeded" : "failed"), gen.stats.generated_tokens,
               gen.pieces, gen.stats.generation_tokens_per_second);
-    }
     g_print("duration:        %.2f s (jobs %.2f s)\n", duration, (t1 - t0) / 1e6);
     double other_s =
         (cpu1.machine_s - cpu0.machine_s) - (cpu1.self_s - cpu0.self_s) - (cpu1.x_s - cpu0.x_s);
