@@ -25,6 +25,12 @@
  * wh_quant_vec_dot_resolve() hands a matmul the kernel once instead of dispatching per row.
  * Cache-warm single-thread figures on the development machine (EPYC, Zen 4): Q4_K 16 GB/s of
  * weights, Q6_K 26, Q8_0 34, Q4_0 13 (AVX2: 14, 14, 30, 12).
+ * Decode matmuls (one activation row, thousands of weight rows) use the 4-row AVX-512 Q4_K and
+ * Q6_K kernels of wh_quant_vec_dot_rows_resolve(): activation loads, scale unpacking and the
+ * float epilogue shared by 4 rows, software prefetch into L2 two row groups ahead; per row
+ * bit-identical to the single-row kernels. `whittle-cli bench kernels` measures them: Q4_K
+ * ~27 GB/s cache-warm on one thread, Q6_K ~30; streaming from DRAM on 2 threads ~75-80% of a
+ * plain read of the same rows.
  *
  * NEON path (aarch64): Q4_0, Q8_0, Q4_K, Q6_K with SDOT when the target has it; compile-checked
  * only (no Arm hardware here).
@@ -1739,9 +1745,10 @@ dot_q6_k_q8_k_avx512(const guint8 *x, const guint8 *y, gint64 nb)
  * int32 lane sums of the 4 rows are reduced together (three hadds instead of four reductions)
  * and the float epilogue runs on the 4 rows in one 128-bit vector. Per lane it is exactly the
  * single-row kernel's arithmetic (same integers, same products in the same order), so every
- * output is bit-identical to it and grouping never changes results. The rows stream from DRAM:
- * every block step prefetches its share of the next group of 4 rows (one group = 4 * stride
- * bytes ahead, ~4.5 KiB for a 2048-wide Q4_K row). */
+ * output is bit-identical to it and grouping never changes results. The rows stream from DRAM
+ * as 4 interleaved streams, which the hardware prefetcher does not follow (without software
+ * prefetch: ~20% of a plain read): every block step prefetches its share of the group after the
+ * next one into L2 (2 groups = 8 * stride bytes ahead, ~9 KiB for a 2048-wide Q4_K row). */
 
 /* [sum(a0), sum(a1), sum(a2), sum(a3)] of four vectors of 16 int32. */
 WH_AVX512 static inline __m128i
@@ -1762,50 +1769,69 @@ hsum4_epi32_128(__m128i a0, __m128i a1, __m128i a2, __m128i a3)
   return _mm_hadd_epi32(_mm_hadd_epi32(a0, a1), _mm_hadd_epi32(a2, a3));
 }
 
-/* Four little-endian 32-bit words: lane r = the 4 bytes at @p + r * @stride. */
-WH_AVX512 static inline __m128i
-load4_u32(const guint8 *p, gsize stride)
-{
-  const __m128i a = _mm_unpacklo_epi32(_mm_cvtsi32_si128((int)wh_quant_rd32(p)),
-                                       _mm_cvtsi32_si128((int)wh_quant_rd32(p + stride)));
-  const __m128i b = _mm_unpacklo_epi32(_mm_cvtsi32_si128((int)wh_quant_rd32(p + 2 * stride)),
-                                       _mm_cvtsi32_si128((int)wh_quant_rd32(p + 3 * stride)));
-  return _mm_unpacklo_epi64(a, b);
-}
-
-/* Prefetches @lines (a constant) cache lines from @p on. */
-#define WH_PREFETCH_LINES(p, lines)                                                                \
+/* Prefetches @lines (a constant) cache lines from @p on into L2 (T1: the L2 tracks far more
+ * outstanding misses than L1, and the lines are needed a few KiB later, not next). */
+#define WH_PREFETCH_LINES_L2(p, lines)                                                             \
   do {                                                                                             \
     _Pragma("GCC unroll 16") for (int pf_ = 0; pf_ < (lines); pf_++)                               \
-        _mm_prefetch((const char *)(p) + 64 * pf_, _MM_HINT_T0);                                   \
+        _mm_prefetch((const char *)(p) + 64 * pf_, _MM_HINT_T1);                                   \
   } while (0)
 
-/* vpshufb control: int16 element @a of every 128-bit lane in the low 256 bits, @b in the high
- * 256 bits (the 8 int16 scales are broadcast to all four 128-bit lanes). */
+/* vpshufb control: the scale byte @a (low 256 bits) or @b (high 256 bits) of each 128-bit lane,
+ * zero-extended into every int16 lane. */
 WH_AVX512 static inline __m512i
-scale_pick_ctrl(int a, int b)
+scale_pick_u8_ctrl(int a, int b)
 {
-  const __m256i ca = _mm256_set1_epi16((short)(0x0100 + 0x0202 * a));
-  const __m256i cb = _mm256_set1_epi16((short)(0x0100 + 0x0202 * b));
+  const __m256i ca = _mm256_set1_epi16((short)(0x8000 | a));
+  const __m256i cb = _mm256_set1_epi16((short)(0x8000 | b));
   return _mm512_inserti64x4(_mm512_castsi256_si512(ca), cb, 1);
 }
 
+/* Every 128-bit lane of @v = lane @r of @v (r = 0..3). */
+WH_AVX512 static inline __m512i
+lane_broadcast(__m512i v, int r)
+{
+  switch (r) {
+  case 0:
+    return _mm512_shuffle_i32x4(v, v, 0x00);
+  case 1:
+    return _mm512_shuffle_i32x4(v, v, 0x55);
+  case 2:
+    return _mm512_shuffle_i32x4(v, v, 0xaa);
+  default:
+    return _mm512_shuffle_i32x4(v, v, 0xff);
+  }
+}
+
 /* Q4_K x Q8_K, rows x, x + stride, x + 2 stride, x + 3 stride -> out[0..3]. Same integers and
- * epilogue as dot_q4_k_q8_k_avx512() per row; the int16 scales come from an in-lane vpshufb of
- * the broadcast scale vector instead of a cross-lane vpermw. */
+ * epilogue as dot_q4_k_q8_k_avx512() per row. The 16-byte block heads (d, dmin, 12 scale bytes)
+ * of the 4 rows sit in the four 128-bit lanes of one register, so the 6-bit scales and mins of
+ * all 4 rows are unpacked together (k_scales_unpack() with the words one dword further on),
+ * the mins are dotted with the bsums together, and each row's int16 scale vectors come from
+ * one lane broadcast plus in-lane vpshufb (no cross-lane vpermw). */
 WH_AVX512 static void
 dot4_q4_k_q8_k_avx512(const guint8 *x, gsize stride, const guint8 *y, gint64 nb, float *out)
 {
   const __m512i m4 = _mm512_set1_epi8(15);
-  const __m512i c02 = scale_pick_ctrl(0, 2), c13 = scale_pick_ctrl(1, 3);
-  const __m512i c46 = scale_pick_ctrl(4, 6), c57 = scale_pick_ctrl(5, 7);
-  /* the next group of 4 rows (4 * stride = nb * 576 bytes for contiguous rows): 9 lines per
-   * block step */
-  const guint8 *pf = x + 4 * stride;
+  const __m512i c02 = scale_pick_u8_ctrl(0, 2), c13 = scale_pick_u8_ctrl(1, 3);
+  const __m512i c46 = scale_pick_u8_ctrl(4, 6), c57 = scale_pick_u8_ctrl(5, 7);
+  /* vpshufb control: the mins (bytes 8-15 of a lane) zero-extended to 8 int16 */
+  const __m512i cmins =
+      _mm512_set4_epi64((long long)0x800f800e800d800cLL, (long long)0x800b800a80098008LL,
+                        (long long)0x800f800e800d800cLL, (long long)0x800b800a80098008LL);
+  const __m512i first_dwords =
+      _mm512_setr_epi32(0, 4, 8, 12, 0, 4, 8, 12, 0, 4, 8, 12, 0, 4, 8, 12);
+  const __m512i low_mask = _mm512_set4_epi32(0x0f0f0f0f, 0x3f3f3f3f, 0x0f0f0f0f, 0x3f3f3f3f);
+  const __m512i top_mask = _mm512_set4_epi32(0x30303030, 0, 0x30303030, 0);
+  const __m512i low_shift = _mm512_set4_epi32(4, 0, 0, 0);
+  /* the group of 4 rows after the next (4 * stride = nb * 576 bytes for contiguous rows): 9
+   * lines per block step, into L2 (streaming from DRAM with 2 threads: 52-60% of a plain read
+   * of the same rows with T0 one group ahead, 73-77% with this) */
+  const guint8 *pf = x + 8 * stride;
   __m128 sumf = _mm_setzero_ps();
   for (gint64 b = 0; b < nb; b++, x += 144, y += Q8K_BYTES, pf += 576) {
     const guint8 *q8 = y + 4;
-    WH_PREFETCH_LINES(pf, 9);
+    WH_PREFETCH_LINES_L2(pf, 9);
     /* activations of chunk pair k: sub-blocks 4k and 4k+2 (low nibbles), 4k+1 and 4k+3 (high) */
     __m512i ylo[2], yhi[2];
     for (int k = 0; k < 2; k++) {
@@ -1814,17 +1840,31 @@ dot4_q4_k_q8_k_avx512(const guint8 *x, gsize stride, const guint8 *y, gint64 nb,
       ylo[k] = _mm512_shuffle_i64x2(ya, yb, _MM_SHUFFLE(1, 0, 1, 0));
       yhi[k] = _mm512_shuffle_i64x2(ya, yb, _MM_SHUFFLE(3, 2, 3, 2));
     }
-    /* bsums of the 8 sub-blocks of 32 (pairs of the 16 Q8_K bsums) */
+    /* lane r = [d | dmin, S0..3, S4..7, S8..11] of row r */
+    __m512i head = _mm512_castsi128_si512(_mm_loadu_si128((const __m128i *)x));
+    head = _mm512_inserti32x4(head, _mm_loadu_si128((const __m128i *)(x + stride)), 1);
+    head = _mm512_inserti32x4(head, _mm_loadu_si128((const __m128i *)(x + 2 * stride)), 2);
+    head = _mm512_inserti32x4(head, _mm_loadu_si128((const __m128i *)(x + 3 * stride)), 3);
+    /* k_scales_unpack() per lane: bytes 0-7 = sc_j, 8-15 = m_j of that lane's row */
+    const __m512i acbc = _mm512_shuffle_epi32(head, (_MM_PERM_ENUM)_MM_SHUFFLE(3, 2, 3, 1));
+    const __m512i aabb = _mm512_shuffle_epi32(head, (_MM_PERM_ENUM)_MM_SHUFFLE(2, 2, 1, 1));
+    const __m512i scm =
+        _mm512_or_si512(_mm512_and_si512(_mm512_srlv_epi32(acbc, low_shift), low_mask),
+                        _mm512_and_si512(_mm512_srli_epi32(aabb, 2), top_mask));
+    /* summs of the 4 rows: m_j (int16) x bsum pairs, each lane summed, lanes gathered */
     const __m128i bsp = _mm_hadd_epi16(_mm_loadu_si128((const __m128i *)(y + 260)),
                                        _mm_loadu_si128((const __m128i *)(y + 276)));
+    const __m512i m16 = _mm512_shuffle_epi8(scm, cmins);
+    __m512i ms = _mm512_madd_epi16(m16, _mm512_broadcast_i32x4(bsp));
+    ms = _mm512_add_epi32(ms, _mm512_shuffle_epi32(ms, (_MM_PERM_ENUM)_MM_SHUFFLE(1, 0, 3, 2)));
+    ms = _mm512_add_epi32(ms, _mm512_shuffle_epi32(ms, (_MM_PERM_ENUM)_MM_SHUFFLE(2, 3, 0, 1)));
+    const __m128i summs = _mm512_castsi512_si128(_mm512_permutexvar_epi32(first_dwords, ms));
     __m512i acc[4];
-    __m128i mins[4];
 #pragma GCC unroll 4
     for (int r = 0; r < 4; r++) {
-      const guint8 *xr = x + r * stride, *qs = xr + 16;
-      const __m128i scm = k_scales_unpack(xr + 4);
-      const __m512i sc = _mm512_broadcast_i32x4(_mm_cvtepu8_epi16(scm));
-      mins[r] = _mm_madd_epi16(_mm_cvtepu8_epi16(_mm_srli_si128(scm, 8)), bsp);
+      const guint8 *qs = x + r * stride + 16;
+      /* every lane = row r's unpacked scales */
+      const __m512i sc = lane_broadcast(scm, r);
       __m512i a = _mm512_setzero_si512();
       for (int k = 0; k < 2; k++) {
         const __m512i q = _mm512_loadu_si512((const void *)(qs + 64 * k));
@@ -1838,10 +1878,10 @@ dot4_q4_k_q8_k_avx512(const guint8 *x, gsize stride, const guint8 *y, gint64 nb,
       acc[r] = a;
     }
     const __m128i sumi = hsum4_epi32_512(acc[0], acc[1], acc[2], acc[3]);
-    const __m128i summs = hsum4_epi32_128(mins[0], mins[1], mins[2], mins[3]);
-    /* [d0, dmin0, d1, dmin1, ...] -> d of the 4 rows, dmin of the 4 rows */
-    const __m256 dd = _mm256_permutevar8x32_ps(_mm256_cvtph_ps(load4_u32(x, stride)),
-                                               _mm256_setr_epi32(0, 2, 4, 6, 1, 3, 5, 7));
+    /* [d0, dmin0, d1, dmin1, ...] (dword 0 of each lane) -> d of the 4 rows, dmin of the 4 */
+    const __m256 dd = _mm256_permutevar8x32_ps(
+        _mm256_cvtph_ps(_mm512_castsi512_si128(_mm512_permutexvar_epi32(first_dwords, head))),
+        _mm256_setr_epi32(0, 2, 4, 6, 1, 3, 5, 7));
     const __m128 dy = _mm_set1_ps(rd_f32(y));
     const __m128 t0 = _mm_mul_ps(_mm_mul_ps(dy, _mm256_castps256_ps128(dd)), _mm_cvtepi32_ps(sumi));
     const __m128 t1 =
@@ -1858,12 +1898,22 @@ dot4_q6_k_q8_k_avx512(const guint8 *x, gsize stride, const guint8 *y, gint64 nb,
   const __m512i m4 = _mm512_set1_epi8(15), m30 = _mm512_set1_epi8(0x30);
   __m512i sl, sr, idx[4];
   q6_k_avx512_consts(&sl, &sr, idx);
-  /* the next group of 4 rows: 840 bytes per block step, 14 lines (a little overlap) */
-  const guint8 *pf = x + 4 * stride;
+  /* vpshufb controls: 128-bit lane L takes int16 element L (ctrl[0]) or 4 + L (ctrl[1]) of its
+   * own lane, which holds scales 0-7 or 8-15 of the row (in-lane; no cross-lane vpermw) */
+  __m512i ctrl[2];
+  for (int c = 0; c < 2; c++) {
+    guint8 v[64];
+    for (int l = 0; l < 64; l++)
+      v[l] = (guint8)(2 * (4 * c + l / 16) + (l & 1));
+    ctrl[c] = _mm512_loadu_si512((const void *)v);
+  }
+  /* the group of 4 rows after the next: 840 bytes per block step, 14 lines (a little overlap),
+   * into L2 (2 threads streaming: 51-62% of a plain read with T0 one group ahead, 79-91%) */
+  const guint8 *pf = x + 8 * stride;
   __m128 sumf = _mm_setzero_ps();
   for (gint64 b = 0; b < nb; b++, x += 210, y += Q8K_BYTES, pf += 840) {
     const guint8 *q8 = y + 4;
-    WH_PREFETCH_LINES(pf, 14);
+    WH_PREFETCH_LINES_L2(pf, 14);
     const __m512i y01[2] = {_mm512_loadu_si512((const void *)q8),
                             _mm512_loadu_si512((const void *)(q8 + 128))};
     const __m512i y23[2] = {_mm512_loadu_si512((const void *)(q8 + 64)),
@@ -1876,9 +1926,9 @@ dot4_q6_k_q8_k_avx512(const guint8 *x, gsize stride, const guint8 *y, gint64 nb,
     for (int r = 0; r < 4; r++) {
       const guint8 *ql = x + r * stride, *qh = ql + 128;
       const __m128i sc8 = _mm_loadu_si128((const __m128i *)(ql + 192));
-      const __m512i sc = _mm512_castsi256_si512(_mm256_cvtepi8_epi16(sc8));
-      offs[r] = _mm_add_epi32(_mm_madd_epi16(_mm_cvtepi8_epi16(sc8), bs0),
-                              _mm_madd_epi16(_mm_cvtepi8_epi16(_mm_srli_si128(sc8, 8)), bs1));
+      const __m128i sclo = _mm_cvtepi8_epi16(sc8), schi = _mm_cvtepi8_epi16(_mm_srli_si128(sc8, 8));
+      offs[r] = _mm_add_epi32(_mm_madd_epi16(sclo, bs0), _mm_madd_epi16(schi, bs1));
+      const __m512i sc[2] = {_mm512_broadcast_i32x4(sclo), _mm512_broadcast_i32x4(schi)};
       __m512i a = _mm512_setzero_si512();
       for (int h = 0; h < 2; h++) {
         const __m512i vqh =
@@ -1889,9 +1939,9 @@ dot4_q6_k_q8_k_avx512(const guint8 *x, gsize stride, const guint8 *y, gint64 nb,
         const __m512i u23 = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(src, 4), m4),
                                             _mm512_and_si512(_mm512_srlv_epi16(vqh, sr), m30));
         a = _mm512_dpwssd_epi32(a, _mm512_maddubs_epi16(u01, y01[h]),
-                                _mm512_permutexvar_epi16(idx[2 * h], sc));
+                                _mm512_shuffle_epi8(sc[h], ctrl[0]));
         a = _mm512_dpwssd_epi32(a, _mm512_maddubs_epi16(u23, y23[h]),
-                                _mm512_permutexvar_epi16(idx[2 * h + 1], sc));
+                                _mm512_shuffle_epi8(sc[h], ctrl[1]));
       }
       acc[r] = a;
     }
