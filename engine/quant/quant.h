@@ -152,6 +152,12 @@ float wh_quant_vec_dot_at(wh_quant_simd level, wh_type wtype, const void *wrow, 
 typedef float (*wh_quant_vec_dot_fn)(const void *wrow, const void *act, gint64 n);
 wh_quant_vec_dot_fn wh_quant_vec_dot_resolve(wh_type wtype);
 
+/* @n fp16 values at @src -> floats at @dst, for hot loops over short rows (an F16 KV cache row
+ * of one head): no argument checks, F16C where the CPU has it. Same values as wh_fp16_to_fp32()
+ * except that a signalling NaN comes back quiet (wh_fp32_to_fp16() never produces one).
+ * Thread-safe. */
+void wh_quant_fp16_to_fp32_row(const void *src, float *dst, gint64 n);
+
 /* Dots @nrows weight rows of @wtype (row i at (const guint8 *)wrow + i * row_stride, @n
  * elements each, @n a multiple of the block size) with the one activation row @act (in
  * wh_quant_vec_dot_type() form), writing out[i]. For a decode matmul (many rows, one token):

@@ -828,12 +828,38 @@ test_vec_dot_reference(void)
   wh_gguf_close(g);
 }
 
+/* wh_quant_fp16_to_fp32_row() (F16C where the CPU has it) equals wh_fp16_to_fp32() bit for bit
+ * on every fp16 value but the signalling NaNs, at every length (tails), at odd offsets. */
+static void
+test_fp16_row(void)
+{
+  guint16 *h = g_new(guint16, 65536 + 16);
+  float *f = g_new(float, 65536 + 16);
+  for (guint32 i = 0; i < 65536; i++) {
+    const gboolean snan = (i & 0x7c00) == 0x7c00 && (i & 0x03ff) != 0 && !(i & 0x0200);
+    h[i] = snan ? (guint16)0x7e00 : (guint16)i;
+  }
+  wh_quant_fp16_to_fp32_row(h, f, 65536);
+  for (guint32 i = 0; i < 65536; i++)
+    g_assert_cmphex(bits(f[i]), ==, bits(wh_fp16_to_fp32(h[i])));
+  for (gint64 n = 0; n < 40; n++) {
+    memset(f, 0xff, sizeof(float) * 48);
+    wh_quant_fp16_to_fp32_row(h + 15000 + 2 * n + 1, f, n);
+    for (gint64 i = 0; i < n; i++)
+      g_assert_cmphex(bits(f[i]), ==, bits(wh_fp16_to_fp32(h[15000 + 2 * n + 1 + i])));
+    g_assert_cmphex(bits(f[n]), ==, 0xffffffffu); /* nothing written past n */
+  }
+  g_free(h);
+  g_free(f);
+}
+
 int
 main(int argc, char **argv)
 {
   g_test_init(&argc, &argv, NULL);
   g_test_add_func("/quant/tables", test_tables);
   g_test_add_func("/quant/fp16", test_fp16);
+  g_test_add_func("/quant/fp16-row", test_fp16_row);
   g_test_add_func("/quant/bf16", test_bf16);
   g_test_add_func("/quant/dequantize/reference", test_dequantize_reference);
   g_test_add_func("/quant/dequantize/validate", test_validate);
