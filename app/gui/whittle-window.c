@@ -124,13 +124,30 @@ action_show_jobs(GtkWidget *widget, const char *action_name, GVariant *param)
   gtk_menu_button_popup(whittle_jobs_button_get_menu_button(self->jobs_button));
 }
 
-/* A toast per finished job: short for success, with "Details" for errors.
- * Cancelled jobs need no news: the user asked for it. */
+/* Whether a finished job's end would otherwise go unseen: not while the jobs popover is open
+ * (its row shows it, and a toast on top costs a frame of layout for nothing), and not for
+ * the Chat page's model loads and replies (the page itself shows them). */
+static gboolean
+job_end_unseen(WhittleWindow *self, WhittleJobItem *item)
+{
+  GtkPopover *popover =
+      gtk_menu_button_get_popover(whittle_jobs_button_get_menu_button(self->jobs_button));
+  if (popover && gtk_widget_get_visible(GTK_WIDGET(popover)))
+    return FALSE;
+  wh_job *job = whittle_job_item_get_job(item);
+  const wh_job_kind kind = job ? wh_job_get_kind(job) : WH_JOB_DOWNLOAD;
+  return kind != WH_JOB_LOAD && kind != WH_JOB_GENERATE;
+}
+
+/* A toast per finished job whose end would go unseen: short for success, with "Details" for
+ * errors. Cancelled jobs need no news: the user asked for it. */
 static void
 on_job_finished(WhittleApplication *app, WhittleJobItem *item, WhittleWindow *self)
 {
   AdwToast *toast = NULL;
   const char *title = whittle_job_item_get_title(item);
+  if (!job_end_unseen(self, item))
+    return;
 
   switch (whittle_job_item_get_state(item)) {
   case WH_JOB_SUCCEEDED: {
