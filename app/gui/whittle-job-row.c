@@ -93,11 +93,15 @@ sync_download_controls(WhittleJobRow *self, WhittleDownloadState ds)
   gtk_widget_set_visible(GTK_WIDGET(self->resume_button),
                          ds == WHITTLE_DOWNLOAD_PAUSED || (failed && fix != FIX_NONE));
   const char *resume = failed ? _("Retry") : _("Resume");
-  gtk_widget_set_tooltip_text(GTK_WIDGET(self->resume_button), resume);
-  gtk_accessible_update_property(GTK_ACCESSIBLE(self->resume_button), GTK_ACCESSIBLE_PROPERTY_LABEL,
-                                 resume, -1);
-  gtk_button_set_icon_name(self->resume_button,
-                           failed ? "view-refresh-symbolic" : "media-playback-start-symbolic");
+  /* only on a change: a new tooltip on a visible widget costs an X round trip */
+  const char *tip = gtk_widget_get_tooltip_text(GTK_WIDGET(self->resume_button));
+  if (g_strcmp0(tip, resume) != 0) {
+    gtk_widget_set_tooltip_text(GTK_WIDGET(self->resume_button), resume);
+    gtk_accessible_update_property(GTK_ACCESSIBLE(self->resume_button),
+                                   GTK_ACCESSIBLE_PROPERTY_LABEL, resume, -1);
+    gtk_button_set_icon_name(self->resume_button,
+                             failed ? "view-refresh-symbolic" : "media-playback-start-symbolic");
+  }
   /* A paused or failed download can still be dropped. */
   if (ds == WHITTLE_DOWNLOAD_PAUSED || failed)
     gtk_widget_set_visible(GTK_WIDGET(self->cancel_button), TRUE);

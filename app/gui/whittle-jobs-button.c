@@ -121,7 +121,9 @@ whittle_jobs_button_set_n_active(WhittleJobsButton *self, guint n_active)
                                                               "Jobs, %u running", n_active),
                                                   n_active)
                                 : g_strdup(_("Jobs"));
-  gtk_widget_set_tooltip_text(GTK_WIDGET(self->menu_button), label);
+  /* The tooltip stays "Jobs" (the count is on the button): GTK asks the X server where the
+   * pointer is whenever a visible widget's tooltip changes, a blocking round trip in the very
+   * frame a job starts or ends. Screen readers get the count. */
   gtk_accessible_update_property(GTK_ACCESSIBLE(self->menu_button), GTK_ACCESSIBLE_PROPERTY_LABEL,
                                  label, -1);
 
