@@ -44,6 +44,7 @@ struct wh_job_queue {
   wh_job_notify_func observer;
   gpointer observer_data;
   int compute_nice;      /* niceness of compute jobs' threads (0: leave as is) */
+  int io_nice;           /* niceness of I/O jobs' threads (0: leave as is) */
   gboolean compute_idle; /* compute jobs' threads under SCHED_IDLE */
 };
 
@@ -358,6 +359,11 @@ run_job(gpointer data, gpointer pool_data)
     thread_set_nice(nice);
     if (idle)
       (void)thread_set_sched_idle();
+  } else {
+    g_mutex_lock(&queue->lock);
+    int nice = queue->io_nice;
+    g_mutex_unlock(&queue->lock);
+    thread_set_nice(nice);
   }
 
   ok = job->func(job, job->user_data, &error);
@@ -393,11 +399,10 @@ wh_job_queue_new(GMainContext *context, guint max_io)
   q->context = context ? g_main_context_ref(context) : g_main_context_ref_thread_default();
   q->jobs = g_ptr_array_new_with_free_func((GDestroyNotify)wh_job_unref);
   q->next_id = 1;
-  /* The I/O pool shares GLib's idle threads (it changes nothing about them). The compute
-   * pool is exclusive: its one thread is ours alone, so the niceness or SCHED_IDLE a compute
-   * job gives it never leaks into an I/O job, another queue or GTask's pool, which would
-   * otherwise pick up the idle thread. */
-  q->io_pool = g_thread_pool_new(run_job, q, max_io ? (gint)max_io : 4, FALSE, NULL);
+  /* Both pools are exclusive: their threads are ours alone, so the niceness or SCHED_IDLE a
+   * job gives its thread never leaks into a job of the other kind, another queue or GTask's
+   * pool, which would otherwise pick up an idle shared thread. */
+  q->io_pool = g_thread_pool_new(run_job, q, max_io ? (gint)max_io : 4, TRUE, NULL);
   q->compute_pool = g_thread_pool_new(run_job, q, 1, TRUE, NULL);
   return q;
 }
@@ -456,6 +461,14 @@ wh_job_queue_set_compute_nice(wh_job_queue *queue, int nice)
 {
   g_mutex_lock(&queue->lock);
   queue->compute_nice = CLAMP(nice, 0, 19);
+  g_mutex_unlock(&queue->lock);
+}
+
+void
+wh_job_queue_set_io_nice(wh_job_queue *queue, int nice)
+{
+  g_mutex_lock(&queue->lock);
+  queue->io_nice = CLAMP(nice, 0, 19);
   g_mutex_unlock(&queue->lock);
 }
 

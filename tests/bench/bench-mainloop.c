@@ -12,6 +12,8 @@
  *  2. a WH_JOB_QUANTIZE job converting an F16 model to Q4_K_M in the temporary folder;
  *  3. a session load (wh_session_load_async) followed by a generation of N tokens
  *     (wh_session_generate_async) whose text pieces arrive on the main loop.
+ * The local hub's threads run at niceness 19: they stand in for Hugging Face's servers, whose
+ * CPU time is not taken from the user's machine.
  * The queue runs the download beside the compute jobs; compute jobs (quantize, load, generate)
  * run one after the other by design (jobs.h), each on every core.
  *
@@ -864,6 +866,8 @@ main(int argc, char **argv)
       rate_kib > 0 ? (guint64)rate_kib * 1024u : MAX((guint64)st.st_size / 8, 65536);
   guint segments = (guint64)st.st_size >= 32 * 1048576ull ? DOWNLOAD_SEGMENTS : 1;
   faults.rate = (guint)MAX(total_rate / segments, 1024);
+  /* The local server stands in for Hugging Face: its work is not the user's machine's. */
+  faults.server_nice = 19;
   wh_test_hub_set_faults(hub, &faults);
 
   wh_app_test_isolate(tmp_dir);

@@ -14,6 +14,11 @@
 #include <libsoup/soup.h>
 #include <string.h>
 #include <sys/stat.h>
+#ifdef __linux__
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+#endif
 
 #include "gguf/gguf.h"
 
@@ -40,6 +45,22 @@ typedef struct {
   char *sha256; /* for .gguf (LFS) */
   char *sha1;   /* git blob id */
 } file_entry;
+
+/* Gives the calling server thread the niceness the faults ask for (server_nice). */
+static void
+apply_server_nice(wh_test_hub *h)
+{
+#ifdef __linux__
+  g_mutex_lock(&h->lock);
+  const int nice = h->faults.server_nice;
+  g_mutex_unlock(&h->lock);
+  const id_t tid = (id_t)syscall(SYS_gettid);
+  if (nice != 0 && getpriority(PRIO_PROCESS, tid) != nice)
+    setpriority(PRIO_PROCESS, tid, nice);
+#else
+  (void)h;
+#endif
+}
 
 static void
 file_entry_free(file_entry *f)
@@ -575,6 +596,7 @@ static gpointer
 raw_thread(gpointer data)
 {
   raw_job *j = data;
+  apply_server_nice(j->hub);
   GOutputStream *out = g_io_stream_get_output_stream(j->io);
   GString *hd = g_string_new(NULL);
   if (j->kind == RAW_ENDLESS) {
@@ -822,6 +844,7 @@ api_handler(SoupServer *server, SoupServerMessage *msg, const char *path, GHashT
             gpointer data)
 {
   wh_test_hub *h = data;
+  apply_server_nice(h);
   g_mutex_lock(&h->lock);
   h->stats.api_requests++;
   g_free(h->stats.last_user_agent);
@@ -892,6 +915,7 @@ cdn_handler(SoupServer *server, SoupServerMessage *msg, const char *path, GHashT
             gpointer data)
 {
   wh_test_hub *h = data;
+  apply_server_nice(h);
   if (!g_str_has_prefix(path, "/cdn/")) {
     soup_server_message_set_status(msg, 404, NULL);
     return;
