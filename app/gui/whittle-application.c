@@ -330,9 +330,6 @@ whittle_application_startup(GApplication *app)
    * UI thread wakes for a frame (bench-mainloop: the main thread waited for a CPU for about
    * half of every gap over 16 ms); an idle-policy one gives it up at once. */
   wh_job_queue_set_compute_idle(self->queue, TRUE);
-  /* Downloads (receiving, writing and hashing ~1 s of CPU per 200 MB) at niceness 5: they
-   * keep their pace, but a frame due on the UI thread wins the core. */
-  wh_job_queue_set_io_nice(self->queue, 5);
   wh_job_queue_set_observer(self->queue, on_job_changed, self);
 
   /* The library of local models, with the folders of the preferences. */

@@ -36,7 +36,10 @@ struct wh_job_queue {
   GCond idle_cond;
   GMainContext *context;
   GThreadPool *io_pool;
-  GThreadPool *compute_pool;
+  /* Compute jobs: one thread of our own, joined by wh_job_queue_free() (an exclusive
+   * GThreadPool's threads are never joined: at process exit one could still be ending) */
+  GAsyncQueue *compute_jobs;
+  GThread *compute_thread;
   GPtrArray *jobs; /* owned refs to jobs whose last notification is pending */
   guint n_active;
   guint64 next_id;
@@ -44,7 +47,6 @@ struct wh_job_queue {
   wh_job_notify_func observer;
   gpointer observer_data;
   int compute_nice;      /* niceness of compute jobs' threads (0: leave as is) */
-  int io_nice;           /* niceness of I/O jobs' threads (0: leave as is) */
   gboolean compute_idle; /* compute jobs' threads under SCHED_IDLE */
 };
 
@@ -307,7 +309,7 @@ thread_set_nice(int nice)
  * policy wants the CPU it is on, and a waking normal thread takes that CPU at once instead of
  * waiting for a scheduler slice. Threads it starts inherit the policy. One-way for an
  * unprivileged thread (going back needs CAP_SYS_NICE), which is why the compute pool is
- * exclusive: its threads never serve another pool. Returns FALSE where unavailable. */
+ * the queue's own: it never serves another pool. Returns FALSE where unavailable. */
 static gboolean
 thread_set_sched_idle(void)
 {
@@ -359,11 +361,6 @@ run_job(gpointer data, gpointer pool_data)
     thread_set_nice(nice);
     if (idle)
       (void)thread_set_sched_idle();
-  } else {
-    g_mutex_lock(&queue->lock);
-    int nice = queue->io_nice;
-    g_mutex_unlock(&queue->lock);
-    thread_set_nice(nice);
   }
 
   ok = job->func(job, job->user_data, &error);
@@ -390,6 +387,20 @@ run_job(gpointer data, gpointer pool_data)
 
 /* --- Queue ----------------------------------------------------------------- */
 
+/* The compute thread: runs compute jobs one at a time in submission order until it pops the
+ * queue itself (the stop mark wh_job_queue_free() pushes after the last job). */
+static gpointer
+compute_main(gpointer data)
+{
+  wh_job_queue *q = data;
+  for (;;) {
+    gpointer item = g_async_queue_pop(q->compute_jobs);
+    if (item == (gpointer)q)
+      return NULL;
+    run_job(item, q);
+  }
+}
+
 wh_job_queue *
 wh_job_queue_new(GMainContext *context, guint max_io)
 {
@@ -399,11 +410,13 @@ wh_job_queue_new(GMainContext *context, guint max_io)
   q->context = context ? g_main_context_ref(context) : g_main_context_ref_thread_default();
   q->jobs = g_ptr_array_new_with_free_func((GDestroyNotify)wh_job_unref);
   q->next_id = 1;
-  /* Both pools are exclusive: their threads are ours alone, so the niceness or SCHED_IDLE a
-   * job gives its thread never leaks into a job of the other kind, another queue or GTask's
-   * pool, which would otherwise pick up an idle shared thread. */
-  q->io_pool = g_thread_pool_new(run_job, q, max_io ? (gint)max_io : 4, TRUE, NULL);
-  q->compute_pool = g_thread_pool_new(run_job, q, 1, TRUE, NULL);
+  /* The I/O pool shares GLib's idle threads (it changes nothing about them). The compute
+   * thread is ours alone, so the niceness or SCHED_IDLE a compute job gives it never leaks
+   * into an I/O job, another queue or GTask's pool, which would otherwise pick up an idle
+   * shared thread. */
+  q->io_pool = g_thread_pool_new(run_job, q, max_io ? (gint)max_io : 4, FALSE, NULL);
+  q->compute_jobs = g_async_queue_new();
+  q->compute_thread = g_thread_new("wh-jobs-compute", compute_main, q);
   return q;
 }
 
@@ -425,7 +438,9 @@ wh_job_queue_free(wh_job_queue *queue)
   /* Runs whatever is still queued (each finishes as cancelled at once),
    * waits for running jobs to return. */
   g_thread_pool_free(queue->io_pool, FALSE, TRUE);
-  g_thread_pool_free(queue->compute_pool, FALSE, TRUE);
+  g_async_queue_push(queue->compute_jobs, queue);
+  g_thread_join(queue->compute_thread);
+  g_async_queue_unref(queue->compute_jobs);
 
   for (guint i = 0; i < jobs->len; i++) {
     wh_job *job = jobs->pdata[i];
@@ -461,14 +476,6 @@ wh_job_queue_set_compute_nice(wh_job_queue *queue, int nice)
 {
   g_mutex_lock(&queue->lock);
   queue->compute_nice = CLAMP(nice, 0, 19);
-  g_mutex_unlock(&queue->lock);
-}
-
-void
-wh_job_queue_set_io_nice(wh_job_queue *queue, int nice)
-{
-  g_mutex_lock(&queue->lock);
-  queue->io_nice = CLAMP(nice, 0, 19);
   g_mutex_unlock(&queue->lock);
 }
 
@@ -524,8 +531,10 @@ wh_job_queue_submit(wh_job_queue *queue, wh_job_kind kind, const char *title, wh
   }
 
   schedule_notify(job); /* observers learn about the queued job */
-  g_thread_pool_push(wh_job_kind_is_io(kind) ? queue->io_pool : queue->compute_pool,
-                     wh_job_ref(job), NULL);
+  if (wh_job_kind_is_io(kind))
+    g_thread_pool_push(queue->io_pool, wh_job_ref(job), NULL);
+  else
+    g_async_queue_push(queue->compute_jobs, wh_job_ref(job));
   return job;
 }
 

@@ -102,13 +102,6 @@ void wh_job_queue_free(wh_job_queue *queue);
  * niceness is only ever raised (lowering it needs privileges). Any thread. */
 void wh_job_queue_set_compute_nice(wh_job_queue *queue, int nice);
 
-/* Runs this queue's I/O jobs (downloads, hub requests; and the threads they start, such as a
- * download's segment workers) at the niceness @nice (0..19; Linux only, elsewhere a no-op).
- * An interactive app sets a little above 0 (5): a download's receiving, writing and hashing
- * then still gets a core, but the UI thread and the display server win it when a frame is due.
- * Applies to jobs that start after the call; raised only (as the compute niceness). */
-void wh_job_queue_set_io_nice(wh_job_queue *queue, int nice);
-
 /* With @idle, this queue's compute jobs (and the threads they start) run under the SCHED_IDLE
  * policy (Linux only, elsewhere a no-op; the compute niceness still applies): they use every
  * core nobody else wants, and any normal thread that wakes up (the UI thread for a frame, the

@@ -583,40 +583,6 @@ test_compute_idle(void)
 #endif
 }
 
-/* I/O jobs run at the queue's I/O niceness, compute jobs at theirs, and neither leaks into
- * GLib's shared threads. */
-static void
-test_io_nice(void)
-{
-#ifdef __linux__
-  GMainContext *ctx = g_main_context_new();
-  wh_job_queue *q = wh_job_queue_new(ctx, 2);
-  wh_job_queue_set_io_nice(q, 5);
-  wh_job_queue_set_compute_nice(q, 12);
-  int io = -1, compute = -1, io_after = -1;
-  wh_job *a = wh_job_queue_submit(q, WH_JOB_DOWNLOAD, "io", read_nice, &io, NULL, NULL, NULL);
-  g_assert_cmpint(wh_job_wait(a), ==, WH_JOB_SUCCEEDED);
-  wh_job *b =
-      wh_job_queue_submit(q, WH_JOB_QUANTIZE, "compute", read_nice, &compute, NULL, NULL, NULL);
-  g_assert_cmpint(wh_job_wait(b), ==, WH_JOB_SUCCEEDED);
-  wh_job *c = wh_job_queue_submit(q, WH_JOB_DOWNLOAD, "io", read_nice, &io_after, NULL, NULL, NULL);
-  g_assert_cmpint(wh_job_wait(c), ==, WH_JOB_SUCCEEDED);
-  const int base = getpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid));
-  g_assert_cmpint(io, ==, MAX(base, 5));
-  g_assert_cmpint(compute, ==, MAX(base, 12));
-  g_assert_cmpint(io_after, ==, MAX(base, 5));
-  wh_job_unref(a);
-  wh_job_unref(b);
-  wh_job_unref(c);
-  wh_job_queue_free(q);
-  while (g_main_context_iteration(ctx, FALSE))
-    ;
-  g_main_context_unref(ctx);
-#else
-  g_test_skip("niceness is only set on Linux");
-#endif
-}
-
 static void
 test_progress_format(void)
 {
@@ -684,6 +650,5 @@ main(int argc, char **argv)
   g_test_add_func("/jobs/progress-format", test_progress_format);
   g_test_add_func("/jobs/compute-nice", test_compute_nice);
   g_test_add_func("/jobs/compute-idle", test_compute_idle);
-  g_test_add_func("/jobs/io-nice", test_io_nice);
   return g_test_run();
 }
