@@ -31,16 +31,27 @@
 
 G_DEFINE_QUARK(wh - jobs - error - quark, wh_jobs_error)
 
+#define WH_JOBS_MAX_IO 16
+
+/* Worker threads of the queue's own taking jobs from one GAsyncQueue in order, joined by
+ * wh_job_queue_free(). Not a GThreadPool: its threads are never joined (a surplus idle one
+ * exits on its own), and one still ending when the process exits shows up as a leak under
+ * LeakSanitizer; nor GLib's shared threads, which would keep a compute job's niceness or
+ * SCHED_IDLE and serve GTask with it. */
+typedef struct {
+  wh_job_queue *queue;
+  GAsyncQueue *jobs;
+  GThread *threads[WH_JOBS_MAX_IO];
+  guint n_threads;
+} job_lane;
+
 struct wh_job_queue {
   GMutex lock;
   GCond idle_cond;
   GMainContext *context;
-  GThreadPool *io_pool;
-  /* Compute jobs: one thread of our own, joined by wh_job_queue_free() (an exclusive
-   * GThreadPool's threads are never joined: at process exit one could still be ending) */
-  GAsyncQueue *compute_jobs;
-  GThread *compute_thread;
-  GPtrArray *jobs; /* owned refs to jobs whose last notification is pending */
+  job_lane io;      /* max_io threads: I/O jobs side by side */
+  job_lane compute; /* one thread: compute jobs one at a time, in submission order */
+  GPtrArray *jobs;  /* owned refs to jobs whose last notification is pending */
   guint n_active;
   guint64 next_id;
   gboolean shutting_down;
@@ -387,18 +398,39 @@ run_job(gpointer data, gpointer pool_data)
 
 /* --- Queue ----------------------------------------------------------------- */
 
-/* The compute thread: runs compute jobs one at a time in submission order until it pops the
- * queue itself (the stop mark wh_job_queue_free() pushes after the last job). */
+/* A lane's thread: runs jobs until it pops the lane itself (the stop mark lane_stop() pushes
+ * once per thread after the last job). */
 static gpointer
-compute_main(gpointer data)
+lane_main(gpointer data)
 {
-  wh_job_queue *q = data;
+  job_lane *lane = data;
   for (;;) {
-    gpointer item = g_async_queue_pop(q->compute_jobs);
-    if (item == (gpointer)q)
+    gpointer item = g_async_queue_pop(lane->jobs);
+    if (item == (gpointer)lane)
       return NULL;
-    run_job(item, q);
+    run_job(item, lane->queue);
   }
+}
+
+static void
+lane_start(job_lane *lane, wh_job_queue *q, guint n, const char *name)
+{
+  lane->queue = q;
+  lane->jobs = g_async_queue_new();
+  lane->n_threads = CLAMP(n, 1u, (guint)WH_JOBS_MAX_IO);
+  for (guint i = 0; i < lane->n_threads; i++)
+    lane->threads[i] = g_thread_new(name, lane_main, lane);
+}
+
+/* Runs what is still queued (cancelled jobs finish at once), then joins the threads. */
+static void
+lane_stop(job_lane *lane)
+{
+  for (guint i = 0; i < lane->n_threads; i++)
+    g_async_queue_push(lane->jobs, lane);
+  for (guint i = 0; i < lane->n_threads; i++)
+    g_thread_join(lane->threads[i]);
+  g_async_queue_unref(lane->jobs);
 }
 
 wh_job_queue *
@@ -410,13 +442,8 @@ wh_job_queue_new(GMainContext *context, guint max_io)
   q->context = context ? g_main_context_ref(context) : g_main_context_ref_thread_default();
   q->jobs = g_ptr_array_new_with_free_func((GDestroyNotify)wh_job_unref);
   q->next_id = 1;
-  /* The I/O pool shares GLib's idle threads (it changes nothing about them). The compute
-   * thread is ours alone, so the niceness or SCHED_IDLE a compute job gives it never leaks
-   * into an I/O job, another queue or GTask's pool, which would otherwise pick up an idle
-   * shared thread. */
-  q->io_pool = g_thread_pool_new(run_job, q, max_io ? (gint)max_io : 4, FALSE, NULL);
-  q->compute_jobs = g_async_queue_new();
-  q->compute_thread = g_thread_new("wh-jobs-compute", compute_main, q);
+  lane_start(&q->io, q, max_io ? max_io : 4, "wh-jobs-io");
+  lane_start(&q->compute, q, 1, "wh-jobs-compute");
   return q;
 }
 
@@ -437,10 +464,8 @@ wh_job_queue_free(wh_job_queue *queue)
 
   /* Runs whatever is still queued (each finishes as cancelled at once),
    * waits for running jobs to return. */
-  g_thread_pool_free(queue->io_pool, FALSE, TRUE);
-  g_async_queue_push(queue->compute_jobs, queue);
-  g_thread_join(queue->compute_thread);
-  g_async_queue_unref(queue->compute_jobs);
+  lane_stop(&queue->io);
+  lane_stop(&queue->compute);
 
   for (guint i = 0; i < jobs->len; i++) {
     wh_job *job = jobs->pdata[i];
@@ -531,10 +556,8 @@ wh_job_queue_submit(wh_job_queue *queue, wh_job_kind kind, const char *title, wh
   }
 
   schedule_notify(job); /* observers learn about the queued job */
-  if (wh_job_kind_is_io(kind))
-    g_thread_pool_push(queue->io_pool, wh_job_ref(job), NULL);
-  else
-    g_async_queue_push(queue->compute_jobs, wh_job_ref(job));
+  g_async_queue_push(wh_job_kind_is_io(kind) ? queue->io.jobs : queue->compute.jobs,
+                     wh_job_ref(job));
   return job;
 }
 

@@ -85,7 +85,8 @@ typedef void (*wh_job_notify_func)(wh_job *job, gpointer user_data);
 
 /* Creates a queue delivering notifications on @context (NULL: the thread
  * default context of the caller at creation time). @max_io = how many I/O
- * jobs run at once (0: a default of 4). Returns a new queue; free with
+ * jobs run at once (0: a default of 4; at most 16), each on a thread of the queue's own
+ * (joined by wh_job_queue_free()). Returns a new queue; free with
  * wh_job_queue_free(). */
 wh_job_queue *wh_job_queue_new(GMainContext *context, guint max_io);
 
