@@ -15,9 +15,10 @@ build=${1:-"$src/_build"}
 shots="$build/tests/app/screenshots"
 
 rm -rf "$shots"
-meson compile -C "$build" test-window test-browse test-chat test-quantize whittle whittle-cli
+meson compile -C "$build" tests/app/test-window tests/app/test-browse tests/app/test-chat \
+  tests/app/test-quantize tests/app/test-planner app/gui/whittle app/cli/whittle-cli
 xvfb-run -a -s "-screen 0 1280x1024x24" meson test -C "$build" --print-errorlogs app-window app-browse \
-  app-chat app-quantize
+  app-chat app-quantize app-planner
 
 for name in browse library quantize chat planner jobs preferences \
     browse-results model-details library-models downloads; do
@@ -30,3 +31,6 @@ cp "$shots/quantize-types.png" "$shots/quantize-results.png" "$src/data/screensh
 # The wizard's first step with Library models to choose from (test-quantize.c's user folder).
 cp "$shots/quantize-source.png" "$src/data/screenshots/quantize.png"
 echo "data/screenshots/chat-conversation.png quantize-types.png quantize-results.png quantize.png"
+# The Planner with a model on a GPU that takes part of its layers (test-planner.c).
+cp "$shots/planner-partial.png" "$src/data/screenshots/planner.png"
+echo data/screenshots/planner.png
