@@ -319,8 +319,8 @@ thread_set_nice(int nice)
 /* Puts the calling thread under SCHED_IDLE (Linux): it runs only when no thread of a normal
  * policy wants the CPU it is on, and a waking normal thread takes that CPU at once instead of
  * waiting for a scheduler slice. Threads it starts inherit the policy. One-way for an
- * unprivileged thread (going back needs CAP_SYS_NICE), which is why the compute pool is
- * the queue's own: it never serves another pool. Returns FALSE where unavailable. */
+ * unprivileged thread (going back needs CAP_SYS_NICE), which is why the compute thread is
+ * the queue's own: it never serves other work. Returns FALSE where unavailable. */
 static gboolean
 thread_set_sched_idle(void)
 {
@@ -335,10 +335,8 @@ thread_set_sched_idle(void)
 }
 
 static void
-run_job(gpointer data, gpointer pool_data)
+run_job(wh_job *job, wh_job_queue *queue)
 {
-  wh_job *job = data;
-  wh_job_queue *queue = pool_data;
   GError *error = NULL;
   gboolean ok;
 

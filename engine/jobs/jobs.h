@@ -108,7 +108,7 @@ void wh_job_queue_set_compute_nice(wh_job_queue *queue, int nice);
  * core nobody else wants, and any normal thread that wakes up (the UI thread for a frame, the
  * display server, a download) takes the core back at once instead of waiting up to a
  * scheduler slice, as it may behind merely niced threads. On an idle desktop the jobs run at
- * full speed. One-way for the pool's worker thread (an unprivileged thread cannot leave
+ * full speed. One-way for the queue's compute thread (an unprivileged thread cannot leave
  * SCHED_IDLE): applies to jobs that start after the call and stays. Any thread. */
 void wh_job_queue_set_compute_idle(wh_job_queue *queue, gboolean idle);
 
