@@ -346,17 +346,6 @@ json_member_string(JsonBuilder *b, const char *name, const char *v)
   json_builder_add_string_value(b, v);
 }
 
-static void
-print_json(JsonBuilder *b)
-{
-  g_autoptr(JsonNode) root = json_builder_get_root(b);
-  g_autoptr(JsonGenerator) gen = json_generator_new();
-  json_generator_set_pretty(gen, TRUE);
-  json_generator_set_root(gen, root);
-  g_autofree char *text = json_generator_to_data(gen, NULL);
-  printf("%s\n", text);
-}
-
 static int
 bench_generate(int argc, char **argv)
 {
@@ -494,7 +483,7 @@ bench_generate(int argc, char **argv)
     json_member_double(b, "roofline_percent_per_rep_median", rep_pct_median);
     json_member_double(b, "load_average", load);
     json_builder_end_object(b);
-    print_json(b);
+    wh_cli_print_json_builder(b);
   } else {
     printf("model:       %s (%s, %s, %.1f MB of weights)\n", model_path, hp->arch_name, ftype_name,
            hp->weight_bytes / 1e6);
@@ -660,7 +649,7 @@ bench_quantize(int argc, char **argv)
     }
     json_builder_end_array(b);
     json_builder_end_object(b);
-    print_json(b);
+    wh_cli_print_json_builder(b);
   } else {
     printf("input: %s, %.1f MB; imatrix: %s; load average %.2f\n",
            synth ? "synthetic F16 llama" : model_path,
@@ -911,7 +900,7 @@ bench_kernels(int argc, char **argv)
     }
     json_builder_end_array(b);
     json_builder_end_object(b);
-    print_json(b);
+    wh_cli_print_json_builder(b);
   } else {
     printf("dot kernels: rows of %d elements against one activation row; warm = ~384 KiB of rows "
            "(L2), stream = %d MiB (DRAM); load average %.2f\n",
