@@ -318,6 +318,34 @@ kv_load(wh_kv_type type, const guint8 *row, guint32 row_len, guint32 off, guint3
   return buf;
 }
 
+/* Attention reads one head's slice of every cached row: for a 1B model 128 bytes every 1 KiB,
+ * a stride the hardware prefetcher does not follow across pages, so without help each slice
+ * waited on DRAM (an F16 cache row conversion was 12% of a 256-token decode, 1% with this).
+ * kv_prefetch() asks for the slice of the row KV_PREFETCH cells ahead. */
+#define KV_PREFETCH 8
+
+static void
+kv_prefetch(wh_kv_type type, const guint8 *row, guint32 off, guint32 n)
+{
+  gsize b = 0, e = 0;
+  switch (type) {
+  case WH_KV_F32:
+    b = (gsize)off * 4, e = (gsize)(off + n) * 4;
+    break;
+  case WH_KV_F16:
+    b = (gsize)off * 2, e = (gsize)(off + n) * 2;
+    break;
+  case WH_KV_Q8_0:
+  case WH_KV_Q4_0: {
+    const gsize bb = wh_quant_block_bytes(type == WH_KV_Q8_0 ? WH_TYPE_Q8_0 : WH_TYPE_Q4_0);
+    b = off / 32 * bb, e = (off + n + 31) / 32 * bb;
+    break;
+  }
+  }
+  for (gsize o = b & ~(gsize)63; o < e; o += 64)
+    __builtin_prefetch(row + o, 0, 3);
+}
+
 /* --- per-token stages ---------------------------------------------------------------- */
 
 typedef struct {
@@ -474,6 +502,8 @@ attn_worker(int ith, int nth, void *data)
     const float *q = cbuf(ctx, ctx->lay.off_qkv) + (gsize)t * W + (gsize)g * ng * dk;
 
     for (guint32 j = 0; j < nj; j++) {
+      if (j + KV_PREFETCH < nj)
+        kv_prefetch(kvt, wh_context_k_cell(ctx, il, j0 + j + KV_PREFETCH), g * dk, dk);
       const float *k =
           kv_load(kvt, wh_context_k_cell(ctx, il, j0 + j), Hkv * dk, g * dk, dk, kvbuf);
       for (guint32 hh = 0; hh < ng; hh++) {
@@ -499,6 +529,8 @@ attn_worker(int ith, int nth, void *data)
     }
     memset(acc, 0, sizeof(float) * ng * dv);
     for (guint32 j = 0; j < nj; j++) {
+      if (j + KV_PREFETCH < nj)
+        kv_prefetch(kvt, wh_context_v_cell(ctx, il, j0 + j + KV_PREFETCH), g * dv, dv);
       const float *v =
           kv_load(kvt, wh_context_v_cell(ctx, il, j0 + j), Hkv * dv, g * dv, dv, kvbuf);
       for (guint32 hh = 0; hh < ng; hh++) {
