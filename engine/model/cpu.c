@@ -20,6 +20,7 @@
  */
 #include "config.h"
 
+#include "model/cpu-attn.h"
 #include "model/model-private.h"
 #include "quant/quant.h"
 
@@ -320,7 +321,8 @@ kv_load(wh_kv_type type, const guint8 *row, guint32 row_len, guint32 off, guint3
 
 /* Attention reads one head's slice of every cached row: for a 1B model 128 bytes every 1 KiB,
  * a stride the hardware prefetcher does not follow across pages, so without help each slice
- * waited on DRAM (an F16 cache row conversion was 12% of a 256-token decode, 1% with this).
+ * waited on DRAM (an F16 cache row conversion was 12% of a 256-token decode, 1% with this; the F16
+ * cache has its own loops in cpu-attn.c).
  * kv_prefetch() asks for the slice of the row KV_PREFETCH cells ahead. */
 #define KV_PREFETCH 8
 
@@ -471,6 +473,26 @@ qk_worker(int ith, int nth, void *data)
 
 /* --- attention ----------------------------------------------------------------------- */
 
+/* Softmax of @ng rows of @nj scores, @ld apart, in place. */
+static void
+softmax_rows(float *scores, gsize ld, guint32 ng, guint32 nj)
+{
+  for (guint32 hh = 0; hh < ng; hh++) {
+    float *s = scores + (gsize)hh * ld;
+    float mx = -INFINITY;
+    for (guint32 j = 0; j < nj; j++)
+      mx = MAX(mx, s[j]);
+    double sum = 0.0;
+    for (guint32 j = 0; j < nj; j++) {
+      s[j] = expf(s[j] - mx);
+      sum += s[j];
+    }
+    float inv = (float)(1.0 / sum);
+    for (guint32 j = 0; j < nj; j++)
+      s[j] *= inv;
+  }
+}
+
 /* One (token, KV head) pair per work item: the n_group query heads sharing
  * that KV head, against every visible cached key (causal, sliding window). */
 static void
@@ -501,31 +523,38 @@ attn_worker(int ith, int nth, void *data)
     const guint32 nj = p + 1 - j0;
     const float *q = cbuf(ctx, ctx->lay.off_qkv) + (gsize)t * W + (gsize)g * ng * dk;
 
-    for (guint32 j = 0; j < nj; j++) {
-      if (j + KV_PREFETCH < nj)
-        kv_prefetch(kvt, wh_context_k_cell(ctx, il, j0 + j + KV_PREFETCH), g * dk, dk);
-      const float *k =
-          kv_load(kvt, wh_context_k_cell(ctx, il, j0 + j), Hkv * dk, g * dk, dk, kvbuf);
-      for (guint32 hh = 0; hh < ng; hh++) {
-        float z = dot_f32(q + hh * dk, k, dk) * hp->attn_scale;
-        if (hp->attn_softcap > 0.0f)
-          z = hp->attn_softcap * tanhf(z / hp->attn_softcap);
-        scores[(gsize)hh * n_ctx + j] = z;
+    float *out = cbuf(ctx, ctx->lay.off_attn) + (gsize)t * H * dv + (gsize)g * ng * dv;
+    if (kvt == WH_KV_F16) {
+      /* cpu-attn.c: the F16 slices straight from the cache, SIMD where the CPU has it */
+      wh_attn_scores_f16(WH_QUANT_SIMD_AVX512, q, ng, dk,
+                         wh_context_k_cell(ctx, il, j0) + 2 * (gsize)g * dk, ctx->lay.kv_row_k[il],
+                         nj, hp->attn_scale, scores, n_ctx, kvbuf);
+      if (hp->attn_softcap > 0.0f)
+        for (guint32 hh = 0; hh < ng; hh++)
+          for (guint32 j = 0; j < nj; j++) {
+            float *z = &scores[(gsize)hh * n_ctx + j];
+            *z = hp->attn_softcap * tanhf(*z / hp->attn_softcap);
+          }
+    } else {
+      for (guint32 j = 0; j < nj; j++) {
+        if (j + KV_PREFETCH < nj)
+          kv_prefetch(kvt, wh_context_k_cell(ctx, il, j0 + j + KV_PREFETCH), g * dk, dk);
+        const float *k =
+            kv_load(kvt, wh_context_k_cell(ctx, il, j0 + j), Hkv * dk, g * dk, dk, kvbuf);
+        for (guint32 hh = 0; hh < ng; hh++) {
+          float z = dot_f32(q + hh * dk, k, dk) * hp->attn_scale;
+          if (hp->attn_softcap > 0.0f)
+            z = hp->attn_softcap * tanhf(z / hp->attn_softcap);
+          scores[(gsize)hh * n_ctx + j] = z;
+        }
       }
     }
-    for (guint32 hh = 0; hh < ng; hh++) {
-      float *s = scores + (gsize)hh * n_ctx;
-      float mx = -INFINITY;
-      for (guint32 j = 0; j < nj; j++)
-        mx = MAX(mx, s[j]);
-      double sum = 0.0;
-      for (guint32 j = 0; j < nj; j++) {
-        s[j] = expf(s[j] - mx);
-        sum += s[j];
-      }
-      float inv = (float)(1.0 / sum);
-      for (guint32 j = 0; j < nj; j++)
-        s[j] *= inv;
+    softmax_rows(scores, n_ctx, ng, nj);
+    if (kvt == WH_KV_F16) {
+      wh_attn_values_f16(WH_QUANT_SIMD_AVX512, scores, n_ctx, ng, dv,
+                         wh_context_v_cell(ctx, il, j0) + 2 * (gsize)g * dv, ctx->lay.kv_row_v[il],
+                         nj, out, kvbuf);
+      continue;
     }
     memset(acc, 0, sizeof(float) * ng * dv);
     for (guint32 j = 0; j < nj; j++) {
@@ -540,7 +569,6 @@ attn_worker(int ith, int nth, void *data)
           o[i] += a * v[i];
       }
     }
-    float *out = cbuf(ctx, ctx->lay.off_attn) + (gsize)t * H * dv + (gsize)g * ng * dv;
     memcpy(out, acc, sizeof(float) * ng * dv);
   }
 }

@@ -10,6 +10,7 @@
 #include <math.h>
 #include <string.h>
 
+#include "model/cpu-attn.h"
 #include "model/model-private.h"
 #include "sample/sample.h"
 #include "wh-test-util.h"
@@ -514,6 +515,54 @@ test_errors(void)
   wh_model_free(model);
 }
 
+/* The AVX2 attention loops over an F16 cache give the portable loops' floats bit for bit:
+ * group sizes 1-6 (MHA, GQA, the >4 heads tile), head sizes 64/128/256 and 40 (portable only),
+ * 1 to 300 positions, a cache row stride wider than the slice, random values. */
+static void
+test_attn_simd(void)
+{
+  if (wh_quant_simd_level() < WH_QUANT_SIMD_AVX2)
+    g_test_message("no AVX2 on this CPU: both levels run the portable loops");
+  GRand *rand = g_rand_new_with_seed(7);
+  const guint32 dims[] = {64, 128, 256, 40}, groups[] = {1, 4, 6}, lens[] = {1, 7, 300};
+  for (guint di = 0; di < G_N_ELEMENTS(dims); di++)
+    for (guint gi = 0; gi < G_N_ELEMENTS(groups); gi++)
+      for (guint li = 0; li < G_N_ELEMENTS(lens); li++) {
+        const guint32 d = dims[di], ng = groups[gi], nj = lens[li];
+        const gsize stride = 2 * (gsize)d * 3 + 64, ld = nj + 5;
+        guint8 *cache = g_malloc(stride * nj);
+        for (gsize i = 0; i < stride * nj / 2; i++) {
+          guint16 h = wh_fp32_to_fp16((float)g_rand_double_range(rand, -2.0, 2.0));
+          memcpy(cache + 2 * i, &h, 2);
+        }
+        float *q = g_new(float, (gsize)ng *d), *buf = g_new(float, d);
+        for (gsize i = 0; i < (gsize)ng * d; i++)
+          q[i] = (float)g_rand_double_range(rand, -1.0, 1.0);
+        float *sc[2], *out[2];
+        for (int k = 0; k < 2; k++) {
+          sc[k] = g_new0(float, (gsize)ng *ld);
+          out[k] = g_new(float, (gsize)ng *d);
+          wh_attn_scores_f16(k ? WH_QUANT_SIMD_AVX512 : WH_QUANT_SIMD_NONE, q, ng, d, cache + 2 * d,
+                             stride, nj, 0.125f, sc[k], ld, buf);
+        }
+        g_assert_cmpmem(sc[0], sizeof(float) * ng * ld, sc[1], sizeof(float) * ng * ld);
+        for (gsize i = 0; i < (gsize)ng * ld; i++) /* weights in [0, 1) */
+          sc[0][i] = fabsf(sc[0][i]) / (1.0f + fabsf(sc[0][i]));
+        for (int k = 0; k < 2; k++)
+          wh_attn_values_f16(k ? WH_QUANT_SIMD_AVX512 : WH_QUANT_SIMD_NONE, sc[0], ld, ng, d,
+                             cache + 4 * d, stride, nj, out[k], buf);
+        g_assert_cmpmem(out[0], sizeof(float) * ng * d, out[1], sizeof(float) * ng * d);
+        for (int k = 0; k < 2; k++) {
+          g_free(sc[k]);
+          g_free(out[k]);
+        }
+        g_free(q);
+        g_free(buf);
+        g_free(cache);
+      }
+  g_rand_free(rand);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -539,6 +588,7 @@ main(int argc, char **argv)
   g_test_add_data_func("/model/incremental/f16", GINT_TO_POINTER(WH_KV_F16), test_incremental);
   g_test_add_data_func("/model/incremental/q8_0", GINT_TO_POINTER(WH_KV_Q8_0), test_incremental);
   g_test_add_func("/model/threads", test_threads);
+  g_test_add_func("/model/attn-simd", test_attn_simd);
   g_test_add_func("/model/memory-plan", test_memory_plan);
   g_test_add_func("/model/kv-types", test_kv_types);
   g_test_add_func("/model/context-shift", test_context_shift);

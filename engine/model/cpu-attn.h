@@ -1,0 +1,27 @@
+/* cpu-attn.h — attention inner loops over an F16 KV cache (CPU backend, private).
+ *
+ * Slices: K[j] = @k + j * @stride (dk fp16 values), V[j] = @v + j * @stride (dv fp16 values).
+ * @level: the highest instruction-set level to use (WH_QUANT_SIMD_AVX2 and up pick the AVX2 +
+ * F16C path on x86-64 CPUs that have it, WH_QUANT_SIMD_NONE the portable loops); every level
+ * gives the same floats bit for bit. @buf: scratch of at least MAX(dk, dv) floats. Reentrant:
+ * no state, any thread.
+ */
+#pragma once
+
+#include <glib.h>
+
+#include "quant/quant.h"
+
+G_BEGIN_DECLS
+
+/* scores[hh * ld + j] = scale * dot(q + hh * dk, K[j]) for hh < ng, j < nj. */
+void wh_attn_scores_f16(wh_quant_simd level, const float *q, guint32 ng, guint32 dk,
+                        const guint8 *k, gsize stride, guint32 nj, float scale, float *scores,
+                        gsize ld, float *buf);
+
+/* out[hh * dv + i] = sum over j ascending of a[hh * ld + j] * V[j][i], for hh < ng, i < dv
+ * (out is overwritten). */
+void wh_attn_values_f16(wh_quant_simd level, const float *a, gsize ld, guint32 ng, guint32 dv,
+                        const guint8 *v, gsize stride, guint32 nj, float *out, float *buf);
+
+G_END_DECLS
