@@ -226,6 +226,8 @@ mm_plan_chunks(mm_job *job)
   if (job->n_tokens > 1)
     chunk = MAX(chunk, 32); /* room for the L1 row blocks of mm_rows() */
   chunk = MIN(chunk, MAX((guint64)1, total / (4 * (guint64)nth)));
+  if (chunk > 8)
+    chunk &= ~(guint64)7; /* whole groups of the multi-row decode kernels (4 rows) */
   job->total_rows = total;
   job->chunk_rows = chunk;
   job->next_chunk = 0;
@@ -289,6 +291,23 @@ kv_store(wh_kv_type type, guint8 *dst, const float *src, guint32 n)
     wh_quant_quantize_rows(WH_TYPE_Q4_0, src, dst, 1, n, NULL, NULL);
     break;
   }
+}
+
+/* Byte offset of element @off of a cache row (a multiple of 32 for the block types). */
+static gsize
+kv_offset(wh_kv_type type, guint32 off)
+{
+  switch (type) {
+  case WH_KV_F32:
+    return (gsize)off * 4;
+  case WH_KV_F16:
+    return (gsize)off * 2;
+  case WH_KV_Q8_0:
+    return off / 32 * wh_quant_block_bytes(WH_TYPE_Q8_0);
+  case WH_KV_Q4_0:
+    return off / 32 * wh_quant_block_bytes(WH_TYPE_Q4_0);
+  }
+  return 0;
 }
 
 /* Elements [off, off+n) of a cache row of @row_len elements, as floats.
@@ -360,6 +379,7 @@ typedef struct {
   const wh_gguf_tensor *next_norm; /* h = rms_norm(x, next_norm) */
   guint32 t_begin;                 /* first token row to produce h for */
   gint next_item;                  /* attention: next (token, KV head) item to take (atomic) */
+  gboolean fuse_qk;                /* attention items do qk_heads() first (qk_fusable()) */
 } stage_job;
 
 static void
@@ -436,39 +456,65 @@ residual_worker(int ith, int nth, void *data)
 }
 
 /* Q/K norms, RoPE, and the K/V append. */
+/* Token t of the batch: q/k norms and RoPE of query heads [g0 * ng, g1 * ng) and KV heads
+ * [g0, g1), and the K and V of KV heads [g0, g1) stored in the token's cache cell. Per head
+ * the same operations whatever the head range, so a range gives the floats of the whole. */
+static void
+qk_heads(stage_job *job, gsize t, guint32 g0, guint32 g1)
+{
+  wh_context *ctx = job->ctx;
+  const wh_model_hparams *hp = &ctx->model->hp;
+  const wh_layer_weights *L = &ctx->model->layers[job->il];
+  const guint32 H = hp->n_head[job->il], Hkv = hp->n_head_kv[job->il], ng = H / Hkv;
+  const guint32 dk = hp->head_dim_k, dv = hp->head_dim_v, W = ctx->lay.qkv_width;
+  const guint32 np = ctx->lay.n_pairs, nb = ctx->lay.nb;
+  const int c = hp->swa_layer[job->il] ? 1 : 0;
+  float *q = cbuf(ctx, ctx->lay.off_qkv) + t * W;
+  float *k = q + H * dk;
+  float *v = k + Hkv * dk;
+  const float *cs = cbuf(ctx, ctx->lay.off_rope) + ((gsize)c * 2 * nb + t) * np;
+  const float *sn = cs + (gsize)nb * np;
+  for (guint32 h = g0 * ng; h < g1 * ng; h++) {
+    if (L->q_norm)
+      rms_norm(q + h * dk, q + h * dk, fdata(L->q_norm), dk, hp->eps);
+    rope_apply(q + h * dk, cs, sn, hp->n_rot, hp->rope_type);
+  }
+  for (guint32 h = g0; h < g1; h++) {
+    if (L->k_norm)
+      rms_norm(k + h * dk, k + h * dk, fdata(L->k_norm), dk, hp->eps);
+    rope_apply(k + h * dk, cs, sn, hp->n_rot, hp->rope_type);
+  }
+  const guint32 cell = job->batch->pos0 + (guint32)t;
+  const wh_kv_type kvt = ctx->params.kv_type;
+  kv_store(kvt, wh_context_k_cell(ctx, job->il, cell) + kv_offset(kvt, g0 * dk), k + g0 * dk,
+           (g1 - g0) * dk);
+  kv_store(kvt, wh_context_v_cell(ctx, job->il, cell) + kv_offset(kvt, g0 * dv), v + g0 * dv,
+           (g1 - g0) * dv);
+}
+
+/* Norms, RoPE and cache stores of every head of every token (a batch). */
 static void
 qk_worker(int ith, int nth, void *data)
 {
   stage_job *job = data;
-  wh_context *ctx = job->ctx;
-  const wh_model_hparams *hp = &ctx->model->hp;
-  const wh_layer_weights *L = &ctx->model->layers[job->il];
-  const guint32 H = hp->n_head[job->il], Hkv = hp->n_head_kv[job->il];
-  const guint32 dk = hp->head_dim_k, dv = hp->head_dim_v, W = ctx->lay.qkv_width;
-  const guint32 np = ctx->lay.n_pairs, nb = ctx->lay.nb;
-  const int c = hp->swa_layer[job->il] ? 1 : 0;
+  const wh_model_hparams *hp = &job->ctx->model->hp;
   gsize b, e;
   wh_threadpool_split(job->batch->n_tokens, ith, nth, &b, &e);
-  for (gsize t = b; t < e; t++) {
-    float *q = cbuf(ctx, ctx->lay.off_qkv) + t * W;
-    float *k = q + H * dk;
-    float *v = k + Hkv * dk;
-    const float *cs = cbuf(ctx, ctx->lay.off_rope) + ((gsize)c * 2 * nb + t) * np;
-    const float *sn = cs + (gsize)nb * np;
-    for (guint32 h = 0; h < H; h++) {
-      if (L->q_norm)
-        rms_norm(q + h * dk, q + h * dk, fdata(L->q_norm), dk, hp->eps);
-      rope_apply(q + h * dk, cs, sn, hp->n_rot, hp->rope_type);
-    }
-    for (guint32 h = 0; h < Hkv; h++) {
-      if (L->k_norm)
-        rms_norm(k + h * dk, k + h * dk, fdata(L->k_norm), dk, hp->eps);
-      rope_apply(k + h * dk, cs, sn, hp->n_rot, hp->rope_type);
-    }
-    guint32 cell = job->batch->pos0 + (guint32)t;
-    kv_store(ctx->params.kv_type, wh_context_k_cell(ctx, job->il, cell), k, Hkv * dk);
-    kv_store(ctx->params.kv_type, wh_context_v_cell(ctx, job->il, cell), v, Hkv * dv);
-  }
+  for (gsize t = b; t < e; t++)
+    qk_heads(job, t, 0, hp->n_head_kv[job->il]);
+}
+
+/* Decoding one token, attention items (one per KV head) also do qk_heads() for their own head
+ * instead of thread 0 doing every head before the run while the others wait (~2-3% of a decode
+ * step of a 1B model). Needs each head's cache slice to start on a block: dk and dv multiples
+ * of 32 for the block KV types. */
+static gboolean
+qk_fusable(wh_context *ctx, const wh_batch *batch)
+{
+  const wh_model_hparams *hp = &ctx->model->hp;
+  const gboolean blocks = ctx->params.kv_type == WH_KV_Q8_0 || ctx->params.kv_type == WH_KV_Q4_0;
+  return batch->n_tokens == 1 &&
+         (!blocks || (hp->head_dim_k % 32 == 0 && hp->head_dim_v % 32 == 0));
 }
 
 /* --- attention ----------------------------------------------------------------------- */
@@ -522,6 +568,8 @@ attn_worker(int ith, int nth, void *data)
     const guint32 j0 = swa && p + 1 > hp->n_swa ? p + 1 - hp->n_swa : 0;
     const guint32 nj = p + 1 - j0;
     const float *q = cbuf(ctx, ctx->lay.off_qkv) + (gsize)t * W + (gsize)g * ng * dk;
+    if (job->fuse_qk)
+      qk_heads(job, t, g, g + 1);
 
     float *out = cbuf(ctx, ctx->lay.off_attn) + (gsize)t * H * dv + (gsize)g * ng * dv;
     if (kvt == WH_KV_F16) {
@@ -675,7 +723,9 @@ cpu_layers(wh_context *ctx, const wh_batch *batch, guint32 il_begin, guint32 il_
       mm_add(&mm, L->wv, h, d, qkv + (H + Hkv) * dk, W, L->bv);
     }
     mm_run(&mm);
-    stage_run(ctx, qk_worker, &st, batch->n_tokens);
+    st.fuse_qk = qk_fusable(ctx, batch);
+    if (!st.fuse_qk)
+      stage_run(ctx, qk_worker, &st, batch->n_tokens);
     if ((gsize)batch->n_tokens * Hkv > 1)
       wh_threadpool_run_dynamic(ctx->pool, attn_worker, &st);
     else
