@@ -5,6 +5,7 @@
 
 #include "whittle-job-row.h"
 #include "whittle-jobs-button.h"
+#include "whittle-spinner.h"
 
 struct _WhittleJobsButton {
   AdwBin parent_instance;
@@ -14,12 +15,19 @@ struct _WhittleJobsButton {
   /* template children */
   GtkMenuButton *menu_button;
   GtkStack *indicator;
-  GtkSpinner *spinner;
+  WhittleSpinner *spinner;
   GtkLabel *count_label;
   GtkListBox *list_box;
 
   GPtrArray *warm_icons; /* GtkIconPaintable: keeps the icons of job rows loaded */
   guint warm_source, warm_next;
+
+  /* The list box shows the model through a filter that lets a new item in once it is
+   * "revealed": at once while the list is not on screen, else one item per frame. */
+  GtkFilterListModel *shown;
+  GtkCustomFilter *revealed;
+  guint reveal_tick;    /* tick callback on the list box while items wait */
+  gboolean reveal_skip; /* the tick lets the first frame after the items came pass */
 };
 
 G_DEFINE_FINAL_TYPE(WhittleJobsButton, whittle_jobs_button, ADW_TYPE_BIN)
@@ -95,11 +103,108 @@ create_row(gpointer item, gpointer user_data)
   return whittle_job_row_new(WHITTLE_JOB_ITEM(item));
 }
 
+/* --- New rows, one per frame ------------------------------------------------------------
+ *
+ * Jobs often start together (a quantization and its model load, a chat's load and reply, a
+ * download started while another runs). The frame that shows a new row styles, measures and
+ * draws it, relayouts the popover's list and re-presents the popover (X round trips); three
+ * rows at once cost that frame 10-20 ms (bench-mainloop), over the 16 ms of a frame. So while
+ * the list is on screen a new item waits until a frame-clock tick lets it in, one item per
+ * frame, from the top: the items of a burst enter each below the one before, so a row already
+ * drawn does not move. While the popover is closed items enter at once (nothing is drawn). */
+
+static GQuark
+revealed_quark(void)
+{
+  return g_quark_from_static_string("whittle-jobs-button-revealed");
+}
+
+static gboolean reveal_next(GtkWidget *widget, GdkFrameClock *clock, gpointer data);
+
+static gboolean
+item_revealed(gpointer item, gpointer data)
+{
+  WhittleJobsButton *self = data;
+  if (g_object_get_qdata(item, revealed_quark()))
+    return TRUE;
+  if (!gtk_widget_get_mapped(GTK_WIDGET(self->list_box))) {
+    g_object_set_qdata(item, revealed_quark(), GINT_TO_POINTER(1));
+    return TRUE;
+  }
+  if (self->reveal_tick == 0) {
+    self->reveal_tick =
+        gtk_widget_add_tick_callback(GTK_WIDGET(self->list_box), reveal_next, self, NULL);
+    /* Not in the coming frame: it shows what came with the item (the busy button, the count). */
+    self->reveal_skip = TRUE;
+  }
+  return FALSE;
+}
+
+/* Lets in the first waiting item (from the top, so each enters below the rows that came in the
+ * frames before) or, with @all, every one; TRUE while more wait. */
+static gboolean
+reveal(WhittleJobsButton *self, gboolean all)
+{
+  GListModel *model = self->shown ? gtk_filter_list_model_get_model(self->shown) : NULL;
+  guint n = model ? g_list_model_get_n_items(model) : 0, n_new = 0;
+  gboolean more = FALSE;
+  for (guint i = 0; i < n; i++) {
+    g_autoptr(GObject) item = g_list_model_get_item(model, i);
+    if (g_object_get_qdata(item, revealed_quark()))
+      continue;
+    if (n_new > 0 && !all) {
+      more = TRUE;
+      break;
+    }
+    g_object_set_qdata(item, revealed_quark(), GINT_TO_POINTER(1));
+    n_new++;
+  }
+  if (n_new > 0)
+    gtk_filter_changed(GTK_FILTER(self->revealed), GTK_FILTER_CHANGE_LESS_STRICT);
+  return more;
+}
+
+/* Frame-clock tick (the update phase, before layout): the row enters in this very frame. */
+static gboolean
+reveal_next(GtkWidget *widget, GdkFrameClock *clock, gpointer data)
+{
+  WhittleJobsButton *self = data;
+  if (self->reveal_skip) {
+    self->reveal_skip = FALSE;
+    return G_SOURCE_CONTINUE;
+  }
+  if (reveal(self, FALSE))
+    return G_SOURCE_CONTINUE;
+  self->reveal_tick = 0;
+  return G_SOURCE_REMOVE;
+}
+
+/* The popover closed: whatever waits enters now (the list is not drawn). */
+static void
+on_list_unmap(WhittleJobsButton *self)
+{
+  if (self->reveal_tick) {
+    gtk_widget_remove_tick_callback(GTK_WIDGET(self->list_box), self->reveal_tick);
+    self->reveal_tick = 0;
+  }
+  reveal(self, TRUE);
+}
+
 void
 whittle_jobs_button_set_model(WhittleJobsButton *self, GListModel *model)
 {
   g_return_if_fail(WHITTLE_IS_JOBS_BUTTON(self));
-  gtk_list_box_bind_model(self->list_box, model, create_row, NULL, NULL);
+  if (self->reveal_tick) {
+    gtk_widget_remove_tick_callback(GTK_WIDGET(self->list_box), self->reveal_tick);
+    self->reveal_tick = 0;
+  }
+  gtk_list_box_bind_model(self->list_box, NULL, NULL, NULL, NULL);
+  g_clear_object(&self->shown);
+  if (model == NULL)
+    return;
+  self->shown =
+      gtk_filter_list_model_new(g_object_ref(model), GTK_FILTER(g_object_ref(self->revealed)));
+  gtk_list_box_bind_model(self->list_box, G_LIST_MODEL(self->shown), create_row, NULL, NULL);
 }
 
 void
@@ -114,7 +219,7 @@ whittle_jobs_button_set_n_active(WhittleJobsButton *self, guint n_active)
   gboolean busy = n_active > 0;
   g_autofree char *count = g_strdup_printf("%u", n_active);
   gtk_label_set_label(self->count_label, count);
-  gtk_spinner_set_spinning(self->spinner, busy);
+  whittle_spinner_set_spinning(self->spinner, busy);
   gtk_stack_set_visible_child_name(self->indicator, busy ? "busy" : "idle");
 
   g_autofree char *label = busy ? g_strdup_printf(g_dngettext(GETTEXT_PACKAGE, "Jobs, %u running",
@@ -185,8 +290,15 @@ whittle_jobs_button_dispose(GObject *object)
 {
   WhittleJobsButton *self = WHITTLE_JOBS_BUTTON(object);
 
-  if (self->list_box)
+  if (self->list_box) {
+    if (self->reveal_tick)
+      gtk_widget_remove_tick_callback(GTK_WIDGET(self->list_box), self->reveal_tick);
+    self->reveal_tick = 0;
+    g_signal_handlers_disconnect_by_data(self->list_box, self);
     gtk_list_box_bind_model(self->list_box, NULL, NULL, NULL, NULL);
+  }
+  g_clear_object(&self->shown);
+  g_clear_object(&self->revealed);
   g_clear_handle_id(&self->warm_source, g_source_remove);
   g_clear_pointer(&self->warm_icons, g_ptr_array_unref);
   /* The menu button is both a bound template child and the AdwBin's child:
@@ -212,6 +324,7 @@ whittle_jobs_button_class_init(WhittleJobsButtonClass *klass)
                         G_PARAM_READWRITE | G_PARAM_EXPLICIT_NOTIFY | G_PARAM_STATIC_STRINGS);
   g_object_class_install_properties(object_class, N_PROPS, props);
 
+  g_type_ensure(WHITTLE_TYPE_SPINNER);
   gtk_widget_class_set_template_from_resource(widget_class,
                                               "/io/github/whittle/Whittle/whittle-jobs-button.ui");
   gtk_widget_class_bind_template_child(widget_class, WhittleJobsButton, menu_button);
@@ -227,6 +340,8 @@ whittle_jobs_button_init(WhittleJobsButton *self)
   gtk_widget_init_template(GTK_WIDGET(self));
   self->warm_icons = g_ptr_array_new_with_free_func(g_object_unref);
   g_signal_connect(self, "realize", G_CALLBACK(on_realize), NULL);
+  self->revealed = gtk_custom_filter_new(item_revealed, self, NULL);
+  g_signal_connect_swapped(self->list_box, "unmap", G_CALLBACK(on_list_unmap), self);
 
   GtkWidget *placeholder =
       gtk_label_new(_("Nothing is running. Downloads and quantizations will show up here."));

@@ -6,6 +6,9 @@
  * active jobs ("n-active") while something does. Its popover lists the
  * items of "model" (WhittleJobItem) as WhittleJobRow rows, with a
  * placeholder when empty and a Clear Finished button (app.clear-jobs).
+ * While the list is on screen, items added to the model enter it one per frame (several new
+ * rows in one frame cost it more than a frame's time); otherwise at once. The spinner is a
+ * WhittleSpinner, which turns without relayouts.
  * Owns: nothing but its widgets; the model belongs to the application.
  */
 #pragma once

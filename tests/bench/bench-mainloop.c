@@ -44,7 +44,10 @@
  *
  * Output: jobs finished, duration, iterations, frames, longest gap, 99th and 99.9th percentile
  * gaps, the number of gaps over 16 ms and what the samples were doing (app code on the stack,
- * waiting for the X server, drawing); --json prints the figures as one JSON object. Variants
+ * waiting for the X server, drawing), each long gap's frames (when each began in the gap, its
+ * layout and paint times), the main thread's time waiting for a CPU over the whole run, and the
+ * longest gap's breakdown even when it is under 16 ms; --json prints the figures as one JSON
+ * object. Variants
  * for finding causes: --idle S (no jobs, spinner animating: the baseline), --no-popover,
  * --threads N (compute threads), --nice-workers N (every other thread reniced),
  * --no-sched-idle (compute jobs only niced), --generate-only (the chat speed on an idle
@@ -583,6 +586,12 @@ static guint n_frames;
 static gint64 last_frame, longest_frame, frame_start, layout_end;
 static gint64 longest_layout, longest_paint, total_layout, total_paint;
 
+/* Each frame's phases (start, end of layout, end of paint), to print the frames of a long gap. */
+typedef struct {
+  gint64 start, layout_end, end;
+} Frame;
+static GArray *frames;
+
 static void
 on_before_paint(GdkFrameClock *clock, gpointer data)
 {
@@ -607,6 +616,10 @@ on_after_paint(GdkFrameClock *clock, gpointer data)
   if (frame_start) {
     longest_paint = MAX(longest_paint, now - layout_end);
     total_paint += now - layout_end;
+    if (frames) {
+      Frame f = {frame_start, layout_end, now};
+      g_array_append_val(frames, f);
+    }
   }
   n_frames++;
 }
@@ -702,6 +715,14 @@ print_gap_sched(const GapSched *gs, gint64 gap_start, gint64 gap_us)
           gap_us / 1000.0, (gap_start - t0) / 1e6, gs->main_run_us / 1000.0,
           gs->main_wait_us / 1000.0, MAX(slept, 0) / 1000.0, gs->x_run_us / 1000.0,
           gs->x_wait_us / 1000.0);
+  /* The frames drawn in it: what came before the frame (other sources), its layout, its paint. */
+  for (guint i = 0; frames && i < frames->len; i++) {
+    const Frame *f = &g_array_index(frames, Frame, i);
+    if (f->start >= gap_start && f->start < gap_start + gap_us)
+      g_print("    frame at %.1f ms into the gap: layout %.1f ms, paint %.1f ms\n",
+              (f->start - gap_start) / 1000.0, (f->layout_end - f->start) / 1000.0,
+              (f->end - f->layout_end) / 1000.0);
+  }
 }
 
 static void
@@ -913,6 +934,7 @@ main(int argc, char **argv)
   GThread *dog = g_thread_new("bench-watchdog", watchdog, NULL);
   n_frames = 0;
   last_frame = longest_frame = frame_start = 0;
+  frames = g_array_sized_new(FALSE, FALSE, sizeof(Frame), 4096);
   longest_layout = longest_paint = total_layout = total_paint = 0;
   t0 = g_get_monotonic_time();
   CpuUse cpu0 = cpu_use_now();
@@ -1060,6 +1082,26 @@ main(int argc, char **argv)
     g_print("99th pct gap:    %.3f ms\n", p99 / 1000.0);
     g_print("99.9th pct gap:  %.3f ms\n", p999 / 1000.0);
     g_print("gaps > 16 ms:    %u\n", over);
+    {
+      /* Waiting for a CPU over the whole run: how often the main thread was runnable while
+       * other threads had both cores. */
+      gint64 wait_all = 0, wait_max = 0;
+      guint longest_i = 0;
+      for (guint i = 0; i < n; i++) {
+        const GapSched *gs = &g_array_index(gap_sched, GapSched, i);
+        wait_all += gs->main_wait_us;
+        wait_max = MAX(wait_max, gs->main_wait_us);
+        if (g_array_index(gaps, gint64, i) > g_array_index(gaps, gint64, longest_i))
+          longest_i = i;
+      }
+      g_print("main waiting:    %.1f ms for a CPU in all gaps, at most %.1f ms in one\n",
+              wait_all / 1000.0, wait_max / 1000.0);
+      if (n && !over) {
+        g_print("the longest gap:\n");
+        print_gap_sched(&g_array_index(gap_sched, GapSched, longest_i),
+                        g_array_index(gap_starts, gint64, longest_i), longest);
+      }
+    }
     if (over)
       g_print("in those gaps:   %.1f ms in all: main thread on a CPU %.1f ms, waiting for a CPU "
               "%.1f ms, sleeping %.1f ms; X server on a CPU %.1f ms, waiting for a CPU %.1f ms\n",
@@ -1123,6 +1165,7 @@ main(int argc, char **argv)
   g_array_free(gaps, TRUE);
   g_array_free(gap_starts, TRUE);
   g_array_free(gap_sched, TRUE);
+  g_clear_pointer(&frames, g_array_unref);
   g_hash_table_unref(threads_seen);
   if (main_sched_fd >= 0)
     close(main_sched_fd);
