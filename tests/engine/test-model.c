@@ -297,8 +297,9 @@ test_incremental(gconstpointer data)
   wh_model_free(model);
 }
 
-/* 1 thread and 3 threads give the same logits, bit for bit: F16 weights (F32 path) and Q4_K_M
- * (the Q4_K/Q6_K kernels, whose matmul rows threads take as work items in any order). */
+/* 1 thread and 3 threads give the same logits, bit for bit, for a batch and for single-token
+ * decoding: F16 weights (F32 path) and Q4_K_M (the Q4_K/Q6_K kernels, whose matmul rows
+ * threads take as work items in any order). */
 static void
 test_threads(void)
 {
@@ -316,15 +317,25 @@ test_threads(void)
       wh_context *ctx = open_ctx(files[f], threads[k], WH_KV_F16, 256, 256, &model);
       if (!ctx)
         return;
+      /* the prompt but its last 4 tokens as a batch, then those one at a time (the decode
+       * path: 4-row kernels, attention items with their own RoPE, the split FFN activation) */
       GError *error = NULL;
-      const float *out = wh_context_decode(ctx, tokens, n, TRUE, &error);
+      const gsize V = wh_model_n_vocab(model);
+      res[k] = g_new(float, n *V);
+      const float *out = wh_context_decode(ctx, tokens, n - 4, TRUE, &error);
       g_assert_no_error(error);
-      res[k] = g_memdup2(out, sizeof(float) * n * wh_model_n_vocab(model));
+      memcpy(res[k], out, sizeof(float) * (n - 4) * V);
+      for (guint32 i = n - 4; i < n; i++) {
+        out = wh_context_decode(ctx, tokens + i, 1, TRUE, &error);
+        g_assert_no_error(error);
+        memcpy(res[k] + i * V, out, sizeof(float) * V);
+      }
       wh_context_free(ctx);
       if (k == 0)
         wh_model_free(model);
     }
-    g_assert_cmpmem(res[0], sizeof(float) * n * 512, res[1], sizeof(float) * n * 512);
+    const gsize bytes = sizeof(float) * n * wh_model_n_vocab(model);
+    g_assert_cmpmem(res[0], bytes, res[1], bytes);
     g_free(res[0]);
     g_free(res[1]);
     wh_model_free(model);
