@@ -13,10 +13,15 @@
  * atomic counter and attention hands out (token, KV head) pairs the same way,
  * both in dynamic pool runs (a preempted worker is skipped, not waited for);
  * per-token stages split tokens, and run inline when there is one token.
+ * Decoding one token, work that would leave the other threads waiting on
+ * thread 0 is spread instead: each attention item does its own KV head's
+ * norms, RoPE and cache stores (qk_heads()), and the FFN activation is split
+ * by 256-value blocks that each thread also quantizes for ffn_down.
  * Every output element is computed whole by one thread, in the same order
  * whatever the thread count, so results are bit-identical across thread
  * counts. Single-token decoding streams every weight once: its speed is
- * bounded by memory bandwidth (whittle-cli bench prints how close it gets).
+ * bounded by memory bandwidth, or on 2 cores with a fast memory bus by the
+ * Q4_K/Q6_K kernels (whittle-cli bench and bench kernels print how close).
  */
 #include "config.h"
 
