@@ -26,6 +26,7 @@ struct _WhittleJobsButton {
    * "revealed": at once while the list is not on screen, else one item per frame. */
   GtkFilterListModel *shown;
   GtkCustomFilter *revealed;
+  GHashTable *premade;  /* WhittleJobItem -> its WhittleJobRow, made while the item waits */
   guint reveal_tick;    /* tick callback on the list box while items wait */
   gboolean reveal_skip; /* the tick lets the first frame after the items came pass */
 };
@@ -97,9 +98,16 @@ on_realize(WhittleJobsButton *self)
     self->warm_source = g_idle_add_full(G_PRIORITY_LOW, warm_next_icon, self, NULL);
 }
 
+/* The row made while the item waited (see item_revealed()), else a new one. */
 static GtkWidget *
 create_row(gpointer item, gpointer user_data)
 {
+  WhittleJobsButton *self = user_data;
+  gpointer row = NULL;
+  if (g_hash_table_steal_extended(self->premade, item, NULL, &row)) {
+    g_object_force_floating(row); /* our reference becomes the list box's */
+    return row;
+  }
   return whittle_job_row_new(WHITTLE_JOB_ITEM(item));
 }
 
@@ -131,6 +139,11 @@ item_revealed(gpointer item, gpointer data)
     g_object_set_qdata(item, revealed_quark(), GINT_TO_POINTER(1));
     return TRUE;
   }
+  /* Its row is made now, outside the frame that shows it: that frame only styles, lays out
+   * and draws it. */
+  if (!g_hash_table_contains(self->premade, item))
+    g_hash_table_insert(self->premade, g_object_ref(item),
+                        g_object_ref_sink(whittle_job_row_new(WHITTLE_JOB_ITEM(item))));
   if (self->reveal_tick == 0) {
     self->reveal_tick =
         gtk_widget_add_tick_callback(GTK_WIDGET(self->list_box), reveal_next, self, NULL);
@@ -161,6 +174,8 @@ reveal(WhittleJobsButton *self, gboolean all)
   }
   if (n_new > 0)
     gtk_filter_changed(GTK_FILTER(self->revealed), GTK_FILTER_CHANGE_LESS_STRICT);
+  if (!more) /* rows left are those of items removed while they waited */
+    g_hash_table_remove_all(self->premade);
   return more;
 }
 
@@ -204,7 +219,7 @@ whittle_jobs_button_set_model(WhittleJobsButton *self, GListModel *model)
     return;
   self->shown =
       gtk_filter_list_model_new(g_object_ref(model), GTK_FILTER(g_object_ref(self->revealed)));
-  gtk_list_box_bind_model(self->list_box, G_LIST_MODEL(self->shown), create_row, NULL, NULL);
+  gtk_list_box_bind_model(self->list_box, G_LIST_MODEL(self->shown), create_row, self, NULL);
 }
 
 void
@@ -299,6 +314,7 @@ whittle_jobs_button_dispose(GObject *object)
   }
   g_clear_object(&self->shown);
   g_clear_object(&self->revealed);
+  g_clear_pointer(&self->premade, g_hash_table_unref);
   g_clear_handle_id(&self->warm_source, g_source_remove);
   g_clear_pointer(&self->warm_icons, g_ptr_array_unref);
   /* The menu button is both a bound template child and the AdwBin's child:
@@ -341,6 +357,7 @@ whittle_jobs_button_init(WhittleJobsButton *self)
   self->warm_icons = g_ptr_array_new_with_free_func(g_object_unref);
   g_signal_connect(self, "realize", G_CALLBACK(on_realize), NULL);
   self->revealed = gtk_custom_filter_new(item_revealed, self, NULL);
+  self->premade = g_hash_table_new_full(NULL, NULL, g_object_unref, g_object_unref);
   g_signal_connect_swapped(self->list_box, "unmap", G_CALLBACK(on_list_unmap), self);
 
   GtkWidget *placeholder =
