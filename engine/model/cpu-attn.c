@@ -16,12 +16,20 @@
  *
  * Both loops prefetch the slice WH_ATTN_PREFETCH positions ahead: the 2 * dk bytes every
  * cache row are a stride the hardware prefetcher does not follow across pages.
+ *
+ * The softmax of the scores and the SiLU of the FFN use wh_cpu_exp(), an exp of our own
+ * (range reduction by ln 2 in two parts, a degree-7 polynomial, the exponent put in with
+ * integer adds: within 2 ulp of expf() over the float range, 0 below -87.3) written once as
+ * scalar C and once with 8 lanes, the same float operations in the same order, so again
+ * every level gives the same bits. libm's expf() one value at a time was ~3% of a decode
+ * step (a softmax per head, 5632 SiLUs per layer).
  */
 #include "config.h"
 
 #include "model/cpu-attn.h"
 #include "quant/quant.h"
 
+#include <math.h>
 #include <string.h>
 
 #if defined(__clang__)
@@ -91,6 +99,59 @@ values_portable(const float *a, gsize ld, guint32 ng, guint32 dv, const guint8 *
   }
 }
 
+/* wh_cpu_exp() constants: ln 2 = LN2_HI + LN2_LO with LN2_HI exact in 16 bits (n * LN2_HI
+ * exact for |n| < 2^8), 1/k! Horner coefficients. */
+#define EXP_LOG2E 1.44269504088896341f
+#define EXP_LN2_HI 0.693145751953125f
+#define EXP_LN2_LO 1.42860682030941723e-6f
+#define EXP_MAX 88.7228317f    /* above: inf */
+#define EXP_MIN (-87.3365479f) /* below: 0 (e^x would be subnormal) */
+#define EXP_ROUND 12582912.0f  /* 1.5 * 2^23: adding it rounds to an integer (ties to even) */
+
+static const float exp_poly[8] = {1.0f / 5040, 1.0f / 720, 1.0f / 120, 1.0f / 24,
+                                  1.0f / 6,    0.5f,       1.0f,       1.0f};
+
+float
+wh_cpu_exp(float x)
+{
+  if (x != x)
+    return x;
+  if (x > EXP_MAX)
+    return INFINITY;
+  if (x < EXP_MIN)
+    return 0.0f;
+  const float n = (x * EXP_LOG2E + EXP_ROUND) - EXP_ROUND;
+  const float r = (x - n * EXP_LN2_HI) - n * EXP_LN2_LO;
+  float p = exp_poly[0];
+  for (int i = 1; i < 8; i++)
+    p = p * r + exp_poly[i];
+  /* p * 2^n: n in [-126, 128]; 2^n as two factors so that n = 128 (x near EXP_MAX, p < 1)
+   * does not overflow the exponent field */
+  const gint32 h = (gint32)n / 2;
+  guint32 b1 = (guint32)(127 + h) << 23, b2 = (guint32)(127 + (gint32)n - h) << 23;
+  float f1, f2;
+  memcpy(&f1, &b1, 4);
+  memcpy(&f2, &b2, 4);
+  return (p * f1) * f2;
+}
+
+static void
+softmax_portable(float *s, guint32 n)
+{
+  float mx = -INFINITY;
+  for (guint32 j = 0; j < n; j++)
+    mx = MAX(mx, s[j]);
+  for (guint32 j = 0; j < n; j++)
+    s[j] = wh_cpu_exp(s[j] - mx);
+}
+
+static void
+silu_mul_portable(float *gate, const float *up, gsize n)
+{
+  for (gsize i = 0; i < n; i++)
+    gate[i] = gate[i] / (1.0f + wh_cpu_exp(-gate[i])) * up[i];
+}
+
 #if WH_ATTN_X86
 #define WH_ATTN_AVX2 __attribute__((target("avx2,f16c")))
 
@@ -101,6 +162,62 @@ hsum8_tree(__m256 s)
   const __m128 x = _mm_add_ps(_mm256_castps256_ps128(s), _mm256_extractf128_ps(s, 1));
   const __m128 h = _mm_hadd_ps(x, x); /* [x0+x1, x2+x3, ...] */
   return _mm_cvtss_f32(_mm_add_ss(h, _mm_movehdup_ps(h)));
+}
+
+/* wh_cpu_exp() on 8 lanes: the same operations (NaN lanes come back NaN). */
+WH_ATTN_AVX2 static inline __m256
+exp8(__m256 x)
+{
+  const __m256 n = _mm256_sub_ps(
+      _mm256_add_ps(_mm256_mul_ps(x, _mm256_set1_ps(EXP_LOG2E)), _mm256_set1_ps(EXP_ROUND)),
+      _mm256_set1_ps(EXP_ROUND));
+  const __m256 r = _mm256_sub_ps(_mm256_sub_ps(x, _mm256_mul_ps(n, _mm256_set1_ps(EXP_LN2_HI))),
+                                 _mm256_mul_ps(n, _mm256_set1_ps(EXP_LN2_LO)));
+  __m256 p = _mm256_set1_ps(exp_poly[0]);
+  for (int i = 1; i < 8; i++)
+    p = _mm256_add_ps(_mm256_mul_ps(p, r), _mm256_set1_ps(exp_poly[i]));
+  /* n is garbage in lanes outside the range; they are replaced below */
+  const __m256i ni = _mm256_cvttps_epi32(
+      _mm256_min_ps(_mm256_max_ps(n, _mm256_set1_ps(-126.0f)), _mm256_set1_ps(128.0f)));
+  /* h = n / 2 truncated toward zero, as the scalar (gint32)n / 2 */
+  const __m256i h = _mm256_srai_epi32(_mm256_add_epi32(ni, _mm256_srli_epi32(ni, 31)), 1);
+  const __m256i b1 = _mm256_slli_epi32(_mm256_add_epi32(h, _mm256_set1_epi32(127)), 23);
+  const __m256i b2 =
+      _mm256_slli_epi32(_mm256_add_epi32(_mm256_sub_epi32(ni, h), _mm256_set1_epi32(127)), 23);
+  __m256 y = _mm256_mul_ps(_mm256_mul_ps(p, _mm256_castsi256_ps(b1)), _mm256_castsi256_ps(b2));
+  y = _mm256_blendv_ps(y, _mm256_set1_ps(INFINITY),
+                       _mm256_cmp_ps(x, _mm256_set1_ps(EXP_MAX), _CMP_GT_OQ));
+  y = _mm256_blendv_ps(y, _mm256_setzero_ps(),
+                       _mm256_cmp_ps(x, _mm256_set1_ps(EXP_MIN), _CMP_LT_OQ));
+  return _mm256_blendv_ps(y, x, _mm256_cmp_ps(x, x, _CMP_UNORD_Q));
+}
+
+WH_ATTN_AVX2 static void
+softmax_avx2(float *s, guint32 n)
+{
+  float mx = -INFINITY;
+  for (guint32 j = 0; j < n; j++)
+    mx = MAX(mx, s[j]);
+  const __m256 m = _mm256_set1_ps(mx);
+  guint32 j = 0;
+  for (; j + 8 <= n; j += 8)
+    _mm256_storeu_ps(s + j, exp8(_mm256_sub_ps(_mm256_loadu_ps(s + j), m)));
+  for (; j < n; j++)
+    s[j] = wh_cpu_exp(s[j] - mx);
+}
+
+WH_ATTN_AVX2 static void
+silu_mul_avx2(float *gate, const float *up, gsize n)
+{
+  gsize i = 0;
+  for (; i + 8 <= n; i += 8) {
+    const __m256 g = _mm256_loadu_ps(gate + i);
+    const __m256 e = exp8(_mm256_xor_ps(g, _mm256_set1_ps(-0.0f)));
+    _mm256_storeu_ps(gate + i,
+                     _mm256_mul_ps(_mm256_div_ps(g, _mm256_add_ps(_mm256_set1_ps(1.0f), e)),
+                                   _mm256_loadu_ps(up + i)));
+  }
+  silu_mul_portable(gate + i, up + i, n - i);
 }
 
 /* dk % 8 == 0: K[j] is widened to floats once (in @buf, L1) and dotted with every query head
@@ -196,4 +313,28 @@ wh_attn_values_f16(wh_quant_simd level, const float *a, gsize ld, guint32 ng, gu
   }
 #endif
   values_portable(a, ld, ng, dv, v, stride, nj, out, buf);
+}
+
+void
+wh_cpu_softmax_exp(wh_quant_simd level, float *s, guint32 n)
+{
+#if WH_ATTN_X86
+  if (use_simd(level, 8, 8)) {
+    softmax_avx2(s, n);
+    return;
+  }
+#endif
+  softmax_portable(s, n);
+}
+
+void
+wh_cpu_silu_mul(wh_quant_simd level, float *gate, const float *up, gsize n)
+{
+#if WH_ATTN_X86
+  if (use_simd(level, 8, 8)) {
+    silu_mul_avx2(gate, up, n);
+    return;
+  }
+#endif
+  silu_mul_portable(gate, up, n);
 }

@@ -1,4 +1,5 @@
-/* cpu-attn.h — attention inner loops over an F16 KV cache (CPU backend, private).
+/* cpu-attn.h — attention inner loops over an F16 KV cache, and the exp of softmax and SiLU
+ * (CPU backend, private).
  *
  * Slices: K[j] = @k + j * @stride (dk fp16 values), V[j] = @v + j * @stride (dv fp16 values).
  * @level: the highest instruction-set level to use (WH_QUANT_SIMD_AVX2 and up pick the AVX2 +
@@ -23,5 +24,16 @@ void wh_attn_scores_f16(wh_quant_simd level, const float *q, guint32 ng, guint32
  * (out is overwritten). */
 void wh_attn_values_f16(wh_quant_simd level, const float *a, gsize ld, guint32 ng, guint32 dv,
                         const guint8 *v, gsize stride, guint32 nj, float *out, float *buf);
+
+/* e^x within 2 ulp of expf(); +inf above 88.72, 0 below -87.34 (no subnormal results), NaN for
+ * NaN. The SIMD loops below compute exactly this, lane by lane. */
+float wh_cpu_exp(float x);
+
+/* s[j] = wh_cpu_exp(s[j] - max(s)) for j < n (the exponentials of a softmax; the caller sums
+ * and scales). */
+void wh_cpu_softmax_exp(wh_quant_simd level, float *s, guint32 n);
+
+/* gate[i] = gate[i] / (1 + wh_cpu_exp(-gate[i])) * up[i] (SiLU(gate) * up), i < n. */
+void wh_cpu_silu_mul(wh_quant_simd level, float *gate, const float *up, gsize n);
 
 G_END_DECLS

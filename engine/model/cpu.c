@@ -534,14 +534,10 @@ softmax_rows(float *scores, gsize ld, guint32 ng, guint32 nj)
 {
   for (guint32 hh = 0; hh < ng; hh++) {
     float *s = scores + (gsize)hh * ld;
-    float mx = -INFINITY;
-    for (guint32 j = 0; j < nj; j++)
-      mx = MAX(mx, s[j]);
+    wh_cpu_softmax_exp(WH_QUANT_SIMD_AVX512, s, nj);
     double sum = 0.0;
-    for (guint32 j = 0; j < nj; j++) {
-      s[j] = expf(s[j] - mx);
+    for (guint32 j = 0; j < nj; j++)
       sum += s[j];
-    }
     float inv = (float)(1.0 / sum);
     for (guint32 j = 0; j < nj; j++)
       s[j] *= inv;
@@ -643,12 +639,6 @@ gelu_tanh(float u)
   return 0.5f * u * (1.0f + tanhf(c * (u + 0.044715f * u * u * u)));
 }
 
-static float
-silu(float u)
-{
-  return u / (1.0f + expf(-u));
-}
-
 static void
 act_range(const wh_model_hparams *hp, float *gate, const float *up, gsize b, gsize e)
 {
@@ -656,8 +646,7 @@ act_range(const wh_model_hparams *hp, float *gate, const float *up, gsize b, gsi
     for (gsize i = b; i < e; i++)
       gate[i] = gelu_tanh(gate[i]) * up[i];
   else
-    for (gsize i = b; i < e; i++)
-      gate[i] = silu(gate[i]) * up[i];
+    wh_cpu_silu_mul(WH_QUANT_SIMD_AVX512, gate + b, up + b, e - b);
 }
 
 /* gate = act(gate) * up. Tokens split over threads; or, with act_split (one token), the
