@@ -52,7 +52,8 @@
  * for finding causes: --idle S (no jobs, spinner animating: the baseline), --no-popover,
  * --threads N (compute threads), --nice-workers N (every other thread reniced),
  * --no-sched-idle (compute jobs only niced), --generate-only (the chat speed on an idle
- * desktop, with --model and --tokens), --gap-log FILE (gap times to line up with perf).
+ * desktop, with --model and --tokens), --gap-log FILE (gap times to line up with perf),
+ * --show-over MS (the samples of every gap over MS, not only over 16 ms).
  * A benchmark, not a test: it asserts nothing about the figures.
  */
 #include "config.h"
@@ -107,6 +108,9 @@ typedef struct {
 } Sample;
 
 static Sample samples[MAX_SAMPLES];
+/* --show-over: the gaps whose samples are printed (default: those over 16 ms), and from how
+ * far into a gap the watchdog samples. */
+static gint64 show_over_us = STALL_US, sample_after_us = SAMPLE_AFTER_US;
 static volatile gint n_samples;
 
 /* Where a gap's time went, from Linux's schedstat (/proc/.../schedstat: ns spent on a CPU, ns
@@ -409,7 +413,7 @@ watchdog(gpointer data)
     gint64 now = g_get_monotonic_time();
     /* From 6 ms on, every ~2 ms: the samples of a gap that ends up over 16 ms then show its
      * beginning too (only those gaps' samples are printed). */
-    if (!since || now - since < SAMPLE_AFTER_US)
+    if (!since || now - since < sample_after_us)
       continue;
     if (since != sampled_gap || now - last_sample >= 2000) {
       sampled_gap = since;
@@ -821,6 +825,7 @@ main(int argc, char **argv)
   double timeout = 300, idle = 0;
   gboolean stacks = FALSE, no_popover = FALSE, generate_only = FALSE, no_sched_idle = FALSE;
   int threads = 0;
+  double show_over_ms = STALL_US / 1000.0;
   g_autofree char *download_src = NULL, *quantize_src = NULL, *gen_model = NULL;
   g_autofree char *gap_log = NULL;
   const GOptionEntry entries[] = {
@@ -850,6 +855,8 @@ main(int argc, char **argv)
       {"no-popover", 0, 0, G_OPTION_ARG_NONE, &no_popover,
        "Leave the jobs popover closed (only the jobs button's spinner animates)", NULL},
       {"stacks", 0, 0, G_OPTION_ARG_NONE, &stacks, "Print whole stacks of the samples", NULL},
+      {"show-over", 0, 0, G_OPTION_ARG_DOUBLE, &show_over_ms,
+       "Print the samples of the gaps over MS (default 16; only what is printed changes)", "MS"},
       {"gap-log", 0, 0, G_OPTION_ARG_FILENAME, &gap_log,
        "Write every gap over 8 ms to FILE as 'START_US LENGTH_US' (CLOCK_MONOTONIC, as "
        "`perf record -k CLOCK_MONOTONIC` stamps samples)",
@@ -864,6 +871,8 @@ main(int argc, char **argv)
     g_printerr("bench-mainloop: %s\n", error->message);
     return 2;
   }
+  show_over_us = (gint64)(MAX(show_over_ms, 1.0) * 1000);
+  sample_after_us = MIN(SAMPLE_AFTER_US, show_over_us * 2 / 5);
   if (!download_src)
     download_src = wh_test_shared_path("reference/models/synth-llama-F16.gguf");
   if (!quantize_src)
@@ -1012,8 +1021,11 @@ main(int argc, char **argv)
   gint64 p99 = n ? sorted[(gsize)((n - 1) * 0.99)] : 0;
   gint64 p999 = n ? sorted[(gsize)((n - 1) * 0.999)] : 0;
   guint over = 0;
-  for (guint i = 0; i < n; i++)
+  guint n_show = 0;
+  for (guint i = 0; i < n; i++) {
     over += sorted[i] > STALL_US;
+    n_show += sorted[i] > show_over_us;
+  }
   /* Where the time of the gaps over 16 ms went, summed. */
   GapSched stall_sum = {0};
   gint64 stall_us = 0;
@@ -1118,7 +1130,7 @@ main(int argc, char **argv)
       }
       g_print("main waiting:    %.1f ms for a CPU in all gaps, at most %.1f ms in one\n",
               wait_all / 1000.0, wait_max / 1000.0);
-      if (n && !over) {
+      if (n && !n_show) {
         g_print("the longest gap:\n");
         print_gap_sched(&g_array_index(gap_sched, GapSched, longest_i),
                         g_array_index(gap_starts, gint64, longest_i), longest);
@@ -1133,12 +1145,13 @@ main(int argc, char **argv)
     g_print("stall samples:   %u app code, %u waiting for the X server, %u drawing, %u other\n",
             kind_counts[KIND_APP], kind_counts[KIND_XSERVER], kind_counts[KIND_RENDER],
             kind_counts[KIND_OTHER]);
-    if (over) {
+    if (n_show) {
       /* Where the longest gaps came from: the samples taken during them. */
-      g_print("samples taken during gaps > 16 ms (longest first, at most 5 gaps):\n");
+      g_print("samples taken during gaps > %.0f ms (longest first, at most 5 gaps):\n",
+              show_over_us / 1000.0);
       GArray *order = g_array_new(FALSE, FALSE, sizeof(guint));
       for (guint k = 0; k < 5; k++) {
-        gint64 best = STALL_US;
+        gint64 best = show_over_us;
         guint best_i = G_MAXUINT;
         for (guint i = 0; i < n; i++) {
           gint64 g = g_array_index(gaps, gint64, i);
