@@ -2206,6 +2206,84 @@ WH_VD_WRAP(vd_q4_0_avx2, dot_q4_0_q8_0_avx2, 32)
     for (; r < nrows; r++)                                                                         \
       out[r] = kernel1(x + r * stride, a, n / (qk));                                               \
   }
+/* For dot4_q8_0_q8_0_avx512(): per block of the Q8_0 activation row @y, corr[b] = -128 times
+ * the sum of each 4 values (8 int32) and dy[b] = its scale as a float. */
+WH_AVX512 static void
+q8_0_prep_act(const guint8 *y, gint64 nb, __m256i *corr, float *dy)
+{
+  const __m256i m128 = _mm256_set1_epi8((char)0x80);
+  for (gint64 b = 0; b < nb; b++, y += 34) {
+    /* dpbusd(0x80 bytes, y) = 128 * sums of 4 */
+    const __m256i s = _mm256_dpbusd_epi32(_mm256_setzero_si256(), m128,
+                                          _mm256_loadu_si256((const __m256i *)(y + 2)));
+    _mm256_store_si256(corr + b, _mm256_sub_epi32(_mm256_setzero_si256(), s));
+    dy[b] = fp16_f16c(y);
+  }
+}
+
+/* Q8_0 x Q8_0, rows x, x + stride, ... x + 3 stride -> out[0..3], each row's floats exactly
+ * those of dot_q8_0_q8_0_avx512() (blocks paired into two accumulators, d = fp16(x) * fp16(y),
+ * one FMA per block). The integers come another way: the weight bytes are made unsigned with
+ * xor 0x80 (x + 128, one light op) and dpbusd starts from @corr, -128 times the sum of each
+ * group of 4 activation values (made once per activation row), so each lane is sum x * y
+ * exactly, without the kernel's two vpsignb per block. */
+WH_AVX512 static void
+dot4_q8_0_q8_0_avx512(const guint8 *x, gsize stride, const guint8 *y, const __m256i *corr,
+                      const float *dy, gint64 nb, float *out)
+{
+  const __m256i flip = _mm256_set1_epi8((char)0x80);
+  __m256 acc0[4], acc1[4];
+  for (int r = 0; r < 4; r++)
+    acc0[r] = acc1[r] = _mm256_setzero_ps();
+  /* the group of 4 rows after the next: 4 * 34 bytes per block */
+  const guint8 *pf = x + 8 * stride;
+#define WH_Q8_0_ROWS_BLOCK(acc, xb, yb, bb, pfb)                                                   \
+  do {                                                                                             \
+    _mm_prefetch((const char *)(pfb), _MM_HINT_T1);                                                \
+    _mm_prefetch((const char *)(pfb) + 64, _MM_HINT_T1);                                           \
+    _mm_prefetch((const char *)(pfb) + 128, _MM_HINT_T1);                                          \
+    const __m256i qy_ = _mm256_loadu_si256((const __m256i *)((yb) + 2));                           \
+    _Pragma("GCC unroll 4") for (int r_ = 0; r_ < 4; r_++)                                         \
+    {                                                                                              \
+      const guint8 *xr_ = (xb) + r_ * stride;                                                      \
+      const __m256i qx_ = _mm256_xor_si256(_mm256_loadu_si256((const __m256i *)(xr_ + 2)), flip);  \
+      const __m256 d_ = _mm256_set1_ps(fp16_f16c(xr_) * dy[bb]);                                   \
+      acc[r_] = _mm256_fmadd_ps(d_, _mm256_cvtepi32_ps(_mm256_dpbusd_epi32(corr[bb], qx_, qy_)),   \
+                                acc[r_]);                                                          \
+    }                                                                                              \
+  } while (0)
+  gint64 b = 0;
+  for (; b + 2 <= nb; b += 2, x += 68, y += 68, pf += 272) {
+    WH_Q8_0_ROWS_BLOCK(acc0, x, y, b, pf);
+    WH_Q8_0_ROWS_BLOCK(acc1, x + 34, y + 34, b + 1, pf + 136);
+  }
+  if (b < nb)
+    WH_Q8_0_ROWS_BLOCK(acc0, x, y, b, pf);
+#undef WH_Q8_0_ROWS_BLOCK
+  for (int r = 0; r < 4; r++)
+    out[r] = hsum_ps(_mm256_add_ps(acc0[r], acc1[r]));
+}
+
+/* Q8_0 rows: @corr and the activation scales made once per call (a decode work item is ~250
+ * rows), then 4 rows at a time. */
+static void
+vdr_q8_0_avx512(const void *w, gsize stride, const void *act, gint64 n, float *out, gint64 nrows)
+{
+  const guint8 *x = w, *y = act;
+  const gint64 nb = n / 32;
+  gint64 r = 0;
+  if (nrows >= 4) {
+    __m256i *corr = g_aligned_alloc((gsize)nb, sizeof(__m256i) + sizeof(float), 32);
+    float *dy = (float *)(corr + nb);
+    q8_0_prep_act(y, nb, corr, dy);
+    for (; r + 4 <= nrows; r += 4)
+      dot4_q8_0_q8_0_avx512(x + r * stride, stride, y, corr, dy, nb, out + r);
+    g_aligned_free(corr);
+  }
+  for (; r < nrows; r++)
+    out[r] = dot_q8_0_q8_0_avx512(x + r * stride, y, nb);
+}
+
 /* Q4_K rows: the activation row is rearranged once per call for dot4_q4_k_q8_k_avx512() (a
  * decode work item is ~200 rows), which takes 6 shuffle-port instructions per block out of
  * every 4-row step (the port the kernel is bound by on Zen 4: ~5% more rows/s). */
@@ -2269,6 +2347,8 @@ wh_quant_vec_dot_rows_resolve(wh_type wtype)
       return vdr_q4_k_avx512;
     case WH_TYPE_Q6_K:
       return vdr_q6_k_avx512;
+    case WH_TYPE_Q8_0:
+      return vdr_q8_0_avx512;
     default:
       break;
     }

@@ -853,6 +853,42 @@ test_fp16_row(void)
   g_free(f);
 }
 
+/* Multi-row kernels on rows of an odd number of blocks (Q8_0: the tail block after the block
+ * pairs) and rows at a stride wider than a row: bit-identical to the per-row kernel. */
+static void
+test_vec_dot_rows_tail(void)
+{
+  const wh_type types[] = {WH_TYPE_Q8_0, WH_TYPE_Q4_K, WH_TYPE_Q6_K};
+  GRand *rand = g_rand_new_with_seed(3);
+  for (guint t = 0; t < G_N_ELEMENTS(types); t++) {
+    wh_quant_vec_dot_rows_fn rows_fn = wh_quant_vec_dot_rows_resolve(types[t]);
+    if (!rows_fn)
+      continue;
+    wh_quant_vec_dot_fn fn = wh_quant_vec_dot_resolve(types[t]);
+    const gint64 n = types[t] == WH_TYPE_Q8_0 ? 32 * 7 : 256 * 3;
+    const gsize row = wh_quant_row_bytes(types[t], n), stride = row + 40;
+    const gint64 nrows = 11;
+    float *x = g_new(float, n *nrows);
+    for (gint64 i = 0; i < n * nrows; i++)
+      x[i] = (float)g_rand_double_range(rand, -3.0, 3.0);
+    guint8 *w = g_malloc0(stride * nrows);
+    for (gint64 r = 0; r < nrows; r++)
+      g_assert_cmpuint(
+          wh_quant_quantize_rows(types[t], x + r * n, w + r * stride, 1, n, NULL, NULL), ==, row);
+    const wh_type at = wh_quant_vec_dot_type(types[t]);
+    guint8 *act = g_malloc(wh_quant_row_bytes(at, n));
+    wh_quant_quantize_activations(at, x, act, n);
+    float out[11];
+    rows_fn(w, stride, act, n, out, nrows);
+    for (gint64 r = 0; r < nrows; r++)
+      g_assert_cmphex(bits(out[r]), ==, bits(fn(w + r * stride, act, n)));
+    g_free(act);
+    g_free(w);
+    g_free(x);
+  }
+  g_rand_free(rand);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -870,6 +906,7 @@ main(int argc, char **argv)
   g_test_add_func("/quant/quantize/q8-1-q8-k", test_quantize_q8_1_q8_k);
   g_test_add_func("/quant/quantize/edge-rows", test_edge_rows);
   g_test_add_func("/quant/vec-dot/types", test_vec_dot_types);
+  g_test_add_func("/quant/vec-dot/rows-tail", test_vec_dot_rows_tail);
   g_test_add_func("/quant/vec-dot/activations", test_activations);
   g_test_add_func("/quant/vec-dot/reference", test_vec_dot_reference);
   return g_test_run();
