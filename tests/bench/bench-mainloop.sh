@@ -10,8 +10,8 @@
 # (e.g. --json, --tokens N, --rate KIB, --download/--quantize/--model FILE; for causes: --idle 8
 # = the same window without jobs, --no-popover, --threads N, --nice-workers 10, --no-sched-idle,
 # --generate-only, --stacks, --gap-log FILE, --show-over MS to print the samples of shorter gaps
-# too). Each gap over 16 ms is split into the main
-# thread's time on a CPU, waiting for one and asleep (X round trips), from Linux's schedstat.
+# too). Each gap over 16 ms is split into the main thread's time on a CPU, waiting for one and
+# asleep (X round trips), from Linux's schedstat.
 set -eu
 build=$(cd "${1:?usage: bench-mainloop.sh BUILDDIR [RUNS] [-- OPTIONS]}" && pwd)
 shift
