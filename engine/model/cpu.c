@@ -142,6 +142,26 @@ mm_rows(mm_job *job, int ith, guint64 begin, guint64 end)
     const gsize row_bytes = wh_quant_row_bytes(op->w->type, (gint64)K);
     const gsize qrow = wh_quant_row_bytes(op->act_type, (gint64)K);
     const wh_quant_vec_dot_fn dot = wh_quant_vec_dot_resolve(op->w->type);
+    const wh_quant_vec_dot_rows_fn dot_rows =
+        op->act_type != WH_TYPE_F32 ? wh_quant_vec_dot_rows_resolve(op->w->type) : NULL;
+    if (dot_rows && job->n_tokens > 1) {
+      /* batches with a multi-row kernel: blocks of 32 rows (~36 KiB of Q4_K at 2048, from L2),
+       * the multi-row kernel over the block for each token in turn (each output the per-row
+       * kernel's, bit for bit, so a batch gives what token-by-token decoding gives) */
+      for (guint64 g0 = r0; g0 < r1; g0 += 32) {
+        const guint64 n = MIN((guint64)32, r1 - g0);
+        const guint8 *src = op->w->data + (g0 - base) * row_bytes;
+        for (guint32 t = 0; t < job->n_tokens; t++) {
+          float *y = op->y + t * op->ldy + (g0 - base);
+          dot_rows(src, row_bytes, qact + t * qrow, (gint64)K, y, (gint64)n);
+          if (op->bias)
+            for (guint64 i = 0; i < n; i++)
+              y[i] += op->bias[g0 - base + i];
+        }
+      }
+      base += rows;
+      continue;
+    }
     if (op->act_type != WH_TYPE_F32 && job->n_tokens > 1) {
       /* batches (prompts): blocks of rows that fit L1 (~16 KiB), each token against the whole
        * block, so an activation row is read from L2 once per block instead of once per weight
@@ -163,9 +183,6 @@ mm_rows(mm_job *job, int ith, guint64 begin, guint64 end)
       base += rows;
       continue;
     }
-    const wh_quant_vec_dot_rows_fn dot_rows = job->n_tokens == 1 && op->act_type != WH_TYPE_F32
-                                                  ? wh_quant_vec_dot_rows_resolve(op->w->type)
-                                                  : NULL;
     if (dot_rows) {
       /* decoding (one token): the multi-row kernel walks several rows in step over the one
        * activation row; each output equals the per-row kernel's bit for bit */
@@ -230,7 +247,7 @@ mm_plan_chunks(mm_job *job)
       (guint64)wh_quant_row_bytes(op->w->type, (gint64)op->w->ne[0]) * MAX(job->n_tokens, 1);
   guint64 chunk = MAX((guint64)1, ((guint64)256 << 10) / MAX(work_per_row, 1));
   if (job->n_tokens > 1)
-    chunk = MAX(chunk, 32); /* room for the L1 row blocks of mm_rows() */
+    chunk = MAX(chunk, 32); /* room for the row blocks of mm_rows() */
   chunk = MIN(chunk, MAX((guint64)1, total / (4 * (guint64)nth)));
   if (chunk > 8)
     chunk &= ~(guint64)7; /* whole groups of the multi-row decode kernels (4 rows) */
