@@ -8,12 +8,23 @@
  * mutex guards the list of live jobs and the active count. Lock order:
  * queue → job (never the other way round).
  *
- * Notifications: a change marks the job dirty and, if no idle source is
- * pending for it, attaches one to the queue's context. The idle callback
- * clears the mark under the lock, then calls the job's notify and the
- * queue's observer without holding any lock. The terminal state is written
- * before its notification is scheduled and nothing changes afterwards, so
- * the last callback always sees the terminal state.
+ * Notifications: a change marks the job pending and, if it was not yet, adds
+ * it to the queue's pending list, then wakes the queue's context outside
+ * every lock. One GSource per queue, attached once when the queue is made,
+ * takes the list and for each job clears the mark under the job's lock,
+ * then calls the job's notify and the queue's observer without holding any
+ * lock. The terminal state is written before its notification is scheduled
+ * and nothing changes afterwards, so the last callback always sees the
+ * terminal state.
+ *
+ * Why not an idle source per notification: attaching a source takes the
+ * context's lock and wakes the context's thread while holding it. A waking
+ * UI thread preempts a compute thread under SCHED_IDLE at once, then blocks
+ * on the lock that thread still holds, until that thread gets a CPU again,
+ * which under load took up to ~9 ms (bench-mainloop: the main thread asleep
+ * in g_main_context_check()). Now a worker holds only short locks with no
+ * system call inside, and wakes the context (g_main_context_wakeup(), no
+ * lock) after releasing them.
  */
 #include "config.h"
 
@@ -59,6 +70,12 @@ struct wh_job_queue {
   gpointer observer_data;
   int compute_nice;      /* niceness of compute jobs' threads (0: leave as is) */
   gboolean compute_idle; /* compute jobs' threads under SCHED_IDLE */
+
+  /* Notifications (see the implementation notes). Lock order: job → notify_lock. */
+  GSource *notifier;         /* attached to context, dispatches notify_pending */
+  GMutex notify_lock;        /* guards notify_pending */
+  GPtrArray *notify_pending; /* owned refs, in the order they were first scheduled */
+  gint n_pending;            /* notify_pending->len, read without the lock */
 };
 
 struct wh_job {
@@ -95,7 +112,7 @@ struct wh_job {
   guint64 rate_done; /* done at that sample */
   gboolean bytes_unit;
 
-  GSource *idle; /* pending notification, or NULL */
+  gboolean notify_queued; /* in queue->notify_pending (under lock) */
 
   /* While a notification is being delivered, the getters called from the
    * delivering thread answer from this snapshot, so a callback never sees
@@ -237,20 +254,19 @@ in_dispatch_locked(wh_job *job)
   return job->dispatch_thread == g_thread_self();
 }
 
-static gboolean
-dispatch_notify(gpointer data)
+static void
+dispatch_notify(wh_job *job)
 {
-  wh_job *job = data;
   wh_job_queue *queue;
   gboolean terminal;
 
   g_mutex_lock(&job->lock);
-  g_clear_pointer(&job->idle, g_source_unref);
+  job->notify_queued = FALSE;
   if (job->terminal_delivered) {
     /* A late schedule after the terminal notification already ran (the
      * worker publishes the state before it schedules): nothing new. */
     g_mutex_unlock(&job->lock);
-    return G_SOURCE_REMOVE;
+    return;
   }
   queue = job->queue;
   terminal = state_is_terminal(job->state);
@@ -273,28 +289,69 @@ dispatch_notify(gpointer data)
      * queue's reference. */
     job_free_user_data(job);
     g_mutex_lock(&queue->lock);
-    g_ptr_array_remove(queue->jobs, job); /* the idle source still holds a ref */
+    g_ptr_array_remove(queue->jobs, job); /* the pending list still holds a ref */
     g_mutex_unlock(&queue->lock);
   }
-  return G_SOURCE_REMOVE;
 }
 
 static void
 schedule_notify(wh_job *job)
 {
+  GMainContext *wake = NULL;
   g_mutex_lock(&job->lock);
-  if (job->queue && !job->idle) {
-    GSource *src = g_idle_source_new();
-    /* Above GTK's redraw priority: a spinning widget that redraws every
-     * frame must not starve progress (already coalesced per job). */
-    g_source_set_priority(src, G_PRIORITY_HIGH_IDLE + 10);
-    g_source_set_callback(src, dispatch_notify, wh_job_ref(job), (GDestroyNotify)wh_job_unref);
-    g_source_set_static_name(src, "[whittle] job notify");
-    job->idle = src;
-    g_source_attach(src, job->queue->context);
+  if (job->queue && !job->notify_queued) {
+    wh_job_queue *queue = job->queue;
+    job->notify_queued = TRUE;
+    g_mutex_lock(&queue->notify_lock);
+    g_ptr_array_add(queue->notify_pending, wh_job_ref(job));
+    g_atomic_int_set(&queue->n_pending, (gint)queue->notify_pending->len);
+    g_mutex_unlock(&queue->notify_lock);
+    wake = g_main_context_ref(queue->context);
   }
   g_mutex_unlock(&job->lock);
+  /* Outside every lock: the wakeup may hand this CPU to the context's thread at once. */
+  if (wake) {
+    g_main_context_wakeup(wake);
+    g_main_context_unref(wake);
+  }
 }
+
+/* The queue's notifier: a GSource ready while jobs wait in notify_pending. */
+typedef struct {
+  GSource source;
+  wh_job_queue *queue;
+} notifier_source;
+
+static gboolean
+notifier_prepare(GSource *source, gint *timeout)
+{
+  *timeout = -1;
+  return g_atomic_int_get(&((notifier_source *)source)->queue->n_pending) > 0;
+}
+
+static gboolean
+notifier_check(GSource *source)
+{
+  return g_atomic_int_get(&((notifier_source *)source)->queue->n_pending) > 0;
+}
+
+static gboolean
+notifier_dispatch(GSource *source, GSourceFunc callback, gpointer user_data)
+{
+  wh_job_queue *queue = ((notifier_source *)source)->queue;
+  g_mutex_lock(&queue->notify_lock);
+  GPtrArray *jobs = queue->notify_pending;
+  queue->notify_pending = g_ptr_array_new_with_free_func((GDestroyNotify)wh_job_unref);
+  g_atomic_int_set(&queue->n_pending, 0);
+  g_mutex_unlock(&queue->notify_lock);
+  for (guint i = 0; i < jobs->len; i++)
+    dispatch_notify(jobs->pdata[i]);
+  g_ptr_array_unref(jobs);
+  return G_SOURCE_CONTINUE;
+}
+
+static GSourceFuncs notifier_funcs = {
+    notifier_prepare, notifier_check, notifier_dispatch, NULL, NULL, NULL};
 
 /* --- Workers --------------------------------------------------------------- */
 
@@ -440,6 +497,15 @@ wh_job_queue_new(GMainContext *context, guint max_io)
   q->context = context ? g_main_context_ref(context) : g_main_context_ref_thread_default();
   q->jobs = g_ptr_array_new_with_free_func((GDestroyNotify)wh_job_unref);
   q->next_id = 1;
+  g_mutex_init(&q->notify_lock);
+  q->notify_pending = g_ptr_array_new_with_free_func((GDestroyNotify)wh_job_unref);
+  q->notifier = g_source_new(&notifier_funcs, sizeof(notifier_source));
+  ((notifier_source *)q->notifier)->queue = q;
+  /* Above GTK's redraw priority: a spinning widget that redraws every frame must not starve
+   * progress (already coalesced per job). */
+  g_source_set_priority(q->notifier, G_PRIORITY_HIGH_IDLE + 10);
+  g_source_set_static_name(q->notifier, "[whittle] job notify");
+  g_source_attach(q->notifier, q->context);
   lane_start(&q->io, q, max_io ? max_io : 4, "wh-jobs-io");
   lane_start(&q->compute, q, 1, "wh-jobs-compute");
   return q;
@@ -469,14 +535,15 @@ wh_job_queue_free(wh_job_queue *queue)
     wh_job *job = jobs->pdata[i];
     g_mutex_lock(&job->lock);
     job->queue = NULL;
-    GSource *idle = g_steal_pointer(&job->idle);
+    job->notify_queued = FALSE;
     g_mutex_unlock(&job->lock);
-    if (idle) {
-      g_source_destroy(idle);
-      g_source_unref(idle);
-    }
     job_free_user_data(job);
   }
+  /* Notifications still pending are dropped with the notifier. */
+  g_source_destroy(queue->notifier);
+  g_source_unref(queue->notifier);
+  g_ptr_array_unref(queue->notify_pending);
+  g_mutex_clear(&queue->notify_lock);
 
   g_ptr_array_unref(queue->jobs);
   g_main_context_unref(queue->context);

@@ -11,10 +11,13 @@
  *    (everything else) run one at a time, in submission order, so they do not
  *    fight over the cores (they use the compute pool themselves).
  *  - Progress reported from the worker is stored under a lock and delivered
- *    to the queue's GMainContext through at most one pending idle source per
- *    job (coalesced): a job that reports a million times per second costs the
- *    main loop one callback per iteration at most. The terminal notification
- *    is always delivered, and always last.
+ *    to the queue's GMainContext by the queue's one GSource, at most one
+ *    pending notification per job (coalesced): a job that reports a million
+ *    times per second costs the main loop one callback per iteration at most.
+ *    A worker never takes the context's lock (it wakes the context after
+ *    releasing its own), so a worker under SCHED_IDLE cannot stall the
+ *    context's thread. The terminal notification is always delivered, and
+ *    always last.
  *  - Cancelling is safe at any point, from any thread, any number of times:
  *    a queued job is cancelled without running; a running job sees its
  *    GCancellable fire and wh_job_is_cancelled() become TRUE.
