@@ -1947,15 +1947,14 @@ dot4_q6_k_q8_k_avx512(const guint8 *x, gsize stride, const guint8 *y, gint64 nb,
   const __m512i m4 = _mm512_set1_epi8(15), m30 = _mm512_set1_epi8(0x30);
   __m512i sl, sr, idx[4];
   q6_k_avx512_consts(&sl, &sr, idx);
-  /* vpshufb control: int16 words 0-3 of 128-bit lane L take element L of their own lane,
-   * words 4-7 element 4 + L (the lane holds scales 0-7 or 8-15 of the row as int16; in-lane,
-   * no cross-lane vpermw), to match the packed sums below */
-  __m512i ctrl;
-  {
-    guint8 v[64];
-    for (int l = 0; l < 64; l++)
-      v[l] = (guint8)(2 * ((l % 16) / 8 * 4 + l / 16) + (l & 1));
-    ctrl = _mm512_loadu_si512((const void *)v);
+  /* vpermw indexes, half h: int16 words 0-3 of 128-bit lane L take scale 8h + L of the row,
+   * words 4-7 scale 8h + 4 + L, to match the packed sums below */
+  __m512i sidx[2];
+  for (int h = 0; h < 2; h++) {
+    short v[32];
+    for (int w = 0; w < 32; w++)
+      v[w] = (short)(8 * h + (w % 8) / 4 * 4 + w / 8);
+    sidx[h] = _mm512_loadu_si512((const void *)v);
   }
   /* the group of 4 rows after the next: 840 bytes per block step, 14 lines (a little overlap),
    * into L2 (2 threads streaming: 51-62% of a plain read with T0 one group ahead, 79-91%) */
@@ -1968,17 +1967,17 @@ dot4_q6_k_q8_k_avx512(const guint8 *x, gsize stride, const guint8 *y, gint64 nb,
                             _mm512_loadu_si512((const void *)(q8 + 128))};
     const __m512i y23[2] = {_mm512_loadu_si512((const void *)(q8 + 64)),
                             _mm512_loadu_si512((const void *)(q8 + 192))};
-    const __m128i bs0 = _mm_loadu_si128((const __m128i *)(y + 260));
-    const __m128i bs1 = _mm_loadu_si128((const __m128i *)(y + 276));
+    const __m256i bs = _mm256_loadu_si256((const __m256i *)(y + 260));
     __m512i acc[4];
     __m128i offs[4];
 #pragma GCC unroll 4
     for (int r = 0; r < 4; r++) {
       const guint8 *ql = x + r * stride, *qh = ql + 128;
-      const __m128i sc8 = _mm_loadu_si128((const __m128i *)(ql + 192));
-      const __m128i sclo = _mm_cvtepi8_epi16(sc8), schi = _mm_cvtepi8_epi16(_mm_srli_si128(sc8, 8));
-      offs[r] = _mm_add_epi32(_mm_madd_epi16(sclo, bs0), _mm_madd_epi16(schi, bs1));
-      const __m512i sc[2] = {_mm512_broadcast_i32x4(sclo), _mm512_broadcast_i32x4(schi)};
+      /* the 16 scales as int16; offs = scales x bsums (the -32 of every value) */
+      const __m256i sc16 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(ql + 192)));
+      const __m256i o = _mm256_madd_epi16(sc16, bs);
+      offs[r] = _mm_add_epi32(_mm256_castsi256_si128(o), _mm256_extracti128_si256(o, 1));
+      const __m512i sc = _mm512_castsi256_si512(sc16);
       __m512i a = _mm512_setzero_si512();
       for (int h = 0; h < 2; h++) {
         const __m512i vqh =
@@ -1993,7 +1992,7 @@ dot4_q6_k_q8_k_avx512(const guint8 *x, gsize stride, const guint8 *y, gint64 nb,
         const __m512i p =
             _mm512_packs_epi32(_mm512_dpbusd_epi32(_mm512_setzero_si512(), u01, y01[h]),
                                _mm512_dpbusd_epi32(_mm512_setzero_si512(), u23, y23[h]));
-        a = _mm512_dpwssd_epi32(a, p, _mm512_shuffle_epi8(sc[h], ctrl));
+        a = _mm512_dpwssd_epi32(a, p, _mm512_permutexvar_epi16(sidx[h], sc));
       }
       acc[r] = a;
     }
