@@ -402,17 +402,12 @@ thread_watch(gpointer data)
   return NULL;
 }
 
-/* Wakes every 2 ms. Under SCHED_IDLE: a waking normal thread (the main thread, the X server)
- * takes the core from it at once, and it never takes one from them; a sample may come a little
- * later while compute threads (SCHED_IDLE too) share the cores with it. */
+/* Wakes every 2 ms, at normal priority: under SCHED_IDLE (tried) its samples came late, one
+ * per gap at its very end, while the gaps were no shorter. */
 static gpointer
 watchdog(gpointer data)
 {
   (void)data;
-#ifdef SCHED_IDLE
-  struct sched_param param = {0};
-  sched_setscheduler(0, SCHED_IDLE, &param);
-#endif
   gint64 sampled_gap = 0, last_sample = 0;
   while (!g_atomic_int_get(&watchdog_stop)) {
     g_usleep(2000);
