@@ -25,12 +25,17 @@
  * wh_quant_vec_dot_resolve() hands a matmul the kernel once instead of dispatching per row.
  * Cache-warm single-thread figures on the development machine (EPYC, Zen 4): Q4_K 16 GB/s of
  * weights, Q6_K 26, Q8_0 34, Q4_0 13 (AVX2: 14, 14, 30, 12).
- * Decode matmuls (one activation row, thousands of weight rows) use the 4-row AVX-512 Q4_K and
- * Q6_K kernels of wh_quant_vec_dot_rows_resolve(): activation loads, scale unpacking and the
- * float epilogue shared by 4 rows, software prefetch into L2 two row groups ahead; per row
- * bit-identical to the single-row kernels. `whittle-cli bench kernels` measures them: Q4_K
- * ~27 GB/s cache-warm on one thread, Q6_K ~30; streaming from DRAM on 2 threads ~75-80% of a
- * plain read of the same rows.
+ * Matmuls (decode: one activation row, thousands of weight rows; prompts: the same kernels
+ * once per token over blocks of rows) use the 4-row AVX-512 Q4_K, Q6_K and Q8_0 kernels of
+ * wh_quant_vec_dot_rows_resolve(): the activation row prepared once per call (Q4_K: half
+ * swaps and paired bsums; Q8_0: -128 x sums of 4 for unsigned weights), scale unpacking and the
+ * float epilogue shared by 4 rows, dpbusd + pack + one dpwssd per 128 weights, software
+ * prefetch into L2 two row groups ahead; per row bit-identical to the single-row kernels.
+ * On Zen 4 these are bound by the one 512-bit shuffle/multiply op per cycle (dpbusd, dpwssd,
+ * pack, vpshufb, vpermw, shifts, lane moves; and/or/add go twice as fast), so a change is
+ * judged by how many of those it removes. `whittle-cli bench kernels` measures them: Q4_K
+ * ~28 GB/s cache-warm on one thread, Q6_K ~33, Q8_0 ~48; streaming from DRAM on 2 threads
+ * 85-98% of a plain read of the same rows.
  *
  * NEON path (aarch64): Q4_0, Q8_0, Q4_K, Q6_K with SDOT when the target has it; compile-checked
  * only (no Arm hardware here).
