@@ -2277,12 +2277,16 @@ vdr_q8_0_avx512(const void *w, gsize stride, const void *act, gint64 n, float *o
   const gint64 nb = n / 32;
   gint64 r = 0;
   if (nrows >= 4) {
-    __m256i *corr = g_aligned_alloc((gsize)nb, sizeof(__m256i) + sizeof(float), 32);
+    /* rows up to 8192 wide on the stack (prompts call this once per token and row block) */
+    __m256i stack[256 + 256 / 8];
+    __m256i *corr =
+        nb > 256 ? g_aligned_alloc((gsize)nb, sizeof(__m256i) + sizeof(float), 32) : stack;
     float *dy = (float *)(corr + nb);
     q8_0_prep_act(y, nb, corr, dy);
     for (; r + 4 <= nrows; r += 4)
       dot4_q8_0_q8_0_avx512(x + r * stride, stride, y, corr, dy, nb, out + r);
-    g_aligned_free(corr);
+    if (corr != stack)
+      g_aligned_free(corr);
   }
   for (; r < nrows; r++)
     out[r] = dot_q8_0_q8_0_avx512(x + r * stride, y, nb);
