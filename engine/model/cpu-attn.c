@@ -47,9 +47,8 @@
 
 #define WH_ATTN_PREFETCH 8
 
-/* The dot of cpu.c's dot_f32(): 8 partial sums, then ((s0+s4)+(s1+s5))+((s2+s6)+(s3+s7)). */
-static float
-dot8(const float *a, const float *b, gsize n)
+float
+wh_cpu_dot_f32(const float *a, const float *b, gsize n)
 {
   float s[8] = {0};
   gsize i = 0;
@@ -77,7 +76,7 @@ scores_portable(const float *q, guint32 ng, guint32 dk, const guint8 *k, gsize s
       prefetch_slice(k + (gsize)(j + WH_ATTN_PREFETCH) * stride, 2 * (gsize)dk);
     wh_quant_fp16_to_fp32_row(k + (gsize)j * stride, buf, dk);
     for (guint32 hh = 0; hh < ng; hh++)
-      scores[hh * ld + j] = dot8(q + (gsize)hh * dk, buf, dk) * scale;
+      scores[hh * ld + j] = wh_cpu_dot_f32(q + (gsize)hh * dk, buf, dk) * scale;
   }
 }
 
@@ -155,7 +154,7 @@ silu_mul_portable(float *gate, const float *up, gsize n)
 #if WH_ATTN_X86
 #define WH_ATTN_AVX2 __attribute__((target("avx2,f16c")))
 
-/* ((s0+s4)+(s1+s5))+((s2+s6)+(s3+s7)) of the 8 lanes, as dot8(). */
+/* ((s0+s4)+(s1+s5))+((s2+s6)+(s3+s7)) of the 8 lanes, as wh_cpu_dot_f32(). */
 WH_ATTN_AVX2 static inline float
 hsum8_tree(__m256 s)
 {
@@ -221,7 +220,7 @@ silu_mul_avx2(float *gate, const float *up, gsize n)
 }
 
 /* dk % 8 == 0: K[j] is widened to floats once (in @buf, L1) and dotted with every query head
- * of the group; one 8-lane accumulator per dot, as the 8 partial sums of dot8(). */
+ * of the group; one 8-lane accumulator per dot, as the 8 partial sums of wh_cpu_dot_f32(). */
 WH_ATTN_AVX2 static void
 scores_avx2(const float *q, guint32 ng, guint32 dk, const guint8 *k, gsize stride, guint32 nj,
             float scale, float *scores, gsize ld, float *buf)

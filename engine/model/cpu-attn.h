@@ -15,6 +15,11 @@
 
 G_BEGIN_DECLS
 
+/* Dot product of two F32 vectors: 8 partial sums (lane k sums the elements i = k mod 8, no
+ * FMA), added as ((s0 + s4) + (s1 + s5)) + ((s2 + s6) + (s3 + s7)); the compiler vectorises it,
+ * and the AVX2 loops below keep this order. */
+float wh_cpu_dot_f32(const float *a, const float *b, gsize n);
+
 /* scores[hh * ld + j] = scale * dot(q + hh * dk, K[j]) for hh < ng, j < nj. */
 void wh_attn_scores_f16(wh_quant_simd level, const float *q, guint32 ng, guint32 dk,
                         const guint8 *k, gsize stride, guint32 nj, float scale, float *scores,

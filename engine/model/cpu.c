@@ -46,22 +46,6 @@ thread_scratch(wh_context *ctx, int ith)
   return ctx->compute + ctx->lay.off_thread + (guint64)ith * ctx->lay.thread_stride;
 }
 
-/* Dot product of two F32 vectors of length n. Eight independent partial
- * sums: the compiler can vectorise it, and the summation order does not
- * depend on threads. */
-static float
-dot_f32(const float *a, const float *b, gsize n)
-{
-  float s[8] = {0};
-  gsize i = 0;
-  for (; i + 8 <= n; i += 8)
-    for (int k = 0; k < 8; k++)
-      s[k] += a[i + k] * b[i + k];
-  for (; i < n; i++)
-    s[i & 7] += a[i] * b[i];
-  return ((s[0] + s[4]) + (s[1] + s[5])) + ((s[2] + s[6]) + (s[3] + s[7]));
-}
-
 /* y[i] = w[i] * x[i] / sqrt(mean(x^2) + eps), n values. y may alias x. */
 static void
 rms_norm(float *y, const float *x, const float *w, gsize n, float eps)
@@ -214,7 +198,7 @@ mm_rows(mm_job *job, int ith, guint64 begin, guint64 end)
         wrow = rowbuf;
       }
       for (guint32 t = 0; t < job->n_tokens; t++)
-        op->y[t * op->ldy + r] = dot_f32(wrow, op->x + t * op->ldx, K) + b;
+        op->y[t * op->ldy + r] = wh_cpu_dot_f32(wrow, op->x + t * op->ldx, K) + b;
     }
     base += rows;
   }
@@ -612,7 +596,7 @@ attn_worker(int ith, int nth, void *data)
         const float *k =
             kv_load(kvt, wh_context_k_cell(ctx, il, j0 + j), Hkv * dk, g * dk, dk, kvbuf);
         for (guint32 hh = 0; hh < ng; hh++) {
-          float z = dot_f32(q + hh * dk, k, dk) * hp->attn_scale;
+          float z = wh_cpu_dot_f32(q + hh * dk, k, dk) * hp->attn_scale;
           if (hp->attn_softcap > 0.0f)
             z = hp->attn_softcap * tanhf(z / hp->attn_softcap);
           scores[(gsize)hh * n_ctx + j] = z;
