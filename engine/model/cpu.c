@@ -218,7 +218,10 @@ mm_worker(int ith, int nth, void *data)
 }
 
 /* Work items of ~256 KiB of weights times tokens (a few dozen per matmul of a 1B model, so the
- * atomic is cheap next to the work), and at least 4 per thread for balance. */
+ * atomic is cheap next to the work), and at least 4 per thread for balance. Decoding one token,
+ * ~1 MiB and at least 2 per thread: every item starts with rows the kernel's prefetch has not
+ * asked for yet, and on a 1B Q4_K_M model these larger items took ~5% less matmul time (odd
+ * tokens against even ones in the same runs, 3 runs; 128 KiB items took 14% more). */
 static void
 mm_plan_chunks(mm_job *job)
 {
@@ -229,10 +232,11 @@ mm_plan_chunks(mm_job *job)
   const mm_op *op = &job->ops[job->first];
   const guint64 work_per_row =
       (guint64)wh_quant_row_bytes(op->w->type, (gint64)op->w->ne[0]) * MAX(job->n_tokens, 1);
-  guint64 chunk = MAX((guint64)1, ((guint64)256 << 10) / MAX(work_per_row, 1));
-  if (job->n_tokens > 1)
+  const gboolean decode = job->n_tokens == 1;
+  guint64 chunk = MAX((guint64)1, ((guint64)(decode ? 1024 : 256) << 10) / MAX(work_per_row, 1));
+  if (!decode)
     chunk = MAX(chunk, 32); /* room for the row blocks of mm_rows() */
-  chunk = MIN(chunk, MAX((guint64)1, total / (4 * (guint64)nth)));
+  chunk = MIN(chunk, MAX((guint64)1, total / ((decode ? 2 : 4) * (guint64)nth)));
   if (chunk > 8)
     chunk &= ~(guint64)7; /* whole groups of the multi-row decode kernels (4 rows) */
   job->total_rows = total;
