@@ -132,12 +132,18 @@ mm_rows(mm_job *job, int ith, guint64 begin, guint64 end)
       /* batches with a multi-row kernel: blocks of 32 rows (~36 KiB of Q4_K at 2048, from L2),
        * the multi-row kernel over the block for each token in turn (each output the per-row
        * kernel's, bit for bit, so a batch gives what token-by-token decoding gives) */
+      const wh_quant_vec_dot_rows_tokens_fn dot_rt =
+          wh_quant_vec_dot_rows_tokens_resolve(op->w->type);
       for (guint64 g0 = r0; g0 < r1; g0 += 32) {
         const guint64 n = MIN((guint64)32, r1 - g0);
         const guint8 *src = op->w->data + (g0 - base) * row_bytes;
+        if (dot_rt) /* two tokens at a time share the weight unpacking */
+          dot_rt(src, row_bytes, qact, qrow, (gint64)K, op->y + (g0 - base), op->ldy, (gint64)n,
+                 job->n_tokens);
         for (guint32 t = 0; t < job->n_tokens; t++) {
           float *y = op->y + t * op->ldy + (g0 - base);
-          dot_rows(src, row_bytes, qact + t * qrow, (gint64)K, y, (gint64)n);
+          if (!dot_rt)
+            dot_rows(src, row_bytes, qact + t * qrow, (gint64)K, y, (gint64)n);
           if (op->bias)
             for (guint64 i = 0; i < n; i++)
               y[i] += op->bias[g0 - base + i];

@@ -1944,6 +1944,80 @@ dot4_q4_k_q8_k_avx512(const guint8 *x, gsize stride, const guint8 *py, gint64 nb
   _mm_storeu_ps(out, sumf);
 }
 
+/* Q4_K x Q8_K, 4 rows x 2 activation rows (prompt tokens) -> out0[0..3], out1[0..3]: per
+ * (row, token) exactly dot4_q4_k_q8_k_avx512()'s integers and float epilogue; the nibble
+ * unpacking, the scale vectors and the block heads are made once for both tokens. */
+WH_AVX512 static void
+dot4x2_q4_k_q8_k_avx512(const guint8 *x, gsize stride, const guint8 *py0, const guint8 *py1,
+                        gint64 nb, float *out0, float *out1)
+{
+  const __m512i m4 = _mm512_set1_epi8(15);
+  const __m512i ck0 = q4k_pack_scale_ctrl(0), ck1 = q4k_pack_scale_ctrl(1);
+  const __m512i cmins =
+      _mm512_set4_epi64((long long)0x800f800e800d800cLL, (long long)0x800b800a80098008LL,
+                        (long long)0x800f800e800d800cLL, (long long)0x800b800a80098008LL);
+  const __m512i first_dwords =
+      _mm512_setr_epi32(0, 4, 8, 12, 0, 4, 8, 12, 0, 4, 8, 12, 0, 4, 8, 12);
+  const __m512i low_mask = _mm512_set4_epi32(0x0f0f0f0f, 0x3f3f3f3f, 0x0f0f0f0f, 0x3f3f3f3f);
+  const __m512i top_mask = _mm512_set4_epi32(0x30303030, 0, 0x30303030, 0);
+  const __m512i low_shift = _mm512_set4_epi32(4, 0, 0, 0);
+  const guint8 *py[2] = {py0, py1};
+  __m128 sumf[2] = {_mm_setzero_ps(), _mm_setzero_ps()};
+  for (gint64 b = 0; b < nb; b++, x += 144) {
+    __m512i head = _mm512_castsi128_si512(_mm_loadu_si128((const __m128i *)x));
+    head = _mm512_inserti32x4(head, _mm_loadu_si128((const __m128i *)(x + stride)), 1);
+    head = _mm512_inserti32x4(head, _mm_loadu_si128((const __m128i *)(x + 2 * stride)), 2);
+    head = _mm512_inserti32x4(head, _mm_loadu_si128((const __m128i *)(x + 3 * stride)), 3);
+    const __m512i acbc = _mm512_shuffle_epi32(head, (_MM_PERM_ENUM)_MM_SHUFFLE(3, 2, 3, 1));
+    const __m512i aabb = _mm512_shuffle_epi32(head, (_MM_PERM_ENUM)_MM_SHUFFLE(2, 2, 1, 1));
+    const __m512i scm =
+        _mm512_or_si512(_mm512_and_si512(_mm512_srlv_epi32(acbc, low_shift), low_mask),
+                        _mm512_and_si512(_mm512_srli_epi32(aabb, 2), top_mask));
+    const __m512i m16 = _mm512_shuffle_epi8(scm, cmins);
+    const guint8 *pb[2] = {py[0] + b * Q4K_PREP_BYTES, py[1] + b * Q4K_PREP_BYTES};
+    __m512i acc[2][4];
+#pragma GCC unroll 4
+    for (int r = 0; r < 4; r++) {
+      const guint8 *qs = x + r * stride + 16;
+      const __m512i sc = lane_broadcast(scm, r);
+      acc[0][r] = acc[1][r] = _mm512_setzero_si512();
+      for (int k = 0; k < 2; k++) {
+        const __m512i q = _mm512_loadu_si512((const void *)(qs + 64 * k));
+        const __m512i lo = _mm512_and_si512(q, m4);
+        const __m512i hi = _mm512_and_si512(_mm512_srli_epi16(q, 4), m4);
+        const __m512i s = _mm512_shuffle_epi8(sc, k ? ck1 : ck0);
+        for (int t = 0; t < 2; t++) {
+          const __m512i p = _mm512_packs_epi32(
+              _mm512_dpbusd_epi32(_mm512_setzero_si512(), lo,
+                                  _mm512_load_si512((const void *)(pb[t] + 128 * k))),
+              _mm512_dpbusd_epi32(_mm512_setzero_si512(), hi,
+                                  _mm512_load_si512((const void *)(pb[t] + 128 * k + 64))));
+          acc[t][r] = _mm512_dpwssd_epi32(acc[t][r], p, s);
+        }
+      }
+    }
+    const __m256 dd = _mm256_permutevar8x32_ps(
+        _mm256_cvtph_ps(_mm512_castsi512_si128(_mm512_permutexvar_epi32(first_dwords, head))),
+        _mm256_setr_epi32(0, 2, 4, 6, 1, 3, 5, 7));
+    for (int t = 0; t < 2; t++) {
+      __m512i ms = _mm512_madd_epi16(
+          m16, _mm512_broadcast_i32x4(_mm_load_si128((const __m128i *)(pb[t] + 256))));
+      ms = _mm512_add_epi32(ms, _mm512_shuffle_epi32(ms, (_MM_PERM_ENUM)_MM_SHUFFLE(1, 0, 3, 2)));
+      ms = _mm512_add_epi32(ms, _mm512_shuffle_epi32(ms, (_MM_PERM_ENUM)_MM_SHUFFLE(2, 3, 0, 1)));
+      const __m128i summs = _mm512_castsi512_si128(_mm512_permutexvar_epi32(first_dwords, ms));
+      const __m128i sumi = hsum4_epi32_512(acc[t][0], acc[t][1], acc[t][2], acc[t][3]);
+      const __m128 dy = _mm_set1_ps(rd_f32(pb[t] + 272));
+      const __m128 t0 =
+          _mm_mul_ps(_mm_mul_ps(dy, _mm256_castps256_ps128(dd)), _mm_cvtepi32_ps(sumi));
+      const __m128 t1 =
+          _mm_mul_ps(_mm_mul_ps(dy, _mm256_extractf128_ps(dd, 1)), _mm_cvtepi32_ps(summs));
+      sumf[t] = _mm_add_ps(sumf[t], _mm_sub_ps(t0, t1));
+    }
+  }
+  _mm_storeu_ps(out0, sumf[0]);
+  _mm_storeu_ps(out1, sumf[1]);
+}
+
 /* Q6_K x Q8_K, 4 rows -> out[0..3]. Per row the integers of dot_q6_k_q8_k_avx512(), summed as
  * in dot4_q4_k_q8_k_avx512() (dpbusd, pack, one dpwssd per 128 weights), same epilogue. */
 WH_AVX512 static void
@@ -2313,6 +2387,38 @@ vdr_q4_k_avx512(const void *w, gsize stride, const void *a, gint64 n, float *out
   for (; r < nrows; r++)
     out[r] = dot_q4_k_q8_k_avx512(x + r * stride, a, nb);
 }
+
+/* Q4_K rows x tokens: two tokens' activation rows prepared (on the stack up to 16384 values),
+ * then dot4x2_q4_k_q8_k_avx512() over the rows; a last odd token and rows past the last group
+ * of 4 as in vdr_q4_k_avx512(). */
+static void
+vdrt_q4_k_avx512(const void *w, gsize stride, const void *act, gsize act_stride, gint64 n,
+                 float *out, gsize ld, gint64 nrows, gint64 ntokens)
+{
+  const guint8 *x = w, *a = act;
+  const gint64 nb = n / WH_QK_K;
+  gint64 t = 0;
+  if (nb <= 64 && nrows >= 4) {
+    guint8 stack[2 * 64 * Q4K_PREP_BYTES + 64];
+    guint8 *p0 = (guint8 *)(((guintptr)stack + 63) & ~(guintptr)63), *p1 = p0 + nb * Q4K_PREP_BYTES;
+    for (; t + 2 <= ntokens; t += 2) {
+      const guint8 *a0 = a + t * act_stride, *a1 = a0 + act_stride;
+      float *o0 = out + t * ld, *o1 = o0 + ld;
+      q4k_prep_act(a0, nb, p0);
+      q4k_prep_act(a1, nb, p1);
+      gint64 r = 0;
+      for (; r + 4 <= nrows; r += 4)
+        dot4x2_q4_k_q8_k_avx512(x + r * stride, stride, p0, p1, nb, o0 + r, o1 + r);
+      for (; r < nrows; r++) {
+        o0[r] = dot_q4_k_q8_k_avx512(x + r * stride, a0, nb);
+        o1[r] = dot_q4_k_q8_k_avx512(x + r * stride, a1, nb);
+      }
+    }
+  }
+  for (; t < ntokens; t++)
+    vdr_q4_k_avx512(w, stride, a + t * act_stride, n, out + t * ld, nrows);
+}
+
 WH_VD_ROWS(vdr_q6_k_avx512, dot4_q6_k_q8_k_avx512, dot_q6_k_q8_k_avx512, WH_QK_K)
 #undef WH_VD_ROWS
 #endif
@@ -2361,6 +2467,17 @@ wh_quant_vec_dot_rows_resolve(wh_type wtype)
       break;
     }
   }
+#endif
+  (void)wtype;
+  return NULL;
+}
+
+wh_quant_vec_dot_rows_tokens_fn
+wh_quant_vec_dot_rows_tokens_resolve(wh_type wtype)
+{
+#if WH_QUANT_X86
+  if (cpu_has_avx512() && wtype == WH_TYPE_Q4_K)
+    return vdrt_q4_k_avx512;
 #endif
   (void)wtype;
   return NULL;

@@ -169,4 +169,13 @@ typedef void (*wh_quant_vec_dot_rows_fn)(const void *wrow, gsize row_stride, con
                                          gint64 n, float *out, gint64 nrows);
 wh_quant_vec_dot_rows_fn wh_quant_vec_dot_rows_resolve(wh_type wtype);
 
+/* As a wh_quant_vec_dot_rows_fn, for @ntokens activation rows (token t at (const guint8 *)act +
+ * t * act_stride): out[t * ld + i] = row i . token t, each bit-identical to the per-row kernel.
+ * For prompts: the weight unpacking is shared by two tokens at a time. NULL for types without
+ * one on this CPU (Q4_K with AVX-512 has one; use the rows kernel once per token). Thread-safe. */
+typedef void (*wh_quant_vec_dot_rows_tokens_fn)(const void *wrow, gsize row_stride, const void *act,
+                                                gsize act_stride, gint64 n, float *out, gsize ld,
+                                                gint64 nrows, gint64 ntokens);
+wh_quant_vec_dot_rows_tokens_fn wh_quant_vec_dot_rows_tokens_resolve(wh_type wtype);
+
 G_END_DECLS

@@ -853,8 +853,9 @@ test_fp16_row(void)
   g_free(f);
 }
 
-/* Multi-row kernels on rows of an odd number of blocks (Q8_0: the tail block after the block
- * pairs) and rows at a stride wider than a row: bit-identical to the per-row kernel. */
+/* Multi-row (and rows x tokens) kernels on rows of an odd number of blocks (Q8_0: the tail
+ * block after the block pairs) and rows at a stride wider than a row: bit-identical to the
+ * per-row kernel. */
 static void
 test_vec_dot_rows_tail(void)
 {
@@ -882,6 +883,20 @@ test_vec_dot_rows_tail(void)
     rows_fn(w, stride, act, n, out, nrows);
     for (gint64 r = 0; r < nrows; r++)
       g_assert_cmphex(bits(out[r]), ==, bits(fn(w + r * stride, act, n)));
+    /* rows x tokens: 5 tokens (two pairs and one more), the rows' own values as activations */
+    wh_quant_vec_dot_rows_tokens_fn rt_fn = wh_quant_vec_dot_rows_tokens_resolve(types[t]);
+    if (rt_fn) {
+      const gsize arow = wh_quant_row_bytes(at, n);
+      guint8 *acts = g_malloc(arow * 5);
+      for (int k = 0; k < 5; k++)
+        wh_quant_quantize_activations(at, x + (gsize)k * n, acts + k * arow, n);
+      float o5[5 * 13];
+      rt_fn(w, stride, acts, arow, n, o5, 13, nrows, 5);
+      for (int k = 0; k < 5; k++)
+        for (gint64 r = 0; r < nrows; r++)
+          g_assert_cmphex(bits(o5[k * 13 + r]), ==, bits(fn(w + r * stride, acts + k * arow, n)));
+      g_free(acts);
+    }
     g_free(act);
     g_free(w);
     g_free(x);
