@@ -1808,6 +1808,63 @@ lane_broadcast(__m512i v, int r)
   }
 }
 
+/* Pieces of the Q4_K 4-row kernels (always inlined, so their constants are hoisted out of the
+ * block loops). The 16-byte block heads (d, dmin, 12 scale bytes) of the 4 rows in the four
+ * 128-bit lanes of one register; @scm gets k_scales_unpack() per lane (bytes 0-7 = sc_j,
+ * 8-15 = m_j of that lane's row, with the words one dword further on). */
+WH_AVX512 static inline __attribute__((always_inline)) __m512i
+q4k_heads(const guint8 *x, gsize stride, __m512i *scm)
+{
+  const __m512i low_mask = _mm512_set4_epi32(0x0f0f0f0f, 0x3f3f3f3f, 0x0f0f0f0f, 0x3f3f3f3f);
+  const __m512i top_mask = _mm512_set4_epi32(0x30303030, 0, 0x30303030, 0);
+  const __m512i low_shift = _mm512_set4_epi32(4, 0, 0, 0);
+  __m512i head = _mm512_castsi128_si512(_mm_loadu_si128((const __m128i *)x));
+  head = _mm512_inserti32x4(head, _mm_loadu_si128((const __m128i *)(x + stride)), 1);
+  head = _mm512_inserti32x4(head, _mm_loadu_si128((const __m128i *)(x + 2 * stride)), 2);
+  head = _mm512_inserti32x4(head, _mm_loadu_si128((const __m128i *)(x + 3 * stride)), 3);
+  const __m512i acbc = _mm512_shuffle_epi32(head, (_MM_PERM_ENUM)_MM_SHUFFLE(3, 2, 3, 1));
+  const __m512i aabb = _mm512_shuffle_epi32(head, (_MM_PERM_ENUM)_MM_SHUFFLE(2, 2, 1, 1));
+  *scm = _mm512_or_si512(_mm512_and_si512(_mm512_srlv_epi32(acbc, low_shift), low_mask),
+                         _mm512_and_si512(_mm512_srli_epi32(aabb, 2), top_mask));
+  return head;
+}
+
+/* The summs of the 4 rows against one prepared activation block @pb: m_j (int16) x bsum pairs,
+ * each lane summed, lanes gathered. */
+WH_AVX512 static inline __attribute__((always_inline)) __m128i
+q4k_summs(__m512i scm, const guint8 *pb)
+{
+  /* vpshufb control: the mins (bytes 8-15 of a lane) zero-extended to 8 int16 */
+  const __m512i cmins =
+      _mm512_set4_epi64((long long)0x800f800e800d800cLL, (long long)0x800b800a80098008LL,
+                        (long long)0x800f800e800d800cLL, (long long)0x800b800a80098008LL);
+  const __m512i first_dwords =
+      _mm512_setr_epi32(0, 4, 8, 12, 0, 4, 8, 12, 0, 4, 8, 12, 0, 4, 8, 12);
+  __m512i ms =
+      _mm512_madd_epi16(_mm512_shuffle_epi8(scm, cmins),
+                        _mm512_broadcast_i32x4(_mm_load_si128((const __m128i *)(pb + 256))));
+  ms = _mm512_add_epi32(ms, _mm512_shuffle_epi32(ms, (_MM_PERM_ENUM)_MM_SHUFFLE(1, 0, 3, 2)));
+  ms = _mm512_add_epi32(ms, _mm512_shuffle_epi32(ms, (_MM_PERM_ENUM)_MM_SHUFFLE(2, 3, 0, 1)));
+  return _mm512_castsi512_si128(_mm512_permutexvar_epi32(first_dwords, ms));
+}
+
+/* d * dy * sumi - dmin * dy * summs of the 4 rows, as the single-row kernel's epilogue. */
+WH_AVX512 static inline __attribute__((always_inline)) __m128
+q4k_epilogue(__m512i head, const guint8 *pb, __m128i sumi, __m128i summs)
+{
+  const __m512i first_dwords =
+      _mm512_setr_epi32(0, 4, 8, 12, 0, 4, 8, 12, 0, 4, 8, 12, 0, 4, 8, 12);
+  /* [d0, dmin0, d1, dmin1, ...] (dword 0 of each lane) -> d of the 4 rows, dmin of the 4 */
+  const __m256 dd = _mm256_permutevar8x32_ps(
+      _mm256_cvtph_ps(_mm512_castsi512_si128(_mm512_permutexvar_epi32(first_dwords, head))),
+      _mm256_setr_epi32(0, 2, 4, 6, 1, 3, 5, 7));
+  const __m128 dy = _mm_set1_ps(rd_f32(pb + 272));
+  const __m128 t0 = _mm_mul_ps(_mm_mul_ps(dy, _mm256_castps256_ps128(dd)), _mm_cvtepi32_ps(sumi));
+  const __m128 t1 =
+      _mm_mul_ps(_mm_mul_ps(dy, _mm256_extractf128_ps(dd, 1)), _mm_cvtepi32_ps(summs));
+  return _mm_sub_ps(t0, t1);
+}
+
 /* Q4_K x Q8_K, rows x, x + stride, x + 2 stride, x + 3 stride -> out[0..3]. Same integers and
  * epilogue as dot_q4_k_q8_k_avx512() per row. The 16-byte block heads (d, dmin, 12 scale bytes)
  * of the 4 rows sit in the four 128-bit lanes of one register, so the 6-bit scales and mins of
@@ -1870,14 +1927,6 @@ dot4_q4_k_q8_k_avx512(const guint8 *x, gsize stride, const guint8 *py, gint64 nb
 {
   const __m512i m4 = _mm512_set1_epi8(15);
   const __m512i ck0 = q4k_pack_scale_ctrl(0), ck1 = q4k_pack_scale_ctrl(1);
-  const __m512i cmins =
-      _mm512_set4_epi64((long long)0x800f800e800d800cLL, (long long)0x800b800a80098008LL,
-                        (long long)0x800f800e800d800cLL, (long long)0x800b800a80098008LL);
-  const __m512i first_dwords =
-      _mm512_setr_epi32(0, 4, 8, 12, 0, 4, 8, 12, 0, 4, 8, 12, 0, 4, 8, 12);
-  const __m512i low_mask = _mm512_set4_epi32(0x0f0f0f0f, 0x3f3f3f3f, 0x0f0f0f0f, 0x3f3f3f3f);
-  const __m512i top_mask = _mm512_set4_epi32(0x30303030, 0, 0x30303030, 0);
-  const __m512i low_shift = _mm512_set4_epi32(4, 0, 0, 0);
   /* the group of 4 rows after the next (4 * stride = nb * 576 bytes for contiguous rows): 9
    * lines per block step, into L2 (streaming from DRAM with 2 threads: 52-60% of a plain read
    * of the same rows with T0 one group ahead, 73-77% with this) */
@@ -1892,24 +1941,9 @@ dot4_q4_k_q8_k_avx512(const guint8 *x, gsize stride, const guint8 *py, gint64 nb
       ylo[k] = _mm512_load_si512((const void *)(py + 128 * k));
       yhi[k] = _mm512_load_si512((const void *)(py + 128 * k + 64));
     }
-    /* lane r = [d | dmin, S0..3, S4..7, S8..11] of row r */
-    __m512i head = _mm512_castsi128_si512(_mm_loadu_si128((const __m128i *)x));
-    head = _mm512_inserti32x4(head, _mm_loadu_si128((const __m128i *)(x + stride)), 1);
-    head = _mm512_inserti32x4(head, _mm_loadu_si128((const __m128i *)(x + 2 * stride)), 2);
-    head = _mm512_inserti32x4(head, _mm_loadu_si128((const __m128i *)(x + 3 * stride)), 3);
-    /* k_scales_unpack() per lane: bytes 0-7 = sc_j, 8-15 = m_j of that lane's row */
-    const __m512i acbc = _mm512_shuffle_epi32(head, (_MM_PERM_ENUM)_MM_SHUFFLE(3, 2, 3, 1));
-    const __m512i aabb = _mm512_shuffle_epi32(head, (_MM_PERM_ENUM)_MM_SHUFFLE(2, 2, 1, 1));
-    const __m512i scm =
-        _mm512_or_si512(_mm512_and_si512(_mm512_srlv_epi32(acbc, low_shift), low_mask),
-                        _mm512_and_si512(_mm512_srli_epi32(aabb, 2), top_mask));
-    /* summs of the 4 rows: m_j (int16) x bsum pairs, each lane summed, lanes gathered */
-    const __m512i m16 = _mm512_shuffle_epi8(scm, cmins);
-    __m512i ms =
-        _mm512_madd_epi16(m16, _mm512_broadcast_i32x4(_mm_load_si128((const __m128i *)(py + 256))));
-    ms = _mm512_add_epi32(ms, _mm512_shuffle_epi32(ms, (_MM_PERM_ENUM)_MM_SHUFFLE(1, 0, 3, 2)));
-    ms = _mm512_add_epi32(ms, _mm512_shuffle_epi32(ms, (_MM_PERM_ENUM)_MM_SHUFFLE(2, 3, 0, 1)));
-    const __m128i summs = _mm512_castsi512_si128(_mm512_permutexvar_epi32(first_dwords, ms));
+    __m512i scm;
+    const __m512i head = q4k_heads(x, stride, &scm);
+    const __m128i summs = q4k_summs(scm, py);
     __m512i acc[4];
 #pragma GCC unroll 4
     for (int r = 0; r < 4; r++) {
@@ -1931,15 +1965,7 @@ dot4_q4_k_q8_k_avx512(const guint8 *x, gsize stride, const guint8 *py, gint64 nb
       acc[r] = a;
     }
     const __m128i sumi = hsum4_epi32_512(acc[0], acc[1], acc[2], acc[3]);
-    /* [d0, dmin0, d1, dmin1, ...] (dword 0 of each lane) -> d of the 4 rows, dmin of the 4 */
-    const __m256 dd = _mm256_permutevar8x32_ps(
-        _mm256_cvtph_ps(_mm512_castsi512_si128(_mm512_permutexvar_epi32(first_dwords, head))),
-        _mm256_setr_epi32(0, 2, 4, 6, 1, 3, 5, 7));
-    const __m128 dy = _mm_set1_ps(rd_f32(py + 272));
-    const __m128 t0 = _mm_mul_ps(_mm_mul_ps(dy, _mm256_castps256_ps128(dd)), _mm_cvtepi32_ps(sumi));
-    const __m128 t1 =
-        _mm_mul_ps(_mm_mul_ps(dy, _mm256_extractf128_ps(dd, 1)), _mm_cvtepi32_ps(summs));
-    sumf = _mm_add_ps(sumf, _mm_sub_ps(t0, t1));
+    sumf = _mm_add_ps(sumf, q4k_epilogue(head, py, sumi, summs));
   }
   _mm_storeu_ps(out, sumf);
 }
@@ -1953,28 +1979,11 @@ dot4x2_q4_k_q8_k_avx512(const guint8 *x, gsize stride, const guint8 *py0, const 
 {
   const __m512i m4 = _mm512_set1_epi8(15);
   const __m512i ck0 = q4k_pack_scale_ctrl(0), ck1 = q4k_pack_scale_ctrl(1);
-  const __m512i cmins =
-      _mm512_set4_epi64((long long)0x800f800e800d800cLL, (long long)0x800b800a80098008LL,
-                        (long long)0x800f800e800d800cLL, (long long)0x800b800a80098008LL);
-  const __m512i first_dwords =
-      _mm512_setr_epi32(0, 4, 8, 12, 0, 4, 8, 12, 0, 4, 8, 12, 0, 4, 8, 12);
-  const __m512i low_mask = _mm512_set4_epi32(0x0f0f0f0f, 0x3f3f3f3f, 0x0f0f0f0f, 0x3f3f3f3f);
-  const __m512i top_mask = _mm512_set4_epi32(0x30303030, 0, 0x30303030, 0);
-  const __m512i low_shift = _mm512_set4_epi32(4, 0, 0, 0);
-  const guint8 *py[2] = {py0, py1};
   __m128 sumf[2] = {_mm_setzero_ps(), _mm_setzero_ps()};
   for (gint64 b = 0; b < nb; b++, x += 144) {
-    __m512i head = _mm512_castsi128_si512(_mm_loadu_si128((const __m128i *)x));
-    head = _mm512_inserti32x4(head, _mm_loadu_si128((const __m128i *)(x + stride)), 1);
-    head = _mm512_inserti32x4(head, _mm_loadu_si128((const __m128i *)(x + 2 * stride)), 2);
-    head = _mm512_inserti32x4(head, _mm_loadu_si128((const __m128i *)(x + 3 * stride)), 3);
-    const __m512i acbc = _mm512_shuffle_epi32(head, (_MM_PERM_ENUM)_MM_SHUFFLE(3, 2, 3, 1));
-    const __m512i aabb = _mm512_shuffle_epi32(head, (_MM_PERM_ENUM)_MM_SHUFFLE(2, 2, 1, 1));
-    const __m512i scm =
-        _mm512_or_si512(_mm512_and_si512(_mm512_srlv_epi32(acbc, low_shift), low_mask),
-                        _mm512_and_si512(_mm512_srli_epi32(aabb, 2), top_mask));
-    const __m512i m16 = _mm512_shuffle_epi8(scm, cmins);
-    const guint8 *pb[2] = {py[0] + b * Q4K_PREP_BYTES, py[1] + b * Q4K_PREP_BYTES};
+    __m512i scm;
+    const __m512i head = q4k_heads(x, stride, &scm);
+    const guint8 *pb[2] = {py0 + b * Q4K_PREP_BYTES, py1 + b * Q4K_PREP_BYTES};
     __m512i acc[2][4];
 #pragma GCC unroll 4
     for (int r = 0; r < 4; r++) {
@@ -1996,22 +2005,9 @@ dot4x2_q4_k_q8_k_avx512(const guint8 *x, gsize stride, const guint8 *py0, const 
         }
       }
     }
-    const __m256 dd = _mm256_permutevar8x32_ps(
-        _mm256_cvtph_ps(_mm512_castsi512_si128(_mm512_permutexvar_epi32(first_dwords, head))),
-        _mm256_setr_epi32(0, 2, 4, 6, 1, 3, 5, 7));
     for (int t = 0; t < 2; t++) {
-      __m512i ms = _mm512_madd_epi16(
-          m16, _mm512_broadcast_i32x4(_mm_load_si128((const __m128i *)(pb[t] + 256))));
-      ms = _mm512_add_epi32(ms, _mm512_shuffle_epi32(ms, (_MM_PERM_ENUM)_MM_SHUFFLE(1, 0, 3, 2)));
-      ms = _mm512_add_epi32(ms, _mm512_shuffle_epi32(ms, (_MM_PERM_ENUM)_MM_SHUFFLE(2, 3, 0, 1)));
-      const __m128i summs = _mm512_castsi512_si128(_mm512_permutexvar_epi32(first_dwords, ms));
       const __m128i sumi = hsum4_epi32_512(acc[t][0], acc[t][1], acc[t][2], acc[t][3]);
-      const __m128 dy = _mm_set1_ps(rd_f32(pb[t] + 272));
-      const __m128 t0 =
-          _mm_mul_ps(_mm_mul_ps(dy, _mm256_castps256_ps128(dd)), _mm_cvtepi32_ps(sumi));
-      const __m128 t1 =
-          _mm_mul_ps(_mm_mul_ps(dy, _mm256_extractf128_ps(dd, 1)), _mm_cvtepi32_ps(summs));
-      sumf[t] = _mm_add_ps(sumf[t], _mm_sub_ps(t0, t1));
+      sumf[t] = _mm_add_ps(sumf[t], q4k_epilogue(head, pb[t], sumi, q4k_summs(scm, pb[t])));
     }
   }
   _mm_storeu_ps(out0, sumf[0]);
