@@ -26,24 +26,15 @@
  */
 #include "config.h"
 
+#include "quant/quant-simd.h"
+
 #include "model/cpu-attn.h"
 #include "quant/quant.h"
 
 #include <math.h>
 #include <string.h>
 
-#if defined(__clang__)
-#pragma STDC FP_CONTRACT OFF
-#else
-#pragma GCC optimize("fp-contract=off")
-#endif
-
-#if (defined(__x86_64__) || defined(__i386__)) && !defined(WH_QUANT_NO_SIMD)
-#define WH_ATTN_X86 1
-#include <immintrin.h>
-#else
-#define WH_ATTN_X86 0
-#endif
+#define WH_ATTN_X86 WH_SIMD_X86
 
 #define WH_ATTN_PREFETCH 8
 

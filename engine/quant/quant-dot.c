@@ -43,21 +43,12 @@
 #include "config.h"
 
 /* No implicit FMA contraction: the SIMD k-quant kernels share the portable float epilogue and
- * must round exactly like it (explicit _mm256_fmadd_ps intrinsics are unaffected). */
-#if defined(__clang__)
-#pragma STDC FP_CONTRACT OFF
-#else
-#pragma GCC optimize("fp-contract=off")
-#endif
+ * must round exactly like it. */
+#include "quant/quant-simd.h"
 
 #include "quant/quant-private.h"
 
-#if (defined(__x86_64__) || defined(__i386__)) && !defined(WH_QUANT_NO_SIMD)
-#define WH_QUANT_X86 1
-#include <immintrin.h>
-#else
-#define WH_QUANT_X86 0
-#endif
+#define WH_QUANT_X86 WH_SIMD_X86
 
 /* 64-bit Arm: NEON is always there (compile-checked with aarch64-linux-gnu-gcc
  * -march=armv8.2-a; not run on Arm hardware here). */
