@@ -15,6 +15,13 @@
 
 G_BEGIN_DECLS
 
+/* Cache positions ahead of the one in use whose slices attention prefetches (cpu.c's loops over
+ * the Q8_0 / Q4_0 / F32 caches too). */
+#define WH_ATTN_PREFETCH 8
+
+/* Prefetches (into every cache level) the lines of [@p, @p + @bytes). */
+void wh_attn_prefetch(const guint8 *p, gsize bytes);
+
 /* Dot product of two F32 vectors: 8 partial sums (lane k sums the elements i = k mod 8, no
  * FMA), added as ((s0 + s4) + (s1 + s5)) + ((s2 + s6) + (s3 + s7)); the compiler vectorises it,
  * and the AVX2 loops below keep this order. */

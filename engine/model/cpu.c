@@ -311,23 +311,6 @@ kv_store(wh_kv_type type, guint8 *dst, const float *src, guint32 n)
   }
 }
 
-/* Byte offset of element @off of a cache row (a multiple of 32 for the block types). */
-static gsize
-kv_offset(wh_kv_type type, guint32 off)
-{
-  switch (type) {
-  case WH_KV_F32:
-    return (gsize)off * 4;
-  case WH_KV_F16:
-    return (gsize)off * 2;
-  case WH_KV_Q8_0:
-    return off / 32 * wh_quant_block_bytes(WH_TYPE_Q8_0);
-  case WH_KV_Q4_0:
-    return off / 32 * wh_quant_block_bytes(WH_TYPE_Q4_0);
-  }
-  return 0;
-}
-
 /* Elements [off, off+n) of a cache row of @row_len elements, as floats.
  * May return a pointer into the row (F32) or into @buf (which must hold
  * row_len floats for the block types). */
@@ -346,7 +329,7 @@ kv_load(wh_kv_type type, const guint8 *row, guint32 row_len, guint32 off, guint3
   case WH_KV_Q4_0: {
     wh_type t = type == WH_KV_Q8_0 ? WH_TYPE_Q8_0 : WH_TYPE_Q4_0;
     if (off % 32 == 0 && n % 32 == 0) {
-      wh_quant_dequantize_row(t, row + off / 32 * wh_quant_block_bytes(t), buf, n);
+      wh_quant_dequantize_row(t, row + wh_kv_type_row_size(type, off), buf, n);
       return buf;
     }
     wh_quant_dequantize_row(t, row, buf, row_len);
@@ -356,33 +339,14 @@ kv_load(wh_kv_type type, const guint8 *row, guint32 row_len, guint32 off, guint3
   return buf;
 }
 
-/* Attention reads one head's slice of every cached row: for a 1B model 128 bytes every 1 KiB,
- * a stride the hardware prefetcher does not follow across pages, so without help each slice
- * waited on DRAM (an F16 cache row conversion was 12% of a 256-token decode, 1% with this; the F16
- * cache has its own loops in cpu-attn.c).
- * kv_prefetch() asks for the slice of the row KV_PREFETCH cells ahead. */
-#define KV_PREFETCH 8
-
+/* The bytes of a cache row that hold values [off, off + n) (whole blocks of 32 for Q8_0 / Q4_0),
+ * prefetched for attention WH_ATTN_PREFETCH cells ahead (see cpu-attn.c). */
 static void
 kv_prefetch(wh_kv_type type, const guint8 *row, guint32 off, guint32 n)
 {
-  gsize b = 0, e = 0;
-  switch (type) {
-  case WH_KV_F32:
-    b = (gsize)off * 4, e = (gsize)(off + n) * 4;
-    break;
-  case WH_KV_F16:
-    b = (gsize)off * 2, e = (gsize)(off + n) * 2;
-    break;
-  case WH_KV_Q8_0:
-  case WH_KV_Q4_0: {
-    const gsize bb = wh_quant_block_bytes(type == WH_KV_Q8_0 ? WH_TYPE_Q8_0 : WH_TYPE_Q4_0);
-    b = off / 32 * bb, e = (off + n + 31) / 32 * bb;
-    break;
-  }
-  }
-  for (gsize o = b & ~(gsize)63; o < e; o += 64)
-    __builtin_prefetch(row + o, 0, 3);
+  const guint32 blk = type == WH_KV_Q8_0 || type == WH_KV_Q4_0 ? 32 : 1;
+  const gsize b = wh_kv_type_row_size(type, off / blk * blk);
+  wh_attn_prefetch(row + b, wh_kv_type_row_size(type, (off + n + blk - 1) / blk * blk) - b);
 }
 
 /* --- per-token stages ---------------------------------------------------------------- */
@@ -475,7 +439,6 @@ residual_worker(int ith, int nth, void *data)
   }
 }
 
-/* Q/K norms, RoPE, and the K/V append. */
 /* Token t of the batch: q/k norms and RoPE of query heads [g0 * ng, g1 * ng) and KV heads
  * [g0, g1), and the K and V of KV heads [g0, g1) stored in the token's cache cell. Per head
  * the same operations whatever the head range, so a range gives the floats of the whole. */
@@ -506,10 +469,11 @@ qk_heads(stage_job *job, gsize t, guint32 g0, guint32 g1)
   }
   const guint32 cell = job->batch->pos0 + (guint32)t;
   const wh_kv_type kvt = ctx->params.kv_type;
-  kv_store(kvt, wh_context_k_cell(ctx, job->il, cell) + kv_offset(kvt, g0 * dk), k + g0 * dk,
-           (g1 - g0) * dk);
-  kv_store(kvt, wh_context_v_cell(ctx, job->il, cell) + kv_offset(kvt, g0 * dv), v + g0 * dv,
-           (g1 - g0) * dv);
+  /* the head offsets are whole blocks (qk_fusable()), so their bytes are a row's of that size */
+  kv_store(kvt, wh_context_k_cell(ctx, job->il, cell) + wh_kv_type_row_size(kvt, g0 * dk),
+           k + g0 * dk, (g1 - g0) * dk);
+  kv_store(kvt, wh_context_v_cell(ctx, job->il, cell) + wh_kv_type_row_size(kvt, g0 * dv),
+           v + g0 * dv, (g1 - g0) * dv);
 }
 
 /* Norms, RoPE and cache stores of every head of every token (a batch). */
@@ -593,26 +557,22 @@ attn_worker(int ith, int nth, void *data)
       wh_attn_scores_f16(WH_QUANT_SIMD_AVX512, q, ng, dk,
                          wh_context_k_cell(ctx, il, j0) + 2 * (gsize)g * dk, ctx->lay.kv_row_k[il],
                          nj, hp->attn_scale, scores, n_ctx, kvbuf);
-      if (hp->attn_softcap > 0.0f)
-        for (guint32 hh = 0; hh < ng; hh++)
-          for (guint32 j = 0; j < nj; j++) {
-            float *z = &scores[(gsize)hh * n_ctx + j];
-            *z = hp->attn_softcap * tanhf(*z / hp->attn_softcap);
-          }
     } else {
       for (guint32 j = 0; j < nj; j++) {
-        if (j + KV_PREFETCH < nj)
-          kv_prefetch(kvt, wh_context_k_cell(ctx, il, j0 + j + KV_PREFETCH), g * dk, dk);
+        if (j + WH_ATTN_PREFETCH < nj)
+          kv_prefetch(kvt, wh_context_k_cell(ctx, il, j0 + j + WH_ATTN_PREFETCH), g * dk, dk);
         const float *k =
             kv_load(kvt, wh_context_k_cell(ctx, il, j0 + j), Hkv * dk, g * dk, dk, kvbuf);
-        for (guint32 hh = 0; hh < ng; hh++) {
-          float z = wh_cpu_dot_f32(q + hh * dk, k, dk) * hp->attn_scale;
-          if (hp->attn_softcap > 0.0f)
-            z = hp->attn_softcap * tanhf(z / hp->attn_softcap);
-          scores[(gsize)hh * n_ctx + j] = z;
-        }
+        for (guint32 hh = 0; hh < ng; hh++)
+          scores[(gsize)hh * n_ctx + j] = wh_cpu_dot_f32(q + hh * dk, k, dk) * hp->attn_scale;
       }
     }
+    if (hp->attn_softcap > 0.0f)
+      for (guint32 hh = 0; hh < ng; hh++)
+        for (guint32 j = 0; j < nj; j++) {
+          float *z = &scores[(gsize)hh * n_ctx + j];
+          *z = hp->attn_softcap * tanhf(*z / hp->attn_softcap);
+        }
     softmax_rows(scores, n_ctx, ng, nj);
     if (kvt == WH_KV_F16) {
       wh_attn_values_f16(WH_QUANT_SIMD_AVX512, scores, n_ctx, ng, dv,
@@ -622,8 +582,8 @@ attn_worker(int ith, int nth, void *data)
     }
     memset(acc, 0, sizeof(float) * ng * dv);
     for (guint32 j = 0; j < nj; j++) {
-      if (j + KV_PREFETCH < nj)
-        kv_prefetch(kvt, wh_context_v_cell(ctx, il, j0 + j + KV_PREFETCH), g * dv, dv);
+      if (j + WH_ATTN_PREFETCH < nj)
+        kv_prefetch(kvt, wh_context_v_cell(ctx, il, j0 + j + WH_ATTN_PREFETCH), g * dv, dv);
       const float *v =
           kv_load(kvt, wh_context_v_cell(ctx, il, j0 + j), Hkv * dv, g * dv, dv, kvbuf);
       for (guint32 hh = 0; hh < ng; hh++) {
