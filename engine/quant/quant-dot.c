@@ -1682,7 +1682,7 @@ q6_k_avx512_consts(__m512i *sl, __m512i *sr, __m512i idx[4])
 {
   *sl = _mm512_inserti64x4(_mm512_set1_epi16(4), _mm256_set1_epi16(2), 1);
   *sr = _mm512_inserti64x4(_mm512_setzero_si512(), _mm256_set1_epi16(2), 1);
-  for (int g = 0; g < 4; g++) {
+  for (int g = 0; idx && g < 4; g++) {
     short v[32];
     for (int l = 0; l < 32; l++)
       v[l] = (short)(4 * g + l / 8);
@@ -1773,16 +1773,6 @@ hsum4_epi32_128(__m128i a0, __m128i a1, __m128i a2, __m128i a3)
         _mm_prefetch((const char *)(p) + 64 * pf_, _MM_HINT_T1);                                   \
   } while (0)
 
-/* vpshufb control: the scale byte @a (low 256 bits) or @b (high 256 bits) of each 128-bit lane,
- * zero-extended into every int16 lane. */
-WH_AVX512 static inline __m512i
-scale_pick_u8_ctrl(int a, int b)
-{
-  const __m256i ca = _mm256_set1_epi16((short)(0x8000 | a));
-  const __m256i cb = _mm256_set1_epi16((short)(0x8000 | b));
-  return _mm512_inserti64x4(_mm512_castsi256_si512(ca), cb, 1);
-}
-
 /* Every 128-bit lane of @v = lane @r of @v (r = 0..3). */
 WH_AVX512 static inline __m512i
 lane_broadcast(__m512i v, int r)
@@ -1856,12 +1846,6 @@ q4k_epilogue(__m512i head, const guint8 *pb, __m128i sumi, __m128i summs)
   return _mm_sub_ps(t0, t1);
 }
 
-/* Q4_K x Q8_K, rows x, x + stride, x + 2 stride, x + 3 stride -> out[0..3]. Same integers and
- * epilogue as dot_q4_k_q8_k_avx512() per row. The 16-byte block heads (d, dmin, 12 scale bytes)
- * of the 4 rows sit in the four 128-bit lanes of one register, so the 6-bit scales and mins of
- * all 4 rows are unpacked together (k_scales_unpack() with the words one dword further on),
- * the mins are dotted with the bsums together, and each row's int16 scale vectors come from
- * one lane broadcast plus in-lane vpshufb (no cross-lane vpermw). */
 /* A Q8_K activation row rearranged for dot4_q4_k_q8_k_avx512(), Q4K_PREP_BYTES per block
  * (64-byte aligned): for k = 0, 1 the 64 values of the low nibbles' sub-blocks 4k and 4k+2
  * (at 128k) and of the high nibbles' 4k+1 and 4k+3 (at 128k + 64); the 8 sums of 32 values
@@ -2011,8 +1995,8 @@ WH_AVX512 static void
 dot4_q6_k_q8_k_avx512(const guint8 *x, gsize stride, const guint8 *y, gint64 nb, float *out)
 {
   const __m512i m4 = _mm512_set1_epi8(15), m30 = _mm512_set1_epi8(0x30);
-  __m512i sl, sr, idx[4];
-  q6_k_avx512_consts(&sl, &sr, idx);
+  __m512i sl, sr;
+  q6_k_avx512_consts(&sl, &sr, NULL); /* the scales are picked by sidx below */
   /* vpermw indexes, half h: int16 words 0-3 of 128-bit lane L take scale 8h + L of the row,
    * words 4-7 scale 8h + 4 + L, to match the packed sums below */
   __m512i sidx[2];
@@ -2286,6 +2270,26 @@ q8_0_prep_act(const guint8 *y, gint64 nb, __m256i *corr, float *dy)
   }
 }
 
+/* One block of dot4_q8_0_q8_0_avx512(): the 4 rows' block at @x (rows @stride apart) against
+ * the activation block at @y, into @acc; prefetches the 136 bytes at @pf. */
+WH_AVX512 static inline __attribute__((always_inline)) void
+q8_0_rows_block(__m256 acc[4], const guint8 *x, gsize stride, const guint8 *y, __m256i corr,
+                float dy, const guint8 *pf)
+{
+  const __m256i flip = _mm256_set1_epi8((char)0x80);
+  _mm_prefetch((const char *)pf, _MM_HINT_T1);
+  _mm_prefetch((const char *)pf + 64, _MM_HINT_T1);
+  _mm_prefetch((const char *)pf + 128, _MM_HINT_T1);
+  const __m256i qy = _mm256_loadu_si256((const __m256i *)(y + 2));
+#pragma GCC unroll 4
+  for (int r = 0; r < 4; r++) {
+    const guint8 *xr = x + r * stride;
+    const __m256i qx = _mm256_xor_si256(_mm256_loadu_si256((const __m256i *)(xr + 2)), flip);
+    const __m256 d = _mm256_set1_ps(fp16_f16c(xr) * dy);
+    acc[r] = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(_mm256_dpbusd_epi32(corr, qx, qy)), acc[r]);
+  }
+}
+
 /* Q8_0 x Q8_0, rows x, x + stride, ... x + 3 stride -> out[0..3], each row's floats exactly
  * those of dot_q8_0_q8_0_avx512() (blocks paired into two accumulators, d = fp16(x) * fp16(y),
  * one FMA per block). The integers come another way: the weight bytes are made unsigned with
@@ -2296,35 +2300,18 @@ WH_AVX512 static void
 dot4_q8_0_q8_0_avx512(const guint8 *x, gsize stride, const guint8 *y, const __m256i *corr,
                       const float *dy, gint64 nb, float *out)
 {
-  const __m256i flip = _mm256_set1_epi8((char)0x80);
   __m256 acc0[4], acc1[4];
   for (int r = 0; r < 4; r++)
     acc0[r] = acc1[r] = _mm256_setzero_ps();
   /* the group of 4 rows after the next: 4 * 34 bytes per block */
   const guint8 *pf = x + 8 * stride;
-#define WH_Q8_0_ROWS_BLOCK(acc, xb, yb, bb, pfb)                                                   \
-  do {                                                                                             \
-    _mm_prefetch((const char *)(pfb), _MM_HINT_T1);                                                \
-    _mm_prefetch((const char *)(pfb) + 64, _MM_HINT_T1);                                           \
-    _mm_prefetch((const char *)(pfb) + 128, _MM_HINT_T1);                                          \
-    const __m256i qy_ = _mm256_loadu_si256((const __m256i *)((yb) + 2));                           \
-    _Pragma("GCC unroll 4") for (int r_ = 0; r_ < 4; r_++)                                         \
-    {                                                                                              \
-      const guint8 *xr_ = (xb) + r_ * stride;                                                      \
-      const __m256i qx_ = _mm256_xor_si256(_mm256_loadu_si256((const __m256i *)(xr_ + 2)), flip);  \
-      const __m256 d_ = _mm256_set1_ps(fp16_f16c(xr_) * dy[bb]);                                   \
-      acc[r_] = _mm256_fmadd_ps(d_, _mm256_cvtepi32_ps(_mm256_dpbusd_epi32(corr[bb], qx_, qy_)),   \
-                                acc[r_]);                                                          \
-    }                                                                                              \
-  } while (0)
   gint64 b = 0;
   for (; b + 2 <= nb; b += 2, x += 68, y += 68, pf += 272) {
-    WH_Q8_0_ROWS_BLOCK(acc0, x, y, b, pf);
-    WH_Q8_0_ROWS_BLOCK(acc1, x + 34, y + 34, b + 1, pf + 136);
+    q8_0_rows_block(acc0, x, stride, y, corr[b], dy[b], pf);
+    q8_0_rows_block(acc1, x + 34, stride, y + 34, corr[b + 1], dy[b + 1], pf + 136);
   }
   if (b < nb)
-    WH_Q8_0_ROWS_BLOCK(acc0, x, y, b, pf);
-#undef WH_Q8_0_ROWS_BLOCK
+    q8_0_rows_block(acc0, x, stride, y, corr[b], dy[b], pf);
   for (int r = 0; r < 4; r++)
     out[r] = hsum_ps(_mm256_add_ps(acc0[r], acc1[r]));
 }
